@@ -1,0 +1,167 @@
+package v1
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// InferenceService binds a model to a runtime (OME ome.io/v1beta1).
+type InferenceService struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       InferenceServiceSpec   `json:"spec"`
+	Status     InferenceServiceStatus `json:"status,omitzero"`
+}
+
+// InferenceServiceSpec is OME's spec, field for field.
+type InferenceServiceSpec struct {
+	Predictor           json.RawMessage      `json:"predictor,omitempty"`
+	Engine              *EngineSpec          `json:"engine,omitempty"`
+	Decoder             *EngineSpec          `json:"decoder,omitempty"`
+	Router              *RouterSpec          `json:"router,omitempty"`
+	Model               *ModelRef            `json:"model,omitempty"`
+	Runtime             *ServingRuntimeRef   `json:"runtime,omitempty"`
+	KedaConfig          json.RawMessage      `json:"kedaConfig,omitempty"`
+	AcceleratorSelector *AcceleratorSelector `json:"acceleratorSelector,omitempty"`
+}
+
+// ModelRef names the model to serve. As in OME, a BaseModel in the
+// service's namespace is preferred over a ClusterBaseModel of the same name.
+type ModelRef struct {
+	Name             string   `json:"name"`
+	Kind             *string  `json:"kind,omitempty"`
+	APIGroup         *string  `json:"apiGroup,omitempty"`
+	FineTunedWeights []string `json:"fineTunedWeights,omitempty"`
+}
+
+// ServingRuntimeRef names the runtime explicitly; without it the runtime is
+// selected automatically among those with autoSelect.
+type ServingRuntimeRef struct {
+	Name     string  `json:"name"`
+	Kind     *string `json:"kind,omitempty"`
+	APIGroup *string `json:"apiGroup,omitempty"`
+}
+
+// AcceleratorSelector constrains the GPUs a service may use.
+type AcceleratorSelector struct {
+	AcceleratorClass *string         `json:"acceleratorClass,omitempty"`
+	Constraints      json.RawMessage `json:"constraints,omitempty"`
+	Policy           *string         `json:"policy,omitempty"`
+}
+
+// InferenceService phases.
+const (
+	ServicePending  = "Pending"
+	ServiceStarting = "Starting"
+	ServiceReady    = "Ready"
+	ServiceFailed   = "Failed"
+)
+
+// InferenceServiceStatus is the observed state of a service.
+type InferenceServiceStatus struct {
+	Status `json:",inline"`
+	// URL is where the service answers (the engine, or the gateway).
+	URL string `json:"url,omitempty"`
+	// Runtime is the runtime in use, selected or named.
+	Runtime string `json:"runtime,omitempty"`
+	// Replicas are the running engine instances.
+	Replicas      int32 `json:"replicas,omitempty"`
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+}
+
+// Default fills the service's defaults.
+func (s *InferenceService) Default() {
+	s.APIVersion, s.Kind = OMEGroupVersion, KindInferenceService
+	if s.Namespace == "" {
+		s.Namespace = DefaultNamespace
+	}
+	if m := s.Spec.Model; m != nil {
+		if m.Kind == nil {
+			k := KindClusterBaseModel
+			m.Kind = &k
+		}
+		if m.APIGroup == nil {
+			g := "ome.io"
+			m.APIGroup = &g
+		}
+	}
+	if r := s.Spec.Runtime; r != nil {
+		if r.Kind == nil {
+			k := KindClusterServingRuntime
+			r.Kind = &k
+		}
+		if r.APIGroup == nil {
+			g := "ome.io"
+			r.APIGroup = &g
+		}
+	}
+}
+
+// Validate checks the service on its own.
+func (s *InferenceService) Validate() FieldErrors {
+	errs := validateMeta(&s.ObjectMeta, true)
+	var spec FieldErrors
+	if s.Spec.Model == nil || s.Spec.Model.Name == "" {
+		spec.Add("model.name", "is required", "name the model to serve, e.g. model: {name: mimo-vl-7b-rl}")
+	}
+	if m := s.Spec.Model; m != nil {
+		if m.Kind != nil {
+			oneOf(&spec, "model.kind", *m.Kind, KindClusterBaseModel, KindBaseModel)
+		}
+		if m.APIGroup != nil {
+			oneOf(&spec, "model.apiGroup", *m.APIGroup, "ome.io")
+		}
+	}
+	if r := s.Spec.Runtime; r != nil {
+		if r.Name == "" {
+			spec.Add("runtime.name", "is empty", "name a runtime, or remove runtime to select one automatically")
+		}
+		if r.Kind != nil {
+			oneOf(&spec, "runtime.kind", *r.Kind, KindClusterServingRuntime, KindServingRuntime)
+		}
+	}
+	if s.Spec.Engine != nil {
+		spec.Prefixed("engine", s.Spec.Engine.validate())
+	}
+	if s.Spec.Decoder != nil {
+		spec.Prefixed("decoder", s.Spec.Decoder.validate())
+	}
+	if s.Spec.Router != nil {
+		spec.Prefixed("router", s.Spec.Router.validate())
+	}
+	if a := s.Spec.AcceleratorSelector; a != nil && a.Policy != nil {
+		oneOf(&spec, "acceleratorSelector.policy", *a.Policy, "BestFit", "Cheapest", "MostCapable", "FirstAvailable")
+	}
+	errs.Prefixed("spec", spec)
+	return errs
+}
+
+// References returns the model and the runtime. OME resolves both by name,
+// namespaced kind first, whatever kind the reference says; so does Citadel.
+func (s *InferenceService) References() []Reference {
+	var refs []Reference
+	if m := s.Spec.Model; m != nil && m.Name != "" {
+		refs = append(refs, Reference{Path: "spec.model.name", Kinds: []string{KindBaseModel, KindClusterBaseModel}, Namespace: s.Namespace, Name: m.Name})
+	}
+	if r := s.Spec.Runtime; r != nil && r.Name != "" {
+		refs = append(refs, Reference{Path: "spec.runtime.name", Kinds: []string{KindServingRuntime, KindClusterServingRuntime}, Namespace: s.Namespace, Name: r.Name})
+	}
+	return refs
+}
+
+// ServiceRef parses "name" or "namespace/name" relative to ns.
+func ServiceRef(ref, ns string) (namespace, name string, err error) {
+	for i := 0; i < len(ref); i++ {
+		if ref[i] == '/' {
+			namespace, name = ref[:i], ref[i+1:]
+			if namespace == "" || name == "" {
+				return "", "", fmt.Errorf("%q is not a service reference: write name or namespace/name", ref)
+			}
+			return namespace, name, nil
+		}
+	}
+	if ref == "" {
+		return "", "", fmt.Errorf("empty service reference")
+	}
+	return ns, ref, nil
+}

@@ -1,0 +1,414 @@
+package v1
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// ClusterBaseModel is a cluster-scoped model (OME ome.io/v1beta1).
+type ClusterBaseModel struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       BaseModelSpec `json:"spec"`
+	Status     ModelStatus   `json:"status,omitzero"`
+}
+
+// BaseModel is a namespaced model (OME ome.io/v1beta1).
+type BaseModel struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       BaseModelSpec `json:"spec"`
+	Status     ModelStatus   `json:"status,omitzero"`
+}
+
+// BaseModelSpec is OME's model spec, field for field. Fields describing the
+// model (format, framework, architecture, size, capabilities) may be left
+// empty: the model agent fills the empty ones from the downloaded files and
+// never overwrites what the user wrote.
+type BaseModelSpec struct {
+	ModelFormat        ModelFormat         `json:"modelFormat,omitzero"`
+	ModelType          *string             `json:"modelType,omitempty"`
+	ModelFramework     *ModelFrameworkSpec `json:"modelFramework,omitempty"`
+	ModelArchitecture  *string             `json:"modelArchitecture,omitempty"`
+	Quantization       *string             `json:"quantization,omitempty"`
+	ModelParameterSize *ParameterSize      `json:"modelParameterSize,omitempty"`
+	ModelCapabilities  []string            `json:"modelCapabilities,omitempty"`
+	APICapabilities    []string            `json:"apiCapabilities,omitempty"`
+	ModelConfiguration json.RawMessage     `json:"modelConfiguration,omitempty"`
+	Storage            *StorageSpec        `json:"storage,omitempty"`
+	DisplayName        string              `json:"displayName,omitempty"`
+	Version            string              `json:"version,omitempty"`
+	Disabled           *bool               `json:"disabled,omitempty"`
+	Vendor             *string             `json:"vendor,omitempty"`
+	CompartmentID      *string             `json:"compartmentID,omitempty"`
+	ServingMode        []string            `json:"servingMode,omitempty"`
+	MaxTokens          *int32              `json:"maxTokens,omitempty"`
+	DiffusionPipeline  json.RawMessage     `json:"diffusionPipeline,omitempty"`
+	AdditionalMetadata map[string]string   `json:"additionalMetadata,omitempty"`
+}
+
+// ModelFormat is a weights format with an optional version and comparison.
+type ModelFormat struct {
+	Name     string  `json:"name"`
+	Version  *string `json:"version,omitempty"`
+	Operator *string `json:"operator,omitempty"`
+	Weight   int64   `json:"weight,omitempty"`
+}
+
+// ModelFrameworkSpec is the framework a model was written for (transformers).
+type ModelFrameworkSpec struct {
+	Name     string  `json:"name"`
+	Version  *string `json:"version,omitempty"`
+	Operator *string `json:"operator,omitempty"`
+	Weight   int64   `json:"weight,omitempty"`
+}
+
+// StorageSpec says where a model comes from and where it lives.
+type StorageSpec struct {
+	// StorageURI is hf://org/repo[@revision], ollama://name[:tag],
+	// file:///abs/dir or local:///abs/dir.
+	StorageURI *string `json:"storageUri,omitempty"`
+	// Path is the absolute directory the model is placed in.
+	Path       *string            `json:"path,omitempty"`
+	SchemaPath *string            `json:"schemaPath,omitempty"`
+	Parameters *map[string]string `json:"parameters,omitempty"`
+	// StorageKey names the Secret holding the access token (as in OME, the
+	// secret's name, not a key in it). The key inside the secret is
+	// "token" unless parameters.secretKey says otherwise.
+	StorageKey     *string           `json:"key,omitempty"`
+	NodeSelector   map[string]string `json:"nodeSelector,omitempty"`
+	NodeAffinity   json.RawMessage   `json:"nodeAffinity,omitempty"`
+	DownloadPolicy *string           `json:"downloadPolicy,omitempty"`
+}
+
+// Model phases.
+const (
+	ModelPending     = "Pending"
+	ModelDownloading = "Downloading"
+	ModelVerifying   = "Verifying"
+	ModelReady       = "Ready"
+	ModelFailed      = "Failed"
+)
+
+// ModelStatus is the observed state of a model: Citadel's phase,
+// conditions and download progress, plus OME's state fields for tools that
+// read them.
+type ModelStatus struct {
+	Status `json:",inline"`
+	// Progress over all nodes (one node on a single host).
+	BytesDone        int64  `json:"bytesDone,omitempty"`
+	BytesTotal       int64  `json:"bytesTotal,omitempty"`
+	BytesPerSecond   int64  `json:"bytesPerSecond,omitempty"`
+	FilesDone        int32  `json:"filesDone,omitempty"`
+	FilesTotal       int32  `json:"filesTotal,omitempty"`
+	LastProgressTime *Time  `json:"lastProgressTime,omitempty"`
+	Revision         string `json:"revision,omitempty"`
+	// Nodes is the per-node state.
+	Nodes []NodeModelStatus `json:"nodes,omitempty"`
+	// OME-compatible fields: state (Creating, Importing, In_Transit,
+	// In_Training, Ready, Failed) and the node name lists.
+	State       string   `json:"state,omitempty"`
+	Lifecycle   string   `json:"lifecycle,omitempty"`
+	NodesReady  []string `json:"nodesReady,omitempty"`
+	NodesFailed []string `json:"nodesFailed,omitempty"`
+}
+
+// NodeModelStatus is one node's copy of a model.
+type NodeModelStatus struct {
+	Node             string `json:"node"`
+	Phase            string `json:"phase"`
+	Reason           string `json:"reason,omitempty"`
+	Message          string `json:"message,omitempty"`
+	Path             string `json:"path,omitempty"`
+	BytesDone        int64  `json:"bytesDone,omitempty"`
+	BytesTotal       int64  `json:"bytesTotal,omitempty"`
+	BytesPerSecond   int64  `json:"bytesPerSecond,omitempty"`
+	LastProgressTime *Time  `json:"lastProgressTime,omitempty"`
+}
+
+// Model capabilities: OME's enum, plus IMAGE_TO_TEXT, which OME's own
+// shipped model files use.
+var modelCapabilities = []string{
+	"TEXT_GENERATION", "TEXT_SUMMARIZATION", "TEXT_EMBEDDINGS", "TEXT_RERANK", "CHAT", "VISION",
+	"EMBEDDING", "RERANK", "TEXT_TO_TEXT", "TEXT_TO_AUDIO", "TEXT_TO_IMAGE", "TEXT_TO_VIDEO",
+	"IMAGE_TEXT_TO_TEXT", "IMAGE_TEXT_TO_AUDIO", "IMAGE_TEXT_TO_IMAGE", "IMAGE_TEXT_TO_VIDEO",
+	"VIDEO_TEXT_TO_AUDIO", "AUDIO_TO_TEXT", "AUDIO_TO_AUDIO", "AUDIO_TRANSLATION", "IMAGE_TO_TEXT",
+}
+
+var apiCapabilities = []string{
+	"OPENAI_V1_CHAT_COMPLETIONS", "OPENAI_V1_RESPONSES", "OPENAI_V1_EMBEDDINGS", "OPENAI_V1_IMAGES_GENERATIONS",
+	"OPENAI_V1_IMAGES_EDITS", "OPENAI_V1_AUDIO_SPEECH", "OPENAI_V1_AUDIO_TRANSCRIPTIONS",
+	"OPENAI_V1_AUDIO_TRANSLATIONS", "OPENAI_V1_REALTIME",
+}
+
+// Quantizations Citadel knows: OME's (fp8, fbgemm_fp8, int4) and the
+// common HF and GGUF methods.
+var quantizations = []string{
+	"fp8", "fbgemm_fp8", "int4", "int8", "awq", "gptq", "bitsandbytes", "compressed-tensors", "mxfp4",
+	"q4_0", "q4_1", "q4_k_m", "q4_k_s", "q5_0", "q5_1", "q5_k_m", "q5_k_s", "q6_k", "q8_0", "f16", "bf16",
+}
+
+// Format operators.
+var formatOperators = []string{"Equal", "GreaterThan", "GreaterThanOrEqual"}
+
+// Default fills the model's defaults.
+func (m *ClusterBaseModel) Default() {
+	m.APIVersion, m.Kind = OMEGroupVersion, KindClusterBaseModel
+	m.Spec.defaults()
+}
+
+// Default fills the model's defaults.
+func (m *BaseModel) Default() {
+	m.APIVersion, m.Kind = OMEGroupVersion, KindBaseModel
+	if m.Namespace == "" {
+		m.Namespace = DefaultNamespace
+	}
+	m.Spec.defaults()
+}
+
+func (s *BaseModelSpec) defaults() {
+	if s.ModelFormat.Name != "" && s.ModelFormat.Weight == 0 {
+		s.ModelFormat.Weight = 1
+	}
+	if f := s.ModelFramework; f != nil && f.Weight == 0 {
+		f.Weight = 1
+	}
+	if st := s.Storage; st != nil && st.DownloadPolicy == nil {
+		p := "AlwaysDownload"
+		st.DownloadPolicy = &p
+	}
+}
+
+// Validate checks the model on its own.
+func (m *ClusterBaseModel) Validate() FieldErrors {
+	errs := validateMeta(&m.ObjectMeta, false)
+	errs.Prefixed("spec", m.Spec.validate())
+	return errs
+}
+
+// Validate checks the model on its own.
+func (m *BaseModel) Validate() FieldErrors {
+	errs := validateMeta(&m.ObjectMeta, true)
+	errs.Prefixed("spec", m.Spec.validate())
+	return errs
+}
+
+// References returns the token secret, if any.
+func (m *ClusterBaseModel) References() []Reference {
+	return m.Spec.secretRefs(ClusterSecretNamespace)
+}
+
+// References returns the token secret, if any.
+func (m *BaseModel) References() []Reference { return m.Spec.secretRefs(m.Namespace) }
+
+// ClusterSecretNamespace is where secrets named by cluster-scoped objects
+// live, as in OME, whose model agent reads them from namespace "ome".
+const ClusterSecretNamespace = "ome"
+
+func (s *BaseModelSpec) secretRefs(ns string) []Reference {
+	if s.Storage == nil || s.Storage.StorageKey == nil || *s.Storage.StorageKey == "" {
+		return nil
+	}
+	return []Reference{{Path: "spec.storage.key", Kinds: []string{KindSecret}, Namespace: ns, Name: *s.Storage.StorageKey, Soft: true}}
+}
+
+// SecretKey is the key inside the token secret: parameters.secretKey or "token".
+func (s *StorageSpec) SecretKey() string {
+	if s.Parameters != nil {
+		if k := (*s.Parameters)["secretKey"]; k != "" {
+			return k
+		}
+	}
+	return "token"
+}
+
+func (s *BaseModelSpec) validate() FieldErrors {
+	var errs FieldErrors
+	if s.Storage == nil {
+		errs.Add("storage", "is required", "say where the model comes from, e.g. storage: {storageUri: hf://org/repo}")
+	} else {
+		errs.Prefixed("storage", s.Storage.validate())
+	}
+	if s.ModelFormat.Name == "" && (s.ModelFormat.Version != nil || s.ModelFormat.Operator != nil) {
+		errs.Add("modelFormat.name", "is required when modelFormat is set", "e.g. modelFormat: {name: safetensors}")
+	}
+	if s.ModelFormat.Operator != nil {
+		oneOf(&errs, "modelFormat.operator", *s.ModelFormat.Operator, formatOperators...)
+	}
+	if f := s.ModelFramework; f != nil {
+		if f.Name == "" {
+			errs.Add("modelFramework.name", "is required", "e.g. modelFramework: {name: transformers, version: \"4.41.2\"}")
+		}
+		if f.Operator != nil {
+			oneOf(&errs, "modelFramework.operator", *f.Operator, formatOperators...)
+		}
+	}
+	if s.ModelParameterSize != nil {
+		if _, err := s.ModelParameterSize.Count(); err != nil {
+			errs.Add("modelParameterSize", err.Error(), "")
+		}
+	}
+	for i, c := range s.ModelCapabilities {
+		oneOf(&errs, fmt.Sprintf("modelCapabilities[%d]", i), c, modelCapabilities...)
+	}
+	for i, c := range s.APICapabilities {
+		oneOf(&errs, fmt.Sprintf("apiCapabilities[%d]", i), c, apiCapabilities...)
+	}
+	if s.Quantization != nil {
+		oneOf(&errs, "quantization", *s.Quantization, quantizations...)
+	}
+	for i, m := range s.ServingMode {
+		oneOf(&errs, fmt.Sprintf("servingMode[%d]", i), m, "On-demand", "Dedicated")
+	}
+	if s.MaxTokens != nil && *s.MaxTokens <= 0 {
+		errs.Add("maxTokens", fmt.Sprintf("must be positive, got %d", *s.MaxTokens), "")
+	}
+	if len(s.ModelConfiguration) > 0 && s.ModelConfiguration[0] != '{' && string(s.ModelConfiguration) != "null" {
+		errs.Add("modelConfiguration", "must be a mapping", "write it as key: value pairs")
+	}
+	return errs
+}
+
+func (s *StorageSpec) validate() FieldErrors {
+	var errs FieldErrors
+	if s.StorageURI == nil || *s.StorageURI == "" {
+		errs.Add("storageUri", "is required", "e.g. storageUri: hf://XiaomiMiMo/MiMo-VL-7B-RL or ollama://qwen2.5:7b")
+	} else if _, err := ParseStorageURI(*s.StorageURI); err != nil {
+		errs.Add("storageUri", err.Error(), "")
+	}
+	if s.Path != nil && *s.Path != "" && !path.IsAbs(*s.Path) {
+		errs.Add("path", fmt.Sprintf("%q is not an absolute path", *s.Path), "write the full directory, e.g. /raid/models/org/name")
+	}
+	if s.DownloadPolicy != nil {
+		oneOf(&errs, "downloadPolicy", *s.DownloadPolicy, "AlwaysDownload", "ReuseIfExists")
+	}
+	if s.StorageKey != nil && *s.StorageKey != "" {
+		if msg := checkDNSName(*s.StorageKey, 253); msg != "" {
+			errs.Add("key", fmt.Sprintf("invalid secret name %q: %s", *s.StorageKey, msg), "key names a Secret (not a token): e.g. key: hf-token")
+		}
+	}
+	if s.Parameters != nil {
+		if t := (*s.Parameters)["token"]; t != "" {
+			errs = append(errs, FieldError{Path: "parameters.token", Message: "holds a plaintext token in the resource", Fix: "move it into a Secret (citadel secret create NAME --from-literal token=...) and name it in storage.key", Warning: true})
+		}
+	}
+	return errs
+}
+
+// StorageURI is a parsed storage.storageUri.
+type StorageURI struct {
+	Scheme string // hf, ollama, file
+	// hf: Repo is org/name, Revision defaults to "main".
+	Repo     string
+	Revision string
+	// ollama: Registry (empty = default), Name is namespace/model, Tag defaults to "latest".
+	Registry string
+	Name     string
+	Tag      string
+	// file and local: Path is absolute.
+	Path string
+}
+
+// Schemes OME defines that Citadel does not download from (yet).
+var unsupportedSchemes = map[string]string{
+	"pvc":    "PersistentVolumeClaims exist only on Kubernetes",
+	"oci":    "OCI Object Storage downloads are not implemented",
+	"ocios":  "OCI Object Storage downloads are not implemented",
+	"s3":     "S3 downloads are not implemented",
+	"gs":     "Google Cloud Storage downloads are not implemented",
+	"az":     "Azure Blob downloads are not implemented",
+	"github": "GitHub release downloads are not implemented",
+	"vendor": "vendor:// models are provided by a vendor integration Citadel does not have",
+	"http":   "plain URLs are not model repositories",
+	"https":  "plain URLs are not model repositories",
+}
+
+// ParseStorageURI parses and checks a storage URI.
+func ParseStorageURI(s string) (StorageURI, error) {
+	const supported = "hf://org/repo[@revision], ollama://name[:tag], file:///abs/dir or local:///abs/dir"
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || scheme == "" {
+		return StorageURI{}, fmt.Errorf("%q has no scheme: use %s", s, supported)
+	}
+	switch scheme {
+	case "hf":
+		repo, rev, hasRev := strings.Cut(rest, "@")
+		if hasRev && rev == "" {
+			return StorageURI{}, fmt.Errorf("%q has an empty revision after '@': name a branch, tag or commit, or drop the '@'", s)
+		}
+		if rev == "" {
+			rev = "main"
+		}
+		parts := strings.Split(repo, "/")
+		if repo == "" || len(parts) > 2 {
+			return StorageURI{}, fmt.Errorf("%q is not a Hugging Face repository: write hf://org/name, e.g. hf://XiaomiMiMo/MiMo-VL-7B-RL", s)
+		}
+		for _, p := range parts {
+			if msg := checkRepoPart(p); msg != "" {
+				return StorageURI{}, fmt.Errorf("%q: repository name %q %s", s, p, msg)
+			}
+		}
+		if strings.ContainsAny(rev, " \t") {
+			return StorageURI{}, fmt.Errorf("%q: revision %q contains spaces", s, rev)
+		}
+		return StorageURI{Scheme: "hf", Repo: repo, Revision: rev}, nil
+	case "ollama":
+		u := StorageURI{Scheme: "ollama", Tag: "latest"}
+		name := rest
+		if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+			u.Tag = name[i+1:]
+			name = name[:i]
+			if u.Tag == "" {
+				return StorageURI{}, fmt.Errorf("%q has an empty tag after ':': e.g. ollama://qwen2.5:7b", s)
+			}
+		}
+		parts := strings.Split(name, "/")
+		if len(parts) == 3 || (len(parts) == 2 && strings.ContainsAny(parts[0], ".:")) {
+			u.Registry, parts = parts[0], parts[1:]
+		}
+		if name == "" || len(parts) > 2 {
+			return StorageURI{}, fmt.Errorf("%q is not an Ollama model: write ollama://name[:tag] or ollama://namespace/name:tag", s)
+		}
+		for _, p := range parts {
+			if msg := checkRepoPart(p); msg != "" {
+				return StorageURI{}, fmt.Errorf("%q: name %q %s", s, p, msg)
+			}
+		}
+		if len(parts) == 1 {
+			parts = []string{"library", parts[0]}
+		}
+		u.Name = strings.Join(parts, "/")
+		return u, nil
+	case "file", "local":
+		p := rest
+		if !path.IsAbs(p) {
+			return StorageURI{}, fmt.Errorf("%q: the path %q is not absolute: write %s:///abs/dir (three slashes)", s, p, scheme)
+		}
+		return StorageURI{Scheme: scheme, Path: path.Clean(p)}, nil
+	}
+	if why, ok := unsupportedSchemes[scheme]; ok && why != "" {
+		return StorageURI{}, fmt.Errorf("scheme %q is not supported by Citadel yet (%s): use %s", scheme, why, supported)
+	}
+	return StorageURI{}, fmt.Errorf("unsupported scheme %q: use %s", scheme, supported)
+}
+
+func checkRepoPart(p string) string {
+	if p == "" {
+		return "is empty"
+	}
+	if len(p) > 96 {
+		return "is longer than 96 characters"
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !isAlnum(c) && c != '-' && c != '_' && c != '.' {
+			return fmt.Sprintf("contains %q, which is not allowed", c)
+		}
+	}
+	if p == "." || p == ".." || strings.Contains(p, "..") {
+		return "must not contain '..'"
+	}
+	return ""
+}

@@ -1,0 +1,340 @@
+package v1
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Route (citadel.dev/v1alpha1) says what the gateway exposes: public model
+// names and aliases, each served by weighted targets with an ordered
+// fallback chain, or, for a virtual name such as "auto", by task classes
+// (vision, code, reasoning, general, embedding) chosen per request.
+//
+//	apiVersion: citadel.dev/v1alpha1
+//	kind: Route
+//	metadata: {name: lab}
+//	spec:
+//	  models:
+//	  - name: mimo-vl
+//	    aliases: [vision]
+//	    targets: [{service: mimo-vl-7b-rl}]
+//	    fallback: [{service: llava-ollama}]
+//	  - name: auto
+//	    tasks:
+//	    - {task: vision, model: mimo-vl}
+//	    - {task: code, keywords: ["```", "def ", "stack trace"], targets: [{service: deepcoder}]}
+//	    - {task: general, targets: [{service: qwen-general}]}
+type Route struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       RouteSpec `json:"spec"`
+	Status     Status    `json:"status,omitzero"`
+}
+
+// RouteSpec lists the public models and the defaults for all of them.
+type RouteSpec struct {
+	Models    []RouteModel `json:"models"`
+	Balancing *Balancing   `json:"balancing,omitempty"`
+	Limits    *Limits      `json:"limits,omitempty"`
+	Retry     *Retry       `json:"retry,omitempty"`
+}
+
+// RouteModel is one public model name.
+type RouteModel struct {
+	// Name is what clients send as "model".
+	Name    string   `json:"name"`
+	Aliases []string `json:"aliases,omitempty"`
+	// Targets serve the name, weighted (canary: 90/10). Exclusive with Tasks.
+	Targets []RouteTarget `json:"targets,omitempty"`
+	// Fallback is tried in order when no target can serve the request.
+	Fallback []RouteTarget `json:"fallback,omitempty"`
+	// Tasks make the name virtual: each request is classified and sent to
+	// the first matching task's destination.
+	Tasks     []TaskRule `json:"tasks,omitempty"`
+	Balancing *Balancing `json:"balancing,omitempty"`
+	Limits    *Limits    `json:"limits,omitempty"`
+}
+
+// RouteTarget is a destination: an InferenceService ("name" or
+// "namespace/name"), or, for engines Citadel does not run, a URL.
+type RouteTarget struct {
+	Service string `json:"service,omitempty"`
+	URL     string `json:"url,omitempty"`
+	// Model is the name the upstream knows the model by (for url targets,
+	// or to override the service's served name).
+	Model string `json:"model,omitempty"`
+	// API is the upstream protocol of a url target: openai (default) or ollama.
+	API string `json:"api,omitempty"`
+	// Weight is the share of traffic; default 1. Weight 0 takes no new traffic.
+	Weight *int32 `json:"weight,omitempty"`
+}
+
+// Task classes.
+const (
+	TaskVision    = "vision"
+	TaskCode      = "code"
+	TaskReasoning = "reasoning"
+	TaskGeneral   = "general"
+	TaskEmbedding = "embedding"
+)
+
+var taskClasses = []string{TaskVision, TaskCode, TaskReasoning, TaskGeneral, TaskEmbedding}
+
+// TaskRule routes requests of one task class. Built-in signals classify
+// (image parts → vision, code fences → code, …); Keywords, Patterns and
+// prompt-length bounds add to them. The header x-citadel-task overrides.
+type TaskRule struct {
+	Task     string   `json:"task"`
+	Keywords []string `json:"keywords,omitempty"`
+	Patterns []string `json:"patterns,omitempty"`
+	// MinPromptTokens and MaxPromptTokens bound the estimated prompt length.
+	MinPromptTokens *int32 `json:"minPromptTokens,omitempty"`
+	MaxPromptTokens *int32 `json:"maxPromptTokens,omitempty"`
+	// Model sends the task to another public model of this route...
+	Model string `json:"model,omitempty"`
+	// ...or Targets and Fallback name destinations directly.
+	Targets  []RouteTarget `json:"targets,omitempty"`
+	Fallback []RouteTarget `json:"fallback,omitempty"`
+}
+
+// Balancing policies.
+const (
+	BalanceRoundRobin       = "round-robin"
+	BalanceLeastOutstanding = "least-outstanding"
+	BalanceLoadAware        = "load-aware"
+	BalancePrefixAffinity   = "prefix-affinity"
+	BalanceSessionAffinity  = "session-affinity"
+)
+
+// Balancing chooses among a target's replicas.
+type Balancing struct {
+	Policy string `json:"policy,omitempty"`
+	// SessionHeader is the header whose value pins a session to a replica
+	// (session-affinity); default x-session-id.
+	SessionHeader string `json:"sessionHeader,omitempty"`
+}
+
+// Limits bound what clients may ask for.
+type Limits struct {
+	RequestsPerMinute *int32 `json:"requestsPerMinute,omitempty"`
+	TokensPerMinute   *int64 `json:"tokensPerMinute,omitempty"`
+	MaxConcurrent     *int32 `json:"maxConcurrent,omitempty"`
+	MaxTokens         *int32 `json:"maxTokens,omitempty"`
+	// Timeout is the total deadline of one request, including retries.
+	Timeout *Duration `json:"timeout,omitempty"`
+}
+
+// Retry says how failed attempts are retried before the first byte
+// reaches the client.
+type Retry struct {
+	Attempts      *int32    `json:"attempts,omitempty"`
+	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
+}
+
+// Default fills the route's defaults.
+func (r *Route) Default() {
+	r.APIVersion, r.Kind = CitadelGroupVersion, KindRoute
+	if r.Namespace == "" {
+		r.Namespace = DefaultNamespace
+	}
+}
+
+// PublicNames returns every name and alias the route exposes.
+func (r *Route) PublicNames() []string {
+	var names []string
+	for _, m := range r.Spec.Models {
+		names = append(names, m.Name)
+		names = append(names, m.Aliases...)
+	}
+	return names
+}
+
+// Validate checks the route on its own.
+func (r *Route) Validate() FieldErrors {
+	errs := validateMeta(&r.ObjectMeta, true)
+	var spec FieldErrors
+	if len(r.Spec.Models) == 0 {
+		spec.Add("models", "is empty: the route exposes nothing", "add a model, e.g. models: [{name: mimo-vl, targets: [{service: mimo-vl-7b-rl}]}]")
+	}
+	seen := map[string]string{}
+	models := map[string]bool{}
+	for _, m := range r.Spec.Models {
+		models[m.Name] = true
+	}
+	for i, m := range r.Spec.Models {
+		p := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" {
+			spec.Add(p+".name", "is required", "the public name clients send as \"model\"")
+		}
+		for j, n := range append([]string{m.Name}, m.Aliases...) {
+			if n == "" {
+				continue
+			}
+			np := p + ".name"
+			if j > 0 {
+				np = fmt.Sprintf("%s.aliases[%d]", p, j-1)
+			}
+			if strings.ContainsAny(n, " \t\n") {
+				spec.Add(np, fmt.Sprintf("%q contains whitespace", n), "public names are sent as the request's model string")
+			}
+			if prev, dup := seen[n]; dup {
+				spec.Add(np, fmt.Sprintf("name %q is already used by %s", n, prev), "each public name and alias must be unique")
+			} else {
+				seen[n] = np
+			}
+		}
+		switch {
+		case len(m.Tasks) > 0 && (len(m.Targets) > 0 || len(m.Fallback) > 0):
+			spec.Add(p, "sets both tasks and targets", "a name is either virtual (tasks) or served by targets; split it in two")
+		case len(m.Tasks) == 0 && len(m.Targets) == 0:
+			spec.Add(p+".targets", "is empty: nothing serves this name", "add targets: [{service: NAME}] or tasks")
+		}
+		spec.Prefixed(p, validateTargets("targets", m.Targets))
+		spec.Prefixed(p, validateTargets("fallback", m.Fallback))
+		tasks := map[string]bool{}
+		for j, t := range m.Tasks {
+			tp := fmt.Sprintf("%s.tasks[%d]", p, j)
+			if t.Task == "" {
+				spec.Add(tp+".task", "is required", "one of: "+strings.Join(taskClasses, ", "))
+			}
+			oneOf(&spec, tp+".task", t.Task, taskClasses...)
+			if tasks[t.Task] && len(t.Keywords) == 0 && len(t.Patterns) == 0 {
+				spec.Add(tp+".task", fmt.Sprintf("task %q appears twice with no keywords or patterns to tell them apart", t.Task), "merge the two rules")
+			}
+			tasks[t.Task] = true
+			for k, pat := range t.Patterns {
+				if _, err := regexp.Compile(pat); err != nil {
+					spec.Add(fmt.Sprintf("%s.patterns[%d]", tp, k), fmt.Sprintf("invalid regular expression: %v", err), "use Go RE2 syntax")
+				}
+			}
+			if t.MinPromptTokens != nil && t.MaxPromptTokens != nil && *t.MinPromptTokens > *t.MaxPromptTokens {
+				spec.Add(tp+".minPromptTokens", fmt.Sprintf("%d is greater than maxPromptTokens %d", *t.MinPromptTokens, *t.MaxPromptTokens), "")
+			}
+			switch {
+			case t.Model != "" && len(t.Targets) > 0:
+				spec.Add(tp, "sets both model and targets", "keep one of them")
+			case t.Model == "" && len(t.Targets) == 0:
+				spec.Add(tp, "has no destination", "set model: PUBLIC-NAME or targets: [{service: NAME}]")
+			case t.Model != "" && !models[t.Model]:
+				spec.Add(tp+".model", fmt.Sprintf("names %q, which is not a model of this route", t.Model), "use one of the route's model names")
+			case t.Model == m.Name:
+				spec.Add(tp+".model", "points at its own model", "name another model of the route")
+			}
+			spec.Prefixed(tp, validateTargets("targets", t.Targets))
+			spec.Prefixed(tp, validateTargets("fallback", t.Fallback))
+		}
+		if m.Balancing != nil {
+			spec.Prefixed(p+".balancing", m.Balancing.validate())
+		}
+		if m.Limits != nil {
+			spec.Prefixed(p+".limits", m.Limits.validate())
+		}
+	}
+	if r.Spec.Balancing != nil {
+		spec.Prefixed("balancing", r.Spec.Balancing.validate())
+	}
+	if r.Spec.Limits != nil {
+		spec.Prefixed("limits", r.Spec.Limits.validate())
+	}
+	if rt := r.Spec.Retry; rt != nil {
+		if rt.Attempts != nil && (*rt.Attempts < 1 || *rt.Attempts > 10) {
+			spec.Add("retry.attempts", fmt.Sprintf("must be between 1 and 10, got %d", *rt.Attempts), "")
+		}
+		if rt.PerTryTimeout != nil {
+			if _, err := rt.PerTryTimeout.Std(); err != nil {
+				spec.Add("retry.perTryTimeout", err.Error(), "")
+			}
+		}
+	}
+	errs.Prefixed("spec", spec)
+	return errs
+}
+
+func validateTargets(field string, ts []RouteTarget) FieldErrors {
+	var errs FieldErrors
+	for i, t := range ts {
+		p := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case t.Service != "" && t.URL != "":
+			errs.Add(p, "sets both service and url", "keep one of them")
+		case t.Service == "" && t.URL == "":
+			errs.Add(p, "names no destination", "set service: NAME (an InferenceService) or url: http://host:port")
+		case t.Service != "":
+			if _, _, err := ServiceRef(t.Service, ""); err != nil {
+				errs.Add(p+".service", err.Error(), "")
+			}
+		case t.URL != "":
+			u, err := url.Parse(t.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs.Add(p+".url", fmt.Sprintf("%q is not an http(s) URL", t.URL), "write e.g. http://127.0.0.1:11434")
+			}
+		}
+		oneOf(&errs, p+".api", t.API, "openai", "ollama")
+		if t.Weight != nil && *t.Weight < 0 {
+			errs.Add(p+".weight", fmt.Sprintf("must not be negative, got %d", *t.Weight), "")
+		}
+	}
+	return errs
+}
+
+func (b *Balancing) validate() FieldErrors {
+	var errs FieldErrors
+	oneOf(&errs, "policy", b.Policy, BalanceRoundRobin, BalanceLeastOutstanding, BalanceLoadAware, BalancePrefixAffinity, BalanceSessionAffinity)
+	return errs
+}
+
+func (l *Limits) validate() FieldErrors {
+	var errs FieldErrors
+	pos := func(name string, v *int64) {
+		if v != nil && *v <= 0 {
+			errs.Add(name, fmt.Sprintf("must be positive, got %d", *v), "remove it for no limit")
+		}
+	}
+	i64 := func(p *int32) *int64 {
+		if p == nil {
+			return nil
+		}
+		v := int64(*p)
+		return &v
+	}
+	pos("requestsPerMinute", i64(l.RequestsPerMinute))
+	pos("tokensPerMinute", l.TokensPerMinute)
+	pos("maxConcurrent", i64(l.MaxConcurrent))
+	pos("maxTokens", i64(l.MaxTokens))
+	if l.Timeout != nil {
+		if _, err := l.Timeout.Std(); err != nil {
+			errs.Add("timeout", err.Error(), "")
+		}
+	}
+	return errs
+}
+
+// References returns the InferenceServices the route sends traffic to.
+func (r *Route) References() []Reference {
+	var refs []Reference
+	add := func(path string, ts []RouteTarget) {
+		for i, t := range ts {
+			if t.Service == "" {
+				continue
+			}
+			ns, name, err := ServiceRef(t.Service, r.Namespace)
+			if err != nil {
+				continue
+			}
+			refs = append(refs, Reference{Path: fmt.Sprintf("%s[%d].service", path, i), Kinds: []string{KindInferenceService}, Namespace: ns, Name: name})
+		}
+	}
+	for i, m := range r.Spec.Models {
+		p := fmt.Sprintf("spec.models[%d]", i)
+		add(p+".targets", m.Targets)
+		add(p+".fallback", m.Fallback)
+		for j, t := range m.Tasks {
+			tp := fmt.Sprintf("%s.tasks[%d]", p, j)
+			add(tp+".targets", t.Targets)
+			add(tp+".fallback", t.Fallback)
+		}
+	}
+	return refs
+}

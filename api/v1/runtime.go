@@ -1,0 +1,335 @@
+package v1
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// ClusterServingRuntime is a cluster-scoped runtime (OME ome.io/v1beta1).
+type ClusterServingRuntime struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       ServingRuntimeSpec `json:"spec"`
+	Status     Status             `json:"status,omitzero"`
+}
+
+// ServingRuntime is a namespaced runtime (OME ome.io/v1beta1).
+type ServingRuntime struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       ServingRuntimeSpec `json:"spec"`
+	Status     Status             `json:"status,omitzero"`
+}
+
+// ServingRuntimeSpec says how to run an engine for a family of models: which
+// models it supports and the engine's runner. OME's fields, plus Citadel's
+// optional Engine shortcut.
+type ServingRuntimeSpec struct {
+	SupportedModelFormats []SupportedModelFormat `json:"supportedModelFormats,omitempty"`
+	ModelSizeRange        *ModelSizeRange        `json:"modelSizeRange,omitempty"`
+	Disabled              *bool                  `json:"disabled,omitempty"`
+	RouterConfig          *RouterSpec            `json:"routerConfig,omitempty"`
+	EngineConfig          *EngineSpec            `json:"engineConfig,omitempty"`
+	DecoderConfig         *EngineSpec            `json:"decoderConfig,omitempty"`
+	ProtocolVersions      []string               `json:"protocolVersions,omitempty"`
+	// The legacy pod-level fields (OME's inline ServingRuntimePodSpec).
+	Containers       []Container       `json:"containers,omitempty"`
+	Volumes          []Volume          `json:"volumes,omitempty"`
+	NodeSelector     map[string]string `json:"nodeSelector,omitempty"`
+	Affinity         json.RawMessage   `json:"affinity,omitempty"`
+	Tolerations      []Toleration      `json:"tolerations,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	Annotations      map[string]string `json:"annotations,omitempty"`
+	ImagePullSecrets []LocalObjectRef  `json:"imagePullSecrets,omitempty"`
+	SchedulerName    string            `json:"schedulerName,omitempty"`
+	HostIPC          bool              `json:"hostIPC,omitempty"`
+	DNSPolicy        string            `json:"dnsPolicy,omitempty"`
+	HostNetwork      bool              `json:"hostNetwork,omitempty"`
+	Workers          *WorkerSpec       `json:"workers,omitempty"`
+
+	AcceleratorRequirements json.RawMessage `json:"acceleratorRequirements,omitempty"`
+
+	// Engine is Citadel's shortcut: name a known engine (vllm, sglang,
+	// llamacpp, ollama, sim) instead of writing a runner command; the
+	// engine adapter builds the command line from the model.
+	Engine *EngineRef `json:"engine,omitempty"`
+}
+
+// EngineRef names a known engine and its options.
+type EngineRef struct {
+	Name    string   `json:"name"`
+	Version string   `json:"version,omitempty"`
+	Args    []string `json:"args,omitempty"`
+	Env     []EnvVar `json:"env,omitempty"`
+}
+
+// Known engine names.
+var engineNames = []string{"vllm", "sglang", "llamacpp", "ollama", "sim"}
+
+// SupportedModelFormat is one kind of model the runtime can serve.
+type SupportedModelFormat struct {
+	Name              string              `json:"name,omitempty"`
+	ModelFormat       *ModelFormat        `json:"modelFormat,omitempty"`
+	ModelType         *string             `json:"modelType,omitempty"`
+	Version           *string             `json:"version,omitempty"`
+	ModelFramework    *ModelFrameworkSpec `json:"modelFramework,omitempty"`
+	ModelArchitecture *string             `json:"modelArchitecture,omitempty"`
+	Quantization      *string             `json:"quantization,omitempty"`
+	DiffusionPipeline json.RawMessage     `json:"diffusionPipeline,omitempty"`
+	AutoSelect        *bool               `json:"autoSelect,omitempty"`
+	Priority          *int32              `json:"priority,omitempty"`
+	AcceleratorConfig json.RawMessage     `json:"acceleratorConfig,omitempty"`
+}
+
+// ModelSizeRange bounds the parameter count of models the runtime serves.
+type ModelSizeRange struct {
+	Min *ParameterSize `json:"min,omitempty"`
+	Max *ParameterSize `json:"max,omitempty"`
+}
+
+// EngineSpec is an engine (or decoder) component: a pod spec, scaling
+// settings and the runner container. OME inlines PodSpec and the component
+// extension; so does Citadel.
+type EngineSpec struct {
+	PodSpec                `json:",inline"`
+	ComponentExtensionSpec `json:",inline"`
+	Runner                 *Container      `json:"runner,omitempty"`
+	Leader                 *LeaderSpec     `json:"leader,omitempty"`
+	Worker                 *WorkerSpec     `json:"worker,omitempty"`
+	AcceleratorOverride    json.RawMessage `json:"acceleratorOverride,omitempty"`
+}
+
+// RouterSpec is OME's router component.
+type RouterSpec struct {
+	PodSpec                `json:",inline"`
+	ComponentExtensionSpec `json:",inline"`
+	Runner                 *Container        `json:"runner,omitempty"`
+	Config                 map[string]string `json:"config,omitempty"`
+}
+
+// LeaderSpec is the leader of a multi-node engine.
+type LeaderSpec struct {
+	PodSpec `json:",inline"`
+	Runner  *Container `json:"runner,omitempty"`
+}
+
+// WorkerSpec is the workers of a multi-node engine.
+type WorkerSpec struct {
+	PodSpec `json:",inline"`
+	Size    *int       `json:"size,omitempty"`
+	Runner  *Container `json:"runner,omitempty"`
+}
+
+// ComponentExtensionSpec holds the scaling and rollout settings of a component.
+type ComponentExtensionSpec struct {
+	MinReplicas          *int              `json:"minReplicas,omitempty"`
+	MaxReplicas          int               `json:"maxReplicas,omitempty"`
+	ScaleTarget          *int              `json:"scaleTarget,omitempty"`
+	ScaleMetric          *string           `json:"scaleMetric,omitempty"`
+	ContainerConcurrency *int64            `json:"containerConcurrency,omitempty"`
+	TimeoutSeconds       *int64            `json:"timeoutSeconds,omitempty"`
+	CanaryTrafficPercent *int64            `json:"canaryTrafficPercent,omitempty"`
+	Labels               map[string]string `json:"labels,omitempty"`
+	Annotations          map[string]string `json:"annotations,omitempty"`
+	MinAvailable         json.RawMessage   `json:"minAvailable,omitempty"`
+	MaxUnavailable       json.RawMessage   `json:"maxUnavailable,omitempty"`
+	DeploymentStrategy   json.RawMessage   `json:"deploymentStrategy,omitempty"`
+	KedaConfig           json.RawMessage   `json:"kedaConfig,omitempty"`
+}
+
+// Default fills the runtime's defaults.
+func (r *ClusterServingRuntime) Default() {
+	r.APIVersion, r.Kind = OMEGroupVersion, KindClusterServingRuntime
+	r.Spec.defaults()
+}
+
+// Default fills the runtime's defaults.
+func (r *ServingRuntime) Default() {
+	r.APIVersion, r.Kind = OMEGroupVersion, KindServingRuntime
+	if r.Namespace == "" {
+		r.Namespace = DefaultNamespace
+	}
+	r.Spec.defaults()
+}
+
+func (s *ServingRuntimeSpec) defaults() {
+	for i := range s.SupportedModelFormats {
+		f := &s.SupportedModelFormats[i]
+		if f.ModelFormat != nil && f.ModelFormat.Weight == 0 {
+			f.ModelFormat.Weight = 1
+		}
+		if f.ModelFramework != nil && f.ModelFramework.Weight == 0 {
+			f.ModelFramework.Weight = 1
+		}
+	}
+}
+
+// Validate checks the runtime on its own.
+func (r *ClusterServingRuntime) Validate() FieldErrors {
+	errs := validateMeta(&r.ObjectMeta, false)
+	errs.Prefixed("spec", r.Spec.validate())
+	return errs
+}
+
+// Validate checks the runtime on its own.
+func (r *ServingRuntime) Validate() FieldErrors {
+	errs := validateMeta(&r.ObjectMeta, true)
+	errs.Prefixed("spec", r.Spec.validate())
+	return errs
+}
+
+// References: runtimes name no other object.
+func (r *ClusterServingRuntime) References() []Reference { return nil }
+
+// References: runtimes name no other object.
+func (r *ServingRuntime) References() []Reference { return nil }
+
+var protocolVersions = []string{"openAI", "cohere", "openInference-v1", "openInference-v2"}
+
+func (s *ServingRuntimeSpec) validate() FieldErrors {
+	var errs FieldErrors
+	if len(s.SupportedModelFormats) == 0 {
+		errs.Add("supportedModelFormats", "is empty: the runtime matches no model", "list at least one format, e.g. - modelFormat: {name: safetensors}")
+	}
+	for i, f := range s.SupportedModelFormats {
+		p := fmt.Sprintf("supportedModelFormats[%d]", i)
+		if f.ModelFormat == nil || f.ModelFormat.Name == "" {
+			errs.Add(p+".modelFormat.name", "is required", "e.g. modelFormat: {name: safetensors, version: \"1.0.0\"}")
+		}
+		if f.ModelFormat != nil && f.ModelFormat.Operator != nil {
+			oneOf(&errs, p+".modelFormat.operator", *f.ModelFormat.Operator, formatOperators...)
+		}
+		if fw := f.ModelFramework; fw != nil {
+			if fw.Name == "" {
+				errs.Add(p+".modelFramework.name", "is required", "e.g. modelFramework: {name: transformers}")
+			}
+			if fw.Operator != nil {
+				oneOf(&errs, p+".modelFramework.operator", *fw.Operator, formatOperators...)
+			}
+		}
+		if f.Priority != nil && *f.Priority < 1 {
+			errs.Add(p+".priority", fmt.Sprintf("must be at least 1, got %d", *f.Priority), "")
+		}
+		if f.Quantization != nil {
+			oneOf(&errs, p+".quantization", *f.Quantization, quantizations...)
+		}
+	}
+	if r := s.ModelSizeRange; r != nil {
+		var lo, hi float64
+		var err error
+		if r.Min != nil {
+			if lo, err = r.Min.Count(); err != nil {
+				errs.Add("modelSizeRange.min", err.Error(), "")
+			}
+		}
+		if r.Max != nil {
+			if hi, err = r.Max.Count(); err != nil {
+				errs.Add("modelSizeRange.max", err.Error(), "")
+			}
+		}
+		if lo > 0 && hi > 0 && lo > hi {
+			errs.Add("modelSizeRange", fmt.Sprintf("min %s is greater than max %s", *r.Min, *r.Max), "swap them")
+		}
+	}
+	for i, p := range s.ProtocolVersions {
+		oneOf(&errs, fmt.Sprintf("protocolVersions[%d]", i), p, protocolVersions...)
+	}
+	if s.Engine != nil {
+		if s.Engine.Name == "" {
+			errs.Add("engine.name", "is required", "one of: vllm, sglang, llamacpp, ollama, sim")
+		}
+		oneOf(&errs, "engine.name", s.Engine.Name, engineNames...)
+	}
+	hasRunner := s.EngineConfig != nil && s.EngineConfig.Runner != nil || len(s.Containers) > 0
+	if s.Engine == nil && !hasRunner {
+		errs.Add("engineConfig.runner", "is missing: the runtime has no way to start an engine", "add engineConfig.runner with a command, or name a known engine with engine: {name: vllm}")
+	}
+	if s.EngineConfig != nil {
+		errs.Prefixed("engineConfig", s.EngineConfig.validate())
+	}
+	if s.DecoderConfig != nil {
+		errs.Prefixed("decoderConfig", s.DecoderConfig.validate())
+	}
+	if s.RouterConfig != nil {
+		errs.Prefixed("routerConfig", s.RouterConfig.validate())
+	}
+	for i := range s.Containers {
+		errs.Prefixed(fmt.Sprintf("containers[%d]", i), s.Containers[i].Validate())
+	}
+	return errs
+}
+
+func (e *EngineSpec) validate() FieldErrors {
+	var errs FieldErrors
+	errs = append(errs, e.ComponentExtensionSpec.validate()...)
+	errs = append(errs, e.PodSpec.validate()...)
+	if e.Runner != nil {
+		errs.Prefixed("runner", e.Runner.Validate())
+		if len(e.Runner.Command) == 0 && len(e.Runner.Args) == 0 {
+			errs.Add("runner.command", "is empty: nothing to run", "give the engine's command line, e.g. command: [vllm, serve, $(MODEL_PATH)]")
+		}
+	}
+	return errs
+}
+
+func (r *RouterSpec) validate() FieldErrors {
+	var errs FieldErrors
+	errs = append(errs, r.ComponentExtensionSpec.validate()...)
+	errs = append(errs, r.PodSpec.validate()...)
+	if r.Runner != nil {
+		errs.Prefixed("runner", r.Runner.Validate())
+	}
+	return errs
+}
+
+func (p *PodSpec) validate() FieldErrors {
+	var errs FieldErrors
+	for i := range p.Containers {
+		errs.Prefixed(fmt.Sprintf("containers[%d]", i), p.Containers[i].Validate())
+	}
+	names := map[string]bool{}
+	for i, v := range p.Volumes {
+		if v.Name == "" {
+			errs.Add(fmt.Sprintf("volumes[%d].name", i), "is required", "")
+		} else if names[v.Name] {
+			errs.Add(fmt.Sprintf("volumes[%d].name", i), fmt.Sprintf("duplicate volume name %q", v.Name), "give each volume its own name")
+		}
+		names[v.Name] = true
+		if v.EmptyDir != nil {
+			oneOf(&errs, fmt.Sprintf("volumes[%d].emptyDir.medium", i), v.EmptyDir.Medium, "Memory", "HugePages")
+			if v.EmptyDir.SizeLimit != nil {
+				if _, err := v.EmptyDir.SizeLimit.Value(); err != nil {
+					errs.Add(fmt.Sprintf("volumes[%d].emptyDir.sizeLimit", i), err.Error(), "")
+				}
+			}
+		}
+	}
+	for i, t := range p.Tolerations {
+		oneOf(&errs, fmt.Sprintf("tolerations[%d].operator", i), t.Operator, "Exists", "Equal")
+		oneOf(&errs, fmt.Sprintf("tolerations[%d].effect", i), t.Effect, "NoSchedule", "PreferNoSchedule", "NoExecute")
+	}
+	if p.Resources != nil {
+		errs.Prefixed("resources", p.Resources.Validate())
+	}
+	return errs
+}
+
+func (c *ComponentExtensionSpec) validate() FieldErrors {
+	var errs FieldErrors
+	if c.MinReplicas != nil && *c.MinReplicas < 0 {
+		errs.Add("minReplicas", fmt.Sprintf("must not be negative, got %d", *c.MinReplicas), "")
+	}
+	if c.MaxReplicas < 0 {
+		errs.Add("maxReplicas", fmt.Sprintf("must not be negative, got %d", c.MaxReplicas), "")
+	}
+	if c.MinReplicas != nil && c.MaxReplicas > 0 && *c.MinReplicas > c.MaxReplicas {
+		errs.Add("minReplicas", fmt.Sprintf("%d is greater than maxReplicas %d", *c.MinReplicas, c.MaxReplicas), "raise maxReplicas or lower minReplicas")
+	}
+	if c.ScaleMetric != nil {
+		oneOf(&errs, "scaleMetric", *c.ScaleMetric, "cpu", "memory", "concurrency", "rps")
+	}
+	if c.CanaryTrafficPercent != nil && (*c.CanaryTrafficPercent < 0 || *c.CanaryTrafficPercent > 100) {
+		errs.Add("canaryTrafficPercent", fmt.Sprintf("must be between 0 and 100, got %d", *c.CanaryTrafficPercent), "")
+	}
+	return errs
+}

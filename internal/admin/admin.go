@@ -1,0 +1,477 @@
+// Package admin serves Citadel's admin API: server-side apply (atomic,
+// idempotent, with dry run), get, list, delete, status updates, events,
+// a server-sent-events watch stream, health and version. It is an
+// http.Handler over the store; secrets never leave it unredacted.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/config"
+	"citadel.dev/citadel/internal/resource"
+	"citadel.dev/citadel/internal/store"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on
+	// every call but /healthz.
+	Token   string
+	Version v1.VersionInfo
+	Logger  *slog.Logger
+	// MaxBodyBytes bounds an apply request; default 32 MiB.
+	MaxBodyBytes int64
+}
+
+// Server is the admin API.
+type Server struct {
+	st   *store.Store
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Server over st.
+func New(st *store.Store, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 32 << 20
+	}
+	return &Server{st: st, opts: opts, log: opts.Logger}
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /version", s.version)
+	mux.HandleFunc("POST /api/v1/apply", s.apply)
+	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("GET /api/v1/watch", s.watch)
+	mux.HandleFunc("GET /api/v1/{plural}", s.list)
+	mux.HandleFunc("GET /api/v1/{plural}/{name}", s.get)
+	mux.HandleFunc("DELETE /api/v1/{plural}/{name}", s.delete)
+	mux.HandleFunc("PUT /api/v1/{plural}/{name}/status", s.putStatus)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, fmt.Sprintf("no admin API route %s %s", r.Method, r.URL.Path), nil)
+	})
+	return s.auth(mux)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.opts.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeError(w, http.StatusUnauthorized, v1.ReasonUnauthorized, "missing or wrong admin token: pass --token or set CITADEL_TOKEN to the token citadel serve was started with", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := s.st.List(r.Context(), v1.KindSecret, store.ListOptions{}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, v1.ReasonUnavailable, "store unavailable: "+err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) version(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.opts.Version)
+}
+
+// apply decodes, validates, checks references and writes a batch atomically.
+func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
+	var req v1.ApplyRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, "decoding apply request: "+err.Error(), nil)
+		return
+	}
+	if q := r.URL.Query().Get("dryRun"); q == "true" || q == "All" {
+		req.DryRun = true
+	}
+	var items []config.Item
+	var problems config.Errors
+	for _, ai := range req.Items {
+		it, errs := config.DecodeItem(ai.Object, ai.Source)
+		problems = append(problems, errs...)
+		if it != nil {
+			items = append(items, *it)
+		}
+	}
+	problems = append(problems, config.Check(items, &lookup{ctx: r.Context(), st: s.st})...)
+	if fatal := problems.Fatal(); len(fatal) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, v1.ReasonInvalid,
+			fmt.Sprintf("%d problem(s) found; nothing was applied", len(fatal)), toProblems(problems))
+		return
+	}
+	objs := make([]store.Object, len(items))
+	for i, it := range items {
+		so, err := resource.ToStore(it.Object)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, v1.ReasonInvalid, err.Error(), nil)
+			return
+		}
+		objs[i] = so
+	}
+	results, err := s.st.Apply(r.Context(), objs, store.ApplyOptions{DryRun: req.DryRun})
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	resp := v1.ApplyResponse{DryRun: req.DryRun, Warnings: toProblems(problems.Warnings())}
+	for _, res := range results {
+		o := res.Object
+		ar := v1.ApplyResult{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name, Action: string(res.Action), Generation: o.Generation}
+		if o.ResourceVersion > 0 {
+			ar.ResourceVersion = strconv.FormatInt(o.ResourceVersion, 10)
+		}
+		resp.Results = append(resp.Results, ar)
+		if req.DryRun || res.Action == store.ActionUnchanged {
+			continue
+		}
+		reason, msg := "Created", fmt.Sprintf("created (generation %d)", o.Generation)
+		if res.Action == store.ActionConfigured {
+			reason, msg = "Updated", fmt.Sprintf("updated (generation %d)", o.Generation)
+		}
+		s.event(r.Context(), o, v1.EventNormal, reason, msg)
+		s.log.Info("applied", "kind", o.Kind, "namespace", o.Namespace, "name", o.Name, "action", res.Action, "generation", o.Generation)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func toProblems(errs config.Errors) []v1.Problem {
+	out := make([]v1.Problem, len(errs))
+	for i, e := range errs {
+		out[i] = *e
+	}
+	return out
+}
+
+// lookup answers config.Check from the store.
+type lookup struct {
+	ctx context.Context //nolint:containedctx // lives for one request
+	st  *store.Store
+}
+
+func (l *lookup) Exists(kind, namespace, name string) bool {
+	_, err := l.st.Get(l.ctx, kind, namespace, name)
+	return err == nil
+}
+
+func (l *lookup) Routes() []*v1.Route {
+	objs, _, err := l.st.List(l.ctx, v1.KindRoute, store.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	var out []*v1.Route
+	for _, so := range objs {
+		if o, err := resource.FromStore(so); err == nil {
+			out = append(out, o.(*v1.Route))
+		}
+	}
+	return out
+}
+
+// target resolves {plural} and ?namespace= to a kind and namespace.
+func target(w http.ResponseWriter, r *http.Request) (v1.KindInfo, string, bool) {
+	info, err := v1.LookupKind(r.PathValue("plural"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, err.Error(), nil)
+		return info, "", false
+	}
+	ns := r.URL.Query().Get("namespace")
+	if !info.Namespaced {
+		ns = ""
+	} else if ns == "" && r.PathValue("name") != "" {
+		ns = v1.DefaultNamespace
+	}
+	return info, ns, true
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	info, ns, ok := target(w, r)
+	if !ok {
+		return
+	}
+	sel, err := store.ParseSelector(r.URL.Query().Get("labelSelector"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, err.Error(), nil)
+		return
+	}
+	objs, rv, err := s.st.List(r.Context(), info.Kind, store.ListOptions{Namespace: ns, Selector: sel})
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	list := v1.List{APIVersion: "v1", Kind: "List", ResourceVersion: strconv.FormatInt(rv, 10), Items: []json.RawMessage{}}
+	for _, so := range objs {
+		b, err := encode(so)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, v1.ReasonInternal, err.Error(), nil)
+			return
+		}
+		list.Items = append(list.Items, b)
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func encode(so store.Object) (json.RawMessage, error) {
+	o, err := resource.FromStore(so)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resource.Redact(o))
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	info, ns, ok := target(w, r)
+	if !ok {
+		return
+	}
+	so, err := s.st.Get(r.Context(), info.Kind, ns, r.PathValue("name"))
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.writeObject(w, so)
+}
+
+func (s *Server) writeObject(w http.ResponseWriter, so store.Object) {
+	b, err := encode(so)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, v1.ReasonInternal, err.Error(), nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	info, ns, ok := target(w, r)
+	if !ok {
+		return
+	}
+	rv, ok := rvParam(w, r)
+	if !ok {
+		return
+	}
+	so, err := s.st.Delete(r.Context(), info.Kind, ns, r.PathValue("name"), rv)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.event(r.Context(), so, v1.EventNormal, "Deleted", "deleted")
+	s.log.Info("deleted", "kind", so.Kind, "namespace", so.Namespace, "name", so.Name)
+	s.writeObject(w, so)
+}
+
+func rvParam(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	q := r.URL.Query().Get("resourceVersion")
+	if q == "" {
+		return 0, true
+	}
+	rv, err := strconv.ParseInt(q, 10, 64)
+	if err != nil || rv <= 0 {
+		writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, fmt.Sprintf("resourceVersion %q is not a resource version", q), nil)
+		return 0, false
+	}
+	return rv, true
+}
+
+// putStatus replaces an object's status (for controllers and agents). The
+// body is the object; only its status and metadata.resourceVersion are read.
+func (s *Server) putStatus(w http.ResponseWriter, r *http.Request) {
+	info, ns, ok := target(w, r)
+	if !ok {
+		return
+	}
+	o := info.New()
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)).Decode(o); err != nil {
+		writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, "decoding object: "+err.Error(), nil)
+		return
+	}
+	var rv int64
+	if v := o.GetObjectMeta().ResourceVersion; v != "" {
+		var err error
+		if rv, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, fmt.Sprintf("metadata.resourceVersion %q is not a resource version", v), nil)
+			return
+		}
+	}
+	status, err := resource.StatusJSON(o)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, err.Error(), nil)
+		return
+	}
+	so, err := s.st.UpdateStatus(r.Context(), info.Kind, ns, r.PathValue("name"), rv, status)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	s.writeObject(w, so)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.EventFilter{Namespace: q.Get("namespace"), Name: q.Get("name")}
+	if k := q.Get("kind"); k != "" {
+		info, err := v1.LookupKind(k)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, err.Error(), nil)
+			return
+		}
+		f.Kind = info.Kind
+		if !info.Namespaced {
+			f.Namespace = ""
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, fmt.Sprintf("limit %q is not a count", l), nil)
+			return
+		}
+		f.Limit = n
+	}
+	evs, err := s.st.Events(r.Context(), f)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	list := v1.EventList{Items: []v1.Event{}}
+	for _, e := range evs {
+		list.Items = append(list.Items, ToAPIEvent(e))
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// ToAPIEvent converts a stored event to its wire form.
+func ToAPIEvent(e store.Event) v1.Event {
+	return v1.Event{Type: e.Type, Reason: e.Reason, Message: e.Message, Kind: e.Kind, Namespace: e.Namespace, Name: e.Name,
+		Count: e.Count, FirstTimestamp: v1.NewTime(e.FirstTimestamp), LastTimestamp: v1.NewTime(e.LastTimestamp)}
+}
+
+// watch streams changes as server-sent events, one JSON WatchEvent per
+// "data:" line, flushed per event. A heartbeat comment every 15 s keeps
+// idle connections alive through proxies.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := store.WatchOptions{Namespace: q.Get("namespace"), SendInitial: q.Get("initial") != "false"}
+	if k := q.Get("kind"); k != "" {
+		info, err := v1.LookupKind(k)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, err.Error(), nil)
+			return
+		}
+		opts.Kind = info.Kind
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, v1.ReasonInternal, "streaming unsupported", nil)
+		return
+	}
+	wt, err := s.st.Watch(r.Context(), opts)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	defer wt.Stop()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	flusher.Flush()
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	send := func(ev v1.WatchEvent) bool {
+		b, _ := json.Marshal(ev)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, b); err != nil {
+			return false
+		}
+		flusher.Flush()
+		return true
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		case ev, ok := <-wt.Events():
+			if !ok {
+				if err := wt.Err(); err != nil {
+					send(v1.WatchEvent{Type: "ERROR", Message: "watch ended: " + err.Error() + "; list again and re-watch"})
+				}
+				return
+			}
+			b, err := encode(ev.Object)
+			if err != nil {
+				send(v1.WatchEvent{Type: "ERROR", Message: err.Error()})
+				return
+			}
+			if !send(v1.WatchEvent{Type: string(ev.Type), Object: b}) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) event(ctx context.Context, o store.Object, typ, reason, msg string) {
+	err := s.st.RecordEvent(ctx, store.Event{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name, UID: o.UID, Type: typ, Reason: reason, Message: msg})
+	if err != nil {
+		s.log.Warn("recording event", "kind", o.Kind, "name", o.Name, "err", err)
+	}
+}
+
+// storeError maps store errors to HTTP, in one place.
+func (s *Server) storeError(w http.ResponseWriter, err error) {
+	var nf *store.NotFoundError
+	var cf *store.ConflictError
+	switch {
+	case errors.As(err, &nf):
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, err.Error(), nil)
+	case errors.As(err, &cf):
+		writeError(w, http.StatusConflict, v1.ReasonConflict, err.Error(), nil)
+	case errors.Is(err, context.Canceled):
+		writeError(w, 499, v1.ReasonBadRequest, "request cancelled", nil)
+	default:
+		s.log.Error("store", "err", err)
+		if strings.Contains(err.Error(), "duplicate") {
+			writeError(w, http.StatusUnprocessableEntity, v1.ReasonInvalid, err.Error(), nil)
+			return
+		}
+		writeError(w, http.StatusInternalServerError, v1.ReasonInternal, err.Error(), nil)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, reason, msg string, problems []v1.Problem) {
+	writeJSON(w, code, v1.ErrorResponse{Code: code, Reason: reason, Message: msg, Problems: problems})
+}

@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/client"
+)
+
+func newDescribe(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "describe KIND NAME",
+		Short: "Show an object in detail: spec, status, conditions and recent events",
+		Example: `  citadel describe model mimo-vl-7b-rl
+  citadel describe isvc mimo-vl-7b-rl -n mimo-vl-7b-rl`,
+		Args: argsBetween(2, 2, "KIND NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, err := v1.LookupKind(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			c, err := e.client()
+			if err != nil {
+				return usageError{err}
+			}
+			ns := e.namespaceFor(info, false)
+			objs, err := getNamed(cmd.Context(), c, info, ns, args[1:2])
+			if err != nil {
+				return err
+			}
+			o := objs[0]
+			m := o.GetObjectMeta()
+			evs, err := c.Events(cmd.Context(), client.EventFilter{Kind: info.Kind, Namespace: m.Namespace, Name: m.Name, Limit: 20})
+			if err != nil {
+				return err
+			}
+			return describe(e.stdout, info, o, evs, time.Now())
+		},
+	}
+	return cmd
+}
+
+func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now time.Time) error {
+	m := o.GetObjectMeta()
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	kv := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	kv("Name", m.Name)
+	if info.Namespaced {
+		kv("Namespace", m.Namespace)
+	}
+	kv("Kind", info.Kind+" ("+info.APIVersion+")")
+	kv("Labels", mapLine(m.Labels))
+	kv("Annotations", mapLine(m.Annotations))
+	if m.CreationTimestamp != nil {
+		kv("Created", fmt.Sprintf("%s (%s ago)", m.CreationTimestamp.Format(time.RFC3339), humanAge(now.Sub(m.CreationTimestamp.Time))))
+	}
+	kv("Generation", fmt.Sprint(m.Generation))
+	kv("Resource Version", m.ResourceVersion)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	// The spec, as YAML, indented (secret values are already redacted).
+	var fields map[string]json.RawMessage
+	b, _ := json.Marshal(o)
+	_ = json.Unmarshal(b, &fields)
+	var statusRaw json.RawMessage
+	for _, k := range []string{"spec", "type", "data"} {
+		if raw, ok := fields[k]; ok {
+			// Through RawMessage the field order of the types is kept.
+			y, err := toYAML(json.RawMessage(`{"` + k + `":` + string(raw) + `}`))
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(w, titleKeys(string(y)))
+		}
+	}
+	statusRaw = fields["status"]
+
+	fmt.Fprintln(w, "Status:")
+	var st struct {
+		v1.Status
+		BytesDone, BytesTotal, BytesPerSecond int64
+		FilesDone, FilesTotal                 int32
+		LastProgressTime                      *v1.Time
+		Runtime, URL                          string
+	}
+	_ = json.Unmarshal(statusRaw, &st)
+	tw = tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	kv("  Phase", dash(st.Phase))
+	if st.Reason != "" {
+		kv("  Reason", st.Reason)
+	}
+	if st.Message != "" {
+		kv("  Message", st.Message)
+	}
+	if info.Kind == v1.KindClusterBaseModel || info.Kind == v1.KindBaseModel {
+		kv("  Progress", progressLine(st.BytesDone, st.BytesTotal, st.BytesPerSecond, st.FilesDone, st.FilesTotal))
+		last := "never"
+		if st.LastProgressTime != nil {
+			last = fmt.Sprintf("%s (%s ago)", st.LastProgressTime.Format(time.RFC3339), humanAge(now.Sub(st.LastProgressTime.Time)))
+		}
+		kv("  Last Progress", last)
+	}
+	if st.Runtime != "" {
+		kv("  Runtime", st.Runtime)
+	}
+	if st.URL != "" {
+		kv("  URL", st.URL)
+	}
+	if st.ObservedGeneration > 0 {
+		kv("  Observed Generation", fmt.Sprint(st.ObservedGeneration))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if info.Kind != v1.KindSecret {
+		fmt.Fprintln(w, "Conditions:")
+		if len(st.Conditions) == 0 {
+			fmt.Fprintln(w, "  <none>")
+		} else {
+			tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
+			for _, c := range st.Conditions {
+				a := "-"
+				if c.LastTransitionTime != nil {
+					a = humanAge(now.Sub(c.LastTransitionTime.Time))
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, dash(c.Reason), a, c.Message)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintln(w, "Events:")
+	if len(evs) == 0 {
+		fmt.Fprintln(w, "  <none>")
+		return nil
+	}
+	return printEvents(w, evs, false, now, "  ")
+}
+
+func progressLine(done, total, rate int64, filesDone, filesTotal int32) string {
+	if total <= 0 {
+		return "no download started"
+	}
+	s := fmt.Sprintf("%s of %s (%.1f%%)", humanBytes(done), humanBytes(total), 100*float64(done)/float64(total))
+	if filesTotal > 0 {
+		s += fmt.Sprintf(", %d/%d files", filesDone, filesTotal)
+	}
+	if rate > 0 && done < total {
+		eta := time.Duration(float64(total-done) / float64(rate) * float64(time.Second))
+		s += fmt.Sprintf(", %s/s, ETA %s", humanBytes(rate), humanAge(eta))
+	}
+	return s
+}
+
+func mapLine(m map[string]string) string {
+	if len(m) == 0 {
+		return "<none>"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// titleKeys capitalises the top-level key ("spec:" → "Spec:").
+func titleKeys(y string) string {
+	if y == "" {
+		return y
+	}
+	return strings.ToUpper(y[:1]) + y[1:]
+}
+
+func printEvents(w io.Writer, evs []v1.Event, withObject bool, now time.Time, indent string) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	hdr := indent + "LAST SEEN\tTYPE\tREASON\t"
+	if withObject {
+		hdr += "OBJECT\t"
+	}
+	fmt.Fprintln(tw, hdr+"COUNT\tMESSAGE")
+	for _, ev := range evs {
+		seen := "-"
+		if ev.LastTimestamp != nil {
+			seen = humanAge(now.Sub(ev.LastTimestamp.Time))
+		}
+		row := fmt.Sprintf("%s%s\t%s\t%s\t", indent, seen, ev.Type, ev.Reason)
+		if withObject {
+			obj := strings.ToLower(ev.Kind) + "/" + ev.Name
+			if ev.Namespace != "" {
+				obj = strings.ToLower(ev.Kind) + "/" + ev.Namespace + "/" + ev.Name
+			}
+			row += obj + "\t"
+		}
+		fmt.Fprintf(tw, "%s%d\t%s\n", row, ev.Count, ev.Message)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,137 @@
+// Package cli is the citadel command line: one file per subcommand, each
+// turning flags into options and calling a package (the admin API through
+// client/, the daemon for serve). It owns human output and exit codes:
+// 0 ok, 1 error, 2 usage.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"citadel.dev/citadel/client"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// usageError marks a mistake in how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// silentError is an error already reported to the user.
+type silentError struct{}
+
+func (silentError) Error() string { return "" }
+
+// env holds what every subcommand shares.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	server    string
+	token     string
+	namespace string
+}
+
+func (e *env) client() (*client.Client, error) {
+	return client.New(e.server, client.WithToken(e.token))
+}
+
+// Run runs the citadel command line and returns the exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var se silentError
+	if errors.As(err, &se) {
+		return ExitError
+	}
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintf(stderr, "error: %v\nRun 'citadel --help' for usage.\n", err)
+		return ExitUsage
+	}
+	fmt.Fprintf(stderr, "error: %v\n", err)
+	return ExitError
+}
+
+// isCobraUsage recognises cobra's own argument errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "flag needs an argument", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "citadel",
+		Short: "Citadel: pull, serve, route, test and benchmark LLMs on your own GPUs",
+		Long: `Citadel is a self-hosted LLM serving control plane in one binary.
+
+Start the server, then declare models, runtimes, services and routes in
+OME-format YAML and apply them:
+
+  citadel serve &
+  citadel apply -f config/ -R
+  citadel get models
+  citadel describe model mimo-vl-7b-rl`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := func(env, fallback string) string {
+		if v := e.getenv(env); v != "" {
+			return v
+		}
+		return fallback
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&e.server, "server", def("CITADEL_SERVER", client.DefaultAddress), "admin API address of citadel serve (env CITADEL_SERVER)")
+	pf.StringVar(&e.token, "token", def("CITADEL_TOKEN", ""), "admin API bearer token (env CITADEL_TOKEN)")
+	pf.StringVarP(&e.namespace, "namespace", "n", "", "namespace of namespaced objects (default \"default\")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newServe(e), newApply(e), newGet(e), newDescribe(e), newDelete(e),
+		newEvents(e), newSecret(e), newVersion(e),
+	)
+	return root
+}
+
+// exactArgs and friends return usage errors.
+func argsBetween(min, max int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) < min || (max >= 0 && len(args) > max) {
+			return usagef("expected %s, got %d argument(s)", what, len(args))
+		}
+		return nil
+	}
+}

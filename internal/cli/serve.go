@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"citadel.dev/citadel/client"
+	"citadel.dev/citadel/internal/daemon"
+	"citadel.dev/citadel/internal/version"
+)
+
+func newServe(e *env) *cobra.Command {
+	var dataDir, adminAddr, adminToken, logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Citadel server: store, admin API and controllers",
+		Long: `Run the Citadel server on this host.
+
+The admin API (apply, get, describe, delete, events, watch) listens on
+--admin-addr. State lives in an embedded SQLite database under --data-dir
+and survives restarts. Stop with Ctrl-C or SIGTERM.`,
+		Args: argsBetween(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			hopts := &slog.HandlerOptions{Level: level}
+			var h slog.Handler
+			switch logFormat {
+			case "text":
+				h = slog.NewTextHandler(e.stderr, hopts)
+			case "json":
+				h = slog.NewJSONHandler(e.stderr, hopts)
+			default:
+				return usagef("--log-format %q: use text or json", logFormat)
+			}
+			if dataDir == "" {
+				d, err := defaultDataDir(e.getenv)
+				if err != nil {
+					return err
+				}
+				dataDir = d
+			}
+			return daemon.Run(cmd.Context(), daemon.Options{
+				DataDir:    dataDir,
+				AdminAddr:  adminAddr,
+				AdminToken: adminToken,
+				Version:    version.Info(),
+				Logger:     slog.New(h),
+				Ready: func(addr string) {
+					fmt.Fprintf(e.stderr, "citadel: admin API on http://%s, data in %s\n", addr, dataDir)
+				},
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", e.getenv("CITADEL_DATA_DIR"), "state directory (env CITADEL_DATA_DIR; default $XDG_STATE_HOME/citadel or ~/.local/state/citadel)")
+	f.StringVar(&adminAddr, "admin-addr", client.DefaultAddress, "admin API listen address")
+	f.StringVar(&adminToken, "admin-token", e.getenv("CITADEL_ADMIN_TOKEN"), "require this bearer token on admin calls (env CITADEL_ADMIN_TOKEN)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+// defaultDataDir follows the XDG base directory convention for state.
+func defaultDataDir(getenv func(string) string) (string, error) {
+	if d := getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "citadel"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no home directory to keep state in: pass --data-dir")
+		}
+		home = h
+	}
+	return filepath.Join(strings.TrimSuffix(home, "/"), ".local", "state", "citadel"), nil
+}

@@ -1,0 +1,95 @@
+// Package daemon is the composition root of `citadel serve`: it opens the
+// store, serves the admin API, runs the status reconciler, and stops them
+// in reverse order when its context ends.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/admin"
+	"citadel.dev/citadel/internal/store"
+)
+
+// Options configure the daemon.
+type Options struct {
+	// DataDir holds the store (citadel.db) and, later, models.
+	DataDir string
+	// AdminListener serves the admin API; when nil, AdminAddr is listened on.
+	AdminListener net.Listener
+	AdminAddr     string
+	// AdminToken, when set, is required as a bearer token on admin calls.
+	AdminToken string
+	Version    v1.VersionInfo
+	Logger     *slog.Logger
+	Now        func() time.Time
+	// Ready, when set, is called once the admin API accepts calls.
+	Ready func(adminAddr string)
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	st, err := store.Open(ctx, opts.DataDir, store.Options{Now: opts.Now})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ln := opts.AdminListener
+	if ln == nil {
+		ln, err = net.Listen("tcp", opts.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("admin API cannot listen on %s: %w (is another citadel serve running? pick another with --admin-addr)", opts.AdminAddr, err)
+		}
+	}
+	api := admin.New(st, admin.Options{Token: opts.AdminToken, Version: opts.Version, Logger: log})
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	rec := &statusReconciler{st: st, log: log.With("component", "status"), now: opts.Now, debounce: 50 * time.Millisecond}
+
+	g, gctx := errgroup.WithContext(ctx)
+	// Requests (watch streams above all) end when the daemon stops.
+	srv.BaseContext = func(net.Listener) context.Context { return gctx }
+	g.Go(func() error { return rec.run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin API: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		return nil
+	})
+	log.Info("citadel serving", "admin", ln.Addr().String(), "data_dir", opts.DataDir, "auth", opts.AdminToken != "")
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String())
+	}
+	err = g.Wait()
+	log.Info("citadel stopped")
+	return err
+}

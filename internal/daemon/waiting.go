@@ -1,0 +1,236 @@
+package daemon
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/config"
+)
+
+// world is a snapshot of every object, for the pure status functions.
+type world struct {
+	objects map[config.ObjectKey]v1.Object
+}
+
+func (w *world) get(kind, ns, name string) v1.Object {
+	if info, ok := v1.KindByName(kind); ok && !info.Namespaced {
+		ns = ""
+	}
+	return w.objects[config.ObjectKey{Kind: kind, Namespace: ns, Name: name}]
+}
+
+// Reasons used while nothing downstream of the store runs.
+const (
+	ReasonAwaitingAgent      = "AwaitingAgent"
+	ReasonModelDisabled      = "ModelDisabled"
+	ReasonSecretNotFound     = "SecretNotFound"
+	ReasonSecretKeyMissing   = "SecretKeyMissing"
+	ReasonSecretFound        = "SecretFound"
+	ReasonNoCredentials      = "NoCredentialsNeeded"
+	ReasonModelNotFound      = "ModelNotFound"
+	ReasonModelNotReady      = "ModelNotReady"
+	ReasonRuntimeNotFound    = "RuntimeNotFound"
+	ReasonRuntimeDisabled    = "RuntimeDisabled"
+	ReasonAwaitingController = "AwaitingController"
+	ReasonServiceNotFound    = "ServiceNotFound"
+	ReasonNoReadyTargets     = "NoReadyTargets"
+	ReasonAccepted           = "Accepted"
+)
+
+// Condition types.
+const (
+	CondAccepted         = "Accepted"
+	CondCredentialsReady = "CredentialsReady"
+	CondDownloaded       = "Downloaded"
+	CondModelReady       = "ModelReady"
+	CondRuntimeResolved  = "RuntimeResolved"
+	CondTargetsReady     = "TargetsReady"
+	CondReady            = "Ready"
+)
+
+// modelStatus computes the status of a model that no agent has picked up:
+// Pending, with the reason it waits and what the user can do. It keeps
+// progress fields an agent may have written.
+func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelSpec, cur v1.ModelStatus, now time.Time) v1.ModelStatus {
+	st := cur
+	if st.Phase == v1.ModelReady || st.Phase == v1.ModelFailed || st.Phase == v1.ModelDownloading || st.Phase == v1.ModelVerifying {
+		return st // an agent owns this status
+	}
+	gen := meta.Generation
+	set := func(typ string, status v1.ConditionStatus, reason, msg string) {
+		v1.SetCondition(&st.Conditions, v1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
+	}
+	uri := ""
+	if spec.Storage != nil && spec.Storage.StorageURI != nil {
+		uri = *spec.Storage.StorageURI
+	}
+	set(CondAccepted, v1.ConditionTrue, ReasonAccepted, "spec is valid")
+
+	var extra []string
+	if spec.Storage != nil && spec.Storage.StorageKey != nil && *spec.Storage.StorageKey != "" {
+		ns := meta.Namespace
+		if kind == v1.KindClusterBaseModel {
+			ns = v1.ClusterSecretNamespace
+		}
+		name, key := *spec.Storage.StorageKey, spec.Storage.SecretKey()
+		switch sec, _ := w.get(v1.KindSecret, ns, name).(*v1.Secret); {
+		case sec == nil:
+			msg := fmt.Sprintf("secret %s/%s (named by spec.storage.key) does not exist; the download cannot start without it: citadel secret create %s -n %s --from-literal %s=hf_...", ns, name, name, ns, key)
+			set(CondCredentialsReady, v1.ConditionFalse, ReasonSecretNotFound, msg)
+			extra = append(extra, fmt.Sprintf("secret %s/%s not found", ns, name))
+		case sec.Data[key] == "":
+			keys := make([]string, 0, len(sec.Data))
+			for k := range sec.Data {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			msg := fmt.Sprintf("secret %s/%s has no key %q (it has: %s); set spec.storage.parameters.secretKey or add the key", ns, name, key, strings.Join(keys, ", "))
+			set(CondCredentialsReady, v1.ConditionFalse, ReasonSecretKeyMissing, msg)
+			extra = append(extra, fmt.Sprintf("secret %s/%s has no key %q", ns, name, key))
+		default:
+			set(CondCredentialsReady, v1.ConditionTrue, ReasonSecretFound, fmt.Sprintf("token from secret %s/%s key %q", ns, name, key))
+		}
+	} else {
+		set(CondCredentialsReady, v1.ConditionTrue, ReasonNoCredentials, "no storage.key: the download is anonymous")
+	}
+
+	reason := ReasonAwaitingAgent
+	msg := fmt.Sprintf("waiting for a model agent to download %s: this server runs none yet (model download is not part of this build), so the model stays Pending", uri)
+	if spec.Disabled != nil && *spec.Disabled {
+		reason, msg = ReasonModelDisabled, "spec.disabled is true: the model is not downloaded or served; set it to false to enable it"
+	}
+	if len(extra) > 0 {
+		msg += "; also: " + strings.Join(extra, "; ")
+	}
+	set(CondDownloaded, v1.ConditionFalse, reason, msg)
+	set(CondReady, v1.ConditionFalse, reason, "not downloaded yet (see condition Downloaded)")
+	st.Phase, st.Reason, st.Message = v1.ModelPending, reason, msg
+	st.ObservedGeneration = gen
+	st.State = "In_Transit" // OME's name for "not Ready, not Failed"
+	return st
+}
+
+// serviceStatus computes why an InferenceService is not running yet.
+func serviceStatus(w *world, s *v1.InferenceService, now time.Time) v1.InferenceServiceStatus {
+	st := s.Status
+	if st.Phase == v1.ServiceReady || st.Phase == v1.ServiceStarting || st.Phase == v1.ServiceFailed {
+		return st // a controller owns this status
+	}
+	gen := s.Generation
+	set := func(typ string, status v1.ConditionStatus, reason, msg string) {
+		v1.SetCondition(&st.Conditions, v1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen}, now)
+	}
+	reason, msg := "", ""
+	block := func(r, m string) {
+		if reason == "" {
+			reason, msg = r, m
+		}
+	}
+	// The model: BaseModel in the namespace first, then ClusterBaseModel (OME's order).
+	modelName := ""
+	if s.Spec.Model != nil {
+		modelName = s.Spec.Model.Name
+	}
+	var phase, why, key string
+	if m, ok := w.get(v1.KindBaseModel, s.Namespace, modelName).(*v1.BaseModel); ok {
+		phase, why, key = m.Status.Phase, m.Status.Reason, v1.ObjectKey(v1.KindBaseModel, s.Namespace, modelName)
+	} else if m, ok := w.get(v1.KindClusterBaseModel, "", modelName).(*v1.ClusterBaseModel); ok {
+		phase, why, key = m.Status.Phase, m.Status.Reason, v1.ObjectKey(v1.KindClusterBaseModel, "", modelName)
+	}
+	switch {
+	case key == "":
+		m := fmt.Sprintf("model %q not found: no BaseModel %s/%s and no ClusterBaseModel %s; apply it", modelName, s.Namespace, modelName, modelName)
+		set(CondModelReady, v1.ConditionFalse, ReasonModelNotFound, m)
+		block(ReasonModelNotFound, m)
+	case phase != v1.ModelReady:
+		if phase == "" {
+			phase = "not yet reconciled"
+		}
+		m := fmt.Sprintf("waiting for %s to be Ready (it is %s", key, phase)
+		if why != "" {
+			m += ": " + why
+		}
+		m += "); see citadel describe model " + modelName
+		set(CondModelReady, v1.ConditionFalse, ReasonModelNotReady, m)
+		block(ReasonModelNotReady, m)
+	default:
+		set(CondModelReady, v1.ConditionTrue, "ModelReady", key+" is Ready")
+	}
+	if r := s.Spec.Runtime; r != nil && r.Name != "" {
+		var disabled *bool
+		rkey := ""
+		if rt, ok := w.get(v1.KindServingRuntime, s.Namespace, r.Name).(*v1.ServingRuntime); ok {
+			disabled, rkey = rt.Spec.Disabled, v1.ObjectKey(v1.KindServingRuntime, s.Namespace, r.Name)
+		} else if rt, ok := w.get(v1.KindClusterServingRuntime, "", r.Name).(*v1.ClusterServingRuntime); ok {
+			disabled, rkey = rt.Spec.Disabled, v1.ObjectKey(v1.KindClusterServingRuntime, "", r.Name)
+		}
+		switch {
+		case rkey == "":
+			m := fmt.Sprintf("runtime %q not found: no ServingRuntime %s/%s and no ClusterServingRuntime %s", r.Name, s.Namespace, r.Name, r.Name)
+			set(CondRuntimeResolved, v1.ConditionFalse, ReasonRuntimeNotFound, m)
+			block(ReasonRuntimeNotFound, m)
+		case disabled != nil && *disabled:
+			m := rkey + " is disabled (spec.disabled: true)"
+			set(CondRuntimeResolved, v1.ConditionFalse, ReasonRuntimeDisabled, m)
+			block(ReasonRuntimeDisabled, m)
+		default:
+			set(CondRuntimeResolved, v1.ConditionTrue, "RuntimeFound", rkey+" (named in spec.runtime)")
+			st.Runtime = r.Name
+		}
+	} else {
+		set(CondRuntimeResolved, v1.ConditionUnknown, ReasonAwaitingController, "no runtime named: one is selected automatically once a serving controller runs")
+	}
+	block(ReasonAwaitingController, "model and runtime are in place, but this server runs no serving controller yet (engines are not part of this build)")
+	set(CondReady, v1.ConditionFalse, reason, msg)
+	st.Phase, st.Reason, st.Message, st.ObservedGeneration = v1.ServicePending, reason, msg, gen
+	return st
+}
+
+// routeStatus says which of a route's services are not ready.
+func routeStatus(w *world, r *v1.Route, now time.Time) v1.Status {
+	st := r.Status
+	if st.Phase == "Ready" {
+		return st
+	}
+	var missing, notReady []string
+	total := 0
+	for _, ref := range r.References() {
+		total++
+		s, ok := w.get(v1.KindInferenceService, ref.Namespace, ref.Name).(*v1.InferenceService)
+		switch {
+		case !ok:
+			missing = append(missing, ref.Namespace+"/"+ref.Name)
+		case s.Status.Phase != v1.ServiceReady:
+			p := s.Status.Phase
+			if p == "" {
+				p = "not yet reconciled"
+			}
+			notReady = append(notReady, fmt.Sprintf("%s/%s (%s)", ref.Namespace, ref.Name, p))
+		}
+	}
+	reason, msg := ReasonNoReadyTargets, ""
+	switch {
+	case len(missing) > 0:
+		reason = ReasonServiceNotFound
+		msg = "services not found: " + strings.Join(missing, ", ")
+	case total == 0:
+		msg = "the route has only url targets; no gateway runs in this server yet"
+	default:
+		msg = fmt.Sprintf("%d of %d service targets not ready: %s; no gateway runs in this server yet", len(notReady), total, strings.Join(notReady, ", "))
+	}
+	v1.SetCondition(&st.Conditions, v1.Condition{Type: CondTargetsReady, Status: v1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: r.Generation}, now)
+	st.Phase, st.Reason, st.Message, st.ObservedGeneration = "Pending", reason, msg, r.Generation
+	return st
+}
+
+// runtimeStatus: runtimes have no lifecycle; the phase says whether they
+// take part in selection.
+func runtimeStatus(spec *v1.ServingRuntimeSpec, gen int64) v1.Status {
+	if spec.Disabled != nil && *spec.Disabled {
+		return v1.Status{Phase: "Disabled", Reason: ReasonRuntimeDisabled, Message: "spec.disabled is true: the runtime is never selected", ObservedGeneration: gen}
+	}
+	return v1.Status{Phase: "Available", ObservedGeneration: gen}
+}
