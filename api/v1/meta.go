@@ -68,6 +68,9 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("invalid timestamp %q: use RFC 3339, such as 2026-01-02T15:04:05Z", s)
 	}
+	if y := p.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("invalid timestamp %q: the year in UTC must be between 0000 and 9999", s)
+	}
 	t.Time = p.UTC()
 	return nil
 }

@@ -50,10 +50,14 @@ func (q Quantity) Value() (float64, error) {
 	if !decimal(num, suf == "") {
 		return 0, fmt.Errorf("invalid quantity %q: expected a number followed by an optional suffix", string(q))
 	}
-	if m, ok := binarySuffixes[suf]; ok {
-		return f * m, nil
+	m, ok := binarySuffixes[suf]
+	if !ok {
+		m, ok = decimalSuffixes[suf]
 	}
-	if m, ok := decimalSuffixes[suf]; ok {
+	if ok {
+		if math.IsInf(f*m, 0) {
+			return 0, fmt.Errorf("invalid quantity %q: too large", string(q))
+		}
 		return f * m, nil
 	}
 	hint := ""
@@ -108,6 +112,9 @@ func (p ParameterSize) Count() (float64, error) {
 			hint = "this looks like a byte size; model sizes here are parameter counts such as 7B"
 		}
 		return 0, fmt.Errorf("invalid parameter count %q: %s", s, hint)
+	}
+	if math.IsInf(f*m, 0) {
+		return 0, fmt.Errorf("invalid parameter count %q: too large", s)
 	}
 	return f * m, nil
 }

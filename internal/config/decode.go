@@ -21,7 +21,13 @@ type decoder struct {
 	// pos maps a field path to where its value starts, so that later
 	// validation errors (which know only the path) can name a line.
 	pos map[string]position
+	// values counts decoded values: YAML aliases can make a small file
+	// expand into more values than memory holds ("billion laughs").
+	values int
 }
+
+// maxValues bounds the values of one object, far above any real one.
+const maxValues = 100_000
 
 type position struct{ line, col int }
 
@@ -30,6 +36,7 @@ type fieldProblem struct {
 	pos     position
 	message string
 	fix     string
+	unknown bool // an unknown field (see failed)
 }
 
 func (d *decoder) fail(n *yaml.Node, path, msg, fix string) {
@@ -54,6 +61,12 @@ var ignored = map[string]bool{
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if d.values++; d.values > maxValues {
+		if d.values == maxValues+1 {
+			d.fail(n, path, fmt.Sprintf("the object expands to more than %d values through YAML aliases", maxValues), "write the repeated parts out, or use fewer aliases")
+		}
+		return
 	}
 	if d.pos != nil {
 		d.pos[path] = position{n.Line, n.Column}
@@ -103,6 +116,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				continue
 			}
 			kp := path + "." + k.Value
+			if r, ok := unprintable(k.Value); ok {
+				d.fail(k, kp, fmt.Sprintf("key contains the control character %U", r), "remove it")
+				continue
+			}
 			if seen[k.Value] {
 				d.fail(k, kp, fmt.Sprintf("duplicate key %q", k.Value), "remove one of them")
 				continue
@@ -134,6 +151,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		if tag := n.ShortTag(); tag != "!!str" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
 			d.fail(n, path, fmt.Sprintf("expected a string, got %s %s", tagWord(tag), n.Value), fmt.Sprintf("quote it: %q", n.Value))
+			return
+		}
+		if r, ok := unprintable(n.Value); ok {
+			d.fail(n, path, fmt.Sprintf("contains the control character %U", r), "remove it")
 			return
 		}
 		v.SetString(n.Value)
@@ -210,6 +231,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		f, ok := fields.byName[k.Value]
 		if !ok {
 			d.fail(k, fp, fmt.Sprintf("unknown field %q", k.Value), suggest(k.Value, fields.names))
+			d.errs[len(d.errs)-1].unknown = true
 			continue
 		}
 		d.decode(val, v.FieldByIndex(f), fp)
@@ -314,7 +336,22 @@ func nodeJSON(n *yaml.Node) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("value cannot be represented as JSON (mapping keys must be strings)")
 	}
+	if r, ok := unprintable(string(b)); ok {
+		return nil, fmt.Errorf("contains the control character %U", r)
+	}
 	return b, nil
+}
+
+// unprintable finds a character that YAML forbids in a file and that
+// encoding/json writes unescaped: a string holding one (written as a YAML
+// escape such as "\x80") could not be read back from the JSON apply sends.
+func unprintable(s string) (rune, bool) {
+	for _, r := range s {
+		if r == 0x7F || r >= 0x80 && r <= 0x9F && r != 0x85 || r == 0xFFFE || r == 0xFFFF {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // suggest proposes the closest known field name.

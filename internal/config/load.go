@@ -240,11 +240,16 @@ func decodeObject(root *yaml.Node, src Source, prefix string) (*Item, Errors) {
 	for _, p := range d.errs {
 		errs = append(errs, tag(&Error{File: src.File, Document: src.Document, Line: p.pos.line, Column: p.pos.col, Path: prefix + p.path, Message: p.message, Fix: p.fix}))
 	}
-	if len(d.errs) > 0 {
-		return nil, errs // validating a half-decoded object only adds noise
+	if d.values > maxValues {
+		return nil, errs // the object was cut short: validating it only adds noise
 	}
+	// A half-decoded object is still validated, so that every problem is
+	// reported at once, but not where a value failed to decode.
 	obj.Default()
 	for _, fe := range obj.Validate() {
+		if d.failed(fe.Path) {
+			continue
+		}
 		p := d.lookup(fe.Path)
 		errs = append(errs, tag(&Error{File: src.File, Document: src.Document, Line: p.line, Column: p.col, Path: prefix + fe.Path, Message: fe.Message, Fix: fe.Fix, Warning: fe.Warning}))
 	}
@@ -252,6 +257,40 @@ func decodeObject(root *yaml.Node, src Source, prefix string) (*Item, Errors) {
 		return nil, errs
 	}
 	return &Item{Source: src, Object: obj, pos: d.pos}, errs
+}
+
+// failed reports whether validation problem at path echoes one decoding
+// already reported: path is at or under a value that did not decode, or,
+// after an unknown field, under a known field with a similar name
+// ("spec.model.name: is required" after "unknown field modle").
+func (d *decoder) failed(path string) bool {
+	for _, e := range d.errs {
+		if under(path, e.path) {
+			return true
+		}
+		if !e.unknown {
+			continue
+		}
+		parent, leaf := "", e.path
+		if i := strings.LastIndexByte(e.path, '.'); i >= 0 {
+			parent, leaf = e.path[:i+1], e.path[i+1:]
+		}
+		if rest, ok := strings.CutPrefix(path, parent); ok {
+			if i := strings.IndexAny(rest, ".["); i >= 0 {
+				rest = rest[:i]
+			}
+			if editDistance(strings.ToLower(rest), strings.ToLower(leaf)) < 3 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// under reports whether path is p or below it, ignoring case.
+func under(path, p string) bool {
+	n := len(p)
+	return len(path) >= n && strings.EqualFold(path[:n], p) && (len(path) == n || path[n] == '.' || path[n] == '[')
 }
 
 // lookup finds the position of path or of its closest ancestor.

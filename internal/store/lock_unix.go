@@ -17,7 +17,7 @@ import (
 type dirLock struct{ f *os.File }
 
 // lockDir takes the lock without waiting and records our pid in the file for the error message another
-// process will print.
+// process will print. Go opens files close-on-exec, so engine processes we start do not inherit the lock.
 func lockDir(dir string) (*dirLock, error) {
 	path := filepath.Join(dir, "LOCK")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)

@@ -58,8 +58,10 @@ type Store struct {
 	hooks  []deleteHook
 }
 
-// Open opens (creating if needed) the store in dir. It takes an exclusive lock on the directory, so a
-// second process opening the same dir gets an error naming the first one's pid.
+// Open opens (creating if needed) the store in dir: the database dir/citadel.db (WAL mode) and an exclusive
+// lock on dir/LOCK, so that a second process opening the same dir gets an error naming the first one's pid.
+// It applies any schema migrations the database lacks and refuses a database from a newer citadel.
+// opts may be the zero value.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
