@@ -128,6 +128,8 @@ const (
 	ReasonUnauthorized = "Unauthorized"
 	ReasonInternal     = "Internal"
 	ReasonUnavailable  = "Unavailable"
+	// ReasonDeleteBlocked: a cleanup hook refused the delete; the object remains.
+	ReasonDeleteBlocked = "DeleteBlocked"
 )
 
 // List is the answer of a list call.

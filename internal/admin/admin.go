@@ -116,6 +116,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 			items = append(items, *it)
 		}
 	}
+	problems = append(problems, config.Duplicates(items)...)
 	problems = append(problems, config.Check(items, &lookup{ctx: r.Context(), st: s.st})...)
 	if fatal := problems.Fatal(); len(fatal) > 0 {
 		writeError(w, http.StatusUnprocessableEntity, v1.ReasonInvalid,
@@ -448,7 +449,10 @@ func (s *Server) event(ctx context.Context, o store.Object, typ, reason, msg str
 func (s *Server) storeError(w http.ResponseWriter, err error) {
 	var nf *store.NotFoundError
 	var cf *store.ConflictError
+	var db *store.DeleteBlockedError
 	switch {
+	case errors.As(err, &db):
+		writeError(w, http.StatusConflict, v1.ReasonDeleteBlocked, err.Error(), nil)
 	case errors.As(err, &nf):
 		writeError(w, http.StatusNotFound, v1.ReasonNotFound, err.Error(), nil)
 	case errors.As(err, &cf):

@@ -167,7 +167,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(n, path, "expected true or false, got "+describe(n), fix)
 			return
 		}
-		b, _ := strconv.ParseBool(n.Value)
+		b, err := strconv.ParseBool(n.Value)
+		if err != nil {
+			d.fail(n, path, "expected true or false, got "+describe(n), "write true or false")
+			return
+		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {

@@ -253,6 +253,14 @@ func decodeObject(root *yaml.Node, src Source, prefix string) (*Item, Errors) {
 		p := d.lookup(fe.Path)
 		errs = append(errs, tag(&Error{File: src.File, Document: src.Document, Line: p.line, Column: p.col, Path: prefix + fe.Path, Message: fe.Message, Fix: fe.Fix, Warning: fe.Warning}))
 	}
+	// Decoding and validation find problems in different orders: report
+	// them in the order of the file.
+	sort.SliceStable(errs, func(i, j int) bool {
+		if errs[i].Line != errs[j].Line {
+			return errs[i].Line < errs[j].Line
+		}
+		return errs[i].Column < errs[j].Column
+	})
 	if len(errs.Fatal()) > 0 {
 		return nil, errs
 	}
@@ -356,7 +364,7 @@ func Load(paths []string, opts LoadOptions) ([]Item, Errors) {
 			items, errs = append(items, its...), append(errs, es...)
 		}
 	}
-	errs = append(errs, duplicates(items)...)
+	errs = append(errs, Duplicates(items)...)
 	return items, errs
 }
 
@@ -403,8 +411,8 @@ func expand(p string, recursive bool) ([]string, error) {
 	return files, nil
 }
 
-// duplicates reports objects declared more than once.
-func duplicates(items []Item) Errors {
+// Duplicates reports objects declared more than once.
+func Duplicates(items []Item) Errors {
 	var errs Errors
 	first := map[ObjectKey]Source{}
 	for _, it := range items {

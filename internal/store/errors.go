@@ -48,3 +48,16 @@ func ref(kind, namespace, name string) string {
 	}
 	return fmt.Sprintf("%s %q", kind, namespace+"/"+name)
 }
+
+// DeleteBlockedError is a delete that a delete hook refused; the object is
+// still there.
+type DeleteBlockedError struct {
+	Kind, Namespace, Name string
+	Err                   error
+}
+
+func (e *DeleteBlockedError) Error() string {
+	return fmt.Sprintf("%s was not deleted: %v", ref(e.Kind, e.Namespace, e.Name), e.Err)
+}
+
+func (e *DeleteBlockedError) Unwrap() error { return e.Err }

@@ -298,7 +298,7 @@ func (s *Store) Delete(ctx context.Context, kind, namespace, name string, rv int
 			return Object{}, err
 		}
 		if err := s.runDeleteHooks(ctx, cur); err != nil {
-			return Object{}, fmt.Errorf("deleting %s: %w", ref(kind, namespace, name), err)
+			return Object{}, &DeleteBlockedError{Kind: kind, Namespace: namespace, Name: name, Err: err}
 		}
 
 		// Delete the version the hooks saw, and only that one.

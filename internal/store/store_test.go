@@ -555,7 +555,8 @@ func TestDeleteHooks(t *testing.T) {
 
 	// A refusing hook aborts the delete.
 	_, err := s.Delete(ctx, "ClusterBaseModel", "", "m", 0)
-	if !errors.Is(err, refuse) || !strings.HasPrefix(err.Error(), `deleting ClusterBaseModel "m": `) {
+	var blocked *DeleteBlockedError
+	if !errors.Is(err, refuse) || !errors.As(err, &blocked) || !strings.HasPrefix(err.Error(), `ClusterBaseModel "m" was not deleted: `) {
 		t.Fatalf("Delete with a refusing hook: got %v, want the hook's error wrapped", err)
 	}
 	if _, err := s.Get(ctx, "ClusterBaseModel", "", "m"); err != nil {
