@@ -64,6 +64,9 @@ func New(addr string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
 // Address is the server's host:port.
 func (c *Client) Address() string { return c.base.Host }
 

@@ -97,16 +97,7 @@ func (e *Problem) Error() string {
 	} else if e.Kind != "" && e.Name != "" {
 		fmt.Fprintf(&b, "%s %q: ", e.Kind, e.Name)
 	}
-	if e.Path != "" {
-		b.WriteString(e.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Message)
-	if e.Fix != "" {
-		b.WriteString(" (fix: ")
-		b.WriteString(e.Fix)
-		b.WriteString(")")
-	}
+	b.WriteString(FieldError{Path: e.Path, Message: e.Message, Fix: e.Fix}.Error())
 	return b.String()
 }
 

@@ -3,6 +3,7 @@ package v1
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -169,7 +170,7 @@ type Reference struct {
 	Soft bool
 }
 
-// String formats an object's identity: Kind "name" or Kind "ns/name".
+// ObjectKey formats an object's identity: Kind "name" or Kind "ns/name".
 func ObjectKey(kind, namespace, name string) string {
 	if namespace == "" {
 		return fmt.Sprintf("%s %q", kind, name)
@@ -196,6 +197,11 @@ func validateMeta(m *ObjectMeta, namespaced bool) FieldErrors {
 		}
 	} else if m.Namespace != "" {
 		errs.Add("metadata.namespace", fmt.Sprintf("is set to %q but this kind is cluster-scoped", m.Namespace), "remove metadata.namespace")
+	}
+	if rv := m.ResourceVersion; rv != "" {
+		if n, err := strconv.ParseInt(rv, 10, 64); err != nil || n <= 0 {
+			errs.Add("metadata.resourceVersion", fmt.Sprintf("%q is not a resource version", rv), "remove it, or copy it unchanged from citadel get -o yaml")
+		}
 	}
 	for k := range m.Labels {
 		if msg := checkLabelKey(k); msg != "" {

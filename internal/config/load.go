@@ -67,21 +67,15 @@ func (l Errors) Error() string {
 }
 
 // Fatal returns the entries that are not warnings.
-func (l Errors) Fatal() Errors {
-	var out Errors
-	for _, e := range l {
-		if !e.Warning {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (l Errors) Fatal() Errors { return l.filter(false) }
 
 // Warnings returns the warning entries.
-func (l Errors) Warnings() Errors {
+func (l Errors) Warnings() Errors { return l.filter(true) }
+
+func (l Errors) filter(warning bool) Errors {
 	var out Errors
 	for _, e := range l {
-		if e.Warning {
+		if e.Warning == warning {
 			out = append(out, e)
 		}
 	}
