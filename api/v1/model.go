@@ -83,6 +83,12 @@ type StorageSpec struct {
 	DownloadPolicy *string           `json:"downloadPolicy,omitempty"`
 }
 
+// AnnotationFilledFromFiles lists the spec fields the model agent filled
+// from the model's files (comma-separated). Apply keeps those fields when a
+// re-applied file leaves them empty, so applying the same file twice
+// changes nothing.
+const AnnotationFilledFromFiles = "citadel.dev/filled-from-files"
+
 // Model phases.
 const (
 	ModelPending     = "Pending"

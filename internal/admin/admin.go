@@ -125,7 +125,18 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	}
 	objs := make([]store.Object, len(items))
 	for i, it := range items {
-		so, err := resource.ToStore(it.Object)
+		obj := it.Object
+		if k := obj.GetTypeMeta().Kind; k == v1.KindClusterBaseModel || k == v1.KindBaseModel {
+			m := obj.GetObjectMeta()
+			if cur, err := s.st.Get(r.Context(), k, m.Namespace, m.Name); err == nil {
+				if stored, err := resource.FromStore(cur); err == nil {
+					if merged, err := resource.KeepFilled(obj, stored); err == nil {
+						obj = merged
+					}
+				}
+			}
+		}
+		so, err := resource.ToStore(obj)
 		if err != nil {
 			writeError(w, http.StatusUnprocessableEntity, v1.ReasonInvalid, err.Error(), nil)
 			return

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/store"
@@ -108,4 +109,68 @@ func Redact(o v1.Object) v1.Object {
 		return s.Redact()
 	}
 	return o
+}
+
+// KeepFilled carries into incoming the model spec fields that the agent
+// filled into stored (named by v1.AnnotationFilledFromFiles) and that
+// incoming leaves empty, with the annotation itself. Other kinds, and
+// fields the user sets, are untouched.
+func KeepFilled(incoming, stored v1.Object) (v1.Object, error) {
+	list := stored.GetObjectMeta().Annotations[v1.AnnotationFilledFromFiles]
+	if list == "" {
+		return incoming, nil
+	}
+	var in, old map[string]json.RawMessage
+	bi, err := json.Marshal(incoming)
+	if err != nil {
+		return nil, err
+	}
+	bo, err := json.Marshal(stored)
+	if err != nil {
+		return nil, err
+	}
+	if json.Unmarshal(bi, &in) != nil || json.Unmarshal(bo, &old) != nil {
+		return incoming, nil
+	}
+	var inSpec, oldSpec map[string]json.RawMessage
+	if json.Unmarshal(in["spec"], &inSpec) != nil || json.Unmarshal(old["spec"], &oldSpec) != nil {
+		return incoming, nil
+	}
+	if inSpec == nil {
+		inSpec = map[string]json.RawMessage{}
+	}
+	changed := false
+	for _, f := range strings.Split(list, ",") {
+		if _, set := inSpec[f]; !set {
+			if v, ok := oldSpec[f]; ok {
+				inSpec[f] = v
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return incoming, nil
+	}
+	b, err := json.Marshal(inSpec)
+	if err != nil {
+		return nil, err
+	}
+	in["spec"] = b
+	merged, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	info, _ := v1.KindByName(incoming.GetTypeMeta().Kind)
+	out := info.New()
+	if err := json.Unmarshal(merged, out); err != nil {
+		return nil, err
+	}
+	m := out.GetObjectMeta()
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	if _, set := m.Annotations[v1.AnnotationFilledFromFiles]; !set {
+		m.Annotations[v1.AnnotationFilledFromFiles] = list
+	}
+	return out, nil
 }
