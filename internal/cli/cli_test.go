@@ -269,8 +269,9 @@ func TestStaleResourceVersionIsRejected(t *testing.T) {
 		t.Fatalf("no resourceVersion in:\n%s", y)
 	}
 	edited := strings.Replace(y, "displayName: XiaomiMiMo.mimo-vl-7b-rl", "displayName: MiMo-VL", 1)
-	// Someone else changes it first.
+	// Someone else changes it first (without a precondition, as a plain apply does).
 	other := strings.Replace(y, "displayName: XiaomiMiMo.mimo-vl-7b-rl", "displayName: other", 1)
+	other = strings.Replace(other, m[0], "", 1)
 	if r := citadel(t, srv.addr, other, "apply", "-f", "-"); r.code != 0 {
 		t.Fatalf("first writer: %+v", r)
 	}

@@ -121,7 +121,8 @@ OME-format YAML and apply them:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServe(e), newApply(e), newGet(e), newDescribe(e), newDelete(e),
-		newEvents(e), newSecret(e), newVersion(e),
+		newEvents(e), newSecret(e), newVersion(e), newPull(e),
+		newMirror(e),
 	)
 	return root
 }

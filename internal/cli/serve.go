@@ -6,16 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"citadel.dev/citadel/client"
+	"citadel.dev/citadel/internal/agent"
 	"citadel.dev/citadel/internal/daemon"
+	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/version"
 )
 
 func newServe(e *env) *cobra.Command {
-	var dataDir, adminAddr, adminToken, logLevel, logFormat string
+	var dataDir, adminAddr, adminToken, logLevel, logFormat, ollamaRegistry string
+	var agentOn bool
+	var stall time.Duration
+	var maxDownloads int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Citadel server: store, admin API and controllers",
@@ -47,12 +53,26 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 				}
 				dataDir = d
 			}
+			var puller *pull.Puller
+			st, err := resolveStorage(e, dataDir)
+			if err != nil {
+				return err
+			}
+			if agentOn {
+				puller = pull.New(pull.Options{
+					HFEndpoint: st.settings.Endpoint, HFCache: st.hfCache, OllamaDir: st.ollamaDir,
+					OllamaRegistry: strings.TrimPrefix(strings.TrimPrefix(ollamaRegistry, "https://"), "http://"), OllamaInsecure: ollamaRegistry != "" && !strings.HasPrefix(ollamaRegistry, "https://"),
+					StallTimeout: stall, Logger: slog.New(h).With("component", "pull"),
+				})
+			}
 			return daemon.Run(cmd.Context(), daemon.Options{
 				DataDir:    dataDir,
 				AdminAddr:  adminAddr,
 				AdminToken: adminToken,
 				Version:    version.Info(),
 				Logger:     slog.New(h),
+				Puller:     puller,
+				Agent:      agent.Options{MaxConcurrent: maxDownloads, StallTimeout: stall},
 				Ready: func(addr string) {
 					fmt.Fprintf(e.stderr, "citadel: admin API on http://%s, data in %s\n", addr, dataDir)
 				},
@@ -65,6 +85,10 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&adminToken, "admin-token", e.getenv("CITADEL_ADMIN_TOKEN"), "require this bearer token on admin calls (env CITADEL_ADMIN_TOKEN)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.BoolVar(&agentOn, "agent", true, "run the model agent (downloads models; HF_ENDPOINT, HF_HOME, OLLAMA_MODELS apply)")
+	f.DurationVar(&stall, "stall-timeout", 60*time.Second, "fail a model download that receives no bytes for this long")
+	f.IntVar(&maxDownloads, "max-downloads", 2, "models downloading at once")
+	f.StringVar(&ollamaRegistry, "ollama-registry", "", "Ollama registry for ollama:// models (host:port; default registry.ollama.ai)")
 	return cmd
 }
 

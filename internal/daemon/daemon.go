@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/admin"
+	"citadel.dev/citadel/internal/agent"
+	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/store"
 )
 
@@ -33,6 +36,11 @@ type Options struct {
 	Now        func() time.Time
 	// Ready, when set, is called once the admin API accepts calls.
 	Ready func(adminAddr string)
+	// Puller, when set, runs the model agent, which downloads every model
+	// onto this host. Without it models wait in Pending and say so.
+	Puller *pull.Puller
+	// Agent tunes the model agent (Store, Puller, Logger, RecordsDir are set here).
+	Agent agent.Options
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -64,12 +72,21 @@ func Run(ctx context.Context, opts Options) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	rec := &statusReconciler{st: st, log: log.With("component", "status"), now: opts.Now, debounce: 50 * time.Millisecond}
+	rec := &statusReconciler{st: st, log: log.With("component", "status"), now: opts.Now, debounce: 50 * time.Millisecond, agentRuns: opts.Puller != nil}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Requests (watch streams above all) end when the daemon stops.
 	srv.BaseContext = func(net.Listener) context.Context { return gctx }
 	g.Go(func() error { return rec.run(gctx) })
+	if opts.Puller != nil {
+		ao := opts.Agent
+		ao.Store, ao.Puller, ao.Logger, ao.Now = st, opts.Puller, log.With("component", "agent"), opts.Now
+		if ao.RecordsDir == "" {
+			ao.RecordsDir = filepath.Join(opts.DataDir, "agent", "models")
+		}
+		ag := agent.New(ao)
+		g.Go(func() error { return ag.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("admin API: %w", err)

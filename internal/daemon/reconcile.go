@@ -22,6 +22,8 @@ type statusReconciler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	debounce time.Duration
+	// agentRuns: the model agent owns model status; this only reads it.
+	agentRuns bool
 }
 
 func (r *statusReconciler) run(ctx context.Context) error {
@@ -90,6 +92,9 @@ func (r *statusReconciler) resync(ctx context.Context) error {
 	now := r.now()
 	// Models first, services next, routes last: each reads the one before.
 	for _, kind := range []string{v1.KindClusterBaseModel, v1.KindBaseModel, v1.KindClusterServingRuntime, v1.KindServingRuntime, v1.KindInferenceService, v1.KindRoute} {
+		if r.agentRuns && (kind == v1.KindClusterBaseModel || kind == v1.KindBaseModel) {
+			continue
+		}
 		for key, o := range wd.objects {
 			if key.Kind != kind {
 				continue

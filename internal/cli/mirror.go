@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"citadel.dev/citadel/internal/mirror"
+)
+
+func newMirror(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mirror",
+		Short: "Serve a directory as a Hugging Face Hub and an Ollama registry",
+		Long: `Serve a directory as a Hugging Face Hub and as an Ollama registry, for
+air-gapped sites (and tests). Point clients at it with HF_ENDPOINT, or pull
+from it with ollama. The layout is documented in docs/mirror.md:
+
+  DIR/hf/<org>/<name>/...files...       revision main of org/name
+  DIR/hf/<org>/<name>/.mirror.json      private, gated, tokens, revisions, faults
+  DIR/ollama/                           an Ollama models directory (manifests/, blobs/)`,
+		Args: argsBetween(0, 0, "a subcommand: serve or hash"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return usagef("give a subcommand: serve or hash") },
+	}
+	cmd.AddCommand(newMirrorServe(e), newMirrorHash(e))
+	return cmd
+}
+
+func newMirrorServe(e *env) *cobra.Command {
+	var dir, addr, redirectHost, logLevel string
+	var tokens []string
+	var pageSize int
+	cmd := &cobra.Command{
+		Use:   "serve --dir DIR",
+		Short: "Serve DIR until Ctrl-C",
+		Long: `Serve DIR as a Hugging Face Hub (HF_ENDPOINT=http://ADDR) and as an Ollama
+registry until Ctrl-C or SIGTERM.
+
+Large files (LFS) and Ollama blobs are redirected to the other name of the
+same listener (127.0.0.1 <-> localhost), as the real Hub redirects to its CDN;
+with another address give --redirect-host, a second name of this machine.
+File hashes are computed on first use and kept in DIR/.mirror-cache.json;
+run 'citadel mirror hash' first on a large mirror (serve also starts hashing
+in the background).`,
+		Example: `  citadel mirror serve --dir /srv/models
+  HF_ENDPOINT=http://127.0.0.1:8090 huggingface-cli download acme/tiny
+  citadel mirror serve --dir /srv/models --addr 0.0.0.0:8090 --redirect-host mirror-cdn.lan --token alice=hf_abc`,
+		Args: argsBetween(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := mirrorLogger(e, logLevel)
+			if err != nil {
+				return err
+			}
+			opts, err := mirrorOptions(dir, tokens, e.getenv)
+			if err != nil {
+				return err
+			}
+			opts.TreePageSize, opts.RedirectHost, opts.Logger = pageSize, redirectHost, log
+			srv, err := mirror.New(opts)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("cannot listen on %s: %w (pick another with --addr)", addr, err)
+			}
+			a := ln.Addr().String()
+			fmt.Fprintf(e.stderr, "citadel mirror: serving %s on http://%s (HF_ENDPOINT=http://%s; Ollama registry at %s)\n", srv.Dir(), a, a, a)
+
+			g, ctx := errgroup.WithContext(cmd.Context())
+			g.Go(func() error { return srv.Serve(ctx, ln) })
+			g.Go(func() error {
+				// Precompute hashes so the first requests do not wait for them.
+				start := time.Now()
+				st, err := srv.Hash(ctx)
+				switch {
+				case ctx.Err() != nil:
+				case err != nil:
+					log.Warn("mirror hashing incomplete; affected repos will fail until fixed", "err", err)
+				default:
+					log.Info("mirror hashed", "repos", st.Repos, "files", st.Files, "hashed", st.Hashed, "bytes", st.Bytes, "took", time.Since(start).Round(time.Millisecond))
+				}
+				return nil
+			})
+			return g.Wait()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", e.getenv("CITADEL_MIRROR_DIR"), "directory to serve (env CITADEL_MIRROR_DIR)")
+	f.StringVar(&addr, "addr", "127.0.0.1:8090", "listen address")
+	// Shadows the global --token (the admin API's): here it is a Hub token.
+	f.StringArrayVar(&tokens, "token", nil, "accept this Hub token, as TOKEN or USER=TOKEN (repeatable; env CITADEL_MIRROR_TOKENS, comma-separated)")
+	f.StringVar(&redirectHost, "redirect-host", "", "host name LFS and blob redirects point to (default: 127.0.0.1 <-> localhost)")
+	f.IntVar(&pageSize, "tree-page-size", 1000, "entries per page of the tree API")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func newMirrorHash(e *env) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "hash --dir DIR",
+		Short: "Hash every file of DIR into DIR/.mirror-cache.json",
+		Long: `Compute the SHA-256 and git blob ids of every file of every revision in DIR
+and store them in DIR/.mirror-cache.json, so that 'citadel mirror serve'
+answers at once. Entries of files that are gone are dropped.`,
+		Args: argsBetween(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := mirrorOptions(dir, nil, func(string) string { return "" })
+			if err != nil {
+				return err
+			}
+			srv, err := mirror.New(opts)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			start := time.Now()
+			st, err := srv.Hash(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("hashing %s: %w", srv.Dir(), err)
+			}
+			fmt.Fprintf(e.stdout, "%d repos, %d revisions, %d files (%.1f MiB): %d hashed, %d from the cache, in %s\n",
+				st.Repos, st.Revisions, st.Files, float64(st.Bytes)/(1<<20), st.Hashed, int64(st.Files)-st.Hashed, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", e.getenv("CITADEL_MIRROR_DIR"), "directory to hash (env CITADEL_MIRROR_DIR)")
+	return cmd
+}
+
+// mirrorOptions checks the directory and parses the tokens.
+func mirrorOptions(dir string, tokens []string, getenv func(string) string) (mirror.Options, error) {
+	if dir == "" {
+		return mirror.Options{}, usagef("--dir is required: the directory to serve (see docs/mirror.md)")
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return mirror.Options{}, fmt.Errorf("mirror directory %s does not exist: create it, with hf/<org>/<name>/ and/or ollama/ inside", dir)
+	case err != nil:
+		return mirror.Options{}, fmt.Errorf("mirror directory: %w", err)
+	case !fi.IsDir():
+		return mirror.Options{}, fmt.Errorf("mirror directory %s is not a directory", dir)
+	}
+	if len(tokens) == 0 {
+		if v := getenv("CITADEL_MIRROR_TOKENS"); v != "" {
+			tokens = strings.Split(v, ",")
+		}
+	}
+	opts := mirror.Options{Dir: dir}
+	for _, t := range tokens {
+		t = strings.TrimSpace(t)
+		user, value, ok := strings.Cut(t, "=")
+		if !ok {
+			user, value = "", t
+		}
+		if value == "" || strings.ContainsAny(value, " \t") {
+			return mirror.Options{}, usagef("--token: want TOKEN or USER=TOKEN, got an empty or blank token")
+		}
+		opts.Tokens = append(opts.Tokens, mirror.Token{User: user, Value: value})
+	}
+	return opts, nil
+}
+
+func mirrorLogger(e *env, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,382 @@
+package pull
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"citadel.dev/citadel/internal/hub"
+	"citadel.dev/citadel/internal/modelstore"
+)
+
+// Fetcher opens bytes [start, end] (end inclusive) of one remote file.
+type Fetcher func(ctx context.Context, start, end int64) (io.ReadCloser, error)
+
+// fileJob is one file to bring to dest, verified against etag.
+type fileJob struct {
+	name    string // path in the repository, for messages
+	dest    string // final blob path
+	partial string // resumable partial file
+	size    int64
+	etag    string // sha256 or git sha1 (hex)
+	fetch   Fetcher
+
+	done      atomic.Int64 // bytes on disk and accounted
+	refetched atomic.Int64 // bytes fetched again after a resume or retry
+	state     atomic.Value // string: queued, downloading, verifying, done, cached, failed
+	lastByte  atomic.Int64 // unix nanos of the last byte received
+}
+
+// partState is the sidecar of a partial file: which chunks are complete,
+// and how far each started chunk got. It is written atomically after each
+// chunk and at most once a second in between, so that a resumed download
+// fetches again at most what was in flight.
+type partState struct {
+	Size      int64   `json:"size"`
+	ETag      string  `json:"etag"`
+	ChunkSize int64   `json:"chunkSize"`
+	Progress  []int64 `json:"progress"` // bytes written from each chunk's start
+}
+
+// engine downloads files in parallel ranged chunks with resume, stall
+// detection, retries and verification.
+type engine struct {
+	chunkSize    int64
+	chunkWorkers int           // per file
+	conns        chan struct{} // global connection slots
+	stallTimeout time.Duration
+	attemptIdle  time.Duration // a request with no bytes for this long is abandoned and retried
+	maxAttempts  int
+	backoff      func(attempt int) time.Duration
+	now          func() time.Time
+}
+
+func (e *engine) chunks(size int64) int {
+	if size == 0 {
+		return 0
+	}
+	return int((size + e.chunkSize - 1) / e.chunkSize)
+}
+
+// download brings one file to job.dest. A file already at dest with the
+// right size is trusted here (verification of existing blobs is the
+// caller's choice: see Options.Reverify).
+func (e *engine) download(ctx context.Context, job *fileJob) error {
+	job.lastByte.Store(e.now().UnixNano())
+	if st, err := os.Stat(job.dest); err == nil && st.Size() == job.size {
+		job.done.Store(job.size)
+		job.state.Store("cached")
+		return nil
+	}
+	job.state.Store("downloading")
+	if err := os.MkdirAll(filepath.Dir(job.partial), 0o755); err != nil {
+		return classify(err, job.name)
+	}
+	for round := 0; ; round++ {
+		err := e.downloadPartial(ctx, job)
+		if err == nil {
+			job.state.Store("verifying")
+			err = modelstore.VerifyFile(job.partial, job.etag, job.size)
+			if errors.Is(err, modelstore.ErrChecksum) {
+				// Start over once: a corrupted byte on the wire or a
+				// partial file damaged by a crash. Twice is the source.
+				os.Remove(job.partial)
+				os.Remove(job.partial + ".state")
+				job.refetched.Add(job.done.Load())
+				job.done.Store(0)
+				if round == 0 {
+					job.state.Store("downloading")
+					continue
+				}
+				return &Error{Reason: ReasonChecksumMismatch, File: job.name, Err: err,
+					Message: fmt.Sprintf("%s was downloaded twice and both times its content did not match the expected hash %s (%v); the source serves corrupt data: report it to the repository owner or mirror operator", job.name, job.etag, err)}
+			}
+		}
+		if err != nil {
+			job.state.Store("failed")
+			return err
+		}
+		if err := os.Rename(job.partial, job.dest); err != nil {
+			return classify(err, job.name)
+		}
+		os.Remove(job.partial + ".state")
+		job.state.Store("done")
+		return nil
+	}
+}
+
+// downloadPartial fills job.partial, resuming from its sidecar state.
+func (e *engine) downloadPartial(ctx context.Context, job *fileJob) error {
+	f, err := os.OpenFile(job.partial, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return classify(err, job.name)
+	}
+	defer f.Close()
+	st := e.loadState(job)
+	if fi, err := f.Stat(); err != nil {
+		return classify(err, job.name)
+	} else if fi.Size() != job.size {
+		if err := f.Truncate(job.size); err != nil {
+			return classify(err, job.name)
+		}
+	}
+	var resumed int64
+	for _, p := range st.Progress {
+		resumed += p
+	}
+	job.done.Store(resumed)
+	if job.size == 0 {
+		return nil
+	}
+
+	var mu sync.Mutex // guards st and its saving
+	lastSave := time.Time{}
+	save := func(force bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !force && e.now().Sub(lastSave) < time.Second {
+			return
+		}
+		lastSave = e.now()
+		b, _ := json.Marshal(st)
+		_ = modelstore.WriteFileAtomic(job.partial+".state", b, 0o644)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	workers := min(e.chunkWorkers, len(st.Progress))
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := e.fetchChunk(ctx, job, f, st, i, &mu, save); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					cancel()
+					return
+				}
+			}
+		})
+	}
+feed:
+	for i := range st.Progress {
+		mu.Lock()
+		complete := st.Progress[i] >= e.chunkLen(job.size, i)
+		mu.Unlock()
+		if complete {
+			continue
+		}
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	save(true)
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (e *engine) chunkLen(size int64, i int) int64 {
+	return min(e.chunkSize, size-int64(i)*e.chunkSize)
+}
+
+// loadState reads the sidecar, or starts afresh when it is missing or was
+// written for another file or chunk size.
+func (e *engine) loadState(job *fileJob) *partState {
+	fresh := &partState{Size: job.size, ETag: job.etag, ChunkSize: e.chunkSize, Progress: make([]int64, e.chunks(job.size))}
+	b, err := os.ReadFile(job.partial + ".state")
+	if err != nil {
+		return fresh
+	}
+	var st partState
+	if json.Unmarshal(b, &st) != nil || st.Size != job.size || st.ETag != job.etag || st.ChunkSize != e.chunkSize || len(st.Progress) != len(fresh.Progress) {
+		return fresh
+	}
+	for i, p := range st.Progress {
+		if p < 0 || p > e.chunkLen(job.size, i) {
+			return fresh
+		}
+	}
+	return &st
+}
+
+// fetchChunk fetches what is missing of chunk i, retrying transient
+// failures with backoff until the file has made no progress for the stall
+// timeout or the attempts run out.
+func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *partState, i int, mu *sync.Mutex, save func(bool)) error {
+	start := int64(i) * e.chunkSize
+	length := e.chunkLen(job.size, i)
+	var lastErr *Error
+	var silent time.Duration // this chunk's requests spent silent since a range last completed
+	for attempt := 1; ; attempt++ {
+		mu.Lock()
+		got := st.Progress[i]
+		mu.Unlock()
+		if got >= length {
+			save(true)
+			return nil
+		}
+		err := e.fetchRange(ctx, job, f, start+got, start+length-1, func(n int64) {
+			mu.Lock()
+			st.Progress[i] += n
+			mu.Unlock()
+			save(false)
+		})
+		if err == nil {
+			silent = 0 // a whole range arrived: the source is healthy
+			continue   // the loop re-checks completeness
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		lastErr = classify(err, job.name)
+		if lastErr.Reason == ReasonDownloadStalled || lastErr.Reason == ReasonDownloadIncomplete {
+			lastErr.Retryable = true
+		}
+		if !lastErr.Retryable {
+			return lastErr
+		}
+		idle := e.now().Sub(time.Unix(0, job.lastByte.Load()))
+		if lastErr.Reason == ReasonDownloadStalled {
+			// Silence counts even when each retry trickles a few bytes:
+			// a source that keeps going quiet has stalled.
+			silent += e.attemptIdle
+			idle = max(idle, silent)
+		}
+		if idle >= e.stallTimeout {
+			return e.stalled(job, lastErr, idle)
+		}
+		if attempt >= e.maxAttempts {
+			lastErr.Message = fmt.Sprintf("%s (gave up after %d attempts)", lastErr.Message, attempt)
+			return lastErr
+		}
+		wait := e.backoff(attempt)
+		if ra, ok := hub.RetryAfter(lastErr.Err); ok {
+			wait = ra
+		}
+		// Never wait past the stall deadline: fail in time instead.
+		if left := e.stallTimeout - idle; wait > left {
+			wait = max(left, 0)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (e *engine) stalled(job *fileJob, last *Error, idle time.Duration) *Error {
+	msg := fmt.Sprintf("no bytes of %s for %s (received %d of %d bytes)", job.name, idle.Round(time.Second), job.done.Load(), job.size)
+	reason := ReasonDownloadStalled
+	if last != nil && last.Reason != ReasonDownloadStalled && last.Reason != ReasonDownloadIncomplete {
+		// The file stopped moving because every attempt failed: name that.
+		reason = last.Reason
+		msg += "; last error: " + last.Message
+	} else {
+		msg += "; the source stopped sending: check the network path to the hub or mirror, or raise --stall-timeout for a slow link"
+	}
+	return &Error{Reason: reason, File: job.name, Message: msg, Retryable: true, Err: last}
+}
+
+// errStall marks a request abandoned for silence.
+var errStall = errors.New("no bytes received")
+
+// fetchRange streams [from, to] into f at from, calling progress for every
+// write. A request silent for attemptIdle is abandoned with errStall.
+func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from, to int64, progress func(int64)) error {
+	select {
+	case e.conns <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-e.conns }()
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// The watchdog cancels a silent request and closes its body, so that a
+	// read blocked in any transport returns.
+	var bodyMu sync.Mutex
+	var body io.ReadCloser
+	watchdog := time.AfterFunc(e.attemptIdle, func() {
+		cancel(errStall)
+		bodyMu.Lock()
+		if body != nil {
+			body.Close()
+		}
+		bodyMu.Unlock()
+	})
+	defer watchdog.Stop()
+
+	b, err := job.fetch(rctx, from, to)
+	if err != nil {
+		if context.Cause(rctx) == errStall {
+			return &Error{Reason: ReasonDownloadStalled, File: job.name, Message: "the server accepted the request but sent nothing", Retryable: true, Err: err}
+		}
+		return err
+	}
+	bodyMu.Lock()
+	body = b
+	bodyMu.Unlock()
+	defer b.Close()
+	buf := make([]byte, 256<<10)
+	off := from
+	for off <= to {
+		n, rerr := b.Read(buf[:min(int64(len(buf)), to-off+1)])
+		if n > 0 {
+			watchdog.Reset(e.attemptIdle)
+			job.lastByte.Store(e.now().UnixNano())
+			if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+				return classify(werr, job.name)
+			}
+			off += int64(n)
+			job.done.Add(int64(n))
+			progress(int64(n))
+		}
+		if rerr != nil {
+			if off > to {
+				return nil
+			}
+			if context.Cause(rctx) == errStall {
+				return &Error{Reason: ReasonDownloadStalled, File: job.name, Retryable: true, Err: rerr,
+					Message: fmt.Sprintf("no bytes for %s at byte %d", e.attemptIdle, off)}
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if rerr == io.EOF || errors.Is(rerr, io.ErrUnexpectedEOF) {
+				return &Error{Reason: ReasonDownloadIncomplete, File: job.name, Retryable: true, Err: rerr,
+					Message: fmt.Sprintf("the connection ended at byte %d of %d (truncated body)", off, job.size)}
+			}
+			return rerr
+		}
+	}
+	return nil
+}
+
+// defaultBackoff is exponential with jitter: 0.5 s, 1 s, 2 s … capped at 10 s.
+func defaultBackoff(attempt int) time.Duration {
+	d := min(500*time.Millisecond<<min(attempt-1, 5), 10*time.Second)
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,138 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+
+	"citadel.dev/citadel/internal/hub"
+	"citadel.dev/citadel/internal/registry"
+)
+
+// Reason codes of failed pulls. Each is written to the model's status and
+// names one cause; the Error's message says what to do.
+const (
+	ReasonUnsupportedStorageURI = "UnsupportedStorageURI"
+	ReasonSecretNotFound        = "SecretNotFound"
+	ReasonUnauthorized          = "Unauthorized"
+	ReasonGatedRepo             = "GatedRepo"
+	ReasonRepoNotFound          = "RepoNotFound"
+	ReasonRevisionNotFound      = "RevisionNotFound"
+	ReasonEntryNotFound         = "EntryNotFound"
+	ReasonHostileFileName       = "HostileFileName"
+	ReasonConnectionFailed      = "ConnectionFailed"
+	ReasonDNSFailure            = "DNSFailure"
+	ReasonRateLimited           = "RateLimited"
+	ReasonUpstreamError         = "UpstreamError"
+	ReasonDownloadStalled       = "DownloadStalled"
+	ReasonDownloadIncomplete    = "DownloadIncomplete"
+	ReasonChecksumMismatch      = "ChecksumMismatch"
+	ReasonInsufficientStorage   = "InsufficientStorage"
+	ReasonStorageNotWritable    = "StorageNotWritable"
+	ReasonLocalPathNotFound     = "LocalPathNotFound"
+	ReasonNoFiles               = "NoFiles"
+	ReasonInternal              = "InternalError"
+)
+
+// Error is a failed pull: a reason code, the file it concerns (if any), a
+// message that says what to do, and whether trying again may help.
+type Error struct {
+	Reason    string
+	File      string
+	Message   string
+	Retryable bool
+	Err       error
+}
+
+func (e *Error) Error() string {
+	if e.File != "" && !strings.Contains(e.Message, e.File) {
+		return fmt.Sprintf("%s: %s: %s", e.Reason, e.File, e.Message)
+	}
+	return e.Reason + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError returns err's *Error, classifying other errors.
+func AsError(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return classify(err, "")
+}
+
+// classify maps a hub, registry, network or disk error to a reason.
+func classify(err error, file string) *Error {
+	mk := func(reason, msg string, retry bool) *Error {
+		return &Error{Reason: reason, File: file, Message: msg, Retryable: retry, Err: err}
+	}
+	var (
+		pe      *Error
+		repoNF  *hub.RepoNotFoundError
+		gated   *hub.GatedRepoError
+		revNF   *hub.RevisionNotFoundError
+		entryNF *hub.EntryNotFoundError
+		unauth  *hub.UnauthorizedError
+		rate    *hub.RateLimitedError
+		hostile *hub.HostileFileError
+		httpErr *hub.HTTPError
+		regNF   *registry.NotFoundError
+		dnsErr  *net.DNSError
+		metaErr *hub.MetadataError
+		manErr  *registry.ManifestError
+		rangeIg *hub.RangeIgnoredError
+		regRIg  *registry.RangeIgnoredError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.As(err, &repoNF):
+		return mk(ReasonRepoNotFound, err.Error(), false)
+	case errors.As(err, &gated):
+		return mk(ReasonGatedRepo, err.Error(), false)
+	case errors.As(err, &revNF):
+		return mk(ReasonRevisionNotFound, err.Error(), false)
+	case errors.As(err, &entryNF):
+		return mk(ReasonEntryNotFound, err.Error(), false)
+	case errors.As(err, &unauth):
+		return mk(ReasonUnauthorized, err.Error(), false)
+	case errors.As(err, &hostile):
+		return mk(ReasonHostileFileName, err.Error()+": refused, nothing outside the model directory is ever written", false)
+	case errors.As(err, &regNF):
+		return mk(ReasonRepoNotFound, err.Error(), false)
+	case errors.Is(err, hub.ErrOffline):
+		return mk(ReasonConnectionFailed, "HF_HUB_OFFLINE is set: nothing can be downloaded; unset it, or use a model already in the cache", false)
+	case errors.As(err, &metaErr), errors.As(err, &manErr):
+		return mk(ReasonUpstreamError, err.Error()+": the hub or registry answered something Citadel cannot use; check HF_ENDPOINT / the registry address", false)
+	case errors.As(err, &rangeIg), errors.As(err, &regRIg):
+		return mk(ReasonUpstreamError, err.Error()+": the server ignores Range requests, so downloads cannot be split or resumed; use a server or mirror that supports them", false)
+	case errors.As(err, &rate):
+		return mk(ReasonRateLimited, err.Error(), true)
+	case errors.Is(err, syscall.ENOSPC):
+		return mk(ReasonInsufficientStorage, "the disk filled up while downloading: "+err.Error()+"; free space or point storage at a larger disk", true)
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return mk(ReasonStorageNotWritable, err.Error()+": make the directory writable by citadel, or choose another path", false)
+	case errors.As(err, &dnsErr):
+		return mk(ReasonDNSFailure, fmt.Sprintf("cannot resolve %q: %v; check HF_ENDPOINT / the registry host and this host's DNS", dnsErr.Name, err), dnsErr.IsTemporary)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return mk(ReasonConnectionFailed, err.Error()+": nothing listens there; check HF_ENDPOINT / the registry address and that the hub or mirror is up", true)
+	case errors.As(err, &httpErr):
+		if httpErr.Status >= 500 || httpErr.Status == 408 {
+			return mk(ReasonUpstreamError, err.Error(), true)
+		}
+		if httpErr.Status == 401 || httpErr.Status == 403 {
+			return mk(ReasonUnauthorized, err.Error(), false)
+		}
+		return mk(ReasonUpstreamError, err.Error(), false)
+	case errors.Is(err, context.Canceled):
+		return mk("Cancelled", "the pull was cancelled", false)
+	}
+	if hub.Retryable(err) || registry.Retryable(err) {
+		return mk(ReasonConnectionFailed, err.Error(), true)
+	}
+	return mk(ReasonInternal, err.Error(), false)
+}
