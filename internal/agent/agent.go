@@ -66,18 +66,15 @@ type Agent struct {
 }
 
 type model struct {
-	key        config.ObjectKey
-	cancel     context.CancelFunc
-	running    bool
-	runningFP  string
-	failedFP   string
-	retryable  bool
-	attempt    int
-	nextTry    time.Time
-	checked    bool // re-verified since the agent started
-	lastWrite  time.Time
-	lastPhase  string
-	lastReason string
+	key       config.ObjectKey
+	cancel    context.CancelFunc
+	running   bool
+	runningFP string
+	failedFP  string
+	retryable bool
+	attempt   int
+	nextTry   time.Time
+	checked   bool // re-verified since the agent started
 }
 
 type result struct {
