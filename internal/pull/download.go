@@ -252,11 +252,17 @@ func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *p
 			return ctx.Err()
 		}
 		lastErr = classify(err, job.name)
+		var metaErr *hub.MetadataError
+		if errors.As(err, &metaErr) {
+			// Headers that contradict themselves mid-download (a length
+			// that does not match the range) are a glitch of this response.
+			lastErr.Reason, lastErr.Retryable = ReasonDownloadIncomplete, true
+		}
 		if lastErr.Reason == ReasonDownloadStalled || lastErr.Reason == ReasonDownloadIncomplete {
 			lastErr.Retryable = true
 		}
-		if !lastErr.Retryable {
-			return lastErr
+		if !lastErr.Retryable || lastErr.Reason == ReasonInsufficientStorage || lastErr.Reason == ReasonStorageNotWritable {
+			return lastErr // the disk will not fix itself within this pull
 		}
 		idle := e.now().Sub(time.Unix(0, job.lastByte.Load()))
 		if lastErr.Reason == ReasonDownloadStalled {

@@ -58,6 +58,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // AsError returns err's *Error, classifying other errors.
 func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe

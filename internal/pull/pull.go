@@ -342,7 +342,18 @@ func (p *Puller) preflight(cacheDir, path string, jobs []*fileJob, reverify bool
 	return nil
 }
 
-func gb(n int64) string { return fmt.Sprintf("%.1f GB", float64(n)/1e9) }
+// gb formats a byte count in decimal units, as disk sizes are quoted.
+func gb(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}
 
 func checkWritable(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
