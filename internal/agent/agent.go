@@ -421,7 +421,11 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 	}
 	m.attempt, m.failedFP, m.checked = 0, "", true
 	a.writeRecord(r.key, record{FP: r.fp, Result: *r.res})
-	a.ready(ctx, r.key, s, r.res)
+	if !a.ready(ctx, r.key, s, r.res) {
+		m.failedFP, m.retryable = r.fp, false
+		os.Remove(a.recordPath(r.key))
+		return
+	}
 	a.gc()
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,8 +22,9 @@ import (
 const FilledAnnotation = v1.AnnotationFilledFromFiles
 
 // ready marks a pulled model Ready and fills its metadata: into the spec's
-// empty fields (as OME's agent does) and into status.
-func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pull.Result) {
+// empty fields (as OME's agent does) and into status. It returns false when
+// the files cannot be a model (the status then says Failed and why).
+func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pull.Result) bool {
 	msg := fmt.Sprintf("%d files, %s, verified; at %s", len(res.Files), gb(res.Bytes), res.Dir)
 	if res.Path != "" {
 		msg += fmt.Sprintf(" (storage.path %s)", res.Path)
@@ -36,6 +38,13 @@ func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pul
 		dir = "" // Ollama: the GGUF blob is read directly
 	}
 	if i, err := a.inspect(dir, res.ModelFile); err != nil {
+		var fe *modelinfo.FormatError
+		if errors.As(err, &fe) {
+			// The bytes are what the hub published, but no engine can load
+			// them: the model is not Ready.
+			a.write(ctx, k, s, v1.ModelFailed, "InvalidModelFiles", fmt.Sprintf("downloaded and verified, but unusable: %v; the repository's files are damaged or hostile: report it to the repository owner", err), nil)
+			return false
+		}
 		msg += "; metadata not read: " + err.Error()
 	} else {
 		info = &i
@@ -53,6 +62,7 @@ func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pul
 	if info != nil {
 		a.fillSpec(ctx, k, *info)
 	}
+	return true
 }
 
 func (a *Agent) inspect(dir, modelFile string) (modelinfo.Info, error) {
