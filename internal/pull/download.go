@@ -2,9 +2,11 @@ package pull
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -31,6 +33,7 @@ type fileJob struct {
 
 	done      atomic.Int64 // bytes on disk and accounted
 	refetched atomic.Int64 // bytes fetched again after a resume or retry
+	resumed   atomic.Int64 // bytes found in the partial file when this pull began
 	state     atomic.Value // string: queued, downloading, verifying, done, cached, failed
 	lastByte  atomic.Int64 // unix nanos of the last byte received
 }
@@ -57,6 +60,7 @@ type engine struct {
 	maxAttempts  int
 	backoff      func(attempt int) time.Duration
 	now          func() time.Time
+	bufs         sync.Pool // *[]byte of 1 MiB
 }
 
 func (e *engine) chunks(size int64) int {
@@ -81,10 +85,11 @@ func (e *engine) download(ctx context.Context, job *fileJob) error {
 		return classify(err, job.name)
 	}
 	for round := 0; ; round++ {
-		err := e.downloadPartial(ctx, job)
-		if err == nil {
-			job.state.Store("verifying")
-			err = modelstore.VerifyFile(job.partial, job.etag, job.size)
+		sum, err := e.downloadPartial(ctx, job)
+		if err == nil && sum != job.etag {
+			err = fmt.Errorf("%w: %s hashes to %s, want %s", modelstore.ErrChecksum, job.name, sum, job.etag)
+		}
+		if err != nil {
 			if errors.Is(err, modelstore.ErrChecksum) {
 				// Start over once: a corrupted byte on the wire or a
 				// partial file damaged by a crash. Twice is the source.
@@ -113,19 +118,27 @@ func (e *engine) download(ctx context.Context, job *fileJob) error {
 	}
 }
 
-// downloadPartial fills job.partial, resuming from its sidecar state.
-func (e *engine) downloadPartial(ctx context.Context, job *fileJob) error {
+// downloadPartial fills job.partial, resuming from its sidecar state, and
+// returns the hash of its content (hex, in the etag's algorithm). Hashing
+// runs alongside the download: whenever the completed prefix of the file
+// grows, the new bytes are hashed from the page cache, so verification
+// costs no extra pass at the end.
+func (e *engine) downloadPartial(ctx context.Context, job *fileJob) (string, error) {
+	h, ok := modelstore.Hasher(job.etag, job.size)
+	if !ok {
+		return "", &Error{Reason: ReasonUpstreamError, File: job.name, Message: fmt.Sprintf("etag %q is neither a sha256 nor a git sha1: %s cannot be verified", job.etag, job.name)}
+	}
 	f, err := os.OpenFile(job.partial, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return classify(err, job.name)
+		return "", classify(err, job.name)
 	}
 	defer f.Close()
 	st := e.loadState(job)
 	if fi, err := f.Stat(); err != nil {
-		return classify(err, job.name)
+		return "", classify(err, job.name)
 	} else if fi.Size() != job.size {
 		if err := f.Truncate(job.size); err != nil {
-			return classify(err, job.name)
+			return "", classify(err, job.name)
 		}
 	}
 	var resumed int64
@@ -133,9 +146,22 @@ func (e *engine) downloadPartial(ctx context.Context, job *fileJob) error {
 		resumed += p
 	}
 	job.done.Store(resumed)
+	job.resumed.CompareAndSwap(0, resumed)
 	if job.size == 0 {
-		return nil
+		return hex.EncodeToString(h.Sum(nil)), nil
 	}
+
+	// The hasher consumes chunks in file order as they complete.
+	completed := make(chan int, len(st.Progress))
+	for i := range st.Progress {
+		if st.Progress[i] >= e.chunkLen(job.size, i) {
+			completed <- i
+		}
+	}
+	hashDone := make(chan error, 1)
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	go func() { hashDone <- e.hashInOrder(hctx, f, h, job.size, len(st.Progress), completed) }()
 
 	var mu sync.Mutex // guards st and its saving
 	lastSave := time.Time{}
@@ -167,6 +193,7 @@ func (e *engine) downloadPartial(ctx context.Context, job *fileJob) error {
 					cancel()
 					return
 				}
+				completed <- i
 			}
 		})
 	}
@@ -189,11 +216,45 @@ feed:
 	save(true)
 	select {
 	case err := <-errc:
-		return err
+		return "", err
 	default:
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return "", err
+	}
+	job.state.Store("verifying")
+	if err := <-hashDone; err != nil {
+		return "", classify(err, job.name)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashInOrder hashes the file chunk by chunk in file order, as chunks
+// arrive on completed (in any order), until n chunks are hashed.
+func (e *engine) hashInOrder(ctx context.Context, f *os.File, h hash.Hash, size int64, n int, completed <-chan int) error {
+	ready := make([]bool, n)
+	buf := make([]byte, 1<<20)
+	next := 0
+	for next < n {
+		select {
+		case i := <-completed:
+			ready[i] = true
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for next < n && ready[next] {
+			off := int64(next) * e.chunkSize
+			end := off + e.chunkLen(size, next)
+			for off < end {
+				m, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+				h.Write(buf[:m])
+				off += int64(m)
+				if err != nil && off < end {
+					return err
+				}
+			}
+			next++
+		}
 	}
 	return nil
 }
@@ -346,14 +407,17 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 	body = b
 	bodyMu.Unlock()
 	defer b.Close()
-	buf := make([]byte, 256<<10)
+	buf := e.bufs.Get().(*[]byte)
+	defer e.bufs.Put(buf)
 	off := from
 	for off <= to {
-		n, rerr := b.Read(buf[:min(int64(len(buf)), to-off+1)])
+		// Fill the buffer before writing: one write per megabyte instead
+		// of one per network read.
+		n, rerr := readSome(b, (*buf)[:min(int64(len(*buf)), to-off+1)], 64<<10)
 		if n > 0 {
 			watchdog.Reset(e.attemptIdle)
 			job.lastByte.Store(e.now().UnixNano())
-			if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+			if _, werr := f.WriteAt((*buf)[:n], off); werr != nil {
 				return classify(werr, job.name)
 			}
 			off += int64(n)
@@ -385,4 +449,25 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 func defaultBackoff(attempt int) time.Duration {
 	d := min(500*time.Millisecond<<min(attempt-1, 5), 10*time.Second)
 	return d/2 + rand.N(d/2+1)
+}
+
+// readSome reads into p until it is full, the reader fails, or a read
+// returns less than small bytes while at least small are buffered (so a
+// slow stream still reports progress promptly).
+func readSome(r io.Reader, p []byte, small int) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m < small && n >= small {
+			return n, nil
+		}
+		if m == 0 {
+			return n, nil
+		}
+	}
+	return n, nil
 }

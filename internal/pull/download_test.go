@@ -21,6 +21,7 @@ func testEngine() *engine {
 		chunkSize: 64 << 10, chunkWorkers: 4, conns: make(chan struct{}, 8),
 		stallTimeout: 600 * time.Millisecond, attemptIdle: 150 * time.Millisecond, maxAttempts: 50,
 		backoff: func(int) time.Duration { return 5 * time.Millisecond }, now: time.Now,
+		bufs: sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
 	}
 }
 

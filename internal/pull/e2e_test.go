@@ -378,3 +378,47 @@ func TestPullProgressJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestPullOllama(t *testing.T) {
+	dir := t.TempDir()
+	weights, wsum := blob(2<<20, 7)
+	cfg := []byte(`{"model_format":"gguf","model_family":"qwen2"}`)
+	csum := sha256.Sum256(cfg)
+	blobs := filepath.Join(dir, "ollama", "blobs")
+	must(t, os.MkdirAll(blobs, 0o755))
+	must(t, os.WriteFile(filepath.Join(blobs, "sha256-"+wsum), weights, 0o644))
+	must(t, os.WriteFile(filepath.Join(blobs, "sha256-"+hex.EncodeToString(csum[:])), cfg, 0o644))
+	man := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:%s","size":%d}]}`,
+		hex.EncodeToString(csum[:]), len(cfg), wsum, len(weights))
+	mdir := filepath.Join(dir, "ollama", "manifests", "registry.ollama.ai", "library", "tiny")
+	must(t, os.MkdirAll(mdir, 0o755))
+	must(t, os.WriteFile(filepath.Join(mdir, "latest"), []byte(man), 0o644))
+	hs := startMirror(t, dir, nil)
+	p, opts := newTestPuller(t, "", func(o *Options) {
+		o.OllamaRegistry = strings.TrimPrefix(hs.url, "http://")
+		o.OllamaInsecure = true
+	})
+	res, err := p.Pull(t.Context(), Request{URI: "ollama://tiny"}, nil)
+	must(t, err)
+	placed := filepath.Join(opts.OllamaDir, "manifests", "registry.ollama.ai", "library", "tiny", "latest")
+	if b, err := os.ReadFile(placed); err != nil || string(b) != man {
+		t.Fatalf("manifest not where Ollama looks (%s): %v", placed, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(opts.OllamaDir, "blobs", "sha256-"+wsum)); err != nil || len(b) != len(weights) {
+		t.Fatalf("weights blob: %v", err)
+	}
+	if res.ModelFile != filepath.Join(opts.OllamaDir, "blobs", "sha256-"+wsum) {
+		t.Errorf("ModelFile = %s", res.ModelFile)
+	}
+	// A corrupted blob on the registry side is caught by its digest.
+	hs.m.SetFaults("ollama:library/tiny", mirror.Fault{Kind: mirror.FaultCorrupt, Offset: 3})
+	p2, _ := newTestPuller(t, "", func(o *Options) {
+		o.OllamaRegistry = strings.TrimPrefix(hs.url, "http://")
+		o.OllamaInsecure = true
+	})
+	_, err = p2.Pull(t.Context(), Request{URI: "ollama://tiny:latest"}, nil)
+	wantReason(t, err, ReasonChecksumMismatch)
+	// An unknown model is named.
+	_, err = p2.Pull(t.Context(), Request{URI: "ollama://nope:7b"}, nil)
+	wantReason(t, err, ReasonRepoNotFound)
+}

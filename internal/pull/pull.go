@@ -181,6 +181,7 @@ func (p *Puller) engine() *engine {
 		maxAttempts:  12,
 		backoff:      defaultBackoff,
 		now:          p.opts.Now,
+		bufs:         sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
 	}
 }
 
@@ -298,7 +299,7 @@ func (p *Puller) fetched(jobs []*fileJob) int64 {
 	var n int64
 	for _, j := range jobs {
 		if s, _ := j.state.Load().(string); s != "cached" {
-			n += j.done.Load()
+			n += j.done.Load() - j.resumed.Load()
 		}
 		n += j.refetched.Load()
 	}
@@ -475,12 +476,16 @@ func (p *Puller) pullOllama(ctx context.Context, u v1.StorageURI, req Request, p
 		host = p.opts.OllamaRegistry
 	}
 	rc := registry.New(registry.Options{Registry: host, Insecure: p.opts.OllamaInsecure, HTTPClient: p.opts.HTTPClient})
-	name, err := registry.ParseName(u.Name + ":" + u.Tag)
+	ref := u.Name + ":" + u.Tag
+	if u.Registry != "" {
+		ref = u.Registry + "/" + ref
+	}
+	// The name keeps the registry the user named (registry.ollama.ai by
+	// default), so the manifest lands where Ollama looks for it even when
+	// the bytes come from a mirror (Options.OllamaRegistry).
+	name, err := registry.ParseName(ref)
 	if err != nil {
 		return nil, &Error{Reason: ReasonUnsupportedStorageURI, Message: err.Error()}
-	}
-	if host != "" {
-		name.Host = host
 	}
 	progress(Progress{Phase: PhaseResolving, LastProgress: p.opts.Now()})
 	man, raw, err := rc.Manifest(ctx, name)

@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"citadel.dev/citadel/internal/mirror"
+	"citadel.dev/citadel/internal/pull"
+)
+
+func mirrorWithRepo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "hf", "org", "model")
+	if err := os.MkdirAll(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"config.json":       []byte(`{"architectures":["LlamaForCausalLM"],"model_type":"llama","max_position_embeddings":8192}`),
+		"model.safetensors": bytes.Repeat([]byte{7}, 3<<20),
+		"README.md":         []byte("# model\n"),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(repo, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := mirror.New(mirror.Options{Dir: dir, CacheFile: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: m.Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); m.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func TestPullCommand(t *testing.T) {
+	endpoint := mirrorWithRepo(t)
+	data := t.TempDir()
+	env := map[string]string{"HF_ENDPOINT": endpoint, "HOME": t.TempDir()}
+	r := citadelEnv(t, env, "", "pull", "hf://org/model", "--data-dir", data, "--exclude", "*.md")
+	if r.code != 0 {
+		t.Fatalf("pull: %+v", r)
+	}
+	if !strings.Contains(r.stdout, "pulled hf://org/model@main: 2 files") {
+		t.Errorf("stdout: %s", r.stdout)
+	}
+	for _, s := range []string{"done     model.safetensors (3.1 MB)", "done     config.json"} {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("progress lacks %q:\n%s", s, r.stderr)
+		}
+	}
+	repo := filepath.Join(data, "hf", "hub", "models--org--model")
+	commit, err := os.ReadFile(filepath.Join(repo, "refs", "main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadFile(filepath.Join(repo, "snapshots", string(commit), "model.safetensors")); err != nil {
+		t.Errorf("snapshot: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(repo, "snapshots", string(commit), "README.md")); !os.IsNotExist(err) {
+		t.Error("--exclude '*.md' was not honoured")
+	}
+
+	// --json: one event per line, the last one the result.
+	r = citadelEnv(t, env, "", "pull", "hf://org/model", "--data-dir", data, "--json")
+	if r.code != 0 {
+		t.Fatalf("pull --json: %+v", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	var last struct {
+		Event  string      `json:"event"`
+		Result pull.Result `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Event != "done" || len(last.Result.Files) != 3 || last.Result.Fetched != int64(len("# model\n")) {
+		t.Errorf("last event %s (%v): %+v", lines[len(lines)-1], err, last)
+	}
+
+	// A failure names its reason, in both forms.
+	r = citadelEnv(t, env, "", "pull", "hf://org/absent", "--data-dir", data)
+	if r.code != 1 || !strings.Contains(r.stderr, "RepoNotFound") {
+		t.Errorf("missing repo: %+v", r)
+	}
+	r = citadelEnv(t, env, "", "pull", "hf://org/absent", "--data-dir", data, "--json")
+	if r.code != 1 || !strings.Contains(r.stdout, `"reason":"RepoNotFound"`) {
+		t.Errorf("missing repo --json: %+v", r)
+	}
+}
+
+func TestProgressBarsOnTerminal(t *testing.T) {
+	var out bytes.Buffer
+	b := newBars(&out, true)
+	b.render(pull.Progress{Phase: pull.PhaseDownloading, BytesDone: 50, BytesTotal: 100, BytesPerSecond: 10, FilesTotal: 2,
+		Files: []pull.FileProgress{{Path: "a.safetensors", Size: 60, Done: 30, State: "downloading"}, {Path: "b.json", Size: 40, Done: 20, State: "downloading"}}})
+	b.render(pull.Progress{Phase: pull.PhaseDownloading, BytesDone: 100, BytesTotal: 100, FilesTotal: 2, FilesDone: 1,
+		Files: []pull.FileProgress{{Path: "a.safetensors", Size: 60, Done: 60, State: "done"}, {Path: "b.json", Size: 40, Done: 40, State: "verifying"}}})
+	s := out.String()
+	for _, want := range []string{
+		"[==========          ] a.safetensors", // half of the first file
+		"ETA 5s",                                // 50 bytes left at 10 B/s
+		"\x1b[3A",                               // the second frame redraws the three lines of the first
+		"[====================] a.safetensors",  // then the file is complete
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%q", want, s)
+		}
+	}
+}
