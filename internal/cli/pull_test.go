@@ -108,9 +108,9 @@ func TestProgressBarsOnTerminal(t *testing.T) {
 	s := out.String()
 	for _, want := range []string{
 		"[==========          ] a.safetensors", // half of the first file
-		"ETA 5s",                                // 50 bytes left at 10 B/s
-		"\x1b[3A",                               // the second frame redraws the three lines of the first
-		"[====================] a.safetensors",  // then the file is complete
+		"ETA 5s",                               // 50 bytes left at 10 B/s
+		"\x1b[3A",                              // the second frame redraws the three lines of the first
+		"[====================] a.safetensors", // then the file is complete
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%q", want, s)
