@@ -295,3 +295,26 @@ func TestTruncatedFileIsFoundOnRestart(t *testing.T) {
 		t.Errorf("no Reverify event naming the truncation: %+v", evs)
 	}
 }
+
+func TestDeletedModelIsCollected(t *testing.T) {
+	e := start(t, 5*time.Second)
+	e.apply(t, secret+"---\n"+fixtureYAML(t, filepath.Join(e.dir, "m")))
+	e.waitPhase(t, "mimo-vl-7b-rl", 20*time.Second, v1.ModelReady)
+	blob, err := filepath.EvalSymlinks(filepath.Join(e.dir, "m", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Delete(t.Context(), v1.KindClusterBaseModel, "", "mimo-vl-7b-rl", 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(blob); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the blob of a deleted model is still there: %s", blob)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"citadel.dev/citadel/internal/daemon"
+	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/version"
 )
 
@@ -49,6 +50,11 @@ type server struct {
 // startServer runs citadel serve in-process on a loopback port.
 func startServer(t *testing.T, dataDir, token string) *server {
 	t.Helper()
+	return startServerWith(t, dataDir, token, nil)
+}
+
+func startServerWith(t *testing.T, dataDir, token string, puller *pull.Puller) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +65,7 @@ func startServer(t *testing.T, dataDir, token string) *server {
 	ready := make(chan struct{})
 	go func() {
 		done <- daemon.Run(ctx, daemon.Options{
-			DataDir: dataDir, AdminListener: ln, AdminToken: token, Version: version.Info(),
+			DataDir: dataDir, AdminListener: ln, AdminToken: token, Version: version.Info(), Puller: puller,
 			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Ready:  func(string) { close(ready) },
 		})

@@ -2,13 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"citadel.dev/citadel/internal/mirror"
 	"citadel.dev/citadel/internal/pull"
@@ -23,7 +27,7 @@ func mirrorWithRepo(t *testing.T) string {
 	}
 	files := map[string][]byte{
 		"config.json":       []byte(`{"architectures":["LlamaForCausalLM"],"model_type":"llama","max_position_embeddings":8192}`),
-		"model.safetensors": bytes.Repeat([]byte{7}, 3<<20),
+		"model.safetensors": safetensorsFile(1024, 1536), // 3 MiB of BF16
 		"README.md":         []byte("# model\n"),
 	}
 	for name, b := range files {
@@ -116,4 +120,48 @@ func TestProgressBarsOnTerminal(t *testing.T) {
 			t.Errorf("output lacks %q:\n%q", want, s)
 		}
 	}
+}
+
+func TestServeDownloadsModels(t *testing.T) {
+	endpoint := mirrorWithRepo(t)
+	data := t.TempDir()
+	p := pull.New(pull.Options{HFEndpoint: endpoint, HFCache: filepath.Join(data, "hf", "hub"), StallTimeout: 5 * time.Second})
+	srv := startServerWith(t, data, "", p)
+	view := filepath.Join(t.TempDir(), "models", "llama")
+	model := "apiVersion: ome.io/v1beta1\nkind: ClusterBaseModel\nmetadata: {name: llama}\nspec:\n  storage:\n    storageUri: hf://org/model\n    path: " + view + "\n"
+	if r := citadel(t, srv.addr, model, "apply", "-f", "-"); r.code != 0 {
+		t.Fatalf("apply: %+v", r)
+	}
+	eventually(t, func() string {
+		out := mustRun(t, srv.addr, "get", "models")
+		if !regexp.MustCompile(`(?m)^llama\s+Ready\s+3\.1 MB\s+100%\s+`).MatchString(out) {
+			return "get models:\n" + out + mustRun(t, srv.addr, "describe", "model", "llama")
+		}
+		return ""
+	})
+	desc := mustRun(t, srv.addr, "describe", "model", "llama")
+	for _, s := range []string{"Progress:            3.1 MB of 3.1 MB (100.0%), 3/3 files", "modelArchitecture: LlamaForCausalLM", "maxTokens: 8192", "Normal  Ready"} {
+		if !strings.Contains(desc, s) {
+			t.Errorf("describe lacks %q:\n%s", s, desc)
+		}
+	}
+	// Re-applying the user's file keeps what the agent filled in: nothing changes.
+	r := citadel(t, srv.addr, model, "apply", "-f", "-")
+	if r.code != 0 || r.stdout != "clusterbasemodel.ome.io/llama unchanged\n" {
+		t.Fatalf("re-apply after metadata fill: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(view, "model.safetensors")); err != nil {
+		t.Errorf("storage.path: %v", err)
+	}
+}
+
+// safetensorsFile is a valid safetensors file with one BF16 tensor.
+func safetensorsFile(rows, cols int) []byte {
+	n := rows * cols * 2
+	hdr := []byte(fmt.Sprintf(`{"w":{"dtype":"BF16","shape":[%d,%d],"data_offsets":[0,%d]}}`, rows, cols, n))
+	for len(hdr)%8 != 0 {
+		hdr = append(hdr, ' ')
+	}
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	return append(append(out, hdr...), bytes.Repeat([]byte{7}, n)...)
 }
