@@ -122,7 +122,7 @@ OLLAMA_MODELS (Ollama models directory).`,
 			if jsonOut {
 				return json.NewEncoder(e.stdout).Encode(map[string]any{"event": "done", "result": res})
 			}
-			fmt.Fprintf(e.stdout, "pulled %s: %d files, %s (%s fetched) into %s\n", res.Source, len(res.Files), humanBytes(res.Bytes), humanBytes(res.Fetched), res.Dir)
+			fmt.Fprintf(e.stdout, "pulled %s: %s, %s (%s fetched) into %s\n", res.Source, plural(len(res.Files), "file"), humanBytes(res.Bytes), humanBytes(res.Fetched), res.Dir)
 			if res.Path != "" {
 				fmt.Fprintf(e.stdout, "model view at %s\n", res.Path)
 			}
@@ -249,4 +249,11 @@ func totalLine(pr pull.Progress) string {
 		s += " (warning: " + pr.Warning + ")"
 	}
 	return s
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
