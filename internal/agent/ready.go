@@ -50,6 +50,14 @@ func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pul
 		info = &i
 		msg += fmt.Sprintf("; %s %s, %s parameters, context %d", i.Format, firstNonEmpty(i.Architecture, i.ModelType, "model"), firstNonEmpty(i.ParameterSize, "?"), i.ContextLength)
 	}
+	// Fill the spec before announcing Ready, so that whoever sees Ready sees
+	// the metadata too.
+	if info != nil {
+		a.fillSpec(ctx, k, *info)
+		if fresh, err := a.load(ctx, k); err == nil {
+			s = fresh
+		}
+	}
 	st := *s.status
 	st.BytesDone, st.BytesTotal, st.BytesPerSecond = res.Bytes, res.Bytes, 0
 	st.FilesDone, st.FilesTotal = int32(len(res.Files)), int32(len(res.Files))
@@ -59,9 +67,6 @@ func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pul
 	}
 	*s.status = st
 	a.write(ctx, k, s, v1.ModelReady, "Ready", msg, nil)
-	if info != nil {
-		a.fillSpec(ctx, k, *info)
-	}
 	return true
 }
 

@@ -140,6 +140,7 @@ func TestServeDownloadsModels(t *testing.T) {
 		return ""
 	})
 	desc := mustRun(t, srv.addr, "describe", "model", "llama")
+	// Whoever sees Ready sees the metadata too.
 	for _, s := range []string{"Progress:            3.1 MB of 3.1 MB (100.0%), 3/3 files", "modelArchitecture: LlamaForCausalLM", "maxTokens: 8192", "Normal  Ready"} {
 		if !strings.Contains(desc, s) {
 			t.Errorf("describe lacks %q:\n%s", s, desc)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"citadel.dev/citadel/internal/netclass"
 )
 
 // ModelInfo is the part of GET /api/models/{repo}/revision/{rev}?blobs=true that a download needs.
@@ -176,7 +178,7 @@ func (c *Client) ListFiles(ctx context.Context, repo, revision string) ([]File, 
 		}
 		nu, err := resp.Request.URL.Parse(next)
 		if err != nil || (nu.Scheme != "http" && nu.Scheme != "https") {
-			return nil, &MetadataError{URL: u.String(), Problem: fmt.Sprintf("unusable Link rel=\"next\" %q", redactURL(next))}
+			return nil, &MetadataError{URL: u.String(), Problem: fmt.Sprintf("unusable Link rel=\"next\" %q", netclass.RedactURL(next))}
 		}
 		if visited[nu.String()] {
 			return nil, &MetadataError{URL: u.String(), Problem: "tree pagination loops back to a page already read"}
@@ -266,7 +268,7 @@ func (c *Client) getJSON(ctx context.Context, u *url.URL, t target, v any) (*htt
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", redactURL(resp.Request.URL.String()), err)
+		return nil, fmt.Errorf("reading %s: %w", netclass.RedactURL(resp.Request.URL.String()), err)
 	}
 	if len(body) > maxJSONBody {
 		return nil, &MetadataError{URL: resp.Request.URL.String(), Problem: fmt.Sprintf("JSON answer larger than %d MiB", maxJSONBody>>20)}
@@ -278,7 +280,7 @@ func (c *Client) getJSON(ctx context.Context, u *url.URL, t target, v any) (*htt
 		if errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, &MetadataError{URL: resp.Request.URL.String(), Problem: fmt.Sprintf("malformed JSON: %v", err)}
 		}
-		return nil, fmt.Errorf("decoding %s: %w", redactURL(resp.Request.URL.String()), err)
+		return nil, fmt.Errorf("decoding %s: %w", netclass.RedactURL(resp.Request.URL.String()), err)
 	}
 	return resp, nil
 }

@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
+	"citadel.dev/citadel/internal/netclass"
 	"citadel.dev/citadel/internal/version"
 )
 
@@ -166,7 +166,7 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, header htt
 	for hop := 0; ; hop++ {
 		req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 		if err != nil {
-			return nil, fmt.Errorf("building request for %s: %w", redactURL(u.String()), err)
+			return nil, fmt.Errorf("building request for %s: %w", netclass.RedactURL(u.String()), err)
 		}
 		for k, v := range header {
 			req.Header[k] = v
@@ -189,18 +189,18 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, header htt
 		lu, err := url.Parse(loc)
 		if err != nil {
 			discard(resp)
-			return nil, fmt.Errorf("%s %s: redirect to an unparsable Location %q: %v", method, redactURL(u.String()), redactURL(loc), err)
+			return nil, fmt.Errorf("%s %s: redirect to an unparsable Location %q: %v", method, netclass.RedactURL(u.String()), netclass.RedactURL(loc), err)
 		}
 		if relativeOnly && (lu.Scheme != "" || lu.Host != "") {
 			return resp, nil
 		}
 		discard(resp)
 		if hop == maxRedirects {
-			return nil, fmt.Errorf("%s %s: more than %d redirects; the server or a proxy is looping", method, redactURL(u.String()), maxRedirects)
+			return nil, fmt.Errorf("%s %s: more than %d redirects; the server or a proxy is looping", method, netclass.RedactURL(u.String()), maxRedirects)
 		}
 		next := req.URL.ResolveReference(lu)
 		if next.Scheme != "http" && next.Scheme != "https" {
-			return nil, fmt.Errorf("%s %s: redirect to unsupported scheme %q", method, redactURL(u.String()), next.Scheme)
+			return nil, fmt.Errorf("%s %s: redirect to unsupported scheme %q", method, netclass.RedactURL(u.String()), next.Scheme)
 		}
 		u = next
 	}
@@ -241,37 +241,11 @@ func port(u *url.URL) string {
 	return ""
 }
 
-// redactURL drops the query and fragment (signed CDN URLs carry credentials there) and any user info.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.IndexAny(s, "?#"); i >= 0 {
-			return s[:i]
-		}
-		return s
-	}
-	u.User = nil
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	u.Fragment = ""
-	u.RawFragment = ""
-	return u.String()
-}
-
 // transportError redacts the URL inside a transport error and says what to do about the common causes.
 // The error chain is kept, so [Retryable] still sees the cause.
 func transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		ue.URL = redactURL(ue.URL)
-	}
-	var dns *net.DNSError
-	switch {
-	case errors.As(err, &dns) && dns.IsNotFound:
-		return fmt.Errorf("%w: host %q does not resolve; this is a configuration error and is not retried: check the endpoint (HF_ENDPOINT) and this host's DNS", err, dns.Name)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w: nothing accepts connections there; check the endpoint (HF_ENDPOINT) and that the hub or mirror is up", err)
-	}
-	return err
+	return netclass.Explain(err, netclass.Advice{
+		Unresolved: "check the endpoint (HF_ENDPOINT) and this host's DNS",
+		Refused:    "check the endpoint (HF_ENDPOINT) and that the hub or mirror is up",
+	})
 }

@@ -2,20 +2,17 @@ package hub
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"citadel.dev/citadel/internal/netclass"
 )
 
 // RepoNotFoundError: the repository does not exist, or it is private and the request's token (if any) cannot
@@ -97,7 +94,7 @@ func (e *RateLimitedError) Error() string {
 	if e.RetryAfter > 0 {
 		wait = "wait " + e.RetryAfter.String()
 	}
-	return fmt.Sprintf("rate limited by %s%s: %s, or pass a token (HF_TOKEN or storage.key) for a higher limit", redactURL(e.URL), said(e.Message), wait)
+	return fmt.Sprintf("rate limited by %s%s: %s, or pass a token (HF_TOKEN or storage.key) for a higher limit", netclass.RedactURL(e.URL), said(e.Message), wait)
 }
 
 // HTTPError is any other failed response (5xx, 403 without an error code, 416, …).
@@ -111,7 +108,7 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	s := fmt.Sprintf("%s %s: %d %s", e.Method, redactURL(e.URL), e.Status, http.StatusText(e.Status))
+	s := fmt.Sprintf("%s %s: %d %s", e.Method, netclass.RedactURL(e.URL), e.Status, http.StatusText(e.Status))
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}
@@ -149,7 +146,7 @@ type MetadataError struct {
 }
 
 func (e *MetadataError) Error() string {
-	return fmt.Sprintf("%s: %s: the endpoint does not behave like a Hugging Face Hub; check HF_ENDPOINT, and that no proxy strips or rewrites its headers", redactURL(e.URL), e.Problem)
+	return fmt.Sprintf("%s: %s: the endpoint does not behave like a Hugging Face Hub; check HF_ENDPOINT, and that no proxy strips or rewrites its headers", netclass.RedactURL(e.URL), e.Problem)
 }
 
 // RangeIgnoredError: a ranged GET was answered with 200 and the whole file; the download must restart at
@@ -159,19 +156,11 @@ type RangeIgnoredError struct {
 }
 
 func (e *RangeIgnoredError) Error() string {
-	return fmt.Sprintf("GET %s: the server ignored the Range header (200 instead of 206): the download restarts from the beginning", redactURL(e.URL))
+	return fmt.Sprintf("GET %s: the server ignored the Range header (200 instead of 206): the download restarts from the beginning", netclass.RedactURL(e.URL))
 }
 
 // said formats a server message for inclusion in an error: quoted, bounded, control characters escaped.
-func said(msg string) string {
-	if msg == "" {
-		return ""
-	}
-	if len(msg) > 300 {
-		msg = strings.ToValidUTF8(msg[:300], "") + "…"
-	}
-	return fmt.Sprintf(" (server said %q)", msg)
-}
+func said(msg string) string { return netclass.Said("server", msg) }
 
 const invalidCredentials = "Invalid credentials in Authorization header"
 
@@ -325,21 +314,13 @@ func RetryAfter(err error) (time.Duration, bool) {
 // the chain: the caller gave up; a stall watchdog that cancels an attempt decides on its own), and any
 // error this function does not recognise.
 func Retryable(err error) bool {
-	if err == nil || chainHas(err, context.Canceled) || chainHas(err, context.DeadlineExceeded) {
+	if err == nil || netclass.ChainHas(err, context.Canceled) || netclass.ChainHas(err, context.DeadlineExceeded) {
 		return false
 	}
 	var (
 		rl   *RateLimitedError
 		ri   *RangeIgnoredError
 		he   *HTTPError
-		dns  *net.DNSError
-		ua   x509.UnknownAuthorityError
-		hn   x509.HostnameError
-		ci   x509.CertificateInvalidError
-		cve  *tls.CertificateVerificationError
-		ne   net.Error
-		ue   *url.Error
-		oe   *net.OpError
 		perm interface{ permanent() }
 	)
 	switch {
@@ -349,23 +330,9 @@ func Retryable(err error) bool {
 		return he.Status >= 500 || he.Status == http.StatusRequestTimeout || he.Status == http.StatusTooManyRequests
 	case errors.As(err, &perm), errors.Is(err, ErrOffline):
 		return false
-	case errors.As(err, &dns):
-		return !dns.IsNotFound
-	case errors.As(err, &ua), errors.As(err, &hn), errors.As(err, &ci), errors.As(err, &cve):
-		return false
-	case errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ENETDOWN):
-		return true
-	case errors.As(err, &ne) && ne.Timeout():
-		return true
-	case errors.As(err, &ue) && errors.Is(err, io.EOF):
-		return true // the server closed the connection before answering
-	case errors.As(err, &oe):
-		return true
 	}
-	return false
+	retry, _ := netclass.Transient(err)
+	return retry
 }
 
 func (*RepoNotFoundError) permanent()     {}
@@ -375,27 +342,3 @@ func (*EntryNotFoundError) permanent()    {}
 func (*UnauthorizedError) permanent()     {}
 func (*HostileFileError) permanent()      {}
 func (*MetadataError) permanent()         {}
-
-// chainHas reports whether target itself (not something that merely claims to be it via an Is method, as
-// net's timeout errors claim to be context.DeadlineExceeded) is in err's chain.
-func chainHas(err, target error) bool {
-	for err != nil {
-		if err == target {
-			return true
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			err = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				if chainHas(e, target) {
-					return true
-				}
-			}
-			return false
-		default:
-			return false
-		}
-	}
-	return false
-}

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,9 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -316,8 +313,8 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-// TestRetryable classifies real transport failures where the test can produce them, and constructed ones
-// where it cannot (DNS, TLS internals).
+// TestRetryable classifies the hub's typed errors, and real transport failures as the client returns them;
+// netclass's tests cover the network-level cases one by one.
 func TestRetryable(t *testing.T) {
 	t.Parallel()
 	c := New(Options{})
@@ -399,12 +396,6 @@ func TestRetryable(t *testing.T) {
 		{"context deadline", deadline, false},
 		{"untrusted certificate", untrusted, false},
 		{"DNS no such host", dnsNotFound, false},
-		{"DNS temporary failure", &net.DNSError{Err: "server misbehaving", Name: "hub", IsTemporary: true}, true},
-		{"connection reset", &url.Error{Op: "Get", URL: "u", Err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}, true},
-		{"broken pipe", fmt.Errorf("writing: %w", syscall.EPIPE), true},
-		{"wrapped unexpected EOF", fmt.Errorf("reading body: %w", io.ErrUnexpectedEOF), true},
-		{"plain EOF outside a transport error", io.EOF, false},
-		{"x509 hostname", &url.Error{Op: "Get", URL: "u", Err: x509.HostnameError{Host: "h", Certificate: &x509.Certificate{}}}, false},
 		{"range ignored", &RangeIgnoredError{URL: "u"}, true},
 		{"rate limited", &RateLimitedError{}, true},
 		{"500", &HTTPError{Status: 500}, true},

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"citadel.dev/citadel/internal/netclass"
 )
 
 // FileMeta is what HEAD on a file's resolve URL says about it.
@@ -132,7 +134,7 @@ func (c *Client) Get(ctx context.Context, rawURL string, start, end int64) (io.R
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, Range{}, fmt.Errorf("GET %q: not an absolute http(s) URL", redactURL(rawURL))
+		return nil, Range{}, fmt.Errorf("GET %q: not an absolute http(s) URL", netclass.RedactURL(rawURL))
 	}
 	header := http.Header{"Accept-Encoding": {"identity"}}
 	ranged := start > 0 || end >= 0

@@ -2,17 +2,14 @@ package registry
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
-	"syscall"
+
+	"citadel.dev/citadel/internal/netclass"
 )
 
 // NotFoundError: the registry has no such model, tag or blob (404).
@@ -40,7 +37,7 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	s := fmt.Sprintf("%s %s: %d %s", e.Method, redactURL(e.URL), e.Status, http.StatusText(e.Status))
+	s := fmt.Sprintf("%s %s: %d %s", e.Method, netclass.RedactURL(e.URL), e.Status, http.StatusText(e.Status))
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}
@@ -60,7 +57,7 @@ func (e *HTTPError) Error() string {
 type RangeIgnoredError struct{ URL string }
 
 func (e *RangeIgnoredError) Error() string {
-	return fmt.Sprintf("GET %s: the server ignored the Range header (200 instead of 206): the download restarts from the beginning", redactURL(e.URL))
+	return fmt.Sprintf("GET %s: the server ignored the Range header (200 instead of 206): the download restarts from the beginning", netclass.RedactURL(e.URL))
 }
 
 // ManifestError: the manifest cannot be used (not JSON, wrong schema, malformed digest or size, no layers).
@@ -73,15 +70,7 @@ func (e *ManifestError) Error() string {
 	return fmt.Sprintf("manifest of %s is unusable: %s; check that the registry address is an Ollama registry", e.Name, e.Problem)
 }
 
-func said(msg string) string {
-	if msg == "" {
-		return ""
-	}
-	if len(msg) > 300 {
-		msg = strings.ToValidUTF8(msg[:300], "") + "…"
-	}
-	return fmt.Sprintf(" (registry said %q)", msg)
-}
+func said(msg string) string { return netclass.Said("registry", msg) }
 
 // errorBody reads a Docker-style {"errors":[{"code","message"}]} or Ollama-style {"error": "…"} body.
 func errorBody(resp *http.Response) (code, msg string) {
@@ -121,40 +110,24 @@ func httpError(resp *http.Response) error {
 
 // transportError redacts the URL inside a transport error and explains the common causes; the chain is kept.
 func transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		ue.URL = redactURL(ue.URL)
-	}
-	var dns *net.DNSError
-	switch {
-	case errors.As(err, &dns) && dns.IsNotFound:
-		return fmt.Errorf("%w: host %q does not resolve; this is a configuration error and is not retried: check the registry address and this host's DNS", err, dns.Name)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w: nothing accepts connections there; check the registry address and that it is up", err)
-	}
-	return err
+	return netclass.Explain(err, netclass.Advice{
+		Unresolved: "check the registry address and this host's DNS",
+		Refused:    "check the registry address and that it is up",
+	})
 }
 
 // Retryable reports whether trying again may succeed, with the same rules as hub.Retryable: 5xx, 408, 429,
 // an ignored Range and transient network failures are retryable; 4xx, not-found, unusable manifests, a
 // host that does not resolve, TLS certificate failures and context cancellation are not.
 func Retryable(err error) bool {
-	if err == nil || chainHas(err, context.Canceled) || chainHas(err, context.DeadlineExceeded) {
+	if err == nil || netclass.ChainHas(err, context.Canceled) || netclass.ChainHas(err, context.DeadlineExceeded) {
 		return false
 	}
 	var (
-		ri  *RangeIgnoredError
-		he  *HTTPError
-		nf  *NotFoundError
-		me  *ManifestError
-		dns *net.DNSError
-		ua  x509.UnknownAuthorityError
-		hn  x509.HostnameError
-		ci  x509.CertificateInvalidError
-		cve *tls.CertificateVerificationError
-		ne  net.Error
-		ue  *url.Error
-		oe  *net.OpError
+		ri *RangeIgnoredError
+		he *HTTPError
+		nf *NotFoundError
+		me *ManifestError
 	)
 	switch {
 	case errors.As(err, &ri):
@@ -163,45 +136,7 @@ func Retryable(err error) bool {
 		return he.Status >= 500 || he.Status == http.StatusRequestTimeout || he.Status == http.StatusTooManyRequests
 	case errors.As(err, &nf), errors.As(err, &me):
 		return false
-	case errors.As(err, &dns):
-		return !dns.IsNotFound
-	case errors.As(err, &ua), errors.As(err, &hn), errors.As(err, &ci), errors.As(err, &cve):
-		return false
-	case errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ENETDOWN):
-		return true
-	case errors.As(err, &ne) && ne.Timeout():
-		return true
-	case errors.As(err, &ue) && errors.Is(err, io.EOF):
-		return true
-	case errors.As(err, &oe):
-		return true
 	}
-	return false
-}
-
-// chainHas reports whether target itself is in err's chain (ignoring Is methods: net's timeouts claim to
-// be context.DeadlineExceeded).
-func chainHas(err, target error) bool {
-	for err != nil {
-		if err == target {
-			return true
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			err = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				if chainHas(e, target) {
-					return true
-				}
-			}
-			return false
-		default:
-			return false
-		}
-	}
-	return false
+	retry, _ := netclass.Transient(err)
+	return retry
 }

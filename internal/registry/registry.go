@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"citadel.dev/citadel/internal/netclass"
 	"citadel.dev/citadel/internal/version"
 )
 
@@ -197,7 +198,7 @@ func (c *Client) BlobURL(ctx context.Context, n Name, digest string) (string, in
 		_ = resp.Body.Close()
 		loc, err := resp.Location()
 		if err != nil {
-			return "", 0, fmt.Errorf("GET %s: %d redirect without a usable Location", redactURL(resp.Request.URL.String()), resp.StatusCode)
+			return "", 0, fmt.Errorf("GET %s: %d redirect without a usable Location", netclass.RedactURL(resp.Request.URL.String()), resp.StatusCode)
 		}
 		direct = loc.String()
 	case resp.StatusCode == http.StatusOK:
@@ -225,7 +226,7 @@ func (c *Client) BlobURL(ctx context.Context, n Name, digest string) (string, in
 	}
 	size, err := strconv.ParseInt(head.Header.Get("Content-Length"), 10, 64)
 	if err != nil || size < 0 {
-		return "", 0, fmt.Errorf("HEAD %s: no usable Content-Length (%q): the blob's size is unknown", redactURL(head.Request.URL.String()), head.Header.Get("Content-Length"))
+		return "", 0, fmt.Errorf("HEAD %s: no usable Content-Length (%q): the blob's size is unknown", netclass.RedactURL(head.Request.URL.String()), head.Header.Get("Content-Length"))
 	}
 	return direct, size, nil
 }
@@ -239,7 +240,7 @@ func (c *Client) Get(ctx context.Context, rawURL string, start, end int64) (io.R
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("GET %q: not an absolute http(s) URL", redactURL(rawURL))
+		return nil, fmt.Errorf("GET %q: not an absolute http(s) URL", netclass.RedactURL(rawURL))
 	}
 	header := http.Header{"Accept-Encoding": {"identity"}}
 	ranged := start > 0 || end >= 0
@@ -269,7 +270,7 @@ func (c *Client) Get(ctx context.Context, rawURL string, start, end int64) (io.R
 		got, ok := contentRangeStart(cr)
 		if !ok || got != start {
 			_ = resp.Body.Close()
-			return nil, fmt.Errorf("GET %s: asked for bytes from %d, got Content-Range %q", redactURL(final), start, cr)
+			return nil, fmt.Errorf("GET %s: asked for bytes from %d, got Content-Range %q", netclass.RedactURL(final), start, cr)
 		}
 		return resp.Body, nil
 	}
@@ -363,10 +364,10 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, header htt
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		_ = resp.Body.Close()
 		if hop == maxRedirects {
-			return nil, fmt.Errorf("%s %s: more than %d redirects", method, redactURL(u.String()), maxRedirects)
+			return nil, fmt.Errorf("%s %s: more than %d redirects", method, netclass.RedactURL(u.String()), maxRedirects)
 		}
 		if next.Scheme != "http" && next.Scheme != "https" {
-			return nil, fmt.Errorf("%s %s: redirect to unsupported scheme %q", method, redactURL(u.String()), next.Scheme)
+			return nil, fmt.Errorf("%s %s: redirect to unsupported scheme %q", method, netclass.RedactURL(u.String()), next.Scheme)
 		}
 		u = next
 	}
@@ -379,7 +380,7 @@ func (c *Client) sendOne(ctx context.Context, method string, u *url.URL, header 
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 		if err != nil {
-			return nil, fmt.Errorf("building request for %s: %w", redactURL(u.String()), err)
+			return nil, fmt.Errorf("building request for %s: %w", netclass.RedactURL(u.String()), err)
 		}
 		for k, v := range header {
 			req.Header[k] = v
@@ -486,14 +487,14 @@ func (c *Client) fetchToken(ctx context.Context, ch challenge) (string, error) {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxSmallBody)).Decode(&body); err != nil {
-		return "", fmt.Errorf("fetching a registry token from %s: malformed answer: %v", redactURL(u.String()), err)
+		return "", fmt.Errorf("fetching a registry token from %s: malformed answer: %v", netclass.RedactURL(u.String()), err)
 	}
 	tok := body.Token
 	if tok == "" {
 		tok = body.AccessToken
 	}
 	if tok == "" {
-		return "", fmt.Errorf("fetching a registry token from %s: the answer has no token", redactURL(u.String()))
+		return "", fmt.Errorf("fetching a registry token from %s: the answer has no token", netclass.RedactURL(u.String()))
 	}
 	return tok, nil
 }
@@ -504,21 +505,4 @@ func isRedirect(status int) bool {
 		return true
 	}
 	return false
-}
-
-// redactURL drops query, fragment and user info (signed CDN URLs carry credentials there).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.IndexAny(s, "?#"); i >= 0 {
-			return s[:i]
-		}
-		return s
-	}
-	u.User = nil
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return u.String()
 }
