@@ -58,7 +58,7 @@ export -f curl_all; export ROOT REPO HF_ENDPOINT
 
 echo "repository: $FILES files, $total bytes, mirror at $HF_ENDPOINT"
 measure curl bash -c curl_all
-measure pull "$ROOT/citadel" pull hf://bench/model --data-dir "$ROOT/pull"
+measure pull "$ROOT/citadel" pull hf://bench/model --data-dir "$ROOT/pull" ${PULL_ARGS:-}
 echo "ratio (curl wall / pull wall): $(echo "scale=2; $(cat "$ROOT/curl.wall") / $(cat "$ROOT/pull.wall")" | bc)x"
 
 # Resume: kill at ~50 %, pull again, count bytes the mirror served twice.

@@ -195,16 +195,22 @@ func TestFixtureReachesReadyWithMetadata(t *testing.T) {
 	if len(m.Spec.ModelCapabilities) != 1 || m.Spec.ModelCapabilities[0] != "IMAGE_TEXT_TO_TEXT" {
 		t.Errorf("the user's capabilities were replaced: %v", m.Spec.ModelCapabilities)
 	}
-	// Events tell the story.
-	evs, _ := e.st.Events(t.Context(), store.EventFilter{Kind: v1.KindClusterBaseModel, Name: "mimo-vl-7b-rl"})
-	var reasons []string
-	for _, ev := range evs {
-		reasons = append(reasons, ev.Reason)
-	}
-	for _, want := range []string{"Resolving", "Ready", "MetadataFilled"} {
-		if !strings.Contains(strings.Join(reasons, ","), want) {
-			t.Errorf("events %v lack %s", reasons, want)
+	// Events tell the story (the last is recorded just after the status).
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		evs, _ := e.st.Events(t.Context(), store.EventFilter{Kind: v1.KindClusterBaseModel, Name: "mimo-vl-7b-rl"})
+		var reasons []string
+		for _, ev := range evs {
+			reasons = append(reasons, ev.Reason)
 		}
+		got := strings.Join(reasons, ",")
+		if strings.Contains(got, "Resolving") && strings.Contains(got, "MetadataFilled") && strings.Contains(got, "Ready") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v lack Resolving, MetadataFilled or Ready", reasons)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -55,6 +55,7 @@ func newPull(e *env) *cobra.Command {
 	var jsonOut, reverify bool
 	var stall time.Duration
 	var registryHost string
+	var conns, chunkMiB int
 	cmd := &cobra.Command{
 		Use:   "pull URI",
 		Short: "Download a model from the Hugging Face Hub or an Ollama registry, with progress",
@@ -89,7 +90,7 @@ OLLAMA_MODELS (Ollama models directory).`,
 			p := pull.New(pull.Options{
 				HFEndpoint: st.settings.Endpoint, HFCache: st.hfCache, OllamaDir: st.ollamaDir,
 				OllamaRegistry: strings.TrimPrefix(strings.TrimPrefix(registryHost, "http://"), "https://"), OllamaInsecure: insecure,
-				StallTimeout: stall,
+				StallTimeout: stall, Connections: conns, ChunkSize: int64(chunkMiB) << 20,
 			})
 			var render func(pull.Progress)
 			var finish func()
@@ -138,6 +139,8 @@ OLLAMA_MODELS (Ollama models directory).`,
 	f.BoolVar(&jsonOut, "json", false, "print progress events as JSON lines on stdout")
 	f.BoolVar(&reverify, "reverify", false, "hash files already in the cache instead of trusting their size")
 	f.DurationVar(&stall, "stall-timeout", 60*time.Second, "fail a file that receives no bytes for this long")
+	f.IntVar(&conns, "connections", 16, "parallel requests overall")
+	f.IntVar(&chunkMiB, "chunk-size", 32, "MiB per ranged request")
 	f.StringVar(&registryHost, "registry", "", "Ollama registry to pull from (host:port, http unless https:// is given; default registry.ollama.ai)")
 	return cmd
 }

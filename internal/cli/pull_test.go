@@ -139,13 +139,20 @@ func TestServeDownloadsModels(t *testing.T) {
 		}
 		return ""
 	})
-	desc := mustRun(t, srv.addr, "describe", "model", "llama")
 	// Whoever sees Ready sees the metadata too.
-	for _, s := range []string{"Progress:            3.1 MB of 3.1 MB (100.0%), 3/3 files", "modelArchitecture: LlamaForCausalLM", "maxTokens: 8192", "Normal  Ready"} {
+	desc := mustRun(t, srv.addr, "describe", "model", "llama")
+	for _, s := range []string{"Progress:            3.1 MB of 3.1 MB (100.0%), 3/3 files", "modelArchitecture: LlamaForCausalLM", "maxTokens: 8192"} {
 		if !strings.Contains(desc, s) {
 			t.Errorf("describe lacks %q:\n%s", s, desc)
 		}
 	}
+	// The Ready event is recorded just after the status.
+	eventually(t, func() string {
+		if desc := mustRun(t, srv.addr, "describe", "model", "llama"); !strings.Contains(desc, "Normal  Ready") {
+			return "no Ready event:\n" + desc
+		}
+		return ""
+	})
 	// Re-applying the user's file keeps what the agent filled in: nothing changes.
 	r := citadel(t, srv.addr, model, "apply", "-f", "-")
 	if r.code != 0 || r.stdout != "clusterbasemodel.ome.io/llama unchanged\n" {
