@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -444,4 +446,53 @@ func TestVersion(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^Client: citadel \S+ \(go1\.\S+\)\nServer: citadel \S+ \(go1\.\S+\) at 127\.0\.0\.1:\d+\n$`).MatchString(out) {
 		t.Fatalf("version:\n%s", out)
 	}
+}
+
+func TestGetWatch(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "")
+	model := "apiVersion: ome.io/v1beta1\nkind: ClusterBaseModel\nmetadata: {name: m}\nspec:\n  storage: {storageUri: \"hf://org/m\"}\n"
+	mustApply := func(in string) {
+		if r := citadel(t, srv.addr, in, "apply", "-f", "-"); r.code != 0 {
+			t.Fatalf("apply: %+v", r)
+		}
+	}
+	mustApply(model)
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"get", "model", "m", "-w"}, strings.NewReader(""), out, io.Discard, func(k string) string {
+			return map[string]string{"CITADEL_SERVER": srv.addr}[k]
+		})
+	}()
+	eventually(t, func() string {
+		if !strings.Contains(out.String(), "NAME") || !strings.Contains(out.String(), "\nm ") {
+			return "no first row:\n" + out.String()
+		}
+		return ""
+	})
+	if _, err := citadelDelete(t, srv.addr, "model", "m"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() string {
+		if !strings.Contains(out.String(), "(deleted)") {
+			return "no deleted row:\n" + out.String()
+		}
+		return ""
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("get -w exited %d", code)
+	}
+	if n := strings.Count(out.String(), "NAME"); n != 1 {
+		t.Errorf("header printed %d times:\n%s", n, out.String())
+	}
+}
+
+func citadelDelete(t *testing.T, addr string, args ...string) (string, error) {
+	r := citadel(t, addr, "", append([]string{"delete"}, args...)...)
+	if r.code != 0 {
+		return "", fmt.Errorf("delete: %+v", r)
+	}
+	return r.stdout, nil
 }

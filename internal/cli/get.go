@@ -15,7 +15,7 @@ import (
 
 func newGet(e *env) *cobra.Command {
 	var output, selector string
-	var allNamespaces bool
+	var allNamespaces, watch bool
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME...]",
 		Short: "List objects of a kind, or show some by name",
@@ -26,7 +26,8 @@ Secret values are never shown: they read as ` + v1.Redacted + `.`,
 		Example: `  citadel get models
   citadel get isvc -A -o wide
   citadel get model mimo-vl-7b-rl -o yaml
-  citadel get routes -l team=lab`,
+  citadel get routes -l team=lab
+  citadel get model mimo-vl-7b-rl -w        # follow a download`,
 		Args: argsBetween(1, -1, "KIND [NAME...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			info, err := v1.LookupKind(args[0])
@@ -52,6 +53,12 @@ Secret values are never shown: they read as ` + v1.Redacted + `.`,
 			if err != nil {
 				return err
 			}
+			if watch {
+				if output != "" && output != "wide" {
+					return usagef("-w prints table rows: use it without -o, or with -o wide")
+				}
+				return watchObjects(cmd.Context(), e, c, info, ns, args[1:], output == "wide", allNamespaces)
+			}
 			return printObjects(e, info, objs, output, allNamespaces, len(args) > 2 || len(args) == 1)
 		},
 	}
@@ -59,6 +66,7 @@ Secret values are never shown: they read as ` + v1.Redacted + `.`,
 	f.StringVarP(&output, "output", "o", "", "output format: wide, json, yaml or name")
 	f.StringVarP(&selector, "selector", "l", "", "label selector, e.g. team=lab,tier!=test")
 	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list across all namespaces")
+	f.BoolVarP(&watch, "watch", "w", false, "after listing, print a row each time an object changes (Ctrl-C to stop)")
 	return cmd
 }
 
@@ -146,4 +154,42 @@ func printObjects(e *env, info v1.KindInfo, objs []v1.Object, output string, all
 		return nil
 	}
 	return printTable(e.stdout, info, objs, output == "wide", allNamespaces, time.Now())
+}
+
+// watchObjects prints the current rows, then a row for every change, like
+// kubectl get -w, until the context ends.
+func watchObjects(ctx context.Context, e *env, c *client.Client, info v1.KindInfo, ns string, names []string, wide, allNamespaces bool) error {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	header := true
+	err := c.Watch(ctx, info.Kind, ns, func(ev v1.WatchEvent) error {
+		o, err := client.DecodeObject(ev.Object)
+		if err != nil {
+			return err
+		}
+		if len(want) > 0 && !want[o.GetObjectMeta().Name] {
+			return nil
+		}
+		var buf strings.Builder
+		if err := printTable(&buf, info, []v1.Object{o}, wide, allNamespaces, time.Now()); err != nil {
+			return err
+		}
+		lines := strings.SplitAfterN(buf.String(), "\n", 2)
+		if header {
+			fmt.Fprint(e.stdout, lines[0])
+			header = false
+		}
+		row := lines[1]
+		if ev.Type == "DELETED" {
+			row = strings.TrimSuffix(row, "\n") + "   (deleted)\n"
+		}
+		fmt.Fprint(e.stdout, row)
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }

@@ -22,6 +22,7 @@ func newServe(e *env) *cobra.Command {
 	var agentOn bool
 	var stall time.Duration
 	var maxDownloads int
+	var minMBps float64
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Citadel server: store, admin API and controllers",
@@ -63,6 +64,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 					HFEndpoint: st.settings.Endpoint, HFCache: st.hfCache, OllamaDir: st.ollamaDir,
 					OllamaRegistry: strings.TrimPrefix(strings.TrimPrefix(ollamaRegistry, "https://"), "http://"), OllamaInsecure: ollamaRegistry != "" && !strings.HasPrefix(ollamaRegistry, "https://"),
 					StallTimeout: stall, Logger: slog.New(h).With("component", "pull"),
+					MinThroughput: int64(minMBps * 1e6),
 				})
 			}
 			return daemon.Run(cmd.Context(), daemon.Options{
@@ -88,6 +90,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.BoolVar(&agentOn, "agent", true, "run the model agent (downloads models; HF_ENDPOINT, HF_HOME, OLLAMA_MODELS apply)")
 	f.DurationVar(&stall, "stall-timeout", 60*time.Second, "fail a model download that receives no bytes for this long")
 	f.IntVar(&maxDownloads, "max-downloads", 2, "models downloading at once")
+	f.Float64Var(&minMBps, "min-throughput", 0, "MB/s below which a download's status carries a SlowDownload warning (0: none)")
 	f.StringVar(&ollamaRegistry, "ollama-registry", "", "Ollama registry for ollama:// models (host:port; default registry.ollama.ai)")
 	return cmd
 }
