@@ -7,6 +7,7 @@
 package modelstore
 
 import (
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -111,8 +111,9 @@ func SymlinkAtomic(target, link string) error {
 	if cur, err := os.Readlink(link); err == nil && cur == target {
 		return nil
 	}
-	tmp := link + ".tmp-link-" + strconv.Itoa(os.Getpid())
-	os.Remove(tmp)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := link + ".tmp-link-" + hex.EncodeToString(rnd[:]) // unique per call: concurrent pulls link the same paths
 	if err := os.Symlink(target, tmp); err != nil {
 		return err
 	}

@@ -61,6 +61,8 @@ type engine struct {
 	backoff      func(attempt int) time.Duration
 	now          func() time.Time
 	bufs         sync.Pool // *[]byte of 1 MiB
+	// lock serialises work on one destination within this process.
+	lock func(ctx context.Context, path string) (unlock func(), err error)
 }
 
 func (e *engine) chunks(size int64) int {
@@ -74,6 +76,15 @@ func (e *engine) chunks(size int64) int {
 // right size is trusted here (verification of existing blobs is the
 // caller's choice: see Options.Reverify).
 func (e *engine) download(ctx context.Context, job *fileJob) error {
+	// Two pulls of the same blob (two models of one repository) take turns:
+	// the second finds the blob placed by the first.
+	if e.lock != nil {
+		unlock, err := e.lock(ctx, job.dest)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	job.lastByte.Store(e.now().UnixNano())
 	if st, err := os.Stat(job.dest); err == nil && st.Size() == job.size {
 		job.done.Store(job.size)

@@ -422,3 +422,24 @@ func TestPullOllama(t *testing.T) {
 	_, err = p2.Pull(t.Context(), Request{URI: "ollama://nope:7b"}, nil)
 	wantReason(t, err, ReasonRepoNotFound)
 }
+
+func TestConcurrentPullsOfOneRepo(t *testing.T) {
+	dir, weights := hubDir(t)
+	hs := startMirror(t, dir, nil)
+	p, opts := newTestPuller(t, hs.url, nil)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = p.Pull(t.Context(), Request{URI: "hf://" + testRepo, Path: filepath.Join(t.TempDir(), "view")}, nil)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	noBlobPlaced(t, opts.HFCache)
+	if got := hs.m.Requests().Files["hf/"+testRepo+"/model.safetensors"].Bytes; got != int64(len(weights)) {
+		t.Errorf("three concurrent pulls fetched the weights %d bytes, want once (%d)", got, len(weights))
+	}
+}

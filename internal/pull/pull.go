@@ -52,8 +52,24 @@ type Options struct {
 	FreeSpace func(dir string) (int64, error)
 }
 
-// Puller runs pulls. It is safe for concurrent use.
-type Puller struct{ opts Options }
+// Puller runs pulls. It is safe for concurrent use: pulls that need the
+// same blob take turns on it.
+type Puller struct {
+	opts  Options
+	locks sync.Map // blob path → chan struct{} (a one-slot semaphore)
+}
+
+// lockPath takes the blob's slot, or returns when ctx ends.
+func (p *Puller) lockPath(ctx context.Context, path string) (func(), error) {
+	v, _ := p.locks.LoadOrStore(path, make(chan struct{}, 1))
+	slot := v.(chan struct{})
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
 // New returns a Puller.
 func New(opts Options) *Puller {
@@ -182,6 +198,7 @@ func (p *Puller) engine() *engine {
 		backoff:      defaultBackoff,
 		now:          p.opts.Now,
 		bufs:         sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
+		lock:         p.lockPath,
 	}
 }
 
