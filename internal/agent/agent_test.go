@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/mirror"
+	"citadel.dev/citadel/internal/mirror/mirrortest"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
@@ -70,32 +69,21 @@ func start(t *testing.T, stall time.Duration) *env {
 	hostile := safetensors(4, 4)
 	binary.LittleEndian.PutUint64(hostile, 1<<62) // header length beyond the file
 	repo(t, mdir, "evil/model", hostile)
-	m, err := mirror.New(mirror.Options{Dir: mdir, CacheFile: "-"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: m.Handler()}
-	go srv.Serve(ln)
+	m, endpoint := mirrortest.Start(t, mirror.Options{Dir: mdir}, nil)
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), filepath.Join(dir, "state"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := pull.New(pull.Options{HFEndpoint: "http://" + ln.Addr().String(), HFCache: filepath.Join(dir, "hf", "hub"), StallTimeout: stall, ChunkSize: 256 << 10})
+	p := pull.New(pull.Options{HFEndpoint: endpoint, HFCache: filepath.Join(dir, "hf", "hub"), StallTimeout: stall, ChunkSize: 256 << 10})
 	a := New(Options{Store: st, Puller: p, RecordsDir: filepath.Join(dir, "agent"), Node: "gpu-1", RetryBase: time.Hour, StatusEvery: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{st: st, mirror: m, dir: dir, cancel: cancel, done: make(chan error, 1), endpoint: "http://" + ln.Addr().String()}
+	e := &env{st: st, mirror: m, dir: dir, cancel: cancel, done: make(chan error, 1), endpoint: endpoint}
 	go func() { e.done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		e.cancel()
 		<-e.done
 		st.Close()
-		srv.Close()
-		m.Close()
 	})
 	return e
 }

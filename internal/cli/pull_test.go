@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"citadel.dev/citadel/internal/mirror"
+	"citadel.dev/citadel/internal/mirror/mirrortest"
 	"citadel.dev/citadel/internal/pull"
 )
 
@@ -35,18 +34,8 @@ func mirrorWithRepo(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	m, err := mirror.New(mirror.Options{Dir: dir, CacheFile: "-"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: m.Handler()}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close(); m.Close() })
-	return "http://" + ln.Addr().String()
+	_, url := mirrortest.Start(t, mirror.Options{Dir: dir}, nil)
+	return url
 }
 
 func TestPullCommand(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"citadel.dev/citadel/internal/mirror"
+	"citadel.dev/citadel/internal/mirror/mirrortest"
 )
 
 // The fault matrix of issue 3, against Citadel's own HF-compatible mirror
@@ -65,21 +66,8 @@ type hubServer struct {
 // startMirror serves dir on a loopback port; wrap may intercept requests.
 func startMirror(t *testing.T, dir string, wrap func(http.Handler) http.Handler) *hubServer {
 	t.Helper()
-	m, err := mirror.New(mirror.Options{Dir: dir, CacheFile: "-", Tokens: []mirror.Token{{User: "u", Value: "hf_good"}, {User: "g", Value: "hf_other"}}})
-	must(t, err)
-	h := m.Handler()
-	if wrap != nil {
-		h = wrap(h)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		m.Close()
-	})
-	return &hubServer{m: m, url: "http://" + ln.Addr().String()}
+	m, url := mirrortest.Start(t, mirror.Options{Dir: dir, Tokens: []mirror.Token{{User: "u", Value: "hf_good"}, {User: "g", Value: "hf_other"}}}, wrap)
+	return &hubServer{m: m, url: url}
 }
 
 func newTestPuller(t *testing.T, endpoint string, mod func(*Options)) (*Puller, Options) {
