@@ -1,0 +1,44 @@
+// Package sim is `citadel sim`: an inference-engine simulator that speaks a real engine's HTTP
+// API (this slice: vLLM's OpenAI-compatible server) while the timing comes from the pure
+// performance model in internal/sim/perf.
+//
+// # Concurrency
+//
+// One goroutine, Engine.Run, owns the perf.Scheduler. HTTP handlers submit requests over a
+// channel and read their output from a per-request stream: a count of tokens produced per
+// choice, guarded by a mutex, plus a notification channel of capacity 1. The driver never
+// blocks on a slow client (it only bumps counters and does a non-blocking send), and a handler
+// whose client goes away sends an abort that frees the request's KV blocks (perf's Abort).
+//
+// Simulated time maps to wall time × TimeScale: the driver runs one Step, waits until
+// base + TimeScale × step end, then publishes the step's events; base is re-anchored whenever
+// the engine becomes busy after idling. TimeScale 0 runs steps back to back. There is one
+// timer for the whole engine, never a sleep per token, so one process holds thousands of streams.
+//
+// # Text
+//
+// Tokenizer (approximate, deterministic): every whitespace-separated word costs
+// ceil(len(word)/4) tokens, at least one. A chat prompt adds the Qwen/ChatML template's
+// framing: 4 tokens per message and 3 for the assistant header. Output is pseudo-text, one
+// word per token, drawn from a fixed 256-word vocabulary by a hash of (seed, request content,
+// choice, index), so identical requests give identical text at any time scale. Without
+// ignore_eos the "model" ends on its own after a length drawn from the same hash (finish_reason
+// "stop"); with ignore_eos it always generates max_tokens (finish_reason "length"). A stop
+// string ends the text before it (it is not included), and the engine is asked for only the
+// tokens up to that point. /tokenize returns a vocabulary word's index as its ID, and a hash
+// above the vocabulary for other text; /detokenize maps IDs back to vocabulary words.
+//
+// Images (vision models only): each image_url part costs vision tokens as Qwen2.5-VL counts
+// them, one per 28×28 patch of the image, read from a PNG, GIF or JPEG data URL's header
+// (1,024 when the size cannot be read, e.g. an https URL, which the simulator never fetches).
+//
+// # Metrics
+//
+// /metrics writes vLLM's Prometheus names by hand in the text exposition format. Latency
+// histograms record simulated time (equal to wall time at TimeScale 1), so a run at TimeScale 0
+// still reports what the GPU would have done. VLLMVersion selects names that changed: before
+// 0.9 the KV gauge is vllm:gpu_cache_usage_perc, in 0.9.x both gauges are exported, from 0.10
+// only vllm:kv_cache_usage_perc; before 0.11 the per-token histogram is
+// vllm:time_per_output_token_seconds, from 0.11 vllm:inter_token_latency_seconds. Errors use the
+// nested {"error":{…}} JSON from 0.10.1 and the flat {"object":"error",…} JSON before.
+package sim

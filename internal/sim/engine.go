@@ -1,0 +1,269 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"citadel.dev/citadel/internal/sim/perf"
+)
+
+// ErrStopped is the error of a request the engine could not finish because it shut down.
+var ErrStopped = errors.New("engine stopped")
+
+// Engine drives a perf.Scheduler in wall-clock time. Run owns the scheduler; Submit and the
+// returned streams are safe for concurrent use.
+type Engine struct {
+	sched   *perf.Scheduler
+	scale   float64
+	metrics *metrics
+
+	ops    chan op
+	done   chan struct{} // closed when Run returns
+	nextID atomic.Uint64
+
+	// Owned by Run.
+	choices map[string]choiceRef
+}
+
+type op struct {
+	add   *stream
+	abort *stream
+}
+
+type choiceRef struct {
+	s *stream
+	i int
+}
+
+// NewEngine returns an idle engine for plan in vLLM mode; timeScale multiplies simulated
+// durations into wall time (0: no delay).
+func NewEngine(plan perf.Plan, timeScale float64, m *metrics) (*Engine, error) {
+	if timeScale < 0 {
+		return nil, fmt.Errorf("time scale %g: must be 0 or more", timeScale)
+	}
+	sched, err := perf.NewScheduler(plan, perf.VLLM)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = newMetrics(plan.Model.Name, "")
+	}
+	return &Engine{
+		sched: sched, scale: timeScale, metrics: m,
+		ops: make(chan op), done: make(chan struct{}),
+		choices: make(map[string]choiceRef),
+	}, nil
+}
+
+// stream is one request's output as the driver produces it. The driver bumps produced and
+// done under mu and does a non-blocking send on notify (capacity 1), so a slow reader never
+// holds the engine back; the reader takes everything produced since its last look.
+type stream struct {
+	id     string
+	reqs   []perf.Request // one per choice
+	finish []string       // finish_reason per choice, for metrics
+	prompt int            // prompt tokens counted once per request, for metrics
+	notify chan struct{}
+
+	mu       sync.Mutex
+	produced []int
+	finished []bool
+	err      error
+
+	// Owned by the driver.
+	arrival time.Duration
+	last    []time.Duration
+	left    int
+	counted bool
+}
+
+// snapshot copies the stream's progress into produced and finished and returns its error.
+func (s *stream) snapshot(produced []int, finished []bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	copy(produced, s.produced)
+	copy(finished, s.finished)
+	return s.err
+}
+
+func (s *stream) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Submit queues one request with a choice per element of maxTokens (each choice's token
+// count), each with promptTokens and visionTokens. finish is each choice's finish_reason, for
+// the metrics. The stream is live until every choice finishes or ctx ends; the caller must
+// call Abort when it stops reading early.
+func (e *Engine) Submit(ctx context.Context, promptTokens, visionTokens int, maxTokens []int, finish []string) (*stream, error) {
+	id := strconv.FormatUint(e.nextID.Add(1), 36)
+	s := &stream{
+		id: id, finish: finish, prompt: promptTokens + visionTokens,
+		notify:   make(chan struct{}, 1),
+		produced: make([]int, len(maxTokens)), finished: make([]bool, len(maxTokens)),
+	}
+	for i, n := range maxTokens {
+		s.reqs = append(s.reqs, perf.Request{ID: id + "/" + strconv.Itoa(i), PromptTokens: promptTokens, VisionTokens: visionTokens, MaxOutputTokens: n})
+	}
+	select {
+	case e.ops <- op{add: s}:
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-e.done:
+		return nil, ErrStopped
+	}
+}
+
+// Abort stops a stream's unfinished choices and frees their KV cache. It does not wait.
+func (e *Engine) Abort(s *stream) {
+	go func() {
+		select {
+		case e.ops <- op{abort: s}:
+		case <-e.done:
+		}
+	}()
+}
+
+// Run drives the scheduler until ctx ends; then every live stream fails with ErrStopped.
+func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.done)
+	defer e.failAll()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var base time.Time // wall time of simulated time 0, re-anchored after idling
+	for {
+		if e.sched.Idle() {
+			e.metrics.setGauges(0, 0, e.sched.KVUsage())
+			select {
+			case <-ctx.Done():
+				return nil
+			case o := <-e.ops:
+				e.handle(o)
+			}
+			base = time.Now().Add(-e.wall(e.sched.Now()))
+			continue
+		}
+	drain:
+		for {
+			select {
+			case o := <-e.ops:
+				e.handle(o)
+			default:
+				break drain
+			}
+		}
+		if e.sched.Idle() {
+			continue
+		}
+		_, events := e.sched.Step()
+		e.metrics.setGauges(e.sched.Running(), e.sched.Waiting(), e.sched.KVUsage())
+		if e.scale > 0 {
+			deadline := base.Add(e.wall(e.sched.Now()))
+			for wait := time.Until(deadline); wait > 0; wait = time.Until(deadline) {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					timer.Stop()
+					return nil
+				case o := <-e.ops:
+					timer.Stop()
+					e.handle(o) // Add and Abort leave this step's events alone
+				case <-timer.C:
+				}
+			}
+		}
+		e.publish(events)
+	}
+}
+
+func (e *Engine) wall(d time.Duration) time.Duration { return time.Duration(e.scale * float64(d)) }
+
+func (e *Engine) handle(o op) {
+	if s := o.add; s != nil {
+		s.arrival = e.sched.Now()
+		s.last = make([]time.Duration, len(s.reqs))
+		for i, r := range s.reqs {
+			if err := e.sched.Add(r); err != nil {
+				for _, q := range s.reqs[:i] {
+					e.sched.Abort(q.ID)
+					delete(e.choices, q.ID)
+				}
+				s.mu.Lock()
+				s.err = err
+				s.mu.Unlock()
+				s.wake()
+				return
+			}
+			e.choices[r.ID] = choiceRef{s, i}
+		}
+		s.left = len(s.reqs)
+		return
+	}
+	s := o.abort
+	aborted := false
+	for _, r := range s.reqs {
+		if _, ok := e.choices[r.ID]; ok {
+			e.sched.Abort(r.ID)
+			delete(e.choices, r.ID)
+			aborted = true
+		}
+	}
+	if aborted {
+		e.metrics.finished("abort")
+	}
+}
+
+func (e *Engine) publish(events []perf.Event) {
+	for _, ev := range events {
+		ref, ok := e.choices[ev.ID]
+		if !ok {
+			continue // aborted while the step ran
+		}
+		s, i := ref.s, ref.i
+		switch ev.Kind {
+		case perf.FirstToken, perf.Token:
+			if ev.Kind == perf.FirstToken {
+				if !s.counted {
+					s.counted = true
+					e.metrics.prompt(s.prompt)
+				}
+				e.metrics.firstToken(ev.At - s.arrival)
+			} else {
+				e.metrics.token(ev.At - s.last[i])
+			}
+			s.last[i] = ev.At
+			s.mu.Lock()
+			s.produced[i] = ev.Index + 1
+			s.mu.Unlock()
+			s.wake()
+		case perf.Finished:
+			delete(e.choices, ev.ID)
+			e.metrics.e2e(ev.At - s.arrival)
+			s.mu.Lock()
+			s.finished[i] = true
+			s.mu.Unlock()
+			s.wake()
+			if s.left--; s.left == 0 {
+				e.metrics.finished(s.finish[0])
+			}
+		}
+	}
+}
+
+func (e *Engine) failAll() {
+	for id, ref := range e.choices {
+		delete(e.choices, id)
+		ref.s.mu.Lock()
+		ref.s.err = ErrStopped
+		ref.s.mu.Unlock()
+		ref.s.wake()
+	}
+}

@@ -1,0 +1,212 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bucket bounds of vLLM's histograms (vllm/v1/metrics/loggers.py).
+var (
+	ttftBuckets = []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}
+	itlBuckets  = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0}
+	e2eBuckets  = []float64{0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0}
+)
+
+type histogram struct {
+	bounds []float64
+	counts []uint64 // per bound, not cumulative
+	sum    float64
+	count  uint64
+}
+
+func newHistogram(bounds []float64) *histogram {
+	return &histogram{bounds: bounds, counts: make([]uint64, len(bounds))}
+}
+
+func (h *histogram) observe(d time.Duration) {
+	v := d.Seconds()
+	h.sum += v
+	h.count++
+	if i := sort.SearchFloat64s(h.bounds, v); i < len(h.bounds) {
+		h.counts[i]++
+	}
+}
+
+// metrics are the engine's Prometheus series. The driver writes them; /metrics reads them.
+type metrics struct {
+	labels string // {model_name="…",engine="0"}
+	names  metricNames
+
+	mu                      sync.Mutex
+	running, waiting        int
+	kvUsage                 float64
+	promptTokens, genTokens uint64
+	success                 map[string]uint64
+	ttft, itl, e2eLatency   *histogram
+}
+
+// metricNames are the series names that changed between vLLM versions.
+type metricNames struct {
+	gpuCache, kvCache bool   // export vllm:gpu_cache_usage_perc / vllm:kv_cache_usage_perc
+	itl               string // vllm:inter_token_latency_seconds or vllm:time_per_output_token_seconds
+}
+
+func namesFor(v version) metricNames {
+	n := metricNames{itl: "vllm:inter_token_latency_seconds", kvCache: true}
+	if v.less(version{0, 11, 0}) {
+		n.itl = "vllm:time_per_output_token_seconds"
+	}
+	if v.less(version{0, 10, 0}) {
+		n.gpuCache = true
+	}
+	if v.less(version{0, 9, 0}) {
+		n.kvCache = false
+	}
+	return n
+}
+
+func newMetrics(model, vllmVersion string) *metrics {
+	v, _ := parseVersion(vllmVersion)
+	return &metrics{
+		labels:  fmt.Sprintf(`model_name="%s",engine="0"`, escapeLabel(model)),
+		names:   namesFor(v),
+		success: map[string]uint64{},
+		ttft:    newHistogram(ttftBuckets), itl: newHistogram(itlBuckets), e2eLatency: newHistogram(e2eBuckets),
+	}
+}
+
+func escapeLabel(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+func (m *metrics) setGauges(running, waiting int, kv float64) {
+	m.mu.Lock()
+	m.running, m.waiting, m.kvUsage = running, waiting, kv
+	m.mu.Unlock()
+}
+
+func (m *metrics) prompt(n int) {
+	m.mu.Lock()
+	m.promptTokens += uint64(n)
+	m.mu.Unlock()
+}
+
+func (m *metrics) firstToken(ttft time.Duration) {
+	m.mu.Lock()
+	m.genTokens++
+	m.ttft.observe(ttft)
+	m.mu.Unlock()
+}
+
+func (m *metrics) token(itl time.Duration) {
+	m.mu.Lock()
+	m.genTokens++
+	m.itl.observe(itl)
+	m.mu.Unlock()
+}
+
+func (m *metrics) e2e(d time.Duration) {
+	m.mu.Lock()
+	m.e2eLatency.observe(d)
+	m.mu.Unlock()
+}
+
+func (m *metrics) finished(reason string) {
+	m.mu.Lock()
+	m.success[reason]++
+	m.mu.Unlock()
+}
+
+// pyFloat formats v as Python's repr does for the values we export ("1.0", "0.25", "1e-05").
+func pyFloat(v float64) string {
+	if math.IsInf(v, 1) {
+		return "+Inf"
+	}
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eIN") {
+		s += ".0"
+	}
+	return s
+}
+
+// write renders the text exposition format (version 0.0.4) as prometheus_client does.
+func (m *metrics) write(w io.Writer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	l := m.labels
+	gauge := func(name, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s{%s} %s\n", name, help, name, name, l, pyFloat(v))
+	}
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s_total{%s} %s\n", name, help, name, name, l, pyFloat(float64(v)))
+	}
+	hist := func(name, help string, h *histogram) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+		var cum uint64
+		for i, le := range h.bounds {
+			cum += h.counts[i]
+			fmt.Fprintf(&b, "%s_bucket{%s,le=\"%s\"} %s\n", name, l, pyFloat(le), pyFloat(float64(cum)))
+		}
+		fmt.Fprintf(&b, "%s_bucket{%s,le=\"+Inf\"} %s\n", name, l, pyFloat(float64(h.count)))
+		fmt.Fprintf(&b, "%s_count{%s} %s\n%s_sum{%s} %s\n", name, l, pyFloat(float64(h.count)), name, l, pyFloat(h.sum))
+	}
+	gauge("vllm:num_requests_running", "Number of requests in model execution batches.", float64(m.running))
+	gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", float64(m.waiting))
+	if m.names.gpuCache {
+		gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", m.kvUsage)
+	}
+	if m.names.kvCache {
+		gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", m.kvUsage)
+	}
+	counter("vllm:prompt_tokens", "Number of prefill tokens processed.", m.promptTokens)
+	counter("vllm:generation_tokens", "Number of generation tokens processed.", m.genTokens)
+	fmt.Fprintf(&b, "# HELP vllm:request_success Count of successfully processed requests.\n# TYPE vllm:request_success counter\n")
+	for _, r := range []string{"stop", "length", "abort"} {
+		fmt.Fprintf(&b, "vllm:request_success_total{%s,finished_reason=\"%s\"} %s\n", l, r, pyFloat(float64(m.success[r])))
+	}
+	hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
+	hist(m.names.itl, "Histogram of inter-token latency in seconds.", m.itl)
+	hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", m.e2eLatency)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// version is a vLLM release, major.minor.patch.
+type version [3]int
+
+func (v version) less(o version) bool {
+	for i := range v {
+		if v[i] != o[i] {
+			return v[i] < o[i]
+		}
+	}
+	return false
+}
+
+// parseVersion reads "0.10.1", "v0.9", "0.11.0rc1"; "" is the newest behaviour.
+func parseVersion(s string) (version, error) {
+	if s == "" {
+		return version{99}, nil
+	}
+	var v version
+	parts := strings.SplitN(strings.TrimPrefix(s, "v"), ".", 3)
+	for i, p := range parts {
+		end := strings.IndexFunc(p, func(r rune) bool { return r < '0' || r > '9' })
+		if end >= 0 {
+			p = p[:end]
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return v, fmt.Errorf("vLLM version %q: want major.minor[.patch]", s)
+		}
+		v[i] = n
+	}
+	return v, nil
+}

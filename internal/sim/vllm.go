@@ -1,0 +1,844 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"citadel.dev/citadel/internal/sim/perf"
+)
+
+// DefaultVLLMVersion is the release the personality imitates unless Config.VLLMVersion says.
+const DefaultVLLMVersion = "0.11.0"
+
+// Config describes one simulated vLLM server.
+type Config struct {
+	Plan             perf.Plan
+	ServedModelNames []string // the first is the metrics' model_name; default Plan.Model.Name
+	ModelRoot        string   // --model as given: /v1/models "root"
+	APIKey           string   // empty: no auth
+	VLLMVersion      string   // default DefaultVLLMVersion; selects error JSON and metric names
+	TimeScale        float64  // wall seconds per simulated second; 0 = no delay
+	Seed             int64    // of the pseudo-text
+	Logger           *slog.Logger
+	Now              func() time.Time // the "created" clock; default time.Now
+}
+
+// VLLM is a simulated vLLM OpenAI-compatible server.
+type VLLM struct {
+	cfg     Config
+	version version
+	engine  *Engine
+	metrics *metrics
+	mux     *http.ServeMux
+	created int64
+	maxLen  int
+	vision  bool
+	nextID  atomic.Uint64
+}
+
+// NewVLLM builds the server; call Run (or Serve) to start its engine.
+func NewVLLM(cfg Config) (*VLLM, error) {
+	if cfg.VLLMVersion == "" {
+		cfg.VLLMVersion = DefaultVLLMVersion
+	}
+	v, err := parseVersion(cfg.VLLMVersion)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.ServedModelNames) == 0 {
+		cfg.ServedModelNames = []string{cfg.Plan.Model.Name}
+	}
+	if cfg.ModelRoot == "" {
+		cfg.ModelRoot = cfg.ServedModelNames[0]
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := newMetrics(cfg.ServedModelNames[0], cfg.VLLMVersion)
+	eng, err := NewEngine(cfg.Plan, cfg.TimeScale, m)
+	if err != nil {
+		return nil, err
+	}
+	s := &VLLM{cfg: cfg, version: v, engine: eng, metrics: m, created: cfg.Now().Unix(),
+		maxLen: cfg.Plan.Options.MaxModelLen, vision: cfg.Plan.Model.Vision}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	mux.HandleFunc("POST /v1/completions", s.completions)
+	mux.HandleFunc("GET /v1/models", s.models)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("POST /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"version": cfg.VLLMVersion})
+	})
+	mux.HandleFunc("POST /tokenize", s.tokenize)
+	mux.HandleFunc("POST /detokenize", s.detokenize)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_ = m.write(w)
+	})
+	s.mux = mux
+	return s, nil
+}
+
+// ServeHTTP applies vLLM's API-key check (paths under /v1 only) and routes.
+func (s *VLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.APIKey != "" && r.Method != http.MethodOptions && strings.HasPrefix(r.URL.Path, "/v1") {
+		want := "Bearer " + s.cfg.APIKey
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized"})
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// Run drives the engine until ctx ends.
+func (s *VLLM) Run(ctx context.Context) error { return s.engine.Run(ctx) }
+
+// Serve runs the engine and an HTTP server on ln until ctx ends.
+func (s *VLLM) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	engineDone := make(chan struct{})
+	go func() { defer close(engineDone); _ = s.engine.Run(ctx) }()
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = srv.Shutdown(shutdownCtx)
+	<-engineDone
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// apiError is an error the client sees as vLLM's error JSON.
+type apiError struct {
+	status  int
+	message string
+	param   string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, message: fmt.Sprintf(format, args...)}
+}
+
+var errorTypes = map[int]string{
+	400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError",
+	500: "InternalServerError", 503: "ServiceUnavailableError",
+}
+
+// errorBody is vLLM's error object: nested under "error" from 0.10.1, flat with
+// "object":"error" before (vLLM PR #22099).
+func (s *VLLM) errorBody(e *apiError) any {
+	var param any
+	if e.param != "" {
+		param = e.param
+	}
+	body := map[string]any{"message": e.message, "type": errorTypes[e.status], "param": param, "code": e.status}
+	if s.version.less(version{0, 10, 1}) {
+		body["object"] = "error"
+		return body
+	}
+	return map[string]any{"error": body}
+}
+
+func (s *VLLM) writeError(w http.ResponseWriter, err error) {
+	var e *apiError
+	if !errors.As(err, &e) {
+		e = &apiError{status: http.StatusInternalServerError, message: err.Error()}
+	}
+	writeJSON(w, e.status, s.errorBody(e))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *VLLM) decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<20))
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+func (s *VLLM) checkModel(name string) (string, error) {
+	if name == "" {
+		return s.cfg.ServedModelNames[0], nil
+	}
+	for _, n := range s.cfg.ServedModelNames {
+		if n == name {
+			return name, nil
+		}
+	}
+	return "", &apiError{status: http.StatusNotFound, message: fmt.Sprintf("The model `%s` does not exist.", name), param: "model"}
+}
+
+func (s *VLLM) models(w http.ResponseWriter, _ *http.Request) {
+	type permission struct {
+		ID                 string  `json:"id"`
+		Object             string  `json:"object"`
+		Created            int64   `json:"created"`
+		AllowCreateEngine  bool    `json:"allow_create_engine"`
+		AllowSampling      bool    `json:"allow_sampling"`
+		AllowLogprobs      bool    `json:"allow_logprobs"`
+		AllowSearchIndices bool    `json:"allow_search_indices"`
+		AllowView          bool    `json:"allow_view"`
+		AllowFineTuning    bool    `json:"allow_fine_tuning"`
+		Organization       string  `json:"organization"`
+		Group              *string `json:"group"`
+		IsBlocking         bool    `json:"is_blocking"`
+	}
+	type card struct {
+		ID          string       `json:"id"`
+		Object      string       `json:"object"`
+		Created     int64        `json:"created"`
+		OwnedBy     string       `json:"owned_by"`
+		Root        string       `json:"root"`
+		Parent      *string      `json:"parent"`
+		MaxModelLen int          `json:"max_model_len"`
+		Permission  []permission `json:"permission"`
+	}
+	var data []card
+	for i, n := range s.cfg.ServedModelNames {
+		data = append(data, card{ID: n, Object: "model", Created: s.created, OwnedBy: "vllm", Root: s.cfg.ModelRoot,
+			MaxModelLen: s.maxLen, Permission: []permission{{ID: fmt.Sprintf("modelperm-%d", i), Object: "model_permission",
+				Created: s.created, AllowSampling: true, AllowLogprobs: true, AllowView: true, Organization: "*"}}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+type tokenizeRequest struct {
+	Model    string        `json:"model"`
+	Prompt   *string       `json:"prompt"`
+	Messages []chatMessage `json:"messages"`
+}
+
+func (s *VLLM) tokenize(w http.ResponseWriter, r *http.Request) {
+	var req tokenizeRequest
+	if err := s.decode(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if _, err := s.checkModel(req.Model); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	var ids []int
+	switch {
+	case req.Prompt != nil:
+		ids = tokenize(*req.Prompt)
+	case req.Messages != nil:
+		p, err := s.parseMessages(req.Messages)
+		if err != nil {
+			s.writeError(w, err)
+			return
+		}
+		ids = tokenize(p.text)
+		for len(ids) < p.tokens { // the chat template's framing
+			ids = append(ids, len(vocabulary)+100000+len(ids))
+		}
+	default:
+		s.writeError(w, badRequest("either prompt or messages is required"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(ids), "max_model_len": s.maxLen, "tokens": ids, "token_strs": nil})
+}
+
+func (s *VLLM) detokenize(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Model  string `json:"model"`
+		Tokens []int  `json:"tokens"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if _, err := s.checkModel(req.Model); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"prompt": detokenize(req.Tokens)})
+}
+
+// chatMessage is one message; content is a string or a list of parts.
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+type contentPart struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	ImageURL *struct {
+		URL string `json:"url"`
+	} `json:"image_url"`
+}
+
+// prompt is a parsed prompt: its text (the generator's key), token counts.
+type prompt struct {
+	text   string
+	tokens int // text tokens including template framing
+	vision int
+}
+
+// Chat-template framing of the approximate tokenizer (ChatML: <|im_start|>role\n … <|im_end|>\n).
+const (
+	tokensPerMessage   = 4
+	tokensPerAssistant = 3
+)
+
+func (s *VLLM) parseMessages(msgs []chatMessage) (prompt, error) {
+	var p prompt
+	var text strings.Builder
+	if len(msgs) == 0 {
+		return p, &apiError{status: 400, message: "messages: at least one message is required", param: "messages"}
+	}
+	images := 0
+	for i, m := range msgs {
+		text.WriteString(m.Role)
+		text.WriteString(": ")
+		p.tokens += tokensPerMessage
+		c := bytes.TrimSpace(m.Content)
+		switch {
+		case len(c) == 0 || string(c) == "null":
+		case c[0] == '"':
+			var str string
+			if err := json.Unmarshal(c, &str); err != nil {
+				return p, badRequest("messages[%d].content: %v", i, err)
+			}
+			p.tokens += countTokens(str)
+			text.WriteString(str)
+		case c[0] == '[':
+			var parts []contentPart
+			if err := json.Unmarshal(c, &parts); err != nil {
+				return p, badRequest("messages[%d].content: %v", i, err)
+			}
+			for _, part := range parts {
+				switch part.Type {
+				case "text":
+					p.tokens += countTokens(part.Text)
+					text.WriteString(part.Text)
+				case "image_url":
+					if part.ImageURL == nil || part.ImageURL.URL == "" {
+						return p, badRequest("messages[%d]: image_url part without a url", i)
+					}
+					images++
+					p.vision += visionTokens(part.ImageURL.URL)
+					text.WriteString(part.ImageURL.URL[:min(len(part.ImageURL.URL), 256)])
+				default:
+					return p, badRequest("Unknown part type: %s", part.Type)
+				}
+			}
+		default:
+			return p, badRequest("messages[%d].content: want a string or a list of content parts", i)
+		}
+		text.WriteByte('\n')
+	}
+	if images > 0 && !s.vision {
+		return p, badRequest("%s is not a multimodal model", s.cfg.ServedModelNames[0])
+	}
+	p.tokens += tokensPerAssistant
+	p.text = text.String()
+	return p, nil
+}
+
+// stopList is "stop": a string or a list of strings.
+type stopList []string
+
+func (l *stopList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = stopList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("stop: want a string or a list of strings")
+	}
+	*l = many
+	return nil
+}
+
+// sampling are the request fields shared by chat and completions.
+type sampling struct {
+	Model               string   `json:"model"`
+	MaxTokens           *int     `json:"max_tokens"`
+	MaxCompletionTokens *int     `json:"max_completion_tokens"`
+	N                   *int     `json:"n"`
+	Stop                stopList `json:"stop"`
+	Stream              bool     `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	IgnoreEOS bool   `json:"ignore_eos"`
+	Seed      *int64 `json:"seed"`
+}
+
+// choice is one output sequence, decided in full before the engine runs it.
+type choice struct {
+	tokens  int
+	finish  string
+	stopStr string
+	text    string
+	ends    []int // text offset after each token
+}
+
+// job is a validated request, ready for the engine.
+type job struct {
+	model      string
+	chat       bool
+	prompt     prompt
+	choices    []choice
+	stream     bool
+	withUsage  bool
+	id         string
+	completion int
+}
+
+func (s *VLLM) newJob(smp sampling, p prompt, chat bool) (*job, error) {
+	model, err := s.checkModel(smp.Model)
+	if err != nil {
+		return nil, err
+	}
+	n := 1
+	if smp.N != nil {
+		n = *smp.N
+	}
+	if n < 1 {
+		return nil, &apiError{status: 400, message: fmt.Sprintf("n must be at least 1, got %d.", n), param: "n"}
+	}
+	input := p.tokens + p.vision
+	maxTokens := smp.MaxTokens
+	if smp.MaxCompletionTokens != nil {
+		maxTokens = smp.MaxCompletionTokens
+	}
+	where := "messages"
+	if !chat {
+		where = "prompt"
+	}
+	limit := 0
+	if maxTokens == nil {
+		if input >= s.maxLen {
+			return nil, badRequest("This model's maximum context length is %d tokens. However, your request has %d input tokens. Please reduce the length of the input %s.", s.maxLen, input, where)
+		}
+		limit = s.maxLen - input
+	} else {
+		limit = *maxTokens
+		if limit < 1 {
+			return nil, &apiError{status: 400, message: fmt.Sprintf("max_tokens must be at least 1, got %d.", limit), param: "max_tokens"}
+		}
+		if input+limit > s.maxLen {
+			return nil, badRequest("This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the %s, %d in the completion). Please reduce the length of the %s or completion.",
+				s.maxLen, input+limit, input, where, limit, where)
+		}
+	}
+	seed := s.cfg.Seed
+	if smp.Seed != nil {
+		seed ^= *smp.Seed
+	}
+	j := &job{model: model, chat: chat, prompt: p, stream: smp.Stream,
+		withUsage: smp.StreamOptions != nil && smp.StreamOptions.IncludeUsage}
+	for i := range n {
+		g := newGenerator(seed, p.text, i)
+		c := choice{}
+		c.tokens, c.finish, c.stopStr = g.plan(limit, smp.IgnoreEOS, smp.Stop)
+		c.text, c.ends = g.render(c.tokens, c.stopStr)
+		j.choices = append(j.choices, c)
+		j.completion += c.tokens
+	}
+	return j, nil
+}
+
+func (s *VLLM) chat(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		sampling
+		Messages []chatMessage `json:"messages"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if _, err := s.checkModel(req.Model); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	p, err := s.parseMessages(req.Messages)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	j, err := s.newJob(req.sampling, p, true)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	j.id = "chatcmpl-" + s.requestID()
+	s.run(w, r, j)
+}
+
+func (s *VLLM) completions(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		sampling
+		Prompt json.RawMessage `json:"prompt"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	var text string
+	if err := json.Unmarshal(req.Prompt, &text); err != nil {
+		var list []string
+		if err := json.Unmarshal(req.Prompt, &list); err != nil || len(list) != 1 {
+			s.writeError(w, &apiError{status: 400, message: "prompt: want a string (or a list of one string)", param: "prompt"})
+			return
+		}
+		text = list[0]
+	}
+	p := prompt{text: text, tokens: max(1, countTokens(text))}
+	j, err := s.newJob(req.sampling, p, false)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	j.id = "cmpl-" + s.requestID()
+	s.run(w, r, j)
+}
+
+func (s *VLLM) requestID() string {
+	return fmt.Sprintf("%032x", s.nextID.Add(1))
+}
+
+// run submits j to the engine and writes its response as the tokens come.
+func (s *VLLM) run(w http.ResponseWriter, r *http.Request, j *job) {
+	ctx := r.Context()
+	tokens := make([]int, len(j.choices))
+	finish := make([]string, len(j.choices))
+	for i, c := range j.choices {
+		tokens[i], finish[i] = c.tokens, c.finish
+	}
+	st, err := s.engine.Submit(ctx, j.prompt.tokens, j.prompt.vision, tokens, finish)
+	if err != nil {
+		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "The engine is not accepting requests: " + err.Error()})
+		return
+	}
+	var out responder
+	if j.stream {
+		out = newSSE(w, j, s.cfg.Now().Unix(), s)
+	} else {
+		out = &whole{w: w, j: j, created: s.cfg.Now().Unix(), srv: s}
+	}
+	produced := make([]int, len(j.choices))
+	finished := make([]bool, len(j.choices))
+	sent := make([]int, len(j.choices))
+	for {
+		select {
+		case <-ctx.Done():
+			s.engine.Abort(st)
+			return
+		case <-st.notify:
+		}
+		err := st.snapshot(produced, finished)
+		if err != nil {
+			out.fail(s.submitError(err))
+			return
+		}
+		all := true
+		for i := range j.choices {
+			for ; sent[i] < produced[i]; sent[i]++ {
+				out.token(i, sent[i])
+			}
+			all = all && finished[i]
+		}
+		if err := out.flush(); err != nil {
+			s.engine.Abort(st)
+			return
+		}
+		if all {
+			out.done()
+			return
+		}
+	}
+}
+
+// submitError turns an engine error into vLLM's.
+func (s *VLLM) submitError(err error) *apiError {
+	switch {
+	case errors.Is(err, perf.ErrTooLong):
+		return badRequest("This model's maximum context length is %d tokens. %v", s.maxLen, err)
+	case errors.Is(err, perf.ErrNoVision):
+		return badRequest("%s is not a multimodal model", s.cfg.ServedModelNames[0])
+	case errors.Is(err, perf.ErrInvalid):
+		return badRequest("%v", err)
+	}
+	return &apiError{status: http.StatusServiceUnavailable, message: "The engine stopped before the request finished: " + err.Error()}
+}
+
+// responder writes one response, streamed or whole.
+type responder interface {
+	token(choice, index int)
+	flush() error
+	done()
+	fail(*apiError)
+}
+
+type usage struct {
+	PromptTokens     int  `json:"prompt_tokens"`
+	TotalTokens      int  `json:"total_tokens"`
+	CompletionTokens int  `json:"completion_tokens"`
+	Details          *any `json:"prompt_tokens_details"`
+}
+
+func (j *job) usage() usage {
+	p := j.prompt.tokens + j.prompt.vision
+	return usage{PromptTokens: p, CompletionTokens: j.completion, TotalTokens: p + j.completion}
+}
+
+// delta is the text token index adds to choice c.
+func (j *job) delta(c, index int) string {
+	ch := &j.choices[c]
+	from := 0
+	if index > 0 {
+		from = ch.ends[index-1]
+	}
+	return ch.text[from:ch.ends[index]]
+}
+
+func stopReason(c choice) any {
+	if c.stopStr != "" {
+		return c.stopStr
+	}
+	return nil
+}
+
+// whole collects a non-streaming response.
+type whole struct {
+	w       http.ResponseWriter
+	j       *job
+	created int64
+	srv     *VLLM
+}
+
+func (o *whole) token(int, int)   {}
+func (o *whole) flush() error     { return nil }
+func (o *whole) fail(e *apiError) { o.srv.writeError(o.w, e) }
+
+func (o *whole) done() {
+	j := o.j
+	r := wholeResponse{ID: j.id, Object: "chat.completion", Created: o.created, Model: j.model, Usage: j.usage()}
+	if !j.chat {
+		r.Object = "text_completion"
+	}
+	for i, c := range j.choices {
+		wc := wholeChoice{Index: i, FinishReason: c.finish, StopReason: stopReason(c)}
+		if j.chat {
+			wc.Message = &chatMessageOut{Role: "assistant", Content: c.text, ToolCalls: []any{}}
+		} else {
+			wc.Text = &c.text
+		}
+		r.Choices = append(r.Choices, wc)
+	}
+	writeJSON(o.w, http.StatusOK, r)
+}
+
+// Wire types, in vLLM's field order.
+type (
+	chatDelta struct {
+		Role    string  `json:"role,omitempty"`
+		Content *string `json:"content"`
+	}
+	streamChoice struct {
+		Index        int        `json:"index"`
+		Delta        *chatDelta `json:"delta,omitempty"`
+		Text         *string    `json:"text,omitempty"`
+		Logprobs     any        `json:"logprobs"`
+		FinishReason any        `json:"finish_reason"`
+		StopReason   any        `json:"stop_reason"`
+	}
+	streamChunk struct {
+		ID      string         `json:"id"`
+		Object  string         `json:"object"`
+		Created int64          `json:"created"`
+		Model   string         `json:"model"`
+		Choices []streamChoice `json:"choices"`
+		Usage   *usage         `json:"usage,omitempty"`
+	}
+	chatMessageOut struct {
+		Role             string `json:"role"`
+		Content          string `json:"content"`
+		Refusal          any    `json:"refusal"`
+		ToolCalls        []any  `json:"tool_calls"`
+		ReasoningContent any    `json:"reasoning_content"`
+	}
+	wholeChoice struct {
+		Index          int             `json:"index"`
+		Message        *chatMessageOut `json:"message,omitempty"`
+		Text           *string         `json:"text,omitempty"`
+		Logprobs       any             `json:"logprobs"`
+		FinishReason   string          `json:"finish_reason"`
+		StopReason     any             `json:"stop_reason"`
+		PromptLogprobs any             `json:"prompt_logprobs,omitempty"`
+	}
+	wholeResponse struct {
+		ID                string        `json:"id"`
+		Object            string        `json:"object"`
+		Created           int64         `json:"created"`
+		Model             string        `json:"model"`
+		Choices           []wholeChoice `json:"choices"`
+		Usage             usage         `json:"usage"`
+		SystemFingerprint any           `json:"system_fingerprint"`
+		PromptLogprobs    any           `json:"prompt_logprobs"`
+		KVTransferParams  any           `json:"kv_transfer_params"`
+	}
+)
+
+// sse writes a streamed response: data: <json>\n\n per chunk, data: [DONE] last.
+type sse struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	j       *job
+	created int64
+	started bool
+	buf     bytes.Buffer
+	srv     *VLLM
+}
+
+func newSSE(w http.ResponseWriter, j *job, created int64, srv *VLLM) *sse {
+	return &sse{w: w, rc: http.NewResponseController(w), j: j, created: created, srv: srv}
+}
+
+func (o *sse) start() {
+	if o.started {
+		return
+	}
+	o.started = true
+	h := o.w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	o.w.WriteHeader(http.StatusOK)
+	if o.j.chat { // the role-first chunk of every choice
+		for i := range o.j.choices {
+			empty := ""
+			o.chunk(streamChoice{Index: i, Delta: &chatDelta{Role: "assistant", Content: &empty}})
+		}
+	}
+}
+
+func (o *sse) event(v any) {
+	o.buf.WriteString("data: ")
+	b, _ := json.Marshal(v)
+	o.buf.Write(b)
+	o.buf.WriteString("\n\n")
+}
+
+func (o *sse) chunk(c streamChoice) {
+	object := "chat.completion.chunk"
+	if !o.j.chat {
+		object = "text_completion"
+	}
+	ch := streamChunk{ID: o.j.id, Object: object, Created: o.created, Model: o.j.model, Choices: []streamChoice{c}}
+	if o.j.withUsage {
+		o.event(withNullUsage{ch})
+		return
+	}
+	o.event(ch)
+}
+
+// withNullUsage is a chunk with "usage": null, as chunks are when include_usage is set.
+type withNullUsage struct{ streamChunk }
+
+func (c withNullUsage) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(c.streamChunk)
+	if err != nil {
+		return nil, err
+	}
+	return append(b[:len(b)-1], []byte(`,"usage":null}`)...), nil
+}
+
+func (o *sse) token(c, index int) {
+	o.start()
+	ch := o.j.choices[c]
+	last := index == ch.tokens-1
+	text := o.j.delta(c, index)
+	if text == "" && !last {
+		return // text swallowed by a stop string
+	}
+	sc := streamChoice{Index: c}
+	if last {
+		sc.FinishReason, sc.StopReason = ch.finish, stopReason(ch)
+	}
+	if o.j.chat {
+		sc.Delta = &chatDelta{Content: &text}
+	} else {
+		sc.Text = &text
+	}
+	o.chunk(sc)
+}
+
+func (o *sse) flush() error {
+	o.start()
+	if o.buf.Len() == 0 {
+		return nil
+	}
+	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
+		return err
+	}
+	o.buf.Reset()
+	return o.rc.Flush()
+}
+
+func (o *sse) done() {
+	if o.j.withUsage {
+		object := "chat.completion.chunk"
+		if !o.j.chat {
+			object = "text_completion"
+		}
+		u := o.j.usage()
+		o.event(streamChunk{ID: o.j.id, Object: object, Created: o.created, Model: o.j.model, Choices: []streamChoice{}, Usage: &u})
+	}
+	o.buf.WriteString("data: [DONE]\n\n")
+	_ = o.flush()
+}
+
+// fail reports an error: as the whole response before the stream starts, else as a data
+// event followed by [DONE], as vLLM does mid-stream.
+func (o *sse) fail(e *apiError) {
+	if !o.started {
+		o.srv.writeError(o.w, e)
+		return
+	}
+	o.event(o.srv.errorBody(e))
+	o.buf.WriteString("data: [DONE]\n\n")
+	_ = o.flush()
+}
+
+var _ responder = (*sse)(nil)
+var _ responder = (*whole)(nil)
