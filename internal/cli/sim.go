@@ -19,9 +19,15 @@ import (
 type simFlags struct {
 	engine, gpu, model, host, apiKey, dtype, quant, maxModelLen, vllmVersion string
 	servedNames                                                              []string
-	port, maxNumSeqs, maxBatched, tp                                         int
+	port, maxNumSeqs, maxBatched, tp, numParallel                            int
 	gpuMemUtil, timeScale                                                    float64
 	seed                                                                     int64
+
+	// Faults and knobs for tests.
+	failRate, slowdown                  float64
+	hangAfter, crashAfter, embeddingDim int
+	startupDelay                        time.Duration
+	bindAfterStartup, oomAtLoad         bool
 }
 
 func newSim(e *env) *cobra.Command {
@@ -58,7 +64,8 @@ as fast as possible (for gateway overhead benchmarks).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.engine, "engine", "vllm", "engine personality: vllm (sglang, llamacpp and ollama are not yet available)")
+	fl.IntVar(&f.numParallel, "num-parallel", 0, "ollama: parallel slots (default OLLAMA_NUM_PARALLEL, else 1)")
+	fl.StringVar(&f.engine, "engine", "vllm", "engine personality: vllm or ollama (sglang and llamacpp are not yet available)")
 	fl.StringVar(&f.gpu, "gpu", "", "GPU profile to simulate (required)")
 	fl.StringVar(&f.model, "model", "", "model to simulate: a catalogue name or a repo id (or the positional argument)")
 	fl.StringVar(&f.host, "host", "", "address to bind (default all interfaces)")
@@ -74,6 +81,14 @@ as fast as possible (for gateway overhead benchmarks).`,
 	fl.StringVar(&f.quant, "quantization", "", "weight quantisation: fp8, awq, gguf q4_k_m")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "wall seconds per simulated second; 0 = no delay")
 	fl.Int64Var(&f.seed, "seed", 0, "seed of the generated text")
+	fl.IntVar(&f.embeddingDim, "embedding-dim", 0, "length of /v1/embeddings vectors (default the model's hidden size)")
+	fl.Float64Var(&f.failRate, "fail-rate", 0, "fault: answer this fraction of inference requests with a 500 error (chosen by --seed)")
+	fl.IntVar(&f.hangAfter, "hang-after", 0, "fault: after this many inference requests, accept requests but never answer them (0: never)")
+	fl.IntVar(&f.crashAfter, "crash-after", 0, "fault: exit with status 1 when inference request N+1 arrives (0: never)")
+	fl.DurationVar(&f.startupDelay, "startup-delay", 0, "fault: answer 503 (/health with an empty body) for this long after start; real vLLM binds only when ready, see --bind-after-startup")
+	fl.BoolVar(&f.bindAfterStartup, "bind-after-startup", false, "with --startup-delay: listen only once the delay has passed, as real vLLM does (connection refused while loading)")
+	fl.BoolVar(&f.oomAtLoad, "oom-at-load", false, "fault: exit 1 at start with a CUDA out-of-memory error, as a model that does not fit")
+	fl.Float64Var(&f.slowdown, "slowdown", 1, "multiply every simulated step time by this factor (a slower or throttled GPU)")
 	fl.StringVar(&f.vllmVersion, "vllm-version", sim.DefaultVLLMVersion, "vLLM release to imitate: error JSON (< 0.10.1 flat) and metric names (< 0.10 gpu_cache_usage_perc, < 0.11 time_per_output_token_seconds)")
 	// Flags of vllm serve that change nothing in the simulation, accepted so a supervisor's
 	// command line works unchanged.
@@ -92,11 +107,17 @@ as fast as possible (for gateway overhead benchmarks).`,
 }
 
 func runSim(cmd *cobra.Command, e *env, f simFlags) error {
-	if f.engine != "vllm" {
+	ollamaName := "" // --engine ollama: the model as Ollama names it, e.g. qwen2.5:7b
+	switch f.engine {
+	case "vllm":
+	case "ollama":
+		// The tag separator becomes the catalogue's dash: qwen2.5:7b is looked up as qwen2.5-7b.
+		ollamaName, f.model = f.model, strings.ReplaceAll(f.model, ":", "-")
+	default:
 		if _, err := perf.ParseMode(f.engine); err != nil {
 			return usagef("--engine: %v", err)
 		}
-		return usagef("--engine %s: not yet available in citadel sim; use --engine vllm", f.engine)
+		return usagef("--engine %s: not yet available in citadel sim; use --engine vllm or ollama", f.engine)
 	}
 	if f.gpu == "" {
 		return usagef("--gpu is required: one of %s", strings.Join(perf.GPUNames(), ", "))
@@ -117,6 +138,17 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 		if opts.MaxModelLen, err = parseModelLen(f.maxModelLen); err != nil {
 			return usagef("--max-model-len: %v", err)
 		}
+	} else if f.engine == "ollama" {
+		// Ollama serves a model with a context window of its own (num_ctx,
+		// OLLAMA_CONTEXT_LENGTH; 4096 by default), not the model's maximum.
+		opts.MaxModelLen = 4096
+		if v := e.getenv("OLLAMA_CONTEXT_LENGTH"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return usagef("OLLAMA_CONTEXT_LENGTH=%q: want a positive number of tokens", v)
+			}
+			opts.MaxModelLen = n
+		}
 	}
 	switch {
 	case f.quant != "":
@@ -131,6 +163,16 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if f.timeScale < 0 {
 		return usagef("--time-scale %g: must be 0 or more", f.timeScale)
 	}
+	if f.slowdown <= 0 {
+		return usagef("--slowdown %g: must be more than 0", f.slowdown)
+	}
+	faults := sim.Faults{FailRate: f.failRate, Seed: f.seed, HangAfter: f.hangAfter, CrashAfter: f.crashAfter, StartupDelay: f.startupDelay}
+	if f.bindAfterStartup {
+		faults.StartupDelay = 0
+	}
+	if err := faults.Validate(); err != nil {
+		return usagef("%v", err)
+	}
 	plan, err := perf.NewPlan(gpu, model, opts)
 	if err != nil {
 		var pe *perf.PlanError
@@ -143,10 +185,24 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if len(names) == 0 {
 		names = []string{f.model}
 	}
+	if f.engine == "ollama" {
+		return runOllamaSim(cmd, e, f, ollamaName, gpu, model, opts)
+	}
 	srv, err := sim.NewVLLM(sim.Config{Plan: plan, ServedModelNames: names, ModelRoot: f.model, APIKey: f.apiKey,
-		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed})
+		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed, Slowdown: f.slowdown, EmbeddingDim: f.embeddingDim, Faults: faults})
 	if err != nil {
 		return usagef("%v", err)
+	}
+	if f.oomAtLoad {
+		return fmt.Errorf("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate %.2f GiB. GPU 0 has a total capacity of %.2f GiB (citadel sim --oom-at-load)",
+			float64(plan.WeightBytes)/(1<<30), float64(gpu.MemoryBytes)/(1<<30))
+	}
+	if f.bindAfterStartup && f.startupDelay > 0 {
+		select { // loading: nothing listens yet, so clients see connection refused
+		case <-time.After(f.startupDelay):
+		case <-cmd.Context().Done():
+			return nil
+		}
 	}
 	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
 	ln, err := net.Listen("tcp", addr)
@@ -161,6 +217,52 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] Maximum concurrency for %d tokens per request: %.2fx\n", ts(), plan.Options.MaxModelLen, plan.MaxConcurrency())
 	fmt.Fprintf(out, "INFO %s [sim] plan: %s\n", ts(), plan)
 	fmt.Fprintf(out, "INFO %s [launcher.py] Starting vLLM API server on http://%s\n", ts(), ln.Addr())
+	return srv.Serve(cmd.Context(), ln)
+}
+
+// runOllamaSim serves the Ollama personality. Like ollama serve it reads OLLAMA_NUM_PARALLEL
+// (slots, default 1) and OLLAMA_KEEP_ALIVE (default 5m) from the environment.
+func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.GPU, model perf.Model, opts perf.Options) error {
+	if v := e.getenv("OLLAMA_NUM_PARALLEL"); v != "" && f.numParallel == 0 {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return usagef("OLLAMA_NUM_PARALLEL=%q: want a positive number of slots", v)
+		}
+		opts.Parallel = n
+	}
+	if f.numParallel > 0 {
+		opts.Parallel = f.numParallel
+	}
+	keep := 5 * time.Minute
+	if v := e.getenv("OLLAMA_KEEP_ALIVE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if n, nerr := strconv.Atoi(v); nerr == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+		if err != nil {
+			return usagef("OLLAMA_KEEP_ALIVE=%q: want a duration such as 5m or a number of seconds", v)
+		}
+		if d == 0 {
+			d = time.Nanosecond // unload at once (sim.OllamaConfig reads 0 as the default)
+		}
+		keep = d
+	}
+	plan, err := perf.NewPlan(gpu, model, opts)
+	if err != nil {
+		return err
+	}
+	srv, err := sim.NewOllama(sim.OllamaConfig{Plan: plan, Model: name, KeepAlive: keep, TimeScale: f.timeScale, Seed: f.seed})
+	if err != nil {
+		return err // e.g. the slots' contexts do not fit: exit 1, as ollama fails to load
+	}
+	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another engine on that port? choose one with --port)", addr, err)
+	}
+	fmt.Fprintf(e.stdout, "time=%s level=INFO source=routes.go msg=\"Listening on %s (version %s, citadel sim, time scale %g, %d parallel)\"\n",
+		time.Now().Format(time.RFC3339), ln.Addr(), sim.DefaultOllamaVersion, f.timeScale, plan.Options.Parallel)
+	fmt.Fprintf(e.stdout, "time=%s level=INFO source=sim msg=\"plan: %s\"\n", time.Now().Format(time.RFC3339), plan)
 	return srv.Serve(cmd.Context(), ln)
 }
 

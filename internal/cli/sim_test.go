@@ -27,7 +27,7 @@ func TestSimUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sim", "--engine", "ollama", "--gpu", "l4", "--model", "qwen2.5-7b"}, "not yet available"},
+		{[]string{"sim", "--engine", "llamacpp", "--gpu", "l4", "--model", "qwen2.5-7b"}, "not yet available"},
 		{[]string{"sim", "--engine", "tgi", "--gpu", "l4", "--model", "qwen2.5-7b"}, "unknown engine"},
 		{[]string{"sim", "--model", "qwen2.5-7b"}, "--gpu is required"},
 		{[]string{"sim", "--gpu", "l4", "--model", "gpt-5"}, "no built-in profile"},

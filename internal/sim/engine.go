@@ -20,6 +20,7 @@ var ErrStopped = errors.New("engine stopped")
 type Engine struct {
 	sched   *perf.Scheduler
 	scale   float64
+	slow    float64 // Slowdown: every step takes this many times longer (1: as planned)
 	metrics *metrics
 
 	ops    chan op
@@ -54,10 +55,20 @@ func NewEngine(plan perf.Plan, timeScale float64, m *metrics) (*Engine, error) {
 		m = newMetrics(plan.Model.Name, "")
 	}
 	return &Engine{
-		sched: sched, scale: timeScale, metrics: m,
+		sched: sched, scale: timeScale, slow: 1, metrics: m,
 		ops: make(chan op), done: make(chan struct{}),
 		choices: make(map[string]choiceRef),
 	}, nil
+}
+
+// SetSlowdown multiplies every step's duration by f (> 0), in wall time and in the latency
+// metrics alike, as a slower or throttled GPU would. Call it before Run.
+func (e *Engine) SetSlowdown(f float64) error {
+	if !(f > 0) {
+		return fmt.Errorf("slowdown %g: must be more than 0", f)
+	}
+	e.slow = f
+	return nil
 }
 
 // stream is one request's output as the driver produces it. The driver bumps produced and
@@ -184,7 +195,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-func (e *Engine) wall(d time.Duration) time.Duration { return time.Duration(e.scale * float64(d)) }
+func (e *Engine) wall(d time.Duration) time.Duration {
+	return time.Duration(e.scale * float64(e.simTime(d)))
+}
+
+// simTime is scheduler time with the slowdown applied: what the metrics record.
+func (e *Engine) simTime(d time.Duration) time.Duration { return time.Duration(e.slow * float64(d)) }
 
 func (e *Engine) handle(o op) {
 	if s := o.add; s != nil {
@@ -235,9 +251,9 @@ func (e *Engine) publish(events []perf.Event) {
 					s.counted = true
 					e.metrics.prompt(s.prompt)
 				}
-				e.metrics.firstToken(ev.At - s.arrival)
+				e.metrics.firstToken(e.simTime(ev.At - s.arrival))
 			} else {
-				e.metrics.token(ev.At - s.last[i])
+				e.metrics.token(e.simTime(ev.At - s.last[i]))
 			}
 			s.last[i] = ev.At
 			s.mu.Lock()
@@ -246,7 +262,7 @@ func (e *Engine) publish(events []perf.Event) {
 			s.wake()
 		case perf.Finished:
 			delete(e.choices, ev.ID)
-			e.metrics.e2e(ev.At - s.arrival)
+			e.metrics.e2e(e.simTime(ev.At - s.arrival))
 			s.mu.Lock()
 			s.finished[i] = true
 			s.mu.Unlock()

@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"hash/fnv"
+	"maps"
+	"math"
+	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // countTokens is the approximate tokenizer: ceil(len(word)/4) tokens per whitespace-separated
@@ -196,4 +202,142 @@ func imageSize(b []byte) (w, h int) {
 		}
 	}
 	return 0, 0
+}
+
+// unitVector is text's deterministic unit vector of dim components.
+func unitVector(seed int64, text string, dim int) []float32 {
+	g := newGenerator(seed, text, -1)
+	v := make([]float64, dim)
+	var norm float64
+	for i := range v {
+		v[i] = float64(g.at(i)>>11)/(1<<53)*2 - 1
+		norm += v[i] * v[i]
+	}
+	norm = math.Sqrt(norm)
+	out := make([]float32, dim)
+	for i := range v {
+		out[i] = float32(v[i] / norm)
+	}
+	return out
+}
+
+// encodeFloat32s is vLLM's base64 encoding_format: little-endian float32s, base64.
+func encodeFloat32s(v []float32) string {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// logprob is output token i's log probability: in (-3, 0].
+func (g generator) logprob(i int) float64 { return -float64(g.at(i|1<<28)%30000) / 10000 }
+
+// toolCallID is a tool call's ID in vLLM's form.
+func (g generator) toolCallID() string {
+	return fmt.Sprintf("chatcmpl-tool-%016x%016x", g.at(-3), g.at(-4))
+}
+
+// fill returns a JSON document valid against schema (a JSON Schema subset: type, properties,
+// required, items, enum, const, anyOf/oneOf): objects get every listed and required property,
+// each filled by its type. An empty or unreadable schema gives {"answer": <text>}.
+func (g generator) fill(schema json.RawMessage) string {
+	var sc map[string]any
+	if len(schema) == 0 || json.Unmarshal(schema, &sc) != nil {
+		sc = map[string]any{"type": "object", "properties": map[string]any{"answer": map[string]any{"type": "string"}}}
+	}
+	n := 0
+	b, _ := json.Marshal(g.value(sc, &n, 0))
+	return string(b)
+}
+
+func (g generator) value(sc map[string]any, n *int, depth int) any {
+	*n++
+	k := *n
+	if c, ok := sc["const"]; ok {
+		return c
+	}
+	if e, ok := sc["enum"].([]any); ok && len(e) > 0 {
+		return e[g.at(k)%uint64(len(e))]
+	}
+	for _, key := range []string{"anyOf", "oneOf", "allOf"} {
+		if alts, ok := sc[key].([]any); ok && len(alts) > 0 {
+			if a, ok := alts[0].(map[string]any); ok {
+				return g.value(a, n, depth+1)
+			}
+		}
+	}
+	typ, _ := sc["type"].(string)
+	if types, ok := sc["type"].([]any); ok {
+		for _, t := range types {
+			if s, _ := t.(string); s != "null" {
+				typ = s
+				break
+			}
+		}
+	}
+	if typ == "" {
+		if _, ok := sc["properties"]; ok {
+			typ = "object"
+		}
+	}
+	switch typ {
+	case "object":
+		out := map[string]any{}
+		if depth > 8 {
+			return out
+		}
+		props, _ := sc["properties"].(map[string]any)
+		for _, name := range slices.Sorted(maps.Keys(props)) { // sorted: the same values every run
+			ps, _ := props[name].(map[string]any)
+			out[name] = g.value(ps, n, depth+1)
+		}
+		req, _ := sc["required"].([]any)
+		for _, r := range req {
+			if name, ok := r.(string); ok {
+				if _, ok := out[name]; !ok {
+					out[name] = g.value(map[string]any{"type": "string"}, n, depth+1)
+				}
+			}
+		}
+		return out
+	case "array":
+		items, _ := sc["items"].(map[string]any)
+		if depth > 8 {
+			return []any{}
+		}
+		return []any{g.value(items, n, depth+1)}
+	case "integer":
+		return int(g.at(k) % 100)
+	case "number":
+		return float64(g.at(k)%10000) / 100
+	case "boolean":
+		return g.at(k)%2 == 0
+	case "null":
+		return nil
+	}
+	words := make([]string, 3)
+	for i := range words {
+		words[i] = vocabulary[g.at(k<<4|i)%uint64(len(vocabulary))]
+	}
+	return strings.Join(words, " ")
+}
+
+// structured splits text into tokens of up to 4 bytes (whole runes) and keeps at most limit
+// of them: finish is done when all fit, "length" when cut.
+func structured(text string, limit int, done string) (string, []int, string) {
+	var ends []int
+	for i := 0; i < len(text); {
+		j := min(i+4, len(text))
+		for j < len(text) && !utf8.RuneStart(text[j]) {
+			j++
+		}
+		ends = append(ends, j)
+		i = j
+	}
+	if len(ends) > limit {
+		ends = ends[:limit]
+		return text[:ends[limit-1]], ends, "length"
+	}
+	return text, ends, done
 }

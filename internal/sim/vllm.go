@@ -31,6 +31,9 @@ type Config struct {
 	Seed             int64    // of the pseudo-text
 	Logger           *slog.Logger
 	Now              func() time.Time // the "created" clock; default time.Now
+	Slowdown         float64          // multiplies every step's duration; 0 means 1
+	EmbeddingDim     int              // /v1/embeddings vector length; default the model's hidden size, else 1024
+	Faults           Faults           // injected failures; the zero value injects none
 }
 
 // VLLM is a simulated vLLM OpenAI-compatible server.
@@ -40,6 +43,7 @@ type VLLM struct {
 	engine  *Engine
 	metrics *metrics
 	mux     *http.ServeMux
+	handler http.Handler // mux behind the faults
 	created int64
 	maxLen  int
 	vision  bool
@@ -72,11 +76,29 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Slowdown != 0 {
+		if err := eng.SetSlowdown(cfg.Slowdown); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.Faults.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.EmbeddingDim == 0 {
+		cfg.EmbeddingDim = cfg.Plan.Model.Hidden
+	}
+	if cfg.EmbeddingDim <= 0 {
+		cfg.EmbeddingDim = 1024
+	}
+	if cfg.Faults.Now == nil {
+		cfg.Faults.Now = time.Now
+	}
 	s := &VLLM{cfg: cfg, version: v, engine: eng, metrics: m, created: cfg.Now().Unix(),
 		maxLen: cfg.Plan.Options.MaxModelLen, vision: cfg.Plan.Model.Vision}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	mux.HandleFunc("POST /v1/completions", s.completions)
+	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	mux.HandleFunc("GET /v1/models", s.models)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
@@ -91,6 +113,9 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 		_ = m.write(w)
 	})
 	s.mux = mux
+	s.handler = WithFaults(cfg.Faults, mux, func(w http.ResponseWriter, status int, message string) {
+		s.writeError(w, &apiError{status: status, message: message})
+	})
 	return s, nil
 }
 
@@ -103,7 +128,7 @@ func (s *VLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.mux.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // Run drives the engine until ctx ends.
@@ -399,8 +424,50 @@ type sampling struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	IgnoreEOS bool   `json:"ignore_eos"`
-	Seed      *int64 `json:"seed"`
+	IgnoreEOS   bool            `json:"ignore_eos"`
+	Seed        *int64          `json:"seed"`
+	Logprobs    json.RawMessage `json:"logprobs"` // chat: bool; completions: top count
+	TopLogprobs *int            `json:"top_logprobs"`
+}
+
+// maxLogprobs is vLLM's default --max-logprobs.
+const maxLogprobs = 20
+
+// logprobCount is how many top alternatives each token reports: -1 when logprobs are off.
+func (smp sampling) logprobCount(chat bool) (int, error) {
+	raw := bytes.TrimSpace(smp.Logprobs)
+	if chat {
+		var on bool
+		if len(raw) > 0 && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &on); err != nil {
+				return 0, &apiError{status: 400, message: "logprobs: want true or false", param: "logprobs"}
+			}
+		}
+		top := 0
+		if smp.TopLogprobs != nil {
+			top = *smp.TopLogprobs
+		}
+		switch {
+		case top < 0 || top > maxLogprobs:
+			return 0, &apiError{status: 400, message: fmt.Sprintf("top_logprobs must be between 0 and %d, got %d.", maxLogprobs, top), param: "top_logprobs"}
+		case top > 0 && !on:
+			return 0, &apiError{status: 400, message: "when using `top_logprobs`, `logprobs` must be set to true.", param: "top_logprobs"}
+		case !on:
+			return -1, nil
+		}
+		return top, nil
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return -1, nil
+	}
+	var n int
+	if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
+		return 0, &apiError{status: 400, message: "logprobs: want a number of top log probabilities from 0 to 20", param: "logprobs"}
+	}
+	if n > maxLogprobs {
+		return 0, badRequest("Requested sample logprobs of %d, which is greater than max allowed: %d", n, maxLogprobs)
+	}
+	return n, nil
 }
 
 // choice is one output sequence, decided in full before the engine runs it.
@@ -410,6 +477,9 @@ type choice struct {
 	stopStr string
 	text    string
 	ends    []int // text offset after each token
+	gen     generator
+	tool    string // a tool call's function name: text is its arguments
+	toolID  string
 }
 
 // job is a validated request, ready for the engine.
@@ -422,10 +492,23 @@ type job struct {
 	withUsage  bool
 	id         string
 	completion int
+	logprobs   int // top alternatives per token; -1: no logprobs
 }
 
-func (s *VLLM) newJob(smp sampling, p prompt, chat bool) (*job, error) {
+// shape is what a chat request asks the output to be: a tool call, JSON, or text.
+type shape struct {
+	tools  []toolDef
+	forced string // tool_choice naming a function
+	call   bool   // answer with a tool call
+	format *responseFormat
+}
+
+func (s *VLLM) newJob(smp sampling, p prompt, chat bool, sh shape) (*job, error) {
 	model, err := s.checkModel(smp.Model)
+	if err != nil {
+		return nil, err
+	}
+	lp, err := smp.logprobCount(chat)
 	if err != nil {
 		return nil, err
 	}
@@ -466,12 +549,27 @@ func (s *VLLM) newJob(smp sampling, p prompt, chat bool) (*job, error) {
 		seed ^= *smp.Seed
 	}
 	j := &job{model: model, chat: chat, prompt: p, stream: smp.Stream,
-		withUsage: smp.StreamOptions != nil && smp.StreamOptions.IncludeUsage}
+		withUsage: smp.StreamOptions != nil && smp.StreamOptions.IncludeUsage, logprobs: lp}
 	for i := range n {
 		g := newGenerator(seed, p.text, i)
-		c := choice{}
-		c.tokens, c.finish, c.stopStr = g.plan(limit, smp.IgnoreEOS, smp.Stop)
-		c.text, c.ends = g.render(c.tokens, c.stopStr)
+		c := choice{gen: g}
+		switch {
+		case sh.call:
+			t := sh.pick(g)
+			c.tool, c.toolID = t.Function.Name, g.toolCallID()
+			c.text, c.ends, c.finish = structured(g.fill(t.Function.Parameters), limit, "tool_calls")
+			c.tokens = len(c.ends)
+		case sh.format != nil && sh.format.Type != "text":
+			schema := json.RawMessage(nil)
+			if sh.format.JSONSchema != nil {
+				schema = sh.format.JSONSchema.Schema
+			}
+			c.text, c.ends, c.finish = structured(g.fill(schema), limit, "stop")
+			c.tokens = len(c.ends)
+		default:
+			c.tokens, c.finish, c.stopStr = g.plan(limit, smp.IgnoreEOS, smp.Stop)
+			c.text, c.ends = g.render(c.tokens, c.stopStr)
+		}
 		j.choices = append(j.choices, c)
 		j.completion += c.tokens
 	}
@@ -481,7 +579,10 @@ func (s *VLLM) newJob(smp sampling, p prompt, chat bool) (*job, error) {
 func (s *VLLM) chat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		sampling
-		Messages []chatMessage `json:"messages"`
+		Messages       []chatMessage   `json:"messages"`
+		Tools          json.RawMessage `json:"tools"`
+		ToolChoice     json.RawMessage `json:"tool_choice"`
+		ResponseFormat *responseFormat `json:"response_format"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		s.writeError(w, err)
@@ -496,7 +597,16 @@ func (s *VLLM) chat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	j, err := s.newJob(req.sampling, p, true)
+	sh, err := parseShape(req.Tools, req.ToolChoice, req.ResponseFormat)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if len(sh.tools) > 0 { // the chat template renders the tool definitions into the prompt
+		p.tokens += countTokens(string(req.Tools))
+		p.text += string(req.Tools)
+	}
+	j, err := s.newJob(req.sampling, p, true, sh)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -524,7 +634,7 @@ func (s *VLLM) completions(w http.ResponseWriter, r *http.Request) {
 		text = list[0]
 	}
 	p := prompt{text: text, tokens: max(1, countTokens(text))}
-	j, err := s.newJob(req.sampling, p, false)
+	j, err := s.newJob(req.sampling, p, false, shape{})
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -661,8 +771,15 @@ func (o *whole) done() {
 		wc := wholeChoice{Index: i, FinishReason: c.finish, StopReason: stopReason(c)}
 		if j.chat {
 			wc.Message = &chatMessageOut{Role: "assistant", Content: c.text, ToolCalls: []any{}}
+			if c.tool != "" {
+				wc.Message.Content = nil
+				wc.Message.ToolCalls = []any{toolCall{ID: c.toolID, Type: "function", Function: toolFunction{Name: c.tool, Arguments: c.text}}}
+			}
 		} else {
 			wc.Text = &c.text
+		}
+		if j.logprobs >= 0 {
+			wc.Logprobs = j.logprobsOf(i, 0, c.tokens)
 		}
 		r.Choices = append(r.Choices, wc)
 	}
@@ -672,8 +789,9 @@ func (o *whole) done() {
 // Wire types, in vLLM's field order.
 type (
 	chatDelta struct {
-		Role    string  `json:"role,omitempty"`
-		Content *string `json:"content"`
+		Role      string          `json:"role,omitempty"`
+		Content   *string         `json:"content,omitempty"`
+		ToolCalls []toolCallDelta `json:"tool_calls,omitempty"`
 	}
 	streamChoice struct {
 		Index        int        `json:"index"`
@@ -693,7 +811,7 @@ type (
 	}
 	chatMessageOut struct {
 		Role             string `json:"role"`
-		Content          string `json:"content"`
+		Content          any    `json:"content"`
 		Refusal          any    `json:"refusal"`
 		ToolCalls        []any  `json:"tool_calls"`
 		ReasoningContent any    `json:"reasoning_content"`
@@ -795,10 +913,20 @@ func (o *sse) token(c, index int) {
 	if last {
 		sc.FinishReason, sc.StopReason = ch.finish, stopReason(ch)
 	}
-	if o.j.chat {
+	switch {
+	case o.j.chat && ch.tool != "":
+		d := toolCallDelta{Function: toolFunction{Arguments: text}}
+		if index == 0 {
+			d.ID, d.Type, d.Function.Name = ch.toolID, "function", ch.tool
+		}
+		sc.Delta = &chatDelta{ToolCalls: []toolCallDelta{d}}
+	case o.j.chat:
 		sc.Delta = &chatDelta{Content: &text}
-	} else {
+	default:
 		sc.Text = &text
+	}
+	if o.j.logprobs >= 0 {
+		sc.Logprobs = o.j.logprobsOf(c, index, index+1)
 	}
 	o.chunk(sc)
 }
@@ -842,3 +970,301 @@ func (o *sse) fail(e *apiError) {
 
 var _ responder = (*sse)(nil)
 var _ responder = (*whole)(nil)
+
+// embeddings answers /v1/embeddings. Any model embeds (as if served with --task embed): each
+// input is prefilled for its token count, and its vector is a deterministic unit vector from
+// the input's text (see unitVector).
+func (s *VLLM) embeddings(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Model          string          `json:"model"`
+		Input          json.RawMessage `json:"input"`
+		EncodingFormat string          `json:"encoding_format"`
+		Dimensions     *int            `json:"dimensions"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	model, err := s.checkModel(req.Model)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if req.EncodingFormat != "" && req.EncodingFormat != "float" && req.EncodingFormat != "base64" {
+		s.writeError(w, &apiError{status: 400, message: fmt.Sprintf("encoding_format %q: want float or base64", req.EncodingFormat), param: "encoding_format"})
+		return
+	}
+	if req.Dimensions != nil && *req.Dimensions != s.cfg.EmbeddingDim {
+		s.writeError(w, badRequest("Model \"%s\" does not support matryoshka representation, changing output dimensions will lead to poor results.", model))
+		return
+	}
+	inputs, err := embeddingInputs(req.Input)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	total := 0
+	streams := make([]*stream, 0, len(inputs))
+	defer func() {
+		for _, st := range streams {
+			s.engine.Abort(st)
+		}
+	}()
+	for _, in := range inputs {
+		if in.tokens >= s.maxLen {
+			s.writeError(w, badRequest("This model's maximum context length is %d tokens. However, you requested %d tokens in the input for embedding generation. Please reduce the length of the input.", s.maxLen, in.tokens))
+			return
+		}
+		total += in.tokens
+	}
+	ctx := r.Context()
+	for _, in := range inputs {
+		st, err := s.engine.Submit(ctx, in.tokens, 0, []int{1}, []string{"stop"})
+		if err != nil {
+			s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "The engine is not accepting requests: " + err.Error()})
+			return
+		}
+		streams = append(streams, st)
+	}
+	produced, finished := []int{0}, []bool{false}
+	for _, st := range streams {
+		for finished[0] = false; !finished[0]; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-st.notify:
+			}
+			if err := st.snapshot(produced, finished); err != nil {
+				s.writeError(w, s.submitError(err))
+				return
+			}
+		}
+	}
+	streams = nil
+	type item struct {
+		Index     int    `json:"index"`
+		Object    string `json:"object"`
+		Embedding any    `json:"embedding"`
+	}
+	data := make([]item, len(inputs))
+	for i, in := range inputs {
+		v := unitVector(s.cfg.Seed, in.text, s.cfg.EmbeddingDim)
+		var e any = v
+		if req.EncodingFormat == "base64" {
+			e = encodeFloat32s(v)
+		}
+		data[i] = item{Index: i, Object: "embedding", Embedding: e}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": "embd-" + s.requestID(), "object": "list", "created": s.cfg.Now().Unix(), "model": model, "data": data,
+		"usage": usage{PromptTokens: total, TotalTokens: total},
+	})
+}
+
+type embeddingInput struct {
+	text   string
+	tokens int
+}
+
+// embeddingInputs reads "input": a string, a list of strings, a list of token IDs or a list
+// of lists of token IDs.
+func embeddingInputs(raw json.RawMessage) ([]embeddingInput, error) {
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []embeddingInput{{one, max(1, countTokens(one))}}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err == nil && len(many) > 0 {
+		out := make([]embeddingInput, len(many))
+		for i, t := range many {
+			out[i] = embeddingInput{t, max(1, countTokens(t))}
+		}
+		return out, nil
+	}
+	var ids []int
+	if err := json.Unmarshal(raw, &ids); err == nil && len(ids) > 0 {
+		return []embeddingInput{{fmt.Sprint(ids), len(ids)}}, nil
+	}
+	var idLists [][]int
+	if err := json.Unmarshal(raw, &idLists); err == nil && len(idLists) > 0 {
+		out := make([]embeddingInput, len(idLists))
+		for i, l := range idLists {
+			out[i] = embeddingInput{fmt.Sprint(l), max(1, len(l))}
+		}
+		return out, nil
+	}
+	return nil, &apiError{status: 400, message: "input: want a non-empty string, list of strings, list of token IDs or list of lists of token IDs", param: "input"}
+}
+
+// Tool calling and structured output.
+type (
+	toolDef struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name       string          `json:"name"`
+			Parameters json.RawMessage `json:"parameters"`
+		} `json:"function"`
+	}
+	responseFormat struct {
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
+	}
+	toolFunction struct {
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"`
+	}
+	toolCall struct {
+		ID       string       `json:"id"`
+		Type     string       `json:"type"`
+		Function toolFunction `json:"function"`
+	}
+	toolCallDelta struct {
+		Index    int          `json:"index"`
+		ID       string       `json:"id,omitempty"`
+		Type     string       `json:"type,omitempty"`
+		Function toolFunction `json:"function"`
+	}
+)
+
+// parseShape reads tools, tool_choice and response_format. With tools and a tool_choice other
+// than "none" (unset counts as "auto"), every choice is a call of one tool: the named one, or
+// one picked by the request's hash.
+func parseShape(rawTools, rawChoice json.RawMessage, format *responseFormat) (shape, error) {
+	var sh shape
+	if len(rawTools) > 0 && string(rawTools) != "null" {
+		if err := json.Unmarshal(rawTools, &sh.tools); err != nil {
+			return sh, &apiError{status: 400, message: fmt.Sprintf("tools: %v", err), param: "tools"}
+		}
+		for i, t := range sh.tools {
+			if t.Type != "function" || t.Function.Name == "" {
+				return sh, &apiError{status: 400, message: fmt.Sprintf("tools[%d]: want {\"type\": \"function\", \"function\": {\"name\": …}}", i), param: "tools"}
+			}
+		}
+	}
+	choice := "auto"
+	if c := bytes.TrimSpace(rawChoice); len(c) > 0 && string(c) != "null" {
+		var named struct {
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		switch {
+		case json.Unmarshal(c, &choice) == nil:
+			if choice != "none" && choice != "auto" && choice != "required" {
+				return sh, &apiError{status: 400, message: fmt.Sprintf("tool_choice %q: want none, auto, required or {\"type\": \"function\", \"function\": {\"name\": …}}", choice), param: "tool_choice"}
+			}
+		case json.Unmarshal(c, &named) == nil && named.Function.Name != "":
+			choice, sh.forced = "named", named.Function.Name
+		default:
+			return sh, &apiError{status: 400, message: "tool_choice: want none, auto, required or {\"type\": \"function\", \"function\": {\"name\": …}}", param: "tool_choice"}
+		}
+		if choice != "none" && len(sh.tools) == 0 {
+			return sh, &apiError{status: 400, message: "When using `tool_choice`, `tools` must be set.", param: "tool_choice"}
+		}
+	}
+	if sh.forced != "" {
+		found := false
+		for _, t := range sh.tools {
+			found = found || t.Function.Name == sh.forced
+		}
+		if !found {
+			return sh, &apiError{status: 400, message: fmt.Sprintf("Tool '%s' has not been passed in `tools`.", sh.forced), param: "tool_choice"}
+		}
+	}
+	sh.call = len(sh.tools) > 0 && choice != "none"
+	if format != nil {
+		switch format.Type {
+		case "text", "json_object":
+		case "json_schema":
+			if format.JSONSchema == nil || len(format.JSONSchema.Schema) == 0 {
+				return sh, &apiError{status: 400, message: "response_format: json_schema needs a json_schema.schema", param: "response_format"}
+			}
+		default:
+			return sh, &apiError{status: 400, message: fmt.Sprintf("response_format type %q: want text, json_object or json_schema", format.Type), param: "response_format"}
+		}
+		sh.format = format
+	}
+	return sh, nil
+}
+
+// pick is the tool a choice calls.
+func (sh shape) pick(g generator) toolDef {
+	for _, t := range sh.tools {
+		if t.Function.Name == sh.forced {
+			return t
+		}
+	}
+	return sh.tools[g.at(-5)%uint64(len(sh.tools))]
+}
+
+// Log probabilities, in the chat shape {"content": [...]} or the completions shape.
+type (
+	topLogprob struct {
+		Token   string  `json:"token"`
+		Logprob float64 `json:"logprob"`
+		Bytes   []int   `json:"bytes"`
+	}
+	logprobContent struct {
+		topLogprob
+		TopLogprobs []topLogprob `json:"top_logprobs"`
+	}
+	completionLogprobs struct {
+		TextOffset    []int                `json:"text_offset"`
+		TokenLogprobs []float64            `json:"token_logprobs"`
+		Tokens        []string             `json:"tokens"`
+		TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	}
+)
+
+// logprobsOf is choice c's logprobs for tokens [from, to) that appear in the output (a token
+// swallowed by a stop string does not, as in the stream).
+func (j *job) logprobsOf(c, from, to int) any {
+	ch := &j.choices[c]
+	content := []logprobContent{}
+	cl := completionLogprobs{TextOffset: []int{}, TokenLogprobs: []float64{}, Tokens: []string{}, TopLogprobs: []map[string]float64{}}
+	for i := from; i < to; i++ {
+		text := j.delta(c, i)
+		if text == "" && i != ch.tokens-1 {
+			continue
+		}
+		lp := ch.gen.logprob(i)
+		alts := []topLogprob{{Token: text, Logprob: lp, Bytes: tokenBytes(text)}}
+		for k := 1; k < j.logprobs; k++ {
+			alt := " " + vocabulary[ch.gen.at(i<<5|k+1<<24)%uint64(len(vocabulary))]
+			alts = append(alts, topLogprob{Token: alt, Logprob: lp - 0.75*float64(k), Bytes: tokenBytes(alt)})
+		}
+		if j.chat {
+			content = append(content, logprobContent{topLogprob: alts[0], TopLogprobs: alts[:j.logprobs]})
+			continue
+		}
+		from := 0
+		if i > 0 {
+			from = ch.ends[i-1]
+		}
+		top := map[string]float64{}
+		for _, a := range alts {
+			if _, ok := top[a.Token]; !ok {
+				top[a.Token] = a.Logprob
+			}
+		}
+		cl.TextOffset = append(cl.TextOffset, from)
+		cl.TokenLogprobs = append(cl.TokenLogprobs, lp)
+		cl.Tokens = append(cl.Tokens, text)
+		cl.TopLogprobs = append(cl.TopLogprobs, top)
+	}
+	if j.chat {
+		return map[string]any{"content": content}
+	}
+	return cl
+}
+
+func tokenBytes(s string) []int {
+	b := make([]int, len(s))
+	for i := range len(s) {
+		b[i] = int(s[i])
+	}
+	return b
+}
