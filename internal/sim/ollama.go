@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -159,6 +158,7 @@ func (s *Ollama) Serve(ctx context.Context, ln net.Listener) error {
 	return serveWith(ctx, ln, s, s.engine)
 }
 
+// serveWith serves h on ln and runs eng until ctx ends, then shuts both down.
 func serveWith(ctx context.Context, ln net.Listener, h http.Handler, eng *Engine) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -842,7 +842,7 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 	embeddings := make([][]float32, len(inputs))
 	for i, in := range inputs {
 		tokens += max(1, countTokens(in))
-		embeddings[i] = ollamaEmbedding(s.cfg.Seed, in, dims)
+		embeddings[i] = unitVector(s.cfg.Seed, in, dims)
 	}
 	pe := s.prefillTime(tokens, 0)
 	if wait := time.Duration(s.cfg.TimeScale * float64(pe)); wait > 0 {
@@ -856,23 +856,6 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model": req.Model, "embeddings": embeddings,
 		"total_duration": load + pe, "load_duration": load, "prompt_eval_count": tokens})
-}
-
-// ollamaEmbedding is a deterministic unit vector for text.
-func ollamaEmbedding(seed int64, text string, dims int) []float32 {
-	g := newGenerator(seed, text, -1)
-	v := make([]float64, dims)
-	var norm float64
-	for i := range v {
-		v[i] = float64(g.at(i)>>11)/(1<<53)*2 - 1
-		norm += v[i] * v[i]
-	}
-	norm = math.Sqrt(norm)
-	out := make([]float32, dims)
-	for i := range v {
-		out[i] = float32(v[i] / norm)
-	}
-	return out
 }
 
 // pull streams Ollama's progress for the served model; other names are not in the "registry".

@@ -136,28 +136,7 @@ func (s *VLLM) Run(ctx context.Context) error { return s.engine.Run(ctx) }
 
 // Serve runs the engine and an HTTP server on ln until ctx ends.
 func (s *VLLM) Serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	engineDone := make(chan struct{})
-	go func() { defer close(engineDone); _ = s.engine.Run(ctx) }()
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	cancel()
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	_ = srv.Shutdown(shutdownCtx)
-	<-engineDone
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return serveWith(ctx, ln, s, s.engine)
 }
 
 // apiError is an error the client sees as vLLM's error JSON.
