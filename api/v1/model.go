@@ -156,6 +156,17 @@ var quantizations = []string{
 	"q4_0", "q4_1", "q4_k_m", "q4_k_s", "q5_0", "q5_1", "q5_k_m", "q5_k_s", "q6_k", "q8_0", "f16", "bf16",
 }
 
+// KnownQuantization reports whether q is a quantization Citadel accepts in
+// spec.quantization.
+func KnownQuantization(q string) bool {
+	for _, k := range quantizations {
+		if q == k {
+			return true
+		}
+	}
+	return false
+}
+
 // Format operators.
 var formatOperators = []string{"Equal", "GreaterThan", "GreaterThanOrEqual"}
 

@@ -172,7 +172,7 @@ func Fill(spec *v1.BaseModelSpec, info modelinfo.Info) []string {
 	}
 	if spec.Quantization == nil && info.Quantization != "" {
 		q := strings.ToLower(info.Quantization)
-		if validQuantization(q) {
+		if v1.KnownQuantization(q) {
 			spec.Quantization = &q
 			filled = append(filled, "quantization")
 		}
@@ -190,19 +190,6 @@ func Fill(spec *v1.BaseModelSpec, info modelinfo.Info) []string {
 	}
 	return filled
 }
-
-// validQuantization asks the API's validation whether q is a known value.
-func validQuantization(q string) bool {
-	m := v1.ClusterBaseModel{ObjectMeta: v1.ObjectMeta{Name: "x"}, Spec: v1.BaseModelSpec{Quantization: &q, Storage: &v1.StorageSpec{StorageURI: ptr("hf://a/b")}}}
-	for _, e := range m.Validate() {
-		if strings.HasSuffix(e.Path, "quantization") {
-			return false
-		}
-	}
-	return true
-}
-
-func ptr[T any](v T) *T { return &v }
 
 // gc removes blobs, snapshots and partial files of the HF cache and
 // Ollama's blobs that no recorded model uses, in repositories Citadel

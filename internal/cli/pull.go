@@ -93,7 +93,6 @@ OLLAMA_MODELS (Ollama models directory).`,
 				StallTimeout: stall, Connections: conns, ChunkSize: int64(chunkMiB) << 20,
 			})
 			var render func(pull.Progress)
-			var finish func()
 			if jsonOut {
 				enc := json.NewEncoder(e.stdout)
 				var mu sync.Mutex
@@ -102,16 +101,13 @@ OLLAMA_MODELS (Ollama models directory).`,
 					defer mu.Unlock()
 					_ = enc.Encode(map[string]any{"event": "progress", "progress": pr})
 				}
-				finish = func() {}
 			} else {
-				bars := newBars(e.stderr, isTerminal(e.stderr))
-				render, finish = bars.render, bars.finish
+				render = newBars(e.stderr, isTerminal(e.stderr)).render
 			}
 			res, err := p.Pull(cmd.Context(), pull.Request{
 				URI: args[0], Revision: revision, Token: st.settings.Token,
 				Include: include, Exclude: exclude, Path: path, Reverify: reverify,
 			}, render)
-			finish()
 			if err != nil {
 				pe := pull.AsError(err)
 				if jsonOut {
@@ -217,8 +213,6 @@ func (b *bars) render(pr pull.Progress) {
 	b.lines = n + 1
 	io.WriteString(b.w, out.String())
 }
-
-func (b *bars) finish() {}
 
 func fileLabel(f pull.FileProgress) string {
 	return fmt.Sprintf("%-40s %9s / %-9s %s", trimLeft(f.Path, 40), humanBytes(f.Done), humanBytes(f.Size), f.State)

@@ -270,6 +270,24 @@ func (e *engine) hashInOrder(ctx context.Context, f *os.File, h hash.Hash, size 
 	return nil
 }
 
+// partialBytes is how much of job a resumable partial file already holds,
+// per its sidecar (0 when there is none or it belongs to another file).
+func partialBytes(job *fileJob) int64 {
+	b, err := os.ReadFile(job.partial + ".state")
+	if err != nil {
+		return 0
+	}
+	var st partState
+	if json.Unmarshal(b, &st) != nil || st.Size != job.size || st.ETag != job.etag {
+		return 0
+	}
+	var n int64
+	for _, p := range st.Progress {
+		n += max(p, 0)
+	}
+	return min(n, job.size)
+}
+
 func (e *engine) chunkLen(size int64, i int) int64 {
 	return min(e.chunkSize, size-int64(i)*e.chunkSize)
 }

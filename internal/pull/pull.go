@@ -345,10 +345,9 @@ func (p *Puller) preflight(cacheDir, path string, jobs []*fileJob, reverify bool
 			}
 			continue
 		}
-		need += j.size
-		if st, err := os.Stat(j.partial); err == nil && st.Size() == j.size {
-			need -= j.size / 2 // a preallocated partial file already holds its space, roughly
-		}
+		// The partial file is sparse: only the bytes its sidecar records
+		// as written already take space.
+		need += j.size - partialBytes(j)
 	}
 	free, err := p.opts.FreeSpace(cacheDir)
 	if err != nil {
@@ -438,9 +437,6 @@ func (p *Puller) snapshot(phase, commit string, jobs []*fileJob, rate int64) Pro
 			pr.FilesDone++
 		}
 		last = max(last, j.lastByte.Load())
-		if state == "verifying" && phase == PhaseDownloading {
-			pr.Phase = PhaseDownloading
-		}
 	}
 	if last > 0 {
 		pr.LastProgress = time.Unix(0, last)

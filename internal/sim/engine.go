@@ -41,13 +41,13 @@ type choiceRef struct {
 	i int
 }
 
-// NewEngine returns an idle engine for plan in vLLM mode; timeScale multiplies simulated
-// durations into wall time (0: no delay).
-func NewEngine(plan perf.Plan, timeScale float64, m *metrics) (*Engine, error) {
+// NewEngine returns an idle engine for plan with a scheduler in mode (perf.VLLM batching or
+// perf.Ollama slots); timeScale multiplies simulated durations into wall time (0: no delay).
+func NewEngine(plan perf.Plan, mode perf.Mode, timeScale float64, m *metrics) (*Engine, error) {
 	if timeScale < 0 {
 		return nil, fmt.Errorf("time scale %g: must be 0 or more", timeScale)
 	}
-	sched, err := perf.NewScheduler(plan, perf.VLLM)
+	sched, err := perf.NewScheduler(plan, mode)
 	if err != nil {
 		return nil, err
 	}

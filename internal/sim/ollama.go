@@ -69,19 +69,6 @@ type modelLoad struct {
 	err  error
 }
 
-// newOllamaEngine is NewEngine with its scheduler in perf.Ollama mode.
-// TODO(lead): give NewEngine a mode parameter; engine.go is not this file's to edit.
-func newOllamaEngine(plan perf.Plan, scale float64, m *metrics) (*Engine, error) {
-	e, err := NewEngine(plan, scale, m)
-	if err != nil {
-		return nil, err
-	}
-	if e.sched, err = perf.NewScheduler(plan, perf.Ollama); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
 // NewOllama builds the server; call Run (or Serve) to start its engine.
 func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	if cfg.Model == "" {
@@ -104,7 +91,7 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	}
 	name := ollamaName(cfg.Model)
 	m := newMetrics(name, "")
-	eng, err := newOllamaEngine(cfg.Plan, cfg.TimeScale, m)
+	eng, err := NewEngine(cfg.Plan, perf.Ollama, cfg.TimeScale, m)
 	if err != nil {
 		return nil, err
 	}

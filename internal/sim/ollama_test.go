@@ -41,16 +41,7 @@ func startOllama(t testing.TB, cfg OllamaConfig) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	ts := httptest.NewServer(s)
-	t.Cleanup(func() {
-		ts.Close()
-		cancel()
-		<-done
-	})
-	return ts
+	return serveTest(t, s)
 }
 
 // ndjsonLines splits an NDJSON body into its lines, checking each is one JSON object.

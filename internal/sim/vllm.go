@@ -72,7 +72,7 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 		cfg.Now = time.Now
 	}
 	m := newMetrics(cfg.ServedModelNames[0], cfg.VLLMVersion)
-	eng, err := NewEngine(cfg.Plan, cfg.TimeScale, m)
+	eng, err := NewEngine(cfg.Plan, perf.VLLM, cfg.TimeScale, m)
 	if err != nil {
 		return nil, err
 	}

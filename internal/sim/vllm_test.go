@@ -59,6 +59,15 @@ func start(t testing.TB, cfg Config) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveTest(t, s)
+}
+
+// serveTest runs a personality's engine and serves it until the test ends.
+func serveTest(t testing.TB, s interface {
+	http.Handler
+	Run(context.Context) error
+}) *httptest.Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
