@@ -251,9 +251,22 @@ func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.
 	if err != nil {
 		return err
 	}
-	srv, err := sim.NewOllama(sim.OllamaConfig{Plan: plan, Model: name, KeepAlive: keep, TimeScale: f.timeScale, Seed: f.seed})
+	faults := sim.Faults{FailRate: f.failRate, Seed: f.seed, HangAfter: f.hangAfter, CrashAfter: f.crashAfter, StartupDelay: f.startupDelay}
+	if f.bindAfterStartup {
+		faults.StartupDelay = 0 // the delay is spent before listening instead
+	}
+	// --oom-at-load: ollama serve keeps running and fails each load of the model with a 500.
+	srv, err := sim.NewOllama(sim.OllamaConfig{Plan: plan, Model: name, KeepAlive: keep, TimeScale: f.timeScale, Seed: f.seed,
+		Slowdown: f.slowdown, Faults: faults, OOMAtLoad: f.oomAtLoad})
 	if err != nil {
 		return err // e.g. the slots' contexts do not fit: exit 1, as ollama fails to load
+	}
+	if f.bindAfterStartup && f.startupDelay > 0 {
+		select { // starting: nothing listens yet, so clients see connection refused
+		case <-time.After(f.startupDelay):
+		case <-cmd.Context().Done():
+			return nil
+		}
 	}
 	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
 	ln, err := net.Listen("tcp", addr)

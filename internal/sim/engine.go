@@ -84,6 +84,8 @@ type stream struct {
 	mu       sync.Mutex
 	produced []int
 	finished []bool
+	ttft     []time.Duration // simulated, from arrival: first token, per choice
+	e2e      []time.Duration // simulated, from arrival: last token, per choice
 	err      error
 
 	// Owned by the driver.
@@ -100,6 +102,13 @@ func (s *stream) snapshot(produced []int, finished []bool) error {
 	copy(produced, s.produced)
 	copy(finished, s.finished)
 	return s.err
+}
+
+// timings returns choice i's simulated time to first token and to its end (0 until known).
+func (s *stream) timings(i int) (ttft, e2e time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ttft[i], s.e2e[i]
 }
 
 func (s *stream) wake() {
@@ -119,6 +128,7 @@ func (e *Engine) Submit(ctx context.Context, promptTokens, visionTokens int, max
 		id: id, finish: finish, prompt: promptTokens + visionTokens,
 		notify:   make(chan struct{}, 1),
 		produced: make([]int, len(maxTokens)), finished: make([]bool, len(maxTokens)),
+		ttft: make([]time.Duration, len(maxTokens)), e2e: make([]time.Duration, len(maxTokens)),
 	}
 	for i, n := range maxTokens {
 		s.reqs = append(s.reqs, perf.Request{ID: id + "/" + strconv.Itoa(i), PromptTokens: promptTokens, VisionTokens: visionTokens, MaxOutputTokens: n})
@@ -174,7 +184,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		if e.sched.Idle() {
 			continue
 		}
+		running := e.sched.Running()
 		_, events := e.sched.Step()
+		e.metrics.step(max(running, e.sched.Running()))
 		e.metrics.setGauges(e.sched.Running(), e.sched.Waiting(), e.sched.KVUsage())
 		if e.scale > 0 {
 			deadline := base.Add(e.wall(e.sched.Now()))
@@ -204,6 +216,7 @@ func (e *Engine) simTime(d time.Duration) time.Duration { return time.Duration(e
 
 func (e *Engine) handle(o op) {
 	if s := o.add; s != nil {
+		e.metrics.received()
 		s.arrival = e.sched.Now()
 		s.last = make([]time.Duration, len(s.reqs))
 		for i, r := range s.reqs {
@@ -246,25 +259,32 @@ func (e *Engine) publish(events []perf.Event) {
 		s, i := ref.s, ref.i
 		switch ev.Kind {
 		case perf.FirstToken, perf.Token:
+			var ttft time.Duration
 			if ev.Kind == perf.FirstToken {
 				if !s.counted {
 					s.counted = true
 					e.metrics.prompt(s.prompt)
 				}
-				e.metrics.firstToken(e.simTime(ev.At - s.arrival))
+				ttft = e.simTime(ev.At - s.arrival)
+				e.metrics.firstToken(ttft)
 			} else {
 				e.metrics.token(e.simTime(ev.At - s.last[i]))
 			}
 			s.last[i] = ev.At
 			s.mu.Lock()
 			s.produced[i] = ev.Index + 1
+			if ttft > 0 {
+				s.ttft[i] = ttft
+			}
 			s.mu.Unlock()
 			s.wake()
 		case perf.Finished:
 			delete(e.choices, ev.ID)
-			e.metrics.e2e(e.simTime(ev.At - s.arrival))
+			e2e := e.simTime(ev.At - s.arrival)
+			e.metrics.e2e(e2e)
 			s.mu.Lock()
 			s.finished[i] = true
+			s.e2e[i] = e2e
 			s.mu.Unlock()
 			s.wake()
 			if s.left--; s.left == 0 {

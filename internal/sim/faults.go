@@ -29,13 +29,15 @@ type Faults struct {
 	// every open connection, as a crashed engine does. Exit defaults to os.Exit.
 	CrashAfter int
 	Exit       func(code int)
-	// StartupDelay > 0: until this long after the server is built, /health and /ping answer
-	// 503 with an empty body and every other path 503 with the engine's error JSON. (Real vLLM
-	// binds its port only once the engine is ready, so clients see connection refused instead;
-	// citadel sim --bind-after-startup imitates that by delaying the listen.)
+	// StartupDelay > 0: until this long after the server is built, health checks (Health)
+	// answer 503 with an empty body and every other path 503 with the engine's error JSON.
+	// (Real vLLM binds its port only once the engine is ready, so clients see connection
+	// refused instead; citadel sim --bind-after-startup imitates that by delaying the listen.)
 	StartupDelay time.Duration
 	// Counted reports whether a request is an inference request; default isInference.
 	Counted func(*http.Request) bool
+	// Health reports whether a request is a health check; default isHealth (/health, /ping).
+	Health func(*http.Request) bool
 	// Now is the clock of StartupDelay; default time.Now.
 	Now func() time.Time
 }
@@ -81,6 +83,9 @@ func WithFaults(f Faults, next http.Handler, fail FailFunc) http.Handler {
 	if f.Counted == nil {
 		f.Counted = isInference
 	}
+	if f.Health == nil {
+		f.Health = isHealth
+	}
 	if f.Now == nil {
 		f.Now = time.Now
 	}
@@ -98,9 +103,12 @@ func isInference(r *http.Request) bool {
 	return false
 }
 
+// isHealth is vLLM's health checks: /health and /ping, any method.
+func isHealth(r *http.Request) bool { return r.URL.Path == "/health" || r.URL.Path == "/ping" }
+
 func (h *faulty) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.f.StartupDelay > 0 && h.f.Now().Before(h.readyAt) {
-		if r.URL.Path == "/health" || r.URL.Path == "/ping" {
+		if h.f.Health(r) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}

@@ -40,8 +40,10 @@ func (h *histogram) observe(d time.Duration) {
 
 // metrics are the engine's Prometheus series. The driver writes them; /metrics reads them.
 type metrics struct {
-	labels string // {model_name="…",engine="0"}
-	names  metricNames
+	dialect string // EngineVLLM, EngineSGLang or EngineLlamaCPP: which names /metrics writes
+	model   string
+	labels  string // vLLM's model_name="…",engine="0"
+	names   metricNames
 
 	mu                      sync.Mutex
 	running, waiting        int
@@ -49,6 +51,8 @@ type metrics struct {
 	promptTokens, genTokens uint64
 	success                 map[string]uint64
 	ttft, itl, e2eLatency   *histogram
+	requests, aborted       uint64 // requests received (SGLang's num_requests_total) and aborted
+	steps, busy             uint64 // engine iterations and Σ running sequences over them (llama.cpp)
 }
 
 // metricNames are the series names that changed between vLLM versions.
@@ -74,10 +78,20 @@ func namesFor(v version) metricNames {
 func newMetrics(model, vllmVersion string) *metrics {
 	v, _ := parseVersion(vllmVersion)
 	return &metrics{
+		dialect: EngineVLLM, model: model,
 		labels:  fmt.Sprintf(`model_name="%s",engine="0"`, escapeLabel(model)),
 		names:   namesFor(v),
 		success: map[string]uint64{},
 		ttft:    newHistogram(ttftBuckets), itl: newHistogram(itlBuckets), e2eLatency: newHistogram(e2eBuckets),
+	}
+}
+
+// setDialect switches the metrics to an engine's names and histogram buckets. Call it before
+// any observation.
+func (m *metrics) setDialect(engine string) {
+	m.dialect = engine
+	if engine == EngineSGLang {
+		m.ttft, m.itl, m.e2eLatency = newHistogram(sglangTTFTBuckets), newHistogram(sglangITLBuckets), newHistogram(sglangE2EBuckets)
 	}
 }
 
@@ -120,6 +134,23 @@ func (m *metrics) e2e(d time.Duration) {
 func (m *metrics) finished(reason string) {
 	m.mu.Lock()
 	m.success[reason]++
+	if reason == "abort" {
+		m.aborted++
+	}
+	m.mu.Unlock()
+}
+
+func (m *metrics) received() {
+	m.mu.Lock()
+	m.requests++
+	m.mu.Unlock()
+}
+
+// step counts one engine iteration that ran with running sequences.
+func (m *metrics) step(running int) {
+	m.mu.Lock()
+	m.steps++
+	m.busy += uint64(running)
 	m.mu.Unlock()
 }
 
@@ -135,28 +166,56 @@ func pyFloat(v float64) string {
 	return s
 }
 
-// write renders the text exposition format (version 0.0.4) as prometheus_client does.
+// promWriter writes Prometheus text exposition (version 0.0.4) as prometheus_client does,
+// every series with the same labels.
+type promWriter struct {
+	b strings.Builder
+	l string
+}
+
+func (p *promWriter) gauge(name, help string, v float64) {
+	fmt.Fprintf(&p.b, "# HELP %s %s\n# TYPE %s gauge\n%s{%s} %s\n", name, help, name, name, p.l, pyFloat(v))
+}
+
+func (p *promWriter) counter(name, help string, v float64) {
+	fmt.Fprintf(&p.b, "# HELP %s %s\n# TYPE %s counter\n%s_total{%s} %s\n", name, help, name, name, p.l, pyFloat(v))
+}
+
+func (p *promWriter) hist(name, help string, h *histogram) {
+	fmt.Fprintf(&p.b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	var cum uint64
+	for i, le := range h.bounds {
+		cum += h.counts[i]
+		fmt.Fprintf(&p.b, "%s_bucket{%s,le=\"%s\"} %s\n", name, p.l, pyFloat(le), pyFloat(float64(cum)))
+	}
+	fmt.Fprintf(&p.b, "%s_bucket{%s,le=\"+Inf\"} %s\n", name, p.l, pyFloat(float64(h.count)))
+	fmt.Fprintf(&p.b, "%s_count{%s} %s\n%s_sum{%s} %s\n", name, p.l, pyFloat(float64(h.count)), name, p.l, pyFloat(h.sum))
+}
+
+// write renders the metrics under the engine's names.
 func (m *metrics) write(w io.Writer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var b strings.Builder
+	var s string
+	switch m.dialect {
+	case EngineSGLang:
+		s = m.sglang()
+	case EngineLlamaCPP:
+		s = m.llamacpp()
+	default:
+		s = m.vllm()
+	}
+	_, err := io.WriteString(w, s)
+	return err
+}
+
+// vllm is vLLM's V1 PrometheusStatLogger subset.
+func (m *metrics) vllm() string {
+	p := &promWriter{l: m.labels}
+	b := &p.b
 	l := m.labels
-	gauge := func(name, help string, v float64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s{%s} %s\n", name, help, name, name, l, pyFloat(v))
-	}
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s_total{%s} %s\n", name, help, name, name, l, pyFloat(float64(v)))
-	}
-	hist := func(name, help string, h *histogram) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-		var cum uint64
-		for i, le := range h.bounds {
-			cum += h.counts[i]
-			fmt.Fprintf(&b, "%s_bucket{%s,le=\"%s\"} %s\n", name, l, pyFloat(le), pyFloat(float64(cum)))
-		}
-		fmt.Fprintf(&b, "%s_bucket{%s,le=\"+Inf\"} %s\n", name, l, pyFloat(float64(h.count)))
-		fmt.Fprintf(&b, "%s_count{%s} %s\n%s_sum{%s} %s\n", name, l, pyFloat(float64(h.count)), name, l, pyFloat(h.sum))
-	}
+	gauge, hist := p.gauge, p.hist
+	counter := func(name, help string, v uint64) { p.counter(name, help, float64(v)) }
 	gauge("vllm:num_requests_running", "Number of requests in model execution batches.", float64(m.running))
 	gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", float64(m.waiting))
 	if m.names.gpuCache {
@@ -167,15 +226,14 @@ func (m *metrics) write(w io.Writer) error {
 	}
 	counter("vllm:prompt_tokens", "Number of prefill tokens processed.", m.promptTokens)
 	counter("vllm:generation_tokens", "Number of generation tokens processed.", m.genTokens)
-	fmt.Fprintf(&b, "# HELP vllm:request_success Count of successfully processed requests.\n# TYPE vllm:request_success counter\n")
+	fmt.Fprintf(b, "# HELP vllm:request_success Count of successfully processed requests.\n# TYPE vllm:request_success counter\n")
 	for _, r := range []string{"stop", "length", "abort"} {
-		fmt.Fprintf(&b, "vllm:request_success_total{%s,finished_reason=\"%s\"} %s\n", l, r, pyFloat(float64(m.success[r])))
+		fmt.Fprintf(b, "vllm:request_success_total{%s,finished_reason=\"%s\"} %s\n", l, r, pyFloat(float64(m.success[r])))
 	}
 	hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
 	hist(m.names.itl, "Histogram of inter-token latency in seconds.", m.itl)
 	hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", m.e2eLatency)
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.String()
 }
 
 // version is a vLLM release, major.minor.patch.

@@ -38,6 +38,15 @@ type OllamaConfig struct {
 	Seed      int64
 	Logger    *slog.Logger
 	Now       func() time.Time // the created_at / expires_at clock; default time.Now
+	Slowdown  float64          // multiplies every step's duration; 0 means 1
+	// Faults are injected failures; the zero value injects none. Counted defaults to Ollama's
+	// inference paths (isOllamaInference), Health to GET / and /api/version (isOllamaHealth),
+	// and the errors are Ollama's {"error":"…"}.
+	Faults Faults
+	// OOMAtLoad: every load of the model fails, as when Ollama finds it does not fit: the
+	// server keeps running, and each request that needs the model answers 500 "model requires
+	// more system memory (…) than is available (…)".
+	OOMAtLoad bool
 }
 
 // Ollama is a simulated Ollama server.
@@ -47,13 +56,14 @@ type OllamaConfig struct {
 // keep_alive; the expiry countdown starts when the last request releases, as in Ollama's
 // scheduler. Token generation goes through the shared Engine in perf.Ollama mode.
 type Ollama struct {
-	cfg    OllamaConfig
-	name   string // with tag
-	short  string // without ":latest", also accepted
-	engine *Engine
-	compat *VLLM // the OpenAI-compatible /v1/chat/completions, on the same engine
-	mux    *http.ServeMux
-	digest string
+	cfg     OllamaConfig
+	name    string // with tag
+	short   string // without ":latest", also accepted
+	engine  *Engine
+	compat  *VLLM // the OpenAI-compatible /v1/chat/completions, on the same engine
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the faults
+	digest  string
 
 	mu      sync.Mutex
 	cur     *modelLoad // nil: not loaded
@@ -95,6 +105,20 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Slowdown != 0 {
+		if err := eng.SetSlowdown(cfg.Slowdown); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.Faults.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Faults.Counted == nil {
+		cfg.Faults.Counted = isOllamaInference
+	}
+	if cfg.Faults.Health == nil {
+		cfg.Faults.Health = isOllamaHealth
+	}
 	sum := sha256.Sum256([]byte(name + "\x00" + string(cfg.Plan.Options.Quant)))
 	s := &Ollama{cfg: cfg, name: name, short: strings.TrimSuffix(name, ":latest"), engine: eng,
 		digest: hex.EncodeToString(sum[:]), keep: cfg.KeepAlive}
@@ -124,8 +148,33 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	mux.HandleFunc("POST /v1/completions", s.openAI(s.compat.completions))
 	mux.HandleFunc("GET /v1/models", s.openAIModels)
 	s.mux = mux
+	s.handler = WithFaults(cfg.Faults, mux, func(w http.ResponseWriter, status int, message string) {
+		if status == http.StatusServiceUnavailable {
+			// The only 503 of the faults is StartupDelay's; its message names vLLM's /health.
+			message = "the model is still loading; retry when GET / answers 200"
+		}
+		writeOllamaError(w, &ollamaError{status, message})
+	})
 	return s, nil
 }
+
+// isOllamaInference reports Ollama's inference requests, the ones faults count and fail: POST
+// /api/chat, /api/generate, /api/embed, /api/embeddings and the OpenAI-compatible
+// /v1/chat/completions, /v1/completions, /v1/embeddings.
+func isOllamaInference(r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	switch r.URL.Path {
+	case "/api/chat", "/api/generate", "/api/embed", "/api/embeddings":
+		return true
+	}
+	return isInference(r)
+}
+
+// isOllamaHealth reports what clients of Ollama poll for readiness: / ("Ollama is running")
+// and /api/version.
+func isOllamaHealth(r *http.Request) bool { return r.URL.Path == "/" || r.URL.Path == "/api/version" }
 
 // ollamaName adds the default tag.
 func ollamaName(n string) string {
@@ -135,7 +184,7 @@ func ollamaName(n string) string {
 	return n
 }
 
-func (s *Ollama) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Ollama) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Run drives the engine until ctx ends.
 func (s *Ollama) Run(ctx context.Context) error { return s.engine.Run(ctx) }
@@ -243,8 +292,12 @@ func (s *Ollama) keepFor(k keepAlive) time.Duration {
 }
 
 // acquire makes the model resident, loading it if needed, and counts the caller as active. It
-// returns the simulated load time the caller waited for (0 when the model was loaded).
+// returns the simulated load time the caller waited for (0 when the model was loaded), or an
+// error: the context's when the client went away, an *ollamaError when the load fails.
 func (s *Ollama) acquire(ctx context.Context) (time.Duration, error) {
+	if s.cfg.OOMAtLoad {
+		return 0, s.oomError()
+	}
 	for {
 		s.mu.Lock()
 		if s.cur != nil && s.active == 0 && s.keep >= 0 && !s.cfg.Now().Before(s.expires) && isDone(s.cur) {
@@ -285,6 +338,14 @@ func (s *Ollama) acquire(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 	}
+}
+
+// oomError is Ollama's refusal to load a model that does not fit (llm/memory.go), with the
+// weights as the requirement and the GPUs' memory as what is available.
+func (s *Ollama) oomError() *ollamaError {
+	avail := s.cfg.Plan.GPU.MemoryBytes * int64(s.cfg.Plan.Options.TP)
+	return &ollamaError{http.StatusInternalServerError, fmt.Sprintf("model requires more system memory (%.1f GiB) than is available (%.1f GiB)",
+		float64(s.size())/(1<<30), float64(avail)/(1<<30))}
 }
 
 func isDone(l *modelLoad) bool {
@@ -652,7 +713,11 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 	}
 	load, err := s.acquire(ctx)
 	if err != nil {
-		return // the client went away
+		var e *ollamaError
+		if errors.As(err, &e) { // else the client went away
+			writeOllamaError(w, e)
+		}
+		return
 	}
 	if j.empty {
 		s.release(j.keep)
@@ -713,8 +778,8 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 	}
 	// The driver wrote arrival and last before publishing finished under st.mu, and never
 	// writes them again: reading them here is ordered by snapshot's lock.
-	span := st.last[0] - st.arrival
-	pe := min(s.prefillTime(j.prompt.tokens+j.prompt.vision, j.prompt.vision), span)
+	span := s.engine.simTime(st.last[0] - st.arrival)
+	pe := min(s.engine.simTime(s.prefillTime(j.prompt.tokens+j.prompt.vision, j.prompt.vision)), span)
 	m := ollamaMetrics{TotalDuration: load + span, LoadDuration: load, PromptEvalCount: j.prompt.tokens + j.prompt.vision,
 		PromptEvalDuration: pe, EvalCount: c.tokens, EvalDuration: span - pe}
 	final := s.final(j, c.finish, m)
@@ -822,6 +887,10 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 	}
 	load, err := s.acquire(r.Context())
 	if err != nil {
+		var e *ollamaError
+		if errors.As(err, &e) { // else the client went away
+			writeOllamaError(w, e)
+		}
 		return
 	}
 	defer func() { s.release(s.keepFor(req.KeepAlive)) }()
@@ -831,7 +900,7 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 		tokens += max(1, countTokens(in))
 		embeddings[i] = unitVector(s.cfg.Seed, in, dims)
 	}
-	pe := s.prefillTime(tokens, 0)
+	pe := s.engine.simTime(s.prefillTime(tokens, 0))
 	if wait := time.Duration(s.cfg.TimeScale * float64(pe)); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
@@ -913,6 +982,10 @@ func (s *Ollama) pull(w http.ResponseWriter, r *http.Request) {
 func (s *Ollama) openAI(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if _, err := s.acquire(r.Context()); err != nil {
+			var e *ollamaError
+			if errors.As(err, &e) { // else the client went away
+				s.compat.writeError(w, &apiError{status: e.status, message: e.message})
+			}
 			return
 		}
 		defer s.release(s.cfg.KeepAlive)

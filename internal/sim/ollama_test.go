@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -396,5 +397,211 @@ func TestOllamaNodeClient(t *testing.T) {
 	}
 	if got.NotFound["status"] != 404.0 || got.NotFound["message"] != `model "no-such-model" not found, try pulling it first` {
 		t.Errorf("unknown model: %v", got.NotFound)
+	}
+}
+
+const ollamaChatBody = `{"model":"qwen2.5:7b","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":3}}`
+
+// ollamaErrorBody checks that b is Ollama's error JSON, {"error":"…"} and nothing else, and
+// returns the message.
+func ollamaErrorBody(t testing.TB, b []byte) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || len(m) != 1 {
+		t.Fatalf("error body %s: want {\"error\":\"…\"}", b)
+	}
+	msg, ok := m["error"].(string)
+	if !ok || msg == "" {
+		t.Fatalf("error body %s: want {\"error\":\"…\"}", b)
+	}
+	return msg
+}
+
+func TestOllamaFailRate(t *testing.T) {
+	count := func(seed int64) (fails []int) {
+		ts := startOllama(t, OllamaConfig{Faults: Faults{FailRate: 0.3, Seed: seed}})
+		for i := range 100 {
+			code, b := post(t, ts.URL+"/api/chat", ollamaChatBody)
+			switch code {
+			case 500:
+				if msg := ollamaErrorBody(t, b); !strings.Contains(msg, "fail-rate") {
+					t.Fatalf("failure message %q", msg)
+				}
+				fails = append(fails, i)
+			case 200:
+			default:
+				t.Fatalf("status %d: %s", code, b)
+			}
+		}
+		if code, body := get(t, ts.URL+"/"); code != 200 || body != "Ollama is running" {
+			t.Errorf("GET / %d %q under fail rate", code, body)
+		}
+		if code, _ := get(t, ts.URL+"/api/tags"); code != 200 {
+			t.Errorf("/api/tags %d under fail rate", code)
+		}
+		return fails
+	}
+	a, b := count(5), count(5)
+	if len(a) < 15 || len(a) > 45 {
+		t.Errorf("%d of 100 failed, want about 30", len(a))
+	}
+	if !cmp.Equal(a, b) {
+		t.Fatalf("same seed, different failures: %v vs %v", a, b)
+	}
+	if c := count(6); cmp.Equal(a, c) {
+		t.Errorf("seeds 5 and 6 failed the same requests %v", a)
+	}
+}
+
+func TestOllamaHangAfter(t *testing.T) {
+	ts := startOllama(t, OllamaConfig{Faults: Faults{HangAfter: 2}})
+	// Two inference requests on different paths; /api/tags and /api/show do not count.
+	if code, b := post(t, ts.URL+"/api/embed", `{"model":"qwen2.5:7b","input":"x"}`); code != 200 {
+		t.Fatalf("/api/embed: %d %s", code, b)
+	}
+	if code, b := post(t, ts.URL+"/v1/completions", `{"model":"qwen2.5:7b","prompt":"hi","max_tokens":3}`); code != 200 {
+		t.Fatalf("/v1/completions: %d %s", code, b)
+	}
+	if code, _ := get(t, ts.URL+"/api/tags"); code != 200 {
+		t.Fatalf("/api/tags: %d", code)
+	}
+	if code, b := post(t, ts.URL+"/api/show", `{"model":"qwen2.5:7b"}`); code != 200 {
+		t.Fatalf("/api/show: %d %s", code, b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/api/chat", strings.NewReader(`{"model":"qwen2.5:7b","messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("request 3 answered %d, want it to hang", resp.StatusCode)
+	}
+	if ctx.Err() == nil {
+		t.Fatalf("request 3 failed before the client gave up: %v", err)
+	}
+	if code, _ := get(t, ts.URL+"/"); code != 200 {
+		t.Errorf("GET / %d while hanging, want 200 (the process is alive)", code)
+	}
+}
+
+func TestOllamaCrashAfter(t *testing.T) {
+	var mu sync.Mutex
+	var codes []int
+	exit := func(code int) { mu.Lock(); codes = append(codes, code); mu.Unlock() }
+	ts := startOllama(t, OllamaConfig{Faults: Faults{CrashAfter: 1, Exit: exit}})
+	if code, b := post(t, ts.URL+"/v1/chat/completions", chatBody); code != 200 {
+		t.Fatalf("status %d: %s", code, b)
+	}
+	if code, _ := get(t, ts.URL+"/api/ps"); code != 200 { // not counted
+		t.Fatalf("/api/ps: %d", code)
+	}
+	if _, err := http.Post(ts.URL+"/api/chat", "application/json", strings.NewReader(ollamaChatBody)); err == nil {
+		t.Error("request 2 got a response, want the connection dropped")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(codes) != 1 || codes[0] != 1 {
+		t.Errorf("exit calls %v, want one with status 1", codes)
+	}
+}
+
+func TestOllamaStartupDelay(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1700000000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts := startOllama(t, OllamaConfig{Faults: Faults{StartupDelay: time.Minute, Now: clock}})
+	for _, path := range []string{"/", "/api/version"} {
+		if code, body := get(t, ts.URL+path); code != 503 || body != "" {
+			t.Errorf("GET %s while loading: %d %q, want 503 and an empty body", path, code, body)
+		}
+	}
+	resp, err := http.Head(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("HEAD / while loading: %d, want 503", resp.StatusCode)
+	}
+	if code, b := post(t, ts.URL+"/api/chat", ollamaChatBody); code != 503 || !strings.Contains(ollamaErrorBody(t, b), "loading") {
+		t.Errorf("chat while loading: %d %s, want 503", code, b)
+	}
+	if code, b := get(t, ts.URL+"/api/tags"); code != 503 || !strings.Contains(ollamaErrorBody(t, []byte(b)), "loading") {
+		t.Errorf("/api/tags while loading: %d %s, want 503", code, b)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if code, body := get(t, ts.URL+"/"); code != 200 || body != "Ollama is running" {
+		t.Errorf("GET / after the delay: %d %q", code, body)
+	}
+	if code, b := post(t, ts.URL+"/api/chat", ollamaChatBody); code != 200 {
+		t.Errorf("chat after the delay: %d %s", code, b)
+	}
+}
+
+func TestOllamaSlowdown(t *testing.T) {
+	final := func(slow float64) ollamaFinal {
+		ts := startOllama(t, OllamaConfig{Slowdown: slow})
+		code, b := post(t, ts.URL+"/api/generate", `{"model":"qwen2.5:7b","prompt":"`+strings.Repeat("word ", 300)+`","stream":false,"options":{"num_predict":40}}`)
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, b)
+		}
+		return decodeJSON[ollamaFinal](t, b)
+	}
+	one, three := final(1), final(3)
+	if one.EvalCount != 40 || three.EvalCount != 40 {
+		t.Fatalf("eval_count %d and %d, want 40", one.EvalCount, three.EvalCount)
+	}
+	for _, d := range []struct {
+		name      string
+		one, slow int64
+	}{
+		{"eval_duration", one.EvalDuration, three.EvalDuration},
+		{"prompt_eval_duration", one.PromptEvalDuration, three.PromptEvalDuration},
+	} {
+		if r := float64(d.slow) / float64(d.one); d.one <= 0 || math.Abs(r-3) > 0.01 {
+			t.Errorf("%s %d ns at slowdown 1, %d ns at slowdown 3 (×%.3f): want 3×", d.name, d.one, d.slow, r)
+		}
+	}
+	if one.LoadDuration != three.LoadDuration {
+		t.Errorf("load_duration %d at slowdown 1, %d at 3: want the load unchanged", one.LoadDuration, three.LoadDuration)
+	}
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096})
+	if _, err := NewOllama(OllamaConfig{Plan: plan, Slowdown: -1}); err == nil {
+		t.Error("Slowdown -1 accepted")
+	}
+	if _, err := NewOllama(OllamaConfig{Plan: plan, Faults: Faults{FailRate: 2}}); err == nil {
+		t.Error("FailRate 2 accepted")
+	}
+}
+
+func TestOllamaOOMAtLoad(t *testing.T) {
+	ts := startOllama(t, OllamaConfig{OOMAtLoad: true})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096})
+	want := fmt.Sprintf("model requires more system memory (%.1f GiB) than is available (79.6 GiB)", float64(plan.WeightBytes)/(1<<30))
+	for _, tt := range []struct{ path, body string }{
+		{"/api/chat", ollamaChatBody},
+		{"/api/chat", `{"model":"qwen2.5:7b","messages":[{"role":"user","content":"hi"}]}`}, // streamed: fails before the first line
+		{"/api/generate", `{"model":"qwen2.5:7b"}`},                                         // load only
+		{"/api/embed", `{"model":"qwen2.5:7b","input":"x"}`},
+	} {
+		if code, b := post(t, ts.URL+tt.path, tt.body); code != 500 || ollamaErrorBody(t, b) != want {
+			t.Errorf("POST %s %s: %d %s; want 500 %q", tt.path, tt.body, code, b, want)
+		}
+	}
+	if code, b := post(t, ts.URL+"/v1/chat/completions", chatBody); code != 500 || !strings.Contains(string(b), want) {
+		t.Errorf("/v1/chat/completions: %d %s; want 500 %q", code, b, want)
+	}
+	// The server itself runs: what does not need the model answers, and nothing is loaded.
+	if code, body := get(t, ts.URL+"/"); code != 200 || body != "Ollama is running" {
+		t.Errorf("GET /: %d %q", code, body)
+	}
+	if code, b := post(t, ts.URL+"/api/show", `{"model":"qwen2.5:7b"}`); code != 200 {
+		t.Errorf("/api/show: %d %s", code, b)
+	}
+	_, b := get(t, ts.URL+"/api/ps")
+	if ps := decodeJSON[struct{ Models []ollamaModel }](t, []byte(b)); len(ps.Models) != 0 {
+		t.Errorf("/api/ps after failed loads: %s", b)
 	}
 }

@@ -20,8 +20,19 @@ import (
 // DefaultVLLMVersion is the release the personality imitates unless Config.VLLMVersion says.
 const DefaultVLLMVersion = "0.11.0"
 
-// Config describes one simulated vLLM server.
+// Engines whose OpenAI-compatible server the VLLM type speaks (Config.Engine).
+const (
+	EngineVLLM     = "vllm"
+	EngineSGLang   = "sglang"
+	EngineLlamaCPP = "llamacpp"
+)
+
+// Config describes one simulated OpenAI-compatible engine server.
 type Config struct {
+	// Engine is the dialect: EngineVLLM (default), EngineSGLang or EngineLlamaCPP. It decides
+	// error JSON, authentication, metric names, the engine's own endpoints and, for llama.cpp,
+	// slots instead of continuous batching and a loading phase.
+	Engine           string
 	Plan             perf.Plan
 	ServedModelNames []string // the first is the metrics' model_name; default Plan.Model.Name
 	ModelRoot        string   // --model as given: /v1/models "root"
@@ -34,11 +45,21 @@ type Config struct {
 	Slowdown         float64          // multiplies every step's duration; 0 means 1
 	EmbeddingDim     int              // /v1/embeddings vector length; default the model's hidden size, else 1024
 	Faults           Faults           // injected failures; the zero value injects none
+	// EnableMetrics serves /metrics on SGLang (--enable-metrics) and llama.cpp (--metrics);
+	// vLLM always serves it.
+	EnableMetrics bool
+	// LoadTime (llama.cpp) is how long, in simulated time, the server answers 503 "Loading
+	// model" after it is built; 0 means the weights' size at defaultLoadRate, < 0 none.
+	LoadTime time.Duration
+	// NoSlots (llama.cpp --no-slots) disables /slots.
+	NoSlots bool
 }
 
 // VLLM is a simulated vLLM OpenAI-compatible server.
 type VLLM struct {
 	cfg     Config
+	clock   func() time.Time // wall clock of the loading phase (Faults.Now)
+	readyAt time.Time        // llama.cpp: the end of the loading phase
 	version version
 	engine  *Engine
 	metrics *metrics
@@ -52,6 +73,16 @@ type VLLM struct {
 
 // NewVLLM builds the server; call Run (or Serve) to start its engine.
 func NewVLLM(cfg Config) (*VLLM, error) {
+	mode := perf.VLLM
+	switch cfg.Engine {
+	case "":
+		cfg.Engine = EngineVLLM
+	case EngineVLLM, EngineSGLang:
+	case EngineLlamaCPP:
+		mode = perf.Ollama // fixed slots (-np), each with ctx-size/np tokens
+	default:
+		return nil, fmt.Errorf("engine %q: want %s, %s or %s", cfg.Engine, EngineVLLM, EngineSGLang, EngineLlamaCPP)
+	}
 	if cfg.VLLMVersion == "" {
 		cfg.VLLMVersion = DefaultVLLMVersion
 	}
@@ -72,7 +103,8 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 		cfg.Now = time.Now
 	}
 	m := newMetrics(cfg.ServedModelNames[0], cfg.VLLMVersion)
-	eng, err := NewEngine(cfg.Plan, perf.VLLM, cfg.TimeScale, m)
+	m.setDialect(cfg.Engine)
+	eng, err := NewEngine(cfg.Plan, mode, cfg.TimeScale, m)
 	if err != nil {
 		return nil, err
 	}
@@ -93,25 +125,32 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 	if cfg.Faults.Now == nil {
 		cfg.Faults.Now = time.Now
 	}
-	s := &VLLM{cfg: cfg, version: v, engine: eng, metrics: m, created: cfg.Now().Unix(),
+	s := &VLLM{cfg: cfg, clock: cfg.Faults.Now, version: v, engine: eng, metrics: m, created: cfg.Now().Unix(),
 		maxLen: cfg.Plan.Options.MaxModelLen, vision: cfg.Plan.Model.Vision}
+	if cfg.Engine == EngineLlamaCPP {
+		s.readyAt = s.clock().Add(s.loadTime())
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	mux.HandleFunc("POST /v1/completions", s.completions)
 	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	mux.HandleFunc("GET /v1/models", s.models)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("POST /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"version": cfg.VLLMVersion})
-	})
 	mux.HandleFunc("POST /tokenize", s.tokenize)
 	mux.HandleFunc("POST /detokenize", s.detokenize)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_ = m.write(w)
-	})
+	switch cfg.Engine {
+	case EngineSGLang:
+		s.sglangRoutes(mux)
+	case EngineLlamaCPP:
+		s.llamacppRoutes(mux)
+	default:
+		mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("POST /ping", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"version": cfg.VLLMVersion})
+		})
+		mux.HandleFunc("GET /metrics", s.serveMetrics)
+	}
 	s.mux = mux
 	s.handler = WithFaults(cfg.Faults, mux, func(w http.ResponseWriter, status int, message string) {
 		s.writeError(w, &apiError{status: status, message: message})
@@ -119,16 +158,36 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 	return s, nil
 }
 
-// ServeHTTP applies vLLM's API-key check (paths under /v1 only) and routes.
+// ServeHTTP applies the engine's API-key check and routes. vLLM checks paths under /v1 only.
 func (s *VLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.APIKey != "" && r.Method != http.MethodOptions && strings.HasPrefix(r.URL.Path, "/v1") {
-		want := "Bearer " + s.cfg.APIKey
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+	switch s.cfg.Engine {
+	case EngineSGLang:
+		if !s.sglangAuthorized(r) {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized"})
+			return
+		}
+	case EngineLlamaCPP:
+		if s.llamacppGate(w, r) {
+			return
+		}
+	default:
+		if s.cfg.APIKey != "" && r.Method != http.MethodOptions && strings.HasPrefix(r.URL.Path, "/v1") && !bearer(r, s.cfg.APIKey) {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized"})
 			return
 		}
 	}
 	s.handler.ServeHTTP(w, r)
+}
+
+// bearer reports whether r carries "Authorization: Bearer key".
+func bearer(r *http.Request, key string) bool {
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+key)) == 1
+}
+
+// serveMetrics writes /metrics in the engine's names.
+func (s *VLLM) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_ = s.metrics.write(w)
 }
 
 // Run drives the engine until ctx ends.
@@ -160,6 +219,12 @@ var errorTypes = map[int]string{
 // errorBody is vLLM's error object: nested under "error" from 0.10.1, flat with
 // "object":"error" before (vLLM PR #22099).
 func (s *VLLM) errorBody(e *apiError) any {
+	switch s.cfg.Engine {
+	case EngineLlamaCPP:
+		return llamacppError(e)
+	case EngineSGLang:
+		return sglangError(e)
+	}
 	var param any
 	if e.param != "" {
 		param = e.param
@@ -195,6 +260,9 @@ func (s *VLLM) decode(r *http.Request, v any) error {
 }
 
 func (s *VLLM) checkModel(name string) (string, error) {
+	if s.cfg.Engine == EngineLlamaCPP {
+		return s.llamacppModel(name), nil // llama-server serves one model, whatever a request names
+	}
 	if name == "" {
 		return s.cfg.ServedModelNames[0], nil
 	}
@@ -206,7 +274,15 @@ func (s *VLLM) checkModel(name string) (string, error) {
 	return "", &apiError{status: http.StatusNotFound, message: fmt.Sprintf("The model `%s` does not exist.", name), param: "model"}
 }
 
-func (s *VLLM) models(w http.ResponseWriter, _ *http.Request) {
+func (s *VLLM) models(w http.ResponseWriter, r *http.Request) {
+	switch s.cfg.Engine {
+	case EngineLlamaCPP:
+		s.llamacppModels(w, r)
+		return
+	case EngineSGLang:
+		s.sglangModels(w, r)
+		return
+	}
 	type permission struct {
 		ID                 string  `json:"id"`
 		Object             string  `json:"object"`
@@ -626,8 +702,19 @@ func (s *VLLM) requestID() string {
 	return fmt.Sprintf("%032x", s.nextID.Add(1))
 }
 
-// run submits j to the engine and writes its response as the tokens come.
+// run submits j to the engine and writes its OpenAI response as the tokens come.
 func (s *VLLM) run(w http.ResponseWriter, r *http.Request, j *job) {
+	s.runWith(w, r, j, func(*stream) responder {
+		if j.stream {
+			return newSSE(w, j, s.cfg.Now().Unix(), s)
+		}
+		return &whole{w: w, j: j, created: s.cfg.Now().Unix(), srv: s}
+	})
+}
+
+// runWith submits j to the engine and writes its response with the responder newOut makes
+// for the request's stream.
+func (s *VLLM) runWith(w http.ResponseWriter, r *http.Request, j *job, newOut func(*stream) responder) {
 	ctx := r.Context()
 	tokens := make([]int, len(j.choices))
 	finish := make([]string, len(j.choices))
@@ -639,12 +726,7 @@ func (s *VLLM) run(w http.ResponseWriter, r *http.Request, j *job) {
 		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "The engine is not accepting requests: " + err.Error()})
 		return
 	}
-	var out responder
-	if j.stream {
-		out = newSSE(w, j, s.cfg.Now().Unix(), s)
-	} else {
-		out = &whole{w: w, j: j, created: s.cfg.Now().Unix(), srv: s}
-	}
+	out := newOut(st)
 	produced := make([]int, len(j.choices))
 	finished := make([]bool, len(j.choices))
 	sent := make([]int, len(j.choices))

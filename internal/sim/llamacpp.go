@@ -1,0 +1,332 @@
+package sim
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+// llama.cpp's server (tools/server): it binds its port at once and answers 503 "Loading model"
+// until the weights are in memory; it serves one model whatever a request's "model" says; it
+// runs -np fixed slots, each with ctx-size/np tokens of context.
+
+// LlamaCPPBuild is the build_info the personality reports.
+const LlamaCPPBuild = "b6700-citadel-sim"
+
+// defaultLoadRate is how fast a simulated llama-server loads weights (bytes per simulated
+// second): a local NVMe read plus the upload to the GPU.
+const defaultLoadRate = 2 << 30
+
+// loadTime is the wall duration of the loading phase.
+func (s *VLLM) loadTime() time.Duration {
+	d := s.cfg.LoadTime
+	switch {
+	case d < 0:
+		return 0
+	case d == 0:
+		d = time.Duration(float64(s.cfg.Plan.WeightBytes) / defaultLoadRate * float64(time.Second))
+	}
+	return time.Duration(s.cfg.TimeScale * float64(d))
+}
+
+func (s *VLLM) llamacppRoutes(mux *http.ServeMux) {
+	ok := func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+	mux.HandleFunc("GET /health", ok)
+	mux.HandleFunc("GET /v1/health", ok)
+	mux.HandleFunc("GET /models", s.models)
+	mux.HandleFunc("GET /props", s.llamacppProps)
+	mux.HandleFunc("POST /completion", s.llamacppCompletion)
+	mux.HandleFunc("POST /completions", s.llamacppCompletion)
+	mux.HandleFunc("GET /slots", s.llamacppSlots)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.EnableMetrics {
+			s.writeError(w, &apiError{status: http.StatusNotImplemented, message: "This server does not support metrics endpoint. Start it with `--metrics`"})
+			return
+		}
+		s.serveMetrics(w, r)
+	})
+}
+
+// llamacppPublic are the paths llama-server serves without an API key.
+var llamacppPublic = map[string]bool{"/health": true, "/v1/health": true, "/models": true, "/v1/models": true, "/api/tags": true}
+
+// llamacppGate answers for the server while it loads the model and checks the API key; it
+// reports whether it wrote the response.
+func (s *VLLM) llamacppGate(w http.ResponseWriter, r *http.Request) bool {
+	if s.clock().Before(s.readyAt) {
+		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "Loading model"})
+		return true
+	}
+	if s.cfg.APIKey == "" || r.Method == http.MethodOptions || llamacppPublic[r.URL.Path] {
+		return false
+	}
+	key := r.Header.Get("X-Api-Key")
+	if key == "" {
+		key = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1 {
+		return false
+	}
+	s.writeError(w, &apiError{status: http.StatusUnauthorized, message: "Invalid API Key"})
+	return true
+}
+
+var llamacppErrorTypes = map[int]string{
+	400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+	500: "server_error", 501: "not_supported_error", 503: "unavailable_error",
+}
+
+// llamacppError is llama-server's {"error":{"code","message","type"}}.
+func llamacppError(e *apiError) any {
+	typ := llamacppErrorTypes[e.status]
+	if strings.Contains(e.message, "context") && e.status == http.StatusBadRequest {
+		typ = "exceed_context_size_error"
+	}
+	if typ == "" {
+		typ = "server_error"
+	}
+	return map[string]any{"error": map[string]any{"code": e.status, "message": e.message, "type": typ}}
+}
+
+// llamacppModel is the id llama-server reports: the alias (-a), else the model file's path.
+func (s *VLLM) llamacppModel(string) string { return s.cfg.ServedModelNames[0] }
+
+// slotContext is each slot's context: ctx-size split over the slots.
+func (s *VLLM) slotContext() int { return s.cfg.Plan.Options.MaxModelLen }
+
+func (s *VLLM) llamacppModels(w http.ResponseWriter, _ *http.Request) {
+	m := s.cfg.Plan.Model
+	id := s.llamacppModel("")
+	meta := map[string]any{
+		"vocab_type": 2, "n_vocab": m.Vocab, "n_ctx_train": m.MaxContext, "n_embd": m.Hidden,
+		"n_params": m.Params, "size": s.cfg.Plan.WeightBytes,
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"models": []map[string]any{{"name": id, "model": id, "modified_at": "", "size": "", "digest": "", "type": "model",
+			"description": "", "tags": []string{""}, "capabilities": []string{"completion"}, "parameters": "",
+			"details": map[string]any{"parent_model": "", "format": "gguf", "family": "", "families": []string{""},
+				"parameter_size": "", "quantization_level": ""}}},
+		"object": "list",
+		"data":   []map[string]any{{"id": id, "object": "model", "created": s.created, "owned_by": "llamacpp", "meta": meta}},
+	})
+}
+
+func (s *VLLM) llamacppProps(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"default_generation_settings": map[string]any{"id": 0, "id_task": -1, "n_ctx": s.slotContext(), "speculative": false,
+			"is_processing": false, "params": map[string]any{"n_predict": -1, "temperature": 0.8, "top_k": 40, "top_p": 0.95}},
+		"total_slots":   s.cfg.Plan.Options.Parallel,
+		"model_path":    s.cfg.ModelRoot,
+		"modalities":    map[string]bool{"vision": s.vision, "audio": false},
+		"chat_template": "{%- for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n'}}{%- endfor %}{%- if add_generation_prompt %}{{'<|im_start|>assistant\\n'}}{%- endif %}",
+		"build_info":    LlamaCPPBuild,
+	})
+}
+
+// llamacppSlots lists the slots; the first Running of them are busy. With ?fail_on_no_slot=1
+// it answers 503 when every slot is busy.
+func (s *VLLM) llamacppSlots(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.NoSlots {
+		s.writeError(w, &apiError{status: http.StatusNotImplemented, message: "This server does not support slots endpoint. Start it with `--slots`"})
+		return
+	}
+	s.metrics.mu.Lock()
+	busy := s.metrics.running
+	s.metrics.mu.Unlock()
+	n := s.cfg.Plan.Options.Parallel
+	if r.URL.Query().Get("fail_on_no_slot") != "" && busy >= n {
+		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "no slot available"})
+		return
+	}
+	slots := make([]map[string]any, n)
+	for i := range slots {
+		slots[i] = map[string]any{"id": i, "id_task": -1, "n_ctx": s.slotContext(), "speculative": false, "is_processing": i < busy,
+			"next_token": map[string]any{"has_next_token": i < busy, "has_new_line": false, "n_remain": -1, "n_decoded": 0, "stopping_word": ""}}
+	}
+	writeJSON(w, http.StatusOK, slots)
+}
+
+// llamacppCompletion is the native POST /completion: {"prompt", "n_predict", "stream", "stop"}
+// answered with {"content", "stop_type", "timings", …}; a stream sends one data: event per
+// token and no [DONE].
+func (s *VLLM) llamacppCompletion(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Prompt    json.RawMessage `json:"prompt"`
+		NPredict  *int            `json:"n_predict"`
+		Stream    bool            `json:"stream"`
+		Stop      stopList        `json:"stop"`
+		IgnoreEOS bool            `json:"ignore_eos"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	var p prompt
+	if err := json.Unmarshal(req.Prompt, &p.text); err != nil {
+		s.writeError(w, badRequest("\"prompt\" must be a string, a list of tokens, or a list of mixed strings and tokens"))
+		return
+	}
+	p.tokens = max(1, countTokens(p.text))
+	smp := sampling{Stop: req.Stop, IgnoreEOS: req.IgnoreEOS, Stream: req.Stream}
+	if req.NPredict != nil && *req.NPredict >= 0 {
+		smp.MaxTokens = req.NPredict
+	}
+	if p.tokens >= s.slotContext() {
+		s.writeError(w, badRequest("the request exceeds the available context size, try increasing it"))
+		return
+	}
+	if smp.MaxTokens != nil && p.tokens+*smp.MaxTokens > s.slotContext() {
+		n := s.slotContext() - p.tokens // llama-server stops at the context's end
+		smp.MaxTokens = &n
+	}
+	j, err := s.newJob(smp, p, false, shape{})
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.runWith(w, r, j, func(st *stream) responder { return &llamacppOut{w: w, j: j, st: st, srv: s} })
+}
+
+// llamacppOut writes /completion's response.
+type llamacppOut struct {
+	w       http.ResponseWriter
+	j       *job
+	st      *stream
+	srv     *VLLM
+	started bool
+	sent    int
+	buf     bytes.Buffer
+}
+
+func (o *llamacppOut) token(_, index int) {
+	if !o.j.stream {
+		return
+	}
+	o.event(map[string]any{"index": 0, "content": o.j.delta(0, index), "tokens": []int{}, "stop": false,
+		"id_slot": -1, "tokens_predicted": index + 1, "tokens_evaluated": o.j.prompt.tokens})
+}
+
+func (o *llamacppOut) event(v any) {
+	b, _ := json.Marshal(v)
+	o.buf.WriteString("data: ")
+	o.buf.Write(b)
+	o.buf.WriteString("\n\n")
+}
+
+func (o *llamacppOut) flush() error {
+	if !o.j.stream {
+		return nil
+	}
+	if !o.started {
+		o.started = true
+		o.w.Header().Set("Content-Type", "text/event-stream")
+		o.w.WriteHeader(http.StatusOK)
+	}
+	if o.buf.Len() == 0 {
+		return nil
+	}
+	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
+		return err
+	}
+	o.buf.Reset()
+	return http.NewResponseController(o.w).Flush()
+}
+
+// timings are llama-server's per-request timings, from the simulated clock.
+func (o *llamacppOut) timings() map[string]any {
+	c := o.j.choices[0]
+	ttft, e2e := o.st.timings(0)
+	promptMS := float64(ttft) / float64(time.Millisecond)
+	predMS := float64(e2e-ttft) / float64(time.Millisecond)
+	per := func(n int, ms float64) (float64, float64) {
+		if n == 0 || ms <= 0 {
+			return 0, 0
+		}
+		return ms / float64(n), 1000 * float64(n) / ms
+	}
+	ppt, pps := per(o.j.prompt.tokens, promptMS)
+	dpt, dps := per(c.tokens, predMS)
+	return map[string]any{"cache_n": 0, "prompt_n": o.j.prompt.tokens, "prompt_ms": promptMS, "prompt_per_token_ms": ppt, "prompt_per_second": pps,
+		"predicted_n": c.tokens, "predicted_ms": predMS, "predicted_per_token_ms": dpt, "predicted_per_second": dps}
+}
+
+func (o *llamacppOut) done() {
+	c := o.j.choices[0]
+	stopType, word := "eos", ""
+	switch {
+	case c.stopStr != "":
+		stopType, word = "word", c.stopStr
+	case c.finish == "length":
+		stopType = "limit"
+	}
+	final := map[string]any{"index": 0, "content": c.text, "tokens": []int{}, "id_slot": 0, "stop": true,
+		"model": o.srv.llamacppModel(""), "tokens_predicted": c.tokens, "tokens_evaluated": o.j.prompt.tokens,
+		"prompt": o.j.prompt.text, "has_new_line": strings.Contains(c.text, "\n"), "truncated": false,
+		"stop_type": stopType, "stopping_word": word, "tokens_cached": o.j.prompt.tokens + c.tokens, "timings": o.timings()}
+	if !o.j.stream {
+		writeJSON(o.w, http.StatusOK, final)
+		return
+	}
+	final["content"] = ""
+	o.event(final)
+	_ = o.flush()
+}
+
+func (o *llamacppOut) fail(e *apiError) {
+	if !o.started {
+		o.srv.writeError(o.w, e)
+		return
+	}
+	o.event(llamacppError(e))
+	_ = o.flush()
+}
+
+// llamacpp writes llama-server's /metrics: unlabelled llamacpp: series. Prompt time is the
+// requests' time to first token and generation time the rest of their life (both simulated).
+func (m *metrics) llamacpp() string {
+	var b strings.Builder
+	metric := func(typ, name, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, typ, name, cppFloat(v))
+	}
+	promptS, predS := m.ttft.sum, m.e2eLatency.sum-m.ttft.sum
+	rate := func(n uint64, s float64) float64 {
+		if s <= 0 {
+			return 0
+		}
+		return float64(n) / s
+	}
+	var busy float64
+	if m.steps > 0 {
+		busy = float64(m.busy) / float64(m.steps)
+	}
+	metric("counter", "llamacpp:prompt_tokens_total", "Number of prompt tokens processed.", float64(m.promptTokens))
+	metric("counter", "llamacpp:prompt_seconds_total", "Prompt process time", promptS)
+	metric("counter", "llamacpp:tokens_predicted_total", "Number of generation tokens processed.", float64(m.genTokens))
+	metric("counter", "llamacpp:tokens_predicted_seconds_total", "Predict process time", max(predS, 0))
+	metric("counter", "llamacpp:n_decode_total", "Total number of llama_decode() calls", float64(m.steps))
+	metric("counter", "llamacpp:n_busy_slots_per_decode", "Average number of busy slots per llama_decode() call", busy)
+	metric("gauge", "llamacpp:prompt_tokens_seconds", "Average prompt throughput in tokens/s.", rate(m.promptTokens, promptS))
+	metric("gauge", "llamacpp:predicted_tokens_seconds", "Average generation throughput in tokens/s.", rate(m.genTokens, predS))
+	metric("gauge", "llamacpp:requests_processing", "Number of requests processing.", float64(m.running))
+	metric("gauge", "llamacpp:requests_deferred", "Number of requests deferred.", float64(m.waiting))
+	return b.String()
+}
+
+// cppFloat formats v as llama-server does (std::to_string-free %g-style output).
+func cppFloat(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+// ggufName is the alias llama-server reports for a model file: its base name.
+func ggufName(p string) string { return path.Base(p) }

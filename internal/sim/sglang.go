@@ -1,0 +1,304 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// DefaultSGLangVersion is the SGLang release the personality reports.
+const DefaultSGLangVersion = "0.5.3"
+
+// SGLang's histogram buckets (python/sglang/srt/metrics/collector.py TokenizerMetricsCollector).
+var (
+	sglangTTFTBuckets = []float64{0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400}
+	sglangITLBuckets  = []float64{0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040, 0.060, 0.080, 0.100, 0.200, 0.400, 0.600, 0.800, 1.000, 2.000, 4.000, 6.000, 8.000}
+	sglangE2EBuckets  = []float64{0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 800}
+)
+
+// sglangRoutes adds SGLang's own endpoints (python/sglang/srt/entrypoints/http_server.py).
+func (s *VLLM) sglangRoutes(mux *http.ServeMux) {
+	empty := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }
+	mux.HandleFunc("GET /health", empty)
+	mux.HandleFunc("GET /health_generate", s.sglangHealthGenerate)
+	mux.HandleFunc("GET /get_model_info", s.sglangModelInfo)
+	mux.HandleFunc("GET /model_info", s.sglangModelInfo)
+	mux.HandleFunc("GET /get_server_info", s.sglangServerInfo)
+	mux.HandleFunc("GET /server_info", s.sglangServerInfo)
+	mux.HandleFunc("POST /generate", s.sglangGenerate)
+	mux.HandleFunc("POST /flush_cache", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = fmt.Fprint(w, "Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting requests, the operation will not be performed.)\n")
+	})
+	if s.cfg.EnableMetrics {
+		mux.HandleFunc("GET /metrics", s.serveMetrics)
+	}
+}
+
+// sglangAuthorized is SGLang's API-key middleware: every path but /health* and /metrics
+// needs "Authorization: Bearer KEY" when a key is set.
+func (s *VLLM) sglangAuthorized(r *http.Request) bool {
+	if s.cfg.APIKey == "" || r.Method == http.MethodOptions ||
+		strings.HasPrefix(r.URL.Path, "/health") || strings.HasPrefix(r.URL.Path, "/metrics") {
+		return true
+	}
+	return bearer(r, s.cfg.APIKey)
+}
+
+// sglangError is SGLang's OpenAI-route error: the flat {"object":"error",…} form.
+func sglangError(e *apiError) any {
+	var param any
+	if e.param != "" {
+		param = e.param
+	}
+	return map[string]any{"object": "error", "message": e.message, "type": errorTypes[e.status], "param": param, "code": e.status}
+}
+
+func (s *VLLM) sglangModels(w http.ResponseWriter, _ *http.Request) {
+	type card struct {
+		ID          string `json:"id"`
+		Object      string `json:"object"`
+		Created     int64  `json:"created"`
+		OwnedBy     string `json:"owned_by"`
+		Root        string `json:"root"`
+		MaxModelLen int    `json:"max_model_len"`
+	}
+	data := []card{{ID: s.cfg.ServedModelNames[0], Object: "model", Created: s.created, OwnedBy: "sglang", Root: s.cfg.ModelRoot, MaxModelLen: s.maxLen}}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// sglangHealthGenerate runs a one-token generation through the engine: 200 with an empty
+// body when it completes, 503 when the engine cannot serve it.
+func (s *VLLM) sglangHealthGenerate(w http.ResponseWriter, r *http.Request) {
+	st, err := s.engine.Submit(r.Context(), 1, 0, []int{1}, []string{"length"})
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	produced, finished := []int{0}, []bool{false}
+	for !finished[0] {
+		select {
+		case <-r.Context().Done():
+			s.engine.Abort(st)
+			return
+		case <-st.notify:
+		}
+		if err := st.snapshot(produced, finished); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *VLLM) sglangModelInfo(w http.ResponseWriter, _ *http.Request) {
+	m := s.cfg.Plan.Model
+	modelType, arch := hfArch(m.Name)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"model_path": s.cfg.ModelRoot, "tokenizer_path": s.cfg.ModelRoot, "is_generation": true,
+		"preferred_sampling_params": nil, "weight_version": "default",
+		"has_image_understanding": m.Vision, "has_audio_understanding": false,
+		"model_type": modelType, "architectures": []string{arch},
+	})
+}
+
+func (s *VLLM) sglangServerInfo(w http.ResponseWriter, _ *http.Request) {
+	p := s.cfg.Plan
+	s.metrics.mu.Lock()
+	gen := s.metrics.genTokens
+	s.metrics.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"model_path": s.cfg.ModelRoot, "tokenizer_path": s.cfg.ModelRoot, "served_model_name": s.cfg.ServedModelNames[0],
+		"tp_size": p.Options.TP, "mem_fraction_static": p.Options.GPUMemoryUtilization, "context_length": p.Options.MaxModelLen,
+		"max_running_requests": p.Options.MaxNumSeqs, "max_total_tokens": p.KVTokens, "chunked_prefill_size": p.Options.MaxNumBatchedTokens,
+		"page_size": 1, "enable_metrics": s.cfg.EnableMetrics, "api_key": nil,
+		"version":         DefaultSGLangVersion,
+		"internal_states": []map[string]any{{"max_total_num_tokens": p.KVTokens, "generation_tokens": gen}},
+	})
+}
+
+// sglangGenerate is SGLang's native POST /generate: {"text", "sampling_params", "stream"},
+// answered with {"text", "meta_info"}; a stream sends the whole text so far in every event.
+func (s *VLLM) sglangGenerate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Text           json.RawMessage `json:"text"`
+		InputIDs       []int           `json:"input_ids"`
+		Stream         bool            `json:"stream"`
+		SamplingParams struct {
+			MaxNewTokens *int     `json:"max_new_tokens"`
+			Stop         stopList `json:"stop"`
+			IgnoreEOS    bool     `json:"ignore_eos"`
+		} `json:"sampling_params"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		s.writeNativeError(w, err)
+		return
+	}
+	var p prompt
+	switch {
+	case len(req.Text) > 0:
+		if err := json.Unmarshal(req.Text, &p.text); err != nil {
+			s.writeNativeError(w, badRequest("text: want a string"))
+			return
+		}
+		p.tokens = max(1, countTokens(p.text))
+	case len(req.InputIDs) > 0:
+		p.text, p.tokens = detokenize(req.InputIDs), len(req.InputIDs)
+	default:
+		s.writeNativeError(w, badRequest("Either text or input_ids should be provided."))
+		return
+	}
+	maxNew := 128 // SGLang's default max_new_tokens
+	if req.SamplingParams.MaxNewTokens != nil {
+		maxNew = *req.SamplingParams.MaxNewTokens
+	}
+	smp := sampling{MaxTokens: &maxNew, Stop: req.SamplingParams.Stop, IgnoreEOS: req.SamplingParams.IgnoreEOS, Stream: req.Stream}
+	j, err := s.newJob(smp, p, false, shape{})
+	if err != nil {
+		s.writeNativeError(w, err)
+		return
+	}
+	j.id = fmt.Sprintf("%032x", s.nextID.Add(1))
+	s.runWith(w, r, j, func(st *stream) responder { return &sglangOut{w: w, j: j, st: st, srv: s} })
+}
+
+// writeNativeError is the error of SGLang's native endpoints: {"error": {"message": …}}.
+func (s *VLLM) writeNativeError(w http.ResponseWriter, err error) {
+	e, ok := err.(*apiError)
+	if !ok {
+		e = &apiError{status: http.StatusInternalServerError, message: err.Error()}
+	}
+	writeJSON(w, e.status, map[string]any{"error": map[string]string{"message": e.message}})
+}
+
+// sglangOut writes /generate's response, whole or as SSE events with the text so far.
+type sglangOut struct {
+	w       http.ResponseWriter
+	j       *job
+	st      *stream
+	srv     *VLLM
+	started bool
+	sent    int
+	buf     bytes.Buffer
+}
+
+func (o *sglangOut) meta(done bool) map[string]any {
+	c := o.j.choices[0]
+	n := c.tokens
+	var finish any
+	if done {
+		finish = map[string]any{"type": "length", "length": n}
+		if c.finish == "stop" {
+			finish = map[string]any{"type": "stop", "matched": stopReason(c)}
+		}
+	} else {
+		n = o.sent
+	}
+	_, e2e := o.st.timings(0)
+	return map[string]any{"id": o.j.id, "finish_reason": finish, "prompt_tokens": o.j.prompt.tokens, "completion_tokens": n,
+		"cached_tokens": 0, "e2e_latency": e2e.Seconds()}
+}
+
+func (o *sglangOut) text() string {
+	c := o.j.choices[0]
+	if o.sent == 0 {
+		return ""
+	}
+	return c.text[:c.ends[o.sent-1]]
+}
+
+func (o *sglangOut) token(_, index int) { o.sent = index + 1 }
+
+func (o *sglangOut) flush() error {
+	if !o.j.stream {
+		return nil
+	}
+	if !o.started {
+		o.started = true
+		o.w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		o.w.WriteHeader(http.StatusOK)
+	}
+	if o.sent < o.j.choices[0].tokens {
+		o.event(map[string]any{"text": o.text(), "meta_info": o.meta(false), "index": 0})
+	}
+	return o.write()
+}
+
+func (o *sglangOut) event(v any) {
+	b, _ := json.Marshal(v)
+	o.buf.WriteString("data: ")
+	o.buf.Write(b)
+	o.buf.WriteString("\n\n")
+}
+
+func (o *sglangOut) write() error {
+	if o.buf.Len() == 0 {
+		return nil
+	}
+	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
+		return err
+	}
+	o.buf.Reset()
+	return http.NewResponseController(o.w).Flush()
+}
+
+func (o *sglangOut) done() {
+	o.sent = o.j.choices[0].tokens
+	v := map[string]any{"text": o.text(), "meta_info": o.meta(true), "index": 0}
+	if !o.j.stream {
+		writeJSON(o.w, http.StatusOK, v)
+		return
+	}
+	o.event(v)
+	o.buf.WriteString("data: [DONE]\n\n")
+	_ = o.write()
+}
+
+func (o *sglangOut) fail(e *apiError) {
+	if !o.started {
+		o.srv.writeNativeError(o.w, e)
+		return
+	}
+	o.event(map[string]any{"error": map[string]string{"message": e.message}})
+	o.buf.WriteString("data: [DONE]\n\n")
+	_ = o.write()
+}
+
+// sglang writes SGLang's metrics (python/sglang/srt/metrics/collector.py), labelled with
+// model_name only.
+func (m *metrics) sglang() string {
+	p := &promWriter{l: fmt.Sprintf(`model_name="%s"`, escapeLabel(m.model))}
+	p.gauge("sglang:num_running_reqs", "The number of running requests.", float64(m.running))
+	p.gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", float64(m.waiting))
+	p.gauge("sglang:token_usage", "The token usage.", m.kvUsage)
+	var tput float64
+	if m.itl.sum > 0 && m.running > 0 {
+		tput = float64(m.running) * float64(m.itl.count) / m.itl.sum
+	}
+	p.gauge("sglang:gen_throughput", "The generation throughput (token/s).", tput)
+	p.gauge("sglang:cache_hit_rate", "The prefix cache hit rate.", 0)
+	p.counter("sglang:prompt_tokens", "Number of prefill tokens processed.", float64(m.promptTokens))
+	p.counter("sglang:generation_tokens", "Number of generation tokens processed.", float64(m.genTokens))
+	p.counter("sglang:cached_tokens", "Number of cached prompt tokens.", 0)
+	p.counter("sglang:num_requests", "Number of requests processed.", float64(m.requests))
+	p.counter("sglang:num_aborted_requests", "Number of requests aborted.", float64(m.aborted))
+	p.hist("sglang:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
+	p.hist("sglang:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", m.itl)
+	p.hist("sglang:e2e_request_latency_seconds", "Histogram of End-to-end request latency in seconds", m.e2eLatency)
+	return p.b.String()
+}
+
+// hfArch is the Hugging Face model_type and architecture of a catalogue model.
+func hfArch(name string) (modelType, arch string) {
+	switch {
+	case strings.HasPrefix(name, "mimo-vl"):
+		return "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration"
+	case strings.HasPrefix(name, "llama"):
+		return "llama", "LlamaForCausalLM"
+	case strings.HasPrefix(name, "mixtral"):
+		return "mixtral", "MixtralForCausalLM"
+	}
+	return "qwen2", "Qwen2ForCausalLM"
+}
