@@ -3,25 +3,33 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"citadel.dev/citadel/internal/modelinfo"
 	"citadel.dev/citadel/internal/sim"
 	"citadel.dev/citadel/internal/sim/perf"
 )
 
-// simFlags are citadel sim's own flags and the real engine's that the supervisor passes.
+// simFlags are citadel sim's own flags and the real engines' that a supervisor passes.
 type simFlags struct {
 	engine, gpu, model, host, apiKey, dtype, quant, maxModelLen, vllmVersion string
 	servedNames                                                              []string
 	port, maxNumSeqs, maxBatched, tp, numParallel                            int
 	gpuMemUtil, timeScale                                                    float64
 	seed                                                                     int64
+	metrics, noSlots                                                         bool
 
 	// Faults and knobs for tests.
 	failRate, slowdown                  float64
@@ -30,94 +38,260 @@ type simFlags struct {
 	bindAfterStartup, oomAtLoad         bool
 }
 
+// Engine names of --engine.
+const (
+	engVLLM     = sim.EngineVLLM
+	engSGLang   = sim.EngineSGLang
+	engLlamaCPP = sim.EngineLlamaCPP
+	engOllama   = "ollama"
+)
+
+// simEngines are the personalities, with each one's default port and host.
+var simEngines = map[string]struct {
+	port int
+	host string
+}{
+	engVLLM: {8000, ""}, engSGLang: {30000, "127.0.0.1"}, engLlamaCPP: {8080, "127.0.0.1"}, engOllama: {11434, "127.0.0.1"},
+}
+
+// engineFlagAnnotation lists the engines whose command line has a flag; flags without it are
+// citadel sim's own and valid with every engine.
+const engineFlagAnnotation = "citadel.dev/engines"
+
+// llama.cpp's and vLLM's single-dash multi-letter options, which pflag cannot parse, and their
+// long forms.
+var simShortFlags = map[string]string{
+	"-m": "--model", "-c": "--ctx-size", "-np": "--parallel", "-ngl": "--n-gpu-layers", "-a": "--alias",
+	"-fa": "--flash-attn", "-cb": "--cont-batching", "-ctk": "--cache-type-k", "-ctv": "--cache-type-v",
+	"-hf": "--hf-repo", "-t": "--threads", "-b": "--batch-size", "-ub": "--ubatch-size", "-tp": "--tensor-parallel-size",
+	"-pp": "--pipeline-parallel-size", "-dp": "--data-parallel-size", "-q": "--quantization",
+}
+
+// normalizeSimArgs rewrites the engines' own spellings into what pflag parses: single-dash
+// long options (-np 4), vLLM's space-separated --served-model-name a b, and llama.cpp's
+// --flash-attn on|off|auto.
+func normalizeSimArgs(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(a, "=")
+		if long, ok := simShortFlags[name]; ok {
+			a = long
+			if hasValue {
+				a += "=" + value
+			}
+		}
+		switch {
+		case a == "--served-model-name":
+			var names []string
+			for i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				i++
+				names = append(names, args[i])
+			}
+			if len(names) == 0 {
+				out = append(out, a) // pflag reports the missing value
+				continue
+			}
+			a += "=" + strings.Join(names, ",")
+		case a == "--flash-attn" && i+1 < len(args) && (args[i+1] == "on" || args[i+1] == "off" || args[i+1] == "auto"):
+			i++
+			a += "=" + args[i]
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 func newSim(e *env) *cobra.Command {
 	var f simFlags
 	cmd := &cobra.Command{
-		Use:   "sim [model] --engine vllm --gpu h100-sxm",
+		Use:   "sim [model] --engine vllm|sglang|llamacpp|ollama --gpu GPU",
 		Short: "Simulate an inference engine's API and performance without a GPU",
 		Long: `Run a simulated inference engine: the real engine's HTTP API, with latencies
 from a performance model of the GPU and model (internal/sim/perf).
 
-It accepts the engine's own flags, so a supervisor can start it in place of
-vLLM. A model that does not fit the GPU refuses to start, as vLLM does.
+It accepts the engine's own flags (vllm serve, sglang.launch_server,
+llama-server), so a supervisor can start it in place of the real engine; a
+flag of another engine is refused. A model that does not fit the GPU refuses to
+start, as vLLM does.
 
 GPUs:   ` + strings.Join(perf.GPUNames(), ", ") + `
 Models: ` + strings.Join(perf.ModelNames(), ", ") + ` (or a Hugging Face repo
-        whose name starts with one of them, e.g. XiaomiMiMo/MiMo-VL-7B-RL)
+        or GGUF file whose name starts with one of them, e.g.
+        XiaomiMiMo/MiMo-VL-7B-RL, or a model directory with config.json)
 
 --time-scale multiplies simulated time into wall time: 1 is real time, 0 runs
 as fast as possible (for gateway overhead benchmarks).`,
 		Example: `  citadel sim --engine vllm --gpu h100-sxm --model qwen2.5-7b --port 8000
-  citadel sim Qwen/Qwen2.5-7B-Instruct --gpu a100-80g --max-num-seqs 64 --time-scale 0`,
-		Args: argsBetween(0, 1, "at most one model argument"),
+  citadel sim Qwen/Qwen2.5-7B-Instruct --gpu a100-80g --max-num-seqs 64 --time-scale 0
+  citadel sim --engine sglang --gpu h100-sxm --model-path Qwen/Qwen2.5-7B-Instruct --tp-size 1 --enable-metrics
+  citadel sim --engine llamacpp --gpu rtx-4090 -m /models/qwen2.5-7b-instruct-q4_k_m.gguf -c 16384 -np 4 --metrics
+  citadel sim --engine ollama --gpu rtx-4090 --model llama-3.1-8b --quantization q4_k_m --num-parallel 2`,
+		// The engines' single-dash long options (-np 4) need rewriting before pflag sees them.
+		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			fl := cmd.Flags()
+			if err := fl.Parse(normalizeSimArgs(args)); err != nil {
+				return usageError{err}
+			}
+			if help, _ := fl.GetBool("help"); help {
+				return cmd.Help()
+			}
+			args = fl.Args()
+			if len(args) > 1 {
+				return usagef("at most one model argument, got %q", args)
+			}
 			if len(args) == 1 {
 				if f.model != "" && f.model != args[0] {
 					return usagef("model given twice: %q and --model %q", args[0], f.model)
 				}
 				f.model = args[0]
 			}
-			if !cmd.Flags().Changed("api-key") {
+			if err := checkEngineFlags(fl, f.engine); err != nil {
+				return err
+			}
+			if !fl.Changed("api-key") && f.engine == engVLLM {
 				f.apiKey = e.getenv("VLLM_API_KEY")
+			}
+			if def, ok := simEngines[f.engine]; ok {
+				if !fl.Changed("port") {
+					f.port = def.port
+				}
+				if !fl.Changed("host") {
+					f.host = def.host
+				}
 			}
 			return runSim(cmd, e, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&f.numParallel, "num-parallel", 0, "ollama: parallel slots (default OLLAMA_NUM_PARALLEL, else 1)")
-	fl.StringVar(&f.engine, "engine", "vllm", "engine personality: vllm or ollama (sglang and llamacpp are not yet available)")
+	// only marks the flags registered by fn as belonging to engines' command lines.
+	only := func(engines []string, fn func()) {
+		before := map[string]bool{}
+		fl.VisitAll(func(p *pflag.Flag) { before[p.Name] = true })
+		fn()
+		fl.VisitAll(func(p *pflag.Flag) {
+			if !before[p.Name] {
+				_ = fl.SetAnnotation(p.Name, engineFlagAnnotation, engines)
+			}
+		})
+	}
+	vllm, sglang, llamacpp := []string{engVLLM}, []string{engSGLang}, []string{engLlamaCPP}
+	openai := []string{engVLLM, engSGLang, engLlamaCPP}
+
+	fl.StringVar(&f.engine, "engine", engVLLM, "engine personality: vllm, sglang, llamacpp or ollama")
 	fl.StringVar(&f.gpu, "gpu", "", "GPU profile to simulate (required)")
-	fl.StringVar(&f.model, "model", "", "model to simulate: a catalogue name or a repo id (or the positional argument)")
-	fl.StringVar(&f.host, "host", "", "address to bind (default all interfaces)")
-	fl.IntVar(&f.port, "port", 8000, "port to listen on")
-	fl.StringSliceVar(&f.servedNames, "served-model-name", nil, "model names the API answers to (default the --model value)")
-	fl.StringVar(&f.maxModelLen, "max-model-len", "", "context length, e.g. 8192 or 32k (default the model's)")
-	fl.IntVar(&f.maxNumSeqs, "max-num-seqs", 0, "maximum sequences per iteration (default 256)")
-	fl.IntVar(&f.maxBatched, "max-num-batched-tokens", 0, "token budget per iteration (default 8192)")
-	fl.Float64Var(&f.gpuMemUtil, "gpu-memory-utilization", perf.DefaultGPUMemoryUtilization, "fraction of GPU memory the engine may use")
-	fl.IntVar(&f.tp, "tensor-parallel-size", 1, "number of GPUs to shard the model over")
-	fl.StringVar(&f.apiKey, "api-key", "", "require this bearer token on /v1 paths (env VLLM_API_KEY)")
-	fl.StringVar(&f.dtype, "dtype", "auto", "weight data type: auto, bfloat16, float16")
-	fl.StringVar(&f.quant, "quantization", "", "weight quantisation: fp8, awq, gguf q4_k_m")
+	fl.StringVar(&f.model, "model", "", "model: a catalogue name, repo id, GGUF file or model directory (or the positional argument; llama-server -m)")
+	fl.StringVar(&f.host, "host", "", "address to bind (default: all interfaces for vllm, 127.0.0.1 for the others)")
+	fl.IntVar(&f.port, "port", 0, "port to listen on (default: vllm 8000, sglang 30000, llamacpp 8080, ollama 11434)")
+	fl.StringVar(&f.quant, "quantization", "", "weight quantisation: fp8, awq, gguf q4_k_m (llamacpp: read from the GGUF file name)")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "wall seconds per simulated second; 0 = no delay")
-	fl.Int64Var(&f.seed, "seed", 0, "seed of the generated text")
-	fl.IntVar(&f.embeddingDim, "embedding-dim", 0, "length of /v1/embeddings vectors (default the model's hidden size)")
+	fl.Int64Var(&f.seed, "seed", 0, "seed of the generated text and of --fail-rate")
+	fl.IntVar(&f.embeddingDim, "embedding-dim", 0, "length of embedding vectors (default the model's hidden size)")
 	fl.Float64Var(&f.failRate, "fail-rate", 0, "fault: answer this fraction of inference requests with a 500 error (chosen by --seed)")
 	fl.IntVar(&f.hangAfter, "hang-after", 0, "fault: after this many inference requests, accept requests but never answer them (0: never)")
 	fl.IntVar(&f.crashAfter, "crash-after", 0, "fault: exit with status 1 when inference request N+1 arrives (0: never)")
-	fl.DurationVar(&f.startupDelay, "startup-delay", 0, "fault: answer 503 (/health with an empty body) for this long after start; real vLLM binds only when ready, see --bind-after-startup")
-	fl.BoolVar(&f.bindAfterStartup, "bind-after-startup", false, "with --startup-delay: listen only once the delay has passed, as real vLLM does (connection refused while loading)")
-	fl.BoolVar(&f.oomAtLoad, "oom-at-load", false, "fault: exit 1 at start with a CUDA out-of-memory error, as a model that does not fit")
+	fl.DurationVar(&f.startupDelay, "startup-delay", 0, "fault: loading time; vllm/sglang/ollama answer 503 meanwhile (see --bind-after-startup), llamacpp answers 503 \"Loading model\" (default for llamacpp: weights at 2 GiB/s × --time-scale)")
+	fl.BoolVar(&f.bindAfterStartup, "bind-after-startup", false, "with --startup-delay: listen only once the delay has passed, as real vLLM and SGLang do (connection refused while loading)")
+	fl.BoolVar(&f.oomAtLoad, "oom-at-load", false, "fault: fail to load with an out-of-memory error (vllm, sglang, llamacpp exit 1; ollama answers 500 on each load)")
 	fl.Float64Var(&f.slowdown, "slowdown", 1, "multiply every simulated step time by this factor (a slower or throttled GPU)")
-	fl.StringVar(&f.vllmVersion, "vllm-version", sim.DefaultVLLMVersion, "vLLM release to imitate: error JSON (< 0.10.1 flat) and metric names (< 0.10 gpu_cache_usage_perc, < 0.11 time_per_output_token_seconds)")
-	// Flags of vllm serve that change nothing in the simulation, accepted so a supervisor's
+	only([]string{engOllama}, func() {
+		fl.IntVar(&f.numParallel, "num-parallel", 0, "ollama: parallel slots (default OLLAMA_NUM_PARALLEL, else 1)")
+	})
+	only(vllm, func() {
+		fl.StringVar(&f.vllmVersion, "vllm-version", sim.DefaultVLLMVersion, "vLLM release to imitate: error JSON (< 0.10.1 flat) and metric names (< 0.10 gpu_cache_usage_perc, < 0.11 time_per_output_token_seconds)")
+		fl.StringVar(&f.maxModelLen, "max-model-len", "", "vllm: context length, e.g. 8192 or 32k (default the model's)")
+		fl.IntVar(&f.maxNumSeqs, "max-num-seqs", 0, "vllm: maximum sequences per iteration (default 256)")
+		fl.IntVar(&f.maxBatched, "max-num-batched-tokens", 0, "vllm: token budget per iteration (default 8192)")
+		fl.Float64Var(&f.gpuMemUtil, "gpu-memory-utilization", perf.DefaultGPUMemoryUtilization, "vllm: fraction of GPU memory the engine may use")
+		fl.IntVar(&f.tp, "tensor-parallel-size", 1, "vllm: number of GPUs to shard the model over (-tp)")
+	})
+	only([]string{engVLLM, engSGLang}, func() {
+		fl.StringSliceVar(&f.servedNames, "served-model-name", nil, "vllm, sglang: model names the API answers to (default the model)")
+		fl.StringVar(&f.dtype, "dtype", "auto", "vllm, sglang: weight data type: auto, bfloat16, float16")
+	})
+	only(sglang, func() {
+		fl.StringVar(&f.model, "model-path", "", "sglang: the model")
+		fl.StringVar(&f.maxModelLen, "context-length", "", "sglang: context length (default the model's)")
+		fl.IntVar(&f.maxNumSeqs, "max-running-requests", 0, "sglang: maximum running requests")
+		fl.IntVar(&f.maxBatched, "chunked-prefill-size", 0, "sglang: prefill tokens per iteration")
+		fl.Float64Var(&f.gpuMemUtil, "mem-fraction-static", perf.DefaultGPUMemoryUtilization, "sglang: fraction of GPU memory for weights and KV pool")
+		fl.IntVar(&f.tp, "tp-size", 1, "sglang: tensor parallelism (--tp)")
+		fl.IntVar(&f.tp, "tp", 1, "sglang: alias of --tp-size")
+		fl.BoolVar(&f.metrics, "enable-metrics", false, "sglang: serve /metrics")
+	})
+	only(llamacpp, func() {
+		fl.StringVar(&f.maxModelLen, "ctx-size", "", "llamacpp: total context, split over the slots (-c; default 4096)")
+		fl.IntVar(&f.numParallel, "parallel", 0, "llamacpp: slots (-np; default 1)")
+		fl.IntVar(&f.maxBatched, "batch-size", 0, "llamacpp: logical batch size (-b)")
+		fl.StringSliceVar(&f.servedNames, "alias", nil, "llamacpp: the model id the API reports (-a; default the model file)")
+		fl.BoolVar(&f.metrics, "metrics", false, "llamacpp: serve /metrics")
+		fl.BoolVar(&f.noSlots, "no-slots", false, "llamacpp: disable /slots")
+		fl.Bool("slots", true, "llamacpp: enable /slots (the default)")
+	})
+	only(openai, func() {
+		fl.StringVar(&f.apiKey, "api-key", "", "require this key (vllm: on /v1 paths, env VLLM_API_KEY; sglang: all but /health and /metrics; llamacpp: all but /health and /models)")
+	})
+	// The engines' flags that change nothing in the simulation, accepted so a supervisor's
 	// command line works unchanged.
-	for _, name := range []string{"download-dir", "revision", "tokenizer", "load-format", "kv-cache-dtype", "chat-template",
+	ignored := func(engines []string, strs, bools []string) {
+		only(engines, func() {
+			for _, name := range strs {
+				if fl.Lookup(name) == nil {
+					fl.String(name, "", "ignored (engine compatibility)")
+				}
+			}
+			for _, name := range bools {
+				if fl.Lookup(name) == nil {
+					fl.Bool(name, false, "ignored (engine compatibility)")
+				}
+			}
+		})
+	}
+	ignored(vllm, []string{"download-dir", "revision", "tokenizer", "load-format", "kv-cache-dtype", "chat-template",
 		"chat-template-content-format", "generation-config", "limit-mm-per-prompt", "mm-processor-kwargs", "tool-call-parser",
-		"reasoning-parser", "uvicorn-log-level", "task", "runner"} {
-		fl.String(name, "", "ignored (vllm serve compatibility)")
-		_ = fl.MarkHidden(name)
-	}
-	for _, name := range []string{"trust-remote-code", "enforce-eager", "disable-log-requests", "enable-prefix-caching",
-		"no-enable-prefix-caching", "enable-auto-tool-choice", "enable-request-id-headers", "disable-log-stats"} {
-		fl.Bool(name, false, "ignored (vllm serve compatibility)")
-		_ = fl.MarkHidden(name)
-	}
+		"reasoning-parser", "uvicorn-log-level", "task", "runner", "pipeline-parallel-size", "data-parallel-size"},
+		[]string{"trust-remote-code", "enforce-eager", "disable-log-requests", "enable-prefix-caching",
+			"no-enable-prefix-caching", "enable-auto-tool-choice", "enable-request-id-headers", "disable-log-stats"})
+	ignored(sglang, []string{"tokenizer-path", "kv-cache-dtype", "chat-template", "download-dir", "revision", "log-level",
+		"max-total-tokens", "dp-size", "dp", "tool-call-parser", "reasoning-parser"},
+		[]string{"trust-remote-code", "enable-multimodal", "skip-server-warmup", "disable-radix-cache"})
+	ignored(llamacpp, []string{"n-gpu-layers", "flash-attn", "cache-type-k", "cache-type-v", "hf-repo", "threads",
+		"ubatch-size", "mmproj", "timeout", "chat-template", "api-key-file", "n-predict"},
+		[]string{"jinja", "cont-batching", "no-cont-batching", "embeddings", "props", "kv-unified", "no-webui", "no-mmap", "mlock"})
+	fl.VisitAll(func(p *pflag.Flag) {
+		if strings.HasPrefix(p.Usage, "ignored") {
+			_ = fl.MarkHidden(p.Name)
+		}
+	})
+	fl.BoolP("help", "h", false, "help for sim")
 	return cmd
+}
+
+// checkEngineFlags refuses a flag that belongs to other engines' command lines, naming the
+// engines that take it.
+func checkEngineFlags(fl *pflag.FlagSet, engine string) error {
+	if _, ok := simEngines[engine]; !ok {
+		return usagef("--engine %q: unknown engine; choose one of vllm, sglang, llamacpp, ollama", engine)
+	}
+	var bad []string
+	fl.Visit(func(p *pflag.Flag) {
+		engines, ok := p.Annotations[engineFlagAnnotation]
+		if ok && !slices.Contains(engines, engine) {
+			bad = append(bad, fmt.Sprintf("--%s is a flag of %s, not of %s", p.Name, strings.Join(engines, " and "), engine))
+		}
+	})
+	if len(bad) > 0 {
+		return usagef("%s (see citadel sim --help)", strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	ollamaName := "" // --engine ollama: the model as Ollama names it, e.g. qwen2.5:7b
-	switch f.engine {
-	case "vllm":
-	case "ollama":
+	if f.engine == engOllama {
 		// The tag separator becomes the catalogue's dash: qwen2.5:7b is looked up as qwen2.5-7b.
 		ollamaName, f.model = f.model, strings.ReplaceAll(f.model, ":", "-")
-	default:
-		if _, err := perf.ParseMode(f.engine); err != nil {
-			return usagef("--engine: %v", err)
-		}
-		return usagef("--engine %s: not yet available in citadel sim; use --engine vllm or ollama", f.engine)
 	}
 	if f.gpu == "" {
 		return usagef("--gpu is required: one of %s", strings.Join(perf.GPUNames(), ", "))
@@ -129,20 +303,20 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if f.model == "" {
 		return usagef("a model is required: --model or a positional argument, one of %s", strings.Join(perf.ModelNames(), ", "))
 	}
-	model, err := lookupSimModel(f.model)
+	model, fileQuant, err := lookupSimModel(f.model)
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
 	opts := perf.Options{TP: f.tp, GPUMemoryUtilization: f.gpuMemUtil, MaxNumSeqs: f.maxNumSeqs, MaxNumBatchedTokens: f.maxBatched}
 	if f.maxModelLen != "" {
 		if opts.MaxModelLen, err = parseModelLen(f.maxModelLen); err != nil {
-			return usagef("--max-model-len: %v", err)
+			return usagef("context length: %v", err)
 		}
-	} else if f.engine == "ollama" {
-		// Ollama serves a model with a context window of its own (num_ctx,
-		// OLLAMA_CONTEXT_LENGTH; 4096 by default), not the model's maximum.
+	} else if f.engine == engOllama || f.engine == engLlamaCPP {
+		// Ollama and llama-server give a model a context window of their own (num_ctx,
+		// OLLAMA_CONTEXT_LENGTH; llama-server -c), 4096 by default, not the model's maximum.
 		opts.MaxModelLen = 4096
-		if v := e.getenv("OLLAMA_CONTEXT_LENGTH"); v != "" {
+		if v := e.getenv("OLLAMA_CONTEXT_LENGTH"); v != "" && f.engine == engOllama {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
 				return usagef("OLLAMA_CONTEXT_LENGTH=%q: want a positive number of tokens", v)
@@ -155,10 +329,22 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 		if opts.Quant, err = perf.ParseQuant(f.quant); err != nil {
 			return usagef("--quantization: %v", err)
 		}
+	case fileQuant != "":
+		opts.Quant = fileQuant
+	case f.engine == engLlamaCPP:
+		opts.Quant = perf.QuantQ4KM // a GGUF file; Q4_K_M is the common download
 	case f.dtype != "" && f.dtype != "auto":
 		if opts.Quant, err = perf.ParseQuant(f.dtype); err != nil {
 			return usagef("--dtype: %v", err)
 		}
+	}
+	if f.engine == engLlamaCPP {
+		// llama-server splits -c over the -np slots.
+		opts.Parallel = max(f.numParallel, 1)
+		if opts.MaxModelLen < opts.Parallel {
+			return usagef("--ctx-size %d is less than one token per slot (--parallel %d)", opts.MaxModelLen, opts.Parallel)
+		}
+		opts.MaxModelLen /= opts.Parallel
 	}
 	if f.timeScale < 0 {
 		return usagef("--time-scale %g: must be 0 or more", f.timeScale)
@@ -167,17 +353,20 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 		return usagef("--slowdown %g: must be more than 0", f.slowdown)
 	}
 	faults := sim.Faults{FailRate: f.failRate, Seed: f.seed, HangAfter: f.hangAfter, CrashAfter: f.crashAfter, StartupDelay: f.startupDelay}
-	if f.bindAfterStartup {
-		faults.StartupDelay = 0
+	if f.bindAfterStartup || f.engine == engLlamaCPP {
+		faults.StartupDelay = 0 // spent before listening, or (llama.cpp) as its loading phase
 	}
 	if err := faults.Validate(); err != nil {
 		return usagef("%v", err)
+	}
+	if f.engine == engOllama {
+		return runOllamaSim(cmd, e, f, ollamaName, gpu, model, opts)
 	}
 	plan, err := perf.NewPlan(gpu, model, opts)
 	if err != nil {
 		var pe *perf.PlanError
 		if errors.As(err, &pe) {
-			return err // vLLM's own refusal: exit 1
+			return err // the engine's own refusal: exit 1
 		}
 		return usageError{err}
 	}
@@ -185,19 +374,21 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if len(names) == 0 {
 		names = []string{f.model}
 	}
-	if f.engine == "ollama" {
-		return runOllamaSim(cmd, e, f, ollamaName, gpu, model, opts)
-	}
-	srv, err := sim.NewVLLM(sim.Config{Plan: plan, ServedModelNames: names, ModelRoot: f.model, APIKey: f.apiKey,
-		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed, Slowdown: f.slowdown, EmbeddingDim: f.embeddingDim, Faults: faults})
-	if err != nil {
-		return usagef("%v", err)
+	cfg := sim.Config{Engine: f.engine, Plan: plan, ServedModelNames: names, ModelRoot: f.model, APIKey: f.apiKey,
+		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed, Slowdown: f.slowdown, EmbeddingDim: f.embeddingDim,
+		Faults: faults, EnableMetrics: f.metrics, NoSlots: f.noSlots}
+	if f.engine == engLlamaCPP && f.startupDelay > 0 {
+		cfg.LoadTime = f.startupDelay
 	}
 	if f.oomAtLoad {
 		return fmt.Errorf("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate %.2f GiB. GPU 0 has a total capacity of %.2f GiB (citadel sim --oom-at-load)",
 			float64(plan.WeightBytes)/(1<<30), float64(gpu.MemoryBytes)/(1<<30))
 	}
-	if f.bindAfterStartup && f.startupDelay > 0 {
+	srv, err := sim.NewVLLM(cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if f.bindAfterStartup && f.startupDelay > 0 && f.engine != engLlamaCPP {
 		select { // loading: nothing listens yet, so clients see connection refused
 		case <-time.After(f.startupDelay):
 		case <-cmd.Context().Done():
@@ -209,15 +400,42 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another engine on that port? choose one with --port)", addr, err)
 	}
-	out := e.stdout
-	ts := func() string { return time.Now().Format("01-02 15:04:05") }
-	fmt.Fprintf(out, "INFO %s [api_server.py] vLLM API server version %s (citadel sim, time scale %g)\n", ts(), f.vllmVersion, f.timeScale)
-	fmt.Fprintf(out, "INFO %s [gpu_model_runner.py] Model loading took %.4f GiB\n", ts(), float64(plan.WeightBytes)/(1<<30))
-	fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] GPU KV cache size: %d tokens\n", ts(), plan.KVTokens)
-	fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] Maximum concurrency for %d tokens per request: %.2fx\n", ts(), plan.Options.MaxModelLen, plan.MaxConcurrency())
-	fmt.Fprintf(out, "INFO %s [sim] plan: %s\n", ts(), plan)
-	fmt.Fprintf(out, "INFO %s [launcher.py] Starting vLLM API server on http://%s\n", ts(), ln.Addr())
+	simStartupLog(e.stdout, f, plan, ln.Addr())
 	return srv.Serve(cmd.Context(), ln)
+}
+
+// simStartupLog prints the lines the real engine logs at start-up, ending with the one that
+// says it serves (and where), plus the simulator's plan.
+func simStartupLog(out io.Writer, f simFlags, plan perf.Plan, addr net.Addr) {
+	now := time.Now()
+	gib := func(b int64) float64 { return float64(b) / (1 << 30) }
+	switch f.engine {
+	case engSGLang:
+		ts := now.Format("2006-01-02 15:04:05")
+		fmt.Fprintf(out, "[%s] Load weight end. type=%s, dtype=%s, avail mem=%.2f GB, mem usage=%.2f GB.\n", ts, plan.Model.Name, plan.Options.Quant,
+			gib(plan.BudgetBytes-plan.WeightBytes), gib(plan.WeightBytes))
+		fmt.Fprintf(out, "[%s] KV Cache is allocated. #tokens: %d\n", ts, plan.KVTokens)
+		fmt.Fprintf(out, "[%s] max_total_num_tokens=%d, max_running_requests=%d, context_len=%d (citadel sim %s, time scale %g)\n",
+			ts, plan.KVTokens, plan.Options.MaxNumSeqs, plan.Options.MaxModelLen, sim.DefaultSGLangVersion, f.timeScale)
+		fmt.Fprintf(out, "[%s] sim plan: %s\n", ts, plan)
+		fmt.Fprintf(out, "INFO:     Uvicorn running on http://%s (Press CTRL+C to quit)\n", addr)
+		fmt.Fprintf(out, "[%s] The server is fired up and ready to roll!\n", ts)
+	case engLlamaCPP:
+		fmt.Fprintf(out, "build: %s (citadel sim, time scale %g)\n", sim.LlamaCPPBuild, f.timeScale)
+		fmt.Fprintf(out, "main: HTTP server is listening, hostname: %s, port: %d\n", f.host, addr.(*net.TCPAddr).Port)
+		fmt.Fprintf(out, "main: loading model\n")
+		fmt.Fprintf(out, "llama_context: n_ctx_per_seq = %d, n_seq_max = %d\n", plan.Options.MaxModelLen, plan.Options.Parallel)
+		fmt.Fprintf(out, "sim plan: %s\n", plan)
+		fmt.Fprintf(out, "main: server is listening on http://%s - starting the main loop (answers 503 until the model is loaded)\n", addr)
+	default:
+		ts := now.Format("01-02 15:04:05")
+		fmt.Fprintf(out, "INFO %s [api_server.py] vLLM API server version %s (citadel sim, time scale %g)\n", ts, f.vllmVersion, f.timeScale)
+		fmt.Fprintf(out, "INFO %s [gpu_model_runner.py] Model loading took %.4f GiB\n", ts, gib(plan.WeightBytes))
+		fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] GPU KV cache size: %d tokens\n", ts, plan.KVTokens)
+		fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] Maximum concurrency for %d tokens per request: %.2fx\n", ts, plan.Options.MaxModelLen, plan.MaxConcurrency())
+		fmt.Fprintf(out, "INFO %s [sim] plan: %s\n", ts, plan)
+		fmt.Fprintf(out, "INFO %s [launcher.py] Starting vLLM API server on http://%s\n", ts, addr)
+	}
 }
 
 // runOllamaSim serves the Ollama personality. Like ollama serve it reads OLLAMA_NUM_PARALLEL
@@ -279,13 +497,32 @@ func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.
 	return srv.Serve(cmd.Context(), ln)
 }
 
-// lookupSimModel finds a catalogue profile for a name or repo id: "Qwen/Qwen2.5-7B-Instruct"
-// is tried as qwen2.5-7b-instruct, then with trailing -segments dropped (qwen2.5-7b).
-func lookupSimModel(name string) (perf.Model, error) {
+// lookupSimModel finds the profile of a model: a model directory is read (config.json and
+// weight headers, see modelinfo.FromDir); a name, repo id or GGUF file is matched against the
+// catalogue, "Qwen/Qwen2.5-7B-Instruct" as qwen2.5-7b-instruct, then with trailing -segments
+// dropped (qwen2.5-7b). A GGUF file name's quantisation is returned when the simulator models
+// it; one it does not model is an error rather than a silent substitute.
+func lookupSimModel(name string) (perf.Model, perf.Quant, error) {
+	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+		m, err := modelFromDir(name)
+		return m, "", err
+	}
 	n := strings.ToLower(path.Base(name))
+	var quant perf.Quant
+	if base, ok := strings.CutSuffix(n, ".gguf"); ok {
+		n = base
+		if m := ggufQuant.FindStringSubmatch(n); m != nil {
+			q, err := perf.ParseQuant(m[1])
+			if err != nil {
+				return perf.Model{}, "", fmt.Errorf("%s: the simulator models GGUF q4_k_m and f16 weights, not %s; pass --quantization to choose one", name, m[1])
+			}
+			quant, n = q, strings.TrimSuffix(n[:len(n)-len(m[1])], "-")
+			n = strings.TrimSuffix(strings.TrimSuffix(n, "."), "_")
+		}
+	}
 	for {
 		if m, err := perf.LookupModel(n); err == nil {
-			return m, nil
+			return m, quant, nil
 		}
 		i := strings.LastIndexByte(n, '-')
 		if i <= 0 {
@@ -293,7 +530,25 @@ func lookupSimModel(name string) (perf.Model, error) {
 		}
 		n = n[:i]
 	}
-	return perf.Model{}, fmt.Errorf("no built-in profile matches %q: use one of %s", name, strings.Join(perf.ModelNames(), ", "))
+	return perf.Model{}, "", fmt.Errorf("no built-in profile matches %q: use one of %s, or a model directory", name, strings.Join(perf.ModelNames(), ", "))
+}
+
+// ggufQuant finds a GGUF file name's quantisation suffix (qwen2.5-7b-instruct-q4_k_m).
+var ggufQuant = regexp.MustCompile(`[-._]((?:i?q[1-8](?:_[a-z0-9]+)*)|f16|bf16|f32)$`)
+
+// modelFromDir builds a profile from a model directory's files.
+func modelFromDir(dir string) (perf.Model, error) {
+	info, err := modelinfo.FromDir(dir)
+	if err != nil {
+		return perf.Model{}, err
+	}
+	var cfg modelinfo.Config
+	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		if cfg, err = modelinfo.ParseConfig(data); err != nil {
+			return perf.Model{}, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+		}
+	}
+	return perf.ModelFromInfo(filepath.Base(filepath.Clean(dir)), cfg, info)
 }
 
 // parseModelLen reads vLLM's --max-model-len: 8192, or human-readable with a decimal (k, m) or

@@ -29,6 +29,8 @@ type Engine struct {
 
 	// Owned by Run.
 	choices map[string]choiceRef
+	base    time.Time // wall time of simulated time 0 (TimeScale > 0), re-anchored after idling
+	busy    bool      // a step is in flight: the scheduler's clock is already at its end
 }
 
 type op struct {
@@ -159,7 +161,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer e.failAll()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var base time.Time // wall time of simulated time 0, re-anchored after idling
 	for {
 		if e.sched.Idle() {
 			e.metrics.setGauges(0, 0, e.sched.KVUsage())
@@ -169,7 +170,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			case o := <-e.ops:
 				e.handle(o)
 			}
-			base = time.Now().Add(-e.wall(e.sched.Now()))
+			e.base = time.Now().Add(-e.wall(e.sched.Now()))
 			continue
 		}
 	drain:
@@ -186,10 +187,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		running := e.sched.Running()
 		_, events := e.sched.Step()
+		e.busy = true
 		e.metrics.step(max(running, e.sched.Running()))
 		e.metrics.setGauges(e.sched.Running(), e.sched.Waiting(), e.sched.KVUsage())
 		if e.scale > 0 {
-			deadline := base.Add(e.wall(e.sched.Now()))
+			deadline := e.base.Add(e.wall(e.sched.Now()))
 			for wait := time.Until(deadline); wait > 0; wait = time.Until(deadline) {
 				timer.Reset(wait)
 				select {
@@ -203,6 +205,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				}
 			}
 		}
+		e.busy = false
 		e.publish(events)
 	}
 }
@@ -218,6 +221,13 @@ func (e *Engine) handle(o op) {
 	if s := o.add; s != nil {
 		e.metrics.received()
 		s.arrival = e.sched.Now()
+		if e.busy && e.scale > 0 {
+			// Mid-step: the request arrived at the wall clock's simulated time, before the
+			// step's end where the scheduler's clock already is; its TTFT counts from then.
+			if at := time.Duration(float64(time.Since(e.base)) / (e.scale * e.slow)); at < s.arrival {
+				s.arrival = max(at, 0)
+			}
+		}
 		s.last = make([]time.Duration, len(s.reqs))
 		for i, r := range s.reqs {
 			if err := e.sched.Add(r); err != nil {

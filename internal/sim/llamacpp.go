@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 )
@@ -46,6 +45,9 @@ func (s *VLLM) llamacppRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /completion", s.llamacppCompletion)
 	mux.HandleFunc("POST /completions", s.llamacppCompletion)
 	mux.HandleFunc("GET /slots", s.llamacppSlots)
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		s.writeError(w, &apiError{status: http.StatusNotFound, message: "File Not Found"})
+	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if !s.cfg.EnableMetrics {
 			s.writeError(w, &apiError{status: http.StatusNotImplemented, message: "This server does not support metrics endpoint. Start it with `--metrics`"})
@@ -55,13 +57,20 @@ func (s *VLLM) llamacppRoutes(mux *http.ServeMux) {
 	})
 }
 
+// loading reports whether the server is still in its loading phase.
+func (s *VLLM) loading() bool { return s.clock().Before(s.readyAt) }
+
+// llamacppListing are the model listings, served during loading too.
+var llamacppListing = map[string]bool{"/models": true, "/v1/models": true, "/api/tags": true}
+
 // llamacppPublic are the paths llama-server serves without an API key.
 var llamacppPublic = map[string]bool{"/health": true, "/v1/health": true, "/models": true, "/v1/models": true, "/api/tags": true}
 
 // llamacppGate answers for the server while it loads the model and checks the API key; it
 // reports whether it wrote the response.
 func (s *VLLM) llamacppGate(w http.ResponseWriter, r *http.Request) bool {
-	if s.clock().Before(s.readyAt) {
+	w.Header().Set("Server", "llama.cpp")
+	if s.loading() && !llamacppListing[r.URL.Path] {
 		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "Loading model"})
 		return true
 	}
@@ -84,7 +93,7 @@ var llamacppErrorTypes = map[int]string{
 	500: "server_error", 501: "not_supported_error", 503: "unavailable_error",
 }
 
-// llamacppError is llama-server's {"error":{"code","message","type"}}.
+// llamacppError is llama-server's {"error":{"message","type","code"}}.
 func llamacppError(e *apiError) any {
 	typ := llamacppErrorTypes[e.status]
 	if strings.Contains(e.message, "context") && e.status == http.StatusBadRequest {
@@ -93,21 +102,28 @@ func llamacppError(e *apiError) any {
 	if typ == "" {
 		typ = "server_error"
 	}
-	return map[string]any{"error": map[string]any{"code": e.status, "message": e.message, "type": typ}}
+	type info struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    int    `json:"code"`
+	}
+	return struct {
+		Error info `json:"error"`
+	}{info{e.message, typ, e.status}}
 }
-
-// llamacppModel is the id llama-server reports: the alias (-a), else the model file's path.
-func (s *VLLM) llamacppModel(string) string { return s.cfg.ServedModelNames[0] }
 
 // slotContext is each slot's context: ctx-size split over the slots.
 func (s *VLLM) slotContext() int { return s.cfg.Plan.Options.MaxModelLen }
 
 func (s *VLLM) llamacppModels(w http.ResponseWriter, _ *http.Request) {
 	m := s.cfg.Plan.Model
-	id := s.llamacppModel("")
-	meta := map[string]any{
-		"vocab_type": 2, "n_vocab": m.Vocab, "n_ctx_train": m.MaxContext, "n_embd": m.Hidden,
-		"n_params": m.Params, "size": s.cfg.Plan.WeightBytes,
+	id := s.cfg.ServedModelNames[0]
+	var meta any // null while the model loads
+	if !s.loading() {
+		meta = map[string]any{
+			"vocab_type": 2, "n_vocab": m.Vocab, "n_ctx_train": m.MaxContext, "n_embd": m.Hidden,
+			"n_params": m.Params, "size": s.cfg.Plan.WeightBytes,
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"models": []map[string]any{{"name": id, "model": id, "modified_at": "", "size": "", "digest": "", "type": "model",
@@ -210,14 +226,53 @@ func (o *llamacppOut) token(_, index int) {
 	if !o.j.stream {
 		return
 	}
-	o.event(map[string]any{"index": 0, "content": o.j.delta(0, index), "tokens": []int{}, "stop": false,
-		"id_slot": -1, "tokens_predicted": index + 1, "tokens_evaluated": o.j.prompt.tokens})
+	o.event(llamacppPartial{Content: o.j.delta(0, index), Tokens: []int{}, IDSlot: -1, TokensPredicted: index + 1, TokensEvaluated: o.j.prompt.tokens})
 }
 
+// Wire types of /completion, in llama-server's (ordered_json) field order.
+type (
+	llamacppPartial struct {
+		Index           int    `json:"index"`
+		Content         string `json:"content"`
+		Tokens          []int  `json:"tokens"`
+		Stop            bool   `json:"stop"`
+		IDSlot          int    `json:"id_slot"`
+		TokensPredicted int    `json:"tokens_predicted"`
+		TokensEvaluated int    `json:"tokens_evaluated"`
+	}
+	llamacppFinal struct {
+		Index           int             `json:"index"`
+		Content         string          `json:"content"`
+		Tokens          []int           `json:"tokens"`
+		IDSlot          int             `json:"id_slot"`
+		Stop            bool            `json:"stop"`
+		Model           string          `json:"model"`
+		TokensPredicted int             `json:"tokens_predicted"`
+		TokensEvaluated int             `json:"tokens_evaluated"`
+		Prompt          string          `json:"prompt"`
+		HasNewLine      bool            `json:"has_new_line"`
+		Truncated       bool            `json:"truncated"`
+		StopType        string          `json:"stop_type"`
+		StoppingWord    string          `json:"stopping_word"`
+		TokensCached    int             `json:"tokens_cached"`
+		Timings         llamacppTimings `json:"timings"`
+	}
+	llamacppTimings struct {
+		CacheN              int     `json:"cache_n"`
+		PromptN             int     `json:"prompt_n"`
+		PromptMS            float64 `json:"prompt_ms"`
+		PromptPerTokenMS    float64 `json:"prompt_per_token_ms"`
+		PromptPerSecond     float64 `json:"prompt_per_second"`
+		PredictedN          int     `json:"predicted_n"`
+		PredictedMS         float64 `json:"predicted_ms"`
+		PredictedPerTokenMS float64 `json:"predicted_per_token_ms"`
+		PredictedPerSecond  float64 `json:"predicted_per_second"`
+	}
+)
+
 func (o *llamacppOut) event(v any) {
-	b, _ := json.Marshal(v)
 	o.buf.WriteString("data: ")
-	o.buf.Write(b)
+	o.buf.Write(marshalJSON(v))
 	o.buf.WriteString("\n\n")
 }
 
@@ -241,7 +296,7 @@ func (o *llamacppOut) flush() error {
 }
 
 // timings are llama-server's per-request timings, from the simulated clock.
-func (o *llamacppOut) timings() map[string]any {
+func (o *llamacppOut) timings() llamacppTimings {
 	c := o.j.choices[0]
 	ttft, e2e := o.st.timings(0)
 	promptMS := float64(ttft) / float64(time.Millisecond)
@@ -254,8 +309,8 @@ func (o *llamacppOut) timings() map[string]any {
 	}
 	ppt, pps := per(o.j.prompt.tokens, promptMS)
 	dpt, dps := per(c.tokens, predMS)
-	return map[string]any{"cache_n": 0, "prompt_n": o.j.prompt.tokens, "prompt_ms": promptMS, "prompt_per_token_ms": ppt, "prompt_per_second": pps,
-		"predicted_n": c.tokens, "predicted_ms": predMS, "predicted_per_token_ms": dpt, "predicted_per_second": dps}
+	return llamacppTimings{PromptN: o.j.prompt.tokens, PromptMS: promptMS, PromptPerTokenMS: ppt, PromptPerSecond: pps,
+		PredictedN: c.tokens, PredictedMS: predMS, PredictedPerTokenMS: dpt, PredictedPerSecond: dps}
 }
 
 func (o *llamacppOut) done() {
@@ -267,15 +322,15 @@ func (o *llamacppOut) done() {
 	case c.finish == "length":
 		stopType = "limit"
 	}
-	final := map[string]any{"index": 0, "content": c.text, "tokens": []int{}, "id_slot": 0, "stop": true,
-		"model": o.srv.llamacppModel(""), "tokens_predicted": c.tokens, "tokens_evaluated": o.j.prompt.tokens,
-		"prompt": o.j.prompt.text, "has_new_line": strings.Contains(c.text, "\n"), "truncated": false,
-		"stop_type": stopType, "stopping_word": word, "tokens_cached": o.j.prompt.tokens + c.tokens, "timings": o.timings()}
+	final := llamacppFinal{Content: c.text, Tokens: []int{}, Stop: true,
+		Model: o.srv.cfg.ServedModelNames[0], TokensPredicted: c.tokens, TokensEvaluated: o.j.prompt.tokens,
+		Prompt: o.j.prompt.text, HasNewLine: strings.Contains(c.text, "\n"),
+		StopType: stopType, StoppingWord: word, TokensCached: o.j.prompt.tokens + c.tokens, Timings: o.timings()}
 	if !o.j.stream {
 		writeJSON(o.w, http.StatusOK, final)
 		return
 	}
-	final["content"] = ""
+	final.Content = ""
 	o.event(final)
 	_ = o.flush()
 }
@@ -327,6 +382,3 @@ func cppFloat(v float64) string {
 	}
 	return fmt.Sprintf("%g", v)
 }
-
-// ggufName is the alias llama-server reports for a model file: its base name.
-func ggufName(p string) string { return path.Base(p) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +43,6 @@ func (h *histogram) observe(d time.Duration) {
 type metrics struct {
 	dialect string // EngineVLLM, EngineSGLang or EngineLlamaCPP: which names /metrics writes
 	model   string
-	labels  string // vLLM's model_name="…",engine="0"
 	names   metricNames
 
 	mu                      sync.Mutex
@@ -55,31 +55,26 @@ type metrics struct {
 	steps, busy             uint64 // engine iterations and Σ running sequences over them (llama.cpp)
 }
 
-// metricNames are the series names that changed between vLLM versions.
+// metricNames are the series that changed between vLLM versions: vllm:gpu_cache_usage_perc
+// (renamed vllm:kv_cache_usage_perc in 0.9, hidden from 0.11) and
+// vllm:time_per_output_token_seconds (joined by vllm:inter_token_latency_seconds in 0.11,
+// hidden from 0.12).
 type metricNames struct {
-	gpuCache, kvCache bool   // export vllm:gpu_cache_usage_perc / vllm:kv_cache_usage_perc
-	itl               string // vllm:inter_token_latency_seconds or vllm:time_per_output_token_seconds
+	gpuCache, kvCache bool
+	tpot, itl         bool
 }
 
 func namesFor(v version) metricNames {
-	n := metricNames{itl: "vllm:inter_token_latency_seconds", kvCache: true}
-	if v.less(version{0, 11, 0}) {
-		n.itl = "vllm:time_per_output_token_seconds"
+	return metricNames{
+		gpuCache: v.less(version{0, 11, 0}), kvCache: !v.less(version{0, 9, 0}),
+		tpot: v.less(version{0, 12, 0}), itl: !v.less(version{0, 11, 0}),
 	}
-	if v.less(version{0, 10, 0}) {
-		n.gpuCache = true
-	}
-	if v.less(version{0, 9, 0}) {
-		n.kvCache = false
-	}
-	return n
 }
 
 func newMetrics(model, vllmVersion string) *metrics {
 	v, _ := parseVersion(vllmVersion)
 	return &metrics{
 		dialect: EngineVLLM, model: model,
-		labels:  fmt.Sprintf(`model_name="%s",engine="0"`, escapeLabel(model)),
 		names:   namesFor(v),
 		success: map[string]uint64{},
 		ttft:    newHistogram(ttftBuckets), itl: newHistogram(itlBuckets), e2eLatency: newHistogram(e2eBuckets),
@@ -166,30 +161,65 @@ func pyFloat(v float64) string {
 	return s
 }
 
-// promWriter writes Prometheus text exposition (version 0.0.4) as prometheus_client does,
-// every series with the same labels.
+// promWriter writes Prometheus text exposition (version 0.0.4) as prometheus_client does:
+// every series with the same labels, in name order (le and other per-sample labels slot in
+// among them), counters under their _total name.
 type promWriter struct {
-	b strings.Builder
-	l string
+	b      strings.Builder
+	labels []label // sorted by name
+}
+
+type label struct{ name, value string }
+
+func newPromWriter(labels ...label) *promWriter {
+	slices.SortFunc(labels, func(a, b label) int { return strings.Compare(a.name, b.name) })
+	return &promWriter{labels: labels}
+}
+
+// set renders the label set with extra labels merged in name order.
+func (p *promWriter) set(extra ...label) string {
+	all := append(slices.Clone(p.labels), extra...)
+	slices.SortStableFunc(all, func(a, b label) int { return strings.Compare(a.name, b.name) })
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range all {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `%s="%s"`, l.name, escapeLabel(l.value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func (p *promWriter) header(name, typ, help string) {
+	fmt.Fprintf(&p.b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+func (p *promWriter) sample(name string, v float64, extra ...label) {
+	fmt.Fprintf(&p.b, "%s%s %s\n", name, p.set(extra...), pyFloat(v))
 }
 
 func (p *promWriter) gauge(name, help string, v float64) {
-	fmt.Fprintf(&p.b, "# HELP %s %s\n# TYPE %s gauge\n%s{%s} %s\n", name, help, name, name, p.l, pyFloat(v))
+	p.header(name, "gauge", help)
+	p.sample(name, v)
 }
 
 func (p *promWriter) counter(name, help string, v float64) {
-	fmt.Fprintf(&p.b, "# HELP %s %s\n# TYPE %s counter\n%s_total{%s} %s\n", name, help, name, name, p.l, pyFloat(v))
+	p.header(name+"_total", "counter", help)
+	p.sample(name+"_total", v)
 }
 
 func (p *promWriter) hist(name, help string, h *histogram) {
-	fmt.Fprintf(&p.b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	p.header(name, "histogram", help)
 	var cum uint64
 	for i, le := range h.bounds {
 		cum += h.counts[i]
-		fmt.Fprintf(&p.b, "%s_bucket{%s,le=\"%s\"} %s\n", name, p.l, pyFloat(le), pyFloat(float64(cum)))
+		p.sample(name+"_bucket", float64(cum), label{"le", pyFloat(le)})
 	}
-	fmt.Fprintf(&p.b, "%s_bucket{%s,le=\"+Inf\"} %s\n", name, p.l, pyFloat(float64(h.count)))
-	fmt.Fprintf(&p.b, "%s_count{%s} %s\n%s_sum{%s} %s\n", name, p.l, pyFloat(float64(h.count)), name, p.l, pyFloat(h.sum))
+	p.sample(name+"_bucket", float64(h.count), label{"le", "+Inf"})
+	p.sample(name+"_count", float64(h.count))
+	p.sample(name+"_sum", h.sum)
 }
 
 // write renders the metrics under the engine's names.
@@ -211,29 +241,34 @@ func (m *metrics) write(w io.Writer) error {
 
 // vllm is vLLM's V1 PrometheusStatLogger subset.
 func (m *metrics) vllm() string {
-	p := &promWriter{l: m.labels}
-	b := &p.b
-	l := m.labels
-	gauge, hist := p.gauge, p.hist
-	counter := func(name, help string, v uint64) { p.counter(name, help, float64(v)) }
-	gauge("vllm:num_requests_running", "Number of requests in model execution batches.", float64(m.running))
-	gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", float64(m.waiting))
+	p := newPromWriter(label{"model_name", m.model}, label{"engine", "0"})
+	p.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", float64(m.running))
+	p.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", float64(m.waiting))
 	if m.names.gpuCache {
-		gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", m.kvUsage)
+		p.gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", m.kvUsage)
 	}
 	if m.names.kvCache {
-		gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", m.kvUsage)
+		p.gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", m.kvUsage)
 	}
-	counter("vllm:prompt_tokens", "Number of prefill tokens processed.", m.promptTokens)
-	counter("vllm:generation_tokens", "Number of generation tokens processed.", m.genTokens)
-	fmt.Fprintf(b, "# HELP vllm:request_success Count of successfully processed requests.\n# TYPE vllm:request_success counter\n")
+	p.counter("vllm:prompt_tokens", "Number of prefill tokens processed.", float64(m.promptTokens))
+	p.counter("vllm:generation_tokens", "Number of generation tokens processed.", float64(m.genTokens))
+	p.header("vllm:request_success_total", "counter", "Count of successfully processed requests.")
 	for _, r := range []string{"stop", "length", "abort"} {
-		fmt.Fprintf(b, "vllm:request_success_total{%s,finished_reason=\"%s\"} %s\n", l, r, pyFloat(float64(m.success[r])))
+		p.sample("vllm:request_success_total", float64(m.success[r]), label{"finished_reason", r})
 	}
-	hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
-	hist(m.names.itl, "Histogram of inter-token latency in seconds.", m.itl)
-	hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", m.e2eLatency)
-	return b.String()
+	p.hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
+	if m.names.tpot {
+		help := "Histogram of time per output token in seconds."
+		if m.names.itl {
+			help += "DEPRECATED: Use vllm:inter_token_latency_seconds instead."
+		}
+		p.hist("vllm:time_per_output_token_seconds", help, m.itl)
+	}
+	if m.names.itl {
+		p.hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", m.itl)
+	}
+	p.hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", m.e2eLatency)
+	return p.b.String()
 }
 
 // version is a vLLM release, major.minor.patch.

@@ -208,7 +208,7 @@ func TestOllamaInfoAndErrors(t *testing.T) {
 	if code, body := get(t, ts.URL+"/"); code != 200 || body != "Ollama is running" {
 		t.Errorf("GET /: %d %q", code, body)
 	}
-	if code, body := get(t, ts.URL+"/api/version"); code != 200 || body != `{"version":"`+DefaultOllamaVersion+`"}`+"\n" {
+	if code, body := get(t, ts.URL+"/api/version"); code != 200 || body != `{"version":"`+DefaultOllamaVersion+`"}` {
 		t.Errorf("/api/version: %d %s", code, body)
 	}
 	_, tags := get(t, ts.URL+"/api/tags")

@@ -15,7 +15,7 @@ const DefaultSGLangVersion = "0.5.3"
 var (
 	sglangTTFTBuckets = []float64{0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400}
 	sglangITLBuckets  = []float64{0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040, 0.060, 0.080, 0.100, 0.200, 0.400, 0.600, 0.800, 1.000, 2.000, 4.000, 6.000, 8.000}
-	sglangE2EBuckets  = []float64{0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 800}
+	sglangE2EBuckets  = []float64{0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 600, 1200, 1800, 2400}
 )
 
 // sglangRoutes adds SGLang's own endpoints (python/sglang/srt/entrypoints/http_server.py).
@@ -47,25 +47,18 @@ func (s *VLLM) sglangAuthorized(r *http.Request) bool {
 	return bearer(r, s.cfg.APIKey)
 }
 
-// sglangError is SGLang's OpenAI-route error: the flat {"object":"error",…} form.
-func sglangError(e *apiError) any {
-	var param any
-	if e.param != "" {
-		param = e.param
-	}
-	return map[string]any{"object": "error", "message": e.message, "type": errorTypes[e.status], "param": param, "code": e.status}
-}
-
 func (s *VLLM) sglangModels(w http.ResponseWriter, _ *http.Request) {
 	type card struct {
-		ID          string `json:"id"`
-		Object      string `json:"object"`
-		Created     int64  `json:"created"`
-		OwnedBy     string `json:"owned_by"`
-		Root        string `json:"root"`
-		MaxModelLen int    `json:"max_model_len"`
+		ID          string  `json:"id"`
+		Object      string  `json:"object"`
+		Created     int64   `json:"created"`
+		OwnedBy     string  `json:"owned_by"`
+		Root        string  `json:"root"`
+		Parent      *string `json:"parent"`
+		MaxModelLen int     `json:"max_model_len"`
 	}
-	data := []card{{ID: s.cfg.ServedModelNames[0], Object: "model", Created: s.created, OwnedBy: "sglang", Root: s.cfg.ModelRoot, MaxModelLen: s.maxLen}}
+	name := s.cfg.ServedModelNames[0]
+	data := []card{{ID: name, Object: "model", Created: s.created, OwnedBy: "sglang", Root: name, MaxModelLen: s.maxLen}}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
@@ -180,36 +173,65 @@ type sglangOut struct {
 	st      *stream
 	srv     *VLLM
 	started bool
-	sent    int
 	buf     bytes.Buffer
 }
 
-func (o *sglangOut) meta(done bool) map[string]any {
+// sglangResult is /generate's answer, in SGLang's field order.
+type sglangResult struct {
+	Text     string     `json:"text"`
+	MetaInfo sglangMeta `json:"meta_info"`
+}
+
+type sglangMeta struct {
+	ID               string   `json:"id"`
+	FinishReason     any      `json:"finish_reason"`
+	PromptTokens     int      `json:"prompt_tokens"`
+	CompletionTokens int      `json:"completion_tokens"`
+	CachedTokens     int      `json:"cached_tokens"`
+	E2ELatency       *float64 `json:"e2e_latency,omitempty"` // once finished
+}
+
+// result is the response after n tokens; done adds the finish reason and latency.
+func (o *sglangOut) result(n int, done bool) sglangResult {
 	c := o.j.choices[0]
-	n := c.tokens
-	var finish any
+	r := sglangResult{MetaInfo: sglangMeta{ID: o.j.id, PromptTokens: o.j.prompt.tokens, CompletionTokens: n}}
+	if n > 0 {
+		r.Text = c.text[:c.ends[n-1]]
+	}
 	if done {
-		finish = map[string]any{"type": "length", "length": n}
-		if c.finish == "stop" {
-			finish = map[string]any{"type": "stop", "matched": stopReason(c)}
+		type lengthReason struct {
+			Type   string `json:"type"`
+			Length int    `json:"length"`
 		}
-	} else {
-		n = o.sent
+		type stopReason struct {
+			Type    string `json:"type"`
+			Matched any    `json:"matched"`
+		}
+		r.MetaInfo.FinishReason = lengthReason{"length", n}
+		if c.finish == "stop" {
+			// The stop string, or the EOS token id SGLang reports for a natural end.
+			var matched any = qwenEOS
+			if c.stopStr != "" {
+				matched = c.stopStr
+			}
+			r.MetaInfo.FinishReason = stopReason{"stop", matched}
+		}
+		_, e2e := o.st.timings(0)
+		secs := e2e.Seconds()
+		r.MetaInfo.E2ELatency = &secs
 	}
-	_, e2e := o.st.timings(0)
-	return map[string]any{"id": o.j.id, "finish_reason": finish, "prompt_tokens": o.j.prompt.tokens, "completion_tokens": n,
-		"cached_tokens": 0, "e2e_latency": e2e.Seconds()}
+	return r
 }
 
-func (o *sglangOut) text() string {
-	c := o.j.choices[0]
-	if o.sent == 0 {
-		return ""
-	}
-	return c.text[:c.ends[o.sent-1]]
-}
+// qwenEOS is <|im_end|>, the token id a Qwen chat model stops on.
+const qwenEOS = 151645
 
-func (o *sglangOut) token(_, index int) { o.sent = index + 1 }
+// token queues a stream event with the text so far (the last token's comes with done).
+func (o *sglangOut) token(_, index int) {
+	if o.j.stream && index < o.j.choices[0].tokens-1 {
+		o.event(o.result(index+1, false))
+	}
+}
 
 func (o *sglangOut) flush() error {
 	if !o.j.stream {
@@ -220,16 +242,12 @@ func (o *sglangOut) flush() error {
 		o.w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 		o.w.WriteHeader(http.StatusOK)
 	}
-	if o.sent < o.j.choices[0].tokens {
-		o.event(map[string]any{"text": o.text(), "meta_info": o.meta(false), "index": 0})
-	}
 	return o.write()
 }
 
 func (o *sglangOut) event(v any) {
-	b, _ := json.Marshal(v)
 	o.buf.WriteString("data: ")
-	o.buf.Write(b)
+	o.buf.Write(marshalJSON(v))
 	o.buf.WriteString("\n\n")
 }
 
@@ -245,15 +263,14 @@ func (o *sglangOut) write() error {
 }
 
 func (o *sglangOut) done() {
-	o.sent = o.j.choices[0].tokens
-	v := map[string]any{"text": o.text(), "meta_info": o.meta(true), "index": 0}
+	v := o.result(o.j.choices[0].tokens, true)
 	if !o.j.stream {
 		writeJSON(o.w, http.StatusOK, v)
 		return
 	}
 	o.event(v)
 	o.buf.WriteString("data: [DONE]\n\n")
-	_ = o.write()
+	_ = o.flush()
 }
 
 func (o *sglangOut) fail(e *apiError) {
@@ -266,28 +283,29 @@ func (o *sglangOut) fail(e *apiError) {
 	_ = o.write()
 }
 
-// sglang writes SGLang's metrics (python/sglang/srt/metrics/collector.py), labelled with
-// model_name only.
+// sglang writes SGLang's metrics (python/sglang/srt/metrics/collector.py): the scheduler's
+// gauges labelled by engine type and ranks, the tokenizer's series by model name only.
 func (m *metrics) sglang() string {
-	p := &promWriter{l: fmt.Sprintf(`model_name="%s"`, escapeLabel(m.model))}
-	p.gauge("sglang:num_running_reqs", "The number of running requests.", float64(m.running))
-	p.gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", float64(m.waiting))
-	p.gauge("sglang:token_usage", "The token usage.", m.kvUsage)
+	sched := newPromWriter(label{"model_name", m.model}, label{"engine_type", "unified"}, label{"tp_rank", "0"}, label{"pp_rank", "0"})
+	sched.gauge("sglang:num_running_reqs", "The number of running requests.", float64(m.running))
+	sched.gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", float64(m.waiting))
+	sched.gauge("sglang:token_usage", "The token usage.", m.kvUsage)
 	var tput float64
 	if m.itl.sum > 0 && m.running > 0 {
 		tput = float64(m.running) * float64(m.itl.count) / m.itl.sum
 	}
-	p.gauge("sglang:gen_throughput", "The generation throughput (token/s).", tput)
-	p.gauge("sglang:cache_hit_rate", "The prefix cache hit rate.", 0)
-	p.counter("sglang:prompt_tokens", "Number of prefill tokens processed.", float64(m.promptTokens))
-	p.counter("sglang:generation_tokens", "Number of generation tokens processed.", float64(m.genTokens))
-	p.counter("sglang:cached_tokens", "Number of cached prompt tokens.", 0)
-	p.counter("sglang:num_requests", "Number of requests processed.", float64(m.requests))
-	p.counter("sglang:num_aborted_requests", "Number of requests aborted.", float64(m.aborted))
-	p.hist("sglang:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
-	p.hist("sglang:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", m.itl)
-	p.hist("sglang:e2e_request_latency_seconds", "Histogram of End-to-end request latency in seconds", m.e2eLatency)
-	return p.b.String()
+	sched.gauge("sglang:gen_throughput", "The generation throughput (token/s).", tput)
+	sched.gauge("sglang:cache_hit_rate", "The prefix cache hit rate.", 0)
+	tok := newPromWriter(label{"model_name", m.model})
+	tok.counter("sglang:prompt_tokens", "Number of prefill tokens processed.", float64(m.promptTokens))
+	tok.counter("sglang:generation_tokens", "Number of generation tokens processed.", float64(m.genTokens))
+	tok.counter("sglang:cached_tokens", "Number of cached prompt tokens.", 0)
+	tok.counter("sglang:num_requests", "Number of requests processed.", float64(m.requests))
+	tok.counter("sglang:num_aborted_requests", "Number of requests aborted.", float64(m.aborted))
+	tok.hist("sglang:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
+	tok.hist("sglang:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", m.itl)
+	tok.hist("sglang:e2e_request_latency_seconds", "Histogram of End-to-end request latency in seconds", m.e2eLatency)
+	return sched.b.String() + tok.b.String()
 }
 
 // hfArch is the Hugging Face model_type and architecture of a catalogue model.

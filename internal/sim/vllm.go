@@ -223,18 +223,38 @@ func (s *VLLM) errorBody(e *apiError) any {
 	case EngineLlamaCPP:
 		return llamacppError(e)
 	case EngineSGLang:
-		return sglangError(e)
+		return flatError{Object: "error", Message: e.message, Type: errorTypes[e.status], Param: e.paramValue(), Code: e.status}
 	}
-	var param any
-	if e.param != "" {
-		param = e.param
-	}
-	body := map[string]any{"message": e.message, "type": errorTypes[e.status], "param": param, "code": e.status}
 	if s.version.less(version{0, 10, 1}) {
-		body["object"] = "error"
-		return body
+		return flatError{Object: "error", Message: e.message, Type: errorTypes[e.status], Param: e.paramValue(), Code: e.status}
 	}
-	return map[string]any{"error": body}
+	return struct {
+		Error errorInfo `json:"error"`
+	}{errorInfo{Message: e.message, Type: errorTypes[e.status], Param: e.paramValue(), Code: e.status}}
+}
+
+// errorInfo and flatError are vLLM's ErrorInfo and pre-0.10.1 ErrorResponse, in field order.
+type (
+	errorInfo struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Param   any    `json:"param"`
+		Code    int    `json:"code"`
+	}
+	flatError struct {
+		Object  string `json:"object"`
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Param   any    `json:"param"`
+		Code    int    `json:"code"`
+	}
+)
+
+func (e *apiError) paramValue() any {
+	if e.param == "" {
+		return nil
+	}
+	return e.param
 }
 
 func (s *VLLM) writeError(w http.ResponseWriter, err error) {
@@ -245,10 +265,19 @@ func (s *VLLM) writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, e.status, s.errorBody(e))
 }
 
+// writeJSON writes v as compact JSON without HTML escaping, as Python servers do.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(marshalJSON(v))
+}
+
+func marshalJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 func (s *VLLM) decode(r *http.Request, v any) error {
@@ -260,8 +289,16 @@ func (s *VLLM) decode(r *http.Request, v any) error {
 }
 
 func (s *VLLM) checkModel(name string) (string, error) {
-	if s.cfg.Engine == EngineLlamaCPP {
-		return s.llamacppModel(name), nil // llama-server serves one model, whatever a request names
+	switch s.cfg.Engine {
+	case EngineLlamaCPP, EngineSGLang:
+		// Both serve one model whatever a request names, and echo the name back.
+		if name == "" {
+			if s.cfg.Engine == EngineSGLang {
+				return "default", nil // SGLang's DEFAULT_MODEL_NAME
+			}
+			return s.cfg.ServedModelNames[0], nil
+		}
+		return name, nil
 	}
 	if name == "" {
 		return s.cfg.ServedModelNames[0], nil
@@ -444,7 +481,7 @@ func (s *VLLM) parseMessages(msgs []chatMessage) (prompt, error) {
 		text.WriteByte('\n')
 	}
 	if images > 0 && !s.vision {
-		return p, badRequest("%s is not a multimodal model", s.cfg.ServedModelNames[0])
+		return p, badRequest("%s", s.chatPreprocessMessage(s.cfg.ServedModelNames[0]+" is not a multimodal model"))
 	}
 	p.tokens += tokensPerAssistant
 	p.text = text.String()
@@ -558,6 +595,61 @@ type shape struct {
 	format *responseFormat
 }
 
+// contextError is the engine's refusal of input prompt tokens plus maxTokens (0: not given)
+// that do not fit the context, in the wording of the imitated release; nil when they fit.
+func (s *VLLM) contextError(input, maxTokens int, chat bool) *apiError {
+	L := s.maxLen
+	switch s.cfg.Engine {
+	case EngineSGLang:
+		switch {
+		case input >= L:
+			return badRequest("The input (%d tokens) is longer than the model's context length (%d tokens).", input, L)
+		case maxTokens > 0 && input+maxTokens >= L:
+			return badRequest("Requested token count exceeds the model's maximum context length of %d tokens. You requested a total of %d tokens: %d tokens from the input messages and %d tokens for the completion. Please reduce the number of tokens in the input messages or the completion to fit within the limit.",
+				L, input+maxTokens, input, maxTokens)
+		}
+		return nil
+	case EngineLlamaCPP:
+		if input >= L {
+			return badRequest("the request exceeds the available context size, try increasing it")
+		}
+		return nil // generation past the slot's context just stops (finish_reason "length")
+	}
+	var e *apiError
+	if s.version.less(version{0, 11, 0}) {
+		switch {
+		case maxTokens == 0 && input >= L:
+			e = badRequest("This model's maximum context length is %d tokens. However, you requested %d tokens in the messages, Please reduce the length of the messages.", L, input)
+		case maxTokens > 0 && input+maxTokens > L:
+			e = badRequest("This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
+				L, input+maxTokens, input, maxTokens)
+		}
+	} else {
+		switch {
+		case input >= L:
+			e = badRequest("This model's maximum context length is %d tokens. However, your request has %d input tokens. Please reduce the length of the input messages.", L, input)
+			e.param = "input_tokens"
+		case maxTokens > 0 && input+maxTokens > L:
+			e = badRequest("'max_tokens' or 'max_completion_tokens' is too large: %d. This model's maximum context length is %d tokens and your request has %d input tokens (%d > %d - %d).",
+				maxTokens, L, input, maxTokens, L, input)
+			e.param = "max_tokens"
+		}
+	}
+	if e != nil && chat {
+		e.message = s.chatPreprocessMessage(e.message)
+	}
+	return e
+}
+
+// chatPreprocessMessage is a chat request's validation error as vLLM 0.9–0.11 word it: the
+// chat handler formats f"{e} {e.__cause__}", leaving a literal " None" on the message.
+func (s *VLLM) chatPreprocessMessage(m string) string {
+	if s.cfg.Engine == EngineVLLM && !s.version.less(version{0, 9, 0}) && s.version.less(version{0, 12, 0}) {
+		return m + " None"
+	}
+	return m
+}
+
 func (s *VLLM) newJob(smp sampling, p prompt, chat bool, sh shape) (*job, error) {
 	model, err := s.checkModel(smp.Model)
 	if err != nil {
@@ -579,14 +671,10 @@ func (s *VLLM) newJob(smp sampling, p prompt, chat bool, sh shape) (*job, error)
 	if smp.MaxCompletionTokens != nil {
 		maxTokens = smp.MaxCompletionTokens
 	}
-	where := "messages"
-	if !chat {
-		where = "prompt"
-	}
 	limit := 0
 	if maxTokens == nil {
-		if input >= s.maxLen {
-			return nil, badRequest("This model's maximum context length is %d tokens. However, your request has %d input tokens. Please reduce the length of the input %s.", s.maxLen, input, where)
+		if err := s.contextError(input, 0, chat); err != nil {
+			return nil, err
 		}
 		limit = s.maxLen - input
 	} else {
@@ -594,9 +682,8 @@ func (s *VLLM) newJob(smp sampling, p prompt, chat bool, sh shape) (*job, error)
 		if limit < 1 {
 			return nil, &apiError{status: 400, message: fmt.Sprintf("max_tokens must be at least 1, got %d.", limit), param: "max_tokens"}
 		}
-		if input+limit > s.maxLen {
-			return nil, badRequest("This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the %s, %d in the completion). Please reduce the length of the %s or completion.",
-				s.maxLen, input+limit, input, where, limit, where)
+		if err := s.contextError(input, limit, chat); err != nil {
+			return nil, err
 		}
 	}
 	seed := s.cfg.Seed
