@@ -25,6 +25,7 @@ import (
 // simFlags are citadel sim's own flags and the real engines' that a supervisor passes.
 type simFlags struct {
 	engine, gpu, model, host, apiKey, dtype, quant, maxModelLen, vllmVersion string
+	maxLenFlag                                                               string // the flag that set maxModelLen
 	servedNames                                                              []string
 	port, maxNumSeqs, maxBatched, tp, numParallel                            int
 	gpuMemUtil, timeScale                                                    float64
@@ -150,6 +151,11 @@ as fast as possible (for gateway overhead benchmarks).`,
 			if err := checkEngineFlags(fl, f.engine); err != nil {
 				return err
 			}
+			for _, n := range []string{"max-model-len", "context-length", "ctx-size"} {
+				if fl.Changed(n) {
+					f.maxLenFlag = "--" + n
+				}
+			}
 			if !fl.Changed("api-key") && f.engine == engVLLM {
 				f.apiKey = e.getenv("VLLM_API_KEY")
 			}
@@ -247,6 +253,13 @@ as fast as possible (for gateway overhead benchmarks).`,
 				}
 			}
 		})
+		// A flag another engine registered first is also this one's.
+		for _, name := range append(slices.Clone(strs), bools...) {
+			p := fl.Lookup(name)
+			if have := p.Annotations[engineFlagAnnotation]; !slices.Contains(have, engines[0]) {
+				_ = fl.SetAnnotation(name, engineFlagAnnotation, append(slices.Clone(have), engines...))
+			}
+		}
 	}
 	ignored(vllm, []string{"download-dir", "revision", "tokenizer", "load-format", "kv-cache-dtype", "chat-template",
 		"chat-template-content-format", "generation-config", "limit-mm-per-prompt", "mm-processor-kwargs", "tool-call-parser",
@@ -310,7 +323,7 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	opts := perf.Options{TP: f.tp, GPUMemoryUtilization: f.gpuMemUtil, MaxNumSeqs: f.maxNumSeqs, MaxNumBatchedTokens: f.maxBatched}
 	if f.maxModelLen != "" {
 		if opts.MaxModelLen, err = parseModelLen(f.maxModelLen); err != nil {
-			return usagef("context length: %v", err)
+			return usagef("%s: %v", f.maxLenFlag, err)
 		}
 	} else if f.engine == engOllama || f.engine == engLlamaCPP {
 		// Ollama and llama-server give a model a context window of their own (num_ctx,

@@ -1,6 +1,10 @@
 // Package sim is `citadel sim`: an inference-engine simulator that speaks a real engine's HTTP
-// API (this slice: vLLM's OpenAI-compatible server) while the timing comes from the pure
-// performance model in internal/sim/perf.
+// API while the timing comes from the pure performance model in internal/sim/perf. The VLLM
+// type serves the OpenAI-compatible API in three dialects (Config.Engine): vLLM, SGLang (its
+// /generate, /health_generate, /get_model_info, /get_server_info, sglang: metrics, flat errors,
+// any model name accepted) and llama.cpp's llama-server (-np slots on the Ollama scheduler, a
+// 503 "Loading model" phase, /completion, /props, /slots, llamacpp: metrics). The Ollama type
+// is Ollama's own API, with its OpenAI-compatible /v1 on the same engine.
 //
 // # Concurrency
 //

@@ -184,6 +184,12 @@ func bearer(r *http.Request, key string) bool {
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+key)) == 1
 }
 
+// list is an OpenAI list object, "object" first as the Python servers write it.
+type list[T any] struct {
+	Object string `json:"object"`
+	Data   []T    `json:"data"`
+}
+
 // serveMetrics writes /metrics in the engine's names.
 func (s *VLLM) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -347,10 +353,10 @@ func (s *VLLM) models(w http.ResponseWriter, r *http.Request) {
 	var data []card
 	for i, n := range s.cfg.ServedModelNames {
 		data = append(data, card{ID: n, Object: "model", Created: s.created, OwnedBy: "vllm", Root: s.cfg.ModelRoot,
-			MaxModelLen: s.maxLen, Permission: []permission{{ID: fmt.Sprintf("modelperm-%d", i), Object: "model_permission",
+			MaxModelLen: s.maxLen, Permission: []permission{{ID: fmt.Sprintf("modelperm-%032x", i+1), Object: "model_permission",
 				Created: s.created, AllowSampling: true, AllowLogprobs: true, AllowView: true, Organization: "*"}}})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	writeJSON(w, http.StatusOK, list[card]{Object: "list", Data: data})
 }
 
 type tokenizeRequest struct {
