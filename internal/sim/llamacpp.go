@@ -218,7 +218,6 @@ type llamacppOut struct {
 	st      *stream
 	srv     *VLLM
 	started bool
-	sent    int
 	buf     bytes.Buffer
 }
 
