@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -357,4 +358,29 @@ func DecodeObject(raw []byte) (v1.Object, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// Logs writes an InferenceService replica's engine log to w: the last tail
+// lines, then, with follow, new lines until ctx ends.
+func (c *Client) Logs(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error {
+	q := url.Values{"namespace": {namespace}, "replica": {strconv.Itoa(replica)}, "tail": {strconv.Itoa(tail)}}
+	if follow {
+		q.Set("follow", "true")
+	}
+	hc := c.hc
+	if follow {
+		// A quiet engine may not write for a long time, and the answer starts with its
+		// first line: no response-header timeout while following.
+		hc = &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+	}
+	resp, err := c.send(ctx, hc, http.MethodGet, "/api/v1/inferenceservices/"+url.PathEscape(name)+"/logs", q, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }

@@ -49,12 +49,17 @@ type AcceleratorSelector struct {
 	Policy           *string         `json:"policy,omitempty"`
 }
 
-// InferenceService phases.
+// InferenceService phases: Pending (waiting for its model or a runtime) →
+// Scheduling (placing it on GPUs) → Starting (engines launched, not yet ready)
+// → Ready (every replica ready) | Degraded (some replicas ready, or restarting)
+// | Failed (cannot run until something changes).
 const (
-	ServicePending  = "Pending"
-	ServiceStarting = "Starting"
-	ServiceReady    = "Ready"
-	ServiceFailed   = "Failed"
+	ServicePending    = "Pending"
+	ServiceScheduling = "Scheduling"
+	ServiceStarting   = "Starting"
+	ServiceReady      = "Ready"
+	ServiceDegraded   = "Degraded"
+	ServiceFailed     = "Failed"
 )
 
 // InferenceServiceStatus is the observed state of a service.
@@ -64,9 +69,46 @@ type InferenceServiceStatus struct {
 	URL string `json:"url,omitempty"`
 	// Runtime is the runtime in use, selected or named.
 	Runtime string `json:"runtime,omitempty"`
+	// Runtimes are every runtime considered, with why each was rejected.
+	Runtimes []RuntimeCandidate `json:"runtimes,omitempty"`
 	// Replicas are the running engine instances.
 	Replicas      int32 `json:"replicas,omitempty"`
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Placement is the planner's decision, with its arithmetic.
+	Placement []string `json:"placement,omitempty"`
+	// Endpoints are the engine instances, for the gateway.
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+}
+
+// RuntimeCandidate is one runtime's verdict in selection.
+type RuntimeCandidate struct {
+	Name       string `json:"name"`
+	Namespaced bool   `json:"namespaced,omitempty"`
+	Score      int64  `json:"score,omitempty"`
+	Selected   bool   `json:"selected,omitempty"`
+	// Reason is why the runtime was rejected; empty when it is compatible.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Endpoint is one engine instance of a service.
+type Endpoint struct {
+	Replica  int    `json:"replica"`
+	Address  string `json:"address"` // host:port
+	Engine   string `json:"engine"`  // vllm, sglang, llamacpp, ollama
+	GPUs     []int  `json:"gpus,omitempty"`
+	Ready    bool   `json:"ready"`
+	Phase    string `json:"phase"` // the supervisor's: Starting, Ready, Unready, Restarting, CrashLoopBackOff, …
+	Restarts int    `json:"restarts,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	// Served are the model names the engine answers to.
+	Served []string `json:"served,omitempty"`
+	// Metrics is the Prometheus path and the series that give its load.
+	Metrics        string `json:"metrics,omitempty"`
+	RunningMetric  string `json:"runningMetric,omitempty"`
+	WaitingMetric  string `json:"waitingMetric,omitempty"`
+	KVUsageMetric  string `json:"kvUsageMetric,omitempty"`
+	LastExit       string `json:"lastExit,omitempty"`
+	LastExitReason string `json:"lastExitReason,omitempty"`
 }
 
 // Default fills the service's defaults.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -31,7 +32,16 @@ type Options struct {
 	Logger  *slog.Logger
 	// MaxBodyBytes bounds an apply request; default 32 MiB.
 	MaxBodyBytes int64
+	// Logs, when set, writes an InferenceService replica's engine log: the
+	// last tail lines, then (follow) new lines until ctx ends. It returns a
+	// *LogsError when there is no such service or replica.
+	Logs func(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error
 }
+
+// LogsError is a logs request that names no running service or replica.
+type LogsError struct{ Message string }
+
+func (e *LogsError) Error() string { return e.Message }
 
 // Server is the admin API.
 type Server struct {
@@ -63,6 +73,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/{plural}/{name}", s.get)
 	mux.HandleFunc("DELETE /api/v1/{plural}/{name}", s.delete)
 	mux.HandleFunc("PUT /api/v1/{plural}/{name}/status", s.putStatus)
+	mux.HandleFunc("GET /api/v1/inferenceservices/{name}/logs", s.logs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, v1.ReasonNotFound, fmt.Sprintf("no admin API route %s %s", r.Method, r.URL.Path), nil)
 	})
@@ -489,4 +500,68 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, reason, msg string, problems []v1.Problem) {
 	writeJSON(w, code, v1.ErrorResponse{Code: code, Reason: reason, Message: msg, Problems: problems})
+}
+
+// logs streams an engine's log as plain text: GET
+// /api/v1/inferenceservices/NAME/logs?namespace=NS&replica=N&tail=N&follow=true.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Logs == nil {
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, "this server runs no engines (no serving controller), so there are no engine logs", nil)
+		return
+	}
+	q := r.URL.Query()
+	ns := q.Get("namespace")
+	if ns == "" {
+		ns = v1.DefaultNamespace
+	}
+	num := func(name string, def int) (int, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, fmt.Sprintf("%s=%q: want a number of 0 or more", name, v), nil)
+			return 0, false
+		}
+		return n, true
+	}
+	replica, ok := num("replica", 0)
+	if !ok {
+		return
+	}
+	tail, ok := num("tail", 100)
+	if !ok {
+		return
+	}
+	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
+	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
+	err := s.opts.Logs(r.Context(), ns, r.PathValue("name"), replica, tail, follow, fw)
+	var le *LogsError
+	switch {
+	case errors.As(err, &le) && !fw.started:
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, le.Message, nil)
+	case err != nil && !fw.started:
+		writeError(w, http.StatusInternalServerError, v1.ReasonInternal, err.Error(), nil)
+	}
+}
+
+// flushWriter sends each write at once, starting a text/plain response.
+type flushWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	if !f.started {
+		f.started = true
+		f.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		f.w.WriteHeader(http.StatusOK)
+	}
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
 }

@@ -123,7 +123,7 @@ OME-format YAML and apply them:
 		newServe(e), newApply(e), newGet(e), newDescribe(e), newDelete(e),
 		newEvents(e), newSecret(e), newVersion(e), newPull(e),
 		newMirror(e),
-		newSim(e),
+		newSim(e), newLogs(e),
 	)
 	return root
 }

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,13 +16,18 @@ import (
 	"citadel.dev/citadel/client"
 	"citadel.dev/citadel/internal/agent"
 	"citadel.dev/citadel/internal/daemon"
+	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/pull"
+	"citadel.dev/citadel/internal/serving"
+	"citadel.dev/citadel/internal/sim/perf"
 	"citadel.dev/citadel/internal/version"
 )
 
 func newServe(e *env) *cobra.Command {
 	var dataDir, adminAddr, adminToken, logLevel, logFormat, ollamaRegistry string
-	var agentOn bool
+	var agentOn, enginesOn, simulate bool
+	var gpus string
+	var simScale float64
 	var stall time.Duration
 	var maxDownloads int
 	var minMBps float64
@@ -67,7 +75,23 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 					MinThroughput: int64(minMBps * 1e6),
 				})
 			}
+			var so *serving.Options
+			if enginesOn {
+				inv, err := inventory(cmd.Context(), gpus, simulate)
+				if err != nil {
+					return err
+				}
+				so = &serving.Options{Inventory: inv, CacheDir: st.hfCache}
+				if simulate {
+					self, err := os.Executable()
+					if err != nil {
+						return fmt.Errorf("--simulate-engines runs this binary as citadel sim, but its path is unknown: %w", err)
+					}
+					so.Simulate = &serving.Simulation{Citadel: self, TimeScale: simScale}
+				}
+			}
 			return daemon.Run(cmd.Context(), daemon.Options{
+				Serving:    so,
 				DataDir:    dataDir,
 				AdminAddr:  adminAddr,
 				AdminToken: adminToken,
@@ -92,7 +116,37 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.IntVar(&maxDownloads, "max-downloads", 2, "models downloading at once")
 	f.Float64Var(&minMBps, "min-throughput", 0, "MB/s below which a download's status carries a SlowDownload warning (0: none)")
 	f.StringVar(&ollamaRegistry, "ollama-registry", "", "Ollama registry for ollama:// models (host:port; default registry.ollama.ai)")
+	f.BoolVar(&enginesOn, "engines", true, "run the serving controller: start engines for InferenceServices")
+	f.StringVar(&gpus, "gpus", "auto", "GPU inventory: auto (nvidia-smi), none, or simulated profiles such as 2xrtx-4070-ti-super or rtx-4090,a100-80g")
+	f.BoolVar(&simulate, "simulate-engines", false, "run `citadel sim` with each engine's own flags in place of the engine (no GPU needed; use with --gpus PROFILES)")
+	f.Float64Var(&simScale, "sim-time-scale", 1, "with --simulate-engines: wall seconds per simulated second (0: no delay)")
 	return cmd
+}
+
+// inventory finds the GPUs engines may use.
+func inventory(ctx context.Context, spec string, simulate bool) ([]placement.GPU, error) {
+	switch spec {
+	case "none", "":
+		return nil, nil
+	case "auto":
+		if simulate {
+			return nil, usagef("--simulate-engines needs simulated GPUs: pass --gpus PROFILES, e.g. --gpus 2xrtx-4070-ti-super (profiles: %s)", strings.Join(perf.GPUNames(), ", "))
+		}
+		name, args, _ := strings.Cut(placement.Query, " ")
+		out, err := exec.CommandContext(ctx, name, strings.Fields(args)...).Output()
+		if err != nil {
+			if errors.Is(err, exec.ErrNotFound) {
+				return nil, nil // no NVIDIA driver: CPU-only engines (llama.cpp, Ollama) may still run
+			}
+			return nil, fmt.Errorf("reading the GPU inventory with %s: %w (pass --gpus none to run without GPUs)", placement.Query, err)
+		}
+		return placement.ParseNvidiaSMI(out)
+	}
+	inv, err := placement.FakeInventory(spec)
+	if err != nil {
+		return nil, usagef("--gpus %q: %v", spec, err)
+	}
+	return inv, nil
 }
 
 // defaultDataDir follows the XDG base directory convention for state.

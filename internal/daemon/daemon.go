@@ -19,6 +19,7 @@ import (
 	"citadel.dev/citadel/internal/admin"
 	"citadel.dev/citadel/internal/agent"
 	"citadel.dev/citadel/internal/pull"
+	"citadel.dev/citadel/internal/serving"
 	"citadel.dev/citadel/internal/store"
 )
 
@@ -41,6 +42,10 @@ type Options struct {
 	Puller *pull.Puller
 	// Agent tunes the model agent (Store, Puller, Logger, RecordsDir are set here).
 	Agent agent.Options
+	// Serving, when set, runs the serving controller, which starts engines for
+	// InferenceServices (Store and Logger are set here; Dir defaults to
+	// DataDir/engines). Without it services wait in Pending and say so.
+	Serving *serving.Options
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -65,14 +70,26 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("admin API cannot listen on %s: %w (is another citadel serve running? pick another with --admin-addr)", opts.AdminAddr, err)
 		}
 	}
-	api := admin.New(st, admin.Options{Token: opts.AdminToken, Version: opts.Version, Logger: log})
+	var ctrl *serving.Controller
+	aopts := admin.Options{Token: opts.AdminToken, Version: opts.Version, Logger: log}
+	if opts.Serving != nil {
+		so := *opts.Serving
+		so.Store, so.Logger = st, log.With("component", "serving")
+		if so.Dir == "" {
+			so.Dir = filepath.Join(opts.DataDir, "engines")
+		}
+		ctrl = serving.New(so)
+		aopts.Logs = ctrl.Logs
+	}
+	api := admin.New(st, aopts)
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	rec := &statusReconciler{st: st, log: log.With("component", "status"), now: opts.Now, debounce: 50 * time.Millisecond, agentRuns: opts.Puller != nil}
+	rec := &statusReconciler{st: st, log: log.With("component", "status"), now: opts.Now, debounce: 50 * time.Millisecond,
+		agentRuns: opts.Puller != nil, servingRuns: ctrl != nil}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Requests (watch streams above all) end when the daemon stops.
@@ -86,6 +103,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		ag := agent.New(ao)
 		g.Go(func() error { return ag.Run(gctx) })
+	}
+	if ctrl != nil {
+		g.Go(func() error { return ctrl.Run(gctx) })
 	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -24,6 +24,8 @@ type statusReconciler struct {
 	debounce time.Duration
 	// agentRuns: the model agent owns model status; this only reads it.
 	agentRuns bool
+	// servingRuns: the serving controller owns InferenceService status.
+	servingRuns bool
 }
 
 func (r *statusReconciler) run(ctx context.Context) error {
@@ -93,6 +95,9 @@ func (r *statusReconciler) resync(ctx context.Context) error {
 	// Models first, services next, routes last: each reads the one before.
 	for _, kind := range []string{v1.KindClusterBaseModel, v1.KindBaseModel, v1.KindClusterServingRuntime, v1.KindServingRuntime, v1.KindInferenceService, v1.KindRoute} {
 		if r.agentRuns && (kind == v1.KindClusterBaseModel || kind == v1.KindBaseModel) {
+			continue
+		}
+		if r.servingRuns && kind == v1.KindInferenceService {
 			continue
 		}
 		for key, o := range wd.objects {

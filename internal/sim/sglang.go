@@ -310,6 +310,7 @@ func (m *metrics) sglang() string {
 
 // hfArch is the Hugging Face model_type and architecture of a catalogue model.
 func hfArch(name string) (modelType, arch string) {
+	name = strings.ToLower(name)
 	switch {
 	case strings.HasPrefix(name, "mimo-vl"):
 		return "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration"

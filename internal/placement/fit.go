@@ -1,0 +1,821 @@
+package placement
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"citadel.dev/citadel/internal/sim/perf"
+)
+
+// slot is one GPU and what the plan has put on it so far.
+type slot struct {
+	gpu      GPU
+	pg       perf.GPU
+	reserved int64 // taken by exclusive engines: utilisation × total each
+	peak     int64 // the largest shared model placed here
+	holders  []holder
+}
+
+type holder struct {
+	service string
+	bytes   int64
+	shared  bool
+}
+
+// state is the inventory, sorted by index, with the reservations so far.
+type state []slot
+
+func newState(inv []GPU) (state, error) {
+	st := make(state, len(inv))
+	var errs []error
+	for i, g := range inv {
+		if g.MemoryTotal <= 0 || g.MemoryUsed < 0 || g.MemoryUsed > g.MemoryTotal {
+			errs = append(errs, fmt.Errorf("GPU %d: memory used %d of %d bytes: want 0 ≤ used ≤ total, total > 0", g.Index, g.MemoryUsed, g.MemoryTotal))
+		}
+		st[i] = slot{gpu: g, pg: g.perfGPU()}
+	}
+	slices.SortFunc(st, func(a, b slot) int { return cmp.Compare(a.gpu.Index, b.gpu.Index) })
+	for i := 1; i < len(st); i++ {
+		if st[i].gpu.Index == st[i-1].gpu.Index {
+			errs = append(errs, fmt.Errorf("GPU index %d appears twice", st[i].gpu.Index))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("GPU inventory: %w", errors.Join(errs...))
+	}
+	return st, nil
+}
+
+func (s state) clone() state {
+	c := slices.Clone(s)
+	for i := range c {
+		c[i].holders = slices.Clone(c[i].holders)
+	}
+	return c
+}
+
+// free is what a new model can use on the GPU: an exclusive engine must leave room for the
+// largest shared model; a shared model only has to fit beside the exclusive engines, because
+// the shared server swaps its own models.
+func (s *slot) free(shared bool) int64 {
+	f := s.gpu.MemoryTotal - s.gpu.MemoryUsed - s.reserved
+	if !shared {
+		f -= s.peak
+	}
+	return f
+}
+
+func (s *slot) idleFree() int64 { return s.gpu.MemoryTotal - s.gpu.MemoryUsed }
+
+// describe says how much of the GPU is free to a new model and who holds the rest.
+func (s *slot) describe(shared bool) string {
+	var parts, sharedBy []string
+	if s.gpu.MemoryUsed > 0 {
+		parts = append(parts, gib(s.gpu.MemoryUsed)+" used by other processes")
+	}
+	for _, h := range s.holders {
+		if h.shared {
+			sharedBy = append(sharedBy, h.service)
+		} else {
+			parts = append(parts, gib(h.bytes)+" reserved by "+h.service)
+		}
+	}
+	if len(sharedBy) > 0 && !shared {
+		parts = append(parts, fmt.Sprintf("%s for shared models (%s)", gib(s.peak), strings.Join(sharedBy, ", ")))
+	}
+	d := fmt.Sprintf("GPU %d has %s free of %s", s.gpu.Index, gib(max(s.free(shared), 0)), gib(s.gpu.MemoryTotal))
+	if len(parts) > 0 {
+		d += ": " + strings.Join(parts, ", ")
+	}
+	return d
+}
+
+// job is a validated request with its defaults filled in.
+type job struct {
+	Request
+	idx      int
+	autoUtil bool
+	util     float64 // exclusive engines: the requested utilisation, or the default
+	tokens   int64   // MaxModelLen × Concurrency
+	allowed  []int   // positions in the state
+}
+
+func newJob(r Request, st state) (*job, error) {
+	j := &job{Request: r}
+	if j.Service == "" {
+		j.Service = r.Model.Name
+	}
+	if j.Quant == "" {
+		j.Quant = cmp.Or(r.Model.Quant, perf.QuantBF16)
+	}
+	if j.Concurrency == 0 {
+		j.Concurrency = 1
+	}
+	if j.Replicas == 0 {
+		j.Replicas = 1
+	}
+	if j.MaxModelLen == 0 {
+		j.MaxModelLen = r.Model.MaxContext
+		if j.Shared {
+			j.MaxModelLen = min(defaultSharedContext, r.Model.MaxContext)
+		}
+	}
+	j.util, j.autoUtil = r.GPUMemoryUtilization, r.GPUMemoryUtilization == 0
+	if j.autoUtil {
+		j.util = perf.DefaultGPUMemoryUtilization
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", j.Service, fmt.Sprintf(format, args...)))
+	}
+	if j.Concurrency < 0 || j.Concurrency > perf.DefaultMaxNumSeqs {
+		bad("concurrency %d is not in [1, %d]: vLLM runs at most %d sequences at once (max_num_seqs)",
+			r.Concurrency, perf.DefaultMaxNumSeqs, perf.DefaultMaxNumSeqs)
+	}
+	if j.Replicas < 0 || j.Replicas > maxReplicas {
+		bad("replicas %d is not in [1, %d]", r.Replicas, maxReplicas)
+	}
+	if !(j.util > 0 && j.util <= 1) {
+		bad("gpu memory utilization %g is not in (0, 1]", r.GPUMemoryUtilization)
+	}
+	if j.TP < 0 {
+		bad("tensor parallel %d is negative", r.TP)
+	} else if j.TP > 0 && !j.Shared && r.Model.Heads > 0 && r.Model.Heads%j.TP != 0 {
+		bad("tensor parallel %d does not divide %s's %d attention heads", j.TP, r.Model.Name, r.Model.Heads)
+	}
+	if j.MaxModelLen < 0 {
+		bad("max model len %d is negative", r.MaxModelLen)
+	} else if r.Model.MaxContext > 0 && j.MaxModelLen > r.Model.MaxContext {
+		bad("max model len %d is more than %s's context of %d tokens", j.MaxModelLen, r.Model.Name, r.Model.MaxContext)
+	}
+	if len(errs) == 0 {
+		// perf validates the model's shape and the weight format.
+		if _, err := perf.NewPlan(perf.GPU{Name: "check", MemoryBytes: 1 << 40}, r.Model,
+			perf.Options{Quant: j.Quant, MaxModelLen: j.MaxModelLen}); err != nil {
+			var pe *perf.PlanError
+			if !errors.As(err, &pe) {
+				errs = append(errs, fmt.Errorf("%s: %w", j.Service, err))
+			}
+		}
+	}
+	seen := map[int]bool{}
+	for _, p := range r.Pinned {
+		i := slices.IndexFunc(st, func(s slot) bool { return s.gpu.Index == p })
+		switch {
+		case seen[p]:
+			bad("pinned GPU %d is listed twice", p)
+		case i < 0:
+			bad("pinned GPU %d is not in the inventory (%s)", p, inventoryList(st))
+		default:
+			j.allowed = append(j.allowed, i)
+		}
+		seen[p] = true
+	}
+	if len(r.Pinned) == 0 {
+		for i := range st {
+			j.allowed = append(j.allowed, i)
+		}
+	}
+	slices.Sort(j.allowed)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	j.tokens = int64(j.MaxModelLen) * int64(j.Concurrency)
+	return j, nil
+}
+
+func inventoryList(st state) string {
+	if len(st) == 0 {
+		return "no GPUs"
+	}
+	ix := make([]int, len(st))
+	for i, s := range st {
+		ix[i] = s.gpu.Index
+	}
+	return "GPUs " + joinInts(ix, ", ")
+}
+
+// size orders the services: weights plus the KV cache they need, over all replicas.
+func (j *job) size() int64 {
+	return int64(j.Replicas) * (j.Model.WeightBytes(j.Quant) + j.tokens*j.Model.KVBytesPerToken())
+}
+
+// eval is the memory one GPU of a tp-wide replica needs.
+type eval struct {
+	plan perf.Plan // at the job's utilisation (shared: the whole GPU)
+	err  error     // perf's refusal at that utilisation, if any
+	kv   int64     // KV cache for the job's tokens, in whole blocks
+	need int64     // weights + activations and runtime + kv
+}
+
+func (j *job) eval(g perf.GPU, tp int) eval {
+	util := j.util
+	if j.Shared {
+		util = 1
+	}
+	opts := perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant}
+	if j.Shared {
+		opts.Parallel = j.Concurrency // Ollama's slots
+	}
+	p, err := perf.NewPlan(g, j.Model, opts)
+	var pe *perf.PlanError
+	if err != nil && !errors.As(err, &pe) {
+		// newJob checked everything else NewPlan validates; only the tensor-parallel size is new.
+		return eval{err: err, need: math.MaxInt64}
+	}
+	blocks := (j.tokens + perf.BlockSize - 1) / perf.BlockSize
+	e := eval{plan: p, err: err, kv: blocks * perf.BlockSize * p.KVBytesPerToken}
+	e.need = p.WeightBytes + p.ActivationBytes + e.kv
+	return e
+}
+
+// room is the utilisation and memory budget the job gets on s when free bytes are free. An
+// exclusive engine takes utilisation × total, and vLLM refuses to start unless that much is
+// free; with the default utilisation the planner lowers it (in hundredths) to what is free. A
+// shared model's budget is the free memory. A negative budget means no room at all.
+func (j *job) room(s *slot, free int64) (util float64, budget int64) {
+	if j.Shared {
+		return 0, free
+	}
+	total := s.gpu.MemoryTotal
+	u := j.util
+	if j.autoUtil {
+		u = min(u, math.Floor(float64(free)/float64(total)*100+1e-9)/100)
+	}
+	b := int64(float64(total) * u)
+	if u <= 0 || b > free {
+		return u, -1
+	}
+	return u, b
+}
+
+// tps are the tensor-parallel sizes to try with n GPUs available: the request's, or powers of two.
+func (j *job) tps(n int) []int {
+	if j.TP > 0 {
+		return []int{j.TP}
+	}
+	tps := []int{1}
+	for tp := 2; tp <= n; tp *= 2 {
+		if j.Shared || j.Model.Heads%tp == 0 { // vLLM shards the heads; Ollama splits layers
+			tps = append(tps, tp)
+		}
+	}
+	return tps
+}
+
+// replica is one placed replica.
+type replica struct {
+	a     Assignment
+	slots []int
+	needs []int64 // per slot
+	lines []string
+}
+
+// placeReplica finds a place for one replica on the allowed GPUs not in exclude, or says why
+// there is none, one line per layout tried.
+func (j *job) placeReplica(st state, exclude map[int]bool) (*replica, []string) {
+	var cands []int
+	for _, c := range j.allowed {
+		if !exclude[c] {
+			cands = append(cands, c)
+		}
+	}
+	var lines []string
+	for _, tp := range j.tps(len(cands)) {
+		if tp > len(cands) {
+			lines = append(lines, fmt.Sprintf("not enough GPUs for %s: %d needed, %s", j.sizeName(tp), tp, j.available(st, cands, exclude)))
+			continue
+		}
+		evs := make([]eval, len(cands))
+		var idleOK, nowOK []int // positions in cands
+		for i, c := range cands {
+			s := &st[c]
+			evs[i] = j.eval(s.pg, tp)
+			if _, b := j.room(s, s.idleFree()); evs[i].need <= b {
+				idleOK = append(idleOK, i)
+			}
+			if _, b := j.room(s, s.free(j.Shared)); evs[i].need <= b {
+				nowOK = append(nowOK, i)
+			}
+		}
+		if sel, util := j.pick(st, cands, evs, nowOK, tp); sel != nil {
+			return j.assign(st, tp, cands, evs, sel, util), lines
+		}
+		if len(idleOK) >= tp {
+			lines = append(lines, j.heldLine(st, tp, cands, evs, idleOK, nowOK))
+			continue
+		}
+		for _, i := range groups(st, cands) {
+			if slices.Contains(idleOK, i) {
+				continue
+			}
+			s := &st[cands[i]]
+			lines = append(lines, fmt.Sprintf("%s does not fit: %s", j.spread(tp), j.arith(tp, s, evs[i], s.idleFree(), 0)))
+		}
+	}
+	return nil, lines
+}
+
+// groups returns one position in cands per kind of GPU (profile and memory), the first of each.
+func groups(st state, cands []int) []int {
+	var out []int
+	for i, c := range cands {
+		if !slices.ContainsFunc(out, func(o int) bool {
+			a, b := st[cands[o]].gpu, st[c].gpu
+			return a.kind() == b.kind() && a.MemoryTotal == b.MemoryTotal && a.MemoryUsed == b.MemoryUsed
+		}) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// pick chooses tp of the candidates that have room now (positions ok in cands). Shared models
+// go where they raise the shared peak least, then where the least memory is free (best fit);
+// exclusive engines go where they get the highest utilisation, then best fit. Ties go to the
+// lower index. It returns positions in cands, or nil.
+func (j *job) pick(st state, cands []int, evs []eval, ok []int, tp int) ([]int, float64) {
+	if len(ok) < tp {
+		return nil, 0
+	}
+	free := func(i int) int64 { return st[cands[i]].free(j.Shared) }
+	if j.Shared {
+		rise := func(i int) int64 { return max(evs[i].need-st[cands[i]].peak, 0) }
+		sel := slices.Clone(ok)
+		slices.SortStableFunc(sel, func(a, b int) int { return cmp.Or(cmp.Compare(rise(a), rise(b)), cmp.Compare(free(a), free(b))) })
+		sel = sel[:tp]
+		slices.Sort(sel)
+		return sel, 0
+	}
+	utils := make([]float64, len(cands))
+	var levels []float64
+	for _, i := range ok {
+		utils[i], _ = j.room(&st[cands[i]], free(i))
+		levels = append(levels, utils[i])
+	}
+	slices.Sort(levels)
+	slices.Reverse(levels)
+	for _, v := range slices.Compact(levels) {
+		var sel []int
+		for _, i := range ok {
+			if utils[i] >= v && evs[i].need <= int64(float64(st[cands[i]].gpu.MemoryTotal)*v) {
+				sel = append(sel, i)
+			}
+		}
+		if len(sel) >= tp {
+			slices.SortStableFunc(sel, func(a, b int) int { return cmp.Compare(free(a), free(b)) })
+			sel = sel[:tp]
+			slices.Sort(sel)
+			return sel, v
+		}
+	}
+	return nil, 0
+}
+
+// assign builds the replica on the chosen candidates (positions sel in cands).
+func (j *job) assign(st state, tp int, cands []int, evs []eval, sel []int, util float64) *replica {
+	r := &replica{a: Assignment{TP: tp, MemoryUtilization: util}}
+	bestKV := int64(math.MaxInt64)
+	for _, i := range sel {
+		c := cands[i]
+		s := &st[c]
+		r.slots = append(r.slots, c)
+		r.needs = append(r.needs, evs[i].need)
+		r.a.GPUs = append(r.a.GPUs, s.gpu.Index)
+		var p perf.Plan
+		if j.Shared {
+			p = evs[i].plan
+			p.Options.GPUMemoryUtilization = float64(evs[i].need) / float64(s.gpu.MemoryTotal)
+			p.BudgetBytes, p.KVBytes = evs[i].need, evs[i].kv
+			p.KVBlocks = int(evs[i].kv / (perf.BlockSize * p.KVBytesPerToken))
+			p.KVTokens = int64(p.KVBlocks) * perf.BlockSize
+		} else {
+			var err error
+			p, err = perf.NewPlan(s.pg, j.Model, perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant})
+			if err != nil || p.KVTokens < j.tokens {
+				panic(fmt.Sprintf("placement: %s fits by the arithmetic but not by perf.NewPlan: %v", j.Service, err))
+			}
+		}
+		if p.KVTokens < bestKV {
+			bestKV, r.a.Plan = p.KVTokens, p
+		}
+	}
+	var sub []int
+	for _, i := range sel {
+		sub = append(sub, cands[i])
+	}
+	where := j.layout(r.a)
+	for _, k := range groups(st, sub) {
+		s := &st[sub[k]]
+		i := sel[k]
+		line := where + ": " + j.arith(tp, s, evs[i], s.free(j.Shared), util)
+		if j.Shared {
+			line += "; Ollama loads it on demand, unloading idle models to make room"
+		} else {
+			p := r.a.Plan
+			line += fmt.Sprintf("; the KV cache gets %s = %d tokens, %.2f × %d", gib(p.KVBytes), p.KVTokens, p.MaxConcurrency(), j.MaxModelLen)
+		}
+		r.lines = append(r.lines, line)
+	}
+	if j.Shared {
+		r.lines = append(r.lines, fmt.Sprintf("shared server: CUDA_VISIBLE_DEVICES=%s, num_ctx %d, OLLAMA_NUM_PARALLEL %d",
+			r.a.CUDAVisibleDevices(), j.MaxModelLen, j.Concurrency))
+	} else {
+		r.lines = append(r.lines, fmt.Sprintf("CUDA_VISIBLE_DEVICES=%s --tensor-parallel-size %d --gpu-memory-utilization %s --max-model-len %d",
+			r.a.CUDAVisibleDevices(), tp, ratio(util), j.MaxModelLen))
+	}
+	return r
+}
+
+// arith is the memory sum for one GPU of a tp-wide replica against what the job may use there
+// when free bytes are free: a shared model the free memory; an exclusive engine util × total
+// (util 0: the utilisation room gives it).
+func (j *job) arith(tp int, s *slot, e eval, free int64, util float64) string {
+	each, per := "", ""
+	if tp > 1 {
+		each, per = " each", "per GPU "
+	}
+	total := s.gpu.MemoryTotal
+	var budget int64
+	var against, but string
+	switch {
+	case j.Shared:
+		budget = free
+		against = gib(max(free, 0)) + " free"
+	default:
+		u, b := util, int64(float64(total)*util)
+		if util == 0 {
+			u, b = j.room(s, free)
+		}
+		if b < 0 { // vLLM checks at start-up that util × total is free
+			u, b = j.util, int64(float64(total)*j.util)
+			but = fmt.Sprintf("; but GPU %d has only %s free, and vLLM starts only when %s are", s.gpu.Index, gib(max(free, 0)), gib(b))
+		}
+		budget = b
+		against = fmt.Sprintf("%s (%s × %s", gib(b), ratio(u), gib(total))
+		if u < j.util {
+			against += ", as much as is free"
+		}
+		against += ")"
+	}
+	op := "≤"
+	if e.need > budget {
+		op = ">"
+	}
+	line := fmt.Sprintf("%s %s on %d× %s (%s%s): %sweights %s + activations and runtime %s + KV for %s tokens %s = %s %s %s%s",
+		j.Model.Name, j.Quant, tp, s.gpu.kind(), gib(total), each, per,
+		gib(e.plan.WeightBytes), gib(e.plan.ActivationBytes), j.tokenText(), gib(e.kv), gib(e.need), op, against, but)
+	if errors.Is(e.err, perf.ErrOutOfMemory) {
+		line += fmt.Sprintf("; the weights alone do not fit in %s", gib(total))
+	}
+	return line
+}
+
+func (j *job) tokenText() string {
+	if j.Concurrency > 1 {
+		return fmt.Sprintf("%d × %d", j.Concurrency, j.MaxModelLen)
+	}
+	return strconv.Itoa(j.MaxModelLen)
+}
+
+// heldLine explains a tensor-parallel size that fits the GPUs but not what others left free.
+func (j *job) heldLine(st state, tp int, cands []int, evs []eval, idleOK, nowOK []int) string {
+	i := idleOK[0]
+	s := &st[cands[i]]
+	var busy []string
+	for _, k := range idleOK {
+		if !slices.Contains(nowOK, k) {
+			busy = append(busy, st[cands[k]].describe(j.Shared))
+		}
+	}
+	room := "no GPU has room"
+	if len(nowOK) > 0 {
+		room = fmt.Sprintf("only %d of the %d GPUs it needs has room", len(nowOK), tp)
+	}
+	return fmt.Sprintf("%s would fit (%s), but %s: %s", j.spread(tp), j.arith(tp, s, evs[i], s.idleFree(), 0), room, strings.Join(busy, "; "))
+}
+
+// available says which GPUs a replica may use.
+func (j *job) available(st state, cands []int, exclude map[int]bool) string {
+	var why []string
+	if len(j.Pinned) > 0 {
+		why = append(why, "pinned to GPUs "+joinInts(j.Pinned, ","))
+	}
+	if len(exclude) > 0 {
+		var ix []int
+		for c := range exclude {
+			ix = append(ix, st[c].gpu.Index)
+		}
+		slices.Sort(ix)
+		why = append(why, "earlier replicas hold GPUs "+joinInts(ix, ",")+" and replicas need distinct GPUs")
+	}
+	n := fmt.Sprintf("%d available", len(cands))
+	if len(st) == 0 {
+		n = "the inventory has none"
+	}
+	if len(why) > 0 {
+		n += " (" + strings.Join(why, "; ") + ")"
+	}
+	return n
+}
+
+// spread names a tp-wide layout as the subject of a sentence: vLLM shards the tensors; Ollama
+// splits the layers.
+func (j *job) spread(tp int) string {
+	switch {
+	case !j.Shared:
+		return fmt.Sprintf("tensor parallel %d", tp)
+	case tp == 1:
+		return "on one GPU, it"
+	}
+	return fmt.Sprintf("split over %d GPUs, it", tp)
+}
+
+// sizeName names a tp-wide layout as an object: "tensor parallel 2", "one GPU", "a split over 2 GPUs".
+func (j *job) sizeName(tp int) string {
+	switch {
+	case !j.Shared:
+		return fmt.Sprintf("tensor parallel %d", tp)
+	case tp == 1:
+		return "one GPU"
+	}
+	return fmt.Sprintf("a split over %d GPUs", tp)
+}
+
+// layout names a placed replica: "on GPU 0", "tensor parallel 2 over GPUs 0,1", "split over GPUs 0,1".
+func (j *job) layout(a Assignment) string {
+	switch {
+	case a.TP == 1:
+		return "on GPU " + a.CUDAVisibleDevices()
+	case j.Shared:
+		return "split over GPUs " + a.CUDAVisibleDevices()
+	}
+	return fmt.Sprintf("tensor parallel %d over GPUs %s", a.TP, a.CUDAVisibleDevices())
+}
+
+// placed is a service that fits, and the state with it.
+type placed struct {
+	Decision
+	state state
+}
+
+// failure is a service that does not fit.
+type failure struct {
+	lines []string
+}
+
+// place lays out every replica of j on a copy of st.
+func place(j *job, st state) (placed, *failure) {
+	st = st.clone()
+	lines := []string{j.header()}
+	failed := []string{j.header()} // a refusal's lines: what was tried, and only a summary of what fitted
+	seen := map[string]bool{}
+	used := map[int]bool{}
+	var reps []Assignment
+	for n := 1; n <= j.Replicas; n++ {
+		label := ""
+		if j.Replicas > 1 {
+			label = fmt.Sprintf("replica %d: ", n)
+		}
+		var exclude map[int]bool
+		if j.OnePerGPU || j.Shared {
+			exclude = used
+		}
+		r, tried := j.placeReplica(st, exclude)
+		for _, l := range tried {
+			if !seen[l] {
+				seen[l] = true
+				lines = append(lines, label+l)
+				failed = append(failed, label+l)
+			}
+		}
+		if r == nil {
+			return placed{}, &failure{lines: failed}
+		}
+		for k, c := range r.slots {
+			s := &st[c]
+			if j.Shared {
+				s.peak = max(s.peak, r.needs[k])
+				s.holders = append(s.holders, holder{j.Service, r.needs[k], true})
+			} else {
+				b := int64(float64(s.gpu.MemoryTotal) * r.a.MemoryUtilization)
+				s.reserved += b
+				s.holders = append(s.holders, holder{j.Service, b, false})
+			}
+			used[c] = true
+		}
+		for _, l := range r.lines {
+			lines = append(lines, label+l)
+		}
+		failed = append(failed, label+"fits "+j.layout(r.a))
+		reps = append(reps, r.a)
+	}
+	return placed{Decision: Decision{Service: j.Service, Replicas: reps, Lines: lines}, state: st}, nil
+}
+
+func (j *job) header() string {
+	ctx, seqs := "max-model-len", "sequence"
+	if j.Shared {
+		ctx, seqs = "num_ctx", "slot"
+	}
+	if j.Concurrency > 1 {
+		seqs += "s"
+	}
+	kvpt := j.Model.KVBytesPerToken()
+	return fmt.Sprintf("%s %s: weights %s; KV cache %g KiB per token × %d tokens (%s %d × %d %s) = %s",
+		j.Model.Name, j.Quant, gib(j.Model.WeightBytes(j.Quant)), float64(kvpt)/1024, j.tokens, ctx, j.MaxModelLen,
+		j.Concurrency, seqs, gib(j.tokens*kvpt))
+}
+
+// where describes a placement for an alternative: "on one GPU (GPU 0)", "with tensor parallel
+// 2 over GPUs 0,1", "split over GPUs 0,1", or one per replica.
+func (j *job) where(d Decision) string {
+	if len(d.Replicas) == 1 {
+		if a := d.Replicas[0]; a.TP == 1 {
+			return "on one GPU (GPU " + a.CUDAVisibleDevices() + ")"
+		} else if !j.Shared {
+			return "with " + j.layout(a)
+		}
+		return j.layout(d.Replicas[0])
+	}
+	parts := make([]string, len(d.Replicas))
+	for i, a := range d.Replicas {
+		parts[i] = j.layout(a)
+	}
+	return fmt.Sprintf("as %d replicas: %s", len(parts), strings.Join(parts, "; "))
+}
+
+// refuse explains a failure and lists single changes that would fit.
+func refuse(j *job, st state, f *failure) *Refusal {
+	r := &Refusal{Service: j.Service, Lines: f.lines}
+	var try tryFunc = func(change func(*Request)) (Decision, *job, bool) {
+		req := j.Request
+		req.Pinned = slices.Clone(j.Pinned)
+		change(&req)
+		jj, err := newJob(req, st)
+		if err != nil {
+			return Decision{}, nil, false
+		}
+		p, fail := place(jj, st)
+		return p.Decision, jj, fail == nil
+	}
+	alt := func(s string) { r.Alternatives = append(r.Alternatives, s) }
+
+	if j.TP > 0 {
+		if d, jj, ok := try(func(q *Request) { q.TP = 0 }); ok {
+			alt(strings.TrimPrefix(jj.where(d), "with "))
+		}
+	}
+	variants := []perf.Quant{perf.QuantFP8, perf.QuantAWQInt4}
+	if j.Shared {
+		variants = []perf.Quant{perf.QuantQ4KM}
+	}
+	for _, q := range variants {
+		w := j.Model.WeightBytes(q)
+		if j.Quant != perf.QuantBF16 && j.Quant != perf.QuantFP8 || w >= j.Model.WeightBytes(j.Quant) {
+			continue // already 4-bit, or no smaller
+		}
+		bits := "a 4-bit"
+		if q == perf.QuantFP8 {
+			bits = "an 8-bit"
+		}
+		if d, jj, ok := try(func(r *Request) { r.Quant = q }); ok {
+			alt(fmt.Sprintf("%s variant (%s: weights %s) %s", bits, q, gib(w), jj.where(d)))
+			continue
+		}
+		// The variant alone is not enough: with how much context would it fit?
+		if l := j.longest(try, func(r *Request) { r.Quant = q }); l > 0 {
+			d, jj, _ := try(func(r *Request) { r.Quant, r.MaxModelLen = q, l })
+			alt(fmt.Sprintf("%s variant (%s: weights %s) and %s %d %s", bits, q, gib(w), j.contextFlag(), l, jj.where(d)))
+		}
+	}
+	if l := j.longest(try, func(*Request) {}); l > 0 {
+		d, jj, _ := try(func(r *Request) { r.MaxModelLen = l })
+		alt(fmt.Sprintf("%s %d %s", j.contextFlag(), l, jj.where(d)))
+	}
+	if c := largest(1, j.Concurrency-1, func(n int) bool {
+		_, _, ok := try(func(r *Request) { r.Concurrency = n })
+		return ok
+	}); c >= 1 {
+		d, jj, _ := try(func(r *Request) { r.Concurrency = c })
+		alt(fmt.Sprintf("concurrency %d (KV for %d × %d tokens) %s", c, c, j.MaxModelLen, jj.where(d)))
+	}
+	if !j.Shared {
+		var us []float64
+		for u := math.Round(j.util*100) + 1; u <= maxSuggestedUtilization*100; u++ {
+			us = append(us, u/100)
+		}
+		if !j.autoUtil { // a set utilisation may be more than is free
+			for u := math.Round(j.util*100) - 1; u >= 10; u-- {
+				us = append(us, u/100)
+			}
+		}
+		for _, u := range us {
+			if d, jj, ok := try(func(r *Request) { r.GPUMemoryUtilization = u }); ok {
+				alt(fmt.Sprintf("--gpu-memory-utilization %s %s", ratio(u), jj.where(d)))
+				break
+			}
+		}
+	}
+	if j.Replicas > 1 {
+		if n := largest(1, j.Replicas-1, func(n int) bool {
+			_, _, ok := try(func(r *Request) { r.Replicas = n })
+			return ok
+		}); n >= 1 {
+			d, jj, _ := try(func(r *Request) { r.Replicas = n })
+			alt(fmt.Sprintf("%d replicas instead of %d, %s", n, j.Replicas, jj.where(d)))
+		}
+	}
+	if len(j.Pinned) > 0 {
+		if d, jj, ok := try(func(r *Request) { r.Pinned = nil }); ok {
+			alt("without pinning, " + jj.where(d))
+		}
+	}
+	if len(r.Alternatives) > 0 {
+		return r
+	}
+	// Nothing fits beside the other services: would it fit alone?
+	idle := st.clone()
+	var holders []string
+	for i := range idle {
+		if slices.Contains(j.allowed, i) {
+			for _, h := range idle[i].holders {
+				if !slices.Contains(holders, h.service) {
+					holders = append(holders, h.service)
+				}
+			}
+		}
+		idle[i].reserved, idle[i].peak, idle[i].holders = 0, 0, nil
+	}
+	if len(holders) > 0 {
+		if p, fail := place(j, idle); fail == nil {
+			alt(fmt.Sprintf("if %s did not hold the GPUs, it would fit %s", strings.Join(holders, " and "), j.where(p.Decision)))
+			return r
+		}
+	}
+	// Nothing fits here: say how big a GPU would have to be.
+	tps := j.tps(len(j.allowed))
+	tp := tps[len(tps)-1]
+	e := j.eval(perf.GPU{Name: "any", MemoryBytes: 1 << 50}, tp)
+	if e.err == nil || errors.As(e.err, new(*perf.PlanError)) {
+		if j.Shared {
+			alt(fmt.Sprintf("GPUs with %s free each: that is its need per GPU with %s", gib(e.need), j.sizeName(tp)))
+		} else {
+			alt(fmt.Sprintf("GPUs of at least %s each: with %s it needs %s per GPU, within %s of a GPU's memory",
+				gib(int64(math.Ceil(float64(e.need)/j.util))), j.sizeName(tp), gib(e.need), ratio(j.util)))
+		}
+	}
+	return r
+}
+
+// tryFunc places the service with a change to its request, against the other services.
+type tryFunc func(change func(*Request)) (Decision, *job, bool)
+
+// longest is the longest context, in whole thousands (1024) of tokens and shorter than the
+// request's, with which the changed request fits; 0 if none of at least 1024 does.
+func (j *job) longest(try tryFunc, change func(*Request)) int {
+	l := largest(1, (j.MaxModelLen-1)/1024, func(k int) bool {
+		_, _, ok := try(func(r *Request) { change(r); r.MaxModelLen = k * 1024 })
+		return ok
+	})
+	return l * 1024
+}
+
+func (j *job) contextFlag() string {
+	if j.Shared {
+		return "num_ctx"
+	}
+	return "--max-model-len"
+}
+
+// largest is the largest n in [lo, hi] with ok(n), for ok true up to some point and false
+// after; lo-1 when there is none.
+func largest(lo, hi int, ok func(int) bool) int {
+	best := lo - 1
+	for lo <= hi {
+		mid := lo + (hi-lo)/2
+		if ok(mid) {
+			best, lo = mid, mid+1
+		} else {
+			hi = mid - 1
+		}
+	}
+	return best
+}
+
+func gib(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/gibF) }
+
+func ratio(u float64) string { return strconv.FormatFloat(u, 'f', -1, 64) }
+
+func joinInts(v []int, sep string) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, sep)
+}

@@ -1,0 +1,543 @@
+// Package serving is the controller that turns InferenceServices into running engine
+// processes on this host: it resolves the model, selects the runtime (internal/selection),
+// places replicas on GPUs (internal/placement), builds each engine's command line
+// (internal/engine) and supervises the processes (internal/supervisor), and writes every
+// service's status, endpoints and events.
+//
+// One goroutine (Run) owns the controller's state. A watch on the store and the supervisors'
+// state changes both mark it dirty; a debounced pass then reconciles every service.
+package serving
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/admin"
+	"citadel.dev/citadel/internal/engine"
+	"citadel.dev/citadel/internal/placement"
+	"citadel.dev/citadel/internal/resource"
+	"citadel.dev/citadel/internal/store"
+	"citadel.dev/citadel/internal/supervisor"
+)
+
+// Simulation runs `citadel sim` in place of every engine, with the engine's own flags.
+type Simulation struct {
+	Citadel   string  // path to the citadel binary
+	TimeScale float64 // --time-scale
+}
+
+// Options configure the controller.
+type Options struct {
+	Store     *store.Store
+	Logger    *slog.Logger
+	Inventory []placement.GPU
+	// Dir holds the supervisor's records (Dir/state) and the engine logs (Dir/logs).
+	Dir string
+	// CacheDir is the model cache engines read instead of downloading.
+	CacheDir string
+	// Host is the address engines listen on; default 127.0.0.1.
+	Host     string
+	Simulate *Simulation
+	// Debounce between a change and the reconcile pass; default 100 ms.
+	Debounce time.Duration
+}
+
+// Controller runs InferenceServices.
+type Controller struct {
+	opts Options
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu        sync.Mutex
+	instances map[string]*instance // by service key + "/" + replica
+	stopping  sync.WaitGroup
+}
+
+// instance is one running replica.
+type instance struct {
+	key     string // namespace/name/replica
+	service string // namespace/name
+	replica int
+	fp      string // fingerprint of the launch: a change restarts the instance
+	launch  engine.Launch
+	gpus    []int
+	proc    *supervisor.Instance
+	last    supervisor.Phase
+}
+
+// New returns a controller; call Run.
+func New(opts Options) *Controller {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Debounce == 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	return &Controller{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), instances: map[string]*instance{}}
+}
+
+func (c *Controller) stateDir() string { return filepath.Join(c.opts.Dir, "state") }
+func (c *Controller) logDir() string   { return filepath.Join(c.opts.Dir, "logs") }
+
+// Run reconciles until ctx ends, then stops every engine it started.
+func (c *Controller) Run(ctx context.Context) error {
+	for _, d := range []string{c.stateDir(), c.logDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// Engines a previous citadel serve left behind (it may have been killed with -9) are
+	// stopped: this run starts its own, clean.
+	if killed, err := supervisor.CleanOrphans(ctx, c.stateDir()); err != nil {
+		c.log.Warn("cleaning engines of a previous run", "err", err)
+	} else if len(killed) > 0 {
+		c.log.Info("stopped engines left by a previous run", "process_groups", killed)
+	}
+	defer c.stopAll()
+	for {
+		err := c.watchLoop(ctx)
+		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+			return nil
+		}
+		c.log.Warn("serving controller watch ended; restarting", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (c *Controller) watchLoop(ctx context.Context) error {
+	w, err := c.opts.Store.Watch(ctx, store.WatchOptions{SendInitial: true})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	resync := time.NewTicker(5 * time.Second) // GPU inventory and engines change without store events
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-w.Events():
+			if !ok {
+				return w.Err()
+			}
+			// Our own status writes come back too; the next pass finds nothing to change.
+			timer.Reset(c.opts.Debounce)
+		case <-c.kick:
+			timer.Reset(c.opts.Debounce)
+		case <-resync.C:
+			timer.Reset(0)
+		case <-timer.C:
+			if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("serving reconcile", "err", err)
+				timer.Reset(time.Second)
+			}
+		}
+	}
+}
+
+func (c *Controller) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// snapshot reads every object the controller needs.
+func (c *Controller) snapshot(ctx context.Context) (*world, map[string]store.Object, error) {
+	w := &world{cluster: map[string]*v1.ClusterBaseModel{}, models: map[[2]string]*v1.BaseModel{},
+		cRuntime: map[string]*v1.ClusterServingRuntime{}, runtimes: map[[2]string]*v1.ServingRuntime{}}
+	stored := map[string]store.Object{}
+	for _, kind := range []string{v1.KindClusterBaseModel, v1.KindBaseModel, v1.KindClusterServingRuntime, v1.KindServingRuntime, v1.KindInferenceService} {
+		objs, _, err := c.opts.Store.List(ctx, kind, store.ListOptions{})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, so := range objs {
+			o, err := resource.FromStore(so)
+			if err != nil {
+				c.log.Error("decoding stored object", "kind", so.Kind, "name", so.Name, "err", err)
+				continue
+			}
+			switch o := o.(type) {
+			case *v1.ClusterBaseModel:
+				w.cluster[o.Name] = o
+			case *v1.BaseModel:
+				w.models[[2]string{o.Namespace, o.Name}] = o
+			case *v1.ClusterServingRuntime:
+				w.cRuntime[o.Name] = o
+			case *v1.ServingRuntime:
+				w.runtimes[[2]string{o.Namespace, o.Name}] = o
+			case *v1.InferenceService:
+				w.services = append(w.services, o)
+				stored[o.Namespace+"/"+o.Name] = so
+			}
+		}
+	}
+	slices.SortFunc(w.services, func(a, b *v1.InferenceService) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	return w, stored, nil
+}
+
+// reconcile is one pass over every service.
+func (c *Controller) reconcile(ctx context.Context) error {
+	w, stored, err := c.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	var intents []*intent
+	var reqs []placement.Request
+	statuses := map[string]v1.InferenceServiceStatus{}
+	for _, s := range w.services {
+		in, err := w.intentFor(s)
+		st := v1.InferenceServiceStatus{Runtime: in.runtime.Name, Runtimes: in.candidates}
+		var b *blocked
+		if errors.As(err, &b) {
+			st.Phase, st.Reason, st.Message = b.phase, b.reason, b.msg
+			statuses[in.key] = st
+			continue
+		}
+		statuses[in.key] = st
+		if in.replicas == 0 {
+			continue
+		}
+		intents = append(intents, in)
+		reqs = append(reqs, in.request)
+	}
+	var decisions []placement.Decision
+	refusals := make([]error, len(intents))
+	if len(reqs) > 0 {
+		var errs []error
+		decisions, errs = placement.Plan(reqs, c.opts.Inventory)
+		if len(errs) == len(reqs) {
+			refusals = errs
+		} else { // the inventory itself is unusable: every service says why
+			for i := range refusals {
+				refusals[i] = errors.Join(errs...)
+			}
+		}
+	}
+	want := map[string]bool{} // instance keys that should run
+	for i, in := range intents {
+		st := statuses[in.key]
+		if err := refusals[i]; err != nil || i >= len(decisions) {
+			if err == nil {
+				err = errors.New("the planner made no decision")
+			}
+			st.Phase, st.Reason, st.Message = v1.ServiceScheduling, "Unschedulable", err.Error()
+			var rf *placement.Refusal
+			if errors.As(err, &rf) {
+				st.Placement = append(slices.Clone(rf.Lines), rf.Alternatives...)
+			}
+			statuses[in.key] = st
+			continue
+		}
+		d := decisions[i]
+		st.Placement = d.Lines
+		for r, a := range d.Replicas {
+			key := fmt.Sprintf("%s/%d", in.key, r)
+			want[key] = true
+			if err := c.ensure(ctx, in, r, a, key); err != nil {
+				st.Phase, st.Reason, st.Message = v1.ServiceFailed, reasonOf(err), err.Error()
+				break
+			}
+		}
+		statuses[in.key] = st
+	}
+	c.stopUnwanted(want)
+	for key, st := range statuses {
+		so, ok := stored[key]
+		if !ok {
+			continue
+		}
+		st = c.withInstances(key, st)
+		if err := c.writeStatus(ctx, so, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func reasonOf(err error) string {
+	var ne *engine.NotFoundError
+	if errors.As(err, &ne) {
+		return "EngineNotFound"
+	}
+	return "EngineLaunchFailed"
+}
+
+// ensure starts replica r of a service, or restarts it when its launch changed.
+func (c *Controller) ensure(ctx context.Context, in *intent, r int, a placement.Assignment, key string) error {
+	c.mu.Lock()
+	cur := c.instances[key]
+	c.mu.Unlock()
+	spec := engine.Spec{Engine: in.engine, ModelPath: in.modelPath, ModelName: in.modelName, Vision: in.vision,
+		MaxModelLen: in.maxLen, TP: a.TP, GPUMemoryUtilization: a.MemoryUtilization, GPUs: a.GPUs,
+		Host: c.opts.Host, CacheDir: c.opts.CacheDir}
+	if in.ref != nil {
+		spec.ExtraArgs = in.ref.Args
+		for _, e := range in.ref.Env {
+			spec.Env = append(spec.Env, e.Name+"="+e.Value)
+		}
+	}
+	fp := fingerprint(in, spec)
+	if cur != nil && cur.fp == fp {
+		return nil
+	}
+	if cur != nil {
+		c.stop(cur, "the service's spec, runtime or placement changed")
+	}
+	port, err := freePort(c.opts.Host)
+	if err != nil {
+		return err
+	}
+	spec.Port = port
+	var l engine.Launch
+	if in.runner != nil {
+		l, err = engine.FromRunner(*in.runner, spec)
+	} else {
+		l, err = engine.Build(spec)
+	}
+	if err != nil {
+		return fmt.Errorf("runtime %s: %w", in.runtime.Name, err)
+	}
+	if s := c.opts.Simulate; s != nil {
+		gpu := ""
+		if len(a.GPUs) > 0 {
+			gpu = c.profileOf(a.GPUs[0])
+		}
+		if l, err = engine.Simulate(l, s.Citadel, gpu, s.TimeScale); err != nil {
+			return err
+		}
+	} else if err := engine.LookPath(l); err != nil {
+		return err
+	}
+	inst := &instance{key: key, service: in.key, replica: r, fp: fp, launch: l, gpus: a.GPUs}
+	scale := 1.0
+	if s := c.opts.Simulate; s != nil {
+		scale = s.TimeScale // simulated engines load in simulated time: so do their probes' waits
+	}
+	sp := supervisor.Spec{Name: key, Argv: l.Argv, Env: append(os.Environ(), l.Env...), Port: l.Port,
+		Startup: probe(l.Startup, scale), Readiness: probe(l.Readiness, scale), Liveness: probe(l.Liveness, scale), LogDir: c.logDir(),
+		OnChange: func(supervisor.State) { c.poke() }}
+	proc, err := supervisor.Start(ctx, sp, c.stateDir())
+	if err != nil {
+		return err
+	}
+	inst.proc = proc
+	c.mu.Lock()
+	c.instances[key] = inst
+	c.mu.Unlock()
+	c.event(ctx, in.svc, v1.EventNormal, "EngineStarted", fmt.Sprintf("replica %d: %s on GPUs %v, port %d: %s%s", r, l.Engine, a.GPUs, l.Port,
+		strings.Join(l.Argv, " "), notes(l.Notes)))
+	return nil
+}
+
+func notes(n []string) string {
+	if len(n) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(n, "; ") + ")"
+}
+
+func (c *Controller) profileOf(gpu int) string {
+	for _, g := range c.opts.Inventory {
+		if g.Index == gpu {
+			return g.Profile
+		}
+	}
+	return ""
+}
+
+// probe converts an engine probe; scale < 1 (a simulated engine) shortens its initial delay
+// and period, never the period below 100 ms.
+func probe(p *engine.Probe, scale float64) *supervisor.Probe {
+	if p == nil {
+		return nil
+	}
+	sp := &supervisor.Probe{Path: p.Path, InitialDelay: p.InitialDelay, Period: p.Period, Timeout: p.Timeout,
+		SuccessThreshold: p.SuccessThreshold, FailureThreshold: p.FailureThreshold}
+	if scale < 1 {
+		sp.InitialDelay = time.Duration(float64(sp.InitialDelay) * scale)
+		if sp.Period > 0 {
+			sp.Period = max(time.Duration(float64(sp.Period)*scale), 100*time.Millisecond)
+		}
+	}
+	return sp
+}
+
+func fingerprint(in *intent, spec engine.Spec) string {
+	b, _ := json.Marshal(struct {
+		Gen    int64
+		Spec   engine.Spec
+		Runner *v1.Container
+		RT     string
+	}{in.svc.Generation, spec, in.runner, in.runtime.Name})
+	return string(b)
+}
+
+// freePort asks the kernel for an unused port on host.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("allocating an engine port on %s: %w", host, err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// stopUnwanted stops instances of deleted services and surplus replicas.
+func (c *Controller) stopUnwanted(want map[string]bool) {
+	c.mu.Lock()
+	var gone []*instance
+	for k, inst := range c.instances {
+		if !want[k] {
+			gone = append(gone, inst)
+		}
+	}
+	c.mu.Unlock()
+	for _, inst := range gone {
+		c.stop(inst, "no longer wanted (service deleted, scaled down or not schedulable)")
+	}
+}
+
+// stop removes an instance and stops its process in the background.
+func (c *Controller) stop(inst *instance, why string) {
+	c.mu.Lock()
+	if c.instances[inst.key] == inst {
+		delete(c.instances, inst.key)
+	}
+	c.mu.Unlock()
+	c.log.Info("stopping engine", "instance", inst.key, "why", why)
+	c.stopping.Add(1)
+	go func() {
+		defer c.stopping.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := inst.proc.Stop(ctx); err != nil {
+			c.log.Error("stopping engine", "instance", inst.key, "err", err)
+		}
+	}()
+}
+
+func (c *Controller) stopAll() {
+	c.mu.Lock()
+	all := make([]*instance, 0, len(c.instances))
+	for _, inst := range c.instances {
+		all = append(all, inst)
+	}
+	c.mu.Unlock()
+	for _, inst := range all {
+		c.stop(inst, "citadel serve is stopping")
+	}
+	c.stopping.Wait()
+}
+
+// withInstances fills a service's phase and endpoints from its running replicas.
+func (c *Controller) withInstances(key string, st v1.InferenceServiceStatus) v1.InferenceServiceStatus {
+	c.mu.Lock()
+	var insts []*instance
+	for _, inst := range c.instances {
+		if inst.service == key {
+			insts = append(insts, inst)
+		}
+	}
+	c.mu.Unlock()
+	slices.SortFunc(insts, func(a, b *instance) int { return a.replica - b.replica })
+	if len(insts) == 0 {
+		return st
+	}
+	ready := 0
+	var worst *supervisor.State
+	for _, inst := range insts {
+		ps := inst.proc.State()
+		l := inst.launch
+		ep := v1.Endpoint{Replica: inst.replica, Address: net.JoinHostPort(c.opts.Host, fmt.Sprint(l.Port)), Engine: l.Engine,
+			GPUs: inst.gpus, Ready: ps.Phase == supervisor.Ready, Phase: string(ps.Phase), Restarts: ps.Restarts, PID: ps.PID,
+			Served: l.Served, Metrics: l.MetricsPath, RunningMetric: l.Metrics.Running, WaitingMetric: l.Metrics.Waiting,
+			KVUsageMetric: l.Metrics.KVUsage, LastExit: ps.LastExit, LastExitReason: ps.Reason}
+		st.Endpoints = append(st.Endpoints, ep)
+		if ep.Ready {
+			ready++
+		} else if worst == nil {
+			s := ps
+			worst = &s
+		}
+	}
+	st.Replicas, st.ReadyReplicas = int32(len(insts)), int32(ready)
+	if st.Phase != "" {
+		return st // a launch error already says what is wrong
+	}
+	switch {
+	case ready == len(insts):
+		st.Phase, st.Reason = v1.ServiceReady, "EngineReady"
+		st.Message = fmt.Sprintf("%d of %d replicas ready at %s", ready, len(insts), st.Endpoints[0].Address)
+		st.URL = "http://" + st.Endpoints[0].Address
+	case ready > 0 || (worst != nil && worst.Restarts > 0):
+		st.Phase, st.Reason = v1.ServiceDegraded, worst.Reason
+		st.Message = fmt.Sprintf("%d of %d replicas ready; replica not ready: %s", ready, len(insts), worst.Message)
+	default:
+		st.Phase, st.Reason, st.Message = v1.ServiceStarting, worst.Reason, worst.Message
+	}
+	if st.Reason == "" {
+		st.Reason = string(worst.Phase)
+	}
+	return st
+}
+
+// Logs implements admin.Options.Logs.
+func (c *Controller) Logs(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error {
+	key := fmt.Sprintf("%s/%s/%d", namespace, name, replica)
+	c.mu.Lock()
+	inst := c.instances[key]
+	c.mu.Unlock()
+	if inst == nil {
+		return &admin.LogsError{Message: fmt.Sprintf("no engine runs for InferenceService %s/%s replica %d: see citadel describe isvc %s -n %s", namespace, name, replica, name, namespace)}
+	}
+	var lines <-chan string
+	if follow {
+		lines = inst.proc.Follow(ctx)
+	}
+	for _, l := range inst.proc.Logs(tail) {
+		if _, err := io.WriteString(w, l+"\n"); err != nil {
+			return err
+		}
+	}
+	if !follow {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			if _, err := io.WriteString(w, l+"\n"); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package serving
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/store"
+	"citadel.dev/citadel/internal/supervisor"
+)
+
+// Condition types of an InferenceService.
+const (
+	CondModelReady      = "ModelReady"
+	CondRuntimeSelected = "RuntimeSelected"
+	CondScheduled       = "Scheduled"
+	CondEngineReady     = "EngineReady"
+	CondReady           = "Ready"
+)
+
+// conditions derives the service's conditions from its phase and reason: each gate the
+// service has passed is True, the one it is stuck at is False with the reason, and the
+// ones after it are Unknown.
+func conditions(st *v1.InferenceServiceStatus, gen int64, now time.Time) {
+	stage := map[string]int{ // how far the service got
+		"ModelNotFound": 0, "ModelNotReady": 0, "ModelDisabled": 0, "ModelUnreadable": 0,
+		"Unschedulable": 2,
+	}
+	at, ok := stage[st.Reason]
+	switch {
+	case ok:
+	case st.Phase == v1.ServiceFailed && st.Runtime == "":
+		at = 1 // runtime selection failed
+	case st.Phase == v1.ServiceFailed:
+		at = 3
+	case st.Phase == v1.ServiceReady:
+		at = 4
+	default:
+		at = 3 // starting or degraded: the engines are the gate
+	}
+	gates := []struct{ typ, okReason, okMsg string }{
+		{CondModelReady, "ModelReady", "the model is Ready on this host"},
+		{CondRuntimeSelected, "RuntimeSelected", "runtime " + st.Runtime},
+		{CondScheduled, "Scheduled", strings.Join(st.Placement, "; ")},
+		{CondEngineReady, "EngineReady", st.Message},
+	}
+	for i, g := range gates {
+		c := v1.Condition{Type: g.typ, ObservedGeneration: gen}
+		switch {
+		case i < at:
+			c.Status, c.Reason, c.Message = v1.ConditionTrue, g.okReason, g.okMsg
+		case i == at:
+			c.Status, c.Reason, c.Message = v1.ConditionFalse, st.Reason, st.Message
+		default:
+			c.Status, c.Reason, c.Message = v1.ConditionUnknown, "Waiting", "waits for "+gates[at].typ
+		}
+		v1.SetCondition(&st.Conditions, c, now)
+	}
+	ready := v1.Condition{Type: CondReady, Status: v1.ConditionFalse, Reason: st.Reason, Message: st.Message, ObservedGeneration: gen}
+	if st.Phase == v1.ServiceReady {
+		ready.Status = v1.ConditionTrue
+	}
+	v1.SetCondition(&st.Conditions, ready, now)
+}
+
+// writeStatus stores a service's status when it changed, with an event when its phase or
+// reason moved and one for every replica whose engine changed phase.
+func (c *Controller) writeStatus(ctx context.Context, so store.Object, st v1.InferenceServiceStatus) error {
+	var old v1.InferenceServiceStatus
+	_ = json.Unmarshal(so.Status, &old)
+	now := time.Now()
+	st.Conditions = old.Conditions
+	st.ObservedGeneration = so.Generation
+	conditions(&st, so.Generation, now)
+	c.replicaEvents(ctx, so)
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if oldB, _ := json.Marshal(old); string(oldB) == string(b) {
+		return nil
+	}
+	if _, err := c.opts.Store.UpdateStatus(ctx, so.Kind, so.Namespace, so.Name, so.ResourceVersion, b); err != nil {
+		var cf *store.ConflictError
+		var nf *store.NotFoundError
+		if errors.As(err, &cf) || errors.As(err, &nf) {
+			c.poke() // someone wrote first: retry on the next pass
+			return nil
+		}
+		return err
+	}
+	if old.Phase == st.Phase && old.Reason == st.Reason {
+		return nil
+	}
+	typ := v1.EventNormal
+	if st.Phase == v1.ServiceFailed || st.Phase == v1.ServiceDegraded || st.Reason == "Unschedulable" {
+		typ = v1.EventWarning
+	}
+	c.record(ctx, so, typ, st.Reason, fmt.Sprintf("%s: %s", st.Phase, st.Message))
+	c.log.Info("service", "service", so.Namespace+"/"+so.Name, "phase", st.Phase, "reason", st.Reason)
+	return nil
+}
+
+// replicaEvents records an event for each replica of so whose engine changed phase.
+func (c *Controller) replicaEvents(ctx context.Context, so store.Object) {
+	key := so.Namespace + "/" + so.Name
+	c.mu.Lock()
+	var changed []struct {
+		r  int
+		ps supervisor.State
+	}
+	for _, inst := range c.instances {
+		if inst.service != key {
+			continue
+		}
+		ps := inst.proc.State()
+		if ps.Phase != inst.last {
+			inst.last = ps.Phase
+			changed = append(changed, struct {
+				r  int
+				ps supervisor.State
+			}{inst.replica, ps})
+		}
+	}
+	c.mu.Unlock()
+	for _, ch := range changed {
+		typ := v1.EventNormal
+		switch ch.ps.Phase {
+		case supervisor.Restarting, supervisor.CrashLoopBackOff, supervisor.Unready, supervisor.Failed:
+			typ = v1.EventWarning
+		}
+		reason := ch.ps.Reason
+		if reason == "" {
+			reason = string(ch.ps.Phase)
+		}
+		msg := fmt.Sprintf("replica %d: %s", ch.r, ch.ps.Phase)
+		if ch.ps.Message != "" {
+			msg += ": " + ch.ps.Message
+		}
+		c.record(ctx, so, typ, "Engine"+reason, msg)
+	}
+}
+
+func (c *Controller) record(ctx context.Context, so store.Object, typ, reason, msg string) {
+	if reason == "" {
+		reason = "Changed"
+	}
+	if err := c.opts.Store.RecordEvent(ctx, store.Event{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name, UID: so.UID,
+		Type: typ, Reason: reason, Message: msg}); err != nil {
+		c.log.Warn("recording event", "err", err)
+	}
+}
+
+// event records an event for a service object.
+func (c *Controller) event(ctx context.Context, s *v1.InferenceService, typ, reason, msg string) {
+	c.record(ctx, store.Object{Kind: v1.KindInferenceService, Namespace: s.Namespace, Name: s.Name, UID: s.UID}, typ, reason, msg)
+}
