@@ -77,11 +77,11 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 			}
 			var so *serving.Options
 			if enginesOn {
-				inv, err := inventory(cmd.Context(), gpus, simulate)
+				inv, discover, err := inventory(cmd.Context(), gpus, simulate)
 				if err != nil {
 					return err
 				}
-				so = &serving.Options{Inventory: inv, CacheDir: st.hfCache}
+				so = &serving.Options{Inventory: inv, Discover: discover, CacheDir: st.hfCache}
 				if simulate {
 					self, err := os.Executable()
 					if err != nil {
@@ -123,30 +123,44 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	return cmd
 }
 
-// inventory finds the GPUs engines may use.
-func inventory(ctx context.Context, spec string, simulate bool) ([]placement.GPU, error) {
+// inventory finds the GPUs engines may use: a fixed list, or (auto) nvidia-smi, read again on
+// every pass of the serving controller.
+func inventory(ctx context.Context, spec string, simulate bool) ([]placement.GPU, func(context.Context) ([]placement.GPU, error), error) {
 	switch spec {
 	case "none", "":
-		return nil, nil
+		return nil, nil, nil
 	case "auto":
 		if simulate {
-			return nil, usagef("--simulate-engines needs simulated GPUs: pass --gpus PROFILES, e.g. --gpus 2xrtx-4070-ti-super (profiles: %s)", strings.Join(perf.GPUNames(), ", "))
+			return nil, nil, usagef("--simulate-engines needs simulated GPUs: pass --gpus PROFILES, e.g. --gpus 2xrtx-4070-ti-super (profiles: %s)", strings.Join(perf.GPUNames(), ", "))
 		}
-		name, args, _ := strings.Cut(placement.Query, " ")
-		out, err := exec.CommandContext(ctx, name, strings.Fields(args)...).Output()
+		inv, err := nvidiaSMI(ctx)
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, nil, nil // no NVIDIA driver: CPU-only engines (llama.cpp, Ollama) may still run
+		}
 		if err != nil {
-			if errors.Is(err, exec.ErrNotFound) {
-				return nil, nil // no NVIDIA driver: CPU-only engines (llama.cpp, Ollama) may still run
-			}
-			return nil, fmt.Errorf("reading the GPU inventory with %s: %w (pass --gpus none to run without GPUs)", placement.Query, err)
+			return nil, nil, err
 		}
-		return placement.ParseNvidiaSMI(out)
+		return inv, nvidiaSMI, nil
 	}
 	inv, err := placement.FakeInventory(spec)
 	if err != nil {
-		return nil, usagef("--gpus %q: %v", spec, err)
+		return nil, nil, usagef("--gpus %q: %v", spec, err)
 	}
-	return inv, nil
+	return inv, nil, nil
+}
+
+func nvidiaSMI(ctx context.Context) ([]placement.GPU, error) {
+	name, args, _ := strings.Cut(placement.Query, " ")
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, strings.Fields(args)...).Output()
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("reading the GPU inventory with %s: %w (pass --gpus none to run without GPUs)", placement.Query, err)
+	}
+	return placement.ParseNvidiaSMI(out)
 }
 
 // defaultDataDir follows the XDG base directory convention for state.

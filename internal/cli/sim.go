@@ -401,6 +401,7 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	simLoadLog(e.stdout, f, plan)
 	if f.bindAfterStartup && f.startupDelay > 0 && f.engine != engLlamaCPP {
 		select { // loading: nothing listens yet, so clients see connection refused
 		case <-time.After(f.startupDelay):
@@ -413,41 +414,48 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another engine on that port? choose one with --port)", addr, err)
 	}
-	simStartupLog(e.stdout, f, plan, ln.Addr())
+	simServingLog(e.stdout, f, ln.Addr())
 	return srv.Serve(cmd.Context(), ln)
 }
 
-// simStartupLog prints the lines the real engine logs at start-up, ending with the one that
-// says it serves (and where), plus the simulator's plan.
-func simStartupLog(out io.Writer, f simFlags, plan perf.Plan, addr net.Addr) {
-	now := time.Now()
+// simLoadLog prints what the real engine logs while it loads the model (before it listens,
+// for the engines that bind only when ready), plus the simulator's plan.
+func simLoadLog(out io.Writer, f simFlags, plan perf.Plan) {
 	gib := func(b int64) float64 { return float64(b) / (1 << 30) }
 	switch f.engine {
 	case engSGLang:
-		ts := now.Format("2006-01-02 15:04:05")
+		ts := time.Now().Format("2006-01-02 15:04:05")
 		fmt.Fprintf(out, "[%s] Load weight end. type=%s, dtype=%s, avail mem=%.2f GB, mem usage=%.2f GB.\n", ts, plan.Model.Name, plan.Options.Quant,
 			gib(plan.BudgetBytes-plan.WeightBytes), gib(plan.WeightBytes))
 		fmt.Fprintf(out, "[%s] KV Cache is allocated. #tokens: %d\n", ts, plan.KVTokens)
 		fmt.Fprintf(out, "[%s] max_total_num_tokens=%d, max_running_requests=%d, context_len=%d (citadel sim %s, time scale %g)\n",
 			ts, plan.KVTokens, plan.Options.MaxNumSeqs, plan.Options.MaxModelLen, sim.DefaultSGLangVersion, f.timeScale)
 		fmt.Fprintf(out, "[%s] sim plan: %s\n", ts, plan)
-		fmt.Fprintf(out, "INFO:     Uvicorn running on http://%s (Press CTRL+C to quit)\n", addr)
-		fmt.Fprintf(out, "[%s] The server is fired up and ready to roll!\n", ts)
 	case engLlamaCPP:
 		fmt.Fprintf(out, "build: %s (citadel sim, time scale %g)\n", sim.LlamaCPPBuild, f.timeScale)
-		fmt.Fprintf(out, "main: HTTP server is listening, hostname: %s, port: %d\n", f.host, addr.(*net.TCPAddr).Port)
 		fmt.Fprintf(out, "main: loading model\n")
 		fmt.Fprintf(out, "llama_context: n_ctx_per_seq = %d, n_seq_max = %d\n", plan.Options.MaxModelLen, plan.Options.Parallel)
 		fmt.Fprintf(out, "sim plan: %s\n", plan)
-		fmt.Fprintf(out, "main: server is listening on http://%s - starting the main loop (answers 503 until the model is loaded)\n", addr)
 	default:
-		ts := now.Format("01-02 15:04:05")
+		ts := time.Now().Format("01-02 15:04:05")
 		fmt.Fprintf(out, "INFO %s [api_server.py] vLLM API server version %s (citadel sim, time scale %g)\n", ts, f.vllmVersion, f.timeScale)
 		fmt.Fprintf(out, "INFO %s [gpu_model_runner.py] Model loading took %.4f GiB\n", ts, gib(plan.WeightBytes))
 		fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] GPU KV cache size: %d tokens\n", ts, plan.KVTokens)
 		fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] Maximum concurrency for %d tokens per request: %.2fx\n", ts, plan.Options.MaxModelLen, plan.MaxConcurrency())
 		fmt.Fprintf(out, "INFO %s [sim] plan: %s\n", ts, plan)
-		fmt.Fprintf(out, "INFO %s [launcher.py] Starting vLLM API server on http://%s\n", ts, addr)
+	}
+}
+
+// simServingLog prints the line that says the engine serves, and where.
+func simServingLog(out io.Writer, f simFlags, addr net.Addr) {
+	switch f.engine {
+	case engSGLang:
+		fmt.Fprintf(out, "INFO:     Uvicorn running on http://%s (Press CTRL+C to quit)\n", addr)
+		fmt.Fprintf(out, "[%s] The server is fired up and ready to roll!\n", time.Now().Format("2006-01-02 15:04:05"))
+	case engLlamaCPP:
+		fmt.Fprintf(out, "main: server is listening on http://%s - starting the main loop (answers 503 until the model is loaded)\n", addr)
+	default:
+		fmt.Fprintf(out, "INFO %s [launcher.py] Starting vLLM API server on http://%s\n", time.Now().Format("01-02 15:04:05"), addr)
 	}
 }
 

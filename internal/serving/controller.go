@@ -43,6 +43,9 @@ type Options struct {
 	Store     *store.Store
 	Logger    *slog.Logger
 	Inventory []placement.GPU
+	// Discover, when set, re-reads the GPU inventory on every pass (nvidia-smi): a GPU that
+	// disappears takes its engines with it, and they are placed again on what is left.
+	Discover func(context.Context) ([]placement.GPU, error)
 	// Dir holds the supervisor's records (Dir/state) and the engine logs (Dir/logs).
 	Dir string
 	// CacheDir is the model cache engines read instead of downloading.
@@ -62,6 +65,9 @@ type Controller struct {
 
 	mu        sync.Mutex
 	instances map[string]*instance // by service key + "/" + replica
+	inventory []placement.GPU
+	invErr    error            // the last discovery failure
+	baseline  map[string]int64 // GPU UUID → memory in use at the first look, before our engines ran
 	stopping  sync.WaitGroup
 }
 
@@ -88,7 +94,7 @@ func New(opts Options) *Controller {
 	if opts.Debounce == 0 {
 		opts.Debounce = 100 * time.Millisecond
 	}
-	return &Controller{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), instances: map[string]*instance{}}
+	return &Controller{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), instances: map[string]*instance{}, inventory: opts.Inventory}
 }
 
 func (c *Controller) stateDir() string { return filepath.Join(c.opts.Dir, "state") }
@@ -206,6 +212,33 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.opts.Discover != nil {
+		inv, err := c.opts.Discover(ctx)
+		if err != nil {
+			if c.invErr == nil {
+				c.log.Warn("reading the GPU inventory", "err", err)
+			}
+			c.invErr = err // keep the last inventory
+		} else {
+			if !slices.EqualFunc(inv, c.inventory, func(a, b placement.GPU) bool { return a.Index == b.Index && a.UUID == b.UUID && a.MemoryTotal == b.MemoryTotal }) {
+				c.log.Info("GPU inventory changed", "gpus", len(inv))
+			}
+			// nvidia-smi's memory.used counts our own engines too: what others use is what was
+			// in use when this controller first looked (after stopping a previous run's engines).
+			if c.baseline == nil {
+				c.baseline = map[string]int64{}
+			}
+			for i := range inv {
+				b, ok := c.baseline[inv[i].UUID]
+				if !ok {
+					b = inv[i].MemoryUsed
+					c.baseline[inv[i].UUID] = b
+				}
+				inv[i].MemoryUsed = b
+			}
+			c.inventory, c.invErr = inv, nil
+		}
+	}
 	var intents []*intent
 	var reqs []placement.Request
 	statuses := map[string]v1.InferenceServiceStatus{}
@@ -229,7 +262,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	refusals := make([]error, len(intents))
 	if len(reqs) > 0 {
 		var errs []error
-		decisions, errs = placement.Plan(reqs, c.opts.Inventory)
+		decisions, errs = placement.Plan(reqs, c.inventory)
 		if len(errs) == len(reqs) {
 			refusals = errs
 		} else { // the inventory itself is unusable: every service says why
@@ -362,7 +395,7 @@ func notes(n []string) string {
 }
 
 func (c *Controller) profileOf(gpu int) string {
-	for _, g := range c.opts.Inventory {
+	for _, g := range c.inventory {
 		if g.Index == gpu {
 			return g.Profile
 		}

@@ -80,11 +80,16 @@ type cluster struct {
 
 func startServe(t *testing.T, gpus string) *cluster {
 	t.Helper()
-	bin := citadelBinary(t)
 	inv, err := placement.FakeInventory(gpus)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startWith(t, serving.Options{Inventory: inv, Simulate: &serving.Simulation{Citadel: citadelBinary(t), TimeScale: 0}})
+}
+
+// startWith runs the daemon with the serving controller configured by so.
+func startWith(t *testing.T, so serving.Options) *cluster {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -93,8 +98,7 @@ func startServe(t *testing.T, gpus string) *cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &cluster{dataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		cl.done <- daemon.Run(ctx, daemon.Options{DataDir: dataDir, AdminListener: ln,
-			Serving: &serving.Options{Inventory: inv, Simulate: &serving.Simulation{Citadel: bin, TimeScale: 0}}})
+		cl.done <- daemon.Run(ctx, daemon.Options{DataDir: dataDir, AdminListener: ln, Serving: &so})
 	}()
 	cl.c, err = client.New("http://" + ln.Addr().String())
 	if err != nil {
