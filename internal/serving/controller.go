@@ -220,7 +220,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			}
 			c.invErr = err // keep the last inventory
 		} else {
-			if !slices.EqualFunc(inv, c.inventory, func(a, b placement.GPU) bool { return a.Index == b.Index && a.UUID == b.UUID && a.MemoryTotal == b.MemoryTotal }) {
+			if !slices.EqualFunc(inv, c.inventory, func(a, b placement.GPU) bool {
+				return a.Index == b.Index && a.UUID == b.UUID && a.MemoryTotal == b.MemoryTotal
+			}) {
 				c.log.Info("GPU inventory changed", "gpus", len(inv))
 			}
 			// nvidia-smi's memory.used counts our own engines too: what others use is what was

@@ -168,7 +168,7 @@ func TestEngineFaults(t *testing.T) {
 	if !strings.Contains(s.Status.Message, "CUDA out of memory") || s.Status.Endpoints[0].LastExit != "exit status 1" {
 		t.Errorf("crash loop status %s %q, endpoint %+v", s.Status.Phase, s.Status.Message, s.Status.Endpoints[0])
 	}
-	s = cl.waitFor(t, "default", "slow", 60*time.Second, "timed out at start-up", func(s *v1.InferenceService) bool {
+	cl.waitFor(t, "default", "slow", 60*time.Second, "timed out at start-up", func(*v1.InferenceService) bool {
 		return strings.Contains(cl.events(t, "default", "slow"), "StartupTimeout")
 	})
 	if evs := cl.events(t, "default", "slow"); !strings.Contains(evs, "vLLM API server version") {
