@@ -461,7 +461,15 @@ func sizeCheck(m *v1.BaseModelSpec, s *v1.ServingRuntimeSpec) (string, float64) 
 		dist += math.Abs(n - size)
 	}
 	if out {
-		return fmt.Sprintf("modelParameterSize %s is outside modelSizeRange [%s, %s]", *m.ModelParameterSize, lo, hi), dist
+		msg := fmt.Sprintf("modelParameterSize %s is outside modelSizeRange [%s, %s]", *m.ModelParameterSize, lo, hi)
+		if s.ModelSizeRange.Max != nil && size > 0 {
+			if n, err := s.ModelSizeRange.Max.Count(); err == nil && size > n && size <= 1.25*n {
+				// OME compares the exact count, which for a vision-language model includes
+				// its vision tower: a "7B" model counts 8.3B.
+				msg += " (OME compares the exact parameter count, embeddings and any vision tower included, not the size in the model's name: widen the runtime's modelSizeRange.max or set the model's modelParameterSize)"
+			}
+		}
+		return msg, dist
 	}
 	return "", dist
 }

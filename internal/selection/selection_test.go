@@ -148,7 +148,7 @@ func TestSelect(t *testing.T) {
 	}, {
 		name: "size out of range", model: filled(raw, func(s *v1.BaseModelSpec) { s.ModelParameterSize = ptr(v1.ParameterSize("8.29B")) }),
 		runtimes: []Runtime{mimoRT}, explicit: "srt-mimo-vl-7b-rl", err: ReasonRuntimeIncompatible,
-		msg: "srt-mimo-vl-7b-rl cannot serve model mimo-vl-7b-rl: modelParameterSize 8.29B is outside modelSizeRange [6B, 8B]",
+		msg: "srt-mimo-vl-7b-rl cannot serve model mimo-vl-7b-rl: modelParameterSize 8.29B is outside modelSizeRange [6B, 8B] (OME compares the exact parameter count, embeddings and any vision tower included, not the size in the model's name: widen the runtime's modelSizeRange.max or set the model's modelParameterSize)",
 	}, {
 		name: "closest size range wins a tie", model: mimo,
 		runtimes: []Runtime{sized(rt("wide", cluster, entry()), "1B", "70B"), sized(rt("narrow", cluster, entry()), "6B", "8B"), sized(rt("small", cluster, entry()), "1B", "3B")},
