@@ -15,6 +15,7 @@ const (
 	KindInferenceService      = "InferenceService"
 	KindRoute                 = "Route"
 	KindSecret                = "Secret"
+	KindAPIKey                = "APIKey"
 )
 
 // KindInfo describes a kind: its API version, names and scope.
@@ -38,6 +39,7 @@ var Kinds = []KindInfo{
 	{KindServingRuntime, OMEGroupVersion, "servingruntimes", "servingruntime", []string{"sr"}, true, func() Object { return &ServingRuntime{} }},
 	{KindInferenceService, OMEGroupVersion, "inferenceservices", "inferenceservice", []string{"isvc", "services", "service", "svc"}, true, func() Object { return &InferenceService{} }},
 	{KindRoute, CitadelGroupVersion, "routes", "route", []string{"rt"}, true, func() Object { return &Route{} }},
+	{KindAPIKey, CitadelGroupVersion, "apikeys", "apikey", []string{"key", "keys"}, false, func() Object { return &APIKey{} }},
 }
 
 // LookupKind finds a kind by its Kind, plural, singular or short name

@@ -268,6 +268,8 @@ func columnsFor(kind string) []column {
 		return routeColumns
 	case v1.KindSecret:
 		return secretColumns
+	case v1.KindAPIKey:
+		return apiKeyColumns
 	}
 	return []column{{"AGE", false, age}}
 }

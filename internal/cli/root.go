@@ -121,9 +121,9 @@ OME-format YAML and apply them:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServe(e), newApply(e), newGet(e), newDescribe(e), newDelete(e),
-		newEvents(e), newSecret(e), newVersion(e), newPull(e),
+		newEvents(e), newSecret(e), newKey(e), newVersion(e), newPull(e),
 		newMirror(e),
-		newSim(e), newLogs(e),
+		newSim(e), newLogs(e), newGateway(e),
 	)
 	return root
 }

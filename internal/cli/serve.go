@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"citadel.dev/citadel/client"
 	"citadel.dev/citadel/internal/agent"
 	"citadel.dev/citadel/internal/daemon"
+	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/serving"
@@ -26,7 +28,7 @@ import (
 func newServe(e *env) *cobra.Command {
 	var dataDir, adminAddr, adminToken, logLevel, logFormat, ollamaRegistry string
 	var agentOn, enginesOn, simulate bool
-	var gpus string
+	var gpus, gatewayAddr, accessLog string
 	var simScale float64
 	var stall time.Duration
 	var maxDownloads int
@@ -90,15 +92,26 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 					so.Simulate = &serving.Simulation{Citadel: self, TimeScale: simScale}
 				}
 			}
+			var gw *gateway.Options
+			if gatewayAddr != "off" && gatewayAddr != "" {
+				al, closeLog, err := openAccessLog(e, accessLog)
+				if err != nil {
+					return err
+				}
+				defer closeLog()
+				gw = &gateway.Options{Version: version.Info().Version, AccessLog: al}
+			}
 			return daemon.Run(cmd.Context(), daemon.Options{
-				Serving:    so,
-				DataDir:    dataDir,
-				AdminAddr:  adminAddr,
-				AdminToken: adminToken,
-				Version:    version.Info(),
-				Logger:     slog.New(h),
-				Puller:     puller,
-				Agent:      agent.Options{MaxConcurrent: maxDownloads, StallTimeout: stall},
+				Serving:     so,
+				Gateway:     gw,
+				GatewayAddr: gatewayAddr,
+				DataDir:     dataDir,
+				AdminAddr:   adminAddr,
+				AdminToken:  adminToken,
+				Version:     version.Info(),
+				Logger:      slog.New(h),
+				Puller:      puller,
+				Agent:       agent.Options{MaxConcurrent: maxDownloads, StallTimeout: stall},
 				Ready: func(addr string) {
 					fmt.Fprintf(e.stderr, "citadel: admin API on http://%s, data in %s\n", addr, dataDir)
 				},
@@ -120,7 +133,24 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&gpus, "gpus", "auto", "GPU inventory: auto (nvidia-smi), none, or simulated profiles such as 2xrtx-4070-ti-super or rtx-4090,a100-80g")
 	f.BoolVar(&simulate, "simulate-engines", false, "run `citadel sim` with each engine's own flags in place of the engine (no GPU needed; use with --gpus PROFILES)")
 	f.Float64Var(&simScale, "sim-time-scale", 1, "with --simulate-engines: wall seconds per simulated second (0: no delay)")
+	f.StringVar(&gatewayAddr, "gateway-addr", gateway.DefaultAddr, "inference gateway listen address (OpenAI /v1 and Ollama /api); off to disable. Keys are optional: with no APIKey objects the gateway is open, so keep it on loopback or create keys (citadel key create)")
+	f.StringVar(&accessLog, "access-log", "", "write one JSON line per gateway request to this file (- for stderr)")
 	return cmd
+}
+
+// openAccessLog opens the gateway's access log: "" none, "-" stderr, else a file (appended).
+func openAccessLog(e *env, path string) (io.Writer, func(), error) {
+	switch path {
+	case "":
+		return nil, func() {}, nil
+	case "-":
+		return e.stderr, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--access-log: %w", err)
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // inventory finds the GPUs engines may use: a fixed list, or (auto) nvidia-smi, read again on

@@ -18,6 +18,7 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/admin"
 	"citadel.dev/citadel/internal/agent"
+	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/serving"
 	"citadel.dev/citadel/internal/store"
@@ -46,6 +47,11 @@ type Options struct {
 	// InferenceServices (Store and Logger are set here; Dir defaults to
 	// DataDir/engines). Without it services wait in Pending and say so.
 	Serving *serving.Options
+	// Gateway, when set, serves the inference gateway on GatewayListener (or GatewayAddr)
+	// with routes, services and keys from the store.
+	Gateway         *gateway.Options
+	GatewayListener net.Listener
+	GatewayAddr     string
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -68,6 +74,13 @@ func Run(ctx context.Context, opts Options) error {
 		ln, err = net.Listen("tcp", opts.AdminAddr)
 		if err != nil {
 			return fmt.Errorf("admin API cannot listen on %s: %w (is another citadel serve running? pick another with --admin-addr)", opts.AdminAddr, err)
+		}
+	}
+	gln := opts.GatewayListener
+	if opts.Gateway != nil && gln == nil {
+		if gln, err = net.Listen("tcp", opts.GatewayAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("gateway cannot listen on %s: %w (pick another with --gateway-addr, or --gateway-addr off)", opts.GatewayAddr, err)
 		}
 	}
 	var ctrl *serving.Controller
@@ -106,6 +119,33 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if ctrl != nil {
 		g.Go(func() error { return ctrl.Run(gctx) })
+	}
+	if opts.Gateway != nil {
+		gopts := *opts.Gateway
+		gopts.Store = st
+		if gopts.Logger == nil {
+			gopts.Logger = log.With("component", "gateway")
+		}
+		gw := gateway.New(gopts)
+		gsrv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return gctx }}
+		g.Go(func() error { return gw.Run(gctx) })
+		g.Go(func() error {
+			if err := gsrv.Serve(gln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("gateway: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
+			defer cancel()
+			if err := gsrv.Shutdown(sctx); err != nil {
+				_ = gsrv.Close()
+			}
+			return nil
+		})
+		log.Info("gateway serving", "addr", gln.Addr().String())
 	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

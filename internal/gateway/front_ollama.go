@@ -1,0 +1,211 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ollama handles an Ollama front endpoint: to an Ollama backend the request passes through
+// (model renamed); to an OpenAI-compatible backend it is translated, and so is the answer,
+// NDJSON line by line when streaming.
+func (s *Server) ollama(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{start: time.Now(), id: requestID(r), front: "ollama", kind: kind}
+		w.Header().Set("X-Request-Id", c.id)
+		defer s.finish(c)
+		body, err := s.readBody(w, r)
+		if err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		o, err := ParseOllama(kind, body)
+		if err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		c.info = o.Info()
+		if b, ok := o.LocalResponse(OllamaName(StripLatest(c.info.Model))); ok {
+			// Ollama's load/unload requests (no messages, no prompt): nothing to forward.
+			if _, err := s.table.Load().Resolve(RequestInfo{Model: StripLatest(c.info.Model)}); err == nil {
+				c.status = http.StatusOK
+				w.Header().Set("Content-Type", "application/json; charset=utf-8")
+				_, _ = w.Write(b)
+				return
+			}
+		}
+		c.info.Model = StripLatest(c.info.Model)
+		c.info.TaskHeader = r.Header.Get("X-Citadel-Task")
+		if err := s.admit(r, c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		if c.dec, err = s.resolve(r, c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		build := func(t *Target) (string, []byte, error) {
+			if t.API == APIOllama {
+				b, err := o.Passthrough(t.Model)
+				return "/api/" + kind, b, err
+			}
+			return o.ToOpenAI(t.Model)
+		}
+		out := func(w http.ResponseWriter, resp *http.Response, c *call, t *Target) error {
+			return s.ollamaOut(w, resp, c, t, o)
+		}
+		s.forward(w, r, c, build, o.Stream, out)
+	}
+}
+
+// ollamaOut writes an upstream's answer in Ollama's shape.
+func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, t *Target, o *OllamaRequest) error {
+	c.status = resp.StatusCode
+	if t.API == APIOllama {
+		// Ollama to Ollama: the bytes as they come.
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		return s.passThroughNDJSON(w, resp, c)
+	}
+	if resp.StatusCode >= 400 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(b, &e)
+		msg := e.Error.Message
+		if msg == "" {
+			msg = e.Message
+		}
+		if msg == "" {
+			msg = strings.TrimSpace(string(b))
+		}
+		writeOllamaError(w, resp.StatusCode, msg)
+		return nil
+	}
+	public := OllamaName(c.dec.Public)
+	if !o.Stream {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		if err != nil {
+			return err
+		}
+		c.ttft = time.Since(c.start)
+		c.tokensIn, c.tokensOut = usageOf(b)
+		out, err := OpenAIToOllama(o, public, b, time.Since(c.start))
+		if err != nil {
+			writeOllamaError(w, http.StatusBadGateway, "the upstream's answer could not be translated: "+err.Error())
+			return err
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(out)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	cw := &countingWriter{w: w, c: c}
+	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
+	defer body.Stop()
+	err := StreamOpenAIToOllama(o, public, body, cw, func() { _ = rc.Flush() }, c.start)
+	if err != nil {
+		c.err = err.Error()
+	}
+	return err
+}
+
+// passThroughNDJSON copies an Ollama upstream's answer, flushing after every chunk.
+func (s *Server) passThroughNDJSON(w http.ResponseWriter, resp *http.Response, c *call) error {
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
+	defer body.Stop()
+	for first := true; ; first = false {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if first {
+				c.ttft = time.Since(c.start)
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			_ = rc.Flush()
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			b, _ := json.Marshal(map[string]string{"error": "the upstream engine " + c.replica.ID + " failed mid-stream: " + err.Error()})
+			_, _ = w.Write(append(b, '\n'))
+			_ = rc.Flush()
+			return err
+		}
+	}
+}
+
+// countingWriter notes when the first byte reaches the client.
+type countingWriter struct {
+	w io.Writer
+	c *call
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	if cw.c.ttft == 0 && len(p) > 0 {
+		cw.c.ttft = time.Since(cw.c.start)
+	}
+	return cw.w.Write(p)
+}
+
+// ollamaModels lists the public models as Ollama names them.
+func (s *Server) ollamaModels() []OllamaModelInfo {
+	var out []OllamaModelInfo
+	for _, m := range s.table.Load().Models() {
+		out = append(out, OllamaModelInfo{Name: m.ID})
+	}
+	return out
+}
+
+func (s *Server) ollamaTags(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(OllamaTags(s.ollamaModels()))
+}
+
+func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeOllamaError(w, 400, "reading the request body: "+err.Error())
+		return
+	}
+	var req struct {
+		Model string `json:"model"`
+		Name  string `json:"name"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeOllamaError(w, 400, "invalid JSON: "+err.Error())
+		return
+	}
+	name := req.Model
+	if name == "" {
+		name = req.Name
+	}
+	if name == "" {
+		writeOllamaError(w, 400, "model is required")
+		return
+	}
+	for _, m := range s.ollamaModels() {
+		if m.Name == StripLatest(name) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			_, _ = w.Write(OllamaShow(m))
+			return
+		}
+	}
+	s.notFound(w, true, &NotFoundError{Model: name, Available: s.publicNames()})
+}

@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/resource"
+	"citadel.dev/citadel/internal/store"
+)
+
+// DefaultAddr is where citadel serve's gateway listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:8080"
+
+// Options configure a gateway.
+type Options struct {
+	// Store supplies Routes, InferenceServices (their ready endpoints) and APIKeys; nil for a
+	// gateway with only Static backends.
+	Store *store.Store
+	// Routes are fixed routes (url targets) for a gateway without a store (citadel gateway -f).
+	Routes []*v1.Route
+	// Keys are fixed API keys for a gateway without a store; with a store they come from it.
+	Keys   []*v1.APIKey
+	Static []StaticBackend
+	Logger *slog.Logger
+	// AccessLog receives one JSON line per request; nil: none.
+	AccessLog io.Writer
+	Version   string
+	// MaxBodyBytes bounds a request body (413 beyond); default 32 MiB.
+	MaxBodyBytes int64
+	// Timeouts of every upstream call: connect, first response header, and silence between
+	// streamed chunks. Total is a request's whole deadline, retries included, unless its
+	// route sets limits.timeout. Defaults: 2 s, 120 s, 60 s, 10 min.
+	ConnectTimeout, HeaderTimeout, IdleTimeout, Total time.Duration
+	// Attempts is how many upstream attempts a request may make before the first byte reaches
+	// the client (replicas and fallbacks together), unless its route sets retry.attempts;
+	// default 3.
+	Attempts int
+	// HealthInterval and ScrapeInterval pace the active health probes and the engine load
+	// scrapes; defaults 2 s and 200 ms.
+	HealthInterval, ScrapeInterval time.Duration
+}
+
+// Server is the gateway.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	access  *slog.Logger
+	table   atomic.Pointer[Table]
+	keys    *Keys
+	met     *metrics
+	client  *http.Client
+	health  *Health
+	scraper *Scraper
+}
+
+// New returns a gateway; call Run to keep its table current, and serve Handler.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 32 << 20
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.ConnectTimeout, 2*time.Second)
+	def(&opts.HeaderTimeout, 120*time.Second)
+	def(&opts.IdleTimeout, 60*time.Second)
+	def(&opts.Total, 10*time.Minute)
+	def(&opts.HealthInterval, 2*time.Second)
+	def(&opts.ScrapeInterval, 200*time.Millisecond)
+	if opts.Attempts == 0 {
+		opts.Attempts = 3
+	}
+	s := &Server{opts: opts, log: opts.Logger, keys: NewKeys(), met: newMetrics()}
+	if opts.AccessLog != nil {
+		s.access = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
+	}
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ResponseHeaderTimeout: opts.HeaderTimeout,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true, // pass bytes through as the engine wrote them
+	}
+	s.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s.health = &Health{Interval: opts.HealthInterval, Timeout: time.Second, Client: &http.Client{Transport: tr}}
+	s.scraper = &Scraper{Interval: opts.ScrapeInterval, Timeout: time.Second, Client: &http.Client{Transport: tr}}
+	t, errs := Build(BuildInput{Static: opts.Static, Routes: opts.Routes})
+	for _, err := range errs {
+		s.log.Warn("gateway backends", "err", err)
+	}
+	s.table.Store(t)
+	s.keys.Update(opts.Keys)
+	return s
+}
+
+// Table is the current routing table.
+func (s *Server) Table() *Table { return s.table.Load() }
+
+// Run keeps the table and keys current from the store and runs the health checker and the
+// scraper, until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	replicas := func() []*Replica { return s.table.Load().Replicas() }
+	go s.health.Run(ctx, replicas)
+	go s.scraper.Run(ctx, replicas)
+	if s.opts.Store == nil {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		err := s.watch(ctx)
+		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
+			return nil
+		}
+		s.log.Warn("gateway watch ended; restarting", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Server) watch(ctx context.Context) error {
+	w, err := s.opts.Store.Watch(ctx, store.WatchOptions{SendInitial: true})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events():
+			if !ok {
+				return w.Err()
+			}
+			switch ev.Object.Kind {
+			case v1.KindRoute, v1.KindInferenceService, v1.KindAPIKey:
+				timer.Reset(20 * time.Millisecond)
+			}
+		case <-timer.C:
+			if err := s.rebuild(ctx); err != nil {
+				s.log.Warn("gateway table", "err", err)
+				timer.Reset(time.Second)
+			}
+		}
+	}
+}
+
+// rebuild reads routes, services and keys and swaps in a new table.
+func (s *Server) rebuild(ctx context.Context) error {
+	in := BuildInput{Static: s.opts.Static, Routes: slices.Clone(s.opts.Routes), Previous: s.table.Load()}
+	keys := slices.Clone(s.opts.Keys)
+	for _, kind := range []string{v1.KindRoute, v1.KindInferenceService, v1.KindAPIKey} {
+		objs, _, err := s.opts.Store.List(ctx, kind, store.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, so := range objs {
+			o, err := resource.FromStore(so)
+			if err != nil {
+				continue
+			}
+			switch o := o.(type) {
+			case *v1.Route:
+				in.Routes = append(in.Routes, o)
+			case *v1.InferenceService:
+				in.Services = append(in.Services, o)
+			case *v1.APIKey:
+				keys = append(keys, o)
+			}
+		}
+	}
+	t, errs := Build(in)
+	for _, err := range errs {
+		s.log.Warn("gateway route", "err", err)
+	}
+	s.table.Store(t)
+	s.keys.Update(keys)
+	return nil
+}
+
+// Handler serves the OpenAI and Ollama fronts, /metrics and /healthz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.openAI("chat"))
+	mux.HandleFunc("POST /v1/completions", s.openAI("completions"))
+	mux.HandleFunc("POST /v1/embeddings", s.openAI("embeddings"))
+	mux.HandleFunc("GET /v1/models", s.models)
+	mux.HandleFunc("GET /v1/models/{model...}", s.model)
+	mux.HandleFunc("POST /api/chat", s.ollama("chat"))
+	mux.HandleFunc("POST /api/generate", s.ollama("generate"))
+	mux.HandleFunc("POST /api/embed", s.ollama("embed"))
+	mux.HandleFunc("GET /api/tags", s.ollamaTags)
+	mux.HandleFunc("POST /api/show", s.ollamaShow)
+	mux.HandleFunc("GET /api/version", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write(OllamaVersion(s.opts.Version))
+	})
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			_, _ = io.WriteString(w, "Ollama is running") // what Ollama clients probe
+			return
+		}
+		writeOpenAIError(w, http.StatusNotFound, "invalid_request_error", "not_found", "Unknown path "+r.URL.Path+": this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and Ollama's /api/*")
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", s.met.handler(s))
+	return mux
+}
+
+// models is OpenAI's GET /v1/models: every public name, with max_model_len and capabilities.
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	type card struct {
+		ID           string   `json:"id"`
+		Object       string   `json:"object"`
+		Created      int64    `json:"created"`
+		OwnedBy      string   `json:"owned_by"`
+		MaxModelLen  int      `json:"max_model_len,omitempty"`
+		Capabilities []string `json:"capabilities,omitempty"`
+	}
+	key, err := s.authenticate(r)
+	if err != nil {
+		s.authError(w, false, err)
+		return
+	}
+	var data []card
+	for _, m := range s.table.Load().Models() {
+		if key != nil && !key.Allowed(m.ID) {
+			continue
+		}
+		data = append(data, card{ID: m.ID, Object: "model", Created: 0, OwnedBy: "citadel", MaxModelLen: m.MaxModelLen, Capabilities: m.Capabilities})
+	}
+	if data == nil {
+		data = []card{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Object string `json:"object"`
+		Data   []card `json:"data"`
+	}{"list", data})
+}
+
+func (s *Server) model(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("model")
+	for _, m := range s.table.Load().Models() {
+		if m.ID == id {
+			writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "object": "model", "created": 0, "owned_by": "citadel"})
+			return
+		}
+	}
+	s.notFound(w, false, &NotFoundError{Model: id, Available: s.publicNames()})
+}
+
+// authenticate returns r's key when keys are required (nil, nil when the gateway is open).
+func (s *Server) authenticate(r *http.Request) (*Key, error) {
+	if !s.keys.Required() {
+		return nil, nil
+	}
+	return s.keys.Authenticate(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
+}
+
+func (s *Server) publicNames() []string {
+	var names []string
+	for _, m := range s.table.Load().Models() {
+		names = append(names, m.ID)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"encoding the response failed","type":"server_error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

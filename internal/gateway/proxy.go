@@ -1,0 +1,693 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// call is one client request on its way through the gateway.
+type call struct {
+	start     time.Time
+	id        string // x-request-id
+	front     string // openai or ollama
+	kind      string // chat, completions, embeddings, generate, embed
+	info      RequestInfo
+	key       *Key
+	ticket    *Ticket
+	dec       Decision
+	attempts  int
+	replica   *Replica
+	target    *Target
+	status    int
+	overhead  time.Duration // from arrival to the upstream request leaving
+	ttft      time.Duration
+	tokensIn  int
+	tokensOut int
+	err       string
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// openAIBody is the part of an OpenAI request the gateway reads.
+type openAIBody struct {
+	Model    string          `json:"model"`
+	Stream   bool            `json:"stream"`
+	Messages json.RawMessage `json:"messages"`
+	Prompt   json.RawMessage `json:"prompt"`
+	Input    json.RawMessage `json:"input"`
+}
+
+type openAIMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+type openAIPart struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	ImageURL *struct {
+		URL string `json:"url"`
+	} `json:"image_url"`
+}
+
+// clientError is a request the gateway refuses, with the OpenAI error fields.
+type clientError struct {
+	status    int
+	typ, code string
+	message   string
+	param     string
+}
+
+func (e *clientError) Error() string { return e.message }
+
+func badRequest(code, format string, args ...any) *clientError {
+	return &clientError{status: http.StatusBadRequest, typ: "invalid_request_error", code: code, message: fmt.Sprintf(format, args...)}
+}
+
+const textSample = 16 << 10 // routing reads at most the first and last 16 KiB of a prompt
+
+// parseOpenAI reads what routing needs from an OpenAI request body; invalid input is a
+// *clientError.
+func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
+	var b openAIBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %v at byte offset %d. (HINT: the body must be a JSON object.)", err, se.Offset)
+		}
+		return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %v", err)
+	}
+	if b.Model == "" {
+		return b, RequestInfo{}, &clientError{status: 400, typ: "invalid_request_error", code: "missing_required_parameter", param: "model", message: "you must provide a model parameter"}
+	}
+	ri := RequestInfo{Model: b.Model, Embedding: kind == "embeddings"}
+	var text strings.Builder
+	add := func(s string) {
+		ri.PromptTokens += (len(s) + 3) / 4
+		if text.Len() < 2*textSample {
+			text.WriteString(s[:min(len(s), 2*textSample-text.Len())])
+			text.WriteByte('\n')
+		}
+	}
+	switch kind {
+	case "chat":
+		var msgs []openAIMessage
+		if err := json.Unmarshal(b.Messages, &msgs); err != nil || len(msgs) == 0 {
+			return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: "messages", message: "messages: want a non-empty array of {role, content} objects"}
+		}
+		for i, m := range msgs {
+			c := bytes.TrimSpace(m.Content)
+			switch {
+			case len(c) == 0 || string(c) == "null":
+			case c[0] == '"':
+				var s string
+				if json.Unmarshal(c, &s) == nil {
+					add(s)
+				}
+			case c[0] == '[':
+				var parts []openAIPart
+				if err := json.Unmarshal(c, &parts); err != nil {
+					return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: fmt.Sprintf("messages[%d].content", i), message: fmt.Sprintf("messages[%d].content: want a string or an array of content parts: %v", i, err)}
+				}
+				for j, p := range parts {
+					switch p.Type {
+					case "text":
+						add(p.Text)
+					case "image_url":
+						if p.ImageURL == nil || p.ImageURL.URL == "" {
+							return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: fmt.Sprintf("messages[%d].content[%d].image_url", i, j), message: "image_url part without a url"}
+						}
+						if err := checkDataURL(p.ImageURL.URL); err != nil {
+							return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_image_format", param: fmt.Sprintf("messages[%d].content[%d].image_url.url", i, j), message: err.Error()}
+						}
+						ri.Images++
+						ri.PromptTokens += 1024
+					}
+				}
+			}
+		}
+	case "completions":
+		var s string
+		if json.Unmarshal(b.Prompt, &s) == nil {
+			add(s)
+		} else {
+			var list []string
+			if json.Unmarshal(b.Prompt, &list) == nil {
+				for _, s := range list {
+					add(s)
+				}
+			}
+		}
+	case "embeddings":
+		var s string
+		if json.Unmarshal(b.Input, &s) == nil {
+			add(s)
+		} else {
+			var list []string
+			if json.Unmarshal(b.Input, &list) == nil {
+				for _, s := range list {
+					add(s)
+				}
+			}
+		}
+	}
+	ri.Text = text.String()
+	ri.PrefixHash = prefixHash(ri.Text)
+	return b, ri, nil
+}
+
+// checkDataURL validates a data: image URL's base64 payload (other URLs pass through).
+func checkDataURL(u string) error {
+	rest, ok := strings.CutPrefix(u, "data:")
+	if !ok {
+		return nil
+	}
+	meta, data, ok := strings.Cut(rest, ",")
+	if !ok || !strings.HasSuffix(meta, ";base64") {
+		return errors.New("invalid image data URL: want data:image/<type>;base64,<data>")
+	}
+	if !strings.HasPrefix(meta, "image/") {
+		return fmt.Errorf("invalid image data URL: media type %q is not an image", strings.TrimSuffix(meta, ";base64"))
+	}
+	if _, err := base64.StdEncoding.DecodeString(data); err != nil {
+		return fmt.Errorf("invalid image data: the base64 payload does not decode: %v", err)
+	}
+	return nil
+}
+
+// prefixHash hashes the prompt's first 256 bytes: requests sharing a long prefix (a system
+// prompt, a document) hash alike.
+func prefixHash(text string) uint64 {
+	if len(text) < 64 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = io.WriteString(h, text[:min(len(text), 256)])
+	return h.Sum64()
+}
+
+// readBody reads a JSON request body within the size limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "text/plain") {
+			return nil, &clientError{status: http.StatusUnsupportedMediaType, typ: "invalid_request_error", code: "unsupported_media_type",
+				message: fmt.Sprintf("Content-Type %q is not supported: send application/json", ct)}
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, &clientError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
+				message: fmt.Sprintf("the request body is larger than %d bytes", s.opts.MaxBodyBytes)}
+		}
+		return nil, badRequest("invalid_body", "reading the request body: %v", err)
+	}
+	return body, nil
+}
+
+// admit authenticates and applies the key's limits; the ticket (if any) is released by the caller.
+func (s *Server) admit(r *http.Request, c *call) error {
+	if !s.keys.Required() {
+		return nil
+	}
+	key, err := s.keys.Authenticate(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
+	if err != nil {
+		return err
+	}
+	c.key = key
+	if !key.Allowed(c.info.Model) {
+		return &clientError{status: http.StatusForbidden, typ: "invalid_request_error", code: "model_not_allowed",
+			message: fmt.Sprintf("this API key may not use model %q", c.info.Model)}
+	}
+	t, err := s.keys.Admit(key, time.Now())
+	if err != nil {
+		return err
+	}
+	c.ticket = t
+	return nil
+}
+
+// openAI handles an OpenAI front endpoint.
+func (s *Server) openAI(kind string) http.HandlerFunc {
+	path := map[string]string{"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}[kind]
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{start: time.Now(), id: requestID(r), front: "openai", kind: kind}
+		w.Header().Set("X-Request-Id", c.id)
+		defer s.finish(c)
+		body, err := s.readBody(w, r)
+		if err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		var req openAIBody
+		req, c.info, err = parseOpenAI(kind, body)
+		if err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		c.info.TaskHeader = r.Header.Get("X-Citadel-Task")
+		if err := s.admit(r, c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		if c.dec, err = s.resolve(r, c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		s.forward(w, r, c, func(t *Target) (string, []byte, error) {
+			if t.API == APIOllama && kind == "completions" {
+				return "/v1/completions", rename(body, t.Model), nil
+			}
+			return path, rename(body, t.Model), nil
+		}, req.Stream, nil)
+	}
+}
+
+// resolve routes the request and sets the session for affinity.
+func (s *Server) resolve(r *http.Request, c *call) (Decision, error) {
+	d, err := s.table.Load().Resolve(c.info)
+	if err != nil {
+		return d, err
+	}
+	for _, t := range d.Dest.Targets {
+		if t.SessionHeader != "" {
+			c.info.Session = r.Header.Get(t.SessionHeader)
+			break
+		}
+	}
+	if c.info.Session == "" {
+		c.info.Session = r.Header.Get("X-Session-Id")
+	}
+	return d, nil
+}
+
+// rename sets the request's "model" to the upstream's name, leaving every other field as sent.
+func rename(body []byte, model string) []byte {
+	if model == "" {
+		return body
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	b, _ := json.Marshal(model)
+	m["model"] = b
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// candidates lists the targets to try, in order: one weighted pick among the targets, the
+// other targets, then the fallback chain.
+func candidates(d *Destination, r uint64) []*Target {
+	var out []*Target
+	first := PickTarget(d, r)
+	if first != nil {
+		out = append(out, first)
+	}
+	for _, t := range d.Targets {
+		if t != first && t.Weight > 0 {
+			out = append(out, t)
+		}
+	}
+	return append(out, d.Fallback...)
+}
+
+// respond writes an upstream response to the client; it returns the bytes it forwarded.
+type respond func(w http.ResponseWriter, resp *http.Response, c *call, t *Target) error
+
+// forward sends the request to replicas until one answers: retries and failover happen only
+// before the first byte reaches the client, each attempt under its own header timeout and
+// all of them under the request's total deadline.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build func(*Target) (string, []byte, error), stream bool, out respond) {
+	d := c.dec.Dest
+	total := s.opts.Total
+	attempts := s.opts.Attempts
+	if d.Limits != nil && d.Limits.Timeout != nil {
+		if t, err := d.Limits.Timeout.Std(); err == nil && t > 0 {
+			total = t
+		}
+	}
+	if d.Retry != nil && d.Retry.Attempts != nil && *d.Retry.Attempts > 0 {
+		attempts = int(*d.Retry.Attempts)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), total)
+	defer cancel()
+	tried := map[*Replica]bool{}
+	var lastErr error
+	lastStatus := 0
+	seed := uint64(c.start.UnixNano())
+	for _, t := range candidates(d, seed) {
+		for c.attempts < attempts {
+			rep := Pick(t, c.info, tried, time.Now())
+			if rep == nil {
+				break // this target has no usable replica: fall over to the next
+			}
+			tried[rep] = true
+			c.attempts++
+			if c.attempts > 1 {
+				s.met.retries.WithLabelValues(c.dec.Public).Inc()
+				if c.target != nil && c.target != t {
+					s.met.failovers.WithLabelValues(c.dec.Public, c.target.Name, t.Name).Inc()
+				}
+			}
+			c.replica, c.target = rep, t
+			path, body, err := build(t)
+			if err != nil {
+				s.fail(w, c, err)
+				return
+			}
+			resp, err := s.attempt(ctx, r, rep, path, body, c)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if retryable(resp.StatusCode) {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+				resp.Body.Close()
+				rep.End(nil, resp.StatusCode, retryAfter(resp), time.Now())
+				lastStatus, lastErr = resp.StatusCode, fmt.Errorf("%s answered %d: %s", rep.ID, resp.StatusCode, bytes.TrimSpace(b))
+				continue
+			}
+			w.Header().Set("X-Citadel-Route", c.dec.Header()+" replica="+rep.ID+" attempts="+strconv.Itoa(c.attempts))
+			w.Header().Set("X-Citadel-Overhead-Ms", strconv.FormatFloat(float64(c.overhead)/1e6, 'f', 3, 64))
+			if c.ticket != nil {
+				for k, v := range c.ticket.Headers() {
+					w.Header().Set(k, v)
+				}
+			}
+			var werr error
+			if out != nil {
+				werr = out(w, resp, c, t)
+			} else {
+				werr = s.passThrough(w, resp, c, stream)
+			}
+			resp.Body.Close()
+			rep.End(werr, c.status, 0, time.Now())
+			return
+		}
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no ready replica for model %q (every target and fallback is down, ejected or not ready)", c.dec.Public)
+	}
+	status := http.StatusServiceUnavailable
+	if lastStatus == http.StatusTooManyRequests {
+		status = lastStatus
+	}
+	s.fail(w, c, &clientError{status: status, typ: "server_error", code: "upstream_unavailable", message: fmt.Sprintf("model %s: %d attempt(s) failed; last: %v", c.dec.Public, c.attempts, lastErr)})
+}
+
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status >= 500
+}
+
+func retryAfter(resp *http.Response) time.Duration {
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 0
+}
+
+// attempt sends one upstream request and waits for its response headers.
+func (s *Server) attempt(ctx context.Context, r *http.Request, rep *Replica, path string, body []byte, c *call) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rep.BaseURL+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", c.id)
+	if a := r.Header.Get("Accept"); a != "" {
+		req.Header.Set("Accept", a)
+	}
+	rep.Begin()
+	c.overhead = time.Since(c.start)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		rep.End(err, 0, 0, time.Now())
+		return nil, fmt.Errorf("%s: %w", rep.ID, err)
+	}
+	return resp, nil
+}
+
+// passThrough copies an OpenAI-compatible upstream response: whole, or chunk by chunk with
+// a flush after each and an idle timeout between them. A failure after the first byte ends
+// the stream with an OpenAI-shaped error event.
+func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call, stream bool) error {
+	for _, h := range []string{"Content-Type", "Cache-Control"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	c.status = resp.StatusCode
+	if !stream || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		c.ttft = time.Since(c.start)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(b)
+		c.tokensIn, c.tokensOut = usageOf(b)
+		return err
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	var tail []byte // the last bytes seen, for the usage chunk
+	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
+	defer body.Stop()
+	for first := true; ; first = false {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if first {
+				c.ttft = time.Since(c.start)
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				c.err = "client went away: " + werr.Error()
+				return nil // not the upstream's fault
+			}
+			_ = rc.Flush()
+			tail = append(tail, buf[:n]...)
+			if len(tail) > 8<<10 {
+				tail = tail[len(tail)-4<<10:]
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			c.tokensIn, c.tokensOut = usageOfStream(tail)
+			return nil
+		}
+		if err != nil {
+			msg := fmt.Sprintf("the upstream engine %s failed mid-stream: %v", c.replica.ID, err)
+			ev, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "code": "upstream_stream_error"}})
+			_, _ = fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", ev)
+			_ = rc.Flush()
+			c.err = msg
+			return err
+		}
+	}
+}
+
+// idleReader reads an upstream body, failing a read when nothing arrives for idle: one timer
+// per stream, reset after every read, closes the body when it fires.
+type idleReader struct {
+	r     io.ReadCloser
+	idle  time.Duration
+	t     *time.Timer
+	fired atomic.Bool
+}
+
+func newIdleReader(r io.ReadCloser, idle time.Duration) *idleReader {
+	ir := &idleReader{r: r, idle: idle}
+	ir.t = time.AfterFunc(idle, func() {
+		ir.fired.Store(true)
+		r.Close()
+	})
+	return ir
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if err != nil && ir.fired.Load() {
+		return n, fmt.Errorf("no data from the upstream for %s", ir.idle)
+	}
+	ir.t.Reset(ir.idle)
+	return n, err
+}
+
+// Stop ends the watch.
+func (ir *idleReader) Stop() { ir.t.Stop() }
+
+type usageJSON struct {
+	Usage *struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+}
+
+func usageOf(b []byte) (int, int) {
+	var u usageJSON
+	if json.Unmarshal(b, &u) != nil || u.Usage == nil {
+		return 0, 0
+	}
+	return u.Usage.PromptTokens, u.Usage.CompletionTokens
+}
+
+// usageOfStream finds the usage chunk (stream_options.include_usage) among the last events.
+func usageOfStream(tail []byte) (int, int) {
+	i := bytes.LastIndex(tail, []byte(`"usage":{`))
+	if i < 0 {
+		return 0, 0
+	}
+	start := bytes.LastIndex(tail[:i], []byte("data: "))
+	if start < 0 {
+		return 0, 0
+	}
+	end := bytes.Index(tail[start:], []byte("\n"))
+	if end < 0 {
+		return 0, 0
+	}
+	return usageOf(tail[start+6 : start+end])
+}
+
+// fail writes an error in the front's shape.
+func (s *Server) fail(w http.ResponseWriter, c *call, err error) {
+	ollama := c.front == "ollama"
+	var nf *NotFoundError
+	var ce *clientError
+	var ae *AuthError
+	var le *LimitError
+	var oe *OllamaError
+	switch {
+	case errors.As(err, &nf):
+		c.status = http.StatusNotFound
+		s.notFound(w, ollama, nf)
+	case errors.As(err, &ae):
+		c.status = ae.Status
+		s.authError(w, ollama, ae)
+	case errors.As(err, &le):
+		c.status = le.Status
+		for k, v := range le.Headers {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int((le.RetryAfter+time.Second-1)/time.Second)))
+		if ollama {
+			writeOllamaError(w, le.Status, le.Message)
+		} else {
+			writeOpenAIError(w, le.Status, "requests", le.Code, le.Message)
+		}
+	case errors.As(err, &oe):
+		c.status = oe.Status
+		writeOllamaError(w, oe.Status, oe.Message)
+	case errors.As(err, &ce):
+		c.status = ce.status
+		if ollama {
+			writeOllamaError(w, ce.status, ce.message)
+		} else {
+			writeOpenAIErrorParam(w, ce.status, ce.typ, ce.code, ce.param, ce.message)
+		}
+	default:
+		c.status = http.StatusInternalServerError
+		if ollama {
+			writeOllamaError(w, 500, err.Error())
+		} else {
+			writeOpenAIError(w, 500, "server_error", "internal_error", err.Error())
+		}
+	}
+	c.err = err.Error()
+}
+
+func (s *Server) notFound(w http.ResponseWriter, ollama bool, nf *NotFoundError) {
+	msg := nf.Error() + " Available models: " + strings.Join(nf.Available, ", ")
+	if len(nf.Available) == 0 {
+		msg = nf.Error() + " No models are available: apply a Route or an InferenceService and wait for it to be Ready."
+	}
+	if ollama {
+		writeOllamaError(w, http.StatusNotFound, fmt.Sprintf("model %q not found, try pulling it first; available: %s", nf.Model, strings.Join(nf.Available, ", ")))
+		return
+	}
+	writeOpenAIErrorParam(w, http.StatusNotFound, "invalid_request_error", "model_not_found", "model", msg)
+}
+
+func (s *Server) authError(w http.ResponseWriter, ollama bool, err error) {
+	var ae *AuthError
+	if !errors.As(err, &ae) {
+		ae = &AuthError{Status: 401, Code: "invalid_api_key", Message: err.Error()}
+	}
+	if ollama {
+		writeOllamaError(w, ae.Status, ae.Message)
+		return
+	}
+	writeOpenAIError(w, ae.Status, "invalid_request_error", ae.Code, ae.Message)
+}
+
+func writeOpenAIError(w http.ResponseWriter, status int, typ, code, msg string) {
+	writeOpenAIErrorParam(w, status, typ, code, "", msg)
+}
+
+func writeOpenAIErrorParam(w http.ResponseWriter, status int, typ, code, param, msg string) {
+	var p any
+	if param != "" {
+		p = param
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": p, "code": code}})
+}
+
+func writeOllamaError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// finish records metrics, charges tokens and writes the access log line.
+func (s *Server) finish(c *call) {
+	dur := time.Since(c.start)
+	if c.ticket != nil {
+		c.ticket.Done(c.tokensIn+c.tokensOut, time.Now())
+	}
+	s.met.observe(c, dur)
+	if s.access == nil {
+		return
+	}
+	attrs := []any{"request_id", c.id, "front", c.front, "kind", c.kind, "model", c.info.Model, "status", c.status,
+		"duration_ms", float64(dur.Microseconds()) / 1000, "attempts", c.attempts}
+	if c.dec.Public != "" {
+		attrs = append(attrs, "public", c.dec.Public, "task", c.dec.Task, "reason", c.dec.Reason)
+	}
+	if c.replica != nil {
+		attrs = append(attrs, "service", c.target.Name, "replica", c.replica.ID, "ttft_ms", float64(c.ttft.Microseconds())/1000,
+			"overhead_ms", float64(c.overhead.Microseconds())/1000)
+	}
+	if c.tokensIn+c.tokensOut > 0 {
+		attrs = append(attrs, "tokens_in", c.tokensIn, "tokens_out", c.tokensOut)
+	}
+	if c.key != nil {
+		attrs = append(attrs, "key", c.key.Name)
+	}
+	if c.err != "" {
+		attrs = append(attrs, "error", c.err)
+	}
+	s.access.Info("request", attrs...)
+}

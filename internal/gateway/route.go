@@ -1,0 +1,1107 @@
+package gateway
+
+// The routing table and the task classifier.
+//
+// Names. A Table maps every public model name to an Entry:
+//
+//   - Route models and their aliases (Route wins over everything else; two routes claiming
+//     one name is an error, and the first route by namespace/name keeps it).
+//   - Static backends (citadel gateway --backends FILE), below routes.
+//   - Every InferenceService that has endpoints, by "namespace/name", by "name" and by each
+//     name its endpoints serve (Endpoint.Served), below routes and static backends. A name
+//     two services share goes to the first one (the default namespace first, then by
+//     namespace/name): "namespace/name" always reaches a service. A service is listed once
+//     the controller has started it (it has endpoints) but only its Ready endpoints become
+//     replicas, so a service that is restarting answers 503 (no ready replica) rather than
+//     404 (no such model).
+//
+// Targets. A route target names a service ("name" in the route's namespace, or
+// "namespace/name") or a URL. A service target's replicas are the service's Ready endpoints
+// (ID "namespace/service/replica", BaseURL http://ADDRESS, API ollama for the ollama engine
+// and openai otherwise); a target whose service has none ready is kept with zero replicas so
+// that the next target or the fallback takes over; a target naming a missing service is kept
+// the same way and reported. Its Model is target.model, else the service's first served
+// name, else the service's spec.model.name. A URL target's replica has the URL as ID (a
+// trailing "/" or "/v1" is dropped: the proxy adds the API path), the API target.api
+// (default openai) and Model target.model, else the public name.
+//
+// Replicas are shared by every target that reaches them, and a rebuild reuses the *Replica of
+// the Previous table with the same identity (ID, BaseURL, API, engine, metrics), so that its
+// live state (in-flight count, health, scraped load) survives. New replicas start healthy:
+// the controller said the endpoint is Ready, or, for a URL, until a probe says otherwise.
+//
+// Capabilities (for /v1/models) are known only from a virtual name's task rules: a model a
+// vision rule leads to has ["chat", "vision"], one an embedding rule leads to ["embedding"],
+// one a general rule leads to ["chat"]. Other names have none, and MaxModelLen is 0: the
+// service status does not carry the engine's context length.
+//
+// Virtual names (a route model with tasks) are classified per request by Classify; see it.
+// A task rule's model names another model (or alias) of the same route, resolved when the
+// table is built; it may itself be virtual, and a rule that would close a loop is dropped
+// and reported.
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	v1 "citadel.dev/citadel/api/v1"
+)
+
+// ModelInfo is one public name, for /v1/models and /api/tags.
+type ModelInfo struct {
+	ID           string   `json:"id"`
+	OwnedBy      string   `json:"owned_by"`                // "citadel"
+	MaxModelLen  int      `json:"max_model_len,omitempty"` // 0: unknown
+	Capabilities []string `json:"capabilities,omitempty"`  // e.g. ["chat", "vision"]; nil: unknown
+	Route        string   `json:"route,omitempty"`         // "namespace/name" of the Route declaring it
+	Service      string   `json:"service,omitempty"`       // "namespace/name" of the InferenceService, for a service's own names
+	AliasOf      string   `json:"alias_of,omitempty"`      // the model an alias names
+	Virtual      bool     `json:"virtual,omitempty"`       // classified by task per request
+}
+
+// Table is an immutable routing table; build a new one on every change and swap it
+// atomically. Its methods are safe for concurrent use, and on a nil *Table.
+type Table struct {
+	names    map[string]*Entry // every public name and alias
+	how      map[string]string // why a name resolves as it does: "exact name", "alias of …"
+	local    map[string]*Entry // Route+"\x00"+name: a route's own models, for task rules naming virtual models
+	models   []ModelInfo       // sorted by ID
+	replicas []*Replica        // distinct, sorted by ID
+	avail    []string          // the IDs of models
+}
+
+// BuildInput is everything the table is built from.
+type BuildInput struct {
+	Routes []*v1.Route
+	// Services with status.endpoints; only Ready endpoints become replicas.
+	Services []*v1.InferenceService
+	// Static backends, for `citadel gateway --backends FILE` (no store).
+	Static []StaticBackend
+	// Previous is the table being replaced: its *Replica objects are reused (same identity)
+	// so that their live state (in-flight, health, scraped load) survives rebuilds.
+	Previous *Table
+}
+
+// StaticBackend is one public model served by fixed URLs, without a store.
+type StaticBackend struct {
+	Name     string   // the public model name
+	URL      string   // the engine's base URL, e.g. http://127.0.0.1:8000
+	API      string   // openai (default; ollama when Engine is ollama) or ollama
+	Model    string   // the name the engine knows the model by; default Name
+	Engine   string   // vllm, sglang, llamacpp, ollama; "" when unknown
+	Replicas []string // more base URLs serving the same model
+}
+
+// Name precedence: a lower level wins.
+const (
+	claimRoute = iota
+	claimStatic
+	claimServiceFull // namespace/name
+	claimServiceName // name
+	claimServed      // a served name
+)
+
+type nameClaim struct {
+	level int
+	owner string // "route ns/name", "static backend N", "service ns/name"
+	entry *Entry
+	how   string
+	info  ModelInfo
+	bare  string // for claimServiceFull: the service's bare name (listed only when it does not reach the service)
+}
+
+type gwService struct {
+	key      string // namespace/name
+	obj      *v1.InferenceService
+	replicas []*Replica
+	served   []string
+	api      string // of the first endpoint; "" without endpoints
+}
+
+type tableBuilder struct {
+	errs   []error
+	prev   map[string]*Replica
+	reps   map[string]*Replica
+	svcs   map[string]*gwService
+	claims map[string]*nameClaim
+	local  map[string]*Entry
+	caps   map[*Entry]map[string]bool
+	// rule targets, whose capabilities are their rule's task
+	ruleTargets []ruleTargets
+}
+
+type ruleTargets struct {
+	task string
+	dest *Destination
+}
+
+func (b *tableBuilder) errf(format string, args ...any) {
+	b.errs = append(b.errs, fmt.Errorf(format, args...))
+}
+
+// Build builds a table. The errors say what was left out or is suspect (a target naming a
+// missing service, a name two routes claim, a task rule that loops, …): the table is still
+// built from what is valid, and is never nil.
+func Build(in BuildInput) (*Table, []error) {
+	b := &tableBuilder{
+		prev:   map[string]*Replica{},
+		reps:   map[string]*Replica{},
+		svcs:   map[string]*gwService{},
+		claims: map[string]*nameClaim{},
+		local:  map[string]*Entry{},
+		caps:   map[*Entry]map[string]bool{},
+	}
+	if in.Previous != nil {
+		for _, r := range in.Previous.replicas {
+			b.prev[r.ID] = r
+		}
+	}
+	b.services(in.Services)
+	routes := slices.Clone(in.Routes)
+	routes = slices.DeleteFunc(routes, func(r *v1.Route) bool { return r == nil })
+	slices.SortStableFunc(routes, func(x, y *v1.Route) int {
+		return cmp.Compare(routeKey(x), routeKey(y))
+	})
+	for _, r := range routes {
+		b.route(r)
+	}
+	b.static(in.Static)
+	b.serviceNames()
+	return b.table(), b.errs
+}
+
+func routeKey(r *v1.Route) string {
+	return cmp.Or(r.Namespace, v1.DefaultNamespace) + "/" + r.Name
+}
+
+// services indexes the services and makes replicas of their ready endpoints.
+func (b *tableBuilder) services(in []*v1.InferenceService) {
+	svcs := slices.DeleteFunc(slices.Clone(in), func(s *v1.InferenceService) bool { return s == nil || s.Name == "" })
+	// The default namespace first, so that it keeps a bare name two namespaces share.
+	slices.SortStableFunc(svcs, func(x, y *v1.InferenceService) int {
+		return compareServices(cmp.Or(x.Namespace, v1.DefaultNamespace), x.Name, cmp.Or(y.Namespace, v1.DefaultNamespace), y.Name)
+	})
+	for _, s := range svcs {
+		ns := cmp.Or(s.Namespace, v1.DefaultNamespace)
+		key := ns + "/" + s.Name
+		if b.svcs[key] != nil {
+			b.errf("service %s: listed twice; the first is used", key)
+			continue
+		}
+		gs := &gwService{key: key, obj: s}
+		b.svcs[key] = gs
+		for _, ep := range s.Status.Endpoints {
+			api := APIOpenAI
+			if strings.EqualFold(ep.Engine, APIOllama) {
+				api = APIOllama
+			}
+			if gs.api == "" || (ep.Ready && len(gs.replicas) == 0) {
+				gs.api = api
+			}
+			for _, n := range ep.Served {
+				if n != "" && !slices.Contains(gs.served, n) {
+					gs.served = append(gs.served, n)
+				}
+			}
+			if !ep.Ready || ep.Address == "" {
+				continue
+			}
+			r := b.replica(&Replica{
+				ID:            key + "/" + strconv.Itoa(ep.Replica),
+				Service:       key,
+				BaseURL:       endpointURL(ep.Address),
+				API:           api,
+				Engine:        strings.ToLower(ep.Engine),
+				MetricsPath:   ep.Metrics,
+				RunningMetric: ep.RunningMetric,
+				WaitingMetric: ep.WaitingMetric,
+				KVMetric:      ep.KVUsageMetric,
+			}, "service "+key)
+			if !slices.Contains(gs.replicas, r) {
+				gs.replicas = append(gs.replicas, r)
+			}
+		}
+	}
+}
+
+// compareServices orders services: the default namespace first, then by namespace/name.
+func compareServices(nx, x, ny, y string) int {
+	if dx, dy := nx == v1.DefaultNamespace, ny == v1.DefaultNamespace; dx != dy {
+		if dx {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(cmp.Compare(nx, ny), cmp.Compare(x, y))
+}
+
+// endpointURL is the base URL of an endpoint's host:port; an address bound to every
+// interface is reached on loopback.
+func endpointURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimRight(addr, "/")
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return "http://" + addr
+}
+
+// targetURL normalizes a URL target: no trailing "/", and no "/v1" (OpenAI base URLs are
+// often written with it; the proxy adds the API path).
+func targetURL(u string) string {
+	u = strings.TrimRight(strings.TrimSpace(u), "/")
+	return strings.TrimRight(strings.TrimSuffix(u, "/v1"), "/")
+}
+
+func sameReplica(a, b *Replica) bool {
+	return a.ID == b.ID && a.Service == b.Service && a.BaseURL == b.BaseURL && a.API == b.API && a.Engine == b.Engine &&
+		a.MetricsPath == b.MetricsPath && a.RunningMetric == b.RunningMetric && a.WaitingMetric == b.WaitingMetric && a.KVMetric == b.KVMetric
+}
+
+// replica returns the replica with r's ID: the one already in this build, else the previous
+// table's when it is the same, else r, new and healthy.
+func (b *tableBuilder) replica(r *Replica, owner string) *Replica {
+	if old := b.reps[r.ID]; old != nil {
+		if !sameReplica(old, r) {
+			b.errf("%s: replica %s is also used with a different API, engine or address; the first use wins", owner, r.ID)
+		}
+		return old
+	}
+	if p := b.prev[r.ID]; p != nil && sameReplica(p, r) {
+		r = p
+	} else {
+		r.State.Healthy = true // not yet shared: the controller said Ready, or a URL is assumed up
+	}
+	b.reps[r.ID] = r
+	return r
+}
+
+// staticMetrics are the load series of the engines, as internal/engine declares them, for
+// static backends that name their engine. (SGLang and llama.cpp export them only with
+// --enable-metrics and --metrics; without them the scrape fails and in-flight counts are
+// the load.)
+var staticMetrics = map[string][4]string{
+	"vllm":     {"/metrics", "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"},
+	"sglang":   {"/metrics", "sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage"},
+	"llamacpp": {"/metrics", "llamacpp:requests_processing", "llamacpp:requests_deferred", ""},
+}
+
+func (b *tableBuilder) urlReplica(u, api, engine, owner string) *Replica {
+	r := &Replica{ID: u, BaseURL: u, API: api, Engine: engine}
+	if m, ok := staticMetrics[engine]; ok {
+		r.MetricsPath, r.RunningMetric, r.WaitingMetric, r.KVMetric = m[0], m[1], m[2], m[3]
+	}
+	return b.replica(r, owner)
+}
+
+func httpURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && (p.Scheme == "http" || p.Scheme == "https") && p.Host != ""
+}
+
+// claim registers name for c unless a claim of a lower level holds it.
+func (b *tableBuilder) claim(name string, c *nameClaim) {
+	if name == "" {
+		return
+	}
+	old := b.claims[name]
+	switch {
+	case old == nil:
+		b.claims[name] = c
+	case old.entry == c.entry || old.owner == c.owner && old.level == c.level:
+		// the same name twice from one owner (a service serving its own name)
+	case c.level < old.level:
+		if old.level <= claimStatic {
+			b.errf("%s: name %q is taken by %s (routes win over static backends)", old.owner, name, c.owner)
+		}
+		b.claims[name] = c
+	case c.level <= claimStatic:
+		b.errf("%s: name %q is already used by %s; ignored here", c.owner, name, old.owner)
+	}
+}
+
+func mergeRouteLimits(route, model *v1.Limits) *v1.Limits {
+	if model == nil {
+		return route
+	}
+	if route == nil {
+		return model
+	}
+	out := *route
+	if model.RequestsPerMinute != nil {
+		out.RequestsPerMinute = model.RequestsPerMinute
+	}
+	if model.TokensPerMinute != nil {
+		out.TokensPerMinute = model.TokensPerMinute
+	}
+	if model.MaxConcurrent != nil {
+		out.MaxConcurrent = model.MaxConcurrent
+	}
+	if model.MaxTokens != nil {
+		out.MaxTokens = model.MaxTokens
+	}
+	if model.Timeout != nil {
+		out.Timeout = model.Timeout
+	}
+	return &out
+}
+
+// routeCtx is what the targets of one route model share.
+type routeCtx struct {
+	ns, owner, public string
+	bal               *v1.Balancing
+	limits            *v1.Limits
+	retry             *v1.Retry
+}
+
+func (b *tableBuilder) dest(rc routeCtx, where string, targets, fallback []v1.RouteTarget) *Destination {
+	d := &Destination{Limits: rc.limits, Retry: rc.retry}
+	for i, rt := range targets {
+		if t := b.target(rc, fmt.Sprintf("%s.targets[%d]", where, i), rt); t != nil {
+			d.Targets = append(d.Targets, t)
+		}
+	}
+	for i, rt := range fallback {
+		if t := b.target(rc, fmt.Sprintf("%s.fallback[%d]", where, i), rt); t != nil {
+			d.Fallback = append(d.Fallback, t)
+		}
+	}
+	return d
+}
+
+func (b *tableBuilder) target(rc routeCtx, where string, rt v1.RouteTarget) *Target {
+	t := &Target{Weight: 1, Model: rt.Model}
+	if rt.Weight != nil {
+		t.Weight = int(*rt.Weight)
+		if t.Weight < 0 {
+			b.errf("%s: %s.weight: %d is negative; taken as 0", rc.owner, where, t.Weight)
+			t.Weight = 0
+		}
+	}
+	if rc.bal != nil {
+		t.Policy, t.SessionHeader = rc.bal.Policy, rc.bal.SessionHeader
+		if t.Policy == v1.BalanceSessionAffinity && t.SessionHeader == "" {
+			t.SessionHeader = "x-session-id"
+		}
+	}
+	api := strings.ToLower(rt.API)
+	if api != "" && api != APIOpenAI && api != APIOllama {
+		b.errf("%s: %s.api: %q is not openai or ollama; openai is used", rc.owner, where, rt.API)
+		api = ""
+	}
+	switch {
+	case rt.Service != "" && rt.URL != "":
+		b.errf("%s: %s: sets both service and url; the target is ignored", rc.owner, where)
+		return nil
+	case rt.Service != "":
+		ns, name, err := v1.ServiceRef(rt.Service, rc.ns)
+		if err != nil {
+			b.errf("%s: %s.service: %v; the target is ignored", rc.owner, where, err)
+			return nil
+		}
+		t.Name = ns + "/" + name
+		s := b.svcs[t.Name]
+		if s == nil {
+			b.errf("%s: %s.service: InferenceService %s does not exist; the target has no replicas until it does", rc.owner, where, t.Name)
+			t.API = cmp.Or(api, APIOpenAI)
+			t.Model = cmp.Or(t.Model, rc.public)
+			return t
+		}
+		t.API = cmp.Or(s.api, api, APIOpenAI)
+		if api != "" && s.api != "" && api != s.api {
+			b.errf("%s: %s.api: service %s speaks %s (its engine); api %q is for url targets and is ignored", rc.owner, where, t.Name, s.api, rt.API)
+		}
+		t.Model = cmp.Or(t.Model, firstName(s.served), specModelName(s.obj), rc.public)
+		t.Replicas = slices.Clone(s.replicas)
+		return t
+	case rt.URL != "":
+		u := targetURL(rt.URL)
+		if !httpURL(u) {
+			b.errf("%s: %s.url: %q is not an http(s) URL; the target is ignored", rc.owner, where, rt.URL)
+			return nil
+		}
+		t.Name = u
+		t.API = cmp.Or(api, APIOpenAI)
+		t.Model = cmp.Or(t.Model, rc.public)
+		t.Replicas = []*Replica{b.urlReplica(u, t.API, "", rc.owner)}
+		return t
+	}
+	b.errf("%s: %s: names no service or url; the target is ignored", rc.owner, where)
+	return nil
+}
+
+func firstName(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func specModelName(s *v1.InferenceService) string {
+	if s.Spec.Model != nil {
+		return s.Spec.Model.Name
+	}
+	return ""
+}
+
+var taskClassSet = map[string]bool{v1.TaskVision: true, v1.TaskCode: true, v1.TaskReasoning: true, v1.TaskGeneral: true, v1.TaskEmbedding: true}
+
+// route adds one Route's models.
+func (b *tableBuilder) route(r *v1.Route) {
+	rkey := routeKey(r)
+	ns := cmp.Or(r.Namespace, v1.DefaultNamespace)
+	owner := "route " + rkey
+	type model struct {
+		i   int
+		m   *v1.RouteModel
+		e   *Entry
+		ctx routeCtx
+	}
+	var models []*model
+	local := map[string]*model{} // names and aliases
+	for i := range r.Spec.Models {
+		m := &r.Spec.Models[i]
+		where := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" {
+			b.errf("%s: %s.name is empty; the model is ignored", owner, where)
+			continue
+		}
+		if local[m.Name] != nil {
+			b.errf("%s: %s: name %q is used twice in the route; the first is kept", owner, where, m.Name)
+			continue
+		}
+		bal := m.Balancing
+		if bal == nil {
+			bal = r.Spec.Balancing
+		}
+		mm := &model{i: i, m: m, e: &Entry{Public: m.Name, Route: rkey},
+			ctx: routeCtx{ns: ns, owner: owner, public: m.Name, bal: bal, limits: mergeRouteLimits(r.Spec.Limits, m.Limits), retry: r.Spec.Retry}}
+		if len(m.Tasks) > 0 && (len(m.Targets) > 0 || len(m.Fallback) > 0) {
+			b.errf("%s: %s %q sets both tasks and targets; the targets are ignored", owner, where, m.Name)
+		}
+		if len(m.Tasks) == 0 {
+			if len(m.Targets) == 0 {
+				b.errf("%s: %s %q has no targets: requests for it fail until it has", owner, where, m.Name)
+			}
+			mm.e.Dest = b.dest(mm.ctx, where, m.Targets, m.Fallback)
+		}
+		models = append(models, mm)
+		local[m.Name] = mm
+		for _, a := range m.Aliases {
+			switch {
+			case a == "":
+			case local[a] != nil:
+				b.errf("%s: %s: alias %q is already a name of the route; ignored", owner, where, a)
+			default:
+				local[a] = mm
+			}
+		}
+	}
+	// The task rules, once every model of the route exists.
+	edges := map[*Entry][]*Entry{} // virtual → virtual, to keep the rules loop-free
+	reaches := func(from, to *Entry) bool {
+		seen := map[*Entry]bool{}
+		var walk func(e *Entry) bool
+		walk = func(e *Entry) bool {
+			if e == to {
+				return true
+			}
+			if seen[e] {
+				return false
+			}
+			seen[e] = true
+			return slices.ContainsFunc(edges[e], walk)
+		}
+		return walk(from)
+	}
+	for _, mm := range models {
+		for j, tr := range mm.m.Tasks {
+			where := fmt.Sprintf("models[%d].tasks[%d]", mm.i, j)
+			task := strings.ToLower(tr.Task)
+			if !taskClassSet[task] {
+				b.errf("%s: %s.task: %q is not a task class (vision, code, reasoning, general, embedding); the rule is ignored", owner, where, tr.Task)
+				continue
+			}
+			te := TaskEntry{Task: task, Public: mm.m.Name}
+			for _, k := range tr.Keywords {
+				if k != "" {
+					te.Keywords = append(te.Keywords, strings.ToLower(k))
+				}
+			}
+			for k, p := range tr.Patterns {
+				re, err := regexp.Compile(p)
+				if err != nil {
+					b.errf("%s: %s.patterns[%d]: %v; the pattern is ignored", owner, where, k, err)
+					continue
+				}
+				te.Patterns = append(te.Patterns, re)
+			}
+			if tr.MinPromptTokens != nil && *tr.MinPromptTokens > 0 {
+				te.MinPromptTokens = int(*tr.MinPromptTokens)
+			}
+			if tr.MaxPromptTokens != nil && *tr.MaxPromptTokens > 0 {
+				te.MaxPromptTokens = int(*tr.MaxPromptTokens)
+			}
+			switch {
+			case tr.Model != "" && len(tr.Targets) > 0:
+				b.errf("%s: %s sets both model and targets; the rule is ignored", owner, where)
+				continue
+			case tr.Model != "":
+				to := local[tr.Model]
+				if to == nil {
+					b.errf("%s: %s.model: %q is not a model of this route; the rule is ignored", owner, where, tr.Model)
+					continue
+				}
+				te.Public = to.m.Name
+				if to.e.Dest != nil {
+					te.Dest = to.e.Dest
+					b.addCap(to.e, task)
+					break
+				}
+				if reaches(to.e, mm.e) {
+					b.errf("%s: %s.model: %q leads back to %q: a loop; the rule is ignored", owner, where, tr.Model, mm.m.Name)
+					continue
+				}
+				edges[mm.e] = append(edges[mm.e], to.e)
+			case len(tr.Targets) > 0:
+				te.Dest = b.dest(mm.ctx, where, tr.Targets, tr.Fallback)
+				b.ruleTargets = append(b.ruleTargets, ruleTargets{task: task, dest: te.Dest})
+			default:
+				b.errf("%s: %s has no destination (model or targets); the rule is ignored", owner, where)
+				continue
+			}
+			b.addCap(mm.e, task)
+			mm.e.Tasks = append(mm.e.Tasks, te)
+		}
+	}
+	for _, mm := range models {
+		e := mm.e
+		if e.Dest == nil && len(e.Tasks) == 0 {
+			b.errf("%s: models[%d] %q: no task rule is usable; the name is not served", owner, mm.i, e.Public)
+			continue
+		}
+		b.local[rkey+"\x00"+e.Public] = e
+		b.claim(e.Public, &nameClaim{level: claimRoute, owner: owner, entry: e, how: "exact name",
+			info: ModelInfo{ID: e.Public, Route: rkey, Virtual: e.Dest == nil}})
+		for _, a := range mm.m.Aliases {
+			if a != "" && local[a] == mm {
+				b.claim(a, &nameClaim{level: claimRoute, owner: owner, entry: e, how: "alias of " + e.Public,
+					info: ModelInfo{ID: a, Route: rkey, AliasOf: e.Public, Virtual: e.Dest == nil}})
+			}
+		}
+	}
+}
+
+func (b *tableBuilder) addCap(e *Entry, task string) {
+	if b.caps[e] == nil {
+		b.caps[e] = map[string]bool{}
+	}
+	b.caps[e][task] = true
+}
+
+// taskCapabilities lists what a set of tasks says of a model: "chat" for any task but
+// embedding, then the special tasks in a fixed order.
+func taskCapabilities(tasks map[string]bool) []string {
+	var out []string
+	for t := range tasks {
+		if t != v1.TaskEmbedding {
+			out = append(out, "chat")
+			break
+		}
+	}
+	for _, t := range []string{v1.TaskVision, v1.TaskCode, v1.TaskReasoning, v1.TaskEmbedding} {
+		if tasks[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (b *tableBuilder) static(in []StaticBackend) {
+	for i, sb := range in {
+		owner := fmt.Sprintf("static backend %q", sb.Name)
+		if sb.Name == "" {
+			b.errf("static backend %d: no name; ignored", i)
+			continue
+		}
+		engine := strings.ToLower(sb.Engine)
+		api := strings.ToLower(sb.API)
+		if api == "" && engine == "ollama" {
+			api = APIOllama
+		}
+		if api != "" && api != APIOpenAI && api != APIOllama {
+			b.errf("%s: api %q is not openai or ollama; openai is used", owner, sb.API)
+			api = ""
+		}
+		api = cmp.Or(api, APIOpenAI)
+		t := &Target{Weight: 1, Model: cmp.Or(sb.Model, sb.Name), API: api}
+		for _, raw := range append([]string{sb.URL}, sb.Replicas...) {
+			u := targetURL(raw)
+			if !httpURL(u) {
+				b.errf("%s: %q is not an http(s) URL; ignored", owner, raw)
+				continue
+			}
+			t.Name = cmp.Or(t.Name, u)
+			r := b.urlReplica(u, api, engine, owner)
+			if !slices.Contains(t.Replicas, r) {
+				t.Replicas = append(t.Replicas, r)
+			}
+		}
+		if len(t.Replicas) == 0 {
+			b.errf("%s: no usable URL; ignored", owner)
+			continue
+		}
+		e := &Entry{Public: sb.Name, Dest: &Destination{Targets: []*Target{t}}}
+		b.claim(sb.Name, &nameClaim{level: claimStatic, owner: owner, entry: e, how: "static backend",
+			info: ModelInfo{ID: sb.Name}})
+	}
+}
+
+// serviceNames claims every service's own names, below routes and static backends.
+func (b *tableBuilder) serviceNames() {
+	keys := make([]*gwService, 0, len(b.svcs))
+	for _, s := range b.svcs {
+		keys = append(keys, s)
+	}
+	slices.SortFunc(keys, func(x, y *gwService) int {
+		return compareServices(cmp.Or(x.obj.Namespace, v1.DefaultNamespace), x.obj.Name, cmp.Or(y.obj.Namespace, v1.DefaultNamespace), y.obj.Name)
+	})
+	for _, s := range keys {
+		if len(s.obj.Status.Endpoints) == 0 {
+			continue // not started: nothing answers to its names
+		}
+		owner := "service " + s.key
+		mk := func(model string) *Entry {
+			return &Entry{Public: "", Dest: &Destination{Targets: []*Target{{
+				Name: s.key, Weight: 1, Model: model, API: cmp.Or(s.api, APIOpenAI), Replicas: slices.Clone(s.replicas)}}}}
+		}
+		// The service's own names ask for its first served name (or its own name when it
+		// serves it); a served name asks for itself (an Ollama serves several models).
+		model := firstName(s.served)
+		if slices.Contains(s.served, s.obj.Name) {
+			model = s.obj.Name
+		}
+		model = cmp.Or(model, specModelName(s.obj), s.obj.Name)
+		own := mk(model)
+		own.Public = s.obj.Name
+		full := mk(model)
+		full.Public = s.key
+		b.claim(s.key, &nameClaim{level: claimServiceFull, owner: owner, entry: full, how: "service name", bare: s.obj.Name,
+			info: ModelInfo{ID: s.key, Service: s.key}})
+		b.claim(s.obj.Name, &nameClaim{level: claimServiceName, owner: owner, entry: own, how: "service name",
+			info: ModelInfo{ID: s.obj.Name, Service: s.key}})
+		for _, n := range s.served {
+			if n == s.obj.Name || n == s.key {
+				continue
+			}
+			e := mk(n)
+			e.Public = n
+			b.claim(n, &nameClaim{level: claimServed, owner: owner, entry: e, how: "served name of " + s.key,
+				info: ModelInfo{ID: n, Service: s.key}})
+		}
+	}
+}
+
+func (b *tableBuilder) table() *Table {
+	t := &Table{names: map[string]*Entry{}, how: map[string]string{}, local: b.local}
+	// Capabilities: of the models task rules lead to, their aliases and their targets.
+	for _, rt := range b.ruleTargets {
+		c := taskCapabilities(map[string]bool{rt.task: true})
+		for _, tg := range append(slices.Clone(rt.dest.Targets), rt.dest.Fallback...) {
+			tg.Capabilities = c
+		}
+	}
+	for e, set := range b.caps {
+		if e.Dest == nil {
+			continue
+		}
+		c := taskCapabilities(set)
+		for _, tg := range append(slices.Clone(e.Dest.Targets), e.Dest.Fallback...) {
+			tg.Capabilities = c
+		}
+	}
+	for name, c := range b.claims {
+		t.names[name] = c.entry
+		t.how[name] = c.how
+		if c.level == claimServiceFull {
+			if bare := b.claims[c.bare]; bare != nil && bare.owner == c.owner {
+				continue // reachable, but listed by its bare name
+			}
+		}
+		info := c.info
+		info.OwnedBy = "citadel"
+		info.Capabilities = taskCapabilities(b.caps[c.entry])
+		t.models = append(t.models, info)
+	}
+	slices.SortFunc(t.models, func(x, y ModelInfo) int { return cmp.Compare(x.ID, y.ID) })
+	for _, m := range t.models {
+		t.avail = append(t.avail, m.ID)
+	}
+	// The replicas some name reaches (not those of a name another route or a route won).
+	seen := map[*Replica]bool{}
+	addDest := func(d *Destination) {
+		if d == nil {
+			return
+		}
+		for _, tg := range append(slices.Clone(d.Targets), d.Fallback...) {
+			for _, r := range tg.Replicas {
+				if !seen[r] {
+					seen[r] = true
+					t.replicas = append(t.replicas, r)
+				}
+			}
+		}
+	}
+	for _, e := range t.names {
+		addDest(e.Dest)
+		for i := range e.Tasks {
+			addDest(e.Tasks[i].Dest)
+		}
+	}
+	for _, e := range t.local {
+		for i := range e.Tasks {
+			addDest(e.Tasks[i].Dest)
+		}
+	}
+	slices.SortFunc(t.replicas, func(x, y *Replica) int { return cmp.Compare(x.ID, y.ID) })
+	return t
+}
+
+// Resolve finds where a request goes: the entry of its model (a name or alias; for an
+// Ollama client, "name:latest" and "name" are the same), then, for a virtual name, the task
+// rule Classify picks. An unknown model is a *NotFoundError listing the available names.
+func (t *Table) Resolve(ri RequestInfo) (Decision, error) {
+	if t == nil {
+		return Decision{}, &NotFoundError{Model: ri.Model}
+	}
+	name := ri.Model
+	e := t.names[name]
+	if e == nil {
+		if trimmed, ok := strings.CutSuffix(name, ":latest"); ok && t.names[trimmed] != nil {
+			name = trimmed
+		} else if !strings.Contains(name, ":") && t.names[name+":latest"] != nil {
+			name += ":latest"
+		}
+		e = t.names[name]
+	}
+	if e == nil {
+		return Decision{}, &NotFoundError{Model: ri.Model, Available: slices.Clone(t.avail)}
+	}
+	d := Decision{Public: e.Public, Reason: t.how[name], Dest: e.Dest}
+	for depth := 0; e.Dest == nil; depth++ {
+		task, reason, te := Classify(ri, e.Tasks)
+		if te == nil || depth > 8 {
+			return Decision{}, fmt.Errorf("model %q: no task rule applies", ri.Model)
+		}
+		if depth == 0 {
+			d.Reason = reason
+		} else {
+			d.Reason += ", then " + e.Public + ": " + reason
+		}
+		d.Task, d.Public = task, te.Public
+		if te.Dest != nil {
+			d.Dest = te.Dest
+			break
+		}
+		if e = t.local[e.Route+"\x00"+te.Public]; e == nil {
+			return Decision{}, fmt.Errorf("model %q: task %s leads to %q, which is not served", ri.Model, task, te.Public)
+		}
+	}
+	return d, nil
+}
+
+// Models lists every public name (aliases included; a service's "namespace/name" only when
+// its bare name reaches another model), sorted by ID.
+func (t *Table) Models() []ModelInfo {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.models)
+}
+
+// Replicas returns every distinct replica the table's names reach, sorted by ID.
+func (t *Table) Replicas() []*Replica {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.replicas)
+}
+
+// PickTarget makes the weighted choice among d's targets: r (a random number) falls in one
+// target's share of the total weight of the targets with at least one replica; weight 0
+// takes none. It returns nil when no target qualifies (the caller goes to the fallback).
+func PickTarget(d *Destination, r uint64) *Target {
+	if d == nil {
+		return nil
+	}
+	var total uint64
+	for _, t := range d.Targets {
+		if t.Weight > 0 && len(t.Replicas) > 0 {
+			total += uint64(t.Weight)
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	n := r % total
+	for _, t := range d.Targets {
+		if t.Weight <= 0 || len(t.Replicas) == 0 {
+			continue
+		}
+		if n < uint64(t.Weight) {
+			return t
+		}
+		n -= uint64(t.Weight)
+	}
+	return nil
+}
+
+// Header is the value of x-citadel-route: `task=vision model=mimo-vl
+// service=default/mimo-vl-7b-rl reason=image_url` (task only for a virtual name; service is
+// the first target's name, or the first fallback's when there is no target). The reason is
+// last and may contain spaces.
+func (d Decision) Header() string {
+	var sb strings.Builder
+	if d.Task != "" {
+		sb.WriteString("task=" + d.Task + " ")
+	}
+	sb.WriteString("model=" + d.Public)
+	if d.Dest != nil {
+		var t *Target
+		switch {
+		case len(d.Dest.Targets) > 0:
+			t = d.Dest.Targets[0]
+		case len(d.Dest.Fallback) > 0:
+			t = d.Dest.Fallback[0]
+		}
+		if t != nil {
+			sb.WriteString(" service=" + t.Name)
+		}
+	}
+	if d.Reason != "" {
+		sb.WriteString(" reason=" + d.Reason)
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, sb.String())
+}
+
+// Built-in signals. Deliberately few and cheap: each is a plain substring or one regular
+// expression over the (bounded) prompt text.
+var (
+	// codeMarkers are case-sensitive: code fences, Python/Go/C definitions, SQL, JS, Java, Rust.
+	codeMarkers = []string{"```", "#include", "def ", "func ", "SELECT ", "console.log(", "public static ", "fn main("}
+	// codePhrases are matched in lower case: errors people paste.
+	codePhrases = []string{"stack trace", "traceback", "segmentation fault", "exception in thread", "syntax error", "compiler error"}
+	// codeLines are lines that start like code: imports, packages, classes, shebangs.
+	codeLines = regexp.MustCompile(`(?m)^[ \t]*(?:import [\w.{"(*]+|from [\w.]+ import \w+|package \w+[ \t]*$|class \w+[ \t]*[:({]|#!/\S+)`)
+	// reasoningWords are matched in lower case, as whole words.
+	reasoningWords = regexp.MustCompile(`\b(?:prove|proof|step[- ]by[- ]step|why does|why do|reason (?:about|through)|reasoning|derive|theorem|lemma|integral|derivative|equation|solve for)\b`)
+	// mathLike is math notation: LaTeX, math symbols, arithmetic, powers.
+	mathLike = regexp.MustCompile(`\\(?:frac|int|sum|sqrt|lim|prod)\b|[∫∑∏√∞≤≥≠]|\b\d+\s*[+*^×÷]\s*\d+\b|\b[a-zA-Z]\s*\^\s*\d`)
+)
+
+// codeSignal says why text looks like code ("" when it does not).
+func codeSignal(text, lower string) string {
+	for _, m := range codeMarkers {
+		if strings.Contains(text, m) {
+			return "code signal " + strconv.QuoteToASCII(m)
+		}
+	}
+	for _, p := range codePhrases {
+		if strings.Contains(lower, p) {
+			return "code signal " + strconv.QuoteToASCII(p)
+		}
+	}
+	if m := codeLines.FindString(text); m != "" {
+		return "code signal " + quoteCut(strings.TrimSpace(m), 24)
+	}
+	return ""
+}
+
+// reasoningSignal says why text asks for reasoning ("" when it does not).
+func reasoningSignal(text, lower string) string {
+	if m := reasoningWords.FindString(lower); m != "" {
+		return "reasoning signal " + strconv.QuoteToASCII(m)
+	}
+	if m := mathLike.FindString(text); m != "" {
+		return "reasoning signal math " + quoteCut(m, 24)
+	}
+	return ""
+}
+
+// quoteCut quotes s in ASCII, cut to n runes.
+func quoteCut(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
+	}
+	return strconv.QuoteToASCII(s)
+}
+
+func ruleAdmits(e *TaskEntry, tokens int) bool {
+	return (e.MinPromptTokens == 0 || tokens >= e.MinPromptTokens) && (e.MaxPromptTokens == 0 || tokens <= e.MaxPromptTokens)
+}
+
+// ruleFor is the first rule of task whose bounds admit the request; with anyway, else the
+// first rule of task.
+func ruleFor(rules []TaskEntry, task string, ri RequestInfo, anyway bool) *TaskEntry {
+	var fallback *TaskEntry
+	for i := range rules {
+		e := &rules[i]
+		if e.Task != task {
+			continue
+		}
+		if ruleAdmits(e, ri.PromptTokens) {
+			return e
+		}
+		if fallback == nil {
+			fallback = e
+		}
+	}
+	if anyway {
+		return fallback
+	}
+	return nil
+}
+
+// explicitMatch says why rule e matches on its own keywords, patterns or bounds ("" when not).
+func explicitMatch(e *TaskEntry, ri RequestInfo, lower string) string {
+	if e.Task == v1.TaskEmbedding && !ri.Embedding || !ruleAdmits(e, ri.PromptTokens) {
+		return ""
+	}
+	if len(e.Keywords) > 0 || len(e.Patterns) > 0 {
+		for _, k := range e.Keywords {
+			if strings.Contains(lower, k) {
+				return "keyword " + quoteCut(k, 32)
+			}
+		}
+		for _, p := range e.Patterns {
+			if p.MatchString(ri.Text) {
+				return "pattern " + quoteCut(p.String(), 32)
+			}
+		}
+		return ""
+	}
+	if e.MinPromptTokens == 0 && e.MaxPromptTokens == 0 || e.Task == v1.TaskVision || e.Task == v1.TaskEmbedding {
+		// no bounds; or bounds that only choose among image or embedding requests (steps 1-2)
+		return ""
+	}
+	why := "prompt_tokens=" + strconv.Itoa(ri.PromptTokens)
+	if e.MinPromptTokens > 0 {
+		why += " min=" + strconv.Itoa(e.MinPromptTokens)
+	}
+	if e.MaxPromptTokens > 0 {
+		why += " max=" + strconv.Itoa(e.MaxPromptTokens)
+	}
+	return why
+}
+
+// Classify picks the task of a request to a virtual name, and the rule that serves it,
+// saying why. It is pure. In order:
+//
+//  0. The header x-citadel-task, when it names a task of the rules: the first rule of that
+//     task (whose bounds admit the request, else the first). A task no rule has is ignored,
+//     and the reason says "header names unknown task".
+//  1. An embeddings request: the embedding task, when a rule has it.
+//  2. Image parts: vision ("image_url"), when a rule has it.
+//  3. The rules' own signals, in rule order: a rule with keywords (matched in lower case) or
+//     patterns (on the text as sent) matches when one of them does; a rule with only
+//     prompt-token bounds matches on length (except vision and embedding rules, whose bounds
+//     only choose among image or embedding requests). Bounds always have to admit the
+//     request's estimated prompt tokens. Embedding rules take only embedding requests.
+//  4. Built-in signals: code (``` fences, "#include", "def ", "func ", "SELECT ",
+//     "console.log(", "public static ", "fn main(", pasted errors such as "stack trace",
+//     "traceback", lines starting with import/from…import/package/class/#!), then
+//     reasoning ("prove", "proof", "step by step", "why does", "reason about", "derive",
+//     "theorem", "equation", … as words; math such as LaTeX, ∑, "3 * 4", "x^2"). The first
+//     rule of the task whose bounds admit the request serves it; a signal no rule serves is
+//     passed over.
+//  5. Otherwise general: the first general rule (admitting the request, else the first);
+//     without one, the first rule that admits the request, else the first rule.
+//
+// With no rules it still classifies (entry nil): embedding, vision, code, reasoning or
+// general.
+func Classify(ri RequestInfo, rules []TaskEntry) (task, reason string, entry *TaskEntry) {
+	note := ""
+	if h := strings.ToLower(strings.TrimSpace(ri.TaskHeader)); h != "" {
+		if e := ruleFor(rules, h, ri, true); e != nil {
+			return e.Task, "header x-citadel-task", e
+		}
+		note = "; header names unknown task " + quoteCut(ri.TaskHeader, 24)
+	}
+	task, reason, entry = classifyRules(ri, rules)
+	return task, reason + note, entry
+}
+
+func classifyRules(ri RequestInfo, rules []TaskEntry) (string, string, *TaskEntry) {
+	var missed []string // signals no rule serves
+	try := func(task, why string, anyway bool) *TaskEntry {
+		if len(rules) == 0 {
+			return &TaskEntry{Task: task} // a marker: no rules, the signal decides
+		}
+		if e := ruleFor(rules, task, ri, anyway); e != nil {
+			return e
+		}
+		missed = append(missed, "no "+task+" rule for "+why)
+		return nil
+	}
+	done := func(task, why string, e *TaskEntry) (string, string, *TaskEntry) {
+		if len(rules) == 0 {
+			return task, why, nil
+		}
+		return task, why, e
+	}
+	if ri.Embedding {
+		if e := try(v1.TaskEmbedding, "embedding request", true); e != nil {
+			return done(v1.TaskEmbedding, "embedding request", e)
+		}
+	}
+	if ri.Images > 0 {
+		if e := try(v1.TaskVision, "image_url", true); e != nil {
+			return done(v1.TaskVision, "image_url", e)
+		}
+	}
+	lower := strings.ToLower(ri.Text)
+	for i := range rules {
+		if why := explicitMatch(&rules[i], ri, lower); why != "" {
+			return rules[i].Task, why, &rules[i]
+		}
+	}
+	if why := codeSignal(ri.Text, lower); why != "" {
+		if e := try(v1.TaskCode, why, false); e != nil {
+			return done(v1.TaskCode, why, e)
+		}
+	}
+	if why := reasoningSignal(ri.Text, lower); why != "" {
+		if e := try(v1.TaskReasoning, why, false); e != nil {
+			return done(v1.TaskReasoning, why, e)
+		}
+	}
+	why := "no signal"
+	if len(missed) > 0 {
+		why = strings.Join(missed, "; ")
+	}
+	if len(rules) == 0 {
+		return v1.TaskGeneral, why, nil
+	}
+	if e := ruleFor(rules, v1.TaskGeneral, ri, true); e != nil {
+		return e.Task, why, e
+	}
+	why += "; no general rule: first rule"
+	for i := range rules {
+		if (rules[i].Task != v1.TaskEmbedding || ri.Embedding) && ruleAdmits(&rules[i], ri.PromptTokens) {
+			return rules[i].Task, why, &rules[i]
+		}
+	}
+	return rules[0].Task, why, &rules[0]
+}
