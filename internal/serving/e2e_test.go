@@ -20,6 +20,7 @@ import (
 	"citadel.dev/citadel/client"
 	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/daemon"
+	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/serving"
 )
@@ -73,6 +74,7 @@ const mimoConfig = `{"architectures":["Qwen2_5_VLForConditionalGeneration"],"mod
 
 type cluster struct {
 	c       *client.Client
+	gateway string // the gateway's base URL
 	dataDir string
 	cancel  context.CancelFunc
 	done    chan error
@@ -94,11 +96,16 @@ func startWith(t *testing.T, so serving.Options) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	cl := &cluster{dataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
+	cl := &cluster{dataDir: dataDir, cancel: cancel, done: make(chan error, 1), gateway: "http://" + gln.Addr().String()}
 	go func() {
-		cl.done <- daemon.Run(ctx, daemon.Options{DataDir: dataDir, AdminListener: ln, Serving: &so})
+		cl.done <- daemon.Run(ctx, daemon.Options{DataDir: dataDir, AdminListener: ln, Serving: &so,
+			Gateway: &gateway.Options{HealthInterval: 100 * time.Millisecond}, GatewayListener: gln})
 	}()
 	cl.c, err = client.New("http://" + ln.Addr().String())
 	if err != nil {

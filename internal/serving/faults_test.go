@@ -3,6 +3,7 @@ package serving_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -95,6 +96,37 @@ func TestVLLMAndOllamaAdapters(t *testing.T) {
 	o := waitPhase(cl, t, "qwen2.5-7b", 60*time.Second, v1.ServiceReady)
 	if code, body := httpGet(t, "http://"+o.Status.Endpoints[0].Address+"/"); code != 200 || body != "Ollama is running" {
 		t.Errorf("ollama GET /: %d %q", code, body)
+	}
+	// The gateway routes to the services' engines by name, on both fronts.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Post(cl.gateway+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"qwen-vllm","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			if r := resp.Header.Get("X-Citadel-Route"); !strings.Contains(r, "default/qwen-vllm") {
+				t.Errorf("x-citadel-route %q does not name the service", r)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway → qwen-vllm: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Post(cl.gateway+"/api/chat", "application/json",
+		strings.NewReader(`{"model":"qwen2.5-7b","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":3}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(ob), `"done":true`) {
+		t.Errorf("gateway /api/chat → the ollama service: %d %s", resp.StatusCode, ob)
 	}
 	// citadel logs: the engine's own output.
 	var b strings.Builder
