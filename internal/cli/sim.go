@@ -30,7 +30,7 @@ type simFlags struct {
 	port, maxNumSeqs, maxBatched, tp, numParallel                            int
 	gpuMemUtil, timeScale                                                    float64
 	seed                                                                     int64
-	metrics, noSlots                                                         bool
+	metrics, noSlots, noPrefixCache                                          bool
 
 	// Faults and knobs for tests.
 	failRate, slowdown                  float64
@@ -150,6 +150,11 @@ as fast as possible (for gateway overhead benchmarks).`,
 			}
 			if err := checkEngineFlags(fl, f.engine); err != nil {
 				return err
+			}
+			for _, n := range []string{"no-enable-prefix-caching", "disable-radix-cache"} {
+				if v, _ := fl.GetBool(n); v {
+					f.noPrefixCache = true // vLLM V1 and SGLang cache prefixes unless told not to
+				}
 			}
 			for _, n := range []string{"max-model-len", "context-length", "ctx-size"} {
 				if fl.Changed(n) {
@@ -389,7 +394,7 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	}
 	cfg := sim.Config{Engine: f.engine, Plan: plan, ServedModelNames: names, ModelRoot: f.model, APIKey: f.apiKey,
 		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed, Slowdown: f.slowdown, EmbeddingDim: f.embeddingDim,
-		Faults: faults, EnableMetrics: f.metrics, NoSlots: f.noSlots}
+		Faults: faults, EnableMetrics: f.metrics, NoSlots: f.noSlots, NoPrefixCache: f.noPrefixCache}
 	if f.engine == engLlamaCPP && f.startupDelay > 0 {
 		cfg.LoadTime = f.startupDelay
 	}

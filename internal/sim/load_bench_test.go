@@ -20,7 +20,7 @@ import (
 	"citadel.dev/citadel/internal/sim/perf"
 )
 
-// BenchmarkLoad drives the simulated vLLM over loopback HTTP the way `vllm bench serve
+// BenchmarkLoad (prefix caching off: the random dataset shares no prefix) drives the simulated vLLM over loopback HTTP the way `vllm bench serve
 // --dataset-name random --random-input-len 1024 --random-output-len 128 --ignore-eos
 // --max-concurrency C` does, and measures two things:
 //
@@ -45,14 +45,14 @@ func BenchmarkLoad(b *testing.B) {
 	plan := newPlan(b, "a100-40g", "llama-3.1-8b", perf.Options{MaxModelLen: 8192})
 	for _, c := range []int{1, 4, 8, 16, 64, 256} {
 		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
-			benchLoad(b, Config{Plan: plan, TimeScale: loadScale}, loadPromptWords, c, max(4*c, 8))
+			benchLoad(b, Config{Plan: plan, TimeScale: loadScale, NoPrefixCache: true}, loadPromptWords, c, max(4*c, 8))
 		})
 	}
 	b.Run("c=2000-scale0", func(b *testing.B) {
 		// Every stream in one batch: max_num_seqs above 2,000 and a short prompt so that the
 		// KV cache holds them all (2,000 × ~140 tokens on an H100's ~0.9 M).
 		plan := newPlan(b, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, MaxNumSeqs: 2048})
-		benchLoad(b, Config{Plan: plan, TimeScale: 0}, 1, 2000, 2000)
+		benchLoad(b, Config{Plan: plan, TimeScale: 0, NoPrefixCache: true}, 1, 2000, 2000)
 	})
 }
 

@@ -59,7 +59,7 @@ func (s *VLLM) sglangModels(w http.ResponseWriter, _ *http.Request) {
 	}
 	name := s.cfg.ServedModelNames[0]
 	data := []card{{ID: name, Object: "model", Created: s.created, OwnedBy: "sglang", Root: name, MaxModelLen: s.maxLen}}
-	writeJSON(w, http.StatusOK, list[card]{Object: "list", Data: data})
+	writeJSON(w, http.StatusOK, listOf[card]{Object: "list", Data: data})
 }
 
 // sglangHealthGenerate runs a one-token generation through the engine: 200 with an empty

@@ -53,6 +53,9 @@ type Config struct {
 	LoadTime time.Duration
 	// NoSlots (llama.cpp --no-slots) disables /slots.
 	NoSlots bool
+	// NoPrefixCache turns automatic prefix caching off (vLLM --no-enable-prefix-caching,
+	// SGLang --disable-radix-cache); llama.cpp never shares a prefix across slots here.
+	NoPrefixCache bool
 }
 
 // VLLM is a simulated vLLM OpenAI-compatible server.
@@ -69,6 +72,7 @@ type VLLM struct {
 	maxLen  int
 	vision  bool
 	nextID  atomic.Uint64
+	prefix  *prefixCache // nil: no prefix caching
 }
 
 // NewVLLM builds the server; call Run (or Serve) to start its engine.
@@ -129,6 +133,8 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 		maxLen: cfg.Plan.Options.MaxModelLen, vision: cfg.Plan.Model.Vision}
 	if cfg.Engine == EngineLlamaCPP {
 		s.readyAt = s.clock().Add(s.loadTime())
+	} else if !cfg.NoPrefixCache {
+		s.prefix = newPrefixCache(cfg.Plan.KVBlocks)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
@@ -184,8 +190,8 @@ func bearer(r *http.Request, key string) bool {
 	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+key)) == 1
 }
 
-// list is an OpenAI list object, "object" first as the Python servers write it.
-type list[T any] struct {
+// listOf is an OpenAI list object, "object" first as the Python servers write it.
+type listOf[T any] struct {
 	Object string `json:"object"`
 	Data   []T    `json:"data"`
 }
@@ -356,7 +362,7 @@ func (s *VLLM) models(w http.ResponseWriter, r *http.Request) {
 			MaxModelLen: s.maxLen, Permission: []permission{{ID: fmt.Sprintf("modelperm-%032x", i+1), Object: "model_permission",
 				Created: s.created, AllowSampling: true, AllowLogprobs: true, AllowView: true, Organization: "*"}}})
 	}
-	writeJSON(w, http.StatusOK, list[card]{Object: "list", Data: data})
+	writeJSON(w, http.StatusOK, listOf[card]{Object: "list", Data: data})
 }
 
 type tokenizeRequest struct {
@@ -814,7 +820,9 @@ func (s *VLLM) runWith(w http.ResponseWriter, r *http.Request, j *job, newOut fu
 	for i, c := range j.choices {
 		tokens[i], finish[i] = c.tokens, c.finish
 	}
-	st, err := s.engine.Submit(ctx, j.prompt.tokens, j.prompt.vision, tokens, finish)
+	// A cached prefix is not prefilled again (usage still counts the whole prompt).
+	prefill := max(j.prompt.tokens-s.prefix.hit(j.prompt.text), 1)
+	st, err := s.engine.Submit(ctx, prefill, j.prompt.vision, tokens, finish)
 	if err != nil {
 		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "The engine is not accepting requests: " + err.Error()})
 		return
