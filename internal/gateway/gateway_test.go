@@ -446,8 +446,17 @@ spec: {hash: %q, prefix: "ck-test", models: [qwen], requestsPerMinute: 3}
 
 func TestMetricsExport(t *testing.T) {
 	e := simVLLM(t, sim.Faults{}, "qwen")
-	_, gw := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - {name: qwen, targets: [{url: %q}]}\n", e.URL), gateway.Options{})
-	post(t, gw+"/v1/chat/completions", `{"model":"qwen","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":true,"stream_options":{"include_usage":true}}`)
+	var logBuf syncBuffer
+	_, gw := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - {name: qwen, targets: [{url: %q}]}\n", e.URL), gateway.Options{AccessLog: &logBuf})
+	post(t, gw+"/v1/chat/completions", `{"model":"qwen","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":true,"stream_options":{"include_usage":true}}`,
+		"X-Request-Id", "req-42")
+	var line map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logBuf.String())), &line); err != nil {
+		t.Fatalf("access log %q: %v", logBuf.String(), err)
+	}
+	if line["request_id"] != "req-42" || line["status"] != 200.0 || line["tokens_out"] != 4.0 || line["replica"] != e.URL {
+		t.Errorf("access log line %v", line)
+	}
 	_, m := get(t, gw+"/metrics")
 	for _, want := range []string{
 		`citadel_gateway_requests_total{code="200",front="openai",key="",model="qwen",replica="` + e.URL + `",service="` + e.URL + `"} 1`,
@@ -464,4 +473,22 @@ func TestMetricsExport(t *testing.T) {
 func sha256hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
