@@ -72,6 +72,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if errors.As(err, &se) {
 		return ExitError
 	}
+	var te testExit
+	if errors.As(err, &te) {
+		return te.code // the report said why
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintf(stderr, "error: %v\nRun 'citadel --help' for usage.\n", err)
@@ -123,7 +127,7 @@ OME-format YAML and apply them:
 		newServe(e), newApply(e), newGet(e), newDescribe(e), newDelete(e),
 		newEvents(e), newSecret(e), newKey(e), newVersion(e), newPull(e),
 		newMirror(e),
-		newSim(e), newLogs(e), newGateway(e),
+		newSim(e), newLogs(e), newGateway(e), newTest(e),
 	)
 	return root
 }
