@@ -496,3 +496,16 @@ func citadelDelete(t *testing.T, addr string, args ...string) (string, error) {
 	}
 	return r.stdout, nil
 }
+
+func TestTestCouldNotRun(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"test", "model", "mimo-vl-7b-rl", "--server", "127.0.0.1:1"},
+		strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	if code != 2 || !strings.Contains(stdout.String(), "COULD NOT RUN") || !strings.Contains(stdout.String(), "no citadel server at 127.0.0.1:1") {
+		t.Errorf("exit %d; stdout %s; stderr %s", code, stdout.String(), stderr.String())
+	}
+	code = run(context.Background(), []string{"test", "model"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	if code != ExitUsage {
+		t.Errorf("no model: exit %d, want %d", code, ExitUsage)
+	}
+}

@@ -314,7 +314,7 @@ func (rn *run) download(ctx context.Context, s *Step) error {
 			return nil
 		case st.Phase == v1.ModelFailed:
 			rn.events(ctx, s, true)
-			return fmt.Errorf("%s: %s", st.Reason, st.Message)
+			return errors.New(withReason(st.Reason, st.Message))
 		case rn.o.Now().After(deadline):
 			rn.events(ctx, s, true)
 			f.DownloadTimedOut = true
@@ -518,7 +518,7 @@ func (rn *run) ready(ctx context.Context, s *Step) error {
 			return nil
 		case st.Phase == v1.ServiceFailed || crashLoop || (st.Phase == v1.ServiceScheduling && st.Reason == "Unschedulable"):
 			rn.failEvidence(ctx, s)
-			return fmt.Errorf("%s: %s", st.Reason, st.Message)
+			return errors.New(withReason(st.Reason, st.Message))
 		case rn.o.Now().After(deadline):
 			f.ReadyTimedOut = true
 			rn.failEvidence(ctx, s)
@@ -576,6 +576,14 @@ func (rn *run) cleanup(s *Step) {
 	}
 	s.Status = Passed
 	s.Summary = fmt.Sprintf("deleted %d object(s) the test created", len(s.Evidence))
+}
+
+// withReason is "Reason: message", unless the message starts with the reason already.
+func withReason(reason, msg string) string {
+	if reason == "" || strings.HasPrefix(msg, reason) {
+		return msg
+	}
+	return reason + ": " + msg
 }
 
 func size(n int64) string {
