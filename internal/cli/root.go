@@ -127,7 +127,7 @@ OME-format YAML and apply them:
 		newServe(e), newApply(e), newGet(e), newDescribe(e), newDelete(e),
 		newEvents(e), newSecret(e), newKey(e), newVersion(e), newPull(e),
 		newMirror(e),
-		newSim(e), newLogs(e), newGateway(e), newTest(e),
+		newSim(e), newLogs(e), newGateway(e), newTest(e), newBench(e),
 	)
 	return root
 }

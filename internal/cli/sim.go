@@ -36,6 +36,7 @@ type simFlags struct {
 	failRate, slowdown                  float64
 	hangAfter, crashAfter, embeddingDim int
 	startupDelay                        time.Duration
+	ttft, itl                           time.Duration // fixed latency mode (0: the performance model)
 	bindAfterStartup, oomAtLoad         bool
 }
 
@@ -206,6 +207,8 @@ as fast as possible (for gateway overhead benchmarks).`,
 	fl.BoolVar(&f.bindAfterStartup, "bind-after-startup", false, "with --startup-delay: listen only once the delay has passed, as real vLLM and SGLang do (connection refused while loading)")
 	fl.BoolVar(&f.oomAtLoad, "oom-at-load", false, "fault: fail to load with an out-of-memory error (vllm, sglang, llamacpp exit 1; ollama answers 500 on each load)")
 	fl.Float64Var(&f.slowdown, "slowdown", 1, "multiply every simulated step time by this factor (a slower or throttled GPU)")
+	fl.DurationVar(&f.ttft, "ttft", 0, "fixed latency mode: every request's first token after this long, regardless of load")
+	fl.DurationVar(&f.itl, "itl", 0, "fixed latency mode: every later token this long after the previous one, regardless of load")
 	only([]string{engOllama}, func() {
 		fl.IntVar(&f.numParallel, "num-parallel", 0, "ollama: parallel slots (default OLLAMA_NUM_PARALLEL, else 1)")
 	})
@@ -394,7 +397,8 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	}
 	cfg := sim.Config{Engine: f.engine, Plan: plan, ServedModelNames: names, ModelRoot: f.model, APIKey: f.apiKey,
 		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed, Slowdown: f.slowdown, EmbeddingDim: f.embeddingDim,
-		Faults: faults, EnableMetrics: f.metrics, NoSlots: f.noSlots, NoPrefixCache: f.noPrefixCache}
+		Faults: faults, EnableMetrics: f.metrics, NoSlots: f.noSlots, NoPrefixCache: f.noPrefixCache,
+		FixedTTFT: f.ttft, FixedITL: f.itl}
 	if f.engine == engLlamaCPP && f.startupDelay > 0 {
 		cfg.LoadTime = f.startupDelay
 	}
@@ -501,7 +505,7 @@ func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.
 	}
 	// --oom-at-load: ollama serve keeps running and fails each load of the model with a 500.
 	srv, err := sim.NewOllama(sim.OllamaConfig{Plan: plan, Model: name, KeepAlive: keep, TimeScale: f.timeScale, Seed: f.seed,
-		Slowdown: f.slowdown, Faults: faults, OOMAtLoad: f.oomAtLoad})
+		Slowdown: f.slowdown, Faults: faults, OOMAtLoad: f.oomAtLoad, FixedTTFT: f.ttft, FixedITL: f.itl})
 	if err != nil {
 		return err // e.g. the slots' contexts do not fit: exit 1, as ollama fails to load
 	}

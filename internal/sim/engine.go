@@ -29,8 +29,9 @@ type Engine struct {
 
 	// Owned by Run.
 	choices map[string]choiceRef
-	base    time.Time // wall time of simulated time 0 (TimeScale > 0), re-anchored after idling
-	busy    bool      // a step is in flight: the scheduler's clock is already at its end
+	base    time.Time  // wall time of simulated time 0 (TimeScale > 0), re-anchored after idling
+	busy    bool       // a step is in flight: the scheduler's clock is already at its end
+	fixed   *fixedMode // fixed-latency mode (SetFixed); nil: the performance model
 }
 
 type op struct {
@@ -159,6 +160,9 @@ func (e *Engine) Abort(s *stream) {
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.done)
 	defer e.failAll()
+	if e.fixed != nil {
+		return e.runFixed(ctx)
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {

@@ -47,6 +47,10 @@ type OllamaConfig struct {
 	// server keeps running, and each request that needs the model answers 500 "model requires
 	// more system memory (…) than is available (…)".
 	OOMAtLoad bool
+	// FixedTTFT and FixedITL, when either is more than 0, replace the performance model with
+	// fixed latencies, as Config's do: the load then takes no time (LoadTime is ignored),
+	// prompt_eval_duration is FixedTTFT and eval_duration FixedITL per later token.
+	FixedTTFT, FixedITL time.Duration
 }
 
 // Ollama is a simulated Ollama server.
@@ -90,6 +94,9 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 5 * time.Minute
 	}
+	if cfg.FixedTTFT > 0 || cfg.FixedITL > 0 {
+		cfg.LoadTime = -1 // fixed latencies: no load delay
+	}
 	if cfg.LoadTime == 0 {
 		cfg.LoadTime = 500*time.Millisecond + time.Duration(float64(cfg.Plan.WeightBytes*int64(cfg.Plan.Options.TP))/4e9*float64(time.Second))
 	}
@@ -109,6 +116,9 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 		if err := eng.SetSlowdown(cfg.Slowdown); err != nil {
 			return nil, err
 		}
+	}
+	if err := eng.SetFixed(cfg.FixedTTFT, cfg.FixedITL); err != nil {
+		return nil, err
 	}
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, err
@@ -703,6 +713,15 @@ func (s *Ollama) prefillTime(n, v int) time.Duration {
 		AttentionWork: float64(n) * float64(n+1) / 2, VisionTokens: v})
 }
 
+// promptEvalTime is prompt_eval_duration of n prompt tokens (v of them image tokens), in
+// simulated time with the slowdown: a lone prefill's, or in fixed-latency mode FixedTTFT.
+func (s *Ollama) promptEvalTime(n, v int) time.Duration {
+	if ttft, _, ok := s.engine.Fixed(); ok {
+		return s.engine.simTime(ttft)
+	}
+	return s.engine.simTime(s.prefillTime(n, v))
+}
+
 // run loads the model, generates j's tokens on the engine and writes NDJSON (or one object).
 func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 	ctx := r.Context()
@@ -779,7 +798,7 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 	// The driver wrote arrival and last before publishing finished under st.mu, and never
 	// writes them again: reading them here is ordered by snapshot's lock.
 	span := s.engine.simTime(st.last[0] - st.arrival)
-	pe := min(s.engine.simTime(s.prefillTime(j.prompt.tokens+j.prompt.vision, j.prompt.vision)), span)
+	pe := min(s.promptEvalTime(j.prompt.tokens+j.prompt.vision, j.prompt.vision), span)
 	m := ollamaMetrics{TotalDuration: load + span, LoadDuration: load, PromptEvalCount: j.prompt.tokens + j.prompt.vision,
 		PromptEvalDuration: pe, EvalCount: c.tokens, EvalDuration: span - pe}
 	final := s.final(j, c.finish, m)
@@ -900,7 +919,7 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 		tokens += max(1, countTokens(in))
 		embeddings[i] = unitVector(s.cfg.Seed, in, dims)
 	}
-	pe := s.engine.simTime(s.prefillTime(tokens, 0))
+	pe := s.promptEvalTime(tokens, 0)
 	if wait := time.Duration(s.cfg.TimeScale * float64(pe)); wait > 0 {
 		t := time.NewTimer(wait)
 		select {

@@ -56,6 +56,11 @@ type Config struct {
 	// NoPrefixCache turns automatic prefix caching off (vLLM --no-enable-prefix-caching,
 	// SGLang --disable-radix-cache); llama.cpp never shares a prefix across slots here.
 	NoPrefixCache bool
+	// FixedTTFT and FixedITL, when either is more than 0, replace the performance model with
+	// fixed latencies (Engine.SetFixed): each choice's first token FixedTTFT after its request
+	// arrives, each later token FixedITL after the previous one, regardless of load. They are
+	// simulated time, scaled by TimeScale (and Slowdown) like step times.
+	FixedTTFT, FixedITL time.Duration
 }
 
 // VLLM is a simulated vLLM OpenAI-compatible server.
@@ -116,6 +121,9 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 		if err := eng.SetSlowdown(cfg.Slowdown); err != nil {
 			return nil, err
 		}
+	}
+	if err := eng.SetFixed(cfg.FixedTTFT, cfg.FixedITL); err != nil {
+		return nil, err
 	}
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, err
