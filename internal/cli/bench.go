@@ -321,6 +321,7 @@ func newBenchSweep(e *env) *cobra.Command {
 					po := mo
 					po.RequestRate, po.MaxConcurrency = p.Rate, p.Concurrency
 					r := bench.Compute(p.Outs, p.Duration, po)
+					r.SendLagP99Ms = float64(p.SendLagP99) / 1e6
 					x := float64(p.Concurrency)
 					if len(levels) == 0 {
 						x = p.Rate
