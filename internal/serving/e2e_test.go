@@ -142,17 +142,25 @@ func (cl *cluster) apply(t *testing.T, yaml string) {
 	}
 }
 
-// markReady plays the model agent: the model's files are on disk, so it is Ready.
+// markReady plays the model agent: the model's files are on disk, so it is Ready. The status
+// reconciler may write the model's status in between (a conflict): read it again and retry.
 func (cl *cluster) markReady(t *testing.T, name string) {
 	t.Helper()
-	o, err := cl.c.Get(t.Context(), v1.KindClusterBaseModel, "", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := o.(*v1.ClusterBaseModel)
-	m.Status.Phase, m.Status.Reason, m.Status.Message = v1.ModelReady, "Ready", "files in place (test)"
-	if _, err := cl.c.UpdateStatus(t.Context(), m); err != nil {
-		t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		o, err := cl.c.Get(t.Context(), v1.KindClusterBaseModel, "", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := o.(*v1.ClusterBaseModel)
+		m.Status.Phase, m.Status.Reason, m.Status.Message = v1.ModelReady, "Ready", "files in place (test)"
+		_, err = cl.c.UpdateStatus(t.Context(), m)
+		if err == nil {
+			return
+		}
+		if attempt == 20 || !strings.Contains(err.Error(), "modified") {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
