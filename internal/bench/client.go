@@ -346,6 +346,42 @@ func line(rd *bufio.Reader, long *[]byte) ([]byte, error) {
 // role-only chunk (chat).
 func itlCap(outputLen int) int { return min(max(outputLen, 0), 8192) }
 
+// chunkTimer times a stream's token-bearing chunks as vLLM does: TTFT at the first, an ITL
+// gap for every later one, latency at the last.
+type chunkTimer struct {
+	last   time.Duration
+	chunks int
+}
+
+func (ct *chunkTimer) tick(out *Output, now time.Duration) {
+	if ct.chunks == 0 {
+		out.TTFT = now - out.Start
+	} else {
+		out.ITL = append(out.ITL, now-ct.last)
+	}
+	ct.last = now
+	ct.chunks++
+}
+
+// finish settles the outcome once the stream has ended; notDone is the error of a stream
+// that ended without its terminator.
+func (ct *chunkTimer) finish(out *Output, text []byte, done bool, notDone string) {
+	out.GeneratedText = string(text)
+	switch {
+	case out.Error != "":
+	case ct.chunks == 0:
+		out.Error = "Never received a valid chunk to calculate TTFT."
+	case !done:
+		out.Error = notDone
+	default:
+		out.Success = true
+		out.Latency = ct.last - out.Start
+		if !out.UsageFromAPI {
+			out.OutputLen = ct.chunks // documented fallback: one token per chunk
+		}
+	}
+}
+
 // readSSE reads an OpenAI stream (chat or completions) as vLLM's request functions do:
 // TTFT at the first data message with non-empty choices, an ITL gap for every later one,
 // latency at the last such message (the trailing usage chunk does not extend it), token
@@ -356,8 +392,7 @@ func readSSE(ctx context.Context, rd *bufio.Reader, runStart time.Time, outputLe
 		long     []byte
 		text     []byte
 		in       chunkInfo
-		last     time.Duration
-		chunks   int
+		ct       chunkTimer
 		done     bool
 		errEvent bool
 	)
@@ -407,13 +442,7 @@ func readSSE(ctx context.Context, rd *bufio.Reader, runStart time.Time, outputLe
 			continue
 		}
 		if in.choices {
-			if chunks == 0 {
-				out.TTFT = now - out.Start
-			} else {
-				out.ITL = append(out.ITL, now-last)
-			}
-			last = now
-			chunks++
+			ct.tick(out, now)
 			text = in.appendText(text)
 		}
 		if in.usage {
@@ -425,20 +454,7 @@ func readSSE(ctx context.Context, rd *bufio.Reader, runStart time.Time, outputLe
 			}
 		}
 	}
-	out.GeneratedText = string(text)
-	switch {
-	case out.Error != "":
-	case chunks == 0:
-		out.Error = "Never received a valid chunk to calculate TTFT."
-	case !done:
-		out.Error = "stream ended without data: [DONE]"
-	default:
-		out.Success = true
-		out.Latency = last - out.Start
-		if !out.UsageFromAPI {
-			out.OutputLen = chunks // documented fallback: one token per chunk
-		}
-	}
+	ct.finish(out, text, done, "stream ended without data: [DONE]")
 }
 
 // readNDJSON reads Ollama's /api/chat stream: TTFT at the first line with non-empty
@@ -449,8 +465,7 @@ func readNDJSON(ctx context.Context, rd *bufio.Reader, runStart time.Time, outpu
 		long   []byte
 		text   []byte
 		in     ollamaLine
-		last   time.Duration
-		chunks int
+		ct     chunkTimer
 		done   bool
 	)
 	out.ITL = make([]time.Duration, 0, itlCap(outputLen))
@@ -477,13 +492,7 @@ func readNDJSON(ctx context.Context, rd *bufio.Reader, runStart time.Time, outpu
 			continue
 		}
 		if in.tokens {
-			if chunks == 0 {
-				out.TTFT = now - out.Start
-			} else {
-				out.ITL = append(out.ITL, now-last)
-			}
-			last = now
-			chunks++
+			ct.tick(out, now)
 			text = appendUnescaped(text, in.content, in.contentEsc)
 		}
 		if in.done {
@@ -496,20 +505,7 @@ func readNDJSON(ctx context.Context, rd *bufio.Reader, runStart time.Time, outpu
 			}
 		}
 	}
-	out.GeneratedText = string(text)
-	switch {
-	case out.Error != "":
-	case chunks == 0:
-		out.Error = "Never received a valid chunk to calculate TTFT."
-	case !done:
-		out.Error = `stream ended without a "done":true line`
-	default:
-		out.Success = true
-		out.Latency = last - out.Start
-		if !out.UsageFromAPI {
-			out.OutputLen = chunks
-		}
-	}
+	ct.finish(out, text, done, `stream ended without a "done":true line`)
 }
 
 // readEmbeddings reads a whole /v1/embeddings response: TTFT = latency = the time the body

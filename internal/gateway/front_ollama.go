@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -123,32 +122,11 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 
 // passThroughNDJSON copies an Ollama upstream's answer, flushing after every chunk.
 func (s *Server) passThroughNDJSON(w http.ResponseWriter, resp *http.Response, c *call) error {
-	w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
-	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
-	defer body.Stop()
-	for first := true; ; first = false {
-		n, err := body.Read(buf)
-		if n > 0 {
-			if first {
-				c.ttft = time.Since(c.start)
-			}
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil
-			}
-			_ = rc.Flush()
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			b, _ := json.Marshal(map[string]string{"error": "the upstream engine " + c.replica.ID + " failed mid-stream: " + err.Error()})
-			_, _ = w.Write(append(b, '\n'))
-			_ = rc.Flush()
-			return err
-		}
-	}
+	_, err := s.copyStream(w, resp, c, func(msg string) []byte {
+		b, _ := json.Marshal(map[string]string{"error": msg})
+		return append(b, '\n')
+	})
+	return err
 }
 
 // countingWriter notes when the first byte reaches the client.

@@ -278,10 +278,7 @@ func (s *Server) openAI(kind string) http.HandlerFunc {
 			return
 		}
 		s.forward(w, r, c, func(t *Target) (string, []byte, error) {
-			if t.API == APIOllama && kind == "completions" {
-				return "/v1/completions", rename(body, t.Model), nil
-			}
-			return path, rename(body, t.Model), nil
+			return path, rename(body, req.Model, t.Model), nil
 		}, req.Stream, nil)
 	}
 }
@@ -304,9 +301,10 @@ func (s *Server) resolve(r *http.Request, c *call) (Decision, error) {
 	return d, nil
 }
 
-// rename sets the request's "model" to the upstream's name, leaving every other field as sent.
-func rename(body []byte, model string) []byte {
-	if model == "" {
+// rename sets the request's "model" (the client sent sent) to the upstream's name, leaving every other
+// field as sent; when the names agree the body goes as it came, without re-encoding.
+func rename(body []byte, sent, model string) []byte {
+	if model == "" || model == sent {
 		return body
 	}
 	var m map[string]json.RawMessage
@@ -475,10 +473,25 @@ func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call
 		c.tokensIn, c.tokensOut = usageOf(b)
 		return err
 	}
+	tail, err := s.copyStream(w, resp, c, func(msg string) []byte {
+		ev, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "code": "upstream_stream_error"}})
+		return fmt.Appendf(nil, "data: %s\n\ndata: [DONE]\n\n", ev)
+	})
+	if err == nil {
+		c.tokensIn, c.tokensOut = usageOfStream(tail)
+	}
+	return err
+}
+
+// copyStream sends an upstream body to the client as it comes, flushing after every read,
+// under the idle timeout, and returns the body's last few KiB. A failure after the first byte
+// is reported to the client with failure(msg), in the front's shape; a client that goes away
+// is not the upstream's fault (nil).
+func (s *Server) copyStream(w http.ResponseWriter, resp *http.Response, c *call, failure func(msg string) []byte) ([]byte, error) {
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
-	var tail []byte // the last bytes seen, for the usage chunk
+	var tail []byte
 	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
 	defer body.Stop()
 	for first := true; ; first = false {
@@ -489,7 +502,7 @@ func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call
 			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				c.err = "client went away: " + werr.Error()
-				return nil // not the upstream's fault
+				return tail, nil
 			}
 			_ = rc.Flush()
 			tail = append(tail, buf[:n]...)
@@ -498,16 +511,14 @@ func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			c.tokensIn, c.tokensOut = usageOfStream(tail)
-			return nil
+			return tail, nil
 		}
 		if err != nil {
 			msg := fmt.Sprintf("the upstream engine %s failed mid-stream: %v", c.replica.ID, err)
-			ev, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "code": "upstream_stream_error"}})
-			_, _ = fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", ev)
+			_, _ = w.Write(failure(msg))
 			_ = rc.Flush()
 			c.err = msg
-			return err
+			return tail, err
 		}
 	}
 }
