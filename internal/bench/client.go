@@ -462,11 +462,11 @@ func readSSE(ctx context.Context, rd *bufio.Reader, runStart time.Time, outputLe
 // the last one; the final line's eval_count and prompt_eval_count are the token counts.
 func readNDJSON(ctx context.Context, rd *bufio.Reader, runStart time.Time, outputLen int, out *Output) {
 	var (
-		long   []byte
-		text   []byte
-		in     ollamaLine
-		ct     chunkTimer
-		done   bool
+		long []byte
+		text []byte
+		in   ollamaLine
+		ct   chunkTimer
+		done bool
 	)
 	out.ITL = make([]time.Duration, 0, itlCap(outputLen))
 	for {

@@ -301,7 +301,7 @@ func (s *Server) resolve(r *http.Request, c *call) (Decision, error) {
 	return d, nil
 }
 
-// rename sets the request's "model" (the client sent sent) to the upstream's name, leaving every other
+// rename replaces the "model" the client sent with the upstream's name, leaving every other
 // field as sent; when the names agree the body goes as it came, without re-encoding.
 func rename(body []byte, sent, model string) []byte {
 	if model == "" || model == sent {
