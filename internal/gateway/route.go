@@ -51,6 +51,7 @@ import (
 	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
+	citengine "citadel.dev/citadel/internal/engine"
 )
 
 // ModelInfo is one public name, for /v1/models and /api/tags.
@@ -283,21 +284,11 @@ func (b *tableBuilder) replica(r *Replica, owner string) *Replica {
 	return r
 }
 
-// staticMetrics are the load series of the engines, as internal/engine declares them, for
-// static backends that name their engine. (SGLang and llama.cpp export them only with
-// --enable-metrics and --metrics; without them the scrape fails and in-flight counts are
-// the load.)
-var staticMetrics = map[string][4]string{
-	"vllm":     {"/metrics", "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"},
-	"sglang":   {"/metrics", "sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage"},
-	"llamacpp": {"/metrics", "llamacpp:requests_processing", "llamacpp:requests_deferred", ""},
-}
-
 func (b *tableBuilder) urlReplica(u, api, engine, owner string) *Replica {
 	r := &Replica{ID: u, BaseURL: u, API: api, Engine: engine}
-	if m, ok := staticMetrics[engine]; ok {
-		r.MetricsPath, r.RunningMetric, r.WaitingMetric, r.KVMetric = m[0], m[1], m[2], m[3]
-	}
+	// Without the engines' metrics flags the scrape fails and in-flight counts are the load.
+	path, m := citengine.Metrics(engine)
+	r.MetricsPath, r.RunningMetric, r.WaitingMetric, r.KVMetric = path, m.Running, m.Waiting, m.KVUsage
 	return b.replica(r, owner)
 }
 
