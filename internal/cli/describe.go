@@ -13,6 +13,7 @@ import (
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/client"
+	"citadel.dev/citadel/internal/modelinfo"
 )
 
 func newDescribe(e *env) *cobra.Command {
@@ -153,13 +154,13 @@ func progressLine(done, total, rate int64, filesDone, filesTotal int32) string {
 	if total <= 0 {
 		return "no download started"
 	}
-	s := fmt.Sprintf("%s of %s (%.1f%%)", humanBytes(done), humanBytes(total), 100*float64(done)/float64(total))
+	s := fmt.Sprintf("%s of %s (%.1f%%)", modelinfo.FormatBytes(done), modelinfo.FormatBytes(total), 100*float64(done)/float64(total))
 	if filesTotal > 0 {
 		s += fmt.Sprintf(", %d/%d files", filesDone, filesTotal)
 	}
 	if rate > 0 && done < total {
 		eta := time.Duration(float64(total-done) / float64(rate) * float64(time.Second))
-		s += fmt.Sprintf(", %s/s, ETA %s", humanBytes(rate), humanAge(eta))
+		s += fmt.Sprintf(", %s/s, ETA %s", modelinfo.FormatBytes(rate), humanAge(eta))
 	}
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/modelinfo"
 )
 
 // column is one table column: a header and how to read it from an object.
@@ -54,20 +55,6 @@ func humanAge(d time.Duration) string {
 	}
 }
 
-// humanBytes formats decimal units, as model sizes are published (16.6 GB).
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
-
 func modelStatusOf(o v1.Object) (*v1.BaseModelSpec, *v1.ModelStatus) {
 	switch m := o.(type) {
 	case *v1.ClusterBaseModel:
@@ -100,7 +87,7 @@ var modelColumns = []column{
 	{"SIZE", false, func(o v1.Object, _ time.Time) string {
 		spec, st := modelStatusOf(o)
 		if st.BytesTotal > 0 {
-			return humanBytes(st.BytesTotal)
+			return modelinfo.FormatBytes(st.BytesTotal)
 		}
 		if spec.ModelParameterSize != nil {
 			return string(*spec.ModelParameterSize) + " params"
@@ -114,7 +101,7 @@ var modelColumns = []column{
 		}
 		p := fmt.Sprintf("%.0f%%", 100*float64(st.BytesDone)/float64(st.BytesTotal))
 		if st.BytesPerSecond > 0 && st.Phase == v1.ModelDownloading {
-			p += " " + humanBytes(st.BytesPerSecond) + "/s"
+			p += " " + modelinfo.FormatBytes(st.BytesPerSecond) + "/s"
 		}
 		return p
 	}},

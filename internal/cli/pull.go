@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"citadel.dev/citadel/internal/hub"
+	"citadel.dev/citadel/internal/modelinfo"
 	"citadel.dev/citadel/internal/pull"
 )
 
@@ -119,7 +120,7 @@ OLLAMA_MODELS (Ollama models directory).`,
 			if jsonOut {
 				return json.NewEncoder(e.stdout).Encode(map[string]any{"event": "done", "result": res})
 			}
-			fmt.Fprintf(e.stdout, "pulled %s: %s, %s (%s fetched) into %s\n", res.Source, plural(len(res.Files), "file"), humanBytes(res.Bytes), humanBytes(res.Fetched), res.Dir)
+			fmt.Fprintf(e.stdout, "pulled %s: %s, %s (%s fetched) into %s\n", res.Source, plural(len(res.Files), "file"), modelinfo.FormatBytes(res.Bytes), modelinfo.FormatBytes(res.Fetched), res.Dir)
 			if res.Path != "" {
 				fmt.Fprintf(e.stdout, "model view at %s\n", res.Path)
 			}
@@ -173,7 +174,7 @@ func (b *bars) render(pr pull.Progress) {
 		for _, f := range pr.Files {
 			if (f.State == "done" || f.State == "cached") && !b.finished[f.Path] {
 				b.finished[f.Path] = true
-				fmt.Fprintf(b.w, "%-8s %s (%s)\n", f.State, f.Path, humanBytes(f.Size))
+				fmt.Fprintf(b.w, "%-8s %s (%s)\n", f.State, f.Path, modelinfo.FormatBytes(f.Size))
 			}
 		}
 		if time.Since(b.lastLog) >= 5*time.Second && pr.Phase == pull.PhaseDownloading {
@@ -215,7 +216,7 @@ func (b *bars) render(pr pull.Progress) {
 }
 
 func fileLabel(f pull.FileProgress) string {
-	return fmt.Sprintf("%-40s %9s / %-9s %s", trimLeft(f.Path, 40), humanBytes(f.Done), humanBytes(f.Size), f.State)
+	return fmt.Sprintf("%-40s %9s / %-9s %s", trimLeft(f.Path, 40), modelinfo.FormatBytes(f.Done), modelinfo.FormatBytes(f.Size), f.State)
 }
 
 func trimLeft(s string, n int) string {
@@ -235,9 +236,9 @@ func bar(done, total int64, width int) string {
 }
 
 func totalLine(pr pull.Progress) string {
-	s := fmt.Sprintf("%s total %s / %s, %d/%d files", bar(pr.BytesDone, pr.BytesTotal, 20), humanBytes(pr.BytesDone), humanBytes(pr.BytesTotal), pr.FilesDone, pr.FilesTotal)
+	s := fmt.Sprintf("%s total %s / %s, %d/%d files", bar(pr.BytesDone, pr.BytesTotal, 20), modelinfo.FormatBytes(pr.BytesDone), modelinfo.FormatBytes(pr.BytesTotal), pr.FilesDone, pr.FilesTotal)
 	if pr.BytesPerSecond > 0 {
-		s += fmt.Sprintf(", %s/s", humanBytes(pr.BytesPerSecond))
+		s += fmt.Sprintf(", %s/s", modelinfo.FormatBytes(pr.BytesPerSecond))
 		if left := pr.BytesTotal - pr.BytesDone; left > 0 {
 			s += ", ETA " + humanAge(time.Duration(float64(left)/float64(pr.BytesPerSecond)*float64(time.Second)))
 		}

@@ -43,3 +43,21 @@ func FormatParameterSize(n int64) string {
 	}
 	return s + units[u].suffix
 }
+
+// FormatBytes formats a byte count in decimal units, as model and disk sizes are published
+// ("16.6 GB", "524.7 kB"; below 1000 the plain number of bytes).
+func FormatBytes(n int64) string {
+	const unit = 1000
+	if n < 0 {
+		return "-" + FormatBytes(-n)
+	}
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("kMGTPE"[exp]) + "B"
+}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/modelinfo"
 )
 
 // Cause codes beyond the reasons the model agent, the serving controller and the
@@ -425,7 +426,7 @@ func (d *diag) downloadStalled(msg string) *Cause {
 	}
 	c := &Cause{Code: CodeDownloadStalled, Step: StepDownload}
 	c.Summary = fmt.Sprintf("The download of %s stalled: %d of %d %s (%s of %s), no bytes for %d s.",
-		fileWord, got, total, what, size(got), size(total), int(secs.Seconds()))
+		fileWord, got, total, what, modelinfo.FormatBytes(got), modelinfo.FormatBytes(total), int(secs.Seconds()))
 	c.Evidence = append(c.Evidence, fmt.Sprintf("file: %s; received %d of %d bytes; no progress for %d s", orDefault(file, "unknown"), got, total, int(secs.Seconds())))
 	c.Evidence = append(c.Evidence, d.modelStatusLine())
 	if msg != "" && msg != f.ModelMessage {
@@ -477,10 +478,10 @@ func (d *diag) downloadTimeout(last *v1.Event) *Cause {
 	}
 	c := &Cause{Code: CodeDownloadTimeout, Step: StepDownload}
 	c.Summary = fmt.Sprintf("The download was still moving when the test's %s deadline passed: %s of %s at %s/s, about %s left.",
-		elapsed.Round(time.Second), size(f.BytesDone), size(f.BytesTotal), size(int64(rate)), eta)
+		elapsed.Round(time.Second), modelinfo.FormatBytes(f.BytesDone), modelinfo.FormatBytes(f.BytesTotal), modelinfo.FormatBytes(int64(rate)), eta)
 	c.Evidence = []string{
 		fmt.Sprintf("progress: %d of %d bytes (%.0f%%); rate %s/s (%s); remaining %s; ETA %s; last byte %d s ago",
-			f.BytesDone, f.BytesTotal, pct(f.BytesDone, f.BytesTotal), size(int64(rate)), how, size(left), eta, int(f.NoProgressFor.Seconds())),
+			f.BytesDone, f.BytesTotal, pct(f.BytesDone, f.BytesTotal), modelinfo.FormatBytes(int64(rate)), how, modelinfo.FormatBytes(left), eta, int(f.NoProgressFor.Seconds())),
 		d.modelStatusLine(),
 	}
 	if last != nil {
@@ -1051,7 +1052,7 @@ func (d *diag) progressLine() string {
 	if f.BytesTotal == 0 && f.BytesDone == 0 {
 		return ""
 	}
-	s := fmt.Sprintf("progress: %d of %d bytes (%s of %s)", f.BytesDone, f.BytesTotal, size(f.BytesDone), size(f.BytesTotal))
+	s := fmt.Sprintf("progress: %d of %d bytes (%s of %s)", f.BytesDone, f.BytesTotal, modelinfo.FormatBytes(f.BytesDone), modelinfo.FormatBytes(f.BytesTotal))
 	if f.NoProgressFor > 0 {
 		s += fmt.Sprintf("; no progress for %d s", int(f.NoProgressFor.Seconds()))
 	}
@@ -1487,13 +1488,13 @@ func probeStorage(path string, need int64) SystemicCheck {
 		return c
 	}
 	if need > 0 && free < need {
-		c.Detail = fmt.Sprintf("%sneed %s, %s free on %s%s", detailNoSpace, size(need), size(free), dir, note)
+		c.Detail = fmt.Sprintf("%sneed %s, %s free on %s%s", detailNoSpace, modelinfo.FormatBytes(need), modelinfo.FormatBytes(free), dir, note)
 		return c
 	}
 	c.Passed = true
-	c.Detail = fmt.Sprintf("%s free on %s, writable%s", size(free), dir, note)
+	c.Detail = fmt.Sprintf("%s free on %s, writable%s", modelinfo.FormatBytes(free), dir, note)
 	if need > 0 {
-		c.Detail = fmt.Sprintf("%s free on %s (the model needs %s), writable%s", size(free), dir, size(need), note)
+		c.Detail = fmt.Sprintf("%s free on %s (the model needs %s), writable%s", modelinfo.FormatBytes(free), dir, modelinfo.FormatBytes(need), note)
 	}
 	return c
 }
@@ -1507,7 +1508,7 @@ func probeAgent(stuck []Facts) SystemicCheck {
 			awaiting++
 		}
 		if f.NoProgressFor < time.Minute && (f.BytesDone > 0 || !f.LastProgress.IsZero()) {
-			moving = append(moving, fmt.Sprintf("%s (%s of %s)", f.Model, size(f.BytesDone), size(f.BytesTotal)))
+			moving = append(moving, fmt.Sprintf("%s (%s of %s)", f.Model, modelinfo.FormatBytes(f.BytesDone), modelinfo.FormatBytes(f.BytesTotal)))
 		}
 		lines = append(lines, stuckLine(f))
 	}
@@ -1528,7 +1529,7 @@ func stuckLine(f Facts) string {
 	if f.ModelReason != "" {
 		s += " (" + f.ModelReason + ")"
 	}
-	s += fmt.Sprintf(", %s of %s, no progress for %s", size(f.BytesDone), size(f.BytesTotal), f.NoProgressFor.Round(time.Second))
+	s += fmt.Sprintf(", %s of %s, no progress for %s", modelinfo.FormatBytes(f.BytesDone), modelinfo.FormatBytes(f.BytesTotal), f.NoProgressFor.Round(time.Second))
 	return s
 }
 

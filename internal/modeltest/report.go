@@ -15,6 +15,7 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/modelinfo"
 	"citadel.dev/citadel/internal/modelstore"
 )
 
@@ -91,7 +92,7 @@ func (r *Report) Markdown() []byte {
 		fmt.Fprintf(&b, "- **Kind**: %s\n", r.Facts.ModelKind)
 	}
 	if r.Facts.BytesTotal > 0 && !info("Size") {
-		fmt.Fprintf(&b, "- **Size**: %s\n", sizeText(r.Facts.BytesTotal))
+		fmt.Fprintf(&b, "- **Size**: %s\n", modelinfo.FormatBytes(r.Facts.BytesTotal))
 	}
 	if r.Namespace != "" {
 		fmt.Fprintf(&b, "- **Namespace**: %s\n", r.Namespace)
@@ -461,7 +462,7 @@ func valueText(key string, v float64) string {
 	case strings.HasSuffix(key, "_s"):
 		return durationText(time.Duration(math.Round(v * float64(time.Second))))
 	case strings.HasSuffix(key, "_bytes"):
-		return sizeText(int64(v))
+		return modelinfo.FormatBytes(int64(v))
 	}
 	return numberText(v)
 }
@@ -501,23 +502,6 @@ func durationText(d time.Duration) string {
 		d = d.Round(time.Minute)
 		return fmt.Sprintf("%s%d h %d min", neg, int(d/time.Hour), int(d%time.Hour/time.Minute))
 	}
-}
-
-// sizeText formats a size in decimal units, as model sizes are published (16.6 GB).
-func sizeText(n int64) string {
-	const unit = 1000
-	if n < 0 {
-		return "-" + sizeText(-n)
-	}
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("kMGTPE"[exp]) + "B"
 }
 
 // ---------------------------------------------------------------------------------------

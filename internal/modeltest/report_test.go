@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
-	v1 "citadel.dev/citadel/api/v1"
 	"github.com/google/go-cmp/cmp"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/modelinfo"
 )
 
 // The reports here are built by hand, so every rendering can be read against a known run:
@@ -807,8 +809,8 @@ func TestSizeAndValueText(t *testing.T) {
 		n    int64
 		want string
 	}{{0, "0 B"}, {999, "999 B"}, {1500, "1.5 kB"}, {16612434432, "16.6 GB"}, {1.2e12, "1.2 TB"}} {
-		if got := sizeText(tc.n); got != tc.want {
-			t.Errorf("sizeText(%d) = %q, want %q", tc.n, got, tc.want)
+		if got := modelinfo.FormatBytes(tc.n); got != tc.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 	got := valuesText(map[string]float64{"ttft_s": 0.2034, "tokens_per_s": 41.27, "chunks": 18, "ratio": 0.873, "load_ms": 1520, "weights_bytes": 16612434432})

@@ -12,6 +12,7 @@ import (
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/client"
+	"citadel.dev/citadel/internal/modelinfo"
 	"citadel.dev/citadel/internal/selection"
 )
 
@@ -222,14 +223,7 @@ func (rn *run) apply(ctx context.Context, s *Step, t Target) error {
 	return nil
 }
 
-func kindOf(o v1.Object) string {
-	var tm struct {
-		Kind string `json:"kind"`
-	}
-	b, _ := json.Marshal(o)
-	_ = json.Unmarshal(b, &tm)
-	return tm.Kind
-}
+func kindOf(o v1.Object) string { return o.GetTypeMeta().Kind }
 
 // findModel looks the model up as the server would: BaseModel in the namespace, then cluster.
 func (rn *run) findModel(ctx context.Context, name string) (v1.Object, string, error) {
@@ -293,9 +287,9 @@ func (rn *run) download(ctx context.Context, s *Step) error {
 			line += " (" + st.Reason + ")"
 		}
 		if st.BytesTotal > 0 {
-			line += fmt.Sprintf(", %s of %s", size(st.BytesDone), size(st.BytesTotal))
+			line += fmt.Sprintf(", %s of %s", modelinfo.FormatBytes(st.BytesDone), modelinfo.FormatBytes(st.BytesTotal))
 			if st.BytesPerSecond > 0 {
-				line += fmt.Sprintf(" at %s/s", size(st.BytesPerSecond))
+				line += fmt.Sprintf(" at %s/s", modelinfo.FormatBytes(st.BytesPerSecond))
 			}
 		}
 		if st.Message != "" {
@@ -318,10 +312,10 @@ func (rn *run) download(ctx context.Context, s *Step) error {
 		case rn.o.Now().After(deadline):
 			rn.events(ctx, s, true)
 			f.DownloadTimedOut = true
-			return fmt.Errorf("not Ready after %s (phase %s, %s of %s)", rn.o.DownloadTimeout, st.Phase, size(st.BytesDone), size(st.BytesTotal))
+			return fmt.Errorf("not Ready after %s (phase %s, %s of %s)", rn.o.DownloadTimeout, st.Phase, modelinfo.FormatBytes(st.BytesDone), modelinfo.FormatBytes(st.BytesTotal))
 		case f.NoProgressFor >= rn.o.Stall && st.Phase == v1.ModelDownloading:
 			rn.events(ctx, s, true)
-			return fmt.Errorf("DownloadStalled: no bytes for %s at %s of %s", f.NoProgressFor, size(st.BytesDone), size(st.BytesTotal))
+			return fmt.Errorf("DownloadStalled: no bytes for %s at %s of %s", f.NoProgressFor, modelinfo.FormatBytes(st.BytesDone), modelinfo.FormatBytes(st.BytesTotal))
 		case f.NoProgressFor >= rn.o.Stall && st.Phase == v1.ModelPending:
 			rn.events(ctx, s, true)
 			return fmt.Errorf("still %s after %s: %s", st.Phase, f.NoProgressFor, firstNonEmpty(st.Reason, "no reason given"))
@@ -584,18 +578,6 @@ func withReason(reason, msg string) string {
 		return msg
 	}
 	return reason + ": " + msg
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func firstNonEmpty(s ...string) string {

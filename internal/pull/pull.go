@@ -25,6 +25,7 @@ import (
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/hub"
+	"citadel.dev/citadel/internal/modelinfo"
 	"citadel.dev/citadel/internal/modelstore"
 	"citadel.dev/citadel/internal/registry"
 )
@@ -354,22 +355,9 @@ func (p *Puller) preflight(cacheDir, path string, jobs []*fileJob, reverify bool
 		return nil // unknown: let the download find out
 	}
 	if need > free {
-		return &Error{Reason: ReasonInsufficientStorage, Message: fmt.Sprintf("need %s, %s free on %s: free space, or move the cache (--data-dir / HF_HUB_CACHE) to a larger disk", gb(need), gb(free), cacheDir)}
+		return &Error{Reason: ReasonInsufficientStorage, Message: fmt.Sprintf("need %s, %s free on %s: free space, or move the cache (--data-dir / HF_HUB_CACHE) to a larger disk", modelinfo.FormatBytes(need), modelinfo.FormatBytes(free), cacheDir)}
 	}
 	return nil
-}
-
-// gb formats a byte count in decimal units, as disk sizes are quoted.
-func gb(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func checkWritable(dir string) error {
@@ -442,7 +430,7 @@ func (p *Puller) snapshot(phase, commit string, jobs []*fileJob, rate int64) Pro
 		pr.LastProgress = time.Unix(0, last)
 	}
 	if phase == PhaseDownloading && p.opts.MinThroughput > 0 && rate > 0 && rate < p.opts.MinThroughput && pr.BytesDone < pr.BytesTotal {
-		pr.Warning = fmt.Sprintf("throughput %s/s is below the minimum %s/s", gb(rate), gb(p.opts.MinThroughput))
+		pr.Warning = fmt.Sprintf("throughput %s/s is below the minimum %s/s", modelinfo.FormatBytes(rate), modelinfo.FormatBytes(p.opts.MinThroughput))
 	}
 	sort.SliceStable(pr.Files, func(a, b int) bool { return pr.Files[a].Path < pr.Files[b].Path })
 	return pr
