@@ -371,31 +371,6 @@ func Charts(series []Series) []ChartFile {
 	return files
 }
 
-// rptDefaultFormulas define the metrics when neither the caller nor the results do
-// (vllm bench serve's definitions; reference §1.1–1.3).
-var rptDefaultFormulas = map[string]string{
-	"duration":                "Seconds from the first request of the main run (after warmups) until every request finished; ramp-up and drain included.",
-	"completed":               "Requests that succeeded (a request that never received a chunk with non-empty `choices` failed).",
-	"request_throughput":      "completed / duration (req/s).",
-	"request_goodput":         "Requests meeting every --goodput SLO (ttft, tpot, e2el in ms; TPOT taken as 0 when output_tokens ≤ 1) / duration (req/s); DistServe's goodput.",
-	"output_throughput":       "Σ output_tokens / duration (tok/s). output_tokens is usage.completion_tokens, else the counted content chunks.",
-	"total_token_throughput":  "(Σ input_tokens + Σ output_tokens) / duration (tok/s). input_tokens is usage.prompt_tokens when present.",
-	"max_output_tokens_per_s": "Peak of 1-second buckets of token timestamps (start + TTFT, then each ITL gap).",
-	"max_concurrent_requests": "Most requests in flight at once: sweep over the [start, start + E2EL) intervals.",
-	"ttft":                    "Time to first token: arrival of the first streamed chunk with non-empty `choices` minus the send time, per request (client side; the text may be empty).",
-	"tpot":                    "Time per output token excluding the first: (E2EL − TTFT) / (output_tokens − 1), per request with output_tokens > 1. GuideLLM and AIPerf call this ITL.",
-	"itl":                     "Inter-token latency: the gaps between consecutive content-bearing stream chunks after the first, pooled over all successful requests. Per chunk, not per token: with several tokens per chunk ITL > TPOT.",
-	"e2el":                    "End-to-end latency: the last token-bearing chunk minus the send time, per request; a trailing usage-only chunk does not extend it.",
-	"percentiles":             "`mean_`, `median_`, `std_` and `pNN_<metric>_ms` of each latency metric (ms); pNN by linear interpolation between the closest ranks (numpy.percentile's default).",
-}
-
-// rptFormulaOrder is the print order of the known metric definitions; others follow sorted.
-var rptFormulaOrder = []string{
-	"ttft", "tpot", "itl", "e2el", "client_queue_time", "e2el_including_client_queue", "percentiles",
-	"output_tokens", "duration", "completed", "request_throughput", "request_goodput", "output_throughput",
-	"total_token_throughput", "max_output_tokens_per_s", "max_concurrent_requests",
-}
-
 // rptCrosswalk is the naming cross-walk between tools (reference §3.3).
 const rptCrosswalk = `| quantity | vLLM bench (this report) | GuideLLM | AIPerf / genai-perf | llmperf |
 |---|---|---|---|---|
@@ -599,16 +574,16 @@ func rptFormulas(b *bytes.Buffer, series []Series, formulas map[string]string) {
 		}
 	}
 	if len(src) == 0 {
-		src = rptDefaultFormulas
+		src = Formulas
 	}
 	var keys, rest []string
-	for _, k := range rptFormulaOrder {
+	for _, k := range FormulaOrder {
 		if _, ok := src[k]; ok {
 			keys = append(keys, k)
 		}
 	}
 	for k := range src {
-		if !slices.Contains(rptFormulaOrder, k) {
+		if !slices.Contains(FormulaOrder, k) {
 			rest = append(rest, k)
 		}
 	}

@@ -312,7 +312,7 @@ func TestMarkdownGolden(t *testing.T) {
 
 	// Without formulas, vLLM's definitions are used; the results' own Formulas come next;
 	// explicit formulas win.
-	for k := range rptDefaultFormulas {
+	for k := range Formulas {
 		if !bytes.Contains(md, []byte("| `"+k+"` |")) {
 			t.Errorf("default formula %s missing", k)
 		}
