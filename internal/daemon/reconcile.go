@@ -29,47 +29,7 @@ type statusReconciler struct {
 }
 
 func (r *statusReconciler) run(ctx context.Context) error {
-	for {
-		err := r.watchLoop(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, store.ErrClosed) {
-			return nil
-		}
-		r.log.Warn("status reconciler watch ended; restarting", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (r *statusReconciler) watchLoop(ctx context.Context) error {
-	w, err := r.st.Watch(ctx, store.WatchOptions{SendInitial: true})
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	timer := time.NewTimer(0) // first resync at once
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case _, ok := <-w.Events():
-			if !ok {
-				return w.Err()
-			}
-			timer.Reset(r.debounce)
-		case <-timer.C:
-			if err := r.resync(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("status resync", "err", err)
-				timer.Reset(time.Second)
-			}
-		}
-	}
+	return r.st.Reconcile(ctx, store.ReconcileOptions{Name: "status reconciler", Logger: r.log, Debounce: r.debounce}, r.resync)
 }
 
 // resync recomputes every status once.

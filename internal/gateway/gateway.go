@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -122,47 +121,14 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	for {
-		err := s.watch(ctx)
-		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
-			return nil
-		}
-		s.log.Warn("gateway watch ended; restarting", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (s *Server) watch(ctx context.Context) error {
-	w, err := s.opts.Store.Watch(ctx, store.WatchOptions{SendInitial: true})
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events():
-			if !ok {
-				return w.Err()
-			}
+	return s.opts.Store.Reconcile(ctx, store.ReconcileOptions{Name: "gateway", Logger: s.log, Debounce: 20 * time.Millisecond,
+		Filter: func(ev store.WatchEvent) bool {
 			switch ev.Object.Kind {
 			case v1.KindRoute, v1.KindInferenceService, v1.KindAPIKey:
-				timer.Reset(20 * time.Millisecond)
+				return true
 			}
-		case <-timer.C:
-			if err := s.rebuild(ctx); err != nil {
-				s.log.Warn("gateway table", "err", err)
-				timer.Reset(time.Second)
-			}
-		}
-	}
+			return false
+		}}, s.rebuild)
 }
 
 // rebuild reads routes, services and keys and swaps in a new table.

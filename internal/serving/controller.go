@@ -115,51 +115,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.log.Info("stopped engines left by a previous run", "process_groups", killed)
 	}
 	defer c.stopAll()
-	for {
-		err := c.watchLoop(ctx)
-		if ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
-			return nil
-		}
-		c.log.Warn("serving controller watch ended; restarting", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (c *Controller) watchLoop(ctx context.Context) error {
-	w, err := c.opts.Store.Watch(ctx, store.WatchOptions{SendInitial: true})
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	resync := time.NewTicker(5 * time.Second) // GPU inventory and engines change without store events
-	defer resync.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case _, ok := <-w.Events():
-			if !ok {
-				return w.Err()
-			}
-			// Our own status writes come back too; the next pass finds nothing to change.
-			timer.Reset(c.opts.Debounce)
-		case <-c.kick:
-			timer.Reset(c.opts.Debounce)
-		case <-resync.C:
-			timer.Reset(0)
-		case <-timer.C:
-			if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
-				c.log.Warn("serving reconcile", "err", err)
-				timer.Reset(time.Second)
-			}
-		}
-	}
+	// Our own status writes come back as changes too; the next pass finds nothing to change.
+	// The resync catches what changes without store events: GPU inventory and engines.
+	return c.opts.Store.Reconcile(ctx, store.ReconcileOptions{Name: "serving controller", Logger: c.log,
+		Debounce: c.opts.Debounce, Resync: 5 * time.Second, Kick: c.kick}, c.reconcile)
 }
 
 func (c *Controller) poke() {
