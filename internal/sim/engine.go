@@ -64,6 +64,27 @@ func NewEngine(plan perf.Plan, mode perf.Mode, timeScale float64, m *metrics) (*
 	}, nil
 }
 
+// newPersonalityEngine is the engine of a personality with its knobs applied: slowdown (0 means
+// 1), fixed latencies (0: the performance model) and faults, checked.
+func newPersonalityEngine(plan perf.Plan, mode perf.Mode, timeScale float64, m *metrics, slowdown float64, ttft, itl time.Duration, faults Faults) (*Engine, error) {
+	eng, err := NewEngine(plan, mode, timeScale, m)
+	if err != nil {
+		return nil, err
+	}
+	if slowdown != 0 {
+		if err := eng.SetSlowdown(slowdown); err != nil {
+			return nil, err
+		}
+	}
+	if err := eng.SetFixed(ttft, itl); err != nil {
+		return nil, err
+	}
+	if err := faults.Validate(); err != nil {
+		return nil, err
+	}
+	return eng, nil
+}
+
 // SetSlowdown multiplies every step's duration by f (> 0), in wall time and in the latency
 // metrics alike, as a slower or throttled GPU would. Call it before Run.
 func (e *Engine) SetSlowdown(f float64) error {

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -208,17 +207,15 @@ func (s *VLLM) llamacppCompletion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.runWith(w, r, j, func(st *stream) responder { return &llamacppOut{w: w, j: j, st: st, srv: s} })
+	s.runWith(w, r, j, func(st *stream) responder { return &llamacppOut{streamBuf: streamBuf{w: w}, j: j, st: st, srv: s} })
 }
 
 // llamacppOut writes /completion's response.
 type llamacppOut struct {
-	w       http.ResponseWriter
-	j       *job
-	st      *stream
-	srv     *VLLM
-	started bool
-	buf     bytes.Buffer
+	streamBuf
+	j   *job
+	st  *stream
+	srv *VLLM
 }
 
 func (o *llamacppOut) token(_, index int) {
@@ -269,29 +266,14 @@ type (
 	}
 )
 
-func (o *llamacppOut) event(v any) {
-	o.buf.WriteString("data: ")
-	o.buf.Write(marshalJSON(v))
-	o.buf.WriteString("\n\n")
-}
+func (o *llamacppOut) event(v any) { o.data(marshalJSON(v)) }
 
 func (o *llamacppOut) flush() error {
 	if !o.j.stream {
 		return nil
 	}
-	if !o.started {
-		o.started = true
-		o.w.Header().Set("Content-Type", "text/event-stream")
-		o.w.WriteHeader(http.StatusOK)
-	}
-	if o.buf.Len() == 0 {
-		return nil
-	}
-	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
-		return err
-	}
-	o.buf.Reset()
-	return http.NewResponseController(o.w).Flush()
+	o.begin("text/event-stream")
+	return o.send()
 }
 
 // timings are llama-server's per-request timings, from the simulated clock.

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -108,19 +107,8 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	}
 	name := ollamaName(cfg.Model)
 	m := newMetrics(name, "")
-	eng, err := NewEngine(cfg.Plan, perf.Ollama, cfg.TimeScale, m)
+	eng, err := newPersonalityEngine(cfg.Plan, perf.Ollama, cfg.TimeScale, m, cfg.Slowdown, cfg.FixedTTFT, cfg.FixedITL, cfg.Faults)
 	if err != nil {
-		return nil, err
-	}
-	if cfg.Slowdown != 0 {
-		if err := eng.SetSlowdown(cfg.Slowdown); err != nil {
-			return nil, err
-		}
-	}
-	if err := eng.SetFixed(cfg.FixedTTFT, cfg.FixedITL); err != nil {
-		return nil, err
-	}
-	if err := cfg.Faults.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Faults.Counted == nil {
@@ -750,7 +738,7 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 		writeOllamaError(w, &ollamaError{http.StatusServiceUnavailable, "server busy, please try again: " + err.Error()})
 		return
 	}
-	nd := &ndjson{w: w, rc: http.NewResponseController(w)}
+	nd := &ndjson{streamBuf{w: w}}
 	produced, finished := make([]int, 1), make([]bool, 1)
 	sent := 0
 	for {
@@ -841,18 +829,13 @@ func (s *Ollama) finalOnly(w http.ResponseWriter, j *ollamaJob, reason string, m
 		writeJSON(w, http.StatusOK, f)
 		return
 	}
-	nd := &ndjson{w: w, rc: http.NewResponseController(w)}
+	nd := &ndjson{streamBuf{w: w}}
 	nd.line(f)
 	_ = nd.flush()
 }
 
 // ndjson writes application/x-ndjson, one object per line, flushed per batch.
-type ndjson struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	started bool
-	buf     bytes.Buffer
-}
+type ndjson struct{ streamBuf }
 
 func (o *ndjson) line(v any) {
 	b, _ := json.Marshal(v)
@@ -861,19 +844,8 @@ func (o *ndjson) line(v any) {
 }
 
 func (o *ndjson) flush() error {
-	if !o.started {
-		o.started = true
-		o.w.Header().Set("Content-Type", "application/x-ndjson")
-		o.w.WriteHeader(http.StatusOK)
-	}
-	if o.buf.Len() == 0 {
-		return nil
-	}
-	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
-		return err
-	}
-	o.buf.Reset()
-	return o.rc.Flush()
+	o.begin("application/x-ndjson")
+	return o.send()
 }
 
 // embed returns deterministic unit vectors of the model's hidden size (or dimensions).
@@ -954,7 +926,7 @@ func (s *Ollama) pull(w http.ResponseWriter, r *http.Request) {
 			writeOllamaError(w, &ollamaError{http.StatusInternalServerError, msg})
 			return
 		}
-		nd := &ndjson{w: w, rc: http.NewResponseController(w)}
+		nd := &ndjson{streamBuf{w: w}}
 		nd.line(map[string]string{"status": "pulling manifest"})
 		nd.line(map[string]string{"error": msg})
 		_ = nd.flush()
@@ -970,7 +942,7 @@ func (s *Ollama) pull(w http.ResponseWriter, r *http.Request) {
 		Total     int64  `json:"total,omitempty"`
 		Completed int64  `json:"completed,omitempty"`
 	}
-	nd := &ndjson{w: w, rc: http.NewResponseController(w)}
+	nd := &ndjson{streamBuf{w: w}}
 	nd.line(progress{Status: "pulling manifest"})
 	layers := []struct {
 		kind string

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -154,7 +153,7 @@ func (s *VLLM) sglangGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j.id = fmt.Sprintf("%032x", s.nextID.Add(1))
-	s.runWith(w, r, j, func(st *stream) responder { return &sglangOut{w: w, j: j, st: st, srv: s} })
+	s.runWith(w, r, j, func(st *stream) responder { return &sglangOut{streamBuf: streamBuf{w: w}, j: j, st: st, srv: s} })
 }
 
 // writeNativeError is the error of SGLang's native endpoints: {"error": {"message": …}}.
@@ -168,12 +167,10 @@ func (s *VLLM) writeNativeError(w http.ResponseWriter, err error) {
 
 // sglangOut writes /generate's response, whole or as SSE events with the text so far.
 type sglangOut struct {
-	w       http.ResponseWriter
-	j       *job
-	st      *stream
-	srv     *VLLM
-	started bool
-	buf     bytes.Buffer
+	streamBuf
+	j   *job
+	st  *stream
+	srv *VLLM
 }
 
 // sglangResult is /generate's answer, in SGLang's field order.
@@ -237,30 +234,11 @@ func (o *sglangOut) flush() error {
 	if !o.j.stream {
 		return nil
 	}
-	if !o.started {
-		o.started = true
-		o.w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-		o.w.WriteHeader(http.StatusOK)
-	}
-	return o.write()
+	o.begin("text/event-stream; charset=utf-8")
+	return o.send()
 }
 
-func (o *sglangOut) event(v any) {
-	o.buf.WriteString("data: ")
-	o.buf.Write(marshalJSON(v))
-	o.buf.WriteString("\n\n")
-}
-
-func (o *sglangOut) write() error {
-	if o.buf.Len() == 0 {
-		return nil
-	}
-	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
-		return err
-	}
-	o.buf.Reset()
-	return http.NewResponseController(o.w).Flush()
-}
+func (o *sglangOut) event(v any) { o.data(marshalJSON(v)) }
 
 func (o *sglangOut) done() {
 	v := o.result(o.j.choices[0].tokens, true)
@@ -280,7 +258,7 @@ func (o *sglangOut) fail(e *apiError) {
 	}
 	o.event(map[string]any{"error": map[string]string{"message": e.message}})
 	o.buf.WriteString("data: [DONE]\n\n")
-	_ = o.write()
+	_ = o.send()
 }
 
 // sglang writes SGLang's metrics (python/sglang/srt/metrics/collector.py): the scheduler's

@@ -113,19 +113,8 @@ func NewVLLM(cfg Config) (*VLLM, error) {
 	}
 	m := newMetrics(cfg.ServedModelNames[0], cfg.VLLMVersion)
 	m.setDialect(cfg.Engine)
-	eng, err := NewEngine(cfg.Plan, mode, cfg.TimeScale, m)
+	eng, err := newPersonalityEngine(cfg.Plan, mode, cfg.TimeScale, m, cfg.Slowdown, cfg.FixedTTFT, cfg.FixedITL, cfg.Faults)
 	if err != nil {
-		return nil, err
-	}
-	if cfg.Slowdown != 0 {
-		if err := eng.SetSlowdown(cfg.Slowdown); err != nil {
-			return nil, err
-		}
-	}
-	if err := eng.SetFixed(cfg.FixedTTFT, cfg.FixedITL); err != nil {
-		return nil, err
-	}
-	if err := cfg.Faults.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.EmbeddingDim == 0 {
@@ -1010,28 +999,22 @@ type (
 
 // sse writes a streamed response: data: <json>\n\n per chunk, data: [DONE] last.
 type sse struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
+	streamBuf
 	j       *job
 	created int64
-	started bool
-	buf     bytes.Buffer
 	srv     *VLLM
 }
 
 func newSSE(w http.ResponseWriter, j *job, created int64, srv *VLLM) *sse {
-	return &sse{w: w, rc: http.NewResponseController(w), j: j, created: created, srv: srv}
+	return &sse{streamBuf: streamBuf{w: w}, j: j, created: created, srv: srv}
 }
 
 func (o *sse) start() {
 	if o.started {
 		return
 	}
-	o.started = true
-	h := o.w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	o.w.WriteHeader(http.StatusOK)
+	o.w.Header().Set("Cache-Control", "no-cache")
+	o.begin("text/event-stream; charset=utf-8")
 	if o.j.chat { // the role-first chunk of every choice
 		for i := range o.j.choices {
 			empty := ""
@@ -1041,10 +1024,8 @@ func (o *sse) start() {
 }
 
 func (o *sse) event(v any) {
-	o.buf.WriteString("data: ")
 	b, _ := json.Marshal(v)
-	o.buf.Write(b)
-	o.buf.WriteString("\n\n")
+	o.data(b)
 }
 
 func (o *sse) chunk(c streamChoice) {
@@ -1103,14 +1084,7 @@ func (o *sse) token(c, index int) {
 
 func (o *sse) flush() error {
 	o.start()
-	if o.buf.Len() == 0 {
-		return nil
-	}
-	if _, err := o.w.Write(o.buf.Bytes()); err != nil {
-		return err
-	}
-	o.buf.Reset()
-	return o.rc.Flush()
+	return o.send()
 }
 
 func (o *sse) done() {
