@@ -1,41 +1,21 @@
 package bench_test
 
 import (
-	"context"
 	"math"
-	"net"
 	"testing"
 	"time"
 
 	"citadel.dev/citadel/internal/bench"
 	"citadel.dev/citadel/internal/sim"
 	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
-func plan(t testing.TB, gpu, model string, opts perf.Options) perf.Plan {
-	t.Helper()
-	g, _ := perf.LookupGPU(gpu)
-	m, _ := perf.LookupModel(model)
-	p, err := perf.NewPlan(g, m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+var plan = simtest.Plan
 
-func serve(t testing.TB, s interface {
-	Serve(context.Context, net.Listener) error
-}) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String()
+func serve(t testing.TB, s simtest.Server) string {
+	url, _ := simtest.Serve(t, s)
+	return url
 }
 
 // TestAccuracyAgainstFixedLatency: against a sim whose every first token comes 50 ms after the

@@ -17,41 +17,17 @@ import (
 
 	"citadel.dev/citadel/internal/sim"
 	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 // ---- helpers (prefixed cl to stay clear of the package's other tests) ----
 
-func clPlan(t testing.TB, gpu, model string, opts perf.Options) perf.Plan {
-	t.Helper()
-	g, err := perf.LookupGPU(gpu)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := perf.LookupModel(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := perf.NewPlan(g, m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+var clPlan = simtest.Plan
 
 // clServe runs s on a loopback port until the test ends and returns its base URL.
-func clServe(t testing.TB, s interface {
-	Serve(context.Context, net.Listener) error
-}) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String()
+func clServe(t testing.TB, s simtest.Server) string {
+	url, _ := simtest.Serve(t, s)
+	return url
 }
 
 // clSimVLLM is a simulated vLLM (Qwen2.5-7B on an H100) at time scale 0 serving "qwen".

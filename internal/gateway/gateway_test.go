@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/sim"
 	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 // engine is a simulated engine on a loopback port that a test can kill.
@@ -30,22 +30,7 @@ type engine struct {
 	stop func()
 }
 
-func plan(t testing.TB, gpu, model string, opts perf.Options) perf.Plan {
-	t.Helper()
-	g, err := perf.LookupGPU(gpu)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := perf.LookupModel(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := perf.NewPlan(g, m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+var plan = simtest.Plan
 
 // simVLLM runs a simulated vLLM of qwen2.5-7b serving names at time scale 0.
 func simVLLM(t testing.TB, faults sim.Faults, names ...string) *engine {
@@ -73,20 +58,9 @@ func simOllama(t testing.TB, model string) *engine {
 	return serveEngine(t, s)
 }
 
-func serveEngine(t testing.TB, s interface {
-	Serve(context.Context, net.Listener) error
-}) *engine {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Serve(ctx, ln) }()
-	var once sync.Once
-	e := &engine{URL: "http://" + ln.Addr().String(), stop: func() { once.Do(func() { cancel(); <-done }) }}
-	t.Cleanup(e.stop)
-	return e
+func serveEngine(t testing.TB, s simtest.Server) *engine {
+	url, stop := simtest.Serve(t, s)
+	return &engine{URL: url, stop: stop}
 }
 
 // startGateway runs a gateway over routes (YAML) until the test ends.

@@ -1,70 +1,22 @@
 package gateway_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"citadel.dev/citadel/internal/gateway"
+	"citadel.dev/citadel/internal/npmtest"
 	"citadel.dev/citadel/internal/sim"
 )
-
-// npmDir is test/npm with the official clients installed (npm ci --prefix test/npm).
-func npmDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "test", "npm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing := func(why string) {
-		if os.Getenv("CITADEL_REQUIRE_NPM") == "1" {
-			t.Fatalf("%s (CITADEL_REQUIRE_NPM=1); run: npm ci --prefix test/npm", why)
-		}
-		t.Skipf("%s; run npm ci --prefix test/npm to enable this test", why)
-	}
-	for _, pkg := range []string{"openai", "ollama"} {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
-			missing("test/npm/node_modules/" + pkg + " is not installed")
-		}
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		missing("node is not on PATH")
-	}
-	return dir
-}
-
-func runNode[T any](t *testing.T, dir string, args ...string) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", args...)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %v: %v\n%s", args, err, stderr.String())
-	}
-	var v T
-	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
-		t.Fatalf("decoding %s: %v", stdout.Bytes(), err)
-	}
-	return v
-}
 
 // TestOpenAINodeClientThroughGateway: the official openai SDK, unmodified, through the gateway
 // to a simulated vLLM: chat, streaming with usage, tools, embeddings and errors.
 func TestOpenAINodeClientThroughGateway(t *testing.T) {
-	dir := npmDir(t)
+	dir := npmtest.Dir(t, "openai", "ollama")
 	e := simVLLM(t, sim.Faults{}, "qwen")
 	_, gw := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - {name: qwen, targets: [{url: %q}]}\n  - {name: embed, targets: [{url: %q, model: qwen}]}\n", e.URL, e.URL), gateway.Options{})
 	type usage struct{ Prompt_tokens, Completion_tokens, Total_tokens int }
-	got := runNode[struct {
+	got := npmtest.Run[struct {
 		Chat struct {
 			Content      string `json:"content"`
 			FinishReason string `json:"finish_reason"`
@@ -114,10 +66,10 @@ func TestOpenAINodeClientThroughGateway(t *testing.T) {
 // TestOllamaNodeClientThroughGateway: the official ollama client, unmodified, through the
 // gateway's Ollama front to a simulated Ollama (passed through).
 func TestOllamaNodeClientThroughGateway(t *testing.T) {
-	dir := npmDir(t)
+	dir := npmtest.Dir(t, "openai", "ollama")
 	ol := simOllama(t, "qwen2.5:7b")
 	_, gw := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - {name: \"qwen2.5:7b\", targets: [{url: %q, api: ollama}]}\n", ol.URL), gateway.Options{})
-	got := runNode[struct {
+	got := npmtest.Run[struct {
 		Chat struct {
 			Content   string `json:"content"`
 			Done      bool   `json:"done"`

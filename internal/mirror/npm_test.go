@@ -12,47 +12,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-// npmDir is test/npm of this module, or skips (fails with
-// CITADEL_REQUIRE_NPM=1) when its dependencies are not installed.
-func npmDir(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := wd
-	for {
-		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			t.Fatalf("no go.mod above %s", wd)
-		}
-		root = parent
-	}
-	dir := filepath.Join(root, "test", "npm")
-	missing := func(why string) {
-		if os.Getenv("CITADEL_REQUIRE_NPM") == "1" {
-			t.Fatalf("%s (CITADEL_REQUIRE_NPM=1); run: npm ci --prefix test/npm", why)
-		}
-		t.Skipf("%s; run npm ci --prefix test/npm to enable this test", why)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@huggingface", "hub", "package.json")); err != nil {
-		missing("test/npm/node_modules/@huggingface/hub is not installed")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		missing("node is not on PATH")
-	}
-	return dir
-}
+	"citadel.dev/citadel/internal/npmtest"
+)
 
 // TestHuggingFaceJSClient downloads repos from the mirror with the official
 // @huggingface/hub client (test/npm/hub-download.mjs).
 func TestHuggingFaceJSClient(t *testing.T) {
-	dir := npmDir(t)
+	dir := npmtest.Dir(t, "@huggingface/hub")
 	files := map[string][]byte{
 		"hf/acme/js/README.md":                  []byte("# a model\n"),
 		"hf/acme/js/config.json":                configJSON,

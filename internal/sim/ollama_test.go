@@ -9,9 +9,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"citadel.dev/citadel/internal/npmtest"
 	"citadel.dev/citadel/internal/sim/perf"
 )
 
@@ -277,47 +275,6 @@ func TestOllamaThroughputFlat(t *testing.T) {
 	}
 }
 
-// simNPMDir is test/npm with the openai and ollama packages installed, or skips (fails with
-// CITADEL_REQUIRE_NPM=1), as internal/mirror's npmDir does.
-func simNPMDir(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "test", "npm")
-	missing := func(why string) {
-		if os.Getenv("CITADEL_REQUIRE_NPM") == "1" {
-			t.Fatalf("%s (CITADEL_REQUIRE_NPM=1); run: npm ci --prefix test/npm", why)
-		}
-		t.Skipf("%s; run npm ci --prefix test/npm to enable this test", why)
-	}
-	for _, pkg := range []string{"openai", "ollama"} {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
-			missing("test/npm/node_modules/" + pkg + " is not installed")
-		}
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		missing("node is not on PATH")
-	}
-	return dir
-}
-
-// runNode runs a script in test/npm and decodes its JSON output.
-func runNode[T any](t *testing.T, dir string, args ...string) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", args...)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %v: %v\n%s", args, err, stderr.String())
-	}
-	return decodeJSON[T](t, stdout.Bytes())
-}
-
 type nodeUsage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
@@ -325,9 +282,9 @@ type nodeUsage struct {
 }
 
 func TestOpenAINodeClient(t *testing.T) {
-	dir := simNPMDir(t)
+	dir := npmtest.Dir(t, "openai", "ollama")
 	ts := start(t, Config{ServedModelNames: []string{"qwen2.5-7b"}})
-	got := runNode[struct {
+	got := npmtest.Run[struct {
 		Chat struct {
 			Content      string    `json:"content"`
 			FinishReason string    `json:"finish_reason"`
@@ -353,9 +310,9 @@ func TestOpenAINodeClient(t *testing.T) {
 }
 
 func TestOllamaNodeClient(t *testing.T) {
-	dir := simNPMDir(t)
+	dir := npmtest.Dir(t, "openai", "ollama")
 	ts := startOllama(t, OllamaConfig{})
-	got := runNode[struct {
+	got := npmtest.Run[struct {
 		Chat struct {
 			Content         string `json:"content"`
 			Done            bool   `json:"done"`

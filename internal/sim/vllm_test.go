@@ -23,27 +23,13 @@ import (
 	"time"
 
 	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // newPlan lays a catalogue model out on a catalogue GPU.
-func newPlan(t testing.TB, gpu, model string, opts perf.Options) perf.Plan {
-	t.Helper()
-	g, err := perf.LookupGPU(gpu)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := perf.LookupModel(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := perf.NewPlan(g, m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+var newPlan = simtest.Plan
 
 // start runs a simulated vLLM for the test; cfg.Plan defaults to qwen2.5-7b on h100-sxm with
 // max_model_len 4096.
