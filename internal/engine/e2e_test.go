@@ -9,51 +9,18 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"citadel.dev/citadel/internal/sim/simtest"
 )
-
-// buildCitadel builds the citadel binary once for the end-to-end tests.
-// CITADEL_TEST_BIN names a prebuilt binary to use instead.
-var buildCitadel = sync.OnceValues(func() (string, error) {
-	if bin := os.Getenv("CITADEL_TEST_BIN"); bin != "" {
-		return bin, nil
-	}
-	dir, err := os.MkdirTemp("", "citadel-engine-e2e-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "citadel")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", err
-	}
-	cmd := exec.Command(goBin, "build", "-o", bin, "citadel.dev/citadel/cmd/citadel")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", &buildError{err, string(out)}
-	}
-	return bin, nil
-})
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return "go build citadel: " + e.err.Error() + "\n" + e.out }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := buildCitadel(); err == nil && os.Getenv("CITADEL_TEST_BIN") == "" {
-		os.RemoveAll(filepath.Dir(bin))
-	}
+	simtest.RemoveBuilt()
 	os.Exit(code)
 }
 
@@ -70,16 +37,7 @@ func freePort(t *testing.T) int {
 // TestSimulateEndToEnd runs simulated launches of each engine as the
 // supervisor would: argv with the launch's env added, probed on its port.
 func TestSimulateEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: builds the citadel binary and runs citadel sim (skipped with -short)")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("end-to-end: no go command on PATH to build citadel")
-	}
-	bin, err := buildCitadel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := simtest.Citadel(t)
 	type check struct {
 		path, contains string
 	}

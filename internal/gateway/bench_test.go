@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 // The gateway benchmarks run real processes: `citadel sim --time-scale 0` engines and a
@@ -24,31 +26,6 @@ import (
 // hand:
 //
 //	go test -run '^$' -bench 'Gateway' -benchtime 1x ./internal/gateway/
-
-var benchBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func citadelBin(b *testing.B) string {
-	benchBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "citadel-bench-")
-		if err != nil {
-			benchBin.err = err
-			return
-		}
-		benchBin.path = filepath.Join(dir, "citadel")
-		out, err := exec.Command("go", "build", "-o", benchBin.path, "citadel.dev/citadel/cmd/citadel").CombinedOutput()
-		if err != nil {
-			benchBin.err = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if benchBin.err != nil {
-		b.Fatal(benchBin.err)
-	}
-	return benchBin.path
-}
 
 func freeAddr(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,7 +38,7 @@ func freeAddr(b *testing.B) string {
 
 // proc starts the citadel binary with args and waits until url answers.
 func proc(b *testing.B, url string, args ...string) *exec.Cmd {
-	cmd := exec.Command(citadelBin(b), args...)
+	cmd := exec.Command(simtest.Citadel(b), args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/serving"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 // Every golden report here comes from a real run: `citadel serve`'s daemon with the model
@@ -37,34 +37,6 @@ import (
 // gateway; then modeltest.Run as `citadel test model` runs it.
 
 var update = flag.Bool("update", false, "rewrite the golden reports in testdata")
-
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func citadelBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the citadel binary and runs engines; skipped with -short")
-	}
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "citadel-modeltest-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "citadel")
-		if out, err := exec.Command("go", "build", "-o", built.path, "citadel.dev/citadel/cmd/citadel").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
-}
 
 // safetensors is a small valid safetensors file with one BF16 tensor.
 func safetensors(rows, cols int) []byte {
@@ -118,7 +90,7 @@ const token = "hf_citadel_test"
 
 func start(t *testing.T) *env {
 	t.Helper()
-	bin := citadelBinary(t)
+	bin := simtest.Citadel(t)
 	mdir := t.TempDir()
 	weights := safetensors(512, 512)
 	repo(t, mdir, "XiaomiMiMo/MiMo-VL-7B-RL", map[string][]byte{"config.json": []byte(visionConfig), "model.safetensors": weights})
@@ -410,7 +382,7 @@ func (h *httpServer) stop() { h.s.Close() }
 // TestSystemicDiagnosis: three models stuck at once on an unreachable hub get one systemic
 // diagnosis naming the failing check.
 func TestSystemicDiagnosis(t *testing.T) {
-	bin := citadelBinary(t)
+	bin := simtest.Citadel(t)
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,48 +22,12 @@ import (
 	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/serving"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 // End to end: citadel serve's daemon with the serving controller, a fake inventory of two
 // RTX 4070 Ti SUPER, and `citadel sim` in place of every engine, started through the
 // engines' own command lines.
-
-var (
-	buildOnce sync.Once
-	citadel   string
-	buildErr  error
-)
-
-// citadelBinary builds cmd/citadel once per test binary.
-func citadelBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the citadel binary and runs engines; skipped with -short")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "citadel-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		citadel = filepath.Join(dir, "citadel")
-		out, err := exec.Command("go", "build", "-o", citadel, "citadel.dev/citadel/cmd/citadel").CombinedOutput()
-		if err != nil {
-			buildErr = &buildError{string(out), err}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return citadel
-}
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 
 // MiMo-VL-7B-RL's config.json (Qwen2.5-VL layout with MiMo-7B's language model).
 const mimoConfig = `{"architectures":["Qwen2_5_VLForConditionalGeneration"],"model_type":"qwen2_5_vl","torch_dtype":"bfloat16",
@@ -86,7 +49,7 @@ func startServe(t *testing.T, gpus string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startWith(t, serving.Options{Inventory: inv, Simulate: &serving.Simulation{Citadel: citadelBinary(t), TimeScale: 0}})
+	return startWith(t, serving.Options{Inventory: inv, Simulate: &serving.Simulation{Citadel: simtest.Citadel(t), TimeScale: 0}})
 }
 
 // startWith runs the daemon with the serving controller configured by so.

@@ -16,6 +16,7 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/serving"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 // Qwen2.5-7B-Instruct's config.json.
@@ -259,7 +260,7 @@ func TestGPUDisappears(t *testing.T) {
 	two, _ := placement.FakeInventory("2xrtx-4090")
 	var mu sync.Mutex
 	inv := two
-	cl := startWith(t, serving.Options{Inventory: two, Simulate: &serving.Simulation{Citadel: citadelBinary(t), TimeScale: 0},
+	cl := startWith(t, serving.Options{Inventory: two, Simulate: &serving.Simulation{Citadel: simtest.Citadel(t), TimeScale: 0},
 		Discover: func(context.Context) ([]placement.GPU, error) { mu.Lock(); defer mu.Unlock(); return inv, nil }})
 	cl.apply(t, qwen(t, "q", "rt", "  engine: {name: vllm, args: [--max-model-len, \"4096\"]}"))
 	cl.markReady(t, "q")

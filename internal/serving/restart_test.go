@@ -11,12 +11,13 @@ import (
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/client"
+	"citadel.dev/citadel/internal/sim/simtest"
 )
 
 // TestServeKilledAndRestarted: `citadel serve` killed with -9 leaves no engine behind, and a new
 // serve on the same data directory brings the service back from the stored state.
 func TestServeKilledAndRestarted(t *testing.T) {
-	bin := citadelBinary(t)
+	bin := simtest.Citadel(t)
 	dataDir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
