@@ -157,16 +157,6 @@ type info struct {
 	startup, readiness, liveness Probe
 }
 
-// Metrics returns the Prometheus path of a known engine and the series that give its load
-// ("", zero for an unknown engine or one without metrics, such as Ollama). SGLang and
-// llama.cpp serve them only with --enable-metrics and --metrics.
-func Metrics(engine string) (path string, m LoadMetrics) {
-	if in, ok := engines[engine]; ok {
-		return in.metricsPath, in.metrics
-	}
-	return "", LoadMetrics{}
-}
-
 var engines = map[string]*info{
 	VLLM: {
 		name: VLLM, install: "vllm", tpFlag: "--tensor-parallel-size", hostDef: "0.0.0.0",

@@ -23,13 +23,12 @@ const DefaultAddr = "127.0.0.1:8080"
 // Options configure a gateway.
 type Options struct {
 	// Store supplies Routes, InferenceServices (their ready endpoints) and APIKeys; nil for a
-	// gateway with only Static backends.
+	// gateway with only Routes.
 	Store *store.Store
 	// Routes are fixed routes (url targets) for a gateway without a store (citadel gateway -f).
 	Routes []*v1.Route
 	// Keys are fixed API keys for a gateway without a store; with a store they come from it.
 	Keys   []*v1.APIKey
-	Static []StaticBackend
 	Logger *slog.Logger
 	// AccessLog receives one JSON line per request; nil: none.
 	AccessLog io.Writer
@@ -99,7 +98,7 @@ func New(opts Options) *Server {
 	s.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	s.health = &Health{Interval: opts.HealthInterval, Timeout: time.Second, Client: &http.Client{Transport: tr}}
 	s.scraper = &Scraper{Interval: opts.ScrapeInterval, Timeout: time.Second, Client: &http.Client{Transport: tr}}
-	t, errs := Build(BuildInput{Static: opts.Static, Routes: opts.Routes})
+	t, errs := Build(BuildInput{Routes: opts.Routes})
 	for _, err := range errs {
 		s.log.Warn("gateway backends", "err", err)
 	}
@@ -133,7 +132,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // rebuild reads routes, services and keys and swaps in a new table.
 func (s *Server) rebuild(ctx context.Context) error {
-	in := BuildInput{Static: s.opts.Static, Routes: slices.Clone(s.opts.Routes), Previous: s.table.Load()}
+	in := BuildInput{Routes: slices.Clone(s.opts.Routes), Previous: s.table.Load()}
 	keys := slices.Clone(s.opts.Keys)
 	for _, kind := range []string{v1.KindRoute, v1.KindInferenceService, v1.KindAPIKey} {
 		objs, _, err := s.opts.Store.List(ctx, kind, store.ListOptions{})

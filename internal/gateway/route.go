@@ -6,9 +6,8 @@ package gateway
 //
 //   - Route models and their aliases (Route wins over everything else; two routes claiming
 //     one name is an error, and the first route by namespace/name keeps it).
-//   - Static backends (citadel gateway --backends FILE), below routes.
 //   - Every InferenceService that has endpoints, by "namespace/name", by "name" and by each
-//     name its endpoints serve (Endpoint.Served), below routes and static backends. A name
+//     name its endpoints serve (Endpoint.Served), below routes. A name
 //     two services share goes to the first one (the default namespace first, then by
 //     namespace/name): "namespace/name" always reaches a service. A service is listed once
 //     the controller has started it (it has endpoints) but only its Ready endpoints become
@@ -51,7 +50,6 @@ import (
 	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
-	citengine "citadel.dev/citadel/internal/engine"
 )
 
 // ModelInfo is one public name, for /v1/models and /api/tags.
@@ -82,27 +80,14 @@ type BuildInput struct {
 	Routes []*v1.Route
 	// Services with status.endpoints; only Ready endpoints become replicas.
 	Services []*v1.InferenceService
-	// Static backends, for `citadel gateway --backends FILE` (no store).
-	Static []StaticBackend
 	// Previous is the table being replaced: its *Replica objects are reused (same identity)
 	// so that their live state (in-flight, health, scraped load) survives rebuilds.
 	Previous *Table
 }
 
-// StaticBackend is one public model served by fixed URLs, without a store.
-type StaticBackend struct {
-	Name     string   // the public model name
-	URL      string   // the engine's base URL, e.g. http://127.0.0.1:8000
-	API      string   // openai (default; ollama when Engine is ollama) or ollama
-	Model    string   // the name the engine knows the model by; default Name
-	Engine   string   // vllm, sglang, llamacpp, ollama; "" when unknown
-	Replicas []string // more base URLs serving the same model
-}
-
 // Name precedence: a lower level wins.
 const (
-	claimRoute = iota
-	claimStatic
+	claimRoute       = iota
 	claimServiceFull // namespace/name
 	claimServiceName // name
 	claimServed      // a served name
@@ -110,7 +95,7 @@ const (
 
 type nameClaim struct {
 	level int
-	owner string // "route ns/name", "static backend N", "service ns/name"
+	owner string // "route ns/name", "service ns/name"
 	entry *Entry
 	how   string
 	info  ModelInfo
@@ -172,7 +157,6 @@ func Build(in BuildInput) (*Table, []error) {
 	for _, r := range routes {
 		b.route(r)
 	}
-	b.static(in.Static)
 	b.serviceNames()
 	return b.table(), b.errs
 }
@@ -284,12 +268,10 @@ func (b *tableBuilder) replica(r *Replica, owner string) *Replica {
 	return r
 }
 
-func (b *tableBuilder) urlReplica(u, api, engine, owner string) *Replica {
-	r := &Replica{ID: u, BaseURL: u, API: api, Engine: engine}
-	// Without the engines' metrics flags the scrape fails and in-flight counts are the load.
-	path, m := citengine.Metrics(engine)
-	r.MetricsPath, r.RunningMetric, r.WaitingMetric, r.KVMetric = path, m.Running, m.Waiting, m.KVUsage
-	return b.replica(r, owner)
+// urlReplica is the replica of a url target: its engine is unknown, so its load is the
+// gateway's in-flight count.
+func (b *tableBuilder) urlReplica(u, api, owner string) *Replica {
+	return b.replica(&Replica{ID: u, BaseURL: u, API: api}, owner)
 }
 
 func httpURL(u string) bool {
@@ -309,11 +291,8 @@ func (b *tableBuilder) claim(name string, c *nameClaim) {
 	case old.entry == c.entry || old.owner == c.owner && old.level == c.level:
 		// the same name twice from one owner (a service serving its own name)
 	case c.level < old.level:
-		if old.level <= claimStatic {
-			b.errf("%s: name %q is taken by %s (routes win over static backends)", old.owner, name, c.owner)
-		}
 		b.claims[name] = c
-	case c.level <= claimStatic:
+	case c.level == claimRoute:
 		b.errf("%s: name %q is already used by %s; ignored here", c.owner, name, old.owner)
 	}
 }
@@ -421,7 +400,7 @@ func (b *tableBuilder) target(rc routeCtx, where string, rt v1.RouteTarget) *Tar
 		t.Name = u
 		t.API = cmp.Or(api, APIOpenAI)
 		t.Model = cmp.Or(t.Model, rc.public)
-		t.Replicas = []*Replica{b.urlReplica(u, t.API, "", rc.owner)}
+		t.Replicas = []*Replica{b.urlReplica(u, t.API, rc.owner)}
 		return t
 	}
 	b.errf("%s: %s: names no service or url; the target is ignored", rc.owner, where)
@@ -615,47 +594,7 @@ func taskCapabilities(tasks map[string]bool) []string {
 	return out
 }
 
-func (b *tableBuilder) static(in []StaticBackend) {
-	for i, sb := range in {
-		owner := fmt.Sprintf("static backend %q", sb.Name)
-		if sb.Name == "" {
-			b.errf("static backend %d: no name; ignored", i)
-			continue
-		}
-		engine := strings.ToLower(sb.Engine)
-		api := strings.ToLower(sb.API)
-		if api == "" && engine == "ollama" {
-			api = APIOllama
-		}
-		if api != "" && api != APIOpenAI && api != APIOllama {
-			b.errf("%s: api %q is not openai or ollama; openai is used", owner, sb.API)
-			api = ""
-		}
-		api = cmp.Or(api, APIOpenAI)
-		t := &Target{Weight: 1, Model: cmp.Or(sb.Model, sb.Name), API: api}
-		for _, raw := range append([]string{sb.URL}, sb.Replicas...) {
-			u := targetURL(raw)
-			if !httpURL(u) {
-				b.errf("%s: %q is not an http(s) URL; ignored", owner, raw)
-				continue
-			}
-			t.Name = cmp.Or(t.Name, u)
-			r := b.urlReplica(u, api, engine, owner)
-			if !slices.Contains(t.Replicas, r) {
-				t.Replicas = append(t.Replicas, r)
-			}
-		}
-		if len(t.Replicas) == 0 {
-			b.errf("%s: no usable URL; ignored", owner)
-			continue
-		}
-		e := &Entry{Public: sb.Name, Dest: &Destination{Targets: []*Target{t}}}
-		b.claim(sb.Name, &nameClaim{level: claimStatic, owner: owner, entry: e, how: "static backend",
-			info: ModelInfo{ID: sb.Name}})
-	}
-}
-
-// serviceNames claims every service's own names, below routes and static backends.
+// serviceNames claims every service's own names, below routes.
 func (b *tableBuilder) serviceNames() {
 	keys := make([]*gwService, 0, len(b.svcs))
 	for _, s := range b.svcs {

@@ -503,7 +503,6 @@ func TestPickTarget(t *testing.T) {
 
 func TestPreviousStateSurvives(t *testing.T) {
 	in := rtWorld()
-	in.Static = []StaticBackend{{Name: "local", URL: "http://127.0.0.1:9000"}}
 	t1 := rtBuild(t, in, rtWorldErrs...)
 	old := map[string]*Replica{}
 	for _, r := range t1.Replicas() {
@@ -533,55 +532,11 @@ func TestPreviousStateSurvives(t *testing.T) {
 	}
 	// A replica gone from the table is not carried on.
 	in.Services = in.Services[:1]
-	in.Routes, in.Static = nil, nil
+	in.Routes = nil
 	in.Previous = t2
 	t3 := rtBuild(t, in)
 	if ids := len(t3.Replicas()); ids != 1 || t3.Replicas()[0] != old["default/mimo-vl-7b-rl/0"] {
 		t.Errorf("replicas after removal: %d", ids)
-	}
-}
-
-func TestStaticBackends(t *testing.T) {
-	in := BuildInput{
-		Static: []StaticBackend{
-			{Name: "local", URL: "http://127.0.0.1:8000/v1/", Engine: "vllm", Replicas: []string{"http://127.0.0.1:8001"}},
-			{Name: "llama", URL: "http://127.0.0.1:11434", Engine: "ollama", Model: "llama3.2:3b"},
-			{Name: "taken", URL: "http://127.0.0.1:9000"},
-			{Name: "bad", URL: "127.0.0.1:9000"},
-		},
-		Routes: []*v1.Route{rtRoute("", "r", v1.RouteModel{Name: "taken", Targets: []v1.RouteTarget{{URL: "http://127.0.0.1:9001", API: "ollama"}}})},
-	}
-	tab := rtBuild(t, in, `static backend "taken": name "taken" is already used by route default/r`, `static backend "bad": "127.0.0.1:9000" is not an http(s) URL`, `static backend "bad": no usable URL`)
-	d, err := tab.Resolve(RequestInfo{Model: "local"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := d.Dest.Targets[0]
-	if tg.Name != "http://127.0.0.1:8000" || tg.Model != "local" || tg.API != APIOpenAI || len(tg.Replicas) != 2 || d.Reason != "static backend" {
-		t.Errorf("static target %+v, reason %q", tg, d.Reason)
-	}
-	if r := tg.Replicas[0]; r.BaseURL != "http://127.0.0.1:8000" || r.Engine != "vllm" || r.MetricsPath != "/metrics" ||
-		r.RunningMetric != "vllm:num_requests_running" || !r.State.Healthy {
-		t.Errorf("static replica %+v", r)
-	}
-	d, _ = tab.Resolve(RequestInfo{Model: "llama"})
-	if tg := d.Dest.Targets[0]; tg.API != APIOllama || tg.Model != "llama3.2:3b" || tg.Replicas[0].MetricsPath != "" {
-		t.Errorf("ollama static target %+v", tg)
-	}
-	d, _ = tab.Resolve(RequestInfo{Model: "taken"})
-	if tg := d.Dest.Targets[0]; tg.Name != "http://127.0.0.1:9001" || tg.API != APIOllama || tg.Model != "taken" {
-		t.Errorf("route target %+v", tg)
-	}
-	if _, err := tab.Resolve(RequestInfo{Model: "bad"}); err == nil {
-		t.Error("a static backend without a URL is served")
-	}
-	for _, r := range tab.Replicas() {
-		if r.ID == "http://127.0.0.1:9000" {
-			t.Error("the replica of a shadowed static backend is listed for probing")
-		}
-	}
-	if n := len(tab.Replicas()); n != 4 {
-		t.Errorf("%d replicas, want 4", n)
 	}
 }
 
