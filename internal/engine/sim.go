@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Simulate rewrites a launch of a known engine to run the simulator in its
@@ -20,8 +21,9 @@ import (
 // --host/--port (from OLLAMA_HOST, i.e. Launch.Host and Port) and --model
 // (the first served name), and reads OLLAMA_NUM_PARALLEL, OLLAMA_KEEP_ALIVE
 // and OLLAMA_CONTEXT_LENGTH from the environment as ollama does. The
-// environment, probes and metrics are kept: the simulator answers them as
-// the engine would.
+// environment, probe paths and metrics are kept: the simulator answers them as
+// the engine would; probe delays and periods shrink with the time scale, as the
+// simulated engine loads in simulated time.
 //
 // The simulator accepts each engine's common flags; a few real flags it
 // does not know are rewritten (SGLang's argparse abbreviation --mem-frac,
@@ -68,9 +70,25 @@ func Simulate(l Launch, citadel, gpuProfile string, timeScale float64) (Launch, 
 	}
 	out.Argv = argv
 	out.Simulated = true
+	// The simulated engine loads in simulated time: so do its probes' waits.
+	out.Startup, out.Readiness, out.Liveness = scaleProbe(l.Startup, timeScale), scaleProbe(l.Readiness, timeScale), scaleProbe(l.Liveness, timeScale)
 	out.Notes = append(out.Notes, fmt.Sprintf("simulated by citadel sim: gpu %s, time scale %s (no %s process)",
 		gpuProfile, strconv.FormatFloat(timeScale, 'g', -1, 64), engine))
 	return out, nil
+}
+
+// scaleProbe shortens a probe's initial delay and period by the simulation's time scale (< 1),
+// never the period below 100 ms; timeouts and thresholds stay.
+func scaleProbe(p *Probe, timeScale float64) *Probe {
+	if p == nil || timeScale >= 1 {
+		return p
+	}
+	q := *p
+	q.InitialDelay = time.Duration(float64(q.InitialDelay) * timeScale)
+	if q.Period > 0 {
+		q.Period = max(time.Duration(float64(q.Period)*timeScale), 100*time.Millisecond)
+	}
+	return &q
 }
 
 // simRewrites are real engines' flags the simulator does not take: renamed

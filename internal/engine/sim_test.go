@@ -42,8 +42,10 @@ func TestSimulateVLLM(t *testing.T) {
 	if diff := cmp.Diff(want, sim.Argv); diff != "" {
 		t.Errorf("argv (-want +got):\n%s", diff)
 	}
-	if !sim.Simulated || sim.Engine != VLLM || sim.Port != 8001 || *sim.Startup != *l.Startup || sim.Metrics != l.Metrics {
-		t.Errorf("simulated launch lost its engine, port, probes or metrics: %+v", sim)
+	scaled := *l.Startup
+	scaled.Period /= 2 // the probes wait in simulated time: time scale 0.5
+	if !sim.Simulated || sim.Engine != VLLM || sim.Port != 8001 || *sim.Startup != scaled || sim.Metrics != l.Metrics {
+		t.Errorf("simulated launch lost its engine, port, scaled probes or metrics: %+v", sim)
 	}
 	if l.Simulated || l.Argv[0] != "vllm" {
 		t.Error("Simulate modified its argument")

@@ -328,12 +328,8 @@ func (c *Controller) ensure(ctx context.Context, in *intent, r int, a placement.
 		return err
 	}
 	inst := &instance{key: key, service: in.key, replica: r, fp: fp, launch: l, gpus: a.GPUs}
-	scale := 1.0
-	if s := c.opts.Simulate; s != nil {
-		scale = s.TimeScale // simulated engines load in simulated time: so do their probes' waits
-	}
 	sp := supervisor.Spec{Name: key, Argv: l.Argv, Env: append(os.Environ(), l.Env...), Port: l.Port,
-		Startup: probe(l.Startup, scale), Readiness: probe(l.Readiness, scale), Liveness: probe(l.Liveness, scale), LogDir: c.logDir(),
+		Startup: probe(l.Startup), Readiness: probe(l.Readiness), Liveness: probe(l.Liveness), LogDir: c.logDir(),
 		OnChange: func(supervisor.State) { c.poke() }}
 	proc, err := supervisor.Start(ctx, sp, c.stateDir())
 	if err != nil {
@@ -364,21 +360,12 @@ func (c *Controller) profileOf(gpu int) string {
 	return ""
 }
 
-// probe converts an engine probe; scale < 1 (a simulated engine) shortens its initial delay
-// and period, never the period below 100 ms.
-func probe(p *engine.Probe, scale float64) *supervisor.Probe {
+func probe(p *engine.Probe) *supervisor.Probe {
 	if p == nil {
 		return nil
 	}
-	sp := &supervisor.Probe{Path: p.Path, InitialDelay: p.InitialDelay, Period: p.Period, Timeout: p.Timeout,
+	return &supervisor.Probe{Path: p.Path, InitialDelay: p.InitialDelay, Period: p.Period, Timeout: p.Timeout,
 		SuccessThreshold: p.SuccessThreshold, FailureThreshold: p.FailureThreshold}
-	if scale < 1 {
-		sp.InitialDelay = time.Duration(float64(sp.InitialDelay) * scale)
-		if sp.Period > 0 {
-			sp.Period = max(time.Duration(float64(sp.Period)*scale), 100*time.Millisecond)
-		}
-	}
-	return sp
 }
 
 func fingerprint(in *intent, spec engine.Spec) string {
