@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -483,6 +484,9 @@ func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call
 	return err
 }
 
+// streamBufs holds copyStream's read buffers: one per stream in flight, not one per request.
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // copyStream sends an upstream body to the client as it comes, flushing after every read,
 // under the idle timeout, and returns the body's last few KiB. A failure after the first byte
 // is reported to the client with failure(msg), in the front's shape; a client that goes away
@@ -490,7 +494,9 @@ func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call
 func (s *Server) copyStream(w http.ResponseWriter, resp *http.Response, c *call, failure func(msg string) []byte) ([]byte, error) {
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := streamBufs.Get().(*[]byte)
+	defer streamBufs.Put(bp)
+	buf := *bp
 	var tail []byte
 	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
 	defer body.Stop()
