@@ -123,11 +123,19 @@ type ModelStatus struct {
 
 // NodeModelStatus is one node's copy of a model.
 type NodeModelStatus struct {
-	Node             string `json:"node"`
-	Phase            string `json:"phase"`
-	Reason           string `json:"reason,omitempty"`
-	Message          string `json:"message,omitempty"`
-	Path             string `json:"path,omitempty"`
+	Node    string `json:"node"`
+	Phase   string `json:"phase"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Path is where the model's files are on this node: storage.path, else the snapshot
+	// directory in the HF cache; for an Ollama model, its GGUF weights blob.
+	Path string `json:"path,omitempty"`
+	// Store is the model store the files belong to: the HF cache root (HF_HUB_CACHE) or the
+	// Ollama models directory (OLLAMA_MODELS) an engine must be pointed at.
+	Store string `json:"store,omitempty"`
+	// OllamaName is the name an Ollama server knows the model by, with its tag
+	// (deepcoder:14b; registry.ollama.ai/library/ is left out as Ollama does).
+	OllamaName       string `json:"ollamaName,omitempty"`
 	BytesDone        int64  `json:"bytesDone,omitempty"`
 	BytesTotal       int64  `json:"bytesTotal,omitempty"`
 	BytesPerSecond   int64  `json:"bytesPerSecond,omitempty"`
