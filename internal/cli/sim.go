@@ -64,7 +64,7 @@ const engineFlagAnnotation = "citadel.dev/engines"
 // long forms.
 var simShortFlags = map[string]string{
 	"-m": "--model", "-c": "--ctx-size", "-np": "--parallel", "-ngl": "--n-gpu-layers", "-a": "--alias",
-	"-fa": "--flash-attn", "-cb": "--cont-batching", "-ctk": "--cache-type-k", "-ctv": "--cache-type-v",
+	"-fa": "--flash-attn", "-cb": "--cont-batching", "-kvu": "--kv-unified", "-ctk": "--cache-type-k", "-ctv": "--cache-type-v",
 	"-hf": "--hf-repo", "-t": "--threads", "-b": "--batch-size", "-ub": "--ubatch-size", "-tp": "--tensor-parallel-size",
 	"-pp": "--pipeline-parallel-size", "-dp": "--data-parallel-size", "-q": "--quantization",
 }

@@ -175,8 +175,10 @@ var engines = map[string]*info{
 		// Like vLLM, SGLang binds once loaded. /health_generate runs one decode
 		// step, so readiness means the model really answers.
 		startup:   Probe{Path: "/health", Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
+		// SGLang's /health also runs a one-token generation and waits up to
+		// SGLANG_HEALTH_CHECK_TIMEOUT (20 s) for it: probes wait longer than that.
 		readiness: Probe{Path: "/health_generate", Period: 30 * time.Second, Timeout: 30 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
-		liveness:  Probe{Path: "/health", Period: 30 * time.Second, Timeout: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
+		liveness:  Probe{Path: "/health", Period: 30 * time.Second, Timeout: 25 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
 	},
 	LlamaCPP: {
 		name: LlamaCPP, install: "llama.cpp (llama-server)", hostDef: "127.0.0.1",
@@ -324,9 +326,18 @@ func placementEnv(s Spec, env *envSet, l *Launch) {
 			ids[i] = strconv.Itoa(g)
 		}
 		env.force("CUDA_VISIBLE_DEVICES", strings.Join(ids, ","), "placement", &l.Notes)
+		// The indexes are nvidia-smi's, in PCI bus order; CUDA numbers devices fastest
+		// first unless told otherwise, which differs on hosts with mixed GPUs.
+		env.force("CUDA_DEVICE_ORDER", "PCI_BUS_ID", "placement (GPU indexes are nvidia-smi's)", &l.Notes)
 	}
 	if s.Engine == Ollama {
 		env.force("OLLAMA_HOST", ollamaHost(s.Host, s.Port), "placement (ports are allocated per host)", &l.Notes)
+		if s.OllamaModels != "" {
+			env.force("OLLAMA_MODELS", s.OllamaModels, "the model store Citadel pulled into", &l.Notes)
+		}
+		// ollama serve prunes, at start, blobs no manifest names and partial files older than
+		// an hour: Citadel's own downloads in progress in the same store.
+		env.force("OLLAMA_NOPRUNE", "1", "Citadel (its downloads share the store)", &l.Notes)
 	}
 }
 

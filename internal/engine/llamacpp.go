@@ -9,7 +9,8 @@ import (
 
 // llamacppArgs writes `llama-server` and its flags (protocols.md §6).
 // llama-server splits -c over its -np slots, so the context it is given is
-// MaxModelLen × Parallel: every slot gets MaxModelLen tokens. -ngl 999 puts
+// MaxModelLen × Parallel: every slot gets MaxModelLen tokens; -kvu keeps the
+// slot count literal (see below). -ngl 999 puts
 // every layer on the GPU; layers are spread over the visible GPUs (there is
 // no tensor-parallel flag). -a is the model id /v1/models reports.
 func llamacppArgs(s Spec, l *Launch) (prog, args []string, err error) {
@@ -26,7 +27,9 @@ func llamacppArgs(s Spec, l *Launch) (prog, args []string, err error) {
 	if s.MaxModelLen > 0 {
 		args = append(args, "-c", strconv.Itoa(s.MaxModelLen*slots))
 	}
-	args = append(args, "-np", strconv.Itoa(slots), "-ngl", "999", "--metrics", "-a", l.Served[0])
+	// -kvu: one KV buffer shared by the slots. Without it, llama-server turns -np 1 into 4
+	// slots with a unified KV cache (server main()), which is not the plan.
+	args = append(args, "-np", strconv.Itoa(slots), "-kvu", "-ngl", "999", "--metrics", "-a", l.Served[0])
 	if s.TP > 1 {
 		l.Notes = append(l.Notes, fmt.Sprintf("tensor parallelism %d: llama-server has no such flag; it spreads layers over the %d visible GPUs", s.TP, max(len(s.GPUs), s.TP)))
 	}

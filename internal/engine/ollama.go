@@ -24,9 +24,6 @@ func ollamaEnv(s Spec, l *Launch, env *envSet) ([]string, error) {
 		l.Notes = append(l.Notes, fmt.Sprintf("ollama answers to the model's own name %s (served names %v not applied)", s.ModelName, l.Served))
 		l.Served = []string{s.ModelName}
 	}
-	if s.OllamaModels != "" {
-		env.set("OLLAMA_MODELS", s.OllamaModels)
-	}
 	if s.KeepAlive != "" {
 		env.set("OLLAMA_KEEP_ALIVE", s.KeepAlive)
 	}
