@@ -196,7 +196,11 @@ var normalizers = []struct {
 	with string
 }{
 	{regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?`), "<time>"},
-	{regexp.MustCompile(`\b\d\d:\d\d:\d\d\b`), "<time>"},
+	// vLLM's log prefix is month-day and time ("INFO 11-22 12:44:50"): both go, or the
+	// golden holds the day it was written on.
+	{regexp.MustCompile(`\b\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\b`), "<time>"},
+	{regexp.MustCompile(`\b\d\d:\d\d:\d\d(\.\d+)?\b`), "<time>"},
+	{regexp.MustCompile(`\b\d{4}-\d\d-\d\d\b`), "<date>"},
 	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:<port>"},
 	{regexp.MustCompile(`/tmp/[^\s"'\x60)\]]+`), "<tmp>"},
 	{regexp.MustCompile(`\b(pid|process) \d+`), "$1 <pid>"},
@@ -233,6 +237,29 @@ func normalize(b []byte) []byte {
 		s = n.re.ReplaceAllString(s, n.with)
 	}
 	return []byte(s)
+}
+
+// TestNormalizeClock pins that no clock reading an engine or the report prints survives
+// normalisation: a golden holding one fails on every other day.
+func TestNormalizeClock(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, in, want string }{
+		{"vllm", "INFO 11-22 12:44:50 [api_server.py] vLLM API server", "INFO <time> [api_server.py] vLLM API server"},
+		{"vllm fraction", "INFO 01-03 00:00:01.123 [x]", "INFO <time> [x]"},
+		{"sglang", "[2025-11-22 12:44:50] The server is fired up", "[<time>] The server is fired up"},
+		{"ollama", `time=2025-11-22T12:44:50+01:00 level=INFO`, "time=<time> level=INFO"},
+		{"utc", "time=2025-11-22T12:44:50Z level=INFO", "time=<time> level=INFO"},
+		{"report", "- **Test date**: 2025-11-22 12:44:50 UTC", "- **Test date**: <time> UTC"},
+		{"started", "(started 12:44:50 UTC)", "(started <time> UTC)"},
+		{"date only", "on 2025-11-22 the", "on <date> the"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(normalize([]byte(tt.in))); got != tt.want {
+				t.Errorf("normalize(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
 }
 
 func golden(t *testing.T, name string, r *modeltest.Report) {

@@ -27,7 +27,7 @@ func TestServeKilledAndRestarted(t *testing.T) {
 	ln.Close()
 	serve := func() (*exec.Cmd, *bytes.Buffer) {
 		var out bytes.Buffer
-		cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--admin-addr", addr, "--agent=false",
+		cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--admin-addr", addr, "--gateway-addr", "off", "--agent=false",
 			"--gpus", "rtx-4090", "--simulate-engines", "--sim-time-scale", "0")
 		cmd.Env = append(cmd.Environ(), "HOME="+dataDir)
 		cmd.Stdout, cmd.Stderr = &out, &out
