@@ -109,6 +109,31 @@ func oneOf[T ~string](errs *FieldErrors, path string, v T, allowed ...T) {
 	errs.Add(path, fmt.Sprintf("unsupported value %q", v), fix)
 }
 
+// knownValue checks v against the values Citadel knows for a field that
+// OME's CRD leaves a free string: an unknown value is a warning, never an
+// error, so that OME's files apply unchanged. what names the field's values
+// in the message ("capability"). With fold, a value differing only in case
+// is known (quantization names: Q4_K_M is q4_k_m).
+func knownValue(errs *FieldErrors, path, what, v string, fold bool, known ...string) {
+	if v == "" {
+		return
+	}
+	for _, k := range known {
+		if v == k || fold && strings.EqualFold(v, k) {
+			return
+		}
+	}
+	fix := "known values: " + strings.Join(known, ", ")
+	for _, k := range known {
+		if strings.EqualFold(normalizeEnum(v), normalizeEnum(k)) {
+			fix = fmt.Sprintf("did you mean %q?", k)
+			break
+		}
+	}
+	*errs = append(*errs, FieldError{Path: path, Warning: true, Fix: fix,
+		Message: fmt.Sprintf("%q is not a %s Citadel knows; accepted as written (OME accepts any value here), but Citadel does not act on it", v, what)})
+}
+
 func normalizeEnum(s string) string {
 	return strings.NewReplacer("-", "", "_", "", " ", "").Replace(s)
 }

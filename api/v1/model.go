@@ -142,13 +142,17 @@ type NodeModelStatus struct {
 	LastProgressTime *Time  `json:"lastProgressTime,omitempty"`
 }
 
-// Model capabilities: OME's enum, plus IMAGE_TO_TEXT, which OME's own
-// shipped model files use.
+// Model capabilities Citadel knows: the values of OME's Go constants, plus
+// those OME's own shipped model files use (IMAGE_TO_TEXT, TEXT_TO_EMBEDDING,
+// VIDEO_TEXT_TO_TEXT, REWARD_SCORING, IMAGE_TEXT_TO_EMBEDDING,
+// AUDIO_TEXT_TO_TEXT). OME's CRD takes any string, so another value is a
+// warning at apply, not an error.
 var modelCapabilities = []string{
 	"TEXT_GENERATION", "TEXT_SUMMARIZATION", "TEXT_EMBEDDINGS", "TEXT_RERANK", "CHAT", "VISION",
 	"EMBEDDING", "RERANK", "TEXT_TO_TEXT", "TEXT_TO_AUDIO", "TEXT_TO_IMAGE", "TEXT_TO_VIDEO",
 	"IMAGE_TEXT_TO_TEXT", "IMAGE_TEXT_TO_AUDIO", "IMAGE_TEXT_TO_IMAGE", "IMAGE_TEXT_TO_VIDEO",
 	"VIDEO_TEXT_TO_AUDIO", "AUDIO_TO_TEXT", "AUDIO_TO_AUDIO", "AUDIO_TRANSLATION", "IMAGE_TO_TEXT",
+	"TEXT_TO_EMBEDDING", "VIDEO_TEXT_TO_TEXT", "REWARD_SCORING", "IMAGE_TEXT_TO_EMBEDDING", "AUDIO_TEXT_TO_TEXT",
 }
 
 var apiCapabilities = []string{
@@ -157,18 +161,21 @@ var apiCapabilities = []string{
 	"OPENAI_V1_AUDIO_TRANSLATIONS", "OPENAI_V1_REALTIME",
 }
 
-// Quantizations Citadel knows: OME's (fp8, fbgemm_fp8, int4) and the
-// common HF and GGUF methods.
+// Quantizations Citadel knows: OME's (fp8, fbgemm_fp8, int4), the common
+// HF methods (quantization_config.quant_method) and GGUF file types.
+// OME's CRD takes any string: another value is a warning at apply.
 var quantizations = []string{
 	"fp8", "fbgemm_fp8", "int4", "int8", "awq", "gptq", "bitsandbytes", "compressed-tensors", "mxfp4",
-	"q4_0", "q4_1", "q4_k_m", "q4_k_s", "q5_0", "q5_1", "q5_k_m", "q5_k_s", "q6_k", "q8_0", "f16", "bf16",
+	"nvfp4", "w8a8", "w4a16", "awq_marlin", "gptq_marlin", "modelopt", "hqq", "experts_int8",
+	"q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_0", "q4_1", "q4_k_m", "q4_k_s", "q5_0", "q5_1", "q5_k_m", "q5_k_s",
+	"q6_k", "q8_0", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq3_s", "iq4_nl", "iq4_xs", "f16", "bf16", "f32",
 }
 
-// KnownQuantization reports whether q is a quantization Citadel accepts in
-// spec.quantization.
+// KnownQuantization reports whether q is a quantization Citadel knows, in
+// any case (Q4_K_M is q4_k_m).
 func KnownQuantization(q string) bool {
 	for _, k := range quantizations {
-		if q == k {
+		if strings.EqualFold(q, k) {
 			return true
 		}
 	}
@@ -276,16 +283,16 @@ func (s *BaseModelSpec) validate() FieldErrors {
 		}
 	}
 	for i, c := range s.ModelCapabilities {
-		oneOf(&errs, fmt.Sprintf("modelCapabilities[%d]", i), c, modelCapabilities...)
+		knownValue(&errs, fmt.Sprintf("modelCapabilities[%d]", i), "capability", c, false, modelCapabilities...)
 	}
 	for i, c := range s.APICapabilities {
-		oneOf(&errs, fmt.Sprintf("apiCapabilities[%d]", i), c, apiCapabilities...)
+		knownValue(&errs, fmt.Sprintf("apiCapabilities[%d]", i), "API capability", c, false, apiCapabilities...)
 	}
 	if s.Quantization != nil {
-		oneOf(&errs, "quantization", *s.Quantization, quantizations...)
+		knownValue(&errs, "quantization", "quantization", *s.Quantization, true, quantizations...)
 	}
 	for i, m := range s.ServingMode {
-		oneOf(&errs, fmt.Sprintf("servingMode[%d]", i), m, "On-demand", "Dedicated")
+		knownValue(&errs, fmt.Sprintf("servingMode[%d]", i), "serving mode", m, false, "On-demand", "Dedicated")
 	}
 	if s.MaxTokens != nil && *s.MaxTokens <= 0 {
 		errs.Add("maxTokens", fmt.Sprintf("must be positive, got %d", *s.MaxTokens), "")

@@ -55,6 +55,39 @@ type ServingRuntimeSpec struct {
 	Engine *EngineRef `json:"engine,omitempty"`
 }
 
+// MultiNode reports whether the runtime needs more than one host: OME's
+// multi-node engine (engineConfig.leader/worker, or the legacy
+// spec.workers) or its disaggregated prefill/decode (decoderConfig). It
+// returns the field path that says so and the words for messages; "" when
+// the runtime runs on one host.
+func (s *ServingRuntimeSpec) MultiNode() (path, what string) {
+	switch e := s.EngineConfig; {
+	case e != nil && e.Leader != nil:
+		return "engineConfig.leader", "multi-node serving (engineConfig.leader/worker)"
+	case e != nil && e.Worker != nil:
+		return "engineConfig.worker", "multi-node serving (engineConfig.leader/worker)"
+	case s.DecoderConfig != nil:
+		return "decoderConfig", "disaggregated prefill/decode serving (decoderConfig)"
+	case s.Workers != nil:
+		return "workers", "multi-node serving (workers)"
+	}
+	return "", ""
+}
+
+// Built-in runtimes: Citadel installs one ClusterServingRuntime per engine
+// at start (vllm, sglang, llamacpp, ollama) and marks it with these
+// annotations. It updates a runtime only while both are present and the hash
+// is its own; a runtime a user applied under the same name is never touched.
+const (
+	// AnnotationBuiltIn is "true" on a runtime Citadel installed.
+	AnnotationBuiltIn = "citadel.dev/built-in"
+	// AnnotationBuiltInHash is the hash of the built-in file it was installed from.
+	AnnotationBuiltInHash = "citadel.dev/built-in-hash"
+)
+
+// IsBuiltIn reports whether m is a runtime Citadel installed.
+func IsBuiltIn(m *ObjectMeta) bool { return m.Annotations[AnnotationBuiltIn] == "true" }
+
 // EngineRef names a known engine and its options.
 type EngineRef struct {
 	Name    string   `json:"name"`
@@ -211,7 +244,7 @@ func (s *ServingRuntimeSpec) validate() FieldErrors {
 			errs.Add(p+".priority", fmt.Sprintf("must be at least 1, got %d", *f.Priority), "")
 		}
 		if f.Quantization != nil {
-			oneOf(&errs, p+".quantization", *f.Quantization, quantizations...)
+			knownValue(&errs, p+".quantization", "quantization", *f.Quantization, true, quantizations...)
 		}
 	}
 	if r := s.ModelSizeRange; r != nil {
@@ -232,7 +265,7 @@ func (s *ServingRuntimeSpec) validate() FieldErrors {
 		}
 	}
 	for i, p := range s.ProtocolVersions {
-		oneOf(&errs, fmt.Sprintf("protocolVersions[%d]", i), p, protocolVersions...)
+		knownValue(&errs, fmt.Sprintf("protocolVersions[%d]", i), "protocol version", p, false, protocolVersions...)
 	}
 	if s.Engine != nil {
 		if s.Engine.Name == "" {
@@ -241,7 +274,12 @@ func (s *ServingRuntimeSpec) validate() FieldErrors {
 		oneOf(&errs, "engine.name", s.Engine.Name, engineNames...)
 	}
 	hasRunner := s.EngineConfig != nil && s.EngineConfig.Runner != nil || len(s.Containers) > 0
-	if s.Engine == nil && !hasRunner {
+	if path, what := s.MultiNode(); path != "" {
+		// Valid OME: stored, so that OME's runtime directories apply unchanged, but
+		// never selected (internal/selection refuses it with the same words).
+		errs = append(errs, FieldError{Path: path, Warning: true, Message: what + " is not supported on one host: the runtime is stored but never selected",
+			Fix: "serve the model with a single-node runtime (engineConfig.runner, or engine: {name: vllm}), or leave spec.runtime unset to use a built-in one"})
+	} else if s.Engine == nil && !hasRunner {
 		errs.Add("engineConfig.runner", "is missing: the runtime has no way to start an engine", "add engineConfig.runner with a command, or name a known engine with engine: {name: vllm}")
 	}
 	if s.EngineConfig != nil {

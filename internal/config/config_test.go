@@ -280,15 +280,10 @@ func TestBadConfigs(t *testing.T) {
 		{file: "type-mapping-given-list", want: []problem{{1, 14, "spec.storage", "expected a mapping (key: value pairs), got a list", `remove the "- "`}}},
 		{file: "type-bool-yes", want: []problem{{1, 11, "spec.disabled", `expected true or false, got string "yes"`, "write true or false"}}},
 		// Values outside an enum.
-		{file: "enum-model-capability", want: []problem{
-			{1, 8, "spec.modelCapabilities[0]", `unsupported value "image-text-to-text"`, `did you mean "IMAGE_TEXT_TO_TEXT"?`},
-			{1, 9, "spec.modelCapabilities[1]", `unsupported value "VISION_LANGUAGE"`, "use one of: TEXT_GENERATION,"},
-		}},
 		{file: "enum-format-operator", want: []problem{{1, 14, "spec.supportedModelFormats[0].modelFormat.operator", `unsupported value ">="`, "use one of: Equal, GreaterThan, GreaterThanOrEqual"}}},
 		{file: "enum-download-policy", want: []problem{{1, 17, "spec.storage.downloadPolicy", `unsupported value "IfNotPresent"`, "use one of: AlwaysDownload, ReuseIfExists"}}},
 		{file: "enum-task-class", want: []problem{{1, 21, "spec.models[1].tasks[1].task", `unsupported value "coding"`, "use one of: vision, code, reasoning, general, embedding"}}},
 		{file: "enum-balancing-policy", want: []problem{{1, 9, "spec.balancing.policy", `unsupported value "least_outstanding"`, `did you mean "least-outstanding"?`}}},
-		{file: "enum-protocol-version", want: []problem{{1, 18, "spec.protocolVersions[0]", `unsupported value "openai"`, `did you mean "openAI"?`}}},
 		{file: "enum-toleration-operator", want: []problem{{1, 25, "spec.engineConfig.tolerations[0].operator", `unsupported value "Exist"`, "use one of: Exists, Equal"}}},
 		// Quantities and parameter counts.
 		{file: "quantity-memory-gb", want: []problem{
@@ -353,7 +348,6 @@ func TestBadConfigs(t *testing.T) {
 			{1, 8, "spec.disabled", `expected true or false, got string "yes"`, ""},
 			{1, 10, "spec.storage.storageURI", `unknown field "storageURI"`, `did you mean "storageUri"?`},
 			{1, 11, "spec.storage.downloadPolicy", `unsupported value "Always"`, "use one of: AlwaysDownload, ReuseIfExists"},
-			{2, 21, "spec.protocolVersions[0]", `unsupported value "openai"`, ""},
 			{2, 23, "spec.modelSizeRange.min", `invalid parameter count "30Gi"`, ""},
 			{2, 28, "spec.engineConfig.tolerations[0].operator", `unsupported value "Exist"`, ""},
 			{2, 36, "spec.engineConfig.runner.resources.requests.memory", `invalid quantity "30GB"`, ""},

@@ -66,6 +66,56 @@ func (l Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// Skipped returns the notes on documents that were read but not decoded
+// because Citadel does not manage their kind (v1/Namespace, a Kustomization
+// and the like). A client applying through the admin API prints them
+// itself: the server never sees those documents.
+func (l Errors) Skipped() Errors {
+	var out Errors
+	for _, e := range l {
+		if _, citadel := v1.KindByName(e.Kind); e.Warning && e.Kind != "" && !citadel {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// unmanaged reports whether a document is one Citadel reads past with a
+// note instead of refusing: a kind Citadel does not have, from Kubernetes'
+// core API (apiVersion v1), another API group (apps/v1, *.k8s.io, keda.sh,
+// ...), or OME's own kinds Citadel does not implement. A kind Citadel lacks
+// under its own groups stays an error: it is a typo of one it has.
+func unmanaged(apiVersion, kind string) bool {
+	if apiVersion == "" || kind == "" {
+		return false
+	}
+	group, _, grouped := strings.Cut(apiVersion, "/")
+	switch {
+	case !grouped:
+		return true // the core group: v1/Namespace, v1/ConfigMap, v1/ServiceAccount, ...
+	case group == "ome.io":
+		return omeOnlyKinds[kind]
+	case group == "citadel.dev":
+		return false
+	}
+	return true
+}
+
+// omeOnlyKinds are OME's kinds that Citadel does not implement.
+var omeOnlyKinds = map[string]bool{"AcceleratorClass": true, "BenchmarkJob": true}
+
+func unmanagedFix(kind string) string {
+	switch kind {
+	case "Namespace":
+		return "nothing to do: namespaces exist implicitly in Citadel, as soon as an object names one"
+	case "BenchmarkJob":
+		return "run the benchmark with citadel bench instead"
+	case "AcceleratorClass":
+		return "nothing to do: citadel serve reads the host's GPUs itself (see citadel get gpus)"
+	}
+	return "Citadel manages ClusterBaseModel, BaseModel, ClusterServingRuntime, ServingRuntime, InferenceService, Route and Secret; apply this object to Kubernetes if you need it"
+}
+
 // Fatal returns the entries that are not warnings.
 func (l Errors) Fatal() Errors { return l.filter(false) }
 
@@ -210,6 +260,11 @@ func decodeObject(root *yaml.Node, src Source, prefix string) (*Item, Errors) {
 		return nil, Errors{errAt(root, "kind", "is missing", "say what this is, e.g. kind: ClusterBaseModel")}
 	}
 	info, ok := v1.KindByName(kind)
+	if !ok && unmanaged(apiVersion, kind) {
+		return nil, Errors{{File: src.File, Document: src.Document, Line: root.Line, Column: root.Column,
+			Kind: apiVersion + "/" + kind, Name: scalarMeta(root, "name"), Warning: true,
+			Message: "not managed by Citadel; skipped", Fix: unmanagedFix(kind)}}
+	}
 	if !ok {
 		fix := "known kinds: ClusterBaseModel, BaseModel, ClusterServingRuntime, ServingRuntime, InferenceService, Route, Secret"
 		if k, err := v1.LookupKind(kind); err == nil {
