@@ -42,6 +42,7 @@ server (references included) without storing.`,
 				fmt.Fprintf(e.stderr, "error: %d problem(s) in the input; nothing was applied\n", len(fatal))
 				return silentError{}
 			}
+			printProblems(e, problems.Skipped()) // documents the server never sees (v1/Namespace, ...)
 			if len(items) == 0 {
 				return fmt.Errorf("no objects found in %s", strings.Join(files, ", "))
 			}
