@@ -4,6 +4,24 @@
 // caller fetches the model and the runtimes.
 //
 // In reasons, "field A ≠ B" reads "the runtime's A, the model's B".
+//
+// Citadel's additions, each for runtimes OME does not have, so that OME's own
+// runtimes select exactly as in OME:
+//   - A runtime using Citadel's engine shortcut (spec.engine) is generic: a
+//     field its supported format leaves unset (architecture, quantization,
+//     framework, format version) matches any model value, where OME wants
+//     both unset or both equal. The engine adapter adapts the command line to
+//     the model, so one format entry per weight format (and architecture)
+//     serves every model of that kind.
+//   - A runtime whose engine is ollama serves only ollama:// models.
+//   - An ollama:// model whose format the agent has not filled yet is GGUF:
+//     Ollama's store holds nothing else.
+//   - Runtimes a user applied rank before the built-in ones Citadel installs
+//     (annotation citadel.dev/built-in), whatever their scores.
+//   - A multi-node runtime (engineConfig.leader/worker, decoderConfig) is
+//     never selected: Citadel serves on one host.
+//
+// A refusal names the field that failed and ends with the fix, as YAML.
 package selection
 
 import (
@@ -13,6 +31,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
@@ -23,7 +42,27 @@ import (
 type Runtime struct {
 	Name       string
 	Namespaced bool
-	Spec       v1.ServingRuntimeSpec
+	// BuiltIn marks a runtime Citadel installed (v1.IsBuiltIn): every
+	// runtime a user applied ranks before it in automatic selection.
+	BuiltIn bool
+	Spec    v1.ServingRuntimeSpec
+}
+
+// FromCluster is the candidate for a ClusterServingRuntime.
+func FromCluster(r *v1.ClusterServingRuntime) Runtime {
+	return Runtime{Name: r.Name, BuiltIn: v1.IsBuiltIn(&r.ObjectMeta), Spec: r.Spec}
+}
+
+// FromNamespaced is the candidate for a ServingRuntime in the service's namespace.
+func FromNamespaced(r *v1.ServingRuntime) Runtime {
+	return Runtime{Name: r.Name, Namespaced: true, BuiltIn: v1.IsBuiltIn(&r.ObjectMeta), Spec: r.Spec}
+}
+
+func (r Runtime) kind() string {
+	if r.Namespaced {
+		return v1.KindServingRuntime
+	}
+	return v1.KindClusterServingRuntime
 }
 
 // Model is the resolved base model, with the fields the model agent filled
@@ -37,6 +76,7 @@ type Model struct {
 type Candidate struct {
 	Runtime    string
 	Namespaced bool
+	BuiltIn    bool
 	// Score is the best score of the runtime's matching formats (0 when
 	// none matches).
 	Score int64
@@ -65,10 +105,15 @@ const (
 	ReasonModelDisabled       = "ModelDisabled"
 )
 
-// Error is a failed selection. Message names every rejection.
+// Error is a failed selection. Message names every rejection and ends with
+// the fix.
 type Error struct {
-	Reason     string
-	Message    string
+	Reason  string
+	Message string
+	// Fix is what to change, with YAML ("in InferenceService ... set
+	// `spec: {runtime: {name: vllm}}`"); "" when only waiting helps. It is
+	// also the end of Message.
+	Fix        string
 	Candidates []Candidate
 	// MetadataPending is set when a rejection comes from model metadata
 	// the agent has not filled yet: selecting again once the model is
@@ -84,6 +129,7 @@ func Select(m Model, runtimes []Runtime, explicit string) (Result, error) {
 	if m.Spec.Disabled != nil && *m.Spec.Disabled {
 		return Result{}, &Error{Reason: ReasonModelDisabled, Message: fmt.Sprintf("model %s is disabled (spec.disabled: true)", m.Name)}
 	}
+	m.Spec = withInferredFormat(m.Spec)
 	// OME lists the namespace's runtimes, then the cluster's.
 	rts := append([]Runtime(nil), runtimes...)
 	sort.SliceStable(rts, func(i, j int) bool { return rts[i].Namespaced && !rts[j].Namespaced })
@@ -97,13 +143,15 @@ func selectNamed(m Model, rts []Runtime, name string) (Result, error) {
 	var found *verdict
 	var cands []Candidate
 	var names []string
+	var others []Runtime
 	for _, rt := range rts {
 		names = append(names, rt.Name)
 		if rt.Name != name {
+			others = append(others, rt)
 			continue
 		}
 		if found != nil { // a cluster runtime behind a namespaced one
-			cands = append(cands, Candidate{Runtime: rt.Name, Namespaced: rt.Namespaced,
+			cands = append(cands, Candidate{Runtime: rt.Name, Namespaced: rt.Namespaced, BuiltIn: rt.BuiltIn,
 				Reason: "hidden by the ServingRuntime of the same name in the service's namespace, which is looked up first"})
 			continue
 		}
@@ -116,17 +164,37 @@ func selectNamed(m Model, rts []Runtime, name string) (Result, error) {
 		if len(names) > 0 {
 			msg += " (runtimes: " + strings.Join(names, ", ") + ")"
 		}
-		return Result{}, &Error{Reason: ReasonRuntimeNotFound, Message: msg}
+		e := &Error{Reason: ReasonRuntimeNotFound, Message: msg}
+		if alt, err := selectAuto(m, others); err == nil {
+			e.setFix(fmt.Sprintf("name one that exists in the InferenceService, `spec: {runtime: {name: %s}}`, or remove spec.runtime (%s is then selected automatically)", alt.Runtime.Name, alt.Runtime.Name))
+		} else {
+			e.setFix("apply the runtime, or remove spec.runtime from the InferenceService to select one automatically")
+		}
+		return Result{}, e
 	}
-	switch {
-	case found.disabled:
-		return Result{}, &Error{Reason: ReasonRuntimeDisabled, Candidates: cands,
-			Message: fmt.Sprintf("runtime %s is disabled (spec.disabled: true)", name)}
-	case found.reason != "":
-		return Result{}, &Error{Reason: ReasonRuntimeIncompatible, Candidates: cands, MetadataPending: found.pending,
-			Message: fmt.Sprintf("runtime %s cannot serve model %s: %s", name, m.Name, found.reason)}
+	if found.reason == "" {
+		return Result{Runtime: found.rt, Format: found.rt.Spec.SupportedModelFormats[found.format], Candidates: cands}, nil
 	}
-	return Result{Runtime: found.rt, Format: found.rt.Spec.SupportedModelFormats[found.format], Candidates: cands}, nil
+	e := &Error{Reason: ReasonRuntimeIncompatible, Candidates: cands, MetadataPending: found.pending,
+		Message: fmt.Sprintf("runtime %s cannot serve model %s: %s", name, m.Name, found.reason)}
+	if found.disabled {
+		e.Reason, e.Message = ReasonRuntimeDisabled, fmt.Sprintf("runtime %s is disabled (spec.disabled: true)", name)
+	}
+	switch alt, err := selectAuto(m, others); {
+	case found.pending:
+		// Waiting for the model's metadata is the fix.
+	case err == nil:
+		e.setFix(fmt.Sprintf("name a runtime that can serve it in the InferenceService, `spec: {runtime: {name: %s}}`, or remove spec.runtime (%s is then selected automatically)", alt.Runtime.Name, alt.Runtime.Name))
+	case found.fix != "":
+		e.setFix(fmt.Sprintf("in %s %s set `%s`", found.rt.kind(), name, found.fix))
+	}
+	return Result{}, e
+}
+
+// setFix records the fix and appends it to the message.
+func (e *Error) setFix(fix string) {
+	e.Fix = fix
+	e.Message += " — fix: " + fix
 }
 
 func selectAuto(m Model, rts []Runtime) (Result, error) {
@@ -139,12 +207,14 @@ func selectAuto(m Model, rts []Runtime) (Result, error) {
 		}
 	}
 	// OME sorts the namespace's matches and the cluster's apart, then puts
-	// the namespace's first.
+	// the namespace's first; Citadel then puts the user's before its own.
 	sort.SliceStable(ok, func(i, j int) bool {
 		a, b := ok[i], ok[j]
 		switch {
 		case a.rt.Namespaced != b.rt.Namespaced:
 			return a.rt.Namespaced
+		case a.rt.BuiltIn != b.rt.BuiltIn:
+			return !a.rt.BuiltIn
 		case a.score != b.score:
 			return a.score > b.score
 		case a.distance != b.distance:
@@ -170,7 +240,39 @@ func selectAuto(m Model, rts []Runtime) (Result, error) {
 		why = []string{"there are no runtimes (create a ServingRuntime or a ClusterServingRuntime)"}
 	}
 	e.Message = fmt.Sprintf("no runtime can serve model %s: %s", m.Name, strings.Join(why, "; "))
+	if fix := autoFix(&m.Spec, rejected); fix != "" {
+		e.setFix(fix)
+	}
 	return Result{}, e
+}
+
+// autoFix proposes the smallest change that lets automatic selection
+// succeed: naming a runtime that matches but is not auto-selectable, else
+// widening one runtime (size range, then a format entry for a runtime that
+// already serves the model's weight format), else a new runtime. "" when
+// the model's metadata is not known yet (waiting is the fix).
+func autoFix(m *v1.BaseModelSpec, rejected []verdict) string {
+	for _, v := range rejected {
+		if v.manual {
+			return fmt.Sprintf("name it in the InferenceService, `spec: {runtime: {name: %s}}`", v.rt.Name)
+		}
+	}
+	for rank := fixSize; rank <= fixFormat; rank++ {
+		for _, v := range rejected {
+			if v.fixRank == rank && !v.pending {
+				return fmt.Sprintf("in %s %s set `%s`", v.rt.kind(), v.rt.Name, v.fix)
+			}
+		}
+	}
+	for _, v := range rejected {
+		if v.pending {
+			return ""
+		}
+	}
+	if m.ModelFormat.Name == "" {
+		return ""
+	}
+	return fmt.Sprintf("apply a ClusterServingRuntime for it, e.g. `spec: {supportedModelFormats: [%s], engineConfig: {runner: {command: [...]}}}`", formatEntry(m, false))
 }
 
 // verdict is one runtime evaluated against the model.
@@ -182,10 +284,22 @@ type verdict struct {
 	reason   string
 	disabled bool
 	pending  bool // reason cites metadata the agent has not filled yet
+	manual   bool // a format matches, but none with autoSelect
+	// fix is the change to the runtime's spec, as flow YAML, that would let
+	// it serve the model; fixRank says how small a change it is.
+	fix     string
+	fixRank int
 }
 
+// Fix ranks: smaller is preferred.
+const (
+	fixNone = iota
+	fixSize
+	fixFormat
+)
+
 func (v verdict) candidate(selected bool) Candidate {
-	return Candidate{Runtime: v.rt.Name, Namespaced: v.rt.Namespaced, Score: v.score, Reason: v.reason, Selected: selected}
+	return Candidate{Runtime: v.rt.Name, Namespaced: v.rt.Namespaced, BuiltIn: v.rt.BuiltIn, Score: v.score, Reason: v.reason, Selected: selected}
 }
 
 // evaluate checks one runtime. auto considers only autoSelect formats and
@@ -193,21 +307,35 @@ func (v verdict) candidate(selected bool) Candidate {
 func evaluate(m *v1.BaseModelSpec, rt Runtime, auto bool) verdict {
 	v := verdict{rt: rt, format: -1}
 	s := &rt.Spec
+	generic := s.Engine != nil
 	if s.Disabled != nil && *s.Disabled {
-		v.disabled, v.reason = true, "disabled (spec.disabled: true)"
+		v.disabled, v.reason, v.fix = true, "disabled (spec.disabled: true)", "spec: {disabled: false}"
 		return v
+	}
+	if path, what := s.MultiNode(); path != "" {
+		v.reason = fmt.Sprintf("%s: %s is not supported on one host", path, what)
+		return v
+	}
+	if generic && s.Engine.Name == "ollama" {
+		if uri := storageURI(m); !strings.HasPrefix(uri, "ollama://") {
+			v.reason = fmt.Sprintf("engine ollama serves only models from an Ollama registry (storage.storageUri ollama://name:tag), and the model's is %s", dash(uri))
+			return v
+		}
 	}
 	if len(s.SupportedModelFormats) == 0 {
 		v.reason = "lists no supportedModelFormats, so it serves no model"
+		v.fix, v.fixRank = fmt.Sprintf("spec: {supportedModelFormats: [%s]}", formatEntry(m, generic)), fixFormat
 		return v
 	}
 	var why []string
 	anyAuto, matched, manual := false, false, -1
+	sameFormat := false
 	for i := range s.SupportedModelFormats {
 		f := &s.SupportedModelFormats[i]
 		isAuto := f.AutoSelect != nil && *f.AutoSelect
 		anyAuto = anyAuto || isAuto
-		r, pending := mismatch(m, f)
+		sameFormat = sameFormat || f.ModelFormat != nil && f.ModelFormat.Name == m.ModelFormat.Name
+		r, pending := mismatch(m, f, generic)
 		if r != "" {
 			why = append(why, r)
 			v.pending = v.pending || pending
@@ -226,23 +354,81 @@ func evaluate(m *v1.BaseModelSpec, rt Runtime, auto bool) verdict {
 	}
 	if !matched {
 		v.reason = joinFormats(why)
+		if sameFormat && !v.pending {
+			v.fix = fmt.Sprintf("spec: {supportedModelFormats: [..., %s]}", formatEntry(m, generic))
+			v.fixRank = fixFormat
+		}
 		return v
 	}
 	v.pending = false
 	var r string
-	if r, v.distance = sizeCheck(m, s); r != "" {
-		v.reason = r
+	if r, v.distance, v.fix = sizeCheck(m, s); r != "" {
+		v.reason, v.fixRank = r, fixSize
 		return v
 	}
 	switch {
 	case v.format < 0 && !anyAuto:
-		v.reason = "autoSelect is false on every supported format (name it in spec.runtime.name)"
+		v.reason, v.manual = "autoSelect is false on every supported format (name it in spec.runtime.name)", true
 	case v.format < 0:
-		v.reason = fmt.Sprintf("supportedModelFormats[%d] matches but its autoSelect is false, and no autoSelect format matches (name the runtime in spec.runtime.name)", manual)
+		v.reason, v.manual = fmt.Sprintf("supportedModelFormats[%d] matches but its autoSelect is false, and no autoSelect format matches (name the runtime in spec.runtime.name)", manual), true
 	case auto && v.score <= 0:
 		v.reason = fmt.Sprintf("score %d is not positive (weight × priority)", v.score)
 	}
 	return v
+}
+
+func storageURI(m *v1.BaseModelSpec) string {
+	if m.Storage == nil || m.Storage.StorageURI == nil {
+		return ""
+	}
+	return *m.Storage.StorageURI
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "unset"
+	}
+	return s
+}
+
+// withInferredFormat fills the format of an ollama:// model the agent has
+// not read yet: Ollama's store holds GGUF weights only. The version is the
+// one the agent writes, so selection does not change when it does.
+func withInferredFormat(m v1.BaseModelSpec) v1.BaseModelSpec {
+	if m.ModelFormat.Name == "" && strings.HasPrefix(storageURI(&m), "ollama://") {
+		ver := "1.0.0"
+		m.ModelFormat = v1.ModelFormat{Name: "gguf", Version: &ver, Weight: 1}
+	}
+	return m
+}
+
+// formatEntry is the supportedModelFormats entry that matches the model,
+// as flow YAML. A generic runtime needs only the format and architecture.
+func formatEntry(m *v1.BaseModelSpec, generic bool) string {
+	var parts []string
+	q := func(s string) string { return strconv.Quote(s) }
+	if f := m.ModelFormat; f.Name != "" {
+		e := "modelFormat: {name: " + f.Name
+		if f.Version != nil && !generic {
+			e += ", version: " + q(*f.Version)
+		}
+		parts = append(parts, e+"}")
+	}
+	if f := m.ModelFramework; f != nil && !generic {
+		e := "modelFramework: {name: " + f.Name
+		if f.Version != nil {
+			e += ", version: " + q(*f.Version)
+		}
+		parts = append(parts, e+"}")
+	}
+	if m.ModelArchitecture != nil {
+		parts = append(parts, "modelArchitecture: "+*m.ModelArchitecture)
+	}
+	if m.Quantization != nil && !generic {
+		parts = append(parts, "quantization: "+*m.Quantization)
+	}
+	parts = append(parts, "autoSelect: true")
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 // joinFormats words the mismatch of every format: once when they agree,
@@ -260,23 +446,32 @@ func joinFormats(why []string) string {
 // mismatch compares a model with one supported format using OME's
 // "both unset or both equal" rules. It returns "" on a match; pending
 // reports that part of the mismatch is metadata the agent has not filled.
-func mismatch(m *v1.BaseModelSpec, f *v1.SupportedModelFormat) (string, bool) {
+//
+// For a generic runtime (Citadel's engine shortcut) a field the format
+// leaves unset matches any model value.
+func mismatch(m *v1.BaseModelSpec, f *v1.SupportedModelFormat, generic bool) (string, bool) {
 	var unset, diffs []string
 	add := func(r string) {
 		if r != "" {
 			diffs = append(diffs, r)
 		}
 	}
+	// open reports a field the generic runtime leaves open.
+	open := func(rt *string) bool { return generic && rt == nil }
 	known := m.ModelFormat.Name != "" // the agent always fills the format
 	add(pipelineMismatch(m.DiffusionPipeline, f.DiffusionPipeline))
-	if f.ModelArchitecture != nil && m.ModelArchitecture == nil {
+	switch {
+	case open(f.ModelArchitecture):
+	case f.ModelArchitecture != nil && m.ModelArchitecture == nil:
 		unset = append(unset, "modelArchitecture")
-	} else {
+	default:
 		add(both("modelArchitecture", f.ModelArchitecture, m.ModelArchitecture))
 	}
-	if f.Quantization != nil && m.Quantization == nil && !known {
+	switch {
+	case open(f.Quantization):
+	case f.Quantization != nil && m.Quantization == nil && !known:
 		unset = append(unset, "quantization")
-	} else {
+	default:
 		add(both("quantization", f.Quantization, m.Quantization))
 	}
 	switch a := f.ModelFormat; {
@@ -286,14 +481,17 @@ func mismatch(m *v1.BaseModelSpec, f *v1.SupportedModelFormat) (string, bool) {
 		unset = append(unset, "modelFormat")
 	case a.Name != m.ModelFormat.Name:
 		add(fmt.Sprintf("modelFormat %s ≠ %s", a.Name, m.ModelFormat.Name))
+	case open(a.Version):
 	default:
 		add(versionMismatch("modelFormat "+a.Name, a.Version, a.Operator, m.ModelFormat.Version))
 	}
 	switch a, b := f.ModelFramework, m.ModelFramework; {
+	case generic && a == nil:
 	case a != nil && b == nil:
 		unset = append(unset, "modelFramework")
 	case a == nil || b == nil || a.Name != b.Name:
 		add(both("modelFramework", frameworkName(a), frameworkName(b)))
+	case open(a.Version):
 	default:
 		add(versionMismatch("modelFramework "+a.Name, a.Version, a.Operator, b.Version))
 	}
@@ -433,43 +631,49 @@ func score(f *v1.SupportedModelFormat) int64 {
 }
 
 // sizeCheck checks the model's size against the runtime's range, when both
-// are set, and returns the distance OME ranks by: |min−size| + |max−size|.
-func sizeCheck(m *v1.BaseModelSpec, s *v1.ServingRuntimeSpec) (string, float64) {
+// are set, and returns the distance OME ranks by, |min−size| + |max−size|,
+// and the range that would hold the model, as flow YAML.
+func sizeCheck(m *v1.BaseModelSpec, s *v1.ServingRuntimeSpec) (reason string, distance float64, fix string) {
 	if m.ModelParameterSize == nil || s.ModelSizeRange == nil {
-		return "", 0
+		return "", 0, ""
 	}
 	size, err := m.ModelParameterSize.Count()
 	if err != nil {
-		return "the model's modelParameterSize: " + err.Error(), 0
+		return "the model's modelParameterSize: " + err.Error(), 0, ""
 	}
+	model := string(*m.ModelParameterSize)
 	var dist float64
-	out := false
-	lo, hi := "-", "-"
+	var why, want []string
 	for i, b := range []*v1.ParameterSize{s.ModelSizeRange.Min, s.ModelSizeRange.Max} {
 		if b == nil {
 			continue
 		}
 		n, err := b.Count()
 		if err != nil {
-			return "modelSizeRange: " + err.Error(), 0
-		}
-		if i == 0 {
-			lo, out = string(*b), out || size < n
-		} else {
-			hi, out = string(*b), out || size > n
+			return "modelSizeRange: " + err.Error(), 0, ""
 		}
 		dist += math.Abs(n - size)
-	}
-	if out {
-		msg := fmt.Sprintf("modelParameterSize %s is outside modelSizeRange [%s, %s]", *m.ModelParameterSize, lo, hi)
-		if s.ModelSizeRange.Max != nil && size > 0 {
-			if n, err := s.ModelSizeRange.Max.Count(); err == nil && size > n && size <= 1.25*n {
+		switch {
+		case i == 0 && size < n:
+			why = append(why, fmt.Sprintf("modelSizeRange.min %s > model's modelParameterSize %s", *b, model))
+			want = append(want, "min: "+model)
+		case i == 0:
+			want = append(want, "min: "+string(*b))
+		case size > n:
+			msg := fmt.Sprintf("modelSizeRange.max %s < model's modelParameterSize %s", *b, model)
+			if size <= 1.25*n {
 				// OME compares the exact count, which for a vision-language model includes
 				// its vision tower: a "7B" model counts 8.3B.
-				msg += " (OME compares the exact parameter count, embeddings and any vision tower included, not the size in the model's name: widen the runtime's modelSizeRange.max or set the model's modelParameterSize)"
+				msg += " (OME compares the exact parameter count, embeddings and any vision tower included, not the size in the model's name)"
 			}
+			why = append(why, msg)
+			want = append(want, "max: "+model)
+		default:
+			want = append(want, "max: "+string(*b))
 		}
-		return msg, dist
 	}
-	return "", dist
+	if len(why) == 0 {
+		return "", dist, ""
+	}
+	return strings.Join(why, ", "), dist, "spec: {modelSizeRange: {" + strings.Join(want, ", ") + "}}"
 }

@@ -106,12 +106,12 @@ func TestSelect(t *testing.T) {
 	}, {
 		name: "mimo fixture is not auto-selected", model: mimo, runtimes: []Runtime{mimoRT},
 		err: ReasonNoSupportingRuntime,
-		msg: "=no runtime can serve model mimo-vl-7b-rl: srt-mimo-vl-7b-rl: autoSelect is false on every supported format (name it in spec.runtime.name)",
+		msg: "=no runtime can serve model mimo-vl-7b-rl: srt-mimo-vl-7b-rl: autoSelect is false on every supported format (name it in spec.runtime.name) — fix: name it in the InferenceService, `spec: {runtime: {name: srt-mimo-vl-7b-rl}}`",
 	}, {
 		name: "message names every rejection", model: mimo,
 		runtimes: []Runtime{rt("srt-llama", cluster, entry(arch("LlamaForCausalLM"))), rt("srt-qwen", cluster, entry(manual))},
 		err:      ReasonNoSupportingRuntime,
-		msg:      "=no runtime can serve model mimo-vl-7b-rl: srt-llama: modelArchitecture LlamaForCausalLM ≠ Qwen2_5_VLForConditionalGeneration; srt-qwen: autoSelect is false on every supported format (name it in spec.runtime.name)",
+		msg:      "=no runtime can serve model mimo-vl-7b-rl: srt-llama: modelArchitecture LlamaForCausalLM ≠ Qwen2_5_VLForConditionalGeneration; srt-qwen: autoSelect is false on every supported format (name it in spec.runtime.name) — fix: name it in the InferenceService, `spec: {runtime: {name: srt-qwen}}`",
 	}, {
 		name: "metadata not yet filled", model: raw, runtimes: []Runtime{mimoRT}, explicit: "srt-mimo-vl-7b-rl",
 		err: ReasonRuntimeIncompatible,
@@ -148,11 +148,11 @@ func TestSelect(t *testing.T) {
 	}, {
 		name: "size out of range", model: filled(raw, func(s *v1.BaseModelSpec) { s.ModelParameterSize = ptr(v1.ParameterSize("8.29B")) }),
 		runtimes: []Runtime{mimoRT}, explicit: "srt-mimo-vl-7b-rl", err: ReasonRuntimeIncompatible,
-		msg: "srt-mimo-vl-7b-rl cannot serve model mimo-vl-7b-rl: modelParameterSize 8.29B is outside modelSizeRange [6B, 8B] (OME compares the exact parameter count, embeddings and any vision tower included, not the size in the model's name: widen the runtime's modelSizeRange.max or set the model's modelParameterSize)",
+		msg: "=runtime srt-mimo-vl-7b-rl cannot serve model mimo-vl-7b-rl: modelSizeRange.max 8B < model's modelParameterSize 8.29B (OME compares the exact parameter count, embeddings and any vision tower included, not the size in the model's name) — fix: in ClusterServingRuntime srt-mimo-vl-7b-rl set `spec: {modelSizeRange: {min: 6B, max: 8.29B}}`",
 	}, {
 		name: "closest size range wins a tie", model: mimo,
 		runtimes: []Runtime{sized(rt("wide", cluster, entry()), "1B", "70B"), sized(rt("narrow", cluster, entry()), "6B", "8B"), sized(rt("small", cluster, entry()), "1B", "3B")},
-		want:     "narrow", order: []string{"narrow", "wide", "small"}, reasons: []string{"", "", "modelParameterSize 7B is outside modelSizeRange [1B, 3B]"},
+		want:     "narrow", order: []string{"narrow", "wide", "small"}, reasons: []string{"", "", "=modelSizeRange.max 3B < model's modelParameterSize 7B"},
 	}, {
 		name: "namespaced before cluster whatever the score", model: mimo,
 		runtimes: []Runtime{rt("cluster-high", cluster, entry(priority(5))), rt("ns-low", ns, entry()), rt("ns-off", ns, entry(arch("Other")))},
@@ -187,20 +187,20 @@ func TestSelect(t *testing.T) {
 		msg:      "=no runtime can serve model mimo-vl-7b-rl: multi: model metadata not yet known (modelArchitecture, modelFormat, modelFramework unset): wait for the model to be Ready, or set them in the model's spec",
 	}, {
 		name: "disabled runtime named", model: mimo, runtimes: []Runtime{disabled(mimoRT)}, explicit: "srt-mimo-vl-7b-rl",
-		err: ReasonRuntimeDisabled, msg: "=runtime srt-mimo-vl-7b-rl is disabled (spec.disabled: true)",
+		err: ReasonRuntimeDisabled, msg: "=runtime srt-mimo-vl-7b-rl is disabled (spec.disabled: true) — fix: in ClusterServingRuntime srt-mimo-vl-7b-rl set `spec: {disabled: false}`",
 	}, {
 		name: "disabled runtime skipped", model: mimo, runtimes: []Runtime{disabled(rt("off", ns, entry())), rt("on", cluster, entry())},
 		want: "on", order: []string{"on", "off"}, reasons: []string{"", "disabled (spec.disabled: true)"},
 	}, {
 		name: "explicit not found", model: mimo, runtimes: []Runtime{rt("a", ns, entry()), rt("b", cluster, entry())}, explicit: "srt-mimo",
 		err: ReasonRuntimeNotFound,
-		msg: "=runtime srt-mimo not found: no ServingRuntime srt-mimo in the service's namespace and no ClusterServingRuntime srt-mimo (runtimes: a, b)",
+		msg: "=runtime srt-mimo not found: no ServingRuntime srt-mimo in the service's namespace and no ClusterServingRuntime srt-mimo (runtimes: a, b) — fix: name one that exists in the InferenceService, `spec: {runtime: {name: a}}`, or remove spec.runtime (a is then selected automatically)",
 	}, {
 		name: "namespaced runtime hides the cluster one", model: mimo, runtimes: []Runtime{rt("x", cluster, entry()), rt("x", ns, entry(manual))}, explicit: "x",
 		want: "x", order: []string{"x", "x"}, reasons: []string{"", "hidden by the ServingRuntime of the same name"},
 	}, {
 		name: "no supported formats", model: mimo, runtimes: []Runtime{rt("empty", cluster)},
-		err: ReasonNoSupportingRuntime, msg: "=no runtime can serve model mimo-vl-7b-rl: empty: lists no supportedModelFormats, so it serves no model",
+		err: ReasonNoSupportingRuntime, msg: "=no runtime can serve model mimo-vl-7b-rl: empty: lists no supportedModelFormats, so it serves no model — fix: in ClusterServingRuntime empty set `spec: {supportedModelFormats: [{modelFormat: {name: safetensors, version: \"1.0.0\"}, modelFramework: {name: transformers, version: \"4.41.2\"}, modelArchitecture: Qwen2_5_VLForConditionalGeneration, autoSelect: true}]}`",
 	}, {
 		name: "no runtimes at all", model: mimo, err: ReasonNoSupportingRuntime, msg: "there are no runtimes",
 	}, {
@@ -256,8 +256,10 @@ func TestSelect(t *testing.T) {
 				if i < len(tt.order) && c.Runtime != tt.order[i] {
 					t.Errorf("candidate %d = %s, want %s (%+v)", i, c.Runtime, tt.order[i], cands)
 				}
-				if i < len(tt.reasons) && (tt.reasons[i] == "" && c.Reason != "" || !strings.Contains(c.Reason, tt.reasons[i])) {
-					t.Errorf("candidate %s reason = %q, want %q", c.Runtime, c.Reason, tt.reasons[i])
+				if i < len(tt.reasons) {
+					if want, exact := strings.CutPrefix(tt.reasons[i], "="); want == "" && c.Reason != "" || exact && c.Reason != want || !strings.Contains(c.Reason, want) {
+						t.Errorf("candidate %s reason = %q, want %q", c.Runtime, c.Reason, tt.reasons[i])
+					}
 				}
 				if i < len(tt.scores) && c.Score != tt.scores[i] {
 					t.Errorf("candidate %s score = %d, want %d", c.Runtime, c.Score, tt.scores[i])
