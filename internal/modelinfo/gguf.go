@@ -160,6 +160,10 @@ type GGUFInfo struct {
 	PoolingType       int // <arch>.pooling_type (1 mean, 2 cls, 3 last, 4 rank), -1 when absent
 	VocabSize         int // <arch>.vocab_size, else the length of tokenizer.ggml.tokens
 
+	// StandInParameterCount is citadel.stand_in.parameter_count: the parameter count of the
+	// model a stand-in file stands in for (see StandInParameterCountKey); 0 when absent.
+	StandInParameterCount int64
+
 	SplitCount int // split.count for multi-file models, 0 otherwise
 	SplitIndex int // split.no (0-based)
 
@@ -522,7 +526,7 @@ func (g *ggufReader) read() (GGUFInfo, error) {
 func wantGGUFKey(key string) bool {
 	switch key {
 	case "general.architecture", "general.name", "general.type", "general.file_type", "general.alignment",
-		"split.no", "split.count":
+		"split.no", "split.count", StandInParameterCountKey:
 		return true
 	}
 	for _, k := range ggufArchKeys {
@@ -547,6 +551,12 @@ func (info *GGUFInfo) apply(kept map[string]ggufValue, g *ggufReader) error {
 			return g.errAt(-1, "general.alignment must be a power of two, got %d", v.i)
 		}
 		info.Alignment = v.i
+	}
+	if v, ok := kept[StandInParameterCountKey]; ok {
+		if !v.ok || v.i <= 0 {
+			return g.errAt(-1, "%s must be a positive integer, got %d", StandInParameterCountKey, v.i)
+		}
+		info.StandInParameterCount = v.i
 	}
 	info.SplitIndex = clampInt(kept["split.no"].i)
 	info.SplitCount = clampInt(kept["split.count"].i)

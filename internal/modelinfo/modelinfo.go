@@ -50,6 +50,9 @@ type Info struct {
 	SizeBytes               int64    // bytes of the weight files on disk (symlinks followed; GGUF: with the mmproj)
 	Capabilities            []string // OME names: IMAGE_TEXT_TO_TEXT, EMBEDDING or TEXT_TO_TEXT
 	Files                   []string // weight files read, slash-separated, relative to the directory (GGUF: model parts, then mmproj)
+	// StandIn reports a stand-in: a small file that declares the parameter count of the model it
+	// stands in for (see StandInParameterCountKey). ParameterCount is the declared count.
+	StandIn bool
 }
 
 // FromDir inspects a model directory, typically a Hugging Face snapshot whose files are symlinks
@@ -401,10 +404,17 @@ func readIndex(root string, idx entry, byName map[string]entry) ([]entry, error)
 
 func readSafetensors(root string, files []entry, info *Info) error {
 	info.ParametersByDtype = make(map[string]int64)
+	var declared map[string]int64 // a stand-in's declaration, from the first file that has one
 	for _, f := range files {
 		h, err := readHeader(root, f, ReadSafetensorsHeader)
 		if err != nil {
 			return err
+		}
+		if d, err := h.standIn(); err != nil {
+			err.File = f.rel
+			return fmt.Errorf("reading weights: %w", err)
+		} else if d != nil && declared == nil {
+			declared = d
 		}
 		for dt, n := range h.ParametersByDtype() {
 			if !addCount(&info.ParametersByDtype, dt, n, &info.ParameterCount) {
@@ -413,6 +423,12 @@ func readSafetensors(root string, files []entry, info *Info) error {
 		}
 		info.Files = append(info.Files, f.rel)
 		info.SizeBytes += f.size
+	}
+	if declared != nil {
+		info.ParametersByDtype, info.ParameterCount, info.StandIn = declared, 0, true
+		for _, n := range declared {
+			info.ParameterCount += n
+		}
 	}
 	return nil
 }
@@ -469,12 +485,17 @@ func readGGUFModel(root string, models []entry, projector *entry, byName map[str
 		}
 	}
 	info.ParametersByDtype = make(map[string]int64)
+	var g0 GGUFInfo
 	for i, f := range parts {
 		g, err := readHeader(root, f, ReadGGUF)
 		if err != nil {
 			return err
 		}
+		if i == 0 {
+			g0 = g
+		}
 		if i == 0 { // the first part carries the model's metadata
+			info.StandIn = g.StandInParameterCount > 0
 			info.Architecture = g.Architecture
 			info.ModelType = g.Architecture
 			info.ContextLength = g.ContextLength
@@ -491,6 +512,10 @@ func readGGUFModel(root string, models []entry, projector *entry, byName map[str
 		}
 		info.Files = append(info.Files, f.rel)
 		info.SizeBytes += f.size
+	}
+	if info.StandIn {
+		info.ParameterCount = g0.StandInParameterCount
+		info.ParametersByDtype = map[string]int64{g0.FileTypeName: g0.StandInParameterCount}
 	}
 	if projector != nil {
 		if _, err := readHeader(root, *projector, ReadGGUF); err != nil {
