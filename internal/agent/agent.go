@@ -3,8 +3,13 @@
 // Downloading → Verifying → Ready, or to Failed with a reason code and a
 // message; progress reaches its status at least every two seconds; every
 // phase change is an event; retryable failures are retried with backoff; a
-// model that was Ready is re-checked on start (a truncated file is found and
-// fetched again); and blobs no model uses any more are removed.
+// Failed model is tried again at once when its retry annotation changes
+// (RetryAnnotation, bumped by `citadel retry` and by re-applying it
+// unchanged); a Ready model's status says where its files are (per node:
+// path, store, Ollama name) and its files are checked at start, on every
+// periodic resync and on Recheck — missing or truncated files are fetched
+// again (reason ModelFilesMissing), never left Ready; and blobs no model
+// uses any more are removed.
 //
 // One goroutine owns all state (Run); pulls run in their own goroutines and
 // report back over a channel.
@@ -53,11 +58,26 @@ type Options struct {
 	StallTimeout time.Duration
 }
 
+// RetryAnnotation on a model asks the agent to try it again: any change of
+// its value (the admin API bumps a counter) retries a Failed model at once,
+// with its backoff reset, and re-checks the files of a Ready one. It is
+// metadata: the model's generation does not change.
+const RetryAnnotation = "citadel.dev/retry"
+
+// ReasonModelFilesMissing is the reason of a model whose files disappeared
+// or were truncated after it was Ready.
+const ReasonModelFilesMissing = "ModelFilesMissing"
+
 // Agent reconciles models.
 type Agent struct {
 	opts Options
 	log  *slog.Logger
 	st   *store.Store
+
+	// Recheck requests, from any goroutine.
+	recheckMu sync.Mutex
+	recheckQ  map[config.ObjectKey]bool
+	recheckC  chan struct{}
 
 	// owned by Run
 	models  map[config.ObjectKey]*model
@@ -71,10 +91,14 @@ type model struct {
 	running   bool
 	runningFP string
 	failedFP  string
+	failedGen int64
 	retryable bool
 	attempt   int
 	nextTry   time.Time
-	checked   bool // re-verified since the agent started
+	checked   bool   // files checked since the last start, resync or Recheck
+	seen      bool   // retrySeen holds the annotation's value
+	retrySeen string // RetryAnnotation's value last acted on
+	missing   string // why the running or last pull fetches files again
 }
 
 type result struct {
@@ -108,7 +132,39 @@ func New(opts Options) *Agent {
 	if opts.Node == "" {
 		opts.Node, _ = os.Hostname()
 	}
-	return &Agent{opts: opts, log: opts.Logger, st: opts.Store, models: map[config.ObjectKey]*model{}, results: make(chan result, 64)}
+	return &Agent{opts: opts, log: opts.Logger, st: opts.Store, models: map[config.ObjectKey]*model{}, results: make(chan result, 64),
+		recheckQ: map[config.ObjectKey]bool{}, recheckC: make(chan struct{}, 1)}
+}
+
+// Recheck asks the agent to check a model's files now (for the serving
+// controller, when an engine fails to read them): missing or truncated
+// files move a Ready model to Downloading (reason ModelFilesMissing) or,
+// if they cannot be fetched, to Failed. kind is ClusterBaseModel or
+// BaseModel; namespace is ignored for a ClusterBaseModel. It never blocks
+// and is safe from any goroutine, also before Run.
+func (a *Agent) Recheck(kind, namespace, name string) {
+	if kind == v1.KindClusterBaseModel {
+		namespace = ""
+	}
+	a.recheckMu.Lock()
+	a.recheckQ[config.ObjectKey{Kind: kind, Namespace: namespace, Name: name}] = true
+	a.recheckMu.Unlock()
+	select {
+	case a.recheckC <- struct{}{}:
+	default: // a wake-up is pending; it will see this key
+	}
+}
+
+// rechecks takes the queued Recheck requests.
+func (a *Agent) rechecks() []config.ObjectKey {
+	a.recheckMu.Lock()
+	defer a.recheckMu.Unlock()
+	out := make([]config.ObjectKey, 0, len(a.recheckQ))
+	for k := range a.recheckQ {
+		out = append(out, k)
+	}
+	clear(a.recheckQ)
+	return out
 }
 
 // Run reconciles until ctx ends; running pulls are cancelled and awaited.
@@ -164,7 +220,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case r := <-a.results:
 			a.handle(ctx, &wg, r)
+		case <-a.recheckC:
+			for _, k := range a.rechecks() {
+				if m := a.models[k]; m != nil {
+					m.checked = false
+				}
+				a.reconcile(ctx, &wg, k)
+			}
 		case <-timer.C:
+			// The periodic resync also checks every Ready model's files.
+			for _, m := range a.models {
+				m.checked = false
+			}
 			a.reconcileAll(ctx, &wg)
 			a.arm(timer)
 		}
@@ -316,36 +383,71 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k config.Obje
 		return
 	}
 	fp := fingerprint(s.spec, secretRV)
+	ann := s.meta.Annotations[RetryAnnotation]
+	retry := m.seen && ann != m.retrySeen
+	m.seen, m.retrySeen = true, ann
 	if m.running {
 		if m.runningFP != fp && m.cancel != nil {
 			m.cancel() // the spec or token changed: the result will be dropped and a new pull started
 		}
 		return
 	}
+	if retry {
+		// Asked to try again (citadel retry, or an unchanged re-apply):
+		// from the start, backoff reset, files checked.
+		m.attempt, m.failedFP, m.nextTry, m.checked = 0, "", time.Time{}, false
+		a.event(ctx, k, s, v1.EventNormal, "RetryRequested", fmt.Sprintf("%s=%s: was %s", RetryAnnotation, ann, phaseReason(s.status)))
+	}
+	if m.missing == "" && s.status.Reason == ReasonModelFilesMissing && s.status.Phase != v1.ModelReady {
+		m.missing = "files of the model were missing" // carried over a restart of the agent
+	}
 	switch {
-	case s.status.Phase == v1.ModelReady && a.readRecord(k).FP == fp:
+	case s.status.Phase == v1.ModelReady:
+		rec := a.readRecord(k)
+		if rec.FP != fp {
+			break // no record of this spec's files: pull (what is cached is not fetched again)
+		}
 		if !m.checked {
 			m.checked = true
-			if bad := a.verifyRecord(k); bad != "" {
-				a.event(ctx, k, s, v1.EventWarning, "Reverify", bad+": fetching it again")
+			if bad := verifyRecord(rec); bad != "" {
+				m.missing = bad
+				if a.running >= a.opts.MaxConcurrent {
+					// Not Ready any more, even while waiting for a slot.
+					a.write(ctx, k, s, v1.ModelPending, ReasonModelFilesMissing, bad+": waiting for a download slot to fetch it again", nil)
+					return
+				}
 				a.start(ctx, wg, k, s, m, fp, token)
 				return
 			}
 		}
-		if s.status.ObservedGeneration != s.meta.Generation {
-			st := *s.status
-			st.ObservedGeneration = s.meta.Generation
-			a.put(ctx, k, s, st)
+		if loc := a.location(rec); s.status.ObservedGeneration != s.meta.Generation || !hasLocation(s.status, a.opts.Node, loc) {
+			// Ready, but the status is of an older generation or does not
+			// (yet) say where the files are: rewrite it.
+			a.write(ctx, k, s, v1.ModelReady, s.status.Reason, s.status.Message, nil)
 		}
 		return
-	case s.status.Phase == v1.ModelFailed && m.failedFP == fp && (!m.retryable || now.Before(m.nextTry)):
+	case s.status.Phase == v1.ModelFailed && m.failedFP == fp && m.failedGen == s.meta.Generation && (!m.retryable || now.Before(m.nextTry)):
 		return // wait for the retry time, or for a change that could fix it
 	}
 	if a.running >= a.opts.MaxConcurrent {
-		a.write(ctx, k, s, v1.ModelPending, "Queued", fmt.Sprintf("waiting for a download slot: %d models are downloading (at most %d at once)", a.running, a.opts.MaxConcurrent), nil)
+		reason, msg := "Queued", fmt.Sprintf("waiting for a download slot: %d models are downloading (at most %d at once)", a.running, a.opts.MaxConcurrent)
+		if m.missing != "" {
+			reason, msg = ReasonModelFilesMissing, m.missing+": "+msg
+		}
+		a.write(ctx, k, s, v1.ModelPending, reason, msg, nil)
 		return
 	}
 	a.start(ctx, wg, k, s, m, fp, token)
+}
+
+func phaseReason(st *v1.ModelStatus) string {
+	switch {
+	case st.Phase == "":
+		return "new"
+	case st.Reason == "":
+		return st.Phase
+	}
+	return st.Phase + ": " + st.Reason
 }
 
 func (a *Agent) start(ctx context.Context, wg *sync.WaitGroup, k config.ObjectKey, s *spec, m *model, fp, token string) {
@@ -357,7 +459,11 @@ func (a *Agent) start(ctx context.Context, wg *sync.WaitGroup, k config.ObjectKe
 	if s.spec.Storage.Path != nil {
 		path = *s.spec.Storage.Path
 	}
-	a.write(ctx, k, s, v1.ModelDownloading, "Resolving", fmt.Sprintf("resolving %s", uri), nil)
+	if m.missing != "" {
+		a.write(ctx, k, s, v1.ModelDownloading, ReasonModelFilesMissing, fmt.Sprintf("%s: fetching it again from %s", m.missing, uri), nil)
+	} else {
+		a.write(ctx, k, s, v1.ModelDownloading, "Resolving", fmt.Sprintf("resolving %s", uri), nil)
+	}
 	req := pull.Request{URI: uri, Token: token, Path: path}
 	wg.Go(func() {
 		defer cancel()
@@ -405,24 +511,32 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 			return // shutting down: the next start resumes
 		}
 		pe := pull.AsError(r.err)
-		m.failedFP, m.retryable = r.fp, pe.Retryable
-		msg := pe.Error()
+		m.failedFP, m.failedGen, m.retryable = r.fp, s.meta.Generation, pe.Retryable
+		reason, msg := pe.Reason, pe.Error()
+		if m.missing != "" {
+			reason, msg = ReasonModelFilesMissing, fmt.Sprintf("%s, and fetching it again failed: %s", m.missing, msg)
+		}
+		retry := retryCommand(r.key)
 		if pe.Retryable {
 			m.attempt++
 			delay := min(a.opts.RetryBase<<min(m.attempt-1, 10), a.opts.RetryMax)
 			m.nextTry = a.opts.Now().Add(delay)
-			msg += fmt.Sprintf(" (attempt %d; retrying in %s; partial files are kept and resumed)", m.attempt, delay.Round(time.Second))
+			msg += fmt.Sprintf(" (attempt %d; retrying in %s, or now with `%s`; partial files are kept and resumed)", m.attempt, delay.Round(time.Second), retry)
 		} else {
 			m.nextTry = time.Time{}
-			msg += " (not retried automatically: fix the cause, then re-apply the model or update its secret)"
+			msg += fmt.Sprintf(" (not retried automatically: fix the cause, then `%s` or re-apply the model", retry)
+			if st := s.spec.Storage; st != nil && st.StorageKey != nil && *st.StorageKey != "" {
+				msg += "; a change to its secret retries it by itself"
+			}
+			msg += ")"
 		}
-		a.write(ctx, r.key, s, v1.ModelFailed, pe.Reason, msg, nil)
+		a.write(ctx, r.key, s, v1.ModelFailed, reason, msg, nil)
 		return
 	}
-	m.attempt, m.failedFP, m.checked = 0, "", true
+	m.attempt, m.failedFP, m.checked, m.missing = 0, "", true, ""
 	a.writeRecord(r.key, record{FP: r.fp, Result: *r.res})
 	if !a.ready(ctx, r.key, s, r.res) {
-		m.failedFP, m.retryable = r.fp, false
+		m.failedFP, m.failedGen, m.retryable = r.fp, s.meta.Generation, false
 		os.Remove(a.recordPath(r.key))
 		return
 	}
@@ -503,8 +617,11 @@ func (a *Agent) write(ctx context.Context, k config.ObjectKey, s *spec, phase, r
 		cond("Throughput", v1.ConditionTrue, "Normal", "throughput is above the minimum")
 	}
 	node := v1.NodeModelStatus{Node: a.opts.Node, Phase: phase, Reason: reason, Message: msg, BytesDone: st.BytesDone, BytesTotal: st.BytesTotal, BytesPerSecond: st.BytesPerSecond, LastProgressTime: st.LastProgressTime}
-	if s.spec.Storage != nil && s.spec.Storage.Path != nil {
-		node.Path = *s.spec.Storage.Path
+	if phase == v1.ModelReady {
+		// Only a Ready copy says where it is: files being fetched or
+		// found missing are nothing an engine should be pointed at.
+		loc := a.location(a.readRecord(k))
+		node.Path, node.Store, node.OllamaName = loc.Path, loc.Store, loc.OllamaName
 	}
 	st.Nodes = []v1.NodeModelStatus{node}
 	st.NodesReady, st.NodesFailed = nil, nil
@@ -576,19 +693,73 @@ func (a *Agent) writeRecord(k config.ObjectKey, r record) {
 	}
 }
 
-// verifyRecord checks that every file of a Ready model is still there with
-// its size; it returns what is wrong, or "".
-func (a *Agent) verifyRecord(k config.ObjectKey) string {
-	r := a.readRecord(k)
-	for i, f := range r.Result.Files {
-		p := filepath.Join(r.Result.Dir, filepath.FromSlash(f))
-		st, err := os.Stat(p)
-		if err != nil {
-			return fmt.Sprintf("%s is missing (%v)", f, err)
+// location is where a pulled model's files are on this node, as its status
+// says: storage.path when the pull placed the model there, else the
+// snapshot directory in the HF cache (or the file:// directory); for an
+// Ollama model, its GGUF weights blob, with the Ollama store and name.
+func (a *Agent) location(r record) v1.NodeModelStatus {
+	res := r.Result
+	var loc v1.NodeModelStatus
+	switch {
+	case res.ModelFile != "":
+		loc.Path, loc.Store, loc.OllamaName = res.ModelFile, res.Store, res.OllamaName
+		if loc.Store == "" && res.Dir != "" {
+			loc.Store = filepath.Dir(res.Dir) // records written before Store: Dir is <store>/blobs
 		}
-		if i < len(r.Result.Sizes) && st.Size() != r.Result.Sizes[i] {
-			return fmt.Sprintf("%s has %d bytes, want %d (truncated or replaced)", f, st.Size(), r.Result.Sizes[i])
+	case res.Path != "":
+		loc.Path, loc.Store = res.Path, res.Store
+	default:
+		loc.Path, loc.Store = res.Dir, res.Store
+	}
+	if loc.Store == "" && res.ModelFile == "" && strings.Contains(res.Dir, string(filepath.Separator)+"snapshots"+string(filepath.Separator)) {
+		loc.Store = filepath.Dir(filepath.Dir(filepath.Dir(res.Dir))) // <cache>/models--o--n/snapshots/<commit>
+	}
+	return loc
+}
+
+// hasLocation reports whether the status's entry for node says loc.
+func hasLocation(st *v1.ModelStatus, node string, loc v1.NodeModelStatus) bool {
+	for _, n := range st.Nodes {
+		if n.Node == node {
+			return n.Path == loc.Path && n.Store == loc.Store && n.OllamaName == loc.OllamaName
+		}
+	}
+	return false
+}
+
+// verifyRecord checks that every file of a Ready model is still there with
+// its size — in the store, in its storage.path view, and an Ollama model's
+// manifest; it returns what is wrong, naming the file, or "".
+func verifyRecord(r record) string {
+	res := r.Result
+	if res.Manifest != "" {
+		if _, err := os.Stat(res.Manifest); err != nil {
+			return fmt.Sprintf("the Ollama manifest %s is missing", res.Manifest)
+		}
+	}
+	for i, f := range res.Files {
+		dirs := []string{res.Dir}
+		if res.Path != "" && filepath.Clean(res.Path) != filepath.Clean(res.Dir) {
+			dirs = append(dirs, res.Path)
+		}
+		for _, d := range dirs {
+			p := filepath.Join(d, filepath.FromSlash(f))
+			st, err := os.Stat(p) // follows the snapshot and view links to the blob
+			if err != nil {
+				return fmt.Sprintf("%s is missing at %s", f, p)
+			}
+			if i < len(res.Sizes) && st.Size() != res.Sizes[i] {
+				return fmt.Sprintf("%s at %s has %d bytes, want %d (truncated or replaced)", f, p, st.Size(), res.Sizes[i])
+			}
 		}
 	}
 	return ""
+}
+
+// retryCommand is the command that retries model k now.
+func retryCommand(k config.ObjectKey) string {
+	if k.Kind == v1.KindBaseModel {
+		return fmt.Sprintf("citadel retry basemodel %s -n %s", k.Name, k.Namespace)
+	}
+	return "citadel retry clusterbasemodel " + k.Name
 }

@@ -281,12 +281,12 @@ func TestTruncatedFileIsFoundOnRestart(t *testing.T) {
 	evs, _ := e.st.Events(t.Context(), store.EventFilter{Name: "mimo-vl-7b-rl"})
 	found := false
 	for _, ev := range evs {
-		if ev.Reason == "Reverify" && strings.Contains(ev.Message, "truncated") {
+		if ev.Reason == ReasonModelFilesMissing && strings.Contains(ev.Message, "truncated") && strings.Contains(ev.Message, "model.safetensors") {
 			found = true
 		}
 	}
 	if !found || m.Status.Phase != v1.ModelReady {
-		t.Errorf("no Reverify event naming the truncation: %+v", evs)
+		t.Errorf("no ModelFilesMissing event naming the truncated file: %+v", evs)
 	}
 }
 

@@ -29,6 +29,13 @@ func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pul
 	if res.Path != "" {
 		msg += fmt.Sprintf(" (storage.path %s)", res.Path)
 	}
+	if res.OllamaName != "" {
+		msg += fmt.Sprintf("; Ollama name %s in store %s", res.OllamaName, res.Store)
+	}
+	if res.PathNote != "" {
+		msg += "; " + res.PathNote
+		a.event(ctx, k, s, v1.EventNormal, "StoragePathNotUsed", res.PathNote)
+	}
 	var info *modelinfo.Info
 	dir := res.Dir
 	if res.Path != "" {

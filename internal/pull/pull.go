@@ -163,6 +163,40 @@ type Result struct {
 	Manifest string   `json:"manifest,omitempty"` // ollama manifest path
 	// ModelFile is the weights blob of an Ollama model (its GGUF file).
 	ModelFile string `json:"modelFile,omitempty"`
+	// Store is the model store the files belong to: the HF cache root
+	// (HF_HUB_CACHE) or the Ollama models directory (OLLAMA_MODELS); empty
+	// for a file:// model, which lives where it is.
+	Store string `json:"store,omitempty"`
+	// OllamaName is the name Ollama knows an ollama:// model by, with its
+	// tag (deepcoder:14b), as OllamaName returns it.
+	OllamaName string `json:"ollamaName,omitempty"`
+	// PathNote says how a requested storage.path was used when it is not
+	// where the files are (an ollama:// model lives in the Ollama store).
+	PathNote string `json:"pathNote,omitempty"`
+}
+
+// OllamaName is the name an Ollama server lists a model under: model:tag
+// for registry.ollama.ai/library, namespace/model:tag for another namespace
+// of that registry, host/namespace/model:tag for another registry (Ollama's
+// own short form of a name).
+func OllamaName(n registry.Name) string {
+	host, ns, tag := n.Host, n.Namespace, n.Tag
+	if host == "" {
+		host = registry.DefaultHost
+	}
+	if ns == "" {
+		ns = registry.DefaultNamespace
+	}
+	if tag == "" {
+		tag = registry.DefaultTag
+	}
+	switch {
+	case host != registry.DefaultHost:
+		return host + "/" + ns + "/" + n.Model + ":" + tag
+	case ns != registry.DefaultNamespace:
+		return ns + "/" + n.Model + ":" + tag
+	}
+	return n.Model + ":" + tag
 }
 
 // ProgressEvery is how often progress is reported while bytes move.
@@ -288,7 +322,7 @@ func (p *Puller) pullHF(ctx context.Context, u v1.StorageURI, req Request, progr
 		return nil, err
 	}
 	progress(p.snapshot(PhasePlacing, commit, jobs, 0))
-	res := &Result{Source: u.Scheme + "://" + u.Repo + "@" + rev, Commit: commit, Dir: cache.SnapshotDir(u.Repo, commit)}
+	res := &Result{Source: u.Scheme + "://" + u.Repo + "@" + rev, Commit: commit, Dir: cache.SnapshotDir(u.Repo, commit), Store: p.opts.HFCache}
 	for _, j := range jobs {
 		if err := cache.LinkSnapshot(u.Repo, commit, j.name, j.etag); err != nil {
 			return nil, classify(err, j.name)
@@ -540,12 +574,16 @@ func (p *Puller) pullOllama(ctx context.Context, u v1.StorageURI, req Request, p
 	if err := modelstore.WriteFileAtomic(manPath, raw, 0o644); err != nil {
 		return nil, classify(err, "")
 	}
-	res := &Result{Source: req.URI, Dir: blobs, Manifest: manPath, Commit: manifestDigest(raw), ModelFile: modelFile}
+	res := &Result{Source: req.URI, Dir: blobs, Manifest: manPath, Commit: manifestDigest(raw), ModelFile: modelFile,
+		Store: p.opts.OllamaDir, OllamaName: OllamaName(name)}
 	for _, j := range jobs {
 		res.Files = append(res.Files, j.name)
 		res.Sizes = append(res.Sizes, j.size)
 		res.Bytes += j.size
 		res.Refetch += j.refetched.Load()
+	}
+	if req.Path != "" {
+		res.PathNote = ollamaPathNote(req.Path, p.opts.OllamaDir, modelFile)
 	}
 	res.Fetched = p.fetched(jobs)
 	progress(p.snapshot(PhaseDone, "", jobs, 0))
@@ -596,6 +634,29 @@ func (p *Puller) importDir(_ context.Context, u v1.StorageURI, req Request, prog
 	}
 	progress(Progress{Phase: PhaseDone, FilesDone: len(files), FilesTotal: len(files), BytesDone: total, BytesTotal: total, LastProgress: p.opts.Now()})
 	return res, nil
+}
+
+// ollamaPathNote handles storage.path for an ollama:// model. One Ollama
+// server reads one store (OLLAMA_MODELS), so the files stay there; the
+// directory gets a link model.gguf to the weights blob, for tools that read
+// a directory (llama.cpp, the planner). Failing to link fails nothing: the
+// note says why the directory was not used.
+func ollamaPathNote(dir, store, modelFile string) string {
+	base := fmt.Sprintf("storage.path %s is not where an ollama:// model lives: its files stay in the Ollama store %s (OLLAMA_MODELS), because one Ollama server reads one store", dir, store)
+	if modelFile == "" {
+		return base + "; the manifest names no weights layer, so nothing was linked there"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return base + "; storage.path was not used: " + err.Error()
+	}
+	link := filepath.Join(dir, "model.gguf")
+	if st, err := os.Lstat(link); err == nil && st.Mode()&os.ModeSymlink == 0 {
+		return base + fmt.Sprintf("; storage.path was not used: %s exists and is not a link Citadel made", link)
+	}
+	if err := modelstore.SymlinkAtomic(modelFile, link); err != nil {
+		return base + "; storage.path was not used: " + err.Error()
+	}
+	return base + fmt.Sprintf("; %s links to the weights blob", link)
 }
 
 func manifestDigest(raw []byte) string {
