@@ -109,6 +109,10 @@ type Endpoint struct {
 	KVUsageMetric  string `json:"kvUsageMetric,omitempty"`
 	LastExit       string `json:"lastExit,omitempty"`
 	LastExitReason string `json:"lastExitReason,omitempty"`
+	// Shared names the multi-model engine this service's model runs in (one ollama serve
+	// for every Ollama model on the host), e.g. "ollama (runtime ollama)"; empty for an
+	// engine of its own.
+	Shared string `json:"shared,omitempty"`
 }
 
 // Default fills the service's defaults.

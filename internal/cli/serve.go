@@ -83,7 +83,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 				if err != nil {
 					return err
 				}
-				so = &serving.Options{Inventory: inv, Discover: discover, CacheDir: st.hfCache}
+				so = &serving.Options{Inventory: inv, Discover: discover, CacheDir: st.hfCache, OllamaModels: st.ollamaDir, InventorySource: inventorySource(gpus)}
 				if simulate {
 					self, err := os.Executable()
 					if err != nil {
@@ -207,4 +207,12 @@ func defaultDataDir(getenv func(string) string) (string, error) {
 		home = h
 	}
 	return filepath.Join(strings.TrimSuffix(home, "/"), ".local", "state", "citadel"), nil
+}
+
+// inventorySource says where serve's GPU inventory comes from, for citadel get gpus.
+func inventorySource(gpus string) string {
+	if gpus == "" || gpus == "auto" {
+		return "nvidia-smi"
+	}
+	return gpus + " (simulated)"
 }

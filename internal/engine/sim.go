@@ -18,8 +18,9 @@ import (
 // The engine's program prefix is dropped ("vllm serve MODEL" becomes
 // "--model MODEL", "python3 -m sglang.launch_server" and "llama-server"
 // become nothing). `ollama serve` has no flags; the simulator gets
-// --host/--port (from OLLAMA_HOST, i.e. Launch.Host and Port) and --model
-// (the first served name), and reads OLLAMA_NUM_PARALLEL, OLLAMA_KEEP_ALIVE
+// --host/--port (from OLLAMA_HOST, i.e. Launch.Host and Port) and, when the
+// launch has no OLLAMA_MODELS store to serve, --model (the first served
+// name), and reads OLLAMA_MODELS, OLLAMA_NUM_PARALLEL, OLLAMA_KEEP_ALIVE
 // and OLLAMA_CONTEXT_LENGTH from the environment as ollama does. The
 // environment, probe paths and metrics are kept: the simulator answers them as
 // the engine would; probe delays and periods shrink with the time scale, as the
@@ -53,14 +54,19 @@ func Simulate(l Launch, citadel, gpuProfile string, timeScale float64) (Launch, 
 	out.Notes = slices.Clone(l.Notes)
 	argv := []string{citadel, "sim", "--engine", engine, "--gpu", gpuProfile, "--time-scale", strconv.FormatFloat(timeScale, 'g', -1, 64)}
 	if engine == Ollama {
-		if len(l.Served) == 0 || l.Served[0] == "" {
-			return Launch{}, errors.New("simulate: the ollama launch names no model (Served)")
-		}
 		host := l.Host
 		if host == "" {
 			host = "127.0.0.1"
 		}
-		argv = append(argv, "--host", host, "--port", strconv.Itoa(l.Port), "--model", l.Served[0])
+		argv = append(argv, "--host", host, "--port", strconv.Itoa(l.Port))
+		// With a store (OLLAMA_MODELS), the simulator serves every model in it, as ollama
+		// serve does; without one, the model the launch names.
+		if !slices.ContainsFunc(l.Env, func(kv string) bool { return strings.HasPrefix(kv, "OLLAMA_MODELS=") }) {
+			if len(l.Served) == 0 || l.Served[0] == "" {
+				return Launch{}, errors.New("simulate: the ollama launch names no model (Served) and no store (OLLAMA_MODELS)")
+			}
+			argv = append(argv, "--model", l.Served[0])
+		}
 	} else {
 		if model != "" {
 			argv = append(argv, "--model", model)

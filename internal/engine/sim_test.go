@@ -61,10 +61,24 @@ func TestSimulateOllama(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// With a store, the simulator serves every model in it, as ollama serve does.
 	want := []string{"/bin/citadel", "sim", "--engine", "ollama", "--gpu", "rtx-4090", "--time-scale", "1",
-		"--host", "127.0.0.1", "--port", "31003", "--model", "qwen2.5:7b"}
+		"--host", "127.0.0.1", "--port", "31003"}
 	if diff := cmp.Diff(want, sim.Argv); diff != "" {
 		t.Errorf("argv (-want +got):\n%s", diff)
+	}
+	// Without one, the model the launch names.
+	noStore := ollamaSpec
+	noStore.OllamaModels = ""
+	l, err = Build(noStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sim, err = Simulate(l, "/bin/citadel", "rtx-4090", 1); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(append(want, "--model", "qwen2.5:7b"), sim.Argv); diff != "" {
+		t.Errorf("argv without a store (-want +got):\n%s", diff)
 	}
 	if !slices.Contains(sim.Env, "OLLAMA_NUM_PARALLEL=2") {
 		t.Errorf("env %q: the simulator reads OLLAMA_NUM_PARALLEL", sim.Env)

@@ -50,6 +50,15 @@ type Options struct {
 	Dir string
 	// CacheDir is the model cache engines read instead of downloading.
 	CacheDir string
+	// OllamaModels is the Ollama store models are pulled into (OLLAMA_MODELS): the shared
+	// ollama serve reads it unless a model's status names another.
+	OllamaModels string
+	// InventorySource says where Inventory comes from, for GPUs ("nvidia-smi", or the
+	// simulated profiles given to serve --gpus).
+	InventorySource string
+	// Recheck asks the model agent to check a Ready model's files now (kind, namespace,
+	// name): the controller calls it when they are gone.
+	Recheck func(kind, namespace, name string)
 	// Host is the address engines listen on; default 127.0.0.1.
 	Host     string
 	Simulate *Simulation
@@ -68,13 +77,25 @@ type Controller struct {
 	inventory []placement.GPU
 	invErr    error            // the last discovery failure
 	baseline  map[string]int64 // GPU UUID → memory in use at the first look, before our engines ran
+	placed    map[string]placed // by service key: where the planner put it, kept while it is unchanged
+	rechecked map[[3]string]time.Time
 	stopping  sync.WaitGroup
+}
+
+// placed is a service the planner placed: what it asked for and where it went.
+type placed struct {
+	ifp      string
+	replicas []placement.Assignment
+	shared   string // the shared engine's instance key, for a model of a shared server
+	model    string // the name the shared engine serves it by
+	ready    bool   // the model's files are where the engine reads them
 }
 
 // instance is one running replica.
 type instance struct {
-	key     string // namespace/name/replica
-	service string // namespace/name
+	key     string // namespace/name/replica, or shared/ENGINE/RUNTIME for a shared server
+	service string // namespace/name; "" for a shared server
+	shared  string // a shared server's description, e.g. "ollama (runtime ollama)"
 	replica int
 	fp      string // fingerprint of the launch: a change restarts the instance
 	launch  engine.Launch
@@ -94,7 +115,8 @@ func New(opts Options) *Controller {
 	if opts.Debounce == 0 {
 		opts.Debounce = 100 * time.Millisecond
 	}
-	return &Controller{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), instances: map[string]*instance{}, inventory: opts.Inventory}
+	return &Controller{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), instances: map[string]*instance{},
+		inventory: opts.Inventory, placed: map[string]placed{}, rechecked: map[[3]string]time.Time{}}
 }
 
 func (c *Controller) stateDir() string { return filepath.Join(c.opts.Dir, "state") }
@@ -203,6 +225,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	var intents []*intent
 	var reqs []placement.Request
 	statuses := map[string]v1.InferenceServiceStatus{}
+	c.mu.Lock()
 	for _, s := range w.services {
 		in, err := w.intentFor(s)
 		st := v1.InferenceServiceStatus{Runtime: in.runtime.Name, Runtimes: in.candidates}
@@ -210,55 +233,79 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		if errors.As(err, &b) {
 			st.Phase, st.Reason, st.Message = b.phase, b.reason, b.msg
 			statuses[in.key] = st
+			if b.reason == "ModelFilesMissing" {
+				c.recheck(in.modelKey)
+			}
 			continue
 		}
 		statuses[in.key] = st
 		if in.replicas == 0 {
 			continue
 		}
+		// A placed service that still asks for the same keeps its GPUs: a running replica is
+		// never moved to make room for another service.
+		if p, ok := c.placed[in.key]; ok && p.ifp == in.ifp {
+			setKeep(&in.request, p.replicas)
+		}
 		intents = append(intents, in)
 		reqs = append(reqs, in.request)
 	}
-	var decisions []placement.Decision
-	refusals := make([]error, len(intents))
-	if len(reqs) > 0 {
-		var errs []error
-		decisions, errs = placement.Plan(reqs, c.inventory)
-		if len(errs) == len(reqs) {
-			refusals = errs
-		} else { // the inventory itself is unusable: every service says why
-			for i := range refusals {
-				refusals[i] = errors.Join(errs...)
-			}
-		}
-	}
+	c.mu.Unlock()
+	decisions, refusals := plan(reqs, c.inventory)
 	want := map[string]bool{} // instance keys that should run
+	groups := map[string]*sharedGroup{}
+	placedNow := map[string]placed{}
 	for i, in := range intents {
 		st := statuses[in.key]
-		if err := refusals[i]; err != nil || i >= len(decisions) {
-			if err == nil {
-				err = errors.New("the planner made no decision")
-			}
+		st.Placement = in.settings.Lines()
+		if err := refusals[i]; err != nil {
 			st.Phase, st.Reason, st.Message = v1.ServiceScheduling, "Unschedulable", err.Error()
 			var rf *placement.Refusal
 			if errors.As(err, &rf) {
-				st.Placement = append(slices.Clone(rf.Lines), rf.Alternatives...)
+				st.Placement = append(append(st.Placement, rf.Lines...), c.fixes(in, rf)...)
 			}
 			statuses[in.key] = st
 			continue
 		}
 		d := decisions[i]
-		st.Placement = d.Lines
+		st.Placement = append(st.Placement, d.Lines...)
+		statuses[in.key] = st
+		placedNow[in.key] = placed{ifp: in.ifp, replicas: d.Replicas}
+		if in.engine == engine.Ollama {
+			g := groups[in.runtime.Name]
+			if g == nil {
+				g = &sharedGroup{key: "shared/ollama/" + in.runtime.Name, first: in}
+				groups[in.runtime.Name] = g
+			}
+			g.members = append(g.members, in)
+			p := placedNow[in.key]
+			p.shared, p.model = g.key, in.ollamaName
+			placedNow[in.key] = p
+			continue
+		}
 		for r, a := range d.Replicas {
 			key := fmt.Sprintf("%s/%d", in.key, r)
 			want[key] = true
 			if err := c.ensure(ctx, in, r, a, key); err != nil {
 				st.Phase, st.Reason, st.Message = v1.ServiceFailed, reasonOf(err), err.Error()
+				statuses[in.key] = st
 				break
 			}
 		}
-		statuses[in.key] = st
 	}
+	for _, g := range groups {
+		want[g.key] = true
+		if err := c.ensureShared(ctx, g, decisions, intents); err != nil {
+			for _, in := range g.members {
+				st := statuses[in.key]
+				st.Phase, st.Reason, st.Message = v1.ServiceFailed, reasonOf(err), err.Error()
+				statuses[in.key] = st
+			}
+		}
+	}
+	c.mu.Lock()
+	c.placed = placedNow
+	c.mu.Unlock()
 	c.stopUnwanted(want)
 	for key, st := range statuses {
 		so, ok := stored[key]
@@ -271,6 +318,62 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// plan runs the planner and returns its decisions and refusals index-aligned with reqs: a
+// service carries its own refusal, never another's; an inventory the planner cannot use is
+// every service's refusal.
+func plan(reqs []placement.Request, inv []placement.GPU) ([]placement.Decision, []error) {
+	decisions := make([]placement.Decision, len(reqs))
+	refusals := make([]error, len(reqs))
+	if len(reqs) == 0 {
+		return decisions, refusals
+	}
+	ds, errs := placement.Plan(reqs, inv)
+	index := map[string]int{}
+	for i, r := range reqs {
+		index[r.Service] = i
+	}
+	for _, d := range ds {
+		if i, ok := index[d.Service]; ok && len(d.Replicas) > 0 {
+			decisions[i] = d
+		}
+	}
+	var general []error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var rf *placement.Refusal
+		if errors.As(err, &rf) {
+			if i, ok := index[rf.Service]; ok {
+				refusals[i] = err
+				continue
+			}
+		}
+		general = append(general, err)
+	}
+	for i := range reqs {
+		switch {
+		case refusals[i] != nil:
+		case len(general) > 0:
+			refusals[i] = errors.Join(general...)
+		case len(decisions[i].Replicas) == 0:
+			refusals[i] = errors.New("the planner made no decision")
+		}
+	}
+	return decisions, refusals
+}
+
+// recheck asks the model agent to look at a model's files, at most every 30 s per model.
+// c.mu is held.
+func (c *Controller) recheck(k [3]string) {
+	if c.opts.Recheck == nil || time.Since(c.rechecked[k]) < 30*time.Second {
+		return
+	}
+	c.rechecked[k] = time.Now()
+	c.log.Warn("model files missing: asking the model agent to check them", "model", k[2])
+	c.opts.Recheck(k[0], k[1], k[2])
 }
 
 func reasonOf(err error) string {
@@ -288,12 +391,10 @@ func (c *Controller) ensure(ctx context.Context, in *intent, r int, a placement.
 	c.mu.Unlock()
 	spec := engine.Spec{Engine: in.engine, ModelPath: in.modelPath, ModelName: in.modelName, Vision: in.vision,
 		MaxModelLen: in.maxLen, TP: a.TP, GPUMemoryUtilization: a.MemoryUtilization, GPUs: a.GPUs,
-		Host: c.opts.Host, CacheDir: c.opts.CacheDir}
+		Host: c.opts.Host, CacheDir: c.opts.CacheDir, Parallel: in.settings.Concurrency}
 	if in.ref != nil {
-		spec.ExtraArgs = in.ref.Args
-		for _, e := range in.ref.Env {
-			spec.Env = append(spec.Env, e.Name+"="+e.Value)
-		}
+		spec.ExtraArgs = append(slices.Clone(in.ref.Args), in.extraArgs...)
+		spec.Env = append(envList(in.ref.Env), in.extraEnv...)
 	}
 	fp := fingerprint(in, spec)
 	if cur != nil && cur.fp == fp {
@@ -302,33 +403,46 @@ func (c *Controller) ensure(ctx context.Context, in *intent, r int, a placement.
 	if cur != nil {
 		c.stop(cur, "the service's spec, runtime or placement changed")
 	}
+	inst := &instance{key: key, service: in.key, replica: r, fp: fp, gpus: a.GPUs}
+	if err := c.start(ctx, inst, in.runner, in.runtime.Name, spec, nil); err != nil {
+		return err
+	}
+	c.event(ctx, in.svc, v1.EventNormal, "EngineStarted", fmt.Sprintf("replica %d: %s on GPUs %v, port %d: %s%s", r, inst.launch.Engine, a.GPUs, inst.launch.Port,
+		strings.Join(inst.launch.Argv, " "), notes(inst.launch.Notes)))
+	return nil
+}
+
+// start builds inst's launch from a runner or the engine adapter, rewrites it for the
+// simulator when simulating (adding simArgs), and starts it under the supervisor.
+func (c *Controller) start(ctx context.Context, inst *instance, runner *v1.Container, runtime string, spec engine.Spec, simArgs []string) error {
 	port, err := freePort(c.opts.Host)
 	if err != nil {
 		return err
 	}
 	spec.Port = port
 	var l engine.Launch
-	if in.runner != nil {
-		l, err = engine.FromRunner(*in.runner, spec)
+	if runner != nil {
+		l, err = engine.FromRunner(*runner, spec)
 	} else {
 		l, err = engine.Build(spec)
 	}
 	if err != nil {
-		return fmt.Errorf("runtime %s: %w", in.runtime.Name, err)
+		return fmt.Errorf("runtime %s: %w", runtime, err)
 	}
 	if s := c.opts.Simulate; s != nil {
 		gpu := ""
-		if len(a.GPUs) > 0 {
-			gpu = c.profileOf(a.GPUs[0])
+		if len(inst.gpus) > 0 {
+			gpu = c.profileOf(inst.gpus[0])
 		}
 		if l, err = engine.Simulate(l, s.Citadel, gpu, s.TimeScale); err != nil {
 			return err
 		}
+		l.Argv = append(l.Argv, simArgs...)
 	} else if err := engine.LookPath(l); err != nil {
 		return err
 	}
-	inst := &instance{key: key, service: in.key, replica: r, fp: fp, launch: l, gpus: a.GPUs}
-	sp := supervisor.Spec{Name: key, Argv: l.Argv, Env: append(os.Environ(), l.Env...), Port: l.Port,
+	inst.launch = l
+	sp := supervisor.Spec{Name: inst.key, Argv: l.Argv, Env: append(os.Environ(), l.Env...), Port: l.Port,
 		Startup: probe(l.Startup), Readiness: probe(l.Readiness), Liveness: probe(l.Liveness), LogDir: c.logDir(),
 		OnChange: func(supervisor.State) { c.poke() }}
 	proc, err := supervisor.Start(ctx, sp, c.stateDir())
@@ -337,10 +451,8 @@ func (c *Controller) ensure(ctx context.Context, in *intent, r int, a placement.
 	}
 	inst.proc = proc
 	c.mu.Lock()
-	c.instances[key] = inst
+	c.instances[inst.key] = inst
 	c.mu.Unlock()
-	c.event(ctx, in.svc, v1.EventNormal, "EngineStarted", fmt.Sprintf("replica %d: %s on GPUs %v, port %d: %s%s", r, l.Engine, a.GPUs, l.Port,
-		strings.Join(l.Argv, " "), notes(l.Notes)))
 	return nil
 }
 
@@ -435,29 +547,40 @@ func (c *Controller) stopAll() {
 	c.stopping.Wait()
 }
 
-// withInstances fills a service's phase and endpoints from its running replicas.
+// withInstances fills a service's phase and endpoints from its running replicas, or from
+// the shared server its model runs in.
 func (c *Controller) withInstances(key string, st v1.InferenceServiceStatus) v1.InferenceServiceStatus {
+	type view struct {
+		inst    *instance
+		replica int
+		served  []string
+	}
 	c.mu.Lock()
-	var insts []*instance
+	var views []view
 	for _, inst := range c.instances {
 		if inst.service == key {
-			insts = append(insts, inst)
+			views = append(views, view{inst, inst.replica, inst.launch.Served})
+		}
+	}
+	if p, ok := c.placed[key]; ok && p.shared != "" && st.Phase == "" {
+		if inst := c.instances[p.shared]; inst != nil {
+			views = append(views, view{inst, 0, []string{p.model}})
 		}
 	}
 	c.mu.Unlock()
-	slices.SortFunc(insts, func(a, b *instance) int { return a.replica - b.replica })
-	if len(insts) == 0 {
+	slices.SortFunc(views, func(a, b view) int { return a.replica - b.replica })
+	if len(views) == 0 {
 		return st
 	}
 	ready := 0
 	var worst *supervisor.State
-	for _, inst := range insts {
-		ps := inst.proc.State()
-		l := inst.launch
-		ep := v1.Endpoint{Replica: inst.replica, Address: net.JoinHostPort(c.opts.Host, fmt.Sprint(l.Port)), Engine: l.Engine,
-			GPUs: inst.gpus, Ready: ps.Phase == supervisor.Ready, Phase: string(ps.Phase), Restarts: ps.Restarts, PID: ps.PID,
-			Served: l.Served, Metrics: l.MetricsPath, RunningMetric: l.Metrics.Running, WaitingMetric: l.Metrics.Waiting,
-			KVUsageMetric: l.Metrics.KVUsage, LastExit: ps.LastExit, LastExitReason: ps.Reason}
+	for _, v := range views {
+		ps := v.inst.proc.State()
+		l := v.inst.launch
+		ep := v1.Endpoint{Replica: v.replica, Address: net.JoinHostPort(c.opts.Host, fmt.Sprint(l.Port)), Engine: l.Engine,
+			GPUs: v.inst.gpus, Ready: ps.Phase == supervisor.Ready, Phase: string(ps.Phase), Restarts: ps.Restarts, PID: ps.PID,
+			Served: v.served, Metrics: l.MetricsPath, RunningMetric: l.Metrics.Running, WaitingMetric: l.Metrics.Waiting,
+			KVUsageMetric: l.Metrics.KVUsage, LastExit: ps.LastExit, LastExitReason: ps.Reason, Shared: v.inst.shared}
 		st.Endpoints = append(st.Endpoints, ep)
 		if ep.Ready {
 			ready++
@@ -466,20 +589,24 @@ func (c *Controller) withInstances(key string, st v1.InferenceServiceStatus) v1.
 			worst = &s
 		}
 	}
-	st.Replicas, st.ReadyReplicas = int32(len(insts)), int32(ready)
+	st.Replicas, st.ReadyReplicas = int32(len(views)), int32(ready)
 	if st.Phase != "" {
 		return st // a launch error already says what is wrong
 	}
+	via := ""
+	if sh := views[0].inst.shared; sh != "" {
+		via = fmt.Sprintf(" (shared %s, PID %d, GPUs %v, serving it as %s)", sh, st.Endpoints[0].PID, views[0].inst.gpus, views[0].served[0])
+	}
 	switch {
-	case ready == len(insts):
+	case ready == len(views):
 		st.Phase, st.Reason = v1.ServiceReady, "EngineReady"
-		st.Message = fmt.Sprintf("%d of %d replicas ready at %s", ready, len(insts), st.Endpoints[0].Address)
+		st.Message = fmt.Sprintf("%d of %d replicas ready at %s%s", ready, len(views), st.Endpoints[0].Address, via)
 		st.URL = "http://" + st.Endpoints[0].Address
 	case ready > 0 || (worst != nil && worst.Restarts > 0):
 		st.Phase, st.Reason = v1.ServiceDegraded, worst.Reason
-		st.Message = fmt.Sprintf("%d of %d replicas ready; replica not ready: %s", ready, len(insts), worst.Message)
+		st.Message = fmt.Sprintf("%d of %d replicas ready; replica not ready: %s%s", ready, len(views), worst.Message, via)
 	default:
-		st.Phase, st.Reason, st.Message = v1.ServiceStarting, worst.Reason, worst.Message
+		st.Phase, st.Reason, st.Message = v1.ServiceStarting, worst.Reason, worst.Message+via
 	}
 	if st.Reason == "" {
 		st.Reason = string(worst.Phase)
@@ -492,6 +619,9 @@ func (c *Controller) Logs(ctx context.Context, namespace, name string, replica, 
 	key := fmt.Sprintf("%s/%s/%d", namespace, name, replica)
 	c.mu.Lock()
 	inst := c.instances[key]
+	if p, ok := c.placed[namespace+"/"+name]; inst == nil && ok && p.shared != "" && replica == 0 {
+		inst = c.instances[p.shared] // the shared server's output: every model it serves
+	}
 	c.mu.Unlock()
 	if inst == nil {
 		return &admin.LogsError{Message: fmt.Sprintf("no engine runs for InferenceService %s/%s replica %d: see citadel describe isvc %s -n %s", namespace, name, replica, name, namespace)}

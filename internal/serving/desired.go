@@ -1,12 +1,12 @@
 package serving
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
@@ -37,35 +37,42 @@ func (b *blocked) Error() string { return b.msg }
 // engine settings, and the placement request.
 type intent struct {
 	svc        *v1.InferenceService
-	key        string // namespace/name
+	key        string    // namespace/name
+	modelKey   [3]string // kind, namespace, name of the model object
 	runtime    selection.Runtime
 	candidates []v1.RuntimeCandidate
 	model      perf.Model
 	modelName  string
-	modelPath  string
+	modelPath  string // a directory (HF snapshot, storage.path) or a GGUF file
+	ollamaName string // the model's name in the Ollama store (deepcoder:14b); ollama engine only
+	store      string // the model store the files belong to (OLLAMA_MODELS for ollama)
 	vision     bool
 	engine     string
-	runner     *v1.Container // the runtime's runner, run verbatim; nil: the engine adapter builds it
+	runner     *v1.Container // the runner, run verbatim; nil: the engine adapter builds it
 	ref        *v1.EngineRef
+	extraArgs  []string // the InferenceService's runner args on top of an engine adapter's flags
+	extraEnv   []string
+	settings   engine.Settings
 	maxLen     int
 	replicas   int
 	request    placement.Request
+	ifp        string // what the service asks for, without placement: a change re-places it
 }
 
 // resolveModel finds the service's model as OME does: a BaseModel in its namespace first,
 // then a ClusterBaseModel. It returns the model key, spec and status.
-func (w *world) resolveModel(s *v1.InferenceService) (string, *v1.BaseModelSpec, *v1.ModelStatus, error) {
+func (w *world) resolveModel(s *v1.InferenceService) ([3]string, *v1.BaseModelSpec, *v1.ModelStatus, error) {
 	name := ""
 	if s.Spec.Model != nil {
 		name = s.Spec.Model.Name
 	}
 	if m, ok := w.models[[2]string{s.Namespace, name}]; ok {
-		return v1.ObjectKey(v1.KindBaseModel, s.Namespace, name), &m.Spec, &m.Status, nil
+		return [3]string{v1.KindBaseModel, s.Namespace, name}, &m.Spec, &m.Status, nil
 	}
 	if m, ok := w.cluster[name]; ok {
-		return v1.ObjectKey(v1.KindClusterBaseModel, "", name), &m.Spec, &m.Status, nil
+		return [3]string{v1.KindClusterBaseModel, "", name}, &m.Spec, &m.Status, nil
 	}
-	return "", nil, nil, &blocked{v1.ServicePending, "ModelNotFound",
+	return [3]string{}, nil, nil, &blocked{v1.ServicePending, "ModelNotFound",
 		fmt.Sprintf("model %q not found: no BaseModel %s/%s and no ClusterBaseModel %s; apply it", name, s.Namespace, name, name)}
 }
 
@@ -92,29 +99,44 @@ func (w *world) candidates(ns string) []selection.Runtime {
 	return out
 }
 
-// modelPath is where the model's files are on this host: storage.path, else the agent's copy.
-func modelPath(spec *v1.BaseModelSpec, st *v1.ModelStatus) string {
-	if spec.Storage != nil && spec.Storage.Path != nil && *spec.Storage.Path != "" {
-		return *spec.Storage.Path
-	}
+// modelFiles is where the model's files are on this host: storage.path, else the agent's
+// record in status (the snapshot directory or the GGUF blob), with the store they belong to
+// and, for an Ollama model, the name Ollama knows it by.
+func modelFiles(spec *v1.BaseModelSpec, st *v1.ModelStatus) (path, store, ollamaName string) {
 	for _, n := range st.Nodes {
-		if n.Path != "" {
-			return n.Path
+		if n.Path != "" || n.OllamaName != "" {
+			path, store, ollamaName = n.Path, n.Store, n.OllamaName
+			break
 		}
 	}
-	return ""
+	if ollamaName == "" && spec.Storage != nil && spec.Storage.StorageURI != nil {
+		if u, err := v1.ParseStorageURI(*spec.Storage.StorageURI); err == nil {
+			ollamaName = u.OllamaName()
+		}
+	}
+	if path == "" && ollamaName == "" && spec.Storage != nil && spec.Storage.Path != nil {
+		path = *spec.Storage.Path
+	}
+	return path, store, ollamaName
 }
 
-// profile reads the model's shape from its files for the planner.
-func profile(name, dir string, spec *v1.BaseModelSpec) (perf.Model, bool, error) {
-	info, err := modelinfo.FromDir(dir)
-	if err != nil {
-		return perf.Model{}, false, err
-	}
+// profile reads the model's shape from its files (a directory, or a GGUF file such as an
+// Ollama weights blob) for the planner.
+func profile(name, path string, spec *v1.BaseModelSpec) (perf.Model, bool, error) {
+	var info modelinfo.Info
 	var cfg modelinfo.Config
-	if b, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
-		if cfg, err = modelinfo.ParseConfig(b); err != nil {
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		if info, cfg, err = ggufProfile(path); err != nil {
 			return perf.Model{}, false, err
+		}
+	} else {
+		if info, err = modelinfo.FromDir(path); err != nil {
+			return perf.Model{}, false, err
+		}
+		if b, err := os.ReadFile(filepath.Join(path, "config.json")); err == nil {
+			if cfg, err = modelinfo.ParseConfig(b); err != nil {
+				return perf.Model{}, false, err
+			}
 		}
 	}
 	m, err := perf.ModelFromInfo(name, cfg, info)
@@ -125,14 +147,50 @@ func profile(name, dir string, spec *v1.BaseModelSpec) (perf.Model, bool, error)
 	return m, vision, nil
 }
 
+// ggufProfile reads one GGUF file (it need not be named .gguf: Ollama's blobs are not) and
+// the hyper-parameters its header carries, in config.json's terms.
+func ggufProfile(path string) (modelinfo.Info, modelinfo.Config, error) {
+	tmp, err := os.MkdirTemp("", "citadel-gguf-*")
+	if err != nil {
+		return modelinfo.Info{}, modelinfo.Config{}, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Symlink(path, filepath.Join(tmp, "model.gguf")); err != nil {
+		return modelinfo.Info{}, modelinfo.Config{}, err
+	}
+	info, err := modelinfo.FromDir(tmp)
+	if err != nil {
+		return modelinfo.Info{}, modelinfo.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return modelinfo.Info{}, modelinfo.Config{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return modelinfo.Info{}, modelinfo.Config{}, err
+	}
+	g, err := modelinfo.ReadGGUF(f, fi.Size())
+	if err != nil {
+		return modelinfo.Info{}, modelinfo.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg := modelinfo.Config{Architecture: g.Architecture, ModelType: g.Architecture, ContextLength: g.ContextLength,
+		HiddenSize: g.EmbeddingLength, NumHiddenLayers: g.BlockCount, NumAttentionHeads: g.HeadCount,
+		NumKeyValueHeads: g.HeadCountKV, IntermediateSize: g.FeedForwardLength, VocabSize: g.VocabSize}
+	return info, cfg, nil
+}
+
 // intentFor decides what a service needs, or why it cannot be planned yet.
 func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 	in := &intent{svc: s, key: s.Namespace + "/" + s.Name}
-	mkey, spec, st, err := w.resolveModel(s)
+	mk, spec, st, err := w.resolveModel(s)
 	if err != nil {
 		return in, err
 	}
 	in.modelName = s.Spec.Model.Name
+	in.modelKey = mk
+	mkey := v1.ObjectKey(mk[0], mk[1], mk[2])
 	if spec.Disabled != nil && *spec.Disabled {
 		return in, &blocked{v1.ServiceFailed, "ModelDisabled", mkey + " is disabled (spec.disabled: true)"}
 	}
@@ -166,49 +224,148 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 		return in, &blocked{v1.ServiceFailed, "RuntimeSelectionFailed", err.Error()}
 	}
 	in.runtime = res.Runtime
-	in.modelPath = modelPath(spec, st)
+	if err := in.engineOf(s); err != nil {
+		return in, err
+	}
+	in.modelPath, in.store, in.ollamaName = modelFiles(spec, st)
+	if in.engine != engine.Ollama {
+		in.ollamaName = ""
+	} else if in.ollamaName == "" {
+		return in, &blocked{v1.ServiceFailed, "ModelNotInOllamaStore", fmt.Sprintf(
+			"runtime %s runs ollama serve, which serves models from its own store: %s is not an ollama:// model; pull it from the Ollama registry (storageUri: ollama://name:tag), or serve its GGUF file with runtime llamacpp (spec.runtime.name: llamacpp)", in.runtime.Name, mkey)}
+	}
 	if in.modelPath == "" {
-		return in, &blocked{v1.ServicePending, "ModelNotReady", mkey + " is Ready but says nowhere where its files are (no storage.path, no node path)"}
+		return in, &blocked{v1.ServicePending, "ModelNotReady", mkey + " is Ready but its status records no path on this host yet; the model agent writes it (status.nodes[].path)"}
+	}
+	if _, err := os.Stat(in.modelPath); err != nil {
+		return in, &blocked{v1.ServicePending, "ModelFilesMissing", fmt.Sprintf(
+			"%s is Ready but its files are gone from %s (%v); the model agent has been asked to check and download them again: see citadel describe model %s", mkey, in.modelPath, errors.Unwrap(err), in.modelName)}
 	}
 	in.model, in.vision, err = profile(in.modelName, in.modelPath, spec)
 	if err != nil {
 		return in, &blocked{v1.ServiceFailed, "ModelUnreadable", fmt.Sprintf("cannot size %s for placement from %s: %v", mkey, in.modelPath, err)}
 	}
-	rt := in.runtime.Spec
-	var es *v1.EngineSpec = rt.EngineConfig
-	if s.Spec.Engine != nil && s.Spec.Engine.Runner != nil {
-		es = s.Spec.Engine // the service's own runner wins (OME merges, user values first)
-	}
-	switch {
-	case es != nil && es.Runner != nil && (len(es.Runner.Command) > 0 || len(es.Runner.Args) > 0):
-		in.runner = es.Runner
-		argv := append(slices.Clone(es.Runner.Command), es.Runner.Args...)
-		in.engine = engine.Detect(argv)
-		if in.engine == "" {
-			return in, &blocked{v1.ServiceFailed, "EngineUnknown",
-				fmt.Sprintf("runtime %s: cannot tell which engine %q runs (want vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve)", in.runtime.Name, strings.Join(argv, " "))}
+	if in.maxLen = in.settings.MaxModelLen; in.maxLen == 0 {
+		if in.engine == engine.Ollama {
+			in.maxLen = ollamaDefaultContext
+		} else {
+			in.maxLen = in.model.MaxContext
 		}
-		in.maxLen = argInt(argv, "--max-model-len", "--context-length", "-c", "--ctx-size")
-	case rt.Engine != nil:
-		in.ref = rt.Engine
-		in.engine = rt.Engine.Name
-	default:
-		return in, &blocked{v1.ServiceFailed, "RuntimeHasNoEngine", fmt.Sprintf("runtime %s has neither engineConfig.runner nor engine: nothing to run", in.runtime.Name)}
-	}
-	if in.maxLen == 0 {
-		in.maxLen = in.model.MaxContext
 	}
 	in.replicas = 1
-	if es != nil && es.MinReplicas != nil && *es.MinReplicas > 0 {
+	if es := in.runtime.Spec.EngineConfig; es != nil && es.MinReplicas != nil && *es.MinReplicas > 0 {
 		in.replicas = *es.MinReplicas
 	}
 	if s.Spec.Engine != nil && s.Spec.Engine.MinReplicas != nil {
 		in.replicas = max(*s.Spec.Engine.MinReplicas, 0)
 	}
 	quant := in.model.Quant
-	in.request = placement.Request{Service: in.key, Model: in.model, Quant: quant, MaxModelLen: in.maxLen, Concurrency: 1,
-		Replicas: in.replicas, Shared: in.engine == "ollama"}
+	if q, err := perf.ParseQuant(in.settings.Quantization); err == nil && in.settings.Quantization != "" {
+		quant = q
+	}
+	in.request = placement.Request{Service: in.key, Model: in.model, Quant: quant, MaxModelLen: in.maxLen,
+		Concurrency: max(in.settings.Concurrency, 1), GPUMemoryUtilization: in.settings.GPUMemoryUtilization,
+		TP: in.settings.TP, Replicas: in.replicas, Shared: in.engine == engine.Ollama}
+	b, _ := json.Marshal(struct {
+		Gen      int64
+		Runtime  string
+		RT       v1.ServingRuntimeSpec
+		Path     string
+		Settings engine.Settings
+	}{s.Generation, in.runtime.Name, in.runtime.Spec, in.modelPath, in.settings})
+	in.ifp = string(b)
 	return in, nil
+}
+
+// ollamaDefaultContext is Ollama's context length when nothing sets it (OLLAMA_CONTEXT_LENGTH).
+const ollamaDefaultContext = 4096
+
+// engineOf decides how the service's engine runs: the runtime's runner (or the service's
+// own, which wins field by field as in OME), or an engine adapter with the runtime's and the
+// service's arguments; and reads the planner's settings from those arguments.
+func (in *intent) engineOf(s *v1.InferenceService) error {
+	rt := in.runtime.Spec
+	var over *v1.Container // the service's runner fields
+	if s.Spec.Engine != nil && s.Spec.Engine.Runner != nil {
+		over = s.Spec.Engine.Runner
+	}
+	var base *v1.Container
+	if rt.EngineConfig != nil && rt.EngineConfig.Runner != nil && (len(rt.EngineConfig.Runner.Command) > 0 || len(rt.EngineConfig.Runner.Args) > 0) {
+		base = rt.EngineConfig.Runner
+	}
+	in.settings = engine.NewSettings()
+	switch {
+	case base != nil || (over != nil && len(over.Command) > 0):
+		r := mergeRunner(base, over)
+		in.runner = r
+		argv := append(slices.Clone(r.Command), r.Args...)
+		in.engine = engine.Detect(argv)
+		if in.engine == "" {
+			return &blocked{v1.ServiceFailed, "EngineUnknown",
+				fmt.Sprintf("runtime %s: cannot tell which engine %q runs (want vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve)", in.runtime.Name, strings.Join(argv, " "))}
+		}
+		if err := in.settings.Read(in.engine, argv, envList(r.Env), "runner of runtime "+in.runtime.Name); err != nil {
+			return &blocked{v1.ServiceFailed, "InvalidEngineArgs", err.Error()}
+		}
+	case rt.Engine != nil:
+		in.ref = rt.Engine
+		in.engine = rt.Engine.Name
+		if err := in.settings.Read(in.engine, rt.Engine.Args, envList(rt.Engine.Env), "runtime "+in.runtime.Name+" engine.args"); err != nil {
+			return &blocked{v1.ServiceFailed, "InvalidEngineArgs", err.Error()}
+		}
+		if over != nil {
+			in.extraArgs, in.extraEnv = over.Args, envList(over.Env)
+			if err := in.settings.Read(in.engine, over.Args, in.extraEnv, "InferenceService spec.engine.runner.args"); err != nil {
+				return &blocked{v1.ServiceFailed, "InvalidEngineArgs", err.Error()}
+			}
+		}
+	default:
+		return &blocked{v1.ServiceFailed, "RuntimeHasNoEngine", fmt.Sprintf("runtime %s has neither engineConfig.runner nor engine: nothing to run", in.runtime.Name)}
+	}
+	return nil
+}
+
+// mergeRunner is the runtime's runner with the service's fields over it, as OME merges the
+// InferenceService's runner into the runtime's: set fields replace, env merges by name.
+func mergeRunner(base, over *v1.Container) *v1.Container {
+	var r v1.Container
+	if base != nil {
+		r = *base
+	}
+	if over == nil {
+		return &r
+	}
+	if len(over.Command) > 0 {
+		r.Command = over.Command
+	}
+	if len(over.Args) > 0 {
+		r.Args = over.Args
+	}
+	env := slices.Clone(r.Env)
+	for _, e := range over.Env {
+		if i := slices.IndexFunc(env, func(x v1.EnvVar) bool { return x.Name == e.Name }); i >= 0 {
+			env[i] = e
+		} else {
+			env = append(env, e)
+		}
+	}
+	r.Env = env
+	for _, p := range []struct{ dst, src **v1.Probe }{{&r.StartupProbe, &over.StartupProbe}, {&r.ReadinessProbe, &over.ReadinessProbe}, {&r.LivenessProbe, &over.LivenessProbe}} {
+		if *p.src != nil {
+			*p.dst = *p.src
+		}
+	}
+	return &r
+}
+
+func envList(env []v1.EnvVar) []string {
+	var out []string
+	for _, e := range env {
+		if e.ValueFrom == nil {
+			out = append(out, e.Name+"="+e.Value)
+		}
+	}
+	return out
 }
 
 func candidatesOf(cs []selection.Candidate) []v1.RuntimeCandidate {
@@ -217,25 +374,4 @@ func candidatesOf(cs []selection.Candidate) []v1.RuntimeCandidate {
 		out = append(out, v1.RuntimeCandidate{Name: c.Runtime, Namespaced: c.Namespaced, Score: c.Score, Selected: c.Selected, Reason: c.Reason})
 	}
 	return out
-}
-
-// argInt reads the first of flags ("--x N" or "--x=N") from argv; 0 when absent.
-func argInt(argv []string, flags ...string) int {
-	for i, a := range argv {
-		for _, f := range flags {
-			v := ""
-			switch {
-			case a == f && i+1 < len(argv):
-				v = argv[i+1]
-			case strings.HasPrefix(a, f+"="):
-				v = a[len(f)+1:]
-			default:
-				continue
-			}
-			if n, err := strconv.Atoi(v); err == nil {
-				return n
-			}
-		}
-	}
-	return 0
 }
