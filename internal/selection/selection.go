@@ -354,6 +354,9 @@ func evaluate(m *v1.BaseModelSpec, rt Runtime, auto bool) verdict {
 	}
 	if !matched {
 		v.reason = joinFormats(why)
+		if r := archOnly(m, s.SupportedModelFormats, generic); r != "" && len(why) > 3 {
+			v.reason = r
+		}
 		if sameFormat && !v.pending {
 			v.fix = fmt.Sprintf("spec: {supportedModelFormats: [..., %s]}", formatEntry(m, generic))
 			v.fixRank = fixFormat
@@ -429,6 +432,38 @@ func formatEntry(m *v1.BaseModelSpec, generic bool) string {
 	}
 	parts = append(parts, "autoSelect: true")
 	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// archOnly words, once, a mismatch where every format that serves the
+// model's weight format differs from it only in architecture (a runtime
+// listing the architectures its engine implements); "" otherwise.
+func archOnly(m *v1.BaseModelSpec, formats []v1.SupportedModelFormat, generic bool) string {
+	if m.ModelArchitecture == nil {
+		return ""
+	}
+	var archs []string
+	for _, f := range formats {
+		if f.ModelFormat == nil || f.ModelFormat.Name != m.ModelFormat.Name {
+			continue
+		}
+		if f.ModelArchitecture == nil {
+			return ""
+		}
+		g := f
+		g.ModelArchitecture = m.ModelArchitecture
+		if r, _ := mismatch(m, &g, generic); r != "" {
+			return ""
+		}
+		archs = append(archs, *f.ModelArchitecture)
+	}
+	if len(archs) == 0 {
+		return ""
+	}
+	shown := archs
+	if len(shown) > 4 {
+		shown = append(slices.Clone(shown[:4]), "…")
+	}
+	return fmt.Sprintf("modelArchitecture %s is not one of the %d architectures it lists for %s (%s)", *m.ModelArchitecture, len(archs), m.ModelFormat.Name, strings.Join(shown, ", "))
 }
 
 // joinFormats words the mismatch of every format: once when they agree,
