@@ -68,6 +68,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer st.Close()
+	if err := installShippedRuntimes(ctx, st, log); err != nil {
+		return err
+	}
 
 	ln := opts.AdminListener
 	if ln == nil {
@@ -84,10 +87,16 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	var ctrl *serving.Controller
+	var ag *agent.Agent // set below when the agent runs, before the controller starts
 	aopts := admin.Options{Token: opts.AdminToken, Version: opts.Version, Logger: log}
 	if opts.Serving != nil {
 		so := *opts.Serving
 		so.Store, so.Logger = st, log.With("component", "serving")
+		so.Recheck = func(kind, namespace, name string) {
+			if ag != nil {
+				ag.Recheck(kind, namespace, name)
+			}
+		}
 		if so.Dir == "" {
 			so.Dir = filepath.Join(opts.DataDir, "engines")
 		}
@@ -102,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	rec := &statusReconciler{st: st, log: log.With("component", "status"), now: opts.Now, debounce: 50 * time.Millisecond,
-		agentRuns: opts.Puller != nil, servingRuns: ctrl != nil}
+		agentRuns: opts.Puller != nil, servingRuns: ctrl != nil, gatewayRuns: opts.Gateway != nil}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Requests (watch streams above all) end when the daemon stops.
@@ -114,7 +123,7 @@ func Run(ctx context.Context, opts Options) error {
 		if ao.RecordsDir == "" {
 			ao.RecordsDir = filepath.Join(opts.DataDir, "agent", "models")
 		}
-		ag := agent.New(ao)
+		ag = agent.New(ao)
 		g.Go(func() error { return ag.Run(gctx) })
 	}
 	if ctrl != nil {
@@ -122,7 +131,10 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.Gateway != nil {
 		gopts := *opts.Gateway
-		gopts.Store = st
+		gopts.Store, gopts.Addr = st, gln.Addr().String()
+		if gopts.Now == nil {
+			gopts.Now = opts.Now
+		}
 		if gopts.Logger == nil {
 			gopts.Logger = log.With("component", "gateway")
 		}

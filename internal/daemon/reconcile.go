@@ -26,6 +26,8 @@ type statusReconciler struct {
 	agentRuns bool
 	// servingRuns: the serving controller owns InferenceService status.
 	servingRuns bool
+	// gatewayRuns: the gateway, which serves the routes, owns Route status.
+	gatewayRuns bool
 }
 
 func (r *statusReconciler) run(ctx context.Context) error {
@@ -58,6 +60,9 @@ func (r *statusReconciler) resync(ctx context.Context) error {
 			continue
 		}
 		if r.servingRuns && kind == v1.KindInferenceService {
+			continue
+		}
+		if r.gatewayRuns && kind == v1.KindRoute {
 			continue
 		}
 		for key, o := range wd.objects {

@@ -38,7 +38,11 @@ const (
 	ReasonServiceNotFound    = "ServiceNotFound"
 	ReasonNoReadyTargets     = "NoReadyTargets"
 	ReasonAccepted           = "Accepted"
+	ReasonNoGateway          = "NoGateway"
 )
+
+// NoGatewayMessage begins the status of every Route while no gateway runs.
+const NoGatewayMessage = "no gateway runs in this server (--gateway-addr off): the route is stored, not served"
 
 // Condition types.
 const (
@@ -189,12 +193,10 @@ func serviceStatus(w *world, s *v1.InferenceService, now time.Time) v1.Inference
 	return st
 }
 
-// routeStatus says which of a route's services are not ready.
+// routeStatus is a route's status while no gateway runs (--gateway-addr off): stored, not
+// served, and which of its services are missing or not ready. A gateway writes it otherwise.
 func routeStatus(w *world, r *v1.Route, now time.Time) v1.Status {
 	st := r.Status
-	if st.Phase == "Ready" {
-		return st
-	}
 	var missing, notReady []string
 	total := 0
 	for _, ref := range r.References() {
@@ -217,11 +219,19 @@ func routeStatus(w *world, r *v1.Route, now time.Time) v1.Status {
 		reason = ReasonServiceNotFound
 		msg = "services not found: " + strings.Join(missing, ", ")
 	case total == 0:
-		msg = "the route has only url targets; no gateway runs in this server yet"
+		reason, msg = ReasonNoGateway, "the route has only url targets"
+	case len(notReady) > 0:
+		msg = fmt.Sprintf("%d of %d service targets not ready: %s", len(notReady), total, strings.Join(notReady, ", "))
 	default:
-		msg = fmt.Sprintf("%d of %d service targets not ready: %s; no gateway runs in this server yet", len(notReady), total, strings.Join(notReady, ", "))
+		reason, msg = ReasonNoGateway, fmt.Sprintf("all %d service targets are ready", total)
 	}
-	v1.SetCondition(&st.Conditions, v1.Condition{Type: CondTargetsReady, Status: v1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: r.Generation}, now)
+	targets := v1.ConditionFalse
+	if reason == ReasonNoGateway {
+		targets = v1.ConditionTrue
+	}
+	v1.SetCondition(&st.Conditions, v1.Condition{Type: CondTargetsReady, Status: targets, Reason: reason, Message: msg, ObservedGeneration: r.Generation}, now)
+	msg = NoGatewayMessage + "; " + msg
+	v1.SetCondition(&st.Conditions, v1.Condition{Type: CondReady, Status: v1.ConditionFalse, Reason: ReasonNoGateway, Message: msg, ObservedGeneration: r.Generation}, now)
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = "Pending", reason, msg, r.Generation
 	return st
 }

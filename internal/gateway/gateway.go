@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -46,6 +47,11 @@ type Options struct {
 	// HealthInterval and ScrapeInterval pace the active health probes and the engine load
 	// scrapes; defaults 2 s and 200 ms.
 	HealthInterval, ScrapeInterval time.Duration
+	// Addr is the address the gateway serves on, named in the status it writes on the
+	// store's Routes; "" leaves it out.
+	Addr string
+	// Now is the clock of status condition times; default time.Now.
+	Now func() time.Time
 }
 
 // Server is the gateway.
@@ -82,6 +88,9 @@ func New(opts Options) *Server {
 	def(&opts.ScrapeInterval, 200*time.Millisecond)
 	if opts.Attempts == 0 {
 		opts.Attempts = 3
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, log: opts.Logger, keys: NewKeys(), met: newMetrics()}
 	if opts.AccessLog != nil {
@@ -130,10 +139,17 @@ func (s *Server) Run(ctx context.Context) error {
 		}}, s.rebuild)
 }
 
-// rebuild reads routes, services and keys and swaps in a new table.
+// rebuild reads routes, services and keys, swaps in a new table, and writes the status of
+// every stored Route that changed: the gateway serving a route is the one to say how.
 func (s *Server) rebuild(ctx context.Context) error {
 	in := BuildInput{Routes: slices.Clone(s.opts.Routes), Previous: s.table.Load()}
 	keys := slices.Clone(s.opts.Keys)
+	type storedRoute struct {
+		so store.Object
+		r  *v1.Route
+	}
+	var routes []storedRoute
+	services := map[string]*v1.InferenceService{}
 	for _, kind := range []string{v1.KindRoute, v1.KindInferenceService, v1.KindAPIKey} {
 		objs, _, err := s.opts.Store.List(ctx, kind, store.ListOptions{})
 		if err != nil {
@@ -147,8 +163,10 @@ func (s *Server) rebuild(ctx context.Context) error {
 			switch o := o.(type) {
 			case *v1.Route:
 				in.Routes = append(in.Routes, o)
+				routes = append(routes, storedRoute{so, o})
 			case *v1.InferenceService:
 				in.Services = append(in.Services, o)
+				services[cmp.Or(o.Namespace, v1.DefaultNamespace)+"/"+o.Name] = o
 			case *v1.APIKey:
 				keys = append(keys, o)
 			}
@@ -160,6 +178,12 @@ func (s *Server) rebuild(ctx context.Context) error {
 	}
 	s.table.Store(t)
 	s.keys.Update(keys)
+	now := s.opts.Now()
+	for _, sr := range routes {
+		if err := s.writeRouteStatus(ctx, sr.so, sr.r, RouteStatus(sr.r, t, services, errs, s.opts.Addr, now)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
