@@ -389,7 +389,7 @@ func (rn *run) runtime(ctx context.Context, s *Step) error {
 	}
 	for _, o := range nsr {
 		r := o.(*v1.ServingRuntime)
-		rts = append(rts, selection.Runtime{Name: r.Name, Namespaced: true, Spec: r.Spec})
+		rts = append(rts, selection.FromNamespaced(r))
 	}
 	csr, err := c.List(ctx, v1.KindClusterServingRuntime, client.ListOptions{})
 	if err != nil {
@@ -397,7 +397,7 @@ func (rn *run) runtime(ctx context.Context, s *Step) error {
 	}
 	for _, o := range csr {
 		r := o.(*v1.ClusterServingRuntime)
-		rts = append(rts, selection.Runtime{Name: r.Name, Spec: r.Spec})
+		rts = append(rts, selection.FromCluster(r))
 	}
 	res, err := selection.Select(selection.Model{Name: rn.r.Model, Spec: *rn.spec}, rts, rn.o.Runtime)
 	cands := res.Candidates
