@@ -119,7 +119,7 @@ var fixedPersonalities = []fixedPersonality{
 			if err != nil {
 				t.Fatal(err)
 			}
-			return serveTest(t, s).URL, s.engine
+			return serveTest(t, s).URL, s.runners[0].engine
 		},
 		path: "/api/generate",
 		warm: "/api/version",

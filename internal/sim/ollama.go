@@ -1,37 +1,54 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"citadel.dev/citadel/internal/modelinfo"
+	"citadel.dev/citadel/internal/registry"
 	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // DefaultOllamaVersion is the release /api/version reports unless OllamaConfig.Version says.
 const DefaultOllamaVersion = "0.12.6"
 
-// OllamaConfig describes one simulated Ollama server serving one model.
+// OllamaConfig describes one simulated Ollama server: one model (Plan and Model), or the
+// models of an Ollama store (Models), loaded on demand as ollama serve does.
 //
 // The Ollama personality uses perf.Ollama scheduling: Plan.Options.Parallel fixed slots
-// (OLLAMA_NUM_PARALLEL) and a FIFO queue, so aggregate throughput stays flat with concurrency.
+// (OLLAMA_NUM_PARALLEL) per model and a FIFO queue, so aggregate throughput stays flat with
+// concurrency.
 type OllamaConfig struct {
-	Plan      perf.Plan
-	Model     string        // the served name, e.g. "qwen2.5:7b"; ":latest" is added when there is no tag
+	Plan  perf.Plan
+	Model string // the served name, e.g. "qwen2.5:7b"; ":latest" is added when there is no tag
+	// Models, when set, are served instead of Plan and Model: every model of an Ollama store
+	// (see OllamaStoreModels), each under its own name, loaded on first use.
+	Models []OllamaModel
+	// GPUFree is the memory of each visible GPU the server may use (citadel sim
+	// --gpu-free-memory). When set, a loaded model holds its footprint (OllamaModel.Offload's
+	// GPUBytes) until it is unloaded, and a load that does not fit beside the loaded models
+	// evicts the least recently used idle ones first, or waits for busy ones to finish, as
+	// Ollama's scheduler does. Nil: models never compete for memory.
+	GPUFree   []int64
 	Version   string        // default DefaultOllamaVersion
 	KeepAlive time.Duration // default keep_alive (OLLAMA_KEEP_ALIVE); default 5m; negative: forever
-	// LoadTime is the simulated time to load the model into VRAM (scaled like every other
-	// simulated duration). Zero: 0.5 s plus the weights at 4 GB/s; negative: no load time.
+	// LoadTime is the simulated time to load a model into VRAM (scaled like every other
+	// simulated duration). Zero: 0.5 s plus the weights at 4 GB/s (a PCIe 4.0 NVMe drive's
+	// sequential read); negative: no load time. OllamaModel.LoadTime overrides it per model.
 	LoadTime  time.Duration
 	TimeScale float64
 	Seed      int64
@@ -52,41 +69,72 @@ type OllamaConfig struct {
 	FixedTTFT, FixedITL time.Duration
 }
 
-// Ollama is a simulated Ollama server.
-//
-// Model residency (keep_alive) is a small state machine guarded by mu: a request acquires the
-// model (loading it, or waiting for the load in progress), and releases it with its
-// keep_alive; the expiry countdown starts when the last request releases, as in Ollama's
-// scheduler. Token generation goes through the shared Engine in perf.Ollama mode.
-type Ollama struct {
-	cfg     OllamaConfig
-	name    string // with tag
-	short   string // without ":latest", also accepted
-	engine  *Engine
-	compat  *VLLM // the OpenAI-compatible /v1/chat/completions, on the same engine
-	mux     *http.ServeMux
-	handler http.Handler // mux behind the faults
-	digest  string
-
-	mu      sync.Mutex
-	cur     *modelLoad // nil: not loaded
-	active  int
-	keep    time.Duration // keep_alive of the latest request
-	expires time.Time     // when active == 0; zero with keep < 0 (forever)
+// OllamaModel is one model of a simulated Ollama server.
+type OllamaModel struct {
+	Name string    // as Ollama shows it: "deepcoder:14b", "ns/model:tag", "host/ns/model:tag"
+	Plan perf.Plan // the engine's plan, as if every layer were on the GPU (Offload slows it down)
+	// Offload is the model's split over OllamaConfig.GPUFree (perf.PlanOffload). Its Slowdown
+	// multiplies every step; its GPUBytes are the VRAM the loaded model holds, and /api/ps
+	// reports size_vram < size when layers are on the CPU. Zero: the Plan's weights and KV cache
+	// on the GPU.
+	Offload perf.Offload
+	// Store metadata, as /api/tags reports it; zero values are derived from Plan.
+	Digest            string    // the manifest's sha256, hex
+	Size              int64     // bytes of the model's blobs
+	Modified          time.Time // the manifest's modification time
+	Family            string    // e.g. "qwen2"
+	ParameterSize     string    // e.g. "14.8B"
+	QuantizationLevel string    // e.g. "Q4_K_M"
+	StandIn           bool      // the GGUF is a stand-in (modelinfo.Info.StandIn)
+	LoadTime          time.Duration
 }
 
-// modelLoad is one load of the model; done is closed when it finishes, with err set if it was
+// Ollama is a simulated Ollama server.
+//
+// Model residency (keep_alive) is a small state machine per model, guarded by mu: a request
+// acquires its model (loading it — after evicting idle models when memory is short — or waiting
+// for the load in progress), and releases it with its keep_alive; the expiry countdown starts
+// when the last request releases, as in Ollama's scheduler. Each model's tokens come from its
+// own Engine in perf.Ollama mode.
+type Ollama struct {
+	cfg     OllamaConfig
+	runners []*ollamaRunner // in /api/tags order
+	byName  map[string]*ollamaRunner
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the faults
+	created int64
+
+	mu      sync.Mutex
+	used    []int64       // VRAM held per GPU by loaded models (with cfg.GPUFree)
+	changed chan struct{} // closed (and replaced) when a model is released or unloaded
+}
+
+// ollamaRunner is one model: its engine and its residency.
+type ollamaRunner struct {
+	OllamaModel
+	s      *Ollama
+	name   string // with tag
+	engine *Engine
+	compat *VLLM // the OpenAI-compatible /v1 endpoints, on the same engine
+	load   time.Duration
+
+	// Guarded by s.mu.
+	cur      *modelLoad // nil: not loaded
+	active   int
+	keep     time.Duration // keep_alive of the latest request
+	expires  time.Time     // when active == 0; zero with keep < 0 (forever)
+	lastUsed time.Time
+}
+
+// modelLoad is one load of a model; done is closed when it finishes, with err set if it was
 // abandoned.
 type modelLoad struct {
 	done chan struct{}
 	err  error
 }
 
-// NewOllama builds the server; call Run (or Serve) to start its engine.
+// NewOllama builds the server; call Run (or Serve) to start its engines.
 func NewOllama(cfg OllamaConfig) (*Ollama, error) {
-	if cfg.Model == "" {
-		cfg.Model = cfg.Plan.Model.Name
-	}
 	if cfg.Version == "" {
 		cfg.Version = DefaultOllamaVersion
 	}
@@ -96,20 +144,11 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	if cfg.FixedTTFT > 0 || cfg.FixedITL > 0 {
 		cfg.LoadTime = -1 // fixed latencies: no load delay
 	}
-	if cfg.LoadTime == 0 {
-		cfg.LoadTime = 500*time.Millisecond + time.Duration(float64(cfg.Plan.WeightBytes*int64(cfg.Plan.Options.TP))/4e9*float64(time.Second))
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	name := ollamaName(cfg.Model)
-	m := newMetrics(name, "")
-	eng, err := newPersonalityEngine(cfg.Plan, perf.Ollama, cfg.TimeScale, m, cfg.Slowdown, cfg.FixedTTFT, cfg.FixedITL, cfg.Faults)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.Faults.Counted == nil {
 		cfg.Faults.Counted = isOllamaInference
@@ -117,13 +156,30 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	if cfg.Faults.Health == nil {
 		cfg.Faults.Health = isOllamaHealth
 	}
-	sum := sha256.Sum256([]byte(name + "\x00" + string(cfg.Plan.Options.Quant)))
-	s := &Ollama{cfg: cfg, name: name, short: strings.TrimSuffix(name, ":latest"), engine: eng,
-		digest: hex.EncodeToString(sum[:]), keep: cfg.KeepAlive}
-	s.compat = &VLLM{cfg: Config{Plan: cfg.Plan, ServedModelNames: []string{name, s.short}, ModelRoot: name,
-		VLLMVersion: DefaultVLLMVersion, TimeScale: cfg.TimeScale, Seed: cfg.Seed, Logger: cfg.Logger, Now: cfg.Now},
-		engine: eng, metrics: m, created: cfg.Now().Unix(), maxLen: cfg.Plan.Options.MaxModelLen, vision: cfg.Plan.Model.Vision}
-	s.compat.version, _ = parseVersion(DefaultVLLMVersion)
+	models := cfg.Models
+	if len(models) == 0 {
+		if cfg.Model == "" {
+			cfg.Model = cfg.Plan.Model.Name
+		}
+		models = []OllamaModel{{Name: cfg.Model, Plan: cfg.Plan}}
+	}
+	s := &Ollama{cfg: cfg, byName: make(map[string]*ollamaRunner), created: cfg.Now().Unix(),
+		changed: make(chan struct{}), used: make([]int64, len(cfg.GPUFree))}
+	for _, m := range models {
+		r, err := s.newRunner(m)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range ollamaAliases(r.name) {
+			if other, dup := s.byName[n]; dup && other != r {
+				return nil, fmt.Errorf("model %q is in the store twice (as %q and %q)", n, other.name, r.name)
+			}
+			s.byName[n] = r
+		}
+		s.runners = append(s.runners, r)
+	}
+	// Ollama lists the most recently modified first.
+	slices.SortStableFunc(s.runners, func(a, b *ollamaRunner) int { return b.Modified.Compare(a.Modified) })
 
 	mux := http.NewServeMux()
 	running := func(w http.ResponseWriter, _ *http.Request) {
@@ -142,8 +198,8 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 	mux.HandleFunc("POST /api/generate", s.generate)
 	mux.HandleFunc("POST /api/embed", s.embed)
 	mux.HandleFunc("POST /api/pull", s.pull)
-	mux.HandleFunc("POST /v1/chat/completions", s.openAI(s.compat.chat))
-	mux.HandleFunc("POST /v1/completions", s.openAI(s.compat.completions))
+	mux.HandleFunc("POST /v1/chat/completions", s.openAI(func(r *ollamaRunner) http.HandlerFunc { return r.compat.chat }))
+	mux.HandleFunc("POST /v1/completions", s.openAI(func(r *ollamaRunner) http.HandlerFunc { return r.compat.completions }))
 	mux.HandleFunc("GET /v1/models", s.openAIModels)
 	s.mux = mux
 	s.handler = WithFaults(cfg.Faults, mux, func(w http.ResponseWriter, status int, message string) {
@@ -154,6 +210,94 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 		writeOllamaError(w, &ollamaError{status, message})
 	})
 	return s, nil
+}
+
+// newRunner builds a model's engine and its OpenAI-compatible front.
+func (s *Ollama) newRunner(m OllamaModel) (*ollamaRunner, error) {
+	cfg := s.cfg
+	name := ollamaName(m.Name)
+	if len(m.Offload.GPUBytes) != len(cfg.GPUFree) && len(m.Offload.GPUBytes) > 0 {
+		return nil, fmt.Errorf("model %q: its offload plan covers %d GPUs, the server has %d", name, len(m.Offload.GPUBytes), len(cfg.GPUFree))
+	}
+	slow := cfg.Slowdown
+	if slow == 0 {
+		slow = 1
+	}
+	if m.Offload.Slowdown > 1 {
+		slow *= m.Offload.Slowdown
+	}
+	met := newMetrics(name, "")
+	eng, err := newPersonalityEngine(m.Plan, perf.Ollama, cfg.TimeScale, met, slow, cfg.FixedTTFT, cfg.FixedITL, cfg.Faults)
+	if err != nil {
+		return nil, err
+	}
+	if m.Digest == "" {
+		sum := sha256.Sum256([]byte(name + "\x00" + string(m.Plan.Options.Quant)))
+		m.Digest = hex.EncodeToString(sum[:])
+	}
+	if m.Modified.IsZero() {
+		m.Modified = time.Unix(s.created, 0)
+	}
+	r := &ollamaRunner{OllamaModel: m, s: s, name: name, engine: eng, keep: cfg.KeepAlive}
+	switch {
+	case m.LoadTime != 0:
+		r.load = m.LoadTime
+	case cfg.LoadTime != 0:
+		r.load = cfg.LoadTime
+	default:
+		r.load = 500*time.Millisecond + time.Duration(float64(r.weightBytes())/4e9*float64(time.Second))
+	}
+	if cfg.FixedTTFT > 0 || cfg.FixedITL > 0 {
+		r.load = -1
+	}
+	r.compat = &VLLM{cfg: Config{Plan: m.Plan, ServedModelNames: ollamaAliases(name), ModelRoot: name,
+		VLLMVersion: DefaultVLLMVersion, TimeScale: cfg.TimeScale, Seed: cfg.Seed, Logger: cfg.Logger, Now: cfg.Now},
+		engine: eng, metrics: met, created: s.created, maxLen: m.Plan.Options.MaxModelLen, vision: m.Plan.Model.Vision}
+	r.compat.version, _ = parseVersion(DefaultVLLMVersion)
+	return r, nil
+}
+
+// ollamaAliases are the names a model answers to: as shown, without ":latest", and fully
+// qualified (registry.ollama.ai/library/qwen2.5:7b, library/qwen2.5:7b).
+func ollamaAliases(name string) []string {
+	out := []string{name}
+	if short, ok := strings.CutSuffix(name, ":latest"); ok {
+		out = append(out, short)
+	}
+	if n, err := registry.ParseName(name); err == nil {
+		full := n.Host + "/" + n.Namespace + "/" + n.Model + ":" + n.Tag
+		out = append(out, full, n.Namespace+"/"+n.Model+":"+n.Tag)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// lookup finds the model a request names, or answers Ollama's own 404 (server/routes.go:
+// "model '%s' not found", the name as given).
+func (s *Ollama) lookup(name string) (*ollamaRunner, error) {
+	if name == "" {
+		return nil, &ollamaError{http.StatusBadRequest, "model is required"}
+	}
+	if r, ok := s.byName[ollamaName(name)]; ok {
+		return r, nil
+	}
+	if n, err := registry.ParseName(name); err == nil {
+		if r, ok := s.byName[n.Host+"/"+n.Namespace+"/"+n.Model+":"+n.Tag]; ok {
+			return r, nil
+		}
+	}
+	return nil, &ollamaError{http.StatusNotFound, fmt.Sprintf("model '%s' not found", name)}
+}
+
+// Run drives every model's engine until ctx ends.
+func (s *Ollama) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, r := range s.runners {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.engine.Run(ctx) }()
+	}
+	wg.Wait()
+	return nil
 }
 
 // isOllamaInference reports Ollama's inference requests, the ones faults count and fail: POST
@@ -184,20 +328,17 @@ func ollamaName(n string) string {
 
 func (s *Ollama) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Run drives the engine until ctx ends.
-func (s *Ollama) Run(ctx context.Context) error { return s.engine.Run(ctx) }
-
-// Serve runs the engine and an HTTP server on ln until ctx ends.
+// Serve runs the engines and an HTTP server on ln until ctx ends.
 func (s *Ollama) Serve(ctx context.Context, ln net.Listener) error {
-	return serveWith(ctx, ln, s, s.engine)
+	return serveWith(ctx, ln, s, s.Run)
 }
 
-// serveWith serves h on ln and runs eng until ctx ends, then shuts both down.
-func serveWith(ctx context.Context, ln net.Listener, h http.Handler, eng *Engine) error {
+// serveWith serves h on ln and runs the engines (run) until ctx ends, then shuts both down.
+func serveWith(ctx context.Context, ln net.Listener, h http.Handler, run func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	engineDone := make(chan struct{})
-	go func() { defer close(engineDone); _ = eng.Run(ctx) }()
+	go func() { defer close(engineDone); _ = run(ctx) }()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
@@ -232,16 +373,6 @@ func writeOllamaError(w http.ResponseWriter, err error) {
 		e = &ollamaError{status: http.StatusInternalServerError, message: err.Error()}
 	}
 	writeJSON(w, e.status, map[string]string{"error": e.message})
-}
-
-func (s *Ollama) checkModel(name string) error {
-	if name == "" {
-		return &ollamaError{http.StatusBadRequest, "model is required"}
-	}
-	if ollamaName(name) != s.name {
-		return &ollamaError{http.StatusNotFound, fmt.Sprintf("model %q not found, try pulling it first", name)}
-	}
-	return nil
 }
 
 func decodeOllama(r *http.Request, v any) error {
@@ -289,48 +420,60 @@ func (s *Ollama) keepFor(k keepAlive) time.Duration {
 	return s.cfg.KeepAlive
 }
 
-// acquire makes the model resident, loading it if needed, and counts the caller as active. It
-// returns the simulated load time the caller waited for (0 when the model was loaded), or an
-// error: the context's when the client went away, an *ollamaError when the load fails.
-func (s *Ollama) acquire(ctx context.Context) (time.Duration, error) {
+// acquire makes r resident, loading it if needed, and counts the caller as active. It returns
+// the simulated load time the caller waited for (0 when the model was loaded), or an error: the
+// context's when the client went away, an *ollamaError when the load fails.
+func (s *Ollama) acquire(ctx context.Context, r *ollamaRunner) (time.Duration, error) {
 	if s.cfg.OOMAtLoad {
-		return 0, s.oomError()
+		return 0, r.oomError()
 	}
 	for {
 		s.mu.Lock()
-		if s.cur != nil && s.active == 0 && s.keep >= 0 && !s.cfg.Now().Before(s.expires) && isDone(s.cur) {
-			s.cur = nil // expired
-		}
-		l := s.cur
+		s.expireLocked()
+		l := r.cur
 		if l != nil && isDone(l) {
-			s.active++
+			r.active++
+			r.lastUsed = s.cfg.Now()
 			s.mu.Unlock()
 			return 0, nil
 		}
 		loader := l == nil
+		if loader && !s.makeRoomLocked(r) {
+			// Every model that would have to go is busy: wait for one to be released.
+			wait := s.changed
+			s.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
 		if loader {
 			l = &modelLoad{done: make(chan struct{})}
-			s.cur = l
+			r.cur = l
+			s.hold(r, 1)
 		}
-		s.active++
+		r.active++
+		r.lastUsed = s.cfg.Now()
 		s.mu.Unlock()
 		if loader {
-			s.load(ctx, l)
+			s.load(ctx, r, l)
 		} else {
 			select {
 			case <-l.done:
 			case <-ctx.Done():
 				s.mu.Lock()
-				s.active--
+				r.active--
 				s.mu.Unlock()
 				return 0, ctx.Err()
 			}
 		}
 		if l.err == nil {
-			return max(s.cfg.LoadTime, 0), nil
+			return max(r.load, 0), nil
 		}
 		s.mu.Lock()
-		s.active--
+		r.active--
 		s.mu.Unlock()
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -338,12 +481,90 @@ func (s *Ollama) acquire(ctx context.Context) (time.Duration, error) {
 	}
 }
 
+// hold adds (sign 1) or returns (sign -1) r's VRAM footprint to the GPUs' accounting.
+func (s *Ollama) hold(r *ollamaRunner, sign int64) {
+	for i, b := range r.Offload.GPUBytes {
+		if i < len(s.used) {
+			s.used[i] += sign * b
+		}
+	}
+}
+
+// fitsLocked reports whether r's footprint fits beside the loaded models.
+func (s *Ollama) fitsLocked(r *ollamaRunner) bool {
+	for i, b := range r.Offload.GPUBytes {
+		if i < len(s.cfg.GPUFree) && s.used[i]+b > s.cfg.GPUFree[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// makeRoomLocked evicts idle loaded models, least recently used first, until r fits; it reports
+// false, evicting nothing, when even evicting every idle model would not make room.
+func (s *Ollama) makeRoomLocked(r *ollamaRunner) bool {
+	if s.fitsLocked(r) {
+		return true
+	}
+	var idle []*ollamaRunner
+	for _, o := range s.runners {
+		if o != r && o.cur != nil && o.active == 0 && isDone(o.cur) {
+			idle = append(idle, o)
+		}
+	}
+	slices.SortFunc(idle, func(a, b *ollamaRunner) int { return a.lastUsed.Compare(b.lastUsed) })
+	// Check first that evicting them all would be enough; then evict only as many as needed.
+	for _, o := range idle {
+		s.hold(o, -1)
+	}
+	ok := s.fitsLocked(r)
+	for _, o := range idle {
+		s.hold(o, 1)
+	}
+	if !ok {
+		return false
+	}
+	for _, o := range idle {
+		if s.fitsLocked(r) {
+			break
+		}
+		s.cfg.Logger.Info("evicting model to make room", "model", o.name, "for", r.name)
+		s.unloadLocked(o)
+	}
+	return true
+}
+
+// expireLocked unloads idle models whose keep_alive has passed.
+func (s *Ollama) expireLocked() {
+	now := s.cfg.Now()
+	for _, r := range s.runners {
+		if r.cur != nil && r.active == 0 && r.keep >= 0 && !now.Before(r.expires) && isDone(r.cur) {
+			s.unloadLocked(r)
+		}
+	}
+}
+
+// unloadLocked drops r from memory and wakes loaders waiting for room.
+func (s *Ollama) unloadLocked(r *ollamaRunner) {
+	if r.cur == nil {
+		return
+	}
+	r.cur = nil
+	s.hold(r, -1)
+	s.signalLocked()
+}
+
+func (s *Ollama) signalLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // oomError is Ollama's refusal to load a model that does not fit (llm/memory.go), with the
 // weights as the requirement and the GPUs' memory as what is available.
-func (s *Ollama) oomError() *ollamaError {
-	avail := s.cfg.Plan.GPU.MemoryBytes * int64(s.cfg.Plan.Options.TP)
+func (r *ollamaRunner) oomError() *ollamaError {
+	avail := r.Plan.GPU.MemoryBytes * int64(r.Plan.Options.TP)
 	return &ollamaError{http.StatusInternalServerError, fmt.Sprintf("model requires more system memory (%.1f GiB) than is available (%.1f GiB)",
-		float64(s.size())/(1<<30), float64(avail)/(1<<30))}
+		float64(r.weightBytes())/(1<<30), float64(avail)/(1<<30))}
 }
 
 func isDone(l *modelLoad) bool {
@@ -355,11 +576,11 @@ func isDone(l *modelLoad) bool {
 	}
 }
 
-// load waits out the scaled load time; a cancelled loader abandons the load so that a waiter
+// load waits out r's scaled load time; a cancelled loader abandons the load so that a waiter
 // starts another.
-func (s *Ollama) load(ctx context.Context, l *modelLoad) {
+func (s *Ollama) load(ctx context.Context, r *ollamaRunner, l *modelLoad) {
 	defer close(l.done)
-	wait := time.Duration(s.cfg.TimeScale * float64(max(s.cfg.LoadTime, 0)))
+	wait := time.Duration(s.cfg.TimeScale * float64(max(r.load, 0)))
 	if wait <= 0 {
 		return
 	}
@@ -370,58 +591,65 @@ func (s *Ollama) load(ctx context.Context, l *modelLoad) {
 	case <-ctx.Done():
 		s.mu.Lock()
 		l.err = ctx.Err()
-		if s.cur == l {
-			s.cur = nil
+		if r.cur == l {
+			s.unloadLocked(r)
 		}
 		s.mu.Unlock()
 	}
 }
 
-// release ends one request's use with its keep_alive: 0 unloads when nothing else runs, a
+// release ends one request's use of r with its keep_alive: 0 unloads when nothing else runs, a
 // negative value keeps the model forever.
-func (s *Ollama) release(keep time.Duration) {
+func (s *Ollama) release(r *ollamaRunner, keep time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.active--
-	s.keep = keep
-	s.expires = s.cfg.Now().Add(keep)
-	if keep == 0 && s.active == 0 {
-		s.cur = nil
+	r.active--
+	r.keep = keep
+	r.expires = s.cfg.Now().Add(keep)
+	r.lastUsed = s.cfg.Now()
+	switch {
+	case keep == 0 && r.active == 0:
+		s.unloadLocked(r)
+	case r.active == 0:
+		s.signalLocked() // r may now be evicted for a waiting load
 	}
 }
 
 // unload is keep_alive 0 with an empty prompt.
-func (s *Ollama) unload() {
+func (s *Ollama) unload(r *ollamaRunner) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.active == 0 {
-		s.cur = nil
+	if r.active == 0 {
+		s.unloadLocked(r)
 	}
 }
 
-// resident reports whether the model is loaded and when it expires.
-func (s *Ollama) resident() (bool, time.Time) {
+// resident reports whether r is loaded and when it expires.
+func (s *Ollama) resident(r *ollamaRunner) (bool, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	if s.cur == nil || !isDone(s.cur) {
+	if r.cur == nil || !isDone(r.cur) {
 		return false, time.Time{}
 	}
 	switch {
-	case s.keep < 0:
+	case r.keep < 0:
 		return true, now.AddDate(100, 0, 0) // "forever", as far as a client can tell
-	case s.active > 0:
-		return true, now.Add(s.keep)
-	case !now.Before(s.expires):
+	case r.active > 0:
+		return true, now.Add(r.keep)
+	case !now.Before(r.expires):
 		return false, time.Time{}
 	}
-	return true, s.expires
+	return true, r.expires
 }
 
 // Model metadata.
 
-func (s *Ollama) arch() string {
-	n := s.cfg.Plan.Model.Name
+func (r *ollamaRunner) arch() string {
+	if r.Family != "" {
+		return r.Family
+	}
+	n := r.Plan.Model.Name
 	switch {
 	case strings.HasPrefix(n, "mimo-vl"):
 		return "qwen25vl"
@@ -431,8 +659,11 @@ func (s *Ollama) arch() string {
 	return "qwen2"
 }
 
-func (s *Ollama) quantLevel() string {
-	switch s.cfg.Plan.Options.Quant {
+func (r *ollamaRunner) quantLevel() string {
+	if r.QuantizationLevel != "" {
+		return r.QuantizationLevel
+	}
+	switch r.Plan.Options.Quant {
 	case perf.QuantFP8:
 		return "F8_E4M3"
 	case perf.QuantAWQInt4:
@@ -452,14 +683,40 @@ type ollamaDetails struct {
 	QuantizationLevel string   `json:"quantization_level"`
 }
 
-func (s *Ollama) details() ollamaDetails {
-	a := s.arch()
-	return ollamaDetails{Format: "gguf", Family: a, Families: []string{a},
-		ParameterSize: fmt.Sprintf("%.1fB", float64(s.cfg.Plan.Model.Params)/1e9), QuantizationLevel: s.quantLevel()}
+func (r *ollamaRunner) details() ollamaDetails {
+	a := r.arch()
+	size := r.ParameterSize
+	if size == "" {
+		size = fmt.Sprintf("%.1fB", float64(r.Plan.Model.Params)/1e9)
+	}
+	return ollamaDetails{Format: "gguf", Family: a, Families: []string{a}, ParameterSize: size, QuantizationLevel: r.quantLevel()}
 }
 
-func (s *Ollama) size() int64 {
-	return s.cfg.Plan.WeightBytes * int64(s.cfg.Plan.Options.TP)
+// weightBytes is the weights' size over all GPUs, as the performance model costs them.
+func (r *ollamaRunner) weightBytes() int64 {
+	return r.Plan.WeightBytes * int64(r.Plan.Options.TP)
+}
+
+// diskSize is /api/tags' size: the store's blobs, else the weights.
+func (r *ollamaRunner) diskSize() int64 {
+	if r.Size > 0 {
+		return r.Size
+	}
+	return r.weightBytes()
+}
+
+// memory is /api/ps' size and size_vram: with an offload plan, what Ollama allocates on the
+// GPUs and in host memory; else the weights and the slots' KV cache.
+func (r *ollamaRunner) memory() (size, vram int64) {
+	if len(r.Offload.GPUBytes) > 0 {
+		for _, b := range r.Offload.GPUBytes {
+			vram += b
+		}
+		return vram + r.Offload.CPUBytes, vram
+	}
+	p := r.Plan
+	vram = r.weightBytes() + p.KVBytesPerToken*int64(p.Options.Parallel)*int64(p.Options.MaxModelLen)*int64(p.Options.TP)
+	return vram, vram
 }
 
 type ollamaModel struct {
@@ -475,22 +732,28 @@ type ollamaModel struct {
 }
 
 func (s *Ollama) tags(w http.ResponseWriter, _ *http.Request) {
-	mod := s.modified()
-	writeJSON(w, http.StatusOK, map[string]any{"models": []ollamaModel{{Name: s.name, Model: s.name, ModifiedAt: &mod,
-		Size: s.size(), Digest: s.digest, Details: s.details()}}})
+	models := make([]ollamaModel, 0, len(s.runners))
+	for _, r := range s.runners {
+		mod := r.Modified.UTC()
+		models = append(models, ollamaModel{Name: r.name, Model: r.name, ModifiedAt: &mod, Size: r.diskSize(), Digest: r.Digest, Details: r.details()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": models})
 }
-
-func (s *Ollama) modified() time.Time { return time.Unix(s.compat.created, 0).UTC() }
 
 func (s *Ollama) ps(w http.ResponseWriter, _ *http.Request) {
 	models := []ollamaModel{}
-	if ok, exp := s.resident(); ok {
-		p := s.cfg.Plan
-		vram := s.size() + p.KVBytesPerToken*int64(p.Options.Parallel)*int64(p.Options.MaxModelLen)*int64(p.Options.TP)
+	for _, r := range s.runners {
+		ok, exp := s.resident(r)
+		if !ok {
+			continue
+		}
+		size, vram := r.memory()
 		exp = exp.UTC()
-		models = append(models, ollamaModel{Name: s.name, Model: s.name, Size: vram, Digest: s.digest, Details: s.details(),
-			ExpiresAt: &exp, SizeVRAM: &vram, ContextLength: p.Options.MaxModelLen})
+		models = append(models, ollamaModel{Name: r.name, Model: r.name, Size: size, Digest: r.Digest, Details: r.details(),
+			ExpiresAt: &exp, SizeVRAM: &vram, ContextLength: r.Plan.Options.MaxModelLen})
 	}
+	// Ollama lists the longest remaining first.
+	slices.SortStableFunc(models, func(a, b ollamaModel) int { return b.ExpiresAt.Compare(*a.ExpiresAt) })
 	writeJSON(w, http.StatusOK, map[string]any{"models": models})
 }
 
@@ -506,11 +769,12 @@ func (s *Ollama) show(w http.ResponseWriter, r *http.Request) {
 	if req.Model == "" {
 		req.Model = req.Name
 	}
-	if err := s.checkModel(req.Model); err != nil {
+	rn, err := s.lookup(req.Model)
+	if err != nil {
 		writeOllamaError(w, err)
 		return
 	}
-	m, a := s.cfg.Plan.Model, s.arch()
+	m, a := rn.Plan.Model, rn.arch()
 	caps := []string{"completion", "tools"}
 	if m.Vision {
 		caps = append(caps, "vision")
@@ -527,17 +791,20 @@ func (s *Ollama) show(w http.ResponseWriter, r *http.Request) {
 		a + ".attention.head_count_kv": m.KVHeads,
 		a + ".vocab_size":              m.Vocab,
 		"general.file_type":            15,
-		"general.size_label":           s.details().ParameterSize,
+		"general.size_label":           rn.details().ParameterSize,
+	}
+	if rn.StandIn {
+		info[modelinfo.StandInParameterCountKey] = m.Params
 	}
 	resp := map[string]any{
 		"license":      "Apache License 2.0",
-		"modelfile":    fmt.Sprintf("# Modelfile generated by \"ollama show\"\nFROM %s\nTEMPLATE {{ .Prompt }}\n", s.name),
+		"modelfile":    fmt.Sprintf("# Modelfile generated by \"ollama show\"\nFROM %s\nTEMPLATE {{ .Prompt }}\n", rn.name),
 		"parameters":   "stop                           \"<|im_start|>\"\nstop                           \"<|im_end|>\"",
 		"template":     "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n",
-		"details":      s.details(),
+		"details":      rn.details(),
 		"model_info":   info,
 		"capabilities": caps,
-		"modified_at":  s.modified(),
+		"modified_at":  rn.Modified.UTC(),
 	}
 	if m.Vision {
 		resp["projector_info"] = map[string]any{"clip.has_vision_encoder": true, "general.architecture": "clip",
@@ -584,6 +851,7 @@ type ollamaResponse struct {
 
 // ollamaJob is a validated chat or generate request.
 type ollamaJob struct {
+	r      *ollamaRunner
 	model  string
 	chat   bool
 	stream bool
@@ -594,18 +862,19 @@ type ollamaJob struct {
 }
 
 func (s *Ollama) newJob(model string, p prompt, opts ollamaOptions, chat bool, stream *bool, k keepAlive) (*ollamaJob, error) {
-	if err := s.checkModel(model); err != nil {
+	r, err := s.lookup(model)
+	if err != nil {
 		return nil, err
 	}
-	j := &ollamaJob{model: model, chat: chat, stream: stream == nil || *stream, keep: s.keepFor(k), prompt: p}
+	j := &ollamaJob{r: r, model: model, chat: chat, stream: stream == nil || *stream, keep: s.keepFor(k), prompt: p}
 	if p.tokens == 0 {
 		j.empty = true
 		return j, nil
 	}
-	if p.vision > 0 && !s.cfg.Plan.Model.Vision {
+	if p.vision > 0 && !r.Plan.Model.Vision {
 		return nil, &ollamaError{http.StatusBadRequest, fmt.Sprintf("model %q does not support images", model)}
 	}
-	ctxLen := s.cfg.Plan.Options.MaxModelLen
+	ctxLen := r.Plan.Options.MaxModelLen
 	if p.tokens+p.vision >= ctxLen {
 		return nil, &ollamaError{http.StatusBadRequest, fmt.Sprintf("the input length (%d tokens) exceeds the context length (%d tokens)", p.tokens+p.vision, ctxLen)}
 	}
@@ -696,29 +965,29 @@ func (s *Ollama) generate(w http.ResponseWriter, r *http.Request) {
 }
 
 // prefillTime is the simulated time of a lone prefill of n tokens (v of them image tokens).
-func (s *Ollama) prefillTime(n, v int) time.Duration {
-	return s.cfg.Plan.StepTime(perf.Batch{Tokens: n, Sampled: 1, ContextTokens: int64(n),
+func (r *ollamaRunner) prefillTime(n, v int) time.Duration {
+	return r.Plan.StepTime(perf.Batch{Tokens: n, Sampled: 1, ContextTokens: int64(n),
 		AttentionWork: float64(n) * float64(n+1) / 2, VisionTokens: v})
 }
 
 // promptEvalTime is prompt_eval_duration of n prompt tokens (v of them image tokens), in
 // simulated time with the slowdown: a lone prefill's, or in fixed-latency mode FixedTTFT.
-func (s *Ollama) promptEvalTime(n, v int) time.Duration {
-	if ttft, _, ok := s.engine.Fixed(); ok {
-		return s.engine.simTime(ttft)
+func (r *ollamaRunner) promptEvalTime(n, v int) time.Duration {
+	if ttft, _, ok := r.engine.Fixed(); ok {
+		return r.engine.simTime(ttft)
 	}
-	return s.engine.simTime(s.prefillTime(n, v))
+	return r.engine.simTime(r.prefillTime(n, v))
 }
 
 // run loads the model, generates j's tokens on the engine and writes NDJSON (or one object).
 func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
-	ctx := r.Context()
+	ctx, rn := r.Context(), j.r
 	if j.empty && j.keep == 0 {
-		s.unload()
+		s.unload(rn)
 		s.finalOnly(w, j, "unload", ollamaMetrics{})
 		return
 	}
-	load, err := s.acquire(ctx)
+	load, err := s.acquire(ctx, rn)
 	if err != nil {
 		var e *ollamaError
 		if errors.As(err, &e) { // else the client went away
@@ -727,13 +996,13 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 		return
 	}
 	if j.empty {
-		s.release(j.keep)
+		s.release(rn, j.keep)
 		s.finalOnly(w, j, "load", ollamaMetrics{TotalDuration: load, LoadDuration: load})
 		return
 	}
-	defer func() { s.release(j.keep) }()
+	defer func() { s.release(rn, j.keep) }()
 	c := j.choice
-	st, err := s.engine.Submit(ctx, j.prompt.tokens, j.prompt.vision, []int{c.tokens}, []string{c.finish})
+	st, err := rn.engine.Submit(ctx, j.prompt.tokens, j.prompt.vision, []int{c.tokens}, []string{c.finish})
 	if err != nil {
 		writeOllamaError(w, &ollamaError{http.StatusServiceUnavailable, "server busy, please try again: " + err.Error()})
 		return
@@ -744,7 +1013,7 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 	for {
 		select {
 		case <-ctx.Done():
-			s.engine.Abort(st)
+			rn.engine.Abort(st)
 			return
 		case <-st.notify:
 		}
@@ -775,7 +1044,7 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 		}
 		if j.stream {
 			if err := nd.flush(); err != nil {
-				s.engine.Abort(st)
+				rn.engine.Abort(st)
 				return
 			}
 		}
@@ -785,8 +1054,8 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 	}
 	// The driver wrote arrival and last before publishing finished under st.mu, and never
 	// writes them again: reading them here is ordered by snapshot's lock.
-	span := s.engine.simTime(st.last[0] - st.arrival)
-	pe := min(s.promptEvalTime(j.prompt.tokens+j.prompt.vision, j.prompt.vision), span)
+	span := rn.engine.simTime(st.last[0] - st.arrival)
+	pe := min(rn.promptEvalTime(j.prompt.tokens+j.prompt.vision, j.prompt.vision), span)
 	m := ollamaMetrics{TotalDuration: load + span, LoadDuration: load, PromptEvalCount: j.prompt.tokens + j.prompt.vision,
 		PromptEvalDuration: pe, EvalCount: c.tokens, EvalDuration: span - pe}
 	final := s.final(j, c.finish, m)
@@ -860,7 +1129,8 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 		writeOllamaError(w, err)
 		return
 	}
-	if err := s.checkModel(req.Model); err != nil {
+	rn, err := s.lookup(req.Model)
+	if err != nil {
 		writeOllamaError(w, err)
 		return
 	}
@@ -872,11 +1142,11 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 		writeOllamaError(w, &ollamaError{http.StatusBadRequest, "invalid input type: want a string or a list of strings"})
 		return
 	}
-	dims := s.cfg.Plan.Model.Hidden
+	dims := rn.Plan.Model.Hidden
 	if req.Dimensions > 0 && req.Dimensions < dims {
 		dims = req.Dimensions
 	}
-	load, err := s.acquire(r.Context())
+	load, err := s.acquire(r.Context(), rn)
 	if err != nil {
 		var e *ollamaError
 		if errors.As(err, &e) { // else the client went away
@@ -884,14 +1154,14 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	defer func() { s.release(s.keepFor(req.KeepAlive)) }()
+	defer func() { s.release(rn, s.keepFor(req.KeepAlive)) }()
 	tokens := 0
 	embeddings := make([][]float32, len(inputs))
 	for i, in := range inputs {
 		tokens += max(1, countTokens(in))
 		embeddings[i] = unitVector(s.cfg.Seed, in, dims)
 	}
-	pe := s.promptEvalTime(tokens, 0)
+	pe := rn.promptEvalTime(tokens, 0)
 	if wait := time.Duration(s.cfg.TimeScale * float64(pe)); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
@@ -905,7 +1175,7 @@ func (s *Ollama) embed(w http.ResponseWriter, r *http.Request) {
 		"total_duration": load + pe, "load_duration": load, "prompt_eval_count": tokens})
 }
 
-// pull streams Ollama's progress for the served model; other names are not in the "registry".
+// pull streams Ollama's progress for a served model; other names are not in the "registry".
 func (s *Ollama) pull(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Model  string `json:"model"`
@@ -920,7 +1190,8 @@ func (s *Ollama) pull(w http.ResponseWriter, r *http.Request) {
 		req.Model = req.Name
 	}
 	stream := req.Stream == nil || *req.Stream
-	if ollamaName(req.Model) != s.name {
+	rn, err := s.lookup(req.Model)
+	if err != nil {
 		msg := "pull model manifest: file does not exist"
 		if !stream {
 			writeOllamaError(w, &ollamaError{http.StatusInternalServerError, msg})
@@ -947,9 +1218,9 @@ func (s *Ollama) pull(w http.ResponseWriter, r *http.Request) {
 	layers := []struct {
 		kind string
 		size int64
-	}{{"model", s.size()}, {"template", 1482}, {"license", 11343}, {"params", 148}}
+	}{{"model", rn.diskSize()}, {"template", 1482}, {"license", 11343}, {"params", 148}}
 	for _, l := range layers {
-		sum := sha256.Sum256([]byte(s.digest + l.kind))
+		sum := sha256.Sum256([]byte(rn.Digest + l.kind))
 		d := "sha256:" + hex.EncodeToString(sum[:])
 		status := "pulling " + d[7:19]
 		steps := int64(1)
@@ -969,22 +1240,57 @@ func (s *Ollama) pull(w http.ResponseWriter, r *http.Request) {
 	_ = nd.flush()
 }
 
-// openAI wraps a /v1 handler of the shared vLLM code with model residency.
-func (s *Ollama) openAI(h http.HandlerFunc) http.HandlerFunc {
+// openAI routes a /v1 request of the shared vLLM code to the model its body names, with model
+// residency. An unknown model gets Ollama's 404 in OpenAI's error shape (middleware/openai.go).
+func (s *Ollama) openAI(h func(*ollamaRunner) http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := s.acquire(r.Context()); err != nil {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
+		if err != nil {
+			writeOpenAIError(w, http.StatusBadRequest, "invalid request body: "+err.Error())
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var req struct {
+			Model string `json:"model"`
+		}
+		_ = json.Unmarshal(body, &req) // the handler reports a malformed body
+		rn := s.runners[0]
+		if req.Model != "" || len(s.runners) > 1 {
+			if rn, err = s.lookup(req.Model); err != nil {
+				var e *ollamaError
+				errors.As(err, &e)
+				writeOpenAIError(w, e.status, e.message)
+				return
+			}
+		}
+		if _, err := s.acquire(r.Context(), rn); err != nil {
 			var e *ollamaError
 			if errors.As(err, &e) { // else the client went away
-				s.compat.writeError(w, &apiError{status: e.status, message: e.message})
+				rn.compat.writeError(w, &apiError{status: e.status, message: e.message})
 			}
 			return
 		}
-		defer s.release(s.cfg.KeepAlive)
-		h(w, r)
+		defer s.release(rn, s.cfg.KeepAlive)
+		h(rn)(w, r)
 	}
 }
 
+// writeOpenAIError is Ollama's OpenAI-compatible error (openai.NewError).
+func writeOpenAIError(w http.ResponseWriter, status int, message string) {
+	typ := "api_error"
+	switch status {
+	case http.StatusBadRequest:
+		typ = "invalid_request_error"
+	case http.StatusNotFound:
+		typ = "not_found_error"
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]any{"message": message, "type": typ, "param": nil, "code": nil}})
+}
+
 func (s *Ollama) openAIModels(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{
-		{"id": s.name, "object": "model", "created": s.compat.created, "owned_by": "library"}}})
+	data := make([]map[string]any, 0, len(s.runners))
+	for _, r := range s.runners {
+		data = append(data, map[string]any{"id": r.name, "object": "model", "created": r.Modified.Unix(), "owned_by": "library"})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }

@@ -227,8 +227,8 @@ func TestOllamaInfoAndErrors(t *testing.T) {
 		code       int
 		want       string
 	}{
-		{"/api/chat", `{"model":"nope","messages":[]}`, 404, `{"error":"model \"nope\" not found, try pulling it first"}`},
-		{"/api/show", `{"model":"nope"}`, 404, `{"error":"model \"nope\" not found, try pulling it first"}`},
+		{"/api/chat", `{"model":"nope","messages":[]}`, 404, `{"error":"model 'nope' not found"}`},
+		{"/api/show", `{"model":"nope"}`, 404, `{"error":"model 'nope' not found"}`},
 		{"/api/generate", `{"model":"mimo-vl","prompt":`, 400, `{"error":"invalid request body: unexpected EOF"}`},
 		{"/api/pull", `{"model":"nope","stream":false}`, 500, `{"error":"pull model manifest: file does not exist"}`},
 	}
@@ -352,7 +352,7 @@ func TestOllamaNodeClient(t *testing.T) {
 	if got.Embed.Count != 2 || got.Embed.Dims != 3584 {
 		t.Errorf("embed: %+v; want 2 vectors of 3584", got.Embed)
 	}
-	if got.NotFound["status"] != 404.0 || got.NotFound["message"] != `model "no-such-model" not found, try pulling it first` {
+	if got.NotFound["status"] != 404.0 || got.NotFound["message"] != `model 'no-such-model' not found` {
 		t.Errorf("unknown model: %v", got.NotFound)
 	}
 }

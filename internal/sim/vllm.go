@@ -204,7 +204,7 @@ func (s *VLLM) Run(ctx context.Context) error { return s.engine.Run(ctx) }
 
 // Serve runs the engine and an HTTP server on ln until ctx ends.
 func (s *VLLM) Serve(ctx context.Context, ln net.Listener) error {
-	return serveWith(ctx, ln, s, s.engine)
+	return serveWith(ctx, ln, s, s.engine.Run)
 }
 
 // apiError is an error the client sees as vLLM's error JSON.
