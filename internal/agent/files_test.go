@@ -72,7 +72,7 @@ func ollamaRepo(t *testing.T, dir string) {
 	for p, b := range map[string][]byte{
 		filepath.Join(blobs, "sha256-"+hex.EncodeToString(wsum[:])): weights,
 		filepath.Join(blobs, "sha256-"+hex.EncodeToString(csum[:])): cfg,
-		filepath.Join(mdir, "1b"): []byte(man),
+		filepath.Join(mdir, "1b"):                                   []byte(man),
 	} {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
