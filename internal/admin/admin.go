@@ -36,6 +36,8 @@ type Options struct {
 	// last tail lines, then (follow) new lines until ctx ends. It returns a
 	// *LogsError when there is no such service or replica.
 	Logs func(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error
+	// GPUs, when set, returns the GPU inventory and who holds each GPU (GET /api/v1/gpus).
+	GPUs func(ctx context.Context) (v1.GPUList, error)
 }
 
 // LogsError is a logs request that names no running service or replica.
@@ -74,6 +76,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/{plural}/{name}", s.delete)
 	mux.HandleFunc("PUT /api/v1/{plural}/{name}/status", s.putStatus)
 	mux.HandleFunc("GET /api/v1/inferenceservices/{name}/logs", s.logs)
+	mux.HandleFunc("GET /api/v1/gpus", s.gpus)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, v1.ReasonNotFound, fmt.Sprintf("no admin API route %s %s", r.Method, r.URL.Path), nil)
 	})

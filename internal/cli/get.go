@@ -21,15 +21,19 @@ func newGet(e *env) *cobra.Command {
 		Short: "List objects of a kind, or show some by name",
 		Long: `List objects as a table, or print them as JSON or YAML.
 
-Kinds: ` + strings.Join(v1.KindNames(), ", ") + `.
+Kinds: ` + strings.Join(v1.KindNames(), ", ") + `; and gpus, the server's GPUs and who holds them.
 Secret values are never shown: they read as ` + v1.Redacted + `.`,
 		Example: `  citadel get models
+  citadel get gpus
   citadel get isvc -A -o wide
   citadel get model mimo-vl-7b-rl -o yaml
   citadel get routes -l team=lab
   citadel get model mimo-vl-7b-rl -w        # follow a download`,
 		Args: argsBetween(1, -1, "KIND [NAME...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isGPUs(args[0]) {
+				return getGPUs(cmd.Context(), e, output, watch, args[1:])
+			}
 			info, err := v1.LookupKind(args[0])
 			if err != nil {
 				return usageError{err}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,12 +79,15 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 				})
 			}
 			var so *serving.Options
+			gpuLines := []string{"serving controller off (--engines=false): no engines start and no GPU is used"}
 			if enginesOn {
 				inv, discover, err := inventory(cmd.Context(), gpus, simulate)
 				if err != nil {
 					return err
 				}
-				so = &serving.Options{Inventory: inv, Discover: discover, CacheDir: st.hfCache, OllamaModels: st.ollamaDir, InventorySource: inventorySource(gpus)}
+				source := inventorySource(gpus, inv)
+				gpuLines = inventoryLines(inv, source)
+				so = &serving.Options{Inventory: inv, Discover: discover, CacheDir: st.hfCache, OllamaModels: st.ollamaDir, InventorySource: source}
 				if simulate {
 					self, err := os.Executable()
 					if err != nil {
@@ -101,19 +105,39 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 				defer closeLog()
 				gw = &gateway.Options{Version: version.Info().Version, AccessLog: al}
 			}
+			// The gateway's listener is opened here so that the start-up lines name the
+			// address it really has (--gateway-addr 127.0.0.1:0 picks one).
+			var gln net.Listener
+			if gw != nil {
+				if gln, err = net.Listen("tcp", gatewayAddr); err != nil {
+					return fmt.Errorf("gateway cannot listen on %s: %w (is another citadel serve running? pick another with --gateway-addr, or --gateway-addr off)", gatewayAddr, err)
+				}
+				gatewayAddr = gln.Addr().String()
+			}
 			return daemon.Run(cmd.Context(), daemon.Options{
-				Serving:     so,
-				Gateway:     gw,
-				GatewayAddr: gatewayAddr,
-				DataDir:     dataDir,
-				AdminAddr:   adminAddr,
-				AdminToken:  adminToken,
-				Version:     version.Info(),
-				Logger:      slog.New(h),
-				Puller:      puller,
-				Agent:       agent.Options{MaxConcurrent: maxDownloads, StallTimeout: stall},
+				Serving:         so,
+				Gateway:         gw,
+				GatewayAddr:     gatewayAddr,
+				GatewayListener: gln,
+				DataDir:         dataDir,
+				AdminAddr:       adminAddr,
+				AdminToken:      adminToken,
+				Version:         version.Info(),
+				Logger:          slog.New(h),
+				Puller:          puller,
+				Agent:           agent.Options{MaxConcurrent: maxDownloads, StallTimeout: stall},
 				Ready: func(addr string) {
+					for _, l := range gpuLines {
+						fmt.Fprintf(e.stderr, "citadel: %s\n", l)
+					}
 					fmt.Fprintf(e.stderr, "citadel: admin API on http://%s, data in %s\n", addr, dataDir)
+					if gw != nil {
+						fmt.Fprintf(e.stderr, "citadel: gateway on http://%s (OpenAI /v1, Ollama /api)\n", gatewayAddr)
+					} else {
+						fmt.Fprintf(e.stderr, "citadel: no gateway (--gateway-addr off): routes are stored, not served\n")
+					}
+					_, statErr := os.Stat(filepath.Join("examples", "seed-001"))
+					fmt.Fprintf(e.stderr, "citadel: next: %s\n", nextStep(enginesOn, simulate, e.getenv("HF_ENDPOINT") != "" && ollamaRegistry != "", statErr == nil))
 				},
 			})
 		},
@@ -209,10 +233,51 @@ func defaultDataDir(getenv func(string) string) (string, error) {
 	return filepath.Join(strings.TrimSuffix(home, "/"), ".local", "state", "citadel"), nil
 }
 
-// inventorySource says where serve's GPU inventory comes from, for citadel get gpus.
-func inventorySource(gpus string) string {
-	if gpus == "" || gpus == "auto" {
+// inventorySource says where serve's GPU inventory comes from, for citadel get gpus and
+// serve's start-up lines.
+func inventorySource(spec string, inv []placement.GPU) string {
+	switch spec {
+	case "none", "":
+		return "none (--gpus none)"
+	case "auto":
+		if inv == nil {
+			return "nvidia-smi (not found: no NVIDIA driver)"
+		}
 		return "nvidia-smi"
 	}
-	return gpus + " (simulated)"
+	return spec + " (simulated profiles, --gpus)"
+}
+
+// inventoryLines are serve's start-up lines about the GPUs: one per GPU, or why there is none.
+func inventoryLines(inv []placement.GPU, source string) []string {
+	if len(inv) == 0 {
+		return []string{"no GPUs, from " + source + ": only CPU engines (llama.cpp, Ollama) can run"}
+	}
+	out := make([]string, 0, len(inv))
+	for _, g := range inv {
+		mem := "memory unknown"
+		if g.MemoryTotal > 0 {
+			mem = gpuGiB(g.MemoryTotal)
+			if g.MemoryUsed > 0 {
+				mem += " (" + gpuGiB(g.MemoryUsed) + " used by other processes)"
+			}
+		}
+		out = append(out, fmt.Sprintf("GPU %d: %s, %s, from %s", g.Index, g.Name, mem, source))
+	}
+	return out
+}
+
+// nextStep is the command serve suggests once it runs, true for a user who cloned the
+// repository and started serve from its root (examples there): apply the seed-001 example
+// when models come from a mirror or a real host downloads them, else seed a mirror first.
+func nextStep(engines, simulate, mirror, examples bool) string {
+	switch {
+	case !engines:
+		return "citadel apply -f FILE (models download; nothing is served with --engines=false)"
+	case !examples:
+		return "citadel get gpus, then citadel apply -f FILE with your models"
+	case simulate && !mirror:
+		return "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/mirror --example seed-001"
+	}
+	return "citadel apply -f examples/seed-001/, then citadel get gpus"
 }

@@ -1,0 +1,17 @@
+package client
+
+import (
+	"context"
+	"net/http"
+
+	v1 "citadel.dev/citadel/api/v1"
+)
+
+// GPUs returns the server's GPU inventory: each GPU's memory, what Citadel's engines hold or
+// plan on it, and which services hold it. A server with no serving controller answers with
+// an *APIError (reason NotFound) that says so.
+func (c *Client) GPUs(ctx context.Context) (v1.GPUList, error) {
+	var l v1.GPUList
+	err := c.do(ctx, http.MethodGet, "/api/v1/gpus", nil, nil, &l)
+	return l, err
+}
