@@ -243,6 +243,21 @@ func (c *Client) Delete(ctx context.Context, kind, namespace, name, resourceVers
 	return o, err
 }
 
+// Retry asks the server to try an object again: a Failed model is
+// downloaded again at once (its backoff reset), a Ready model's files are
+// checked; an InferenceService retries the Failed model it waits for
+// (engines restart by themselves). The result's Action says what happened,
+// e.g. "retried (was Failed: DownloadStalled)" or "unchanged (...)".
+func (c *Client) Retry(ctx context.Context, kind, namespace, name string) (v1.ApplyResult, error) {
+	var res v1.ApplyResult
+	info, err := plural(kind)
+	if err != nil {
+		return res, err
+	}
+	err = c.do(ctx, http.MethodPost, "/api/v1/"+info.Plural+"/"+url.PathEscape(name)+"/retry", nsQuery(namespace), nil, &res)
+	return res, err
+}
+
 // UpdateStatus writes o's status; o's resourceVersion, when set, must match.
 func (c *Client) UpdateStatus(ctx context.Context, o v1.Object) (v1.Object, error) {
 	info, err := plural(o.GetTypeMeta().Kind)

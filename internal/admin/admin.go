@@ -75,6 +75,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/{plural}/{name}", s.get)
 	mux.HandleFunc("DELETE /api/v1/{plural}/{name}", s.delete)
 	mux.HandleFunc("PUT /api/v1/{plural}/{name}/status", s.putStatus)
+	mux.HandleFunc("POST /api/v1/{plural}/{name}/retry", s.retryHandler)
 	mux.HandleFunc("GET /api/v1/inferenceservices/{name}/logs", s.logs)
 	mux.HandleFunc("GET /api/v1/gpus", s.gpus)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +149,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 						obj = merged
 					}
 				}
+				keepRetry(obj, cur)
 			}
 		}
 		so, err := resource.ToStore(obj)
@@ -168,6 +170,14 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		ar := v1.ApplyResult{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name, Action: string(res.Action), Generation: o.Generation}
 		if o.ResourceVersion > 0 {
 			ar.ResourceVersion = strconv.FormatInt(o.ResourceVersion, 10)
+		}
+		if !req.DryRun && res.Action == store.ActionUnchanged && (o.Kind == v1.KindClusterBaseModel || o.Kind == v1.KindBaseModel) &&
+			modelStatus(o).Phase == v1.ModelFailed {
+			// Re-applying a Failed model unchanged retries it, as its
+			// failure message says.
+			if rr, err := s.retryModel(r.Context(), o.Kind, o.Namespace, o.Name, false); err == nil {
+				ar.Action, ar.ResourceVersion = rr.Action, rr.ResourceVersion
+			}
 		}
 		resp.Results = append(resp.Results, ar)
 		if req.DryRun || res.Action == store.ActionUnchanged {

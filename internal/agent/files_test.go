@@ -314,7 +314,7 @@ func TestMissingFilesWithTheSourceDownFailThenRetry(t *testing.T) {
 	}
 	e.waitEvent(t, "m", "RetryRequested", RetryAnnotation+"=1", "was Failed: ModelFilesMissing")
 	m = e.waitPhase(t, "m", 20*time.Second, v1.ModelReady)
-	if _, err := os.Stat(blob); err != nil {
-		t.Fatalf("Ready, but the blob is missing: %v", err)
+	if _, err := os.Stat(blob); err != nil || m.Status.Nodes[0].Path == "" {
+		t.Fatalf("Ready, but the blob is missing (%v) or the status names no path: %+v", err, m.Status.Nodes)
 	}
 }

@@ -93,6 +93,7 @@ func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now ti
 		FilesDone, FilesTotal                 int32
 		LastProgressTime                      *v1.Time
 		Runtime, URL                          string
+		Nodes                                 []v1.NodeModelStatus
 	}
 	_ = json.Unmarshal(statusRaw, &st)
 	tw = tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
@@ -110,6 +111,17 @@ func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now ti
 			last = fmt.Sprintf("%s (%s ago)", st.LastProgressTime.Format(time.RFC3339), humanAge(now.Sub(st.LastProgressTime.Time)))
 		}
 		kv("  Last Progress", last)
+		for _, n := range st.Nodes { // where a Ready model's files are
+			if n.Path != "" {
+				kv("  Path", n.Path+" (node "+n.Node+")")
+			}
+			if n.Store != "" {
+				kv("  Store", n.Store)
+			}
+			if n.OllamaName != "" {
+				kv("  Ollama Name", n.OllamaName)
+			}
+		}
 	}
 	if st.Runtime != "" {
 		kv("  Runtime", st.Runtime)
