@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -23,8 +24,19 @@ type slot struct {
 
 type holder struct {
 	service string
+	engine  string
 	bytes   int64
+	util    float64 // exclusive engines: the utilisation they run with
 	shared  bool
+	offload bool // a shared model with layers on the CPU
+}
+
+// text names a holder in a message: "default/mimo (vllm, utilisation 0.6)".
+func (h holder) text() string {
+	if h.shared {
+		return h.service
+	}
+	return fmt.Sprintf("%s (%s, utilisation %s)", h.service, h.engine, ratio(h.util))
 }
 
 // state is the inventory, sorted by index, with the reservations so far.
@@ -34,7 +46,7 @@ func newState(inv []GPU) (state, error) {
 	st := make(state, len(inv))
 	var errs []error
 	for i, g := range inv {
-		if g.MemoryTotal <= 0 || g.MemoryUsed < 0 || g.MemoryUsed > g.MemoryTotal {
+		if g.Unusable == "" && (g.MemoryTotal <= 0 || g.MemoryUsed < 0 || g.MemoryUsed > g.MemoryTotal) {
 			errs = append(errs, fmt.Errorf("GPU %d: memory used %d of %d bytes: want 0 ≤ used ≤ total, total > 0", g.Index, g.MemoryUsed, g.MemoryTotal))
 		}
 		st[i] = slot{gpu: g, pg: g.perfGPU()}
@@ -72,7 +84,8 @@ func (s *slot) free(shared bool) int64 {
 
 func (s *slot) idleFree() int64 { return s.gpu.MemoryTotal - s.gpu.MemoryUsed }
 
-// describe says how much of the GPU is free to a new model and who holds the rest.
+// describe says who holds the GPU's memory and how much is free to a new model: "GPU 0: 9.59
+// GiB reserved by default/mimo (vllm, utilisation 0.6), 6.40 GiB free of 15.99 GiB".
 func (s *slot) describe(shared bool) string {
 	var parts, sharedBy []string
 	if s.gpu.MemoryUsed > 0 {
@@ -82,17 +95,14 @@ func (s *slot) describe(shared bool) string {
 		if h.shared {
 			sharedBy = append(sharedBy, h.service)
 		} else {
-			parts = append(parts, gib(h.bytes)+" reserved by "+h.service)
+			parts = append(parts, gib(h.bytes)+" reserved by "+h.text())
 		}
 	}
 	if len(sharedBy) > 0 && !shared {
-		parts = append(parts, fmt.Sprintf("%s for shared models (%s)", gib(s.peak), strings.Join(sharedBy, ", ")))
+		parts = append(parts, fmt.Sprintf("%s for the shared server's models (%s)", gib(s.peak), strings.Join(sharedBy, ", ")))
 	}
-	d := fmt.Sprintf("GPU %d has %s free of %s", s.gpu.Index, gib(max(s.free(shared), 0)), gib(s.gpu.MemoryTotal))
-	if len(parts) > 0 {
-		d += ": " + strings.Join(parts, ", ")
-	}
-	return d
+	parts = append(parts, fmt.Sprintf("%s free of %s", gib(max(s.free(shared), 0)), gib(s.gpu.MemoryTotal)))
+	return fmt.Sprintf("GPU %d: %s", s.gpu.Index, strings.Join(parts, ", "))
 }
 
 // job is a validated request with its defaults filled in.
@@ -103,12 +113,23 @@ type job struct {
 	util     float64 // exclusive engines: the requested utilisation, or the default
 	tokens   int64   // MaxModelLen × Concurrency
 	allowed  []int   // positions in the state
+	kvElem   float64 // bytes per KV element
+
+	kept      []Assignment // replicas of Keep left where they run
+	keptSlots map[int]bool // positions in the state of their GPUs
+	keptLines []string
 }
 
 func newJob(r Request, st state) (*job, error) {
 	j := &job{Request: r}
 	if j.Service == "" {
 		j.Service = r.Model.Name
+	}
+	if j.Engine == "" {
+		j.Engine = "vllm"
+		if j.Shared {
+			j.Engine = "ollama"
+		}
 	}
 	if j.Quant == "" {
 		j.Quant = cmp.Or(r.Model.Quant, perf.QuantBF16)
@@ -133,6 +154,14 @@ func newJob(r Request, st state) (*job, error) {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", j.Service, fmt.Sprintf(format, args...)))
 	}
+	if kv, err := perf.KVCacheBytes(r.KVCacheDtype); err != nil {
+		bad("%v", err)
+	} else {
+		j.kvElem = kv
+	}
+	if j.MaxNumSeqs < 0 {
+		bad("max num seqs %d is negative", r.MaxNumSeqs)
+	}
 	if j.Concurrency < 0 || j.Concurrency > perf.DefaultMaxNumSeqs {
 		bad("concurrency %d is not in [1, %d]: vLLM runs at most %d sequences at once (max_num_seqs)",
 			r.Concurrency, perf.DefaultMaxNumSeqs, perf.DefaultMaxNumSeqs)
@@ -156,7 +185,7 @@ func newJob(r Request, st state) (*job, error) {
 	if len(errs) == 0 {
 		// perf validates the model's shape and the weight format.
 		if _, err := perf.NewPlan(perf.GPU{Name: "check", MemoryBytes: 1 << 40}, r.Model,
-			perf.Options{Quant: j.Quant, MaxModelLen: j.MaxModelLen}); err != nil {
+			perf.Options{Quant: j.Quant, MaxModelLen: j.MaxModelLen, KVCacheDtype: j.KVCacheDtype}); err != nil {
 			var pe *perf.PlanError
 			if !errors.As(err, &pe) {
 				errs = append(errs, fmt.Errorf("%s: %w", j.Service, err))
@@ -171,6 +200,8 @@ func newJob(r Request, st state) (*job, error) {
 			bad("pinned GPU %d is listed twice", p)
 		case i < 0:
 			bad("pinned GPU %d is not in the inventory (%s)", p, inventoryList(st))
+		case st[i].gpu.Unusable != "":
+			// not an error: the refusal says why the GPU cannot be used
 		default:
 			j.allowed = append(j.allowed, i)
 		}
@@ -178,7 +209,9 @@ func newJob(r Request, st state) (*job, error) {
 	}
 	if len(r.Pinned) == 0 {
 		for i := range st {
-			j.allowed = append(j.allowed, i)
+			if st[i].gpu.Unusable == "" {
+				j.allowed = append(j.allowed, i)
+			}
 		}
 	}
 	slices.Sort(j.allowed)
@@ -202,7 +235,89 @@ func inventoryList(st state) string {
 
 // size orders the services: weights plus the KV cache they need, over all replicas.
 func (j *job) size() int64 {
-	return int64(j.Replicas) * (j.Model.WeightBytes(j.Quant) + j.tokens*j.Model.KVBytesPerToken())
+	return int64(j.Replicas) * (j.Model.WeightBytes(j.Quant) + j.tokens*j.kvPerToken())
+}
+
+// kvPerToken is the KV cache one token takes over all layers, in the job's KV dtype (tp = 1).
+func (j *job) kvPerToken() int64 {
+	return int64(math.Round(float64(j.Model.KVBytesPerToken()) / 2 * j.kvElem))
+}
+
+// keep reserves the job's running replicas (Request.Keep) where they are, on a copy of st. A
+// replica whose GPUs are not all in the inventory and usable is left to be placed afresh.
+func (j *job) keep(st state) state {
+	if len(j.Keep) == 0 {
+		return st
+	}
+	st = st.clone()
+	j.keptSlots = map[int]bool{}
+	for _, a := range j.Keep {
+		n := len(j.kept) + 1
+		if len(j.kept) == j.Replicas {
+			break
+		}
+		label := ""
+		if j.Replicas > 1 {
+			label = fmt.Sprintf("replica %d: ", n)
+		}
+		var slots []int
+		var gone []string
+		for _, g := range a.GPUs {
+			i := slices.IndexFunc(st, func(s slot) bool { return s.gpu.Index == g })
+			switch {
+			case i < 0:
+				gone = append(gone, fmt.Sprintf("GPU %d is gone from the inventory", g))
+			case st[i].gpu.Unusable != "":
+				gone = append(gone, fmt.Sprintf("GPU %d cannot be used (%s)", g, st[i].gpu.Unusable))
+			default:
+				slots = append(slots, i)
+			}
+		}
+		if len(gone) > 0 || len(slots) == 0 {
+			if len(gone) == 0 {
+				gone = []string{"it lists no GPUs"}
+			}
+			on := "GPU "
+			if len(a.GPUs) > 1 {
+				on = "GPUs "
+			}
+			j.keptLines = append(j.keptLines, fmt.Sprintf("%sthe replica on %s%s is placed afresh: %s",
+				label, on, a.CUDAVisibleDevices(), strings.Join(gone, "; ")))
+			continue
+		}
+		a.Kept = true
+		var held []string
+		for k, c := range slots {
+			s := &st[c]
+			switch {
+			case j.Shared:
+				b := a.Plan.BudgetBytes
+				if a.Offload != nil && k < len(a.Offload.GPUBytes) {
+					b = a.Offload.GPUBytes[k]
+				}
+				s.peak = max(s.peak, b)
+				s.holders = append(s.holders, holder{service: j.Service, engine: j.Engine, bytes: b, shared: true, offload: a.Offload != nil})
+				held = append(held, fmt.Sprintf("up to %s on GPU %d", gib(b), s.gpu.Index))
+			default:
+				u := a.MemoryUtilization
+				if u <= 0 {
+					u = j.util
+				}
+				b := int64(float64(s.gpu.MemoryTotal) * u)
+				s.reserved += b
+				s.holders = append(s.holders, holder{service: j.Service, engine: j.Engine, bytes: b, util: u})
+				held = append(held, fmt.Sprintf("%s on GPU %d", gib(b), s.gpu.Index))
+			}
+			j.keptSlots[c] = true
+		}
+		what := "reserves"
+		if j.Shared {
+			what = "the shared server holds"
+		}
+		j.keptLines = append(j.keptLines, fmt.Sprintf("%skept %s (running): %s %s", label, j.layout(a), what, strings.Join(held, ", ")))
+		j.kept = append(j.kept, a)
+	}
+	return st
 }
 
 // eval is the memory one GPU of a tp-wide replica needs.
@@ -218,7 +333,8 @@ func (j *job) eval(g perf.GPU, tp int) eval {
 	if j.Shared {
 		util = 1
 	}
-	opts := perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant}
+	opts := perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant,
+		KVCacheDtype: j.KVCacheDtype, MaxNumSeqs: j.MaxNumSeqs}
 	if j.Shared {
 		opts.Parallel = j.Concurrency // Ollama's slots
 	}
@@ -318,7 +434,106 @@ func (j *job) placeReplica(st state, exclude map[int]bool) (*replica, []string) 
 			lines = append(lines, fmt.Sprintf("%s does not fit: %s", j.spread(tp), j.arith(tp, s, evs[i], s.idleFree(), 0)))
 		}
 	}
+	if j.Shared && len(cands) > 0 {
+		r, line := j.offload(st, cands)
+		if r != nil {
+			return r, lines
+		}
+		lines = append(lines, line)
+	}
 	return nil, lines
+}
+
+// offload places a shared model that fits no GPU set whole as Ollama would run it: as many
+// layers as fit on the candidates' free memory, the rest on the CPU. It fails only when no
+// GPU has room for a single layer beside its fixed reservations.
+func (j *job) offload(st state, cands []int) (*replica, string) {
+	free := make([]int64, len(cands))
+	g := st[cands[0]].pg
+	for i, c := range cands {
+		free[i] = max(st[c].free(true), 0)
+		if p := st[c].pg; p.Bandwidth*p.BandwidthEfficiency < g.Bandwidth*g.BandwidthEfficiency || g.Bandwidth == 0 {
+			g = p // the slowest GPU sets the pace
+		}
+	}
+	assumed := ""
+	if g.Bandwidth == 0 {
+		g, _ = perf.LookupGPU("rtx-4070-ti-super")
+		assumed = fmt.Sprintf(" (%s's bandwidth assumed: the GPU's is unknown)", g.Name)
+	}
+	o := perf.PlanOffloadOn(g, 0, j.Model, j.Quant, j.MaxModelLen, j.Concurrency, free)
+	fixed := o.GraphBytes + 2*o.LayerBytes
+	if !o.Fits() {
+		var room []string
+		for i, c := range cands {
+			room = append(room, fmt.Sprintf("GPU %d has %s", st[c].gpu.Index, gib(free[i])))
+		}
+		return nil, fmt.Sprintf("even with layers on the CPU it does not fit: Ollama puts layers on a GPU only where it has room for the compute graph (%s), "+
+			"llama.cpp's minimum and two layers of %s (%s in all), and %s free",
+			gib(o.GraphBytes), gib(o.LayerBytes), gib(fixed+457<<20), strings.Join(room, ", "))
+	}
+	r := &replica{a: Assignment{}}
+	var per []string
+	sub := &perf.Offload{Layers: o.Layers, CPULayers: o.CPULayers, Slowdown: o.Slowdown, CPUBytes: o.CPUBytes,
+		LayerBytes: o.LayerBytes, GraphBytes: o.GraphBytes}
+	for i, c := range cands {
+		if o.GPULayers[i] == 0 {
+			continue
+		}
+		s := &st[c]
+		r.slots = append(r.slots, c)
+		r.needs = append(r.needs, o.GPUBytes[i])
+		r.a.GPUs = append(r.a.GPUs, s.gpu.Index)
+		sub.GPULayers = append(sub.GPULayers, o.GPULayers[i])
+		sub.GPUBytes = append(sub.GPUBytes, o.GPUBytes[i])
+		per = append(per, strconv.Itoa(o.GPULayers[i]))
+	}
+	r.a.TP = len(r.a.GPUs)
+	r.a.Offload = sub
+	e := j.eval(st[r.slots[0]].pg, 1)
+	p := e.plan
+	p.Options.GPUMemoryUtilization = 0
+	p.BudgetBytes, p.KVBytes = 0, e.kv
+	p.KVBlocks = int(e.kv / (perf.BlockSize * p.KVBytesPerToken))
+	p.KVTokens = int64(p.KVBlocks) * perf.BlockSize
+	r.a.Plan = p
+	gpus := "GPU " + r.a.CUDAVisibleDevices()
+	split := ""
+	if len(per) > 1 {
+		gpus = "GPUs " + r.a.CUDAVisibleDevices()
+		split = " (" + strings.Join(per, " + ") + ")"
+	}
+	r.lines = append(r.lines,
+		fmt.Sprintf("%s: %d of %d layers on %s%s, %d on the CPU; decode ≈ %.1f× slower than all on GPU%s",
+			j.Model.Name, o.OnGPU(), o.Layers, gpus, split, o.CPULayers, o.Slowdown, assumed),
+		fmt.Sprintf("offload arithmetic (Ollama's estimate): a layer is %s (weights + KV for %s tokens); each GPU in use also holds the compute graph %s, llama.cpp's minimum 0.45 GiB and a spare layer; "+
+			"the CPU part holds %s in host memory and runs at ≈ %.0f GB/s against the GPU's %.0f GB/s",
+			gib(o.LayerBytes), j.tokenText(), gib(o.GraphBytes), gib(o.CPUBytes), perf.DefaultHostBandwidth/1e9, g.Bandwidth*g.BandwidthEfficiency/1e9))
+	for k, c := range r.slots {
+		s := &st[c]
+		r.lines = append(r.lines, fmt.Sprintf("GPU %d: %d layers, %s of %s free to the shared server%s", s.gpu.Index, sub.GPULayers[k],
+			gib(sub.GPUBytes[k]), gib(max(s.free(true), 0)), j.beside(s)))
+	}
+	r.lines = append(r.lines, j.settings(r.a))
+	return r, ""
+}
+
+// beside names what else holds the GPU, for a shared model's line: "beside default/mimo (vllm,
+// utilisation 0.6)".
+func (j *job) beside(s *slot) string {
+	var hs []string
+	if s.gpu.MemoryUsed > 0 {
+		hs = append(hs, gib(s.gpu.MemoryUsed)+" used by other processes")
+	}
+	for _, h := range s.holders {
+		if !h.shared {
+			hs = append(hs, gib(h.bytes)+" reserved by "+h.text())
+		}
+	}
+	if len(hs) == 0 {
+		return ""
+	}
+	return " beside " + strings.Join(hs, " and ")
 }
 
 // groups returns one position in cands per kind of GPU (profile and memory), the first of each.
@@ -396,7 +611,8 @@ func (j *job) assign(st state, tp int, cands []int, evs []eval, sel []int, util 
 			p.KVTokens = int64(p.KVBlocks) * perf.BlockSize
 		} else {
 			var err error
-			p, err = perf.NewPlan(s.pg, j.Model, perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant})
+			p, err = perf.NewPlan(s.pg, j.Model, perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant,
+				KVCacheDtype: j.KVCacheDtype, MaxNumSeqs: j.MaxNumSeqs})
 			if err != nil || p.KVTokens < j.tokens {
 				panic(fmt.Sprintf("placement: %s fits by the arithmetic but not by perf.NewPlan: %v", j.Service, err))
 			}
@@ -422,14 +638,45 @@ func (j *job) assign(st state, tp int, cands []int, evs []eval, sel []int, util 
 		}
 		r.lines = append(r.lines, line)
 	}
-	if j.Shared {
-		r.lines = append(r.lines, fmt.Sprintf("shared server: CUDA_VISIBLE_DEVICES=%s, num_ctx %d, OLLAMA_NUM_PARALLEL %d",
-			r.a.CUDAVisibleDevices(), j.MaxModelLen, j.Concurrency))
-	} else {
-		r.lines = append(r.lines, fmt.Sprintf("CUDA_VISIBLE_DEVICES=%s --tensor-parallel-size %d --gpu-memory-utilization %s --max-model-len %d",
-			r.a.CUDAVisibleDevices(), tp, ratio(util), j.MaxModelLen))
-	}
+	r.lines = append(r.lines, j.settings(r.a))
 	return r
+}
+
+// flagSet is how an engine spells the settings the planner uses.
+type flagSet struct {
+	tp, util, ctx, seqs, slots, kv string
+}
+
+func (j *job) flags() flagSet {
+	switch j.Engine {
+	case "sglang":
+		return flagSet{"--tp-size", "--mem-fraction-static", "--context-length", "--max-running-requests", "", "--kv-cache-dtype"}
+	case "llamacpp", "llama.cpp", "llama-server":
+		return flagSet{"", "", "-c", "", "-np", "-ctk/-ctv"}
+	case "ollama":
+		return flagSet{"", "", "num_ctx", "", "OLLAMA_NUM_PARALLEL", "OLLAMA_KV_CACHE_TYPE"}
+	}
+	return flagSet{"--tensor-parallel-size", "--gpu-memory-utilization", "--max-model-len", "--max-num-seqs", "", "--kv-cache-dtype"}
+}
+
+// settings is the line that says which engine settings the plan used, in the engine's own
+// spelling: "vllm: CUDA_VISIBLE_DEVICES=0,1 --tensor-parallel-size 2 …".
+func (j *job) settings(a Assignment) string {
+	f := j.flags()
+	kv := cmp.Or(j.KVCacheDtype, "auto")
+	if j.Shared {
+		line := fmt.Sprintf("%s: CUDA_VISIBLE_DEVICES=%s for this model, %s %d, %s %d", j.Engine, a.CUDAVisibleDevices(), f.ctx, j.MaxModelLen, f.slots, j.Concurrency)
+		if j.KVCacheDtype != "" {
+			line += fmt.Sprintf(", %s %s", f.kv, j.KVCacheDtype)
+		}
+		return line
+	}
+	if f.tp == "" { // llama.cpp: one context of MaxModelLen per slot
+		return fmt.Sprintf("%s: CUDA_VISIBLE_DEVICES=%s -c %d -np %d (%d tokens per slot), %s %s",
+			j.Engine, a.CUDAVisibleDevices(), j.MaxModelLen*j.Concurrency, j.Concurrency, j.MaxModelLen, f.kv, cmp.Or(j.KVCacheDtype, "f16"))
+	}
+	return fmt.Sprintf("%s: CUDA_VISIBLE_DEVICES=%s %s %d %s %s %s %d %s %d %s %s", j.Engine, a.CUDAVisibleDevices(),
+		f.tp, a.TP, f.util, ratio(a.MemoryUtilization), f.ctx, j.MaxModelLen, f.seqs, cmp.Or(j.MaxNumSeqs, perf.DefaultMaxNumSeqs), f.kv, kv)
 }
 
 // arith is the memory sum for one GPU of a tp-wide replica against what the job may use there
@@ -466,6 +713,9 @@ func (j *job) arith(tp int, s *slot, e eval, free int64, util float64) string {
 	op := "≤"
 	if e.need > budget {
 		op = ">"
+		if gib(e.need) == gib(budget) { // too close to see in hundredths of a GiB
+			but = fmt.Sprintf(" (short by %d MiB)", (e.need-budget+mibB-1)/mibB) + but
+		}
 	}
 	line := fmt.Sprintf("%s %s on %d× %s (%s%s): %sweights %s + activations and runtime %s + KV for %s tokens %s = %s %s %s%s",
 		j.Model.Name, j.Quant, tp, s.gpu.kind(), gib(total), each, per,
@@ -514,6 +764,11 @@ func (j *job) available(st state, cands []int, exclude map[int]bool) string {
 		slices.Sort(ix)
 		why = append(why, "earlier replicas hold GPUs "+joinInts(ix, ",")+" and replicas need distinct GPUs")
 	}
+	for _, sl := range st {
+		if sl.gpu.Unusable != "" && (len(j.Pinned) == 0 || slices.Contains(j.Pinned, sl.gpu.Index)) {
+			why = append(why, fmt.Sprintf("GPU %d cannot be used: %s", sl.gpu.Index, sl.gpu.Unusable))
+		}
+	}
 	n := fmt.Sprintf("%d available", len(cands))
 	if len(st) == 0 {
 		n = "the inventory has none"
@@ -550,6 +805,13 @@ func (j *job) sizeName(tp int) string {
 // layout names a placed replica: "on GPU 0", "tensor parallel 2 over GPUs 0,1", "split over GPUs 0,1".
 func (j *job) layout(a Assignment) string {
 	switch {
+	case a.Offload != nil:
+		o := a.Offload
+		gpus := "GPUs "
+		if len(a.GPUs) == 1 {
+			gpus = "GPU "
+		}
+		return fmt.Sprintf("with %d of %d layers on %s%s and %d on the CPU", o.OnGPU(), o.Layers, gpus, a.CUDAVisibleDevices(), o.CPULayers)
 	case a.TP == 1:
 		return "on GPU " + a.CUDAVisibleDevices()
 	case j.Shared:
@@ -572,12 +834,15 @@ type failure struct {
 // place lays out every replica of j on a copy of st.
 func place(j *job, st state) (placed, *failure) {
 	st = st.clone()
-	lines := []string{j.header()}
-	failed := []string{j.header()} // a refusal's lines: what was tried, and only a summary of what fitted
+	lines := append([]string{j.header()}, j.keptLines...)
+	failed := slices.Clone(lines) // a refusal's lines: what was tried, and only a summary of what fitted
 	seen := map[string]bool{}
-	used := map[int]bool{}
-	var reps []Assignment
-	for n := 1; n <= j.Replicas; n++ {
+	used := maps.Clone(j.keptSlots)
+	if used == nil {
+		used = map[int]bool{}
+	}
+	reps := slices.Clone(j.kept)
+	for n := len(j.kept) + 1; n <= j.Replicas; n++ {
 		label := ""
 		if j.Replicas > 1 {
 			label = fmt.Sprintf("replica %d: ", n)
@@ -601,11 +866,11 @@ func place(j *job, st state) (placed, *failure) {
 			s := &st[c]
 			if j.Shared {
 				s.peak = max(s.peak, r.needs[k])
-				s.holders = append(s.holders, holder{j.Service, r.needs[k], true})
+				s.holders = append(s.holders, holder{service: j.Service, engine: j.Engine, bytes: r.needs[k], shared: true, offload: r.a.Offload != nil})
 			} else {
 				b := int64(float64(s.gpu.MemoryTotal) * r.a.MemoryUtilization)
 				s.reserved += b
-				s.holders = append(s.holders, holder{j.Service, b, false})
+				s.holders = append(s.holders, holder{service: j.Service, engine: j.Engine, bytes: b, util: r.a.MemoryUtilization})
 			}
 			used[c] = true
 		}
@@ -619,16 +884,20 @@ func place(j *job, st state) (placed, *failure) {
 }
 
 func (j *job) header() string {
-	ctx, seqs := "max-model-len", "sequence"
-	if j.Shared {
-		ctx, seqs = "num_ctx", "slot"
+	ctx, seqs := strings.TrimLeft(j.flags().ctx, "-"), "sequence"
+	if j.Shared || j.flags().slots != "" {
+		seqs = "slot"
 	}
 	if j.Concurrency > 1 {
 		seqs += "s"
 	}
-	kvpt := j.Model.KVBytesPerToken()
-	return fmt.Sprintf("%s %s: weights %s; KV cache %g KiB per token × %d tokens (%s %d × %d %s) = %s",
-		j.Model.Name, j.Quant, gib(j.Model.WeightBytes(j.Quant)), float64(kvpt)/1024, j.tokens, ctx, j.MaxModelLen,
+	kvpt := j.kvPerToken()
+	dtype := ""
+	if j.KVCacheDtype != "" {
+		dtype = " " + j.KVCacheDtype
+	}
+	return fmt.Sprintf("%s %s: weights %s; KV cache%s %g KiB per token × %d tokens (%s %d × %d %s) = %s",
+		j.Model.Name, j.Quant, gib(j.Model.WeightBytes(j.Quant)), dtype, float64(kvpt)/1024, j.tokens, ctx, j.MaxModelLen,
 		j.Concurrency, seqs, gib(j.tokens*kvpt))
 }
 
@@ -661,14 +930,19 @@ func refuse(j *job, st state, f *failure) *Refusal {
 		if err != nil {
 			return Decision{}, nil, false
 		}
+		jj.kept, jj.keptSlots = j.kept, j.keptSlots
 		p, fail := place(jj, st)
 		return p.Decision, jj, fail == nil
 	}
-	alt := func(s string) { r.Alternatives = append(r.Alternatives, s) }
+	alt := func(c Change, format string, args ...any) {
+		r.Alternatives = append(r.Alternatives, Alternative{Text: fmt.Sprintf(format, args...), Change: c})
+	}
+	fl := j.flags()
 
 	if j.TP > 0 {
 		if d, jj, ok := try(func(q *Request) { q.TP = 0 }); ok {
-			alt(strings.TrimPrefix(jj.where(d), "with "))
+			tp := d.Replicas[len(d.Replicas)-1].TP
+			alt(Change{TP: tp}, "%s", strings.TrimPrefix(jj.where(d), "with "))
 		}
 	}
 	variants := []perf.Quant{perf.QuantFP8, perf.QuantAWQInt4}
@@ -685,27 +959,34 @@ func refuse(j *job, st state, f *failure) *Refusal {
 			bits = "an 8-bit"
 		}
 		if d, jj, ok := try(func(r *Request) { r.Quant = q }); ok {
-			alt(fmt.Sprintf("%s variant (%s: weights %s) %s", bits, q, gib(w), jj.where(d)))
+			alt(Change{Quant: q}, "%s variant (%s: weights %s) %s", bits, q, gib(w), jj.where(d))
 			continue
 		}
 		// The variant alone is not enough: with how much context would it fit?
 		if l := j.longest(try, func(r *Request) { r.Quant = q }); l > 0 {
 			d, jj, _ := try(func(r *Request) { r.Quant, r.MaxModelLen = q, l })
-			alt(fmt.Sprintf("%s variant (%s: weights %s) and %s %d %s", bits, q, gib(w), j.contextFlag(), l, jj.where(d)))
+			alt(Change{Quant: q, MaxModelLen: l}, "%s variant (%s: weights %s) and %s %d %s", bits, q, gib(w), fl.ctx, l, jj.where(d))
+		}
+	}
+	if !j.Shared && fl.kv != "" && fl.tp != "" && j.kvElem > 1 {
+		if d, jj, ok := try(func(r *Request) { r.KVCacheDtype = "fp8" }); ok {
+			alt(Change{KVCacheDtype: "fp8"}, "%s fp8 (KV cache %s instead of %s) %s", fl.kv,
+				gib(j.tokens*jj.kvPerToken()), gib(j.tokens*j.kvPerToken()), jj.where(d))
 		}
 	}
 	if l := j.longest(try, func(*Request) {}); l > 0 {
 		d, jj, _ := try(func(r *Request) { r.MaxModelLen = l })
-		alt(fmt.Sprintf("%s %d %s", j.contextFlag(), l, jj.where(d)))
+		alt(Change{MaxModelLen: l}, "%s %d %s", fl.ctx, l, jj.where(d))
 	}
 	if c := largest(1, j.Concurrency-1, func(n int) bool {
 		_, _, ok := try(func(r *Request) { r.Concurrency = n })
 		return ok
 	}); c >= 1 {
 		d, jj, _ := try(func(r *Request) { r.Concurrency = c })
-		alt(fmt.Sprintf("concurrency %d (KV for %d × %d tokens) %s", c, c, j.MaxModelLen, jj.where(d)))
+		name := cmp.Or(fl.slots, "concurrency")
+		alt(Change{Concurrency: c}, "%s %d (KV for %d × %d tokens) %s", name, c, c, j.MaxModelLen, jj.where(d))
 	}
-	if !j.Shared {
+	if !j.Shared && fl.util != "" {
 		var us []float64
 		for u := math.Round(j.util*100) + 1; u <= maxSuggestedUtilization*100; u++ {
 			us = append(us, u/100)
@@ -717,23 +998,23 @@ func refuse(j *job, st state, f *failure) *Refusal {
 		}
 		for _, u := range us {
 			if d, jj, ok := try(func(r *Request) { r.GPUMemoryUtilization = u }); ok {
-				alt(fmt.Sprintf("--gpu-memory-utilization %s %s", ratio(u), jj.where(d)))
+				alt(Change{GPUMemoryUtilization: u}, "%s %s %s", fl.util, ratio(u), jj.where(d))
 				break
 			}
 		}
 	}
 	if j.Replicas > 1 {
-		if n := largest(1, j.Replicas-1, func(n int) bool {
+		if n := largest(max(len(j.kept), 1), j.Replicas-1, func(n int) bool {
 			_, _, ok := try(func(r *Request) { r.Replicas = n })
 			return ok
-		}); n >= 1 {
+		}); n >= max(len(j.kept), 1) {
 			d, jj, _ := try(func(r *Request) { r.Replicas = n })
-			alt(fmt.Sprintf("%d replicas instead of %d, %s", n, j.Replicas, jj.where(d)))
+			alt(Change{Replicas: n}, "%d replicas instead of %d, %s", n, j.Replicas, jj.where(d))
 		}
 	}
 	if len(j.Pinned) > 0 {
 		if d, jj, ok := try(func(r *Request) { r.Pinned = nil }); ok {
-			alt("without pinning, " + jj.where(d))
+			alt(Change{Unpin: true}, "without pinning, %s", jj.where(d))
 		}
 	}
 	if len(r.Alternatives) > 0 {
@@ -745,7 +1026,7 @@ func refuse(j *job, st state, f *failure) *Refusal {
 	for i := range idle {
 		if slices.Contains(j.allowed, i) {
 			for _, h := range idle[i].holders {
-				if !slices.Contains(holders, h.service) {
+				if h.service != j.Service && !slices.Contains(holders, h.service) {
 					holders = append(holders, h.service)
 				}
 			}
@@ -753,21 +1034,25 @@ func refuse(j *job, st state, f *failure) *Refusal {
 		idle[i].reserved, idle[i].peak, idle[i].holders = 0, 0, nil
 	}
 	if len(holders) > 0 {
-		if p, fail := place(j, idle); fail == nil {
-			alt(fmt.Sprintf("if %s did not hold the GPUs, it would fit %s", strings.Join(holders, " and "), j.where(p.Decision)))
+		jj := *j
+		jj.kept, jj.keptSlots, jj.keptLines = nil, nil, nil
+		if p, fail := place(&jj, idle); fail == nil {
+			r.Alternatives = append(r.Alternatives, Alternative{
+				Text: fmt.Sprintf("if %s did not hold the GPUs, it would fit %s", strings.Join(holders, " and "), j.where(p.Decision)),
+				Stop: holders})
 			return r
 		}
 	}
 	// Nothing fits here: say how big a GPU would have to be.
-	tps := j.tps(len(j.allowed))
+	tps := j.tps(max(len(j.allowed), 1))
 	tp := tps[len(tps)-1]
 	e := j.eval(perf.GPU{Name: "any", MemoryBytes: 1 << 50}, tp)
 	if e.err == nil || errors.As(e.err, new(*perf.PlanError)) {
 		if j.Shared {
-			alt(fmt.Sprintf("GPUs with %s free each: that is its need per GPU with %s", gib(e.need), j.sizeName(tp)))
+			alt(Change{}, "GPUs with %s free each: that is its need per GPU with %s", gib(e.need), j.sizeName(tp))
 		} else {
-			alt(fmt.Sprintf("GPUs of at least %s each: with %s it needs %s per GPU, within %s of a GPU's memory",
-				gib(int64(math.Ceil(float64(e.need)/j.util))), j.sizeName(tp), gib(e.need), ratio(j.util)))
+			alt(Change{}, "GPUs of at least %s each: with %s it needs %s per GPU, within %s of a GPU's memory",
+				gib(int64(math.Ceil(float64(e.need)/j.util))), j.sizeName(tp), gib(e.need), ratio(j.util))
 		}
 	}
 	return r
@@ -786,12 +1071,6 @@ func (j *job) longest(try tryFunc, change func(*Request)) int {
 	return l * 1024
 }
 
-func (j *job) contextFlag() string {
-	if j.Shared {
-		return "num_ctx"
-	}
-	return "--max-model-len"
-}
 
 // largest is the largest n in [lo, hi] with ok(n), for ok true up to some point and false
 // after; lo-1 when there is none.
@@ -807,6 +1086,8 @@ func largest(lo, hi int, ok func(int) bool) int {
 	}
 	return best
 }
+
+const mibB = 1 << 20
 
 func gib(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/gibF) }
 

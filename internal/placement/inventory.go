@@ -19,15 +19,41 @@ type GPU struct {
 	MemoryUsed  int64  // bytes used by processes outside this plan (desktop, other users' jobs); not by the engines being planned
 
 	Profile string // the perf GPU profile, e.g. "rtx-4070-ti-super"; "" when not recognised
+
+	// MIG is nvidia-smi's mig.mode.current: "Enabled", "Disabled", or "" when the GPU has no
+	// MIG (GeForce cards report [N/A]).
+	MIG string
+	// Note says what the driver did not report and what the planner assumed instead, e.g.
+	// "memory.used is [N/A]: counted as 0".
+	Note string
+	// Unusable is why the planner places nothing on this GPU ("" when it may): MIG mode on, or
+	// no memory size. The GPU is still listed, with the reason.
+	Unusable string
 }
 
 // Query is the nvidia-smi command whose output ParseNvidiaSMI reads.
-const Query = "nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used --format=csv,noheader,nounits"
+const Query = "nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used,mig.mode.current --format=csv,noheader,nounits"
+
+// notReported reports whether an nvidia-smi value means "no value": [N/A], N/A, [Not
+// Supported], [Unknown Error], [Insufficient Permissions] and the like.
+func notReported(v string) bool {
+	return v == "N/A" || strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]")
+}
 
 const mib = 1 << 20
 
-// ParseNvidiaSMI reads the output of Query: one line per GPU, memory in MiB. Every bad line is
-// reported, named by its line number and field. The GPUs come back sorted by index.
+// ParseNvidiaSMI reads the output of Query: one line per GPU, memory in MiB (the five-field
+// form without mig.mode.current is accepted too). Every malformed line is reported, named by
+// its line number and field. A value the driver does not report ([N/A], [Not Supported]) does
+// not abort the parse:
+//
+//   - memory.total not reported (unified memory: DGX Spark/GB10, Jetson): the GPU is listed
+//     with Unusable set, since placement needs a memory size;
+//   - memory.used not reported: counted as 0, with a Note;
+//   - mig.mode.current Enabled: the GPU is listed with Unusable set, since Citadel places whole
+//     GPUs and CUDA then sees MIG instances, not the GPU; not reported means no MIG.
+//
+// The GPUs come back sorted by index.
 func ParseNvidiaSMI(out []byte) ([]GPU, error) {
 	var (
 		gpus []GPU
@@ -42,8 +68,8 @@ func ParseNvidiaSMI(out []byte) ([]GPU, error) {
 			continue
 		}
 		fields := strings.Split(line, ",")
-		if len(fields) != 5 {
-			errs = append(errs, fmt.Errorf("line %d: want 5 comma-separated fields (index, uuid, name, memory.total, memory.used), got %d in %q",
+		if len(fields) != 5 && len(fields) != 6 {
+			errs = append(errs, fmt.Errorf("line %d: want 6 comma-separated fields (index, uuid, name, memory.total, memory.used, mig.mode.current), got %d in %q",
 				n, len(fields), truncate(line, 80)))
 			continue
 		}
@@ -51,6 +77,7 @@ func ParseNvidiaSMI(out []byte) ([]GPU, error) {
 			fields[j] = strings.TrimSpace(fields[j])
 		}
 		var bad []error
+		var notes []string
 		g := GPU{UUID: fields[1], Name: fields[2]}
 		idx, err := strconv.Atoi(fields[0])
 		if err != nil || idx < 0 {
@@ -60,18 +87,48 @@ func ParseNvidiaSMI(out []byte) ([]GPU, error) {
 		if g.UUID == "" || strings.HasPrefix(g.UUID, "[") {
 			bad = append(bad, fmt.Errorf("line %d: uuid %q: want the GPU's UUID", n, g.UUID))
 		}
-		if g.Name == "" {
-			bad = append(bad, fmt.Errorf("line %d: name is empty", n))
+		if g.Name == "" || notReported(g.Name) {
+			bad = append(bad, fmt.Errorf("line %d: name %q: want the GPU's name", n, g.Name))
 		}
-		total, err := strconv.ParseInt(fields[3], 10, 64)
-		if err != nil || total <= 0 || total > 1<<30 {
-			bad = append(bad, fmt.Errorf("line %d: memory.total %q: want MiB", n, fields[3]))
+		var total, used int64
+		switch v := fields[3]; {
+		case notReported(v):
+			notes = append(notes, "memory.total is "+v)
+			g.Unusable = fmt.Sprintf("the driver reports no dedicated memory (memory.total %s: unified memory, as on DGX Spark/GB10): "+
+				"placement needs a memory size; pass --gpus with a GPU profile of the memory the engines may use (e.g. --gpus a100-80g plans it as one 80 GiB GPU)", v)
+		default:
+			total, err = strconv.ParseInt(v, 10, 64)
+			if err != nil || total <= 0 || total > 1<<30 {
+				bad = append(bad, fmt.Errorf("line %d: memory.total %q: want MiB", n, v))
+			}
 		}
-		used, err := strconv.ParseInt(fields[4], 10, 64)
-		if err != nil || used < 0 || used > 1<<30 {
-			bad = append(bad, fmt.Errorf("line %d: memory.used %q: want MiB", n, fields[4]))
-		} else if total > 0 && used > total {
-			bad = append(bad, fmt.Errorf("line %d: memory.used %d MiB is more than memory.total %d MiB", n, used, total))
+		switch v := fields[4]; {
+		case notReported(v):
+			if g.Unusable == "" {
+				notes = append(notes, "memory.used is "+v+": counted as 0")
+			}
+		default:
+			used, err = strconv.ParseInt(v, 10, 64)
+			if err != nil || used < 0 || used > 1<<30 {
+				bad = append(bad, fmt.Errorf("line %d: memory.used %q: want MiB", n, v))
+			} else if total > 0 && used > total {
+				bad = append(bad, fmt.Errorf("line %d: memory.used %d MiB is more than memory.total %d MiB", n, used, total))
+			}
+		}
+		if len(fields) == 6 {
+			switch v := fields[5]; {
+			case notReported(v):
+			case strings.EqualFold(v, "Enabled"):
+				g.MIG = "Enabled"
+				if g.Unusable == "" {
+					g.Unusable = fmt.Sprintf("MIG mode is on: Citadel places whole GPUs; disable MIG (sudo nvidia-smi -i %d -mig 0, then reset the GPU) "+
+						"or leave this GPU out by passing --gpus with profiles of the others", idx)
+				}
+			case strings.EqualFold(v, "Disabled"):
+				g.MIG = "Disabled"
+			default:
+				bad = append(bad, fmt.Errorf("line %d: mig.mode.current %q: want Enabled, Disabled or [N/A]", n, v))
+			}
 		}
 		if len(bad) > 0 {
 			errs = append(errs, bad...)
@@ -88,6 +145,7 @@ func ParseNvidiaSMI(out []byte) ([]GPU, error) {
 		seenIndex[idx], seenUUID[g.UUID] = n, n
 		g.MemoryTotal, g.MemoryUsed = total*mib, used*mib
 		g.Profile = ProfileFor(g.Name)
+		g.Note = strings.Join(notes, "; ")
 		gpus = append(gpus, g)
 	}
 	if len(errs) > 0 {

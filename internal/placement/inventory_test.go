@@ -38,6 +38,28 @@ func TestParseNvidiaSMI(t *testing.T) {
 				{Index: 2, UUID: "GPU-c", Name: "NVIDIA H100 80GB HBM3", MemoryTotal: 81559 * mi, Profile: "h100-sxm"},
 			},
 		},
+		{
+			name: "six fields: GB10 (unified memory), MIG on, MIG off, GeForce without MIG, used not reported",
+			in: "0, GPU-a1b2c3d4-0000-4000-8000-00000000000a, NVIDIA GB10, [N/A], [N/A], [N/A]\n" +
+				"1, GPU-a1b2c3d4-0000-4000-8000-00000000000b, NVIDIA A100-SXM4-80GB, 81920, 0, Enabled\n" +
+				"2, GPU-a1b2c3d4-0000-4000-8000-00000000000c, NVIDIA H100 80GB HBM3, 81559, 1, Disabled\n" +
+				"3, GPU-a1b2c3d4-0000-4000-8000-00000000000d, NVIDIA GeForce RTX 4090, 24564, 300, [N/A]\n" +
+				"4, GPU-a1b2c3d4-0000-4000-8000-00000000000e, NVIDIA L4, 23034, [Not Supported], N/A\n",
+			want: []GPU{
+				{Index: 0, UUID: "GPU-a1b2c3d4-0000-4000-8000-00000000000a", Name: "NVIDIA GB10", Note: "memory.total is [N/A]",
+					Unusable: "the driver reports no dedicated memory (memory.total [N/A]: unified memory, as on DGX Spark/GB10): placement needs a memory size; " +
+						"pass --gpus with a GPU profile of the memory the engines may use (e.g. --gpus a100-80g plans it as one 80 GiB GPU)"},
+				{Index: 1, UUID: "GPU-a1b2c3d4-0000-4000-8000-00000000000b", Name: "NVIDIA A100-SXM4-80GB", MemoryTotal: 81920 * mi, Profile: "a100-80g",
+					MIG: "Enabled", Unusable: "MIG mode is on: Citadel places whole GPUs; disable MIG (sudo nvidia-smi -i 1 -mig 0, then reset the GPU) " +
+						"or leave this GPU out by passing --gpus with profiles of the others"},
+				{Index: 2, UUID: "GPU-a1b2c3d4-0000-4000-8000-00000000000c", Name: "NVIDIA H100 80GB HBM3", MemoryTotal: 81559 * mi, MemoryUsed: 1 * mi,
+					Profile: "h100-sxm", MIG: "Disabled"},
+				{Index: 3, UUID: "GPU-a1b2c3d4-0000-4000-8000-00000000000d", Name: "NVIDIA GeForce RTX 4090", MemoryTotal: 24564 * mi, MemoryUsed: 300 * mi,
+					Profile: "rtx-4090"},
+				{Index: 4, UUID: "GPU-a1b2c3d4-0000-4000-8000-00000000000e", Name: "NVIDIA L4", MemoryTotal: 23034 * mi, Profile: "l4",
+					Note: "memory.used is [Not Supported]: counted as 0"},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,13 +82,12 @@ func TestParseNvidiaSMIErrors(t *testing.T) {
 		in   string
 		want []string // every one must appear in the error
 	}{
-		{"N/A memory", "0, GPU-a, NVIDIA L4, 23034, 0\n1, GPU-b, NVIDIA L4, N/A, 0\n",
-			[]string{`line 2: memory.total "N/A": want MiB`}},
-		{"bracketed N/A used", "0, GPU-a, NVIDIA L4, 23034, [N/A]\n", []string{`line 1: memory.used "[N/A]": want MiB`}},
-		{"every bad field of a line", "x, , , -5, 1.5\n", []string{`line 1: index "x"`, "line 1: uuid", "line 1: name is empty",
+		{"N/A index", "[N/A], GPU-a, NVIDIA L4, 23034, 0, [N/A]\n", []string{`line 1: index "[N/A]"`}},
+		{"unknown MIG mode", "0, GPU-a, NVIDIA A100-SXM4-80GB, 81920, 0, Pending\n", []string{`line 1: mig.mode.current "Pending": want Enabled, Disabled or [N/A]`}},
+		{"every bad field of a line", "x, , , -5, 1.5\n", []string{`line 1: index "x"`, "line 1: uuid", `line 1: name "": want the GPU's name`,
 			`line 1: memory.total "-5"`, `line 1: memory.used "1.5"`}},
 		{"driver not loaded", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n",
-			[]string{"line 1: want 5 comma-separated fields", "got 1", "NVIDIA-SMI has failed"}},
+			[]string{"line 1: want 6 comma-separated fields", "got 1", "NVIDIA-SMI has failed"}},
 		{"header line (csv without noheader)", "index, uuid, name, memory.total [MiB], memory.used [MiB]\n0, GPU-a, NVIDIA L4, 23034, 0\n",
 			[]string{`line 1: index "index"`, `line 1: memory.total "memory.total [MiB]"`}},
 		{"used more than total", "0, GPU-a, NVIDIA L4, 1000, 2000\n", []string{"line 1: memory.used 2000 MiB is more than memory.total 1000 MiB"}},
@@ -106,14 +127,14 @@ func FuzzParseNvidiaSMI(f *testing.F) {
 			t.Fatal("no GPUs and no error")
 		}
 		for i, g := range gpus {
-			if g.MemoryTotal <= 0 || g.MemoryUsed < 0 || g.MemoryUsed > g.MemoryTotal || g.UUID == "" || g.Name == "" {
+			if g.Unusable == "" && (g.MemoryTotal <= 0 || g.MemoryUsed < 0 || g.MemoryUsed > g.MemoryTotal) || g.UUID == "" || g.Name == "" {
 				t.Errorf("invalid GPU %+v", g)
 			}
 			if i > 0 && gpus[i-1].Index >= g.Index {
 				t.Errorf("indexes not strictly ascending: %d then %d", gpus[i-1].Index, g.Index)
 			}
 		}
-		if _, errs := Plan(nil, gpus); len(errs) > 0 {
+		if _, errs := Plan([]Request{{Service: "x", Model: perf.Model{Name: "x"}}}, gpus); errs[0] != nil && strings.Contains(errs[0].Error(), "GPU inventory") {
 			t.Errorf("a parsed inventory is invalid for Plan: %v", errs)
 		}
 	})

@@ -2,7 +2,9 @@ package placement
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,6 +41,9 @@ type placement struct {
 func summarise(ds []Decision) []placement {
 	var out []placement
 	for _, d := range ds {
+		if len(d.Replicas) == 0 {
+			continue // refused: Plan's decisions are aligned with its requests
+		}
 		p := placement{Service: d.Service}
 		for _, a := range d.Replicas {
 			p.GPUs = append(p.GPUs, a.GPUs)
@@ -54,6 +59,9 @@ func refusals(t testing.TB, errs []error) map[string]*Refusal {
 	t.Helper()
 	out := map[string]*Refusal{}
 	for _, err := range errs {
+		if err == nil {
+			continue
+		}
 		var r *Refusal
 		if !errors.As(err, &r) {
 			t.Fatalf("error %v is not a *Refusal", err)
@@ -66,11 +74,35 @@ func refusals(t testing.TB, errs []error) map[string]*Refusal {
 func logPlan(t testing.TB, ds []Decision, errs []error) {
 	t.Helper()
 	for _, d := range ds {
-		t.Logf("%s:\n  %s", d.Service, strings.Join(d.Lines, "\n  "))
+		if len(d.Lines) > 0 {
+			t.Logf("%s:\n  %s", d.Service, strings.Join(d.Lines, "\n  "))
+		}
 	}
 	for _, err := range errs {
-		t.Log(err)
+		if err != nil {
+			t.Log(err)
+		}
 	}
+}
+
+// nonNil are the errors of the refused or invalid requests.
+func nonNil(errs []error) []error {
+	var out []error
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// texts are the alternatives' texts.
+func texts(alts []Alternative) []string {
+	var out []string
+	for _, a := range alts {
+		out = append(out, a.Text)
+	}
+	return out
 }
 
 func containsAll(t testing.TB, what string, got []string, want ...string) {
@@ -119,7 +151,7 @@ func TestPlanMiMoOn4070TiSuper(t *testing.T) {
 				"tensor parallel 2 over GPUs 0,1: mimo-vl-7b bf16 on 2× rtx-4070-ti-super (15.99 GiB each): per GPU weights 7.73 GiB + " +
 					"activations and runtime 1.31 GiB + KV for 32768 tokens 2.25 GiB = 11.29 GiB ≤ 14.39 GiB (0.9 × 15.99 GiB); " +
 					"the KV cache gets 5.35 GiB = 77936 tokens, 2.38 × 32768",
-				"CUDA_VISIBLE_DEVICES=0,1 --tensor-parallel-size 2 --gpu-memory-utilization 0.9 --max-model-len 32768"},
+				"vllm: CUDA_VISIBLE_DEVICES=0,1 --tensor-parallel-size 2 --gpu-memory-utilization 0.9 --max-model-len 32768"},
 			kvTokens: 77936,
 		},
 		{
@@ -145,12 +177,12 @@ func TestPlanMiMoOn4070TiSuper(t *testing.T) {
 					t.Fatalf("errors %v, want a refusal of lab/mimo", errs)
 				}
 				containsAll(t, "refusal lines", r.Lines, tt.lines...)
-				if diff := cmp.Diff(tt.alts, r.Alternatives); diff != "" {
+				if diff := cmp.Diff(tt.alts, texts(r.Alternatives)); diff != "" {
 					t.Errorf("alternatives (-want +got):\n%s", diff)
 				}
 				return
 			}
-			if len(errs) > 0 {
+			if len(nonNil(errs)) > 0 {
 				t.Fatalf("errors: %v", errs)
 			}
 			containsAll(t, "decision lines", ds[0].Lines, tt.lines...)
@@ -187,8 +219,8 @@ func TestPlanReplicas(t *testing.T) {
 			name: "one per GPU, two replicas on two GPUs",
 			req:  awq(Request{Replicas: 2, OnePerGPU: true}),
 			want: []placement{{Service: "lab/qwen", GPUs: [][]int{{0}, {1}}, TP: []int{1, 1}, Util: []float64{0.9, 0.9}}},
-			lines: []string{"replica 1: CUDA_VISIBLE_DEVICES=0 --tensor-parallel-size 1 --gpu-memory-utilization 0.9",
-				"replica 2: CUDA_VISIBLE_DEVICES=1 --tensor-parallel-size 1"},
+			lines: []string{"replica 1: vllm: CUDA_VISIBLE_DEVICES=0 --tensor-parallel-size 1 --gpu-memory-utilization 0.9",
+				"replica 2: vllm: CUDA_VISIBLE_DEVICES=1 --tensor-parallel-size 1"},
 		},
 		{
 			name: "the default utilisation leaves no room for a second replica on a GPU anyway",
@@ -222,7 +254,7 @@ func TestPlanReplicas(t *testing.T) {
 				t.Errorf("placements (-want +got):\n%s", diff)
 			}
 			if tt.want != nil {
-				if len(errs) > 0 {
+				if len(nonNil(errs)) > 0 {
 					t.Fatalf("errors: %v", errs)
 				}
 				containsAll(t, "decision lines", ds[0].Lines, tt.lines...)
@@ -233,7 +265,7 @@ func TestPlanReplicas(t *testing.T) {
 				t.Fatalf("errors %v, want a refusal", errs)
 			}
 			containsAll(t, "refusal lines", r.Lines, tt.lines...)
-			if diff := cmp.Diff(tt.alts, r.Alternatives); diff != "" {
+			if diff := cmp.Diff(tt.alts, texts(r.Alternatives)); diff != "" {
 				t.Errorf("alternatives (-want +got):\n%s", diff)
 			}
 		})
@@ -263,15 +295,15 @@ func TestPlanPinning(t *testing.T) {
 			"an 8-bit variant (fp8: weights 9.51 GiB) and --max-model-len 24576 on one GPU (GPU 0)",
 			"a 4-bit variant (awq-int4: weights 6.64 GiB) on one GPU (GPU 0)",
 			"without pinning, with tensor parallel 2 over GPUs 0,1",
-		}, r.Alternatives); diff != "" {
+		}, texts(r.Alternatives)); diff != "" {
 			t.Errorf("lab/mimo alternatives (-want +got):\n%s", diff)
 		}
 	}
 	if r := rs["lab/other"]; r == nil {
 		t.Error("lab/other pinned to a taken GPU was not refused")
 	} else {
-		containsAll(t, "lab/other refusal", r.Lines, "GPU 1 has 1.60 GiB free of 15.99 GiB: 14.39 GiB reserved by lab/qwen")
-		if diff := cmp.Diff([]string{"without pinning, on one GPU (GPU 0)"}, r.Alternatives); diff != "" {
+		containsAll(t, "lab/other refusal", r.Lines, "GPU 1: 14.39 GiB reserved by lab/qwen (vllm, utilisation 0.9), 1.60 GiB free of 15.99 GiB")
+		if diff := cmp.Diff([]string{"without pinning, on one GPU (GPU 0)"}, texts(r.Alternatives)); diff != "" {
 			t.Errorf("lab/other alternatives (-want +got):\n%s", diff)
 		}
 	}
@@ -279,7 +311,7 @@ func TestPlanPinning(t *testing.T) {
 	// Pinned to both GPUs, MiMo takes tensor parallel 2 over them.
 	ds, errs = Plan([]Request{{Service: "lab/mimo", Model: mimo, MaxModelLen: 32768, Pinned: []int{1, 0}}}, inv)
 	want = []placement{{Service: "lab/mimo", GPUs: [][]int{{0, 1}}, TP: []int{2}, Util: []float64{0.9}}}
-	if diff := cmp.Diff(want, summarise(ds)); diff != "" || len(errs) > 0 {
+	if diff := cmp.Diff(want, summarise(ds)); diff != "" || len(nonNil(errs)) > 0 {
 		t.Errorf("placements (-want +got):\n%s\nerrors: %v", diff, errs)
 	}
 }
@@ -303,27 +335,23 @@ func TestPlanSeed001(t *testing.T) {
 		t.Parallel()
 		ds, errs := Plan(seed001(t), inv)
 		logPlan(t, ds, errs)
-		// Mixtral, the largest, goes first: Ollama splits it over both GPUs (14.68 GiB each). The
-		// other GGUF models fit beside it, since Ollama swaps them; MiMo on vLLM does not, as
-		// it needs 0.9 of both GPUs while Ollama must be able to load Mixtral.
-		want := []placement{
-			{Service: "citadel/mixtral-8x7b", GPUs: [][]int{{0, 1}}, TP: []int{2}, Util: []float64{0}},
-			{Service: "citadel/deepseek-r1-32b", GPUs: [][]int{{0, 1}}, TP: []int{2}, Util: []float64{0}},
-			{Service: "citadel/deepcoder-14b", GPUs: [][]int{{0}}, TP: []int{1}, Util: []float64{0}},
-		}
+		// MiMo on vLLM, exclusive, goes first and takes 0.9 of both GPUs: the 1.60 GiB left on
+		// each is too little for Ollama to put even one layer of a GGUF model there.
+		want := []placement{{Service: "citadel/mimo-vl-7b-rl", GPUs: [][]int{{0, 1}}, TP: []int{2}, Util: []float64{0.9}}}
 		if diff := cmp.Diff(want, summarise(ds)); diff != "" {
 			t.Errorf("placements (-want +got):\n%s", diff)
 		}
 		rs := refusals(t, errs)
-		r := rs["citadel/mimo-vl-7b-rl"]
-		if len(rs) != 1 || r == nil {
-			t.Fatalf("refusals %v, want citadel/mimo-vl-7b-rl only", errs)
+		if len(rs) != 3 || errs[0] != nil {
+			t.Fatalf("refusals %v, want the three GGUF models", errs)
 		}
-		containsAll(t, "refusal", r.Lines, "tensor parallel 1 does not fit",
-			"GPU 0 has 1.31 GiB free of 15.99 GiB: 14.68 GiB for shared models (citadel/mixtral-8x7b)")
-		if diff := cmp.Diff([]string{"if citadel/mixtral-8x7b did not hold the GPUs, it would fit with tensor parallel 2 over GPUs 0,1"},
-			r.Alternatives); diff != "" {
-			t.Errorf("alternatives (-want +got):\n%s", diff)
+		for _, name := range []string{"citadel/mixtral-8x7b", "citadel/deepseek-r1-32b", "citadel/deepcoder-14b"} {
+			r := rs[name]
+			containsAll(t, name, r.Lines, "even with layers on the CPU it does not fit",
+				"GPU 0: 14.39 GiB reserved by citadel/mimo-vl-7b-rl (vllm, utilisation 0.9), 1.60 GiB free of 15.99 GiB")
+			if len(r.Alternatives) != 1 || !slices.Equal(r.Alternatives[0].Stop, []string{"citadel/mimo-vl-7b-rl"}) {
+				t.Errorf("%s: alternatives %+v, want one that stops citadel/mimo-vl-7b-rl", name, r.Alternatives)
+			}
 		}
 	})
 
@@ -348,8 +376,8 @@ func TestPlanSeed001(t *testing.T) {
 			t.Fatalf("refusals %v, want 3", errs)
 		}
 		containsAll(t, "mixtral", rs["citadel/mixtral-8x7b"].Lines, "= 14.68 GiB > 14.39 GiB (0.9 × 15.99 GiB)")
-		containsAll(t, "mixtral", rs["citadel/mixtral-8x7b"].Alternatives, "--gpu-memory-utilization 0.92 with tensor parallel 2 over GPUs 0,1")
-		containsAll(t, "deepcoder", rs["citadel/deepcoder-14b"].Alternatives,
+		containsAll(t, "mixtral", texts(rs["citadel/mixtral-8x7b"].Alternatives), "--gpu-memory-utilization 0.92 with tensor parallel 2 over GPUs 0,1")
+		containsAll(t, "deepcoder", texts(rs["citadel/deepcoder-14b"].Alternatives),
 			"if citadel/mimo-vl-7b-rl did not hold the GPUs, it would fit on one GPU (GPU 0)")
 	})
 }
@@ -365,17 +393,17 @@ func TestPlanShared(t *testing.T) {
 		{Service: "vllm/qwen", Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 8192},
 	}, inv)
 	logPlan(t, ds, errs)
-	// The shared models share GPU 0 (Ollama swaps them; the peak is deepcoder's 10.72 GiB), which
-	// leaves GPU 1 whole for vLLM.
+	// vLLM, exclusive, is placed first, on GPU 0; the shared models share GPU 1 (Ollama swaps
+	// them; the peak is deepcoder's 10.72 GiB).
 	want := []placement{
-		{Service: "ollama/deepcoder", GPUs: [][]int{{0}}, TP: []int{1}, Util: []float64{0}},
-		{Service: "ollama/qwen", GPUs: [][]int{{0}}, TP: []int{1}, Util: []float64{0}},
-		{Service: "vllm/qwen", GPUs: [][]int{{1}}, TP: []int{1}, Util: []float64{0.9}},
+		{Service: "ollama/deepcoder", GPUs: [][]int{{1}}, TP: []int{1}, Util: []float64{0}},
+		{Service: "ollama/qwen", GPUs: [][]int{{1}}, TP: []int{1}, Util: []float64{0}},
+		{Service: "vllm/qwen", GPUs: [][]int{{0}}, TP: []int{1}, Util: []float64{0.9}},
 	}
 	if diff := cmp.Diff(want, summarise(ds)); diff != "" {
 		t.Errorf("placements (-want +got):\n%s", diff)
 	}
-	if len(errs) > 0 {
+	if len(nonNil(errs)) > 0 {
 		t.Fatal(errs)
 	}
 	p := ds[0].Replicas[0].Plan
@@ -383,23 +411,27 @@ func TestPlanShared(t *testing.T) {
 		t.Errorf("shared plan: KV %d tokens, budget %d = %d + %d + %d; want KV for num_ctx 4096 and the budget its need",
 			p.KVTokens, p.BudgetBytes, p.WeightBytes, p.ActivationBytes, p.KVBytes)
 	}
-	containsAll(t, "shared lines", ds[0].Lines, "shared server: CUDA_VISIBLE_DEVICES=0, num_ctx 4096, OLLAMA_NUM_PARALLEL 1")
+	containsAll(t, "shared lines", ds[0].Lines, "ollama: CUDA_VISIBLE_DEVICES=1 for this model, num_ctx 4096, OLLAMA_NUM_PARALLEL 1")
 
-	// A second vLLM service now finds GPU 0's free memory net of the shared peak: 15.99 − 10.72
-	// = 5.27 GiB, which the default utilisation shrinks to (0.32) when the model fits in it.
-	small := model(t, "qwen2.5-7b")
+	// Two vLLM services at the default utilisation leave 1.60 GiB on each GPU: too little for
+	// Ollama to put even one layer of deepcoder there (graph, minimum and two layers: 1.69 GiB).
 	ds, errs = Plan([]Request{
 		{Service: "ollama/deepcoder", Model: coder, Quant: perf.QuantQ4KM, Shared: true},
 		{Service: "vllm/big", Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 8192},
-		{Service: "vllm/small", Model: small, Quant: perf.QuantAWQInt4, MaxModelLen: 1024},
+		{Service: "vllm/small", Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 1024},
 	}, inv)
 	logPlan(t, ds, errs)
-	if len(errs) != 1 {
-		t.Fatalf("errors %v, want vllm/small refused", errs)
+	if len(nonNil(errs)) != 1 || errs[0] == nil || len(ds[0].Replicas) > 0 {
+		t.Fatalf("errors %v, want ollama/deepcoder refused", errs)
 	}
-	r := refusals(t, errs)["vllm/small"]
-	containsAll(t, "vllm/small", r.Lines, "GPU 0 has 5.27 GiB free of 15.99 GiB: 10.72 GiB for shared models (ollama/deepcoder)",
-		"GPU 1 has 1.60 GiB free of 15.99 GiB: 14.39 GiB reserved by vllm/big")
+	r := refusals(t, errs)["ollama/deepcoder"]
+	containsAll(t, "ollama/deepcoder", r.Lines,
+		"GPU 0: 14.39 GiB reserved by vllm/big (vllm, utilisation 0.9), 1.60 GiB free of 15.99 GiB",
+		"GPU 1: 14.39 GiB reserved by vllm/small (vllm, utilisation 0.9), 1.60 GiB free of 15.99 GiB",
+		"even with layers on the CPU it does not fit", "(1.69 GiB in all), and GPU 0 has 1.60 GiB, GPU 1 has 1.60 GiB free")
+	if len(r.Alternatives) != 1 || !slices.Equal(r.Alternatives[0].Stop, []string{"vllm/big", "vllm/small"}) {
+		t.Errorf("alternatives %+v, want one that stops vllm/big and vllm/small", r.Alternatives)
+	}
 }
 
 func TestPlanMemoryInUse(t *testing.T) {
@@ -425,7 +457,7 @@ func TestPlanMemoryInUse(t *testing.T) {
 		t.Fatalf("errors %v, want a refusal", errs)
 	}
 	containsAll(t, "refusal", r.Lines, "but GPU 0 has only 13.99 GiB free, and vLLM starts only when 14.39 GiB are")
-	if diff := cmp.Diff([]string{"--gpu-memory-utilization 0.87 on one GPU (GPU 0)"}, r.Alternatives); diff != "" {
+	if diff := cmp.Diff([]string{"--gpu-memory-utilization 0.87 on one GPU (GPU 0)"}, texts(r.Alternatives)); diff != "" {
 		t.Errorf("alternatives (-want +got):\n%s", diff)
 	}
 }
@@ -445,7 +477,7 @@ func TestPlanOrder(t *testing.T) {
 		{Service: "lab/qwen", GPUs: [][]int{{0}}, TP: []int{1}, Util: []float64{0.9}},
 		{Service: "lab/deepseek", GPUs: [][]int{{1}}, TP: []int{1}, Util: []float64{0.9}},
 	}
-	if diff := cmp.Diff(want, summarise(ds)); diff != "" || len(errs) > 0 {
+	if diff := cmp.Diff(want, summarise(ds)); diff != "" || len(nonNil(errs)) > 0 {
 		t.Errorf("placements (-want +got):\n%s\nerrors: %v", diff, errs)
 	}
 	for range 3 {
@@ -467,7 +499,7 @@ func TestPlanNoRoomAnywhere(t *testing.T) {
 	containsAll(t, "lines", r.Lines, "KV cache 256 KiB per token × 131072 tokens (max-model-len 131072 × 1 sequence) = 32.00 GiB",
 		"tensor parallel 2 does not fit", "= 48.14 GiB > 14.39 GiB")
 	if diff := cmp.Diff([]string{"a 4-bit variant (awq-int4: weights 17.89 GiB) and --max-model-len 30720 with tensor parallel 2 over GPUs 0,1"},
-		r.Alternatives); diff != "" {
+		texts(r.Alternatives)); diff != "" {
 		t.Errorf("alternatives (-want +got):\n%s", diff)
 	}
 
@@ -476,7 +508,7 @@ func TestPlanNoRoomAnywhere(t *testing.T) {
 	if r == nil {
 		t.Fatalf("errors %v, want a refusal", errs)
 	}
-	containsAll(t, "empty inventory", append(r.Lines, r.Alternatives...), "not enough GPUs for tensor parallel 1: 1 needed, the inventory has none",
+	containsAll(t, "empty inventory", append(r.Lines, texts(r.Alternatives)...), "not enough GPUs for tensor parallel 1: 1 needed, the inventory has none",
 		"GPUs of at least 19.59 GiB each: with tensor parallel 1 it needs 17.63 GiB per GPU, within 0.9 of a GPU's memory")
 }
 
@@ -505,7 +537,7 @@ func TestPlanInvalid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ds, errs := Plan([]Request{tt.req}, inv)
-			if len(ds) != 0 || len(errs) != 1 {
+			if len(ds) != 1 || len(ds[0].Replicas) != 0 || len(nonNil(errs)) != 1 {
 				t.Fatalf("Plan = %v, %v; want one error", ds, errs)
 			}
 			var r *Refusal
@@ -519,9 +551,18 @@ func TestPlanInvalid(t *testing.T) {
 	bad := inventory(t, "2xl4")
 	bad[1].Index = 0
 	bad[0].MemoryUsed = bad[0].MemoryTotal + 1
-	if _, errs := Plan(nil, bad); len(errs) != 1 || !strings.Contains(errs[0].Error(), "GPU index 0 appears twice") ||
-		!strings.Contains(errs[0].Error(), "want 0 ≤ used ≤ total") {
-		t.Errorf("Plan on a bad inventory: %v", errs)
+	reqs := []Request{{Service: "lab/a", Model: model(t, "qwen2.5-7b")}, {Service: "lab/b", Model: model(t, "qwen2.5-7b")}}
+	ds, errs := Plan(reqs, bad)
+	if len(ds) != 2 || len(nonNil(errs)) != 2 {
+		t.Fatalf("Plan on a bad inventory: %d decisions and %d errors for 2 requests", len(ds), len(errs))
+	}
+	for i, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "GPU index 0 appears twice") || !strings.Contains(err.Error(), "want 0 ≤ used ≤ total") {
+			t.Errorf("request %d on a bad inventory: %v", i, err)
+		}
+		if len(ds[i].Replicas) > 0 {
+			t.Errorf("request %d on a bad inventory was placed: %+v", i, ds[i])
+		}
 	}
 }
 
@@ -538,9 +579,94 @@ func TestAssignmentEnv(t *testing.T) {
 
 func TestRefusalError(t *testing.T) {
 	t.Parallel()
-	r := &Refusal{Service: "lab/mimo", Lines: []string{"a > b"}, Alternatives: []string{"x", "y"}}
+	r := &Refusal{Service: "lab/mimo", Lines: []string{"a > b"}, Alternatives: []Alternative{{Text: "x", Change: Change{TP: 2}}, {Text: "y", Stop: []string{"lab/qwen"}}}}
 	want := "lab/mimo does not fit:\n  a > b\nit would fit with one of:\n  - x\n  - y"
 	if got := r.Error(); got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
+}
+
+func TestPlanKeep(t *testing.T) {
+	t.Parallel()
+	inv := inventory(t, "2xrtx-4070-ti-super")
+	qwen := model(t, "qwen2.5-7b")
+	awq := func(name string) Request {
+		return Request{Service: name, Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 8192, GPUMemoryUtilization: 0.5}
+	}
+	// Running: lab/a on GPU 1. A new, larger service would be placed first on an idle host, but
+	// lab/a stays where it runs and the newcomer takes what is left.
+	running := Assignment{GPUs: []int{1}, TP: 1, MemoryUtilization: 0.5}
+	big := Request{Service: "lab/big", Model: model(t, "mimo-vl-7b"), Quant: perf.QuantAWQInt4, MaxModelLen: 8192, GPUMemoryUtilization: 0.45}
+	a := awq("lab/a")
+	a.Keep = []Assignment{running}
+	ds, errs := Plan([]Request{big, a}, inv)
+	logPlan(t, ds, errs)
+	if len(nonNil(errs)) > 0 {
+		t.Fatal(errs)
+	}
+	if got := ds[1].Replicas; len(got) != 1 || !got[0].Kept || got[0].CUDAVisibleDevices() != "1" {
+		t.Errorf("lab/a replicas %+v, want the running one kept on GPU 1", got)
+	}
+	containsAll(t, "lab/a", ds[1].Lines, "kept on GPU 1 (running): reserves 8.00 GiB on GPU 1")
+
+	// Its GPU is gone: the replica is placed afresh, and says why.
+	ds, errs = Plan([]Request{a}, inv[:1])
+	if errs[0] != nil || len(ds[0].Replicas) != 1 || ds[0].Replicas[0].Kept || ds[0].Replicas[0].CUDAVisibleDevices() != "0" {
+		t.Fatalf("with GPU 1 gone: %+v, %v; want a fresh replica on GPU 0", ds[0], errs[0])
+	}
+	containsAll(t, "lab/a", ds[0].Lines, "the replica on GPU 1 is placed afresh: GPU 1 is gone from the inventory")
+
+	// Each service carries only its own reason: two running services fill both GPUs, a third is
+	// refused naming them, and the running ones have no error.
+	b := awq("lab/b")
+	b.Keep = []Assignment{{GPUs: []int{0}, TP: 1, MemoryUtilization: 0.9}}
+	a.Keep = []Assignment{{GPUs: []int{1}, TP: 1, MemoryUtilization: 0.9}}
+	ds, errs = Plan([]Request{a, b, awq("lab/c")}, inv)
+	logPlan(t, ds, errs)
+	if errs[0] != nil || errs[1] != nil || errs[2] == nil || len(ds[2].Replicas) != 0 {
+		t.Fatalf("errors %v, want only lab/c refused", errs)
+	}
+	r := refusals(t, errs)["lab/c"]
+	containsAll(t, "lab/c", r.Lines, "GPU 0: 14.39 GiB reserved by lab/b (vllm, utilisation 0.9), 1.60 GiB free of 15.99 GiB",
+		"GPU 1: 14.39 GiB reserved by lab/a (vllm, utilisation 0.9), 1.60 GiB free of 15.99 GiB")
+	if strings.Contains(errs[2].Error(), "lab/c does not fit") && (strings.Contains(fmt.Sprint(ds[0].Lines), "lab/c") || strings.Contains(fmt.Sprint(ds[1].Lines), "lab/c")) {
+		t.Error("a running service's lines mention the refused one")
+	}
+}
+
+func TestPlanUnusableGPUs(t *testing.T) {
+	t.Parallel()
+	inv, err := ParseNvidiaSMI([]byte("0, GPU-a, NVIDIA GB10, [N/A], [N/A], [N/A]\n1, GPU-b, NVIDIA A100-SXM4-80GB, 81920, 0, Enabled\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, errs := Plan([]Request{{Service: "lab/qwen", Model: model(t, "qwen2.5-7b")}}, inv)
+	if len(ds[0].Replicas) != 0 || errs[0] == nil {
+		t.Fatalf("placed on unusable GPUs: %+v", ds[0])
+	}
+	containsAll(t, "refusal", []string{errs[0].Error()}, "0 available",
+		"GPU 0 cannot be used: the driver reports no dedicated memory", "GPU 1 cannot be used: MIG mode is on")
+}
+
+func TestPlanKVCacheDtype(t *testing.T) {
+	t.Parallel()
+	inv := inventory(t, "rtx-4090")
+	ds32 := model(t, "deepseek-r1-distill-qwen-32b")
+	req := Request{Service: "lab/ds", Model: ds32, Quant: perf.QuantAWQInt4, MaxModelLen: 10240}
+	_, errs := Plan([]Request{req}, inv)
+	r := refusals(t, errs)["lab/ds"]
+	if r == nil {
+		t.Fatal("bf16 KV for 10240 tokens of a 32B model fit a 24 GiB GPU; want a refusal")
+	}
+	i := slices.IndexFunc(r.Alternatives, func(a Alternative) bool { return a.Change.KVCacheDtype == "fp8" })
+	if i < 0 {
+		t.Fatalf("alternatives %q lack --kv-cache-dtype fp8", texts(r.Alternatives))
+	}
+	req.KVCacheDtype = r.Alternatives[i].Change.KVCacheDtype
+	ds, errs := Plan([]Request{req}, inv)
+	logPlan(t, ds, errs)
+	if errs[0] != nil {
+		t.Fatalf("with the suggested --kv-cache-dtype fp8: %v", errs[0])
+	}
+	containsAll(t, "lines", ds[0].Lines, "KV cache fp8 128 KiB per token", "--kv-cache-dtype fp8")
 }

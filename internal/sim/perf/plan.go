@@ -3,6 +3,7 @@ package perf
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -26,6 +27,26 @@ type Options struct {
 	MaxNumBatchedTokens  int     // --max-num-batched-tokens, the chunked-prefill budget per step; default 8192
 	Quant                Quant   // weight format; default the model's own
 	Parallel             int     // Ollama mode: OLLAMA_NUM_PARALLEL slots; default 1
+	KVCacheDtype         string  // --kv-cache-dtype (vLLM), OLLAMA_KV_CACHE_TYPE; "" or auto for bf16/f16 (see KVCacheBytes)
+}
+
+// KVCacheBytes is the storage of one KV cache element in dtype: vLLM's --kv-cache-dtype (auto,
+// bfloat16, fp8, fp8_e4m3, fp8_e5m2, fp8_inc) or llama.cpp's/Ollama's cache types (f16, q8_0,
+// q4_0; quantised blocks of 32 with an f16 scale).
+func KVCacheBytes(dtype string) (float64, error) {
+	switch strings.ToLower(strings.TrimSpace(dtype)) {
+	case "", "auto", "bf16", "bfloat16", "fp16", "f16", "float16", "half":
+		return 2, nil
+	case "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla":
+		return 1, nil
+	case "q8_0":
+		return 34.0 / 32, nil
+	case "q4_0":
+		return 18.0 / 32, nil
+	case "f32", "float32", "float":
+		return 4, nil
+	}
+	return 0, fmt.Errorf("unknown KV cache dtype %q: choose one of auto, fp8, fp8_e4m3, fp8_e5m2 (vLLM) or f16, q8_0, q4_0 (llama.cpp, Ollama)", dtype)
 }
 
 // Plan is how a model is laid out on tp identical GPUs: the per-GPU memory split and the KV cache.
@@ -133,6 +154,10 @@ func NewPlan(gpu GPU, model Model, opts Options) (Plan, error) {
 	if opts.Parallel < 1 {
 		bad("parallel", "%d is not positive", opts.Parallel)
 	}
+	kvElem, err := KVCacheBytes(opts.KVCacheDtype)
+	if err != nil {
+		bad("kv_cache_dtype", "%v", err)
+	}
 	if !validQuant(opts.Quant) {
 		bad("quantization", "unknown weight format %q", opts.Quant)
 	}
@@ -153,7 +178,7 @@ func NewPlan(gpu GPU, model Model, opts Options) (Plan, error) {
 		int64(opts.MaxNumSeqs)*int64(model.Vocab)*4
 	p.ActivationBytes = act + runtimeReserve
 	kvHeads := max(int64(model.KVHeads)/tp, 1) // vLLM replicates KV heads when tp > kv_heads
-	p.KVBytesPerToken = 2 * int64(model.Layers) * kvHeads * int64(model.HeadDim) * 2
+	p.KVBytesPerToken = int64(math.Round(2 * float64(model.Layers) * float64(kvHeads) * float64(model.HeadDim) * kvElem))
 	p.KVBytes = p.BudgetBytes - p.WeightBytes - p.ActivationBytes
 	if p.KVBytes > 0 {
 		p.KVBlocks = int(p.KVBytes / (BlockSize * p.KVBytesPerToken))
