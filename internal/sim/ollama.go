@@ -1284,7 +1284,15 @@ func writeOpenAIError(w http.ResponseWriter, status int, message string) {
 	case http.StatusNotFound:
 		typ = "not_found_error"
 	}
-	writeJSON(w, status, map[string]any{"error": map[string]any{"message": message, "type": typ, "param": nil, "code": nil}})
+	type openAIError struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   any     `json:"param"`
+		Code    *string `json:"code"`
+	}
+	writeJSON(w, status, struct {
+		Error openAIError `json:"error"`
+	}{openAIError{Message: message, Type: typ}})
 }
 
 func (s *Ollama) openAIModels(w http.ResponseWriter, _ *http.Request) {
