@@ -75,8 +75,8 @@ type Controller struct {
 	mu        sync.Mutex
 	instances map[string]*instance // by service key + "/" + replica
 	inventory []placement.GPU
-	invErr    error            // the last discovery failure
-	baseline  map[string]int64 // GPU UUID → memory in use at the first look, before our engines ran
+	invErr    error             // the last discovery failure
+	baseline  map[string]int64  // GPU UUID → memory in use at the first look, before our engines ran
 	placed    map[string]placed // by service key: where the planner put it, kept while it is unchanged
 	rechecked map[[3]string]time.Time
 	stopping  sync.WaitGroup
@@ -258,6 +258,10 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	for i, in := range intents {
 		st := statuses[in.key]
 		st.Placement = in.settings.Lines()
+		if in.tpNote != "" {
+			st.Placement = append(st.Placement, in.tpNote)
+		}
+		d := decisions[i]
 		if err := refusals[i]; err != nil {
 			st.Phase, st.Reason, st.Message = v1.ServiceScheduling, "Unschedulable", err.Error()
 			var rf *placement.Refusal
@@ -265,10 +269,13 @@ func (c *Controller) reconcile(ctx context.Context) error {
 				st.Placement = append(append(st.Placement, rf.Lines...), c.fixes(in, rf)...)
 			}
 			statuses[in.key] = st
-			continue
+			if len(d.Replicas) == 0 {
+				continue
+			}
+			// The replicas that run stay; only the ones to add do not fit.
+		} else {
+			st.Placement = append(st.Placement, d.Lines...)
 		}
-		d := decisions[i]
-		st.Placement = append(st.Placement, d.Lines...)
 		statuses[in.key] = st
 		placedNow[in.key] = placed{ifp: in.ifp, replicas: d.Replicas}
 		if in.engine == engine.Ollama {
@@ -320,49 +327,19 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// plan runs the planner and returns its decisions and refusals index-aligned with reqs: a
-// service carries its own refusal, never another's; an inventory the planner cannot use is
-// every service's refusal.
+// plan runs the planner: decisions and refusals index-aligned with reqs, so that a service
+// carries its own refusal, never another's.
 func plan(reqs []placement.Request, inv []placement.GPU) ([]placement.Decision, []error) {
-	decisions := make([]placement.Decision, len(reqs))
-	refusals := make([]error, len(reqs))
 	if len(reqs) == 0 {
-		return decisions, refusals
+		return nil, nil
 	}
 	ds, errs := placement.Plan(reqs, inv)
-	index := map[string]int{}
-	for i, r := range reqs {
-		index[r.Service] = i
-	}
-	for _, d := range ds {
-		if i, ok := index[d.Service]; ok && len(d.Replicas) > 0 {
-			decisions[i] = d
-		}
-	}
-	var general []error
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		var rf *placement.Refusal
-		if errors.As(err, &rf) {
-			if i, ok := index[rf.Service]; ok {
-				refusals[i] = err
-				continue
-			}
-		}
-		general = append(general, err)
-	}
 	for i := range reqs {
-		switch {
-		case refusals[i] != nil:
-		case len(general) > 0:
-			refusals[i] = errors.Join(general...)
-		case len(decisions[i].Replicas) == 0:
-			refusals[i] = errors.New("the planner made no decision")
+		if errs[i] == nil && len(ds[i].Replicas) == 0 {
+			errs[i] = errors.New("the planner made no decision")
 		}
 	}
-	return decisions, refusals
+	return ds, errs
 }
 
 // recheck asks the model agent to look at a model's files, at most every 30 s per model.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -53,6 +52,7 @@ type intent struct {
 	extraArgs  []string // the InferenceService's runner args on top of an engine adapter's flags
 	extraEnv   []string
 	settings   engine.Settings
+	tpNote     string // a runtime's tensor-parallel size the planner may change
 	maxLen     int
 	replicas   int
 	request    placement.Request
@@ -81,11 +81,11 @@ func (w *world) candidates(ns string) []selection.Runtime {
 	var out []selection.Runtime
 	for k, r := range w.runtimes {
 		if k[0] == ns {
-			out = append(out, selection.Runtime{Name: k[1], Namespaced: true, Spec: r.Spec})
+			out = append(out, selection.Runtime{Name: k[1], Namespaced: true, BuiltIn: v1.IsBuiltIn(&r.ObjectMeta), Spec: r.Spec})
 		}
 	}
 	for name, r := range w.cRuntime {
-		out = append(out, selection.Runtime{Name: name, Spec: r.Spec})
+		out = append(out, selection.Runtime{Name: name, BuiltIn: v1.IsBuiltIn(&r.ObjectMeta), Spec: r.Spec})
 	}
 	slices.SortStableFunc(out, func(a, b selection.Runtime) int {
 		if a.Namespaced != b.Namespaced {
@@ -121,23 +121,11 @@ func modelFiles(spec *v1.BaseModelSpec, st *v1.ModelStatus) (path, store, ollama
 }
 
 // profile reads the model's shape from its files (a directory, or a GGUF file such as an
-// Ollama weights blob) for the planner.
+// Ollama weights blob) for the planner, as citadel sim reads them (modelinfo.Inspect).
 func profile(name, path string, spec *v1.BaseModelSpec) (perf.Model, bool, error) {
-	var info modelinfo.Info
-	var cfg modelinfo.Config
-	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-		if info, cfg, err = ggufProfile(path); err != nil {
-			return perf.Model{}, false, err
-		}
-	} else {
-		if info, err = modelinfo.FromDir(path); err != nil {
-			return perf.Model{}, false, err
-		}
-		if b, err := os.ReadFile(filepath.Join(path, "config.json")); err == nil {
-			if cfg, err = modelinfo.ParseConfig(b); err != nil {
-				return perf.Model{}, false, err
-			}
-		}
+	info, cfg, err := modelinfo.Inspect(path)
+	if err != nil {
+		return perf.Model{}, false, err
 	}
 	m, err := perf.ModelFromInfo(name, cfg, info)
 	if err != nil {
@@ -145,40 +133,6 @@ func profile(name, path string, spec *v1.BaseModelSpec) (perf.Model, bool, error
 	}
 	vision := info.Vision || slices.Contains(spec.ModelCapabilities, "IMAGE_TEXT_TO_TEXT") || slices.Contains(spec.ModelCapabilities, "VISION")
 	return m, vision, nil
-}
-
-// ggufProfile reads one GGUF file (it need not be named .gguf: Ollama's blobs are not) and
-// the hyper-parameters its header carries, in config.json's terms.
-func ggufProfile(path string) (modelinfo.Info, modelinfo.Config, error) {
-	tmp, err := os.MkdirTemp("", "citadel-gguf-*")
-	if err != nil {
-		return modelinfo.Info{}, modelinfo.Config{}, err
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Symlink(path, filepath.Join(tmp, "model.gguf")); err != nil {
-		return modelinfo.Info{}, modelinfo.Config{}, err
-	}
-	info, err := modelinfo.FromDir(tmp)
-	if err != nil {
-		return modelinfo.Info{}, modelinfo.Config{}, fmt.Errorf("%s: %w", path, err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return modelinfo.Info{}, modelinfo.Config{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return modelinfo.Info{}, modelinfo.Config{}, err
-	}
-	g, err := modelinfo.ReadGGUF(f, fi.Size())
-	if err != nil {
-		return modelinfo.Info{}, modelinfo.Config{}, fmt.Errorf("%s: %w", path, err)
-	}
-	cfg := modelinfo.Config{Architecture: g.Architecture, ModelType: g.Architecture, ContextLength: g.ContextLength,
-		HiddenSize: g.EmbeddingLength, NumHiddenLayers: g.BlockCount, NumAttentionHeads: g.HeadCount,
-		NumKeyValueHeads: g.HeadCountKV, IntermediateSize: g.FeedForwardLength, VocabSize: g.VocabSize}
-	return info, cfg, nil
 }
 
 // intentFor decides what a service needs, or why it cannot be planned yet.
@@ -265,7 +219,7 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 	}
 	in.request = placement.Request{Service: in.key, Model: in.model, Quant: quant, MaxModelLen: in.maxLen,
 		Concurrency: max(in.settings.Concurrency, 1), GPUMemoryUtilization: in.settings.GPUMemoryUtilization,
-		TP: in.settings.TP, Replicas: in.replicas, Shared: in.engine == engine.Ollama}
+		TP: in.settings.TP, KVCacheDtype: in.settings.KVCacheDtype, Replicas: in.replicas, Shared: in.engine == engine.Ollama}
 	b, _ := json.Marshal(struct {
 		Gen      int64
 		Runtime  string
@@ -304,8 +258,15 @@ func (in *intent) engineOf(s *v1.InferenceService) error {
 			return &blocked{v1.ServiceFailed, "EngineUnknown",
 				fmt.Sprintf("runtime %s: cannot tell which engine %q runs (want vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve)", in.runtime.Name, strings.Join(argv, " "))}
 		}
-		if err := in.settings.Read(in.engine, argv, envList(r.Env), "runner of runtime "+in.runtime.Name); err != nil {
+		src := "runner of runtime " + in.runtime.Name
+		if base == nil || (over != nil && (len(over.Command) > 0 || len(over.Args) > 0)) {
+			src = "InferenceService spec.engine.runner"
+		}
+		if err := in.settings.Read(in.engine, argv, envList(r.Env), src); err != nil {
 			return &blocked{v1.ServiceFailed, "InvalidEngineArgs", err.Error()}
+		}
+		if src != "InferenceService spec.engine.runner" {
+			in.tpPreference()
 		}
 	case rt.Engine != nil:
 		in.ref = rt.Engine
@@ -313,6 +274,7 @@ func (in *intent) engineOf(s *v1.InferenceService) error {
 		if err := in.settings.Read(in.engine, rt.Engine.Args, envList(rt.Engine.Env), "runtime "+in.runtime.Name+" engine.args"); err != nil {
 			return &blocked{v1.ServiceFailed, "InvalidEngineArgs", err.Error()}
 		}
+		in.tpPreference()
 		if over != nil {
 			in.extraArgs, in.extraEnv = over.Args, envList(over.Env)
 			if err := in.settings.Read(in.engine, over.Args, in.extraEnv, "InferenceService spec.engine.runner.args"); err != nil {
@@ -323,6 +285,19 @@ func (in *intent) engineOf(s *v1.InferenceService) error {
 		return &blocked{v1.ServiceFailed, "RuntimeHasNoEngine", fmt.Sprintf("runtime %s has neither engineConfig.runner nor engine: nothing to run", in.runtime.Name)}
 	}
 	return nil
+}
+
+// tpPreference turns a tensor-parallel size the runtime wrote into a preference: OME writes
+// runtimes for an accelerator (and changes the size per accelerator with acceleratorOverride),
+// so on this host the planner picks the size that fits, and the status says so. A size in the
+// InferenceService's own arguments binds.
+func (in *intent) tpPreference() {
+	if in.settings.TP == 0 {
+		return
+	}
+	in.tpNote = fmt.Sprintf("tensor-parallel-size %d in runtime %s is a preference: the planner uses the smallest size that fits these GPUs (to fix it, set it in the InferenceService's spec.engine.runner.args)", in.settings.TP, in.runtime.Name)
+	in.settings.TP = 0
+	in.settings.From = slices.DeleteFunc(in.settings.From, func(f engine.SettingSource) bool { return f.Name == "tensor-parallel-size" })
 }
 
 // mergeRunner is the runtime's runner with the service's fields over it, as OME merges the
