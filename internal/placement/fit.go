@@ -1071,7 +1071,6 @@ func (j *job) longest(try tryFunc, change func(*Request)) int {
 	return l * 1024
 }
 
-
 // largest is the largest n in [lo, hi] with ok(n), for ok true up to some point and false
 // after; lo-1 when there is none.
 func largest(lo, hi int, ok func(int) bool) int {

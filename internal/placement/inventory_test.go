@@ -115,6 +115,7 @@ func FuzzParseNvidiaSMI(f *testing.F) {
 	f.Add([]byte("0, GPU-a, NVIDIA GeForce RTX 4070 Ti SUPER, 16376, 1\n1, GPU-b, NVIDIA GeForce RTX 4070 Ti SUPER, 16376, 512\n"))
 	f.Add([]byte("0, GPU-a, NVIDIA L4, N/A, 0\n"))
 	f.Add([]byte("\r\n"))
+	f.Add([]byte("0, GPU-a, NVIDIA GB10, [N/A], [N/A], [N/A]\n1, GPU-b, NVIDIA A100-SXM4-80GB, 81920, 0, Enabled\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		gpus, err := ParseNvidiaSMI(in)
 		if err != nil {

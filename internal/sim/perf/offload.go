@@ -23,8 +23,8 @@ package perf
 // bandwidth llama.cpp's CPU kernels achieve. The PCIe hop of the hidden state between devices
 // (a few KiB per token) is negligible.
 //
-// Calibration (offload_test.go TestOffloadCalibration, simulated 17.4 tokens/s): llmfit's community benchmark of an RTX 2080
-// 8 GB (448 GB/s) in an i9-10900X host (quad-channel DDR4, ≈ 102 GB/s measured), llama.cpp, Qwen3-14B
+// Calibration (offload_test.go TestOffloadCalibration, simulated 17.4 tokens/s): llmfit's
+// community benchmark of an RTX 2080 8 GB (448 GB/s) in an i9-10900X host (quad-channel DDR4, ≈ 102 GB/s measured), llama.cpp, Qwen3-14B
 // Q4_K_M, context 4096, one slot, -ngl 32 of 41 layers: 16.9 tokens/s
 // (https://github.com/AlexsJones/llmfit/pull/774; the bandwidth figure is the same host's, in
 // https://github.com/AlexsJones/llmfit/pull/755). That figure is reproduced with the host's CPU

@@ -2,6 +2,7 @@ package perf
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -92,5 +93,29 @@ func TestPlanOffloadMoreContextMeansFewerGPULayers(t *testing.T) {
 	if long.OnGPU() >= short.OnGPU() || long.Slowdown <= short.Slowdown {
 		t.Errorf("16k context: %d layers on the GPU, slowdown %.2f; 2k: %d, %.2f — want fewer layers and slower with more KV",
 			long.OnGPU(), long.Slowdown, short.OnGPU(), short.Slowdown)
+	}
+}
+
+func TestKVCacheDtype(t *testing.T) {
+	t.Parallel()
+	m, err := LookupModel("qwen2.5-7b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := LookupGPU("rtx-4090")
+	auto, err := NewPlan(g, m, Options{MaxModelLen: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp8, err := NewPlan(g, m, Options{MaxModelLen: 8192, KVCacheDtype: "fp8_e4m3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp8.KVBytesPerToken*2 != auto.KVBytesPerToken || fp8.KVTokens < 2*auto.KVTokens-BlockSize {
+		t.Errorf("fp8 KV: %d bytes per token, %d tokens; auto: %d, %d — want half the bytes and twice the tokens",
+			fp8.KVBytesPerToken, fp8.KVTokens, auto.KVBytesPerToken, auto.KVTokens)
+	}
+	if _, err := NewPlan(g, m, Options{KVCacheDtype: "int3"}); err == nil || !strings.Contains(err.Error(), `kv_cache_dtype: unknown KV cache dtype "int3"`) {
+		t.Errorf("unknown dtype: %v", err)
 	}
 }
