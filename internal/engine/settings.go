@@ -12,7 +12,8 @@ import (
 type Settings struct {
 	MaxModelLen          int     // vllm --max-model-len, sglang --context-length, llama.cpp -c ÷ -np, OLLAMA_CONTEXT_LENGTH
 	GPUMemoryUtilization float64 // vllm --gpu-memory-utilization, sglang --mem-fraction-static
-	Concurrency          int     // vllm --max-num-seqs, sglang --max-running-requests, llama.cpp -np, OLLAMA_NUM_PARALLEL
+	Concurrency          int     // slots that each hold a full context: llama.cpp -np, OLLAMA_NUM_PARALLEL
+	MaxNumSeqs           int     // vllm --max-num-seqs, sglang --max-running-requests (share the KV cache)
 	TP                   int     // vllm --tensor-parallel-size/-tp, sglang --tp-size
 	KVCacheDtype         string  // vllm --kv-cache-dtype, sglang --kv-cache-dtype
 	Quantization         string  // vllm --quantization/-q, sglang --quantization
@@ -33,12 +34,12 @@ type SettingSource struct {
 var settingFlags = map[string]map[string]string{
 	VLLM: {
 		"--max-model-len": "max-model-len", "--gpu-memory-utilization": "gpu-memory-utilization",
-		"--max-num-seqs": "concurrency", "--tensor-parallel-size": "tensor-parallel-size", "-tp": "tensor-parallel-size",
+		"--max-num-seqs": "max-num-seqs", "--tensor-parallel-size": "tensor-parallel-size", "-tp": "tensor-parallel-size",
 		"--kv-cache-dtype": "kv-cache-dtype", "--quantization": "quantization", "-q": "quantization",
 	},
 	SGLang: {
 		"--context-length": "max-model-len", "--context-len": "max-model-len", "--mem-fraction-static": "gpu-memory-utilization",
-		"--mem-frac": "gpu-memory-utilization", "--max-running-requests": "concurrency", "--tp-size": "tensor-parallel-size",
+		"--mem-frac": "gpu-memory-utilization", "--max-running-requests": "max-num-seqs", "--tp-size": "tensor-parallel-size",
 		"--tp": "tensor-parallel-size", "--tensor-parallel-size": "tensor-parallel-size", "--kv-cache-dtype": "kv-cache-dtype",
 		"--quantization": "quantization",
 	},
@@ -95,7 +96,7 @@ func (s *Settings) set(name, v, source string) error {
 		return fmt.Errorf("%s: %q is not %s", source, v, want)
 	}
 	switch name {
-	case "max-model-len", "ctx-size", "concurrency", "tensor-parallel-size", "gpu-layers":
+	case "max-model-len", "ctx-size", "concurrency", "max-num-seqs", "tensor-parallel-size", "gpu-layers":
 		n, err := parseHumanInt(v)
 		if err != nil || n < 0 {
 			return bad("a whole number")
@@ -107,6 +108,8 @@ func (s *Settings) set(name, v, source string) error {
 			s.ctxTotal = n
 		case "concurrency":
 			s.Concurrency = n
+		case "max-num-seqs":
+			s.MaxNumSeqs = n
 		case "tensor-parallel-size":
 			s.TP = n
 		case "gpu-layers":

@@ -218,7 +218,7 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 		quant = q
 	}
 	in.request = placement.Request{Service: in.key, Model: in.model, Quant: quant, MaxModelLen: in.maxLen,
-		Concurrency: max(in.settings.Concurrency, 1), GPUMemoryUtilization: in.settings.GPUMemoryUtilization,
+		Engine: in.engine, Concurrency: max(in.settings.Concurrency, 1), MaxNumSeqs: in.settings.MaxNumSeqs, GPUMemoryUtilization: in.settings.GPUMemoryUtilization,
 		TP: in.settings.TP, KVCacheDtype: in.settings.KVCacheDtype, Replicas: in.replicas, Shared: in.engine == engine.Ollama}
 	b, _ := json.Marshal(struct {
 		Gen      int64

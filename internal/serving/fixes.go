@@ -48,7 +48,11 @@ func fixYAML(in *intent, ch placement.Change) string {
 		set = append(set, [2]string{"max-model-len", strconv.Itoa(ch.MaxModelLen)})
 	}
 	if ch.Concurrency > 0 {
-		set = append(set, [2]string{"concurrency", strconv.Itoa(ch.Concurrency)})
+		name := "concurrency"
+		if in.engine == engine.VLLM || in.engine == engine.SGLang {
+			name = "max-num-seqs"
+		}
+		set = append(set, [2]string{name, strconv.Itoa(ch.Concurrency)})
 	}
 	if ch.GPUMemoryUtilization > 0 {
 		set = append(set, [2]string{"gpu-memory-utilization", strconv.FormatFloat(ch.GPUMemoryUtilization, 'f', -1, 64)})
