@@ -173,10 +173,10 @@ var engines = map[string]*info{
 		metricsPath: "/metrics", metricsFlag: []string{"--enable-metrics"},
 		metrics: LoadMetrics{Running: "sglang:num_running_reqs", Waiting: "sglang:num_queue_reqs", KVUsage: "sglang:token_usage"},
 		// Like vLLM, SGLang binds once loaded. /health_generate runs one decode
-		// step, so readiness means the model really answers.
-		startup:   Probe{Path: "/health", Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
-		// SGLang's /health also runs a one-token generation and waits up to
+		// step, so readiness means the model really answers. SGLang's /health
+		// also runs a one-token generation and waits up to
 		// SGLANG_HEALTH_CHECK_TIMEOUT (20 s) for it: probes wait longer than that.
+		startup:   Probe{Path: "/health", Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
 		readiness: Probe{Path: "/health_generate", Period: 30 * time.Second, Timeout: 30 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
 		liveness:  Probe{Path: "/health", Period: 30 * time.Second, Timeout: 25 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
 	},
