@@ -651,7 +651,7 @@ func (a *Agent) put(ctx context.Context, k config.ObjectKey, s *spec, st v1.Mode
 	*s.status = st
 	if prevPhase != st.Phase || (prevReason != st.Reason && st.Phase != v1.ModelDownloading) {
 		typ := v1.EventNormal
-		if st.Phase == v1.ModelFailed {
+		if st.Phase == v1.ModelFailed || st.Reason == ReasonModelFilesMissing {
 			typ = v1.EventWarning
 		}
 		a.event(ctx, k, s, typ, st.Reason, st.Phase+": "+st.Message)

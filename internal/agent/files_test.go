@@ -155,7 +155,7 @@ func (e *fenv) waitEvent(t *testing.T, name, reason string, want ...string) v1.E
 				ok = ok && strings.Contains(ev.Message, w)
 			}
 			if ok {
-				return v1.Event{Reason: ev.Reason, Message: ev.Message}
+				return v1.Event{Type: ev.Type, Reason: ev.Reason, Message: ev.Message}
 			}
 		}
 		if time.Now().After(deadline) {
@@ -266,7 +266,9 @@ func TestMissingFilesAreFetchedAgain(t *testing.T) {
 				} else {
 					e.agent.Recheck(v1.KindClusterBaseModel, "ignored", "m")
 				}
-				e.waitEvent(t, "m", ReasonModelFilesMissing, file, "is missing", "fetching it again from "+c.uri)
+				if ev := e.waitEvent(t, "m", ReasonModelFilesMissing, file, "is missing", "fetching it again from "+c.uri); ev.Type != v1.EventWarning {
+					t.Errorf("the ModelFilesMissing event is %s, want Warning", ev.Type)
+				}
 				m = e.waitPhase(t, "m", 20*time.Second, v1.ModelReady)
 				if _, err := os.Stat(victim); err != nil {
 					t.Fatalf("Ready again, but %s is still missing: %v", victim, err)
