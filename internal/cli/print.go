@@ -121,6 +121,22 @@ var runtimeColumns = []column{
 		d := runtimeSpecOf(o).Disabled
 		return fmt.Sprint(d != nil && *d)
 	}},
+	{"BUILT-IN", false, func(o v1.Object, _ time.Time) string {
+		if v1.IsBuiltIn(o.GetObjectMeta()) {
+			return "yes"
+		}
+		return "-"
+	}},
+	{"ENGINE", false, func(o v1.Object, _ time.Time) string {
+		s := runtimeSpecOf(o)
+		switch {
+		case s.Engine != nil:
+			return s.Engine.Name
+		case s.EngineConfig != nil && s.EngineConfig.Runner != nil:
+			return "runner"
+		}
+		return "-"
+	}},
 	{"MODELFORMAT", false, func(o v1.Object, _ time.Time) string {
 		return formats(runtimeSpecOf(o), func(f v1.SupportedModelFormat) string {
 			if f.ModelFormat == nil {
@@ -138,7 +154,12 @@ var runtimeColumns = []column{
 		})
 	}},
 	{"ARCHITECTURE", false, func(o v1.Object, _ time.Time) string {
-		return formats(runtimeSpecOf(o), func(f v1.SupportedModelFormat) string { return str(f.ModelArchitecture) })
+		s := runtimeSpecOf(o)
+		a := formats(s, func(f v1.SupportedModelFormat) string { return str(f.ModelArchitecture) })
+		if a == "-" && s.Engine != nil && len(s.SupportedModelFormats) > 0 {
+			return "(any)" // a generic runtime matches every architecture of its formats
+		}
+		return a
 	}},
 	{"SIZERANGE", false, func(o v1.Object, _ time.Time) string {
 		r := runtimeSpecOf(o).ModelSizeRange
@@ -177,15 +198,26 @@ func versionSuffix(v *string) string {
 	return ":" + *v
 }
 
+// maxListed is how many distinct values a runtime column lists before it
+// counts the rest: a built-in runtime lists a hundred architectures.
+const maxListed = 3
+
+// formats lists the distinct values f reads from the runtime's supported
+// formats, in order, the first maxListed of them and a count of the rest.
 func formats(s *v1.ServingRuntimeSpec, f func(v1.SupportedModelFormat) string) string {
 	var out []string
+	seen := map[string]bool{}
 	for _, m := range s.SupportedModelFormats {
-		if v := f(m); v != "" {
+		if v := f(m); v != "" && v != "-" && !seen[v] {
+			seen[v] = true
 			out = append(out, v)
 		}
 	}
 	if len(out) == 0 {
 		return "-"
+	}
+	if n := len(out) - maxListed; n > 0 {
+		return strings.Join(out[:maxListed], ",") + fmt.Sprintf(",… (+%d)", n)
 	}
 	return strings.Join(out, ",")
 }
