@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"citadel.dev/citadel/internal/mirror"
+	"citadel.dev/citadel/internal/modelinfo"
 )
 
 func newMirror(e *env) *cobra.Command {
@@ -26,10 +29,10 @@ from it with ollama. The layout is documented in docs/mirror.md:
   DIR/hf/<org>/<name>/...files...       revision main of org/name
   DIR/hf/<org>/<name>/.mirror.json      private, gated, tokens, revisions, faults
   DIR/ollama/                           an Ollama models directory (manifests/, blobs/)`,
-		Args: argsBetween(0, 0, "a subcommand: serve or hash"),
-		RunE: func(cmd *cobra.Command, _ []string) error { return usagef("give a subcommand: serve or hash") },
+		Args: argsBetween(0, 0, "a subcommand: serve, hash or seed"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return usagef("give a subcommand: serve, hash or seed") },
 	}
-	cmd.AddCommand(newMirrorServe(e), newMirrorHash(e))
+	cmd.AddCommand(newMirrorServe(e), newMirrorHash(e), newMirrorSeed(e))
 	return cmd
 }
 
@@ -134,6 +137,67 @@ answers at once. Entries of files that are gone are dropped.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", e.getenv("CITADEL_MIRROR_DIR"), "directory to hash (env CITADEL_MIRROR_DIR)")
+	return cmd
+}
+
+func newMirrorSeed(e *env) *cobra.Command {
+	var examples []string
+	cmd := &cobra.Command{
+		Use:   "seed DIR [--example NAME]... [URI]...",
+		Short: "Write small stand-in models into a mirror directory",
+		Long: `Write stand-ins of known models into DIR, in the layout 'citadel mirror serve'
+serves: Hugging Face repositories with their real config.json and a stand-in
+safetensors file, Ollama models with their manifest, config, template, license
+and params and a stand-in GGUF. Each is a few kilobytes, yet Citadel's planner
+and 'citadel sim' size it as the real model: the weight file declares the real
+parameter count (citadel.stand_in.parameter_count), and the shapes are the
+real ones. No engine can load a stand-in; run them with --simulate-engines.
+
+Examples: ` + strings.Join(slices.Sorted(maps.Keys(mirror.SeedExamples)), ", ") + `
+Models:   ` + strings.Join(mirror.SeedURIs(), ", "),
+		Example: `  citadel mirror seed /tmp/mirror --example seed-001
+  citadel mirror seed /tmp/mirror ollama://qwen2.5:7b hf://XiaomiMiMo/MiMo-VL-7B-RL`,
+		Args: argsBetween(1, -1, "DIR and models (URIs) or --example"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, uris := args[0], args[1:]
+			for _, ex := range examples {
+				list, ok := mirror.SeedExamples[ex]
+				if !ok {
+					return usagef("--example %q: unknown; choose one of %s", ex, strings.Join(slices.Sorted(maps.Keys(mirror.SeedExamples)), ", "))
+				}
+				uris = append(uris, list...)
+			}
+			if len(uris) == 0 {
+				return usagef("name the models: --example NAME or URIs (one of %s)", strings.Join(mirror.SeedURIs(), ", "))
+			}
+			slices.Sort(uris)
+			uris = slices.Compact(uris)
+			res, err := mirror.Seed(dir, uris)
+			if err != nil {
+				return err
+			}
+			var ollama, hf bool
+			for _, r := range res {
+				fmt.Fprintf(e.stdout, "%-32s stand-in for %s: %d files, %s\n", r.URI, r.StandsFor, len(r.Files), modelinfo.FormatBytes(r.Bytes))
+				ollama = ollama || strings.HasPrefix(r.URI, "ollama://")
+				hf = hf || strings.HasPrefix(r.URI, "hf://")
+			}
+			fmt.Fprintf(e.stdout, "\nwrote %s; next:\n  citadel mirror serve --dir %s            # serves on 127.0.0.1:8090\n", dir, dir)
+			serve := "citadel serve --gpus 2xrtx-4070-ti-super --simulate-engines"
+			if hf {
+				serve = "HF_ENDPOINT=http://127.0.0.1:8090 " + serve
+			}
+			if ollama {
+				serve += " --ollama-registry 127.0.0.1:8090"
+			}
+			fmt.Fprintf(e.stdout, "  %s\n", serve)
+			for _, ex := range examples {
+				fmt.Fprintf(e.stdout, "  citadel apply -f examples/%s/\n", ex)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&examples, "example", nil, "the models of examples/NAME (repeatable): "+strings.Join(slices.Sorted(maps.Keys(mirror.SeedExamples)), ", "))
 	return cmd
 }
 

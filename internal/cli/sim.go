@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path"
@@ -26,7 +27,7 @@ import (
 type simFlags struct {
 	engine, gpu, model, host, apiKey, dtype, quant, maxModelLen, vllmVersion string
 	maxLenFlag                                                               string // the flag that set maxModelLen
-	servedNames                                                              []string
+	servedNames, gpuFree                                                     []string
 	port, maxNumSeqs, maxBatched, tp, numParallel                            int
 	gpuMemUtil, timeScale                                                    float64
 	seed                                                                     int64
@@ -173,6 +174,14 @@ as fast as possible (for gateway overhead benchmarks).`,
 					f.host = def.host
 				}
 			}
+			if v := e.getenv("OLLAMA_HOST"); f.engine == engOllama && v != "" && !fl.Changed("host") && !fl.Changed("port") {
+				// ollama serve listens where OLLAMA_HOST says: host, host:port or scheme://host:port.
+				host, port, err := parseOllamaHost(v)
+				if err != nil {
+					return usagef("OLLAMA_HOST=%q: %v", v, err)
+				}
+				f.host, f.port = host, port
+			}
 			return runSim(cmd, e, f)
 		},
 	}
@@ -211,6 +220,7 @@ as fast as possible (for gateway overhead benchmarks).`,
 	fl.DurationVar(&f.itl, "itl", 0, "fixed latency mode: every later token this long after the previous one, regardless of load")
 	only([]string{engOllama}, func() {
 		fl.IntVar(&f.numParallel, "num-parallel", 0, "ollama: parallel slots (default OLLAMA_NUM_PARALLEL, else 1)")
+		fl.StringSliceVar(&f.gpuFree, "gpu-free-memory", nil, "ollama: memory the engine may use on each visible GPU, e.g. 16GiB,6.4GiB (default: each GPU's total, one GPU per CUDA_VISIBLE_DEVICES entry); a model that does not fit runs with layers on the CPU, slower")
 	})
 	only(vllm, func() {
 		fl.StringVar(&f.vllmVersion, "vllm-version", sim.DefaultVLLMVersion, "vLLM release to imitate: error JSON (< 0.10.1 flat) and metric names (< 0.10 gpu_cache_usage_perc, < 0.11 time_per_output_token_seconds)")
@@ -309,6 +319,9 @@ func checkEngineFlags(fl *pflag.FlagSet, engine string) error {
 }
 
 func runSim(cmd *cobra.Command, e *env, f simFlags) error {
+	if f.engine == engOllama && f.model == "" && e.getenv("OLLAMA_MODELS") != "" {
+		return runOllamaStore(cmd, e, f)
+	}
 	ollamaName := "" // --engine ollama: the model as Ollama names it, e.g. qwen2.5:7b
 	if f.engine == engOllama {
 		// The tag separator becomes the catalogue's dash: qwen2.5:7b is looked up as qwen2.5-7b.
@@ -322,6 +335,9 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 		return usagef("--gpu: %v", err)
 	}
 	if f.model == "" {
+		if f.engine == engOllama {
+			return usagef("a model is required: --model (one of %s), or OLLAMA_MODELS naming an Ollama store to serve every model in it, as ollama serve does", strings.Join(perf.ModelNames(), ", "))
+		}
 		return usagef("a model is required: --model or a positional argument, one of %s", strings.Join(perf.ModelNames(), ", "))
 	}
 	model, fileQuant, err := lookupSimModel(f.model)
@@ -468,44 +484,200 @@ func simServingLog(out io.Writer, f simFlags, addr net.Addr) {
 	}
 }
 
-// runOllamaSim serves the Ollama personality. Like ollama serve it reads OLLAMA_NUM_PARALLEL
-// (slots, default 1) and OLLAMA_KEEP_ALIVE (default 5m) from the environment.
-func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.GPU, model perf.Model, opts perf.Options) error {
+// ollamaSettings are what ollama serve reads from its environment: OLLAMA_NUM_PARALLEL (slots,
+// default 1; --num-parallel wins), OLLAMA_KEEP_ALIVE (default 5m), and the memory of the visible
+// GPUs (--gpu-free-memory, else each GPU's total, one per CUDA_VISIBLE_DEVICES entry).
+type ollamaSettings struct {
+	parallel int
+	keep     time.Duration
+	free     []int64 // nil: --gpu-free-memory not given
+	gpus     int
+}
+
+func ollamaEnv(e *env, f simFlags, gpu perf.GPU) (ollamaSettings, error) {
+	st := ollamaSettings{keep: 5 * time.Minute, gpus: 1}
 	if v := e.getenv("OLLAMA_NUM_PARALLEL"); v != "" && f.numParallel == 0 {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return usagef("OLLAMA_NUM_PARALLEL=%q: want a positive number of slots", v)
+			return st, usagef("OLLAMA_NUM_PARALLEL=%q: want a positive number of slots", v)
 		}
-		opts.Parallel = n
+		st.parallel = n
 	}
 	if f.numParallel > 0 {
-		opts.Parallel = f.numParallel
+		st.parallel = f.numParallel
 	}
-	keep := 5 * time.Minute
 	if v := e.getenv("OLLAMA_KEEP_ALIVE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if n, nerr := strconv.Atoi(v); nerr == nil {
 			d, err = time.Duration(n)*time.Second, nil
 		}
 		if err != nil {
-			return usagef("OLLAMA_KEEP_ALIVE=%q: want a duration such as 5m or a number of seconds", v)
+			return st, usagef("OLLAMA_KEEP_ALIVE=%q: want a duration such as 5m or a number of seconds", v)
 		}
 		if d == 0 {
 			d = time.Nanosecond // unload at once (sim.OllamaConfig reads 0 as the default)
 		}
-		keep = d
+		st.keep = d
 	}
-	plan, err := perf.NewPlan(gpu, model, opts)
+	if v := strings.TrimSpace(e.getenv("CUDA_VISIBLE_DEVICES")); v != "" {
+		st.gpus = len(strings.Split(v, ","))
+	}
+	for _, v := range f.gpuFree {
+		n, err := parseByteSize(v)
+		if err != nil {
+			return st, usagef("--gpu-free-memory %q: %v", v, err)
+		}
+		st.free = append(st.free, n)
+	}
+	if st.free != nil {
+		st.gpus = len(st.free)
+	}
+	return st, nil
+}
+
+// parseByteSize reads a size in bytes: 17179869184, 16GiB, 6.4GiB, 512MiB, 16GB (decimal units
+// B, KB, MB, GB, TB; binary KiB, MiB, GiB, TiB; case-insensitive).
+func parseByteSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.TrimSpace(t[i:])
+	}
+	mult, ok := map[string]float64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || v <= 0 {
+		return 0, errors.New("want a positive size such as 17179869184, 16GiB or 6.4GiB")
+	}
+	return int64(v * mult), nil
+}
+
+// parseOllamaHost reads OLLAMA_HOST as ollama's envconfig.Host does: [scheme://]host[:port],
+// port 11434 by default.
+func parseOllamaHost(v string) (string, int, error) {
+	if _, rest, ok := strings.Cut(v, "://"); ok {
+		v = rest
+	}
+	v = strings.TrimSuffix(v, "/")
+	host, port := v, "11434"
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		host, port = h, p
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("port %q: want host:port, e.g. 127.0.0.1:11434", port)
+	}
+	return host, n, nil
+}
+
+// runOllamaSim serves the Ollama personality with one model. Like ollama serve it reads
+// OLLAMA_NUM_PARALLEL and OLLAMA_KEEP_ALIVE (see ollamaEnv); with --gpu-free-memory a model
+// that does not fit runs with some layers on the CPU (sim.OllamaModelFor).
+func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.GPU, model perf.Model, opts perf.Options) error {
+	st, err := ollamaEnv(e, f, gpu)
 	if err != nil {
 		return err
 	}
+	if st.parallel > 0 {
+		opts.Parallel = st.parallel
+	}
+	cfg := sim.OllamaConfig{Model: name, KeepAlive: st.keep, TimeScale: f.timeScale, Seed: f.seed,
+		Slowdown: f.slowdown, OOMAtLoad: f.oomAtLoad, FixedTTFT: f.ttft, FixedITL: f.itl}
+	if st.free != nil {
+		m, err := sim.OllamaModelFor(name, model, gpu, opts, st.free)
+		if err != nil {
+			return err
+		}
+		cfg.Models, cfg.GPUFree, cfg.Plan = []sim.OllamaModel{m}, st.free, m.Plan
+	} else if cfg.Plan, err = perf.NewPlan(gpu, model, opts); err != nil {
+		return err
+	}
+	return serveOllama(cmd, e, f, cfg)
+}
+
+// runOllamaStore serves every model of the Ollama store OLLAMA_MODELS names, as ollama serve
+// does: each sized from its GGUF blob, planned with OLLAMA_CONTEXT_LENGTH (default 4096) tokens
+// per slot, loaded on first use and evicted when idle or short of memory.
+func runOllamaStore(cmd *cobra.Command, e *env, f simFlags) error {
+	dir := e.getenv("OLLAMA_MODELS")
+	if f.gpu == "" {
+		return usagef("--gpu is required: one of %s", strings.Join(perf.GPUNames(), ", "))
+	}
+	gpu, err := perf.LookupGPU(f.gpu)
+	if err != nil {
+		return usagef("--gpu: %v", err)
+	}
+	if f.slowdown <= 0 {
+		return usagef("--slowdown %g: must be more than 0", f.slowdown)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("OLLAMA_MODELS=%s is not a directory: pull a model there first (citadel pull ollama://NAME with OLLAMA_MODELS set) or point it at an Ollama store", dir)
+	}
+	st, err := ollamaEnv(e, f, gpu)
+	if err != nil {
+		return err
+	}
+	opts := perf.Options{MaxModelLen: 4096, Parallel: max(st.parallel, 1)}
+	if v := e.getenv("OLLAMA_CONTEXT_LENGTH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return usagef("OLLAMA_CONTEXT_LENGTH=%q: want a positive number of tokens", v)
+		}
+		opts.MaxModelLen = n
+	}
+	free := st.free
+	if free == nil {
+		for range st.gpus {
+			free = append(free, gpu.MemoryBytes)
+		}
+	}
+	models, skipped, err := sim.OllamaStoreModels(dir, gpu, opts, free)
+	if err != nil {
+		return err
+	}
+	ts := time.Now().Format(time.RFC3339)
+	for _, err := range skipped {
+		fmt.Fprintf(e.stdout, "time=%s level=WARN source=sim msg=\"skipping a model of the store\" err=%q\n", ts, err.Error())
+	}
+	for _, m := range models {
+		fmt.Fprintf(e.stdout, "time=%s level=INFO source=sim msg=\"model %s: %s\"\n", ts, m.Name, ollamaPlanLine(m, gpu))
+	}
+	cfg := sim.OllamaConfig{Models: models, GPUFree: free, KeepAlive: st.keep, TimeScale: f.timeScale, Seed: f.seed,
+		Slowdown: f.slowdown, OOMAtLoad: f.oomAtLoad, FixedTTFT: f.ttft, FixedITL: f.itl,
+		Store:  &sim.OllamaStore{Dir: dir, GPU: gpu, Options: opts},
+		Logger: slog.New(slog.NewTextHandler(e.stdout, nil))}
+	return serveOllama(cmd, e, f, cfg)
+}
+
+// ollamaPlanLine says where a model's layers go and how fast it runs.
+func ollamaPlanLine(m sim.OllamaModel, gpu perf.GPU) string {
+	o := m.Offload
+	standIn := ""
+	if m.StandIn {
+		standIn = " (stand-in)"
+	}
+	line := fmt.Sprintf("%s %s%s, %s weights, context %d × %d slots", m.ParameterSize, m.QuantizationLevel, standIn,
+		modelinfo.FormatBytes(m.Plan.WeightBytes), m.Plan.Options.MaxModelLen, m.Plan.Options.Parallel)
+	if o.Layers == 0 {
+		return line
+	}
+	line += fmt.Sprintf("; %d/%d layers on %d× %s %v", o.OnGPU(), o.Layers, len(o.GPULayers), gpu.Name, o.GPULayers)
+	if o.CPULayers > 0 {
+		line += fmt.Sprintf(", %d on the CPU: decode %.1f× slower", o.CPULayers, o.Slowdown)
+	}
+	return line
+}
+
+// serveOllama listens and serves cfg until the command's context ends.
+func serveOllama(cmd *cobra.Command, e *env, f simFlags, cfg sim.OllamaConfig) error {
 	faults := sim.Faults{FailRate: f.failRate, Seed: f.seed, HangAfter: f.hangAfter, CrashAfter: f.crashAfter, StartupDelay: f.startupDelay}
 	if f.bindAfterStartup {
 		faults.StartupDelay = 0 // the delay is spent before listening instead
 	}
+	cfg.Faults = faults
 	// --oom-at-load: ollama serve keeps running and fails each load of the model with a 500.
-	srv, err := sim.NewOllama(sim.OllamaConfig{Plan: plan, Model: name, KeepAlive: keep, TimeScale: f.timeScale, Seed: f.seed,
-		Slowdown: f.slowdown, Faults: faults, OOMAtLoad: f.oomAtLoad, FixedTTFT: f.ttft, FixedITL: f.itl})
+	srv, err := sim.NewOllama(cfg)
 	if err != nil {
 		return err // e.g. the slots' contexts do not fit: exit 1, as ollama fails to load
 	}
@@ -519,11 +691,21 @@ func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.
 	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w (is another engine on that port? choose one with --port)", addr, err)
+		return fmt.Errorf("listening on %s: %w (is another engine on that port? choose one with --port or OLLAMA_HOST)", addr, err)
+	}
+	parallel := cfg.Plan.Options.Parallel
+	if len(cfg.Models) > 0 {
+		parallel = cfg.Models[0].Plan.Options.Parallel
 	}
 	fmt.Fprintf(e.stdout, "time=%s level=INFO source=routes.go msg=\"Listening on %s (version %s, citadel sim, time scale %g, %d parallel)\"\n",
-		time.Now().Format(time.RFC3339), ln.Addr(), sim.DefaultOllamaVersion, f.timeScale, plan.Options.Parallel)
-	fmt.Fprintf(e.stdout, "time=%s level=INFO source=sim msg=\"plan: %s\"\n", time.Now().Format(time.RFC3339), plan)
+		time.Now().Format(time.RFC3339), ln.Addr(), sim.DefaultOllamaVersion, f.timeScale, parallel)
+	if len(cfg.Models) == 0 || cfg.Store == nil {
+		p := cfg.Plan
+		fmt.Fprintf(e.stdout, "time=%s level=INFO source=sim msg=\"plan: %s\"\n", time.Now().Format(time.RFC3339), p)
+		if len(cfg.Models) == 1 && cfg.Models[0].Offload.Layers > 0 {
+			fmt.Fprintf(e.stdout, "time=%s level=INFO source=sim msg=\"model %s: %s\"\n", time.Now().Format(time.RFC3339), cfg.Models[0].Name, ollamaPlanLine(cfg.Models[0], p.GPU))
+		}
+	}
 	return srv.Serve(cmd.Context(), ln)
 }
 

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,7 +45,12 @@ type OllamaConfig struct {
 	// GPUBytes) until it is unloaded, and a load that does not fit beside the loaded models
 	// evicts the least recently used idle ones first, or waits for busy ones to finish, as
 	// Ollama's scheduler does. Nil: models never compete for memory.
-	GPUFree   []int64
+	GPUFree []int64
+	// Store, when set, is the Ollama models directory Models came from. It is read again when a
+	// request names a model the server does not know and when /api/tags lists, so that models
+	// pulled or deleted while the server runs are served or gone, as ollama serve reads its
+	// store; a model re-pulled under the same name keeps its first sizing.
+	Store     *OllamaStore
 	Version   string        // default DefaultOllamaVersion
 	KeepAlive time.Duration // default keep_alive (OLLAMA_KEEP_ALIVE); default 5m; negative: forever
 	// LoadTime is the simulated time to load a model into VRAM (scaled like every other
@@ -86,6 +93,7 @@ type OllamaModel struct {
 	ParameterSize     string    // e.g. "14.8B"
 	QuantizationLevel string    // e.g. "Q4_K_M"
 	StandIn           bool      // the GGUF is a stand-in (modelinfo.Info.StandIn)
+	Manifest          string    // the manifest file in the store; a request finds it gone as Ollama does
 	LoadTime          time.Duration
 }
 
@@ -98,15 +106,19 @@ type OllamaModel struct {
 // own Engine in perf.Ollama mode.
 type Ollama struct {
 	cfg     OllamaConfig
-	runners []*ollamaRunner // in /api/tags order
-	byName  map[string]*ollamaRunner
 	mux     *http.ServeMux
 	handler http.Handler // mux behind the faults
 	created int64
 
 	mu      sync.Mutex
+	runners []*ollamaRunner // in /api/tags order
+	byName  map[string]*ollamaRunner
 	used    []int64       // VRAM held per GPU by loaded models (with cfg.GPUFree)
 	changed chan struct{} // closed (and replaced) when a model is released or unloaded
+	runCtx  context.Context
+	stopped bool
+	engines sync.WaitGroup
+	warned  map[string]bool // store manifests already reported as unusable
 }
 
 // ollamaRunner is one model: its engine and its residency.
@@ -164,22 +176,16 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 		models = []OllamaModel{{Name: cfg.Model, Plan: cfg.Plan}}
 	}
 	s := &Ollama{cfg: cfg, byName: make(map[string]*ollamaRunner), created: cfg.Now().Unix(),
-		changed: make(chan struct{}), used: make([]int64, len(cfg.GPUFree))}
+		changed: make(chan struct{}), used: make([]int64, len(cfg.GPUFree)), warned: make(map[string]bool)}
 	for _, m := range models {
 		r, err := s.newRunner(m)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range ollamaAliases(r.name) {
-			if other, dup := s.byName[n]; dup && other != r {
-				return nil, fmt.Errorf("model %q is in the store twice (as %q and %q)", n, other.name, r.name)
-			}
-			s.byName[n] = r
+		if err := s.addLocked(r); err != nil {
+			return nil, err
 		}
-		s.runners = append(s.runners, r)
 	}
-	// Ollama lists the most recently modified first.
-	slices.SortStableFunc(s.runners, func(a, b *ollamaRunner) int { return b.Modified.Compare(a.Modified) })
 
 	mux := http.NewServeMux()
 	running := func(w http.ResponseWriter, _ *http.Request) {
@@ -272,31 +278,144 @@ func ollamaAliases(name string) []string {
 	return slices.Compact(out)
 }
 
-// lookup finds the model a request names, or answers Ollama's own 404 (server/routes.go:
-// "model '%s' not found", the name as given).
+// addLocked registers r under its names and starts its engine if the server runs.
+func (s *Ollama) addLocked(r *ollamaRunner) error {
+	names := ollamaAliases(r.name)
+	for _, n := range names {
+		if other, dup := s.byName[n]; dup && other != r {
+			return fmt.Errorf("model %q is in the store twice (as %q and %q)", n, other.name, r.name)
+		}
+	}
+	for _, n := range names {
+		s.byName[n] = r
+	}
+	s.runners = append(s.runners, r)
+	// Ollama lists the most recently modified first.
+	slices.SortStableFunc(s.runners, func(a, b *ollamaRunner) int { return b.Modified.Compare(a.Modified) })
+	if s.runCtx != nil && !s.stopped {
+		s.engines.Add(1)
+		go func() { defer s.engines.Done(); _ = r.engine.Run(s.runCtx) }()
+	}
+	return nil
+}
+
+// removeLocked forgets r (its manifest is gone), unless a request is using it.
+func (s *Ollama) removeLocked(r *ollamaRunner) {
+	if r.active > 0 {
+		return
+	}
+	s.unloadLocked(r)
+	for _, n := range ollamaAliases(r.name) {
+		if s.byName[n] == r {
+			delete(s.byName, n)
+		}
+	}
+	s.runners = slices.DeleteFunc(s.runners, func(o *ollamaRunner) bool { return o == r })
+}
+
+// list is a snapshot of the models.
+func (s *Ollama) list() []*ollamaRunner {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.runners)
+}
+
+// find looks a name up without reading the store.
+func (s *Ollama) find(name string) *ollamaRunner {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.byName[ollamaName(name)]; ok {
+		return r
+	}
+	if n, err := registry.ParseName(name); err == nil {
+		return s.byName[n.Host+"/"+n.Namespace+"/"+n.Model+":"+n.Tag]
+	}
+	return nil
+}
+
+// lookup finds the model a request names, reading the store again when it is not known, or
+// answers Ollama's own 404 (server/routes.go: "model '%s' not found", the name as given).
 func (s *Ollama) lookup(name string) (*ollamaRunner, error) {
 	if name == "" {
 		return nil, &ollamaError{http.StatusBadRequest, "model is required"}
 	}
-	if r, ok := s.byName[ollamaName(name)]; ok {
-		return r, nil
+	if r := s.find(name); r != nil {
+		if _, err := os.Stat(r.Manifest); r.Manifest == "" || err == nil {
+			return r, nil
+		}
 	}
-	if n, err := registry.ParseName(name); err == nil {
-		if r, ok := s.byName[n.Host+"/"+n.Namespace+"/"+n.Model+":"+n.Tag]; ok {
+	if s.cfg.Store != nil {
+		s.rescan()
+		if r := s.find(name); r != nil {
 			return r, nil
 		}
 	}
 	return nil, &ollamaError{http.StatusNotFound, fmt.Sprintf("model '%s' not found", name)}
 }
 
+// rescan reads the store again: models pulled since are added, models deleted are dropped.
+func (s *Ollama) rescan() {
+	st := s.cfg.Store
+	if st == nil {
+		return
+	}
+	files, err := storeManifests(st.Dir)
+	if err != nil {
+		s.cfg.Logger.Warn("cannot read the Ollama store", "err", err)
+		return
+	}
+	s.mu.Lock()
+	var gone []*ollamaRunner
+	for _, r := range s.runners {
+		if _, ok := files[r.name]; !ok {
+			gone = append(gone, r)
+		}
+	}
+	for _, r := range gone {
+		s.removeLocked(r)
+	}
+	var fresh []string
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if _, ok := s.byName[name]; !ok {
+			fresh = append(fresh, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range fresh {
+		m, err := storeModel(st.Dir, files[name], st.GPU, st.Options, s.cfg.GPUFree)
+		var r *ollamaRunner
+		if err == nil {
+			r, err = s.newRunner(m)
+		}
+		s.mu.Lock()
+		if err == nil {
+			if _, ok := s.byName[name]; !ok {
+				err = s.addLocked(r)
+				s.cfg.Logger.Info("model found in the store", "model", name)
+			}
+		}
+		if err != nil && !s.warned[files[name]] {
+			s.warned[files[name]] = true
+			s.cfg.Logger.Warn("skipping a model of the store", "model", name, "err", err)
+		}
+		s.mu.Unlock()
+	}
+}
+
 // Run drives every model's engine until ctx ends.
 func (s *Ollama) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	s.mu.Lock()
+	s.runCtx = ctx
 	for _, r := range s.runners {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = r.engine.Run(ctx) }()
+		s.engines.Add(1)
+		go func() { defer s.engines.Done(); _ = r.engine.Run(ctx) }()
 	}
-	wg.Wait()
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.engines.Wait()
 	return nil
 }
 
@@ -732,8 +851,10 @@ type ollamaModel struct {
 }
 
 func (s *Ollama) tags(w http.ResponseWriter, _ *http.Request) {
-	models := make([]ollamaModel, 0, len(s.runners))
-	for _, r := range s.runners {
+	s.rescan()
+	runners := s.list()
+	models := make([]ollamaModel, 0, len(runners))
+	for _, r := range runners {
 		mod := r.Modified.UTC()
 		models = append(models, ollamaModel{Name: r.name, Model: r.name, ModifiedAt: &mod, Size: r.diskSize(), Digest: r.Digest, Details: r.details()})
 	}
@@ -742,7 +863,7 @@ func (s *Ollama) tags(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Ollama) ps(w http.ResponseWriter, _ *http.Request) {
 	models := []ollamaModel{}
-	for _, r := range s.runners {
+	for _, r := range s.list() {
 		ok, exp := s.resident(r)
 		if !ok {
 			continue
@@ -1254,8 +1375,11 @@ func (s *Ollama) openAI(h func(*ollamaRunner) http.HandlerFunc) http.HandlerFunc
 			Model string `json:"model"`
 		}
 		_ = json.Unmarshal(body, &req) // the handler reports a malformed body
-		rn := s.runners[0]
-		if req.Model != "" || len(s.runners) > 1 {
+		runners := s.list()
+		var rn *ollamaRunner
+		if req.Model == "" && len(runners) == 1 {
+			rn = runners[0]
+		} else {
 			if rn, err = s.lookup(req.Model); err != nil {
 				var e *ollamaError
 				errors.As(err, &e)
@@ -1296,8 +1420,10 @@ func writeOpenAIError(w http.ResponseWriter, status int, message string) {
 }
 
 func (s *Ollama) openAIModels(w http.ResponseWriter, _ *http.Request) {
-	data := make([]map[string]any, 0, len(s.runners))
-	for _, r := range s.runners {
+	s.rescan()
+	runners := s.list()
+	data := make([]map[string]any, 0, len(runners))
+	for _, r := range runners {
 		data = append(data, map[string]any{"id": r.name, "object": "model", "created": r.Modified.Unix(), "owned_by": "library"})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})

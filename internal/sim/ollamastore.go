@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,9 +33,34 @@ const maxManifestSize = 4 << 20
 // logs and skips it; err is for a store that cannot be read at all. A directory without
 // manifests/ holds no models.
 func OllamaStoreModels(dir string, gpu perf.GPU, opts perf.Options, free []int64) (models []OllamaModel, skipped []error, err error) {
+	files, err := storeManifests(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		m, err := storeModel(dir, files[name], gpu, opts, free)
+		if err != nil {
+			skipped = append(skipped, err)
+			continue
+		}
+		models = append(models, m)
+	}
+	return models, skipped, nil
+}
+
+// OllamaStore is where a simulated Ollama server finds its models again while it runs
+// (OllamaConfig.Store): the store and how its models are planned (see OllamaStoreModels).
+type OllamaStore struct {
+	Dir     string
+	GPU     perf.GPU
+	Options perf.Options
+}
+
+// storeManifests maps the names of a store's manifests, as Ollama shows them, to their files.
+func storeManifests(dir string) (map[string]string, error) {
 	root := filepath.Join(dir, "manifests")
-	var files []string
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	files := make(map[string]string)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root && errors.Is(err, fs.ErrNotExist) {
 				return fs.SkipAll
@@ -47,24 +73,22 @@ func OllamaStoreModels(dir string, gpu perf.GPU, opts perf.Options, free []int64
 			}
 			return nil
 		}
-		if rel, _ := filepath.Rel(root, p); !d.IsDir() && strings.Count(filepath.ToSlash(rel), "/") == 3 {
-			files = append(files, p)
+		rel, _ := filepath.Rel(root, p)
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		if d.IsDir() || len(parts) != 4 {
+			return nil
 		}
+		n, err := registry.ParseName(parts[0] + "/" + parts[1] + "/" + parts[2] + ":" + parts[3])
+		if err != nil {
+			return nil // not a name Ollama would list either
+		}
+		files[displayShortest(n)] = p
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the Ollama store %s: %w", dir, err)
+		return nil, fmt.Errorf("reading the Ollama store %s: %w", dir, err)
 	}
-	slices.Sort(files)
-	for _, f := range files {
-		m, err := storeModel(dir, f, gpu, opts, free)
-		if err != nil {
-			skipped = append(skipped, err)
-			continue
-		}
-		models = append(models, m)
-	}
-	return models, skipped, nil
+	return files, nil
 }
 
 // storeModel reads one manifest.
@@ -72,8 +96,8 @@ func storeModel(dir, file string, gpu perf.GPU, opts perf.Options, free []int64)
 	rel, _ := filepath.Rel(filepath.Join(dir, "manifests"), file)
 	parts := strings.Split(filepath.ToSlash(rel), "/")
 	n, err := registry.ParseName(parts[0] + "/" + parts[1] + "/" + parts[2] + ":" + parts[3])
-	if err != nil {
-		return OllamaModel{}, fmt.Errorf("manifest %s: %w", file, err)
+	if err != nil || len(parts) != 4 {
+		return OllamaModel{}, fmt.Errorf("manifest %s: not at manifests/<host>/<namespace>/<model>/<tag>", file)
 	}
 	name := displayShortest(n)
 	fail := func(format string, args ...any) (OllamaModel, error) {
@@ -132,6 +156,7 @@ func storeModel(dir, file string, gpu perf.GPU, opts perf.Options, free []int64)
 		m.Size += pm.WeightBytes(m.Plan.Options.Quant) - weightsSize
 	}
 	m.StandIn = info.StandIn
+	m.Manifest = file
 	m.Family = info.Architecture
 	m.ParameterSize = humanNumber(info.ParameterCount)
 	m.QuantizationLevel = info.Dtype
