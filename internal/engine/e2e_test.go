@@ -60,8 +60,9 @@ func TestSimulateEndToEnd(t *testing.T) {
 		{
 			name: "ollama",
 			launch: func(port int) (Launch, error) {
-				return Build(Spec{Engine: "ollama", ModelName: "qwen2.5:7b", Parallel: 2, MaxModelLen: 4096, KeepAlive: "1m",
-					OllamaModels: t.TempDir(), Port: port})
+				// No store: the simulator serves the model the launch names. (A store of
+				// models: internal/serving TestSharedOllama.)
+				return Build(Spec{Engine: "ollama", ModelName: "qwen2.5:7b", Parallel: 2, MaxModelLen: 4096, KeepAlive: "1m", Port: port})
 			},
 			gpu:    "rtx-4090",
 			checks: []check{{"/", "Ollama is running"}, {"/api/tags", `"qwen2.5:7b"`}},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -75,8 +76,18 @@ func TestOllamaRegistry(t *testing.T) {
 	if resp.StatusCode != 206 || !bytes.Equal(body, gguf[100:1100]) || resp.Header.Get("Content-Range") != "bytes 100-1099/"+strconv.Itoa(len(gguf)) {
 		t.Errorf("blob range: %s %q", resp.Status, resp.Header.Get("Content-Range"))
 	}
-	if got := f.srv.Requests().Files["ollama/blobs/sha256-"+sha256hex(gguf)]; got.Requests != 2 || got.Bytes != int64(len(gguf)+1000) {
-		t.Errorf("blob counter %+v", got)
+	// The counter is updated when the handler returns, which can be just after the client has
+	// read the body: wait for it (bounded).
+	wantBytes := int64(len(gguf) + 1000)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := f.srv.Requests().Files["ollama/blobs/sha256-"+sha256hex(gguf)]
+		if got.Requests == 2 && got.Bytes == wantBytes {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("blob counter %+v, want 2 requests and %d bytes", got, wantBytes)
+			break
+		}
 	}
 }
 
