@@ -157,7 +157,7 @@ func TestServeStartupLines(t *testing.T) {
 		engines, simulate, mirror, examples bool
 		want                                string
 	}{
-		{true, true, false, true, "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/mirror --example seed-001"},
+		{true, true, false, true, "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/citadel-mirror --example seed-001 (steps in examples/seed-001/README.md)"},
 		{true, true, true, true, "citadel apply -f examples/seed-001/, then citadel get gpus"},
 		{true, false, false, true, "citadel apply -f examples/seed-001/, then citadel get gpus"},
 		{true, true, true, false, "citadel get gpus, then citadel apply -f FILE with your models"},

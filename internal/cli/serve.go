@@ -277,7 +277,7 @@ func nextStep(engines, simulate, mirror, examples bool) string {
 	case !examples:
 		return "citadel get gpus, then citadel apply -f FILE with your models"
 	case simulate && !mirror:
-		return "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/mirror --example seed-001"
+		return "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/citadel-mirror --example seed-001 (steps in examples/seed-001/README.md)"
 	}
 	return "citadel apply -f examples/seed-001/, then citadel get gpus"
 }
