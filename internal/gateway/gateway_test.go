@@ -218,7 +218,8 @@ func TestClientErrors(t *testing.T) {
 		{"oversize", "/v1/chat/completions", chat("qwen", strings.Repeat("x", 5000)), "", 413, "larger than 4096 bytes"},
 		{"bad image", "/v1/chat/completions", `{"model":"qwen","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,@@@"}}]}]}`, "", 400, `"code":"invalid_image_format"`},
 		{"content type", "/v1/chat/completions", chat("qwen", "x"), "text/html", 415, "send application/json"},
-		{"ollama unknown model", "/api/chat", `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, "", 404, `"error":"model \"gpt-9\" not found`},
+		{"ollama unknown model", "/api/chat", `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, "", 404, `"error":"model 'gpt-9' not found`},
+		{"ollama as curl -d sends it", "/api/chat", `{"model":"qwen","stream":false,"messages":[{"role":"user","content":"x"}]}`, "application/x-www-form-urlencoded", 200, `"done":true`},
 		{"ollama malformed", "/api/chat", `{"model":`, "", 400, `"error":`},
 	}
 	for _, tt := range tests {

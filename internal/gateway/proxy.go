@@ -208,11 +208,13 @@ func prefixHash(text string) uint64 {
 	return h.Sum64()
 }
 
-// readBody reads a JSON request body within the size limit.
+// readBody reads a JSON request body within the size limit. The body is JSON whatever the
+// Content-Type says, as Ollama reads it: `curl -d '{…}'` sends
+// application/x-www-form-urlencoded, and Ollama's own examples are written that way.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && mt != "text/plain") {
+		if err != nil || (mt != "application/json" && mt != "text/plain" && mt != "application/x-www-form-urlencoded") {
 			return nil, &clientError{status: http.StatusUnsupportedMediaType, typ: "invalid_request_error", code: "unsupported_media_type",
 				message: fmt.Sprintf("Content-Type %q is not supported: send application/json", ct)}
 		}
@@ -644,7 +646,7 @@ func (s *Server) notFound(w http.ResponseWriter, ollama bool, nf *NotFoundError)
 		msg = nf.Error() + " No models are available: apply a Route or an InferenceService and wait for it to be Ready."
 	}
 	if ollama {
-		writeOllamaError(w, http.StatusNotFound, fmt.Sprintf("model %q not found, try pulling it first; available: %s", nf.Model, strings.Join(nf.Available, ", ")))
+		writeOllamaError(w, http.StatusNotFound, fmt.Sprintf("model '%s' not found; available: %s", nf.Model, strings.Join(nf.Available, ", ")))
 		return
 	}
 	writeOpenAIErrorParam(w, http.StatusNotFound, "invalid_request_error", "model_not_found", "model", msg)

@@ -243,8 +243,11 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			continue
 		}
 		// A placed service that still asks for the same keeps its GPUs: a running replica is
-		// never moved to make room for another service.
-		if p, ok := c.placed[in.key]; ok && p.ifp == in.ifp {
+		// never moved to make room for another service. A model of the shared Ollama holds no
+		// GPU of its own (the server loads and evicts it, and offloads layers to the CPU when
+		// memory is short), so it is placed afresh each pass after the exclusive engines: an
+		// Ollama model pulled first never keeps a vLLM engine out.
+		if p, ok := c.placed[in.key]; ok && p.ifp == in.ifp && !in.request.Shared {
 			setKeep(&in.request, p.replicas)
 		}
 		intents = append(intents, in)

@@ -99,7 +99,8 @@ spec:
 // the server to the other, and the last one stops it.
 func TestSharedOllama(t *testing.T) {
 	store, blobs := ollamaStore(t, "qwen2.5:7b", "deepcoder:14b")
-	inv, err := placement.FakeInventory("2xrtx-4090")
+	// One GPU: a vLLM engine applied later needs what the Ollama model was placed on.
+	inv, err := placement.FakeInventory("rtx-4090")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +119,15 @@ func TestSharedOllama(t *testing.T) {
 	}
 	if code, body := httpGet(t, "http://"+ep.Address+"/api/tags"); code != 200 || !strings.Contains(body, `"qwen2.5:7b"`) {
 		t.Errorf("the shared ollama's /api/tags: %d %s", code, body)
+	}
+
+	// An exclusive engine applied after the Ollama model is placed first: the shared server
+	// adapts (the planner puts Ollama's models in what vLLM leaves), and keeps running.
+	cl.apply(t, qwen(t, "qwen-vllm", "vllm-rt", "  engine: {name: vllm, args: [--max-model-len, \"8192\", --gpu-memory-utilization, \"0.9\"]}"))
+	cl.markReady(t, "qwen-vllm")
+	waitPhase(cl, t, "qwen-vllm", 60*time.Second, v1.ServiceReady)
+	if s := cl.service(t, "default", "qwen2-5-7b"); s.Status.Phase != v1.ServiceReady || s.Status.Endpoints[0].PID != ep.PID {
+		t.Errorf("after placing a vLLM engine: %s %+v: want the Ollama model Ready on the same server (PID %d)", s.Status.Phase, s.Status.Endpoints, ep.PID)
 	}
 
 	cl.apply(t, ollamaModelYAML("deepcoder-14b", "ollama://deepcoder:14b"))

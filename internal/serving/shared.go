@@ -154,6 +154,7 @@ func (c *Controller) GPUs() v1.GPUList {
 				Engine: inst.launch.Engine, PID: inst.proc.State().PID, Bytes: b})
 		}
 	}
+	peak := map[int]int64{} // by item index: the largest shared model on the GPU
 	for svc, p := range c.placed {
 		if p.shared == "" {
 			continue
@@ -164,16 +165,25 @@ func (c *Controller) GPUs() v1.GPUList {
 			pid = inst.proc.State().PID
 		}
 		for r, a := range p.replicas {
-			share := a.Plan.WeightBytes + a.Plan.ActivationBytes + a.Plan.KVBytes // per GPU
-			for _, gpu := range a.GPUs {
+			for k, gpu := range a.GPUs {
 				i, ok := byIndex[gpu]
 				if !ok {
 					continue
 				}
+				share := a.Plan.WeightBytes + a.Plan.ActivationBytes + a.Plan.KVBytes // per GPU
+				if a.Offload != nil && k < len(a.Offload.GPUBytes) {
+					share = a.Offload.GPUBytes[k]
+				}
+				// The shared server holds one model at a time at most where memory is short:
+				// what it can take on a GPU is its largest model there.
+				peak[i] = max(peak[i], share)
 				out.Items[i].Holders = append(out.Items[i].Holders, v1.GPUHolder{Service: svc, Replica: r,
 					Engine: engine.Ollama, PID: pid, Bytes: share, Shared: true})
 			}
 		}
+	}
+	for i, p := range peak {
+		out.Items[i].Planned += p
 	}
 	for i := range out.Items {
 		slices.SortFunc(out.Items[i].Holders, func(a, b v1.GPUHolder) int {
