@@ -50,7 +50,7 @@ func (c *Controller) ensureShared(ctx context.Context, g *sharedGroup, decisions
 		names = append(names, m.ollamaName)
 	}
 	slices.Sort(names)
-	spec := engine.Spec{Engine: engine.Ollama, ModelName: names[0], ServedNames: names, GPUs: gpus, Host: c.opts.Host,
+	spec := engine.Spec{Engine: engine.Ollama, ModelName: names[0], GPUs: gpus, Host: c.opts.Host,
 		OllamaModels: store, Parallel: in.settings.Concurrency}
 	if in.ref != nil {
 		spec.ExtraArgs = in.ref.Args
