@@ -68,7 +68,7 @@ func fixYAML(in *intent, ch placement.Change) string {
 		var env []string
 		for _, kv := range set {
 			if k, isEnv := engine.FlagFor(engine.Ollama, kv[0]); isEnv && k != "" {
-				env = append(env, fmt.Sprintf("      - {name: %s, value: %q}", k, kv[1]))
+				env = append(env, fmt.Sprintf("          - {name: %s, value: %q}", k, kv[1]))
 			}
 		}
 		if len(env) == 0 {
