@@ -112,7 +112,9 @@ func clWithin(t *testing.T, name string, got, want, lo, hi time.Duration) {
 	}
 }
 
-const clSlack = 6 * time.Millisecond // loopback, scheduling, -race
+// clSlack is the timing tolerance: loopback, scheduling and -race on 2 busy cores (CI runs
+// every package at once); still well under the 20 ms gaps the tests tell apart.
+const clSlack = 12 * time.Millisecond
 
 // ---- OpenAI chat stream: timing and usage ----
 

@@ -272,14 +272,16 @@ func TestRunRate(t *testing.T) {
 		if !o.Success {
 			t.Fatal(o.Error)
 		}
-		if d := o.Start - sched[i]; d < 0 || d > 20*time.Millisecond {
+		// Bounds are generous: the race detector on 2 busy cores delays goroutines by tens
+		// of milliseconds; a scheduler that drifts is off by far more.
+		if d := o.Start - sched[i]; d < 0 || d > 60*time.Millisecond {
 			t.Errorf("request %d started at %v, scheduled %v", i, o.Start, sched[i])
 		}
 	}
-	if want := time.Duration(n / rate * 1e9); dur < want || dur > want+100*time.Millisecond {
+	if want := time.Duration(n / rate * 1e9); dur < want || dur > want+200*time.Millisecond {
 		t.Errorf("duration %v, want ≈ %v", dur, want)
 	}
-	if lag > 10*time.Millisecond {
+	if lag > 50*time.Millisecond {
 		t.Errorf("send lag p99 %v", lag)
 	}
 	t.Logf("send lag p99 %v at %v req/s", lag, rate)

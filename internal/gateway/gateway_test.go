@@ -287,7 +287,10 @@ func TestHungReplicaEjected(t *testing.T) {
 	hung := simVLLM(t, sim.Faults{HangAfter: 1}, "qwen")
 	ok := simVLLM(t, sim.Faults{}, "qwen")
 	_, gw := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - name: qwen\n    balancing: {policy: round-robin}\n    targets: [{url: %q}, {url: %q}]\n", hung.URL, ok.URL),
-		gateway.Options{HeaderTimeout: 300 * time.Millisecond})
+		// Passive ejection only: the hung engine still passes its /health probe, and a good
+		// probe ends an ejection, so with the tests' 100 ms probes the gauge read below would
+		// race the next probe on a loaded machine.
+		gateway.Options{HeaderTimeout: 300 * time.Millisecond, HealthInterval: time.Hour})
 	start := time.Now()
 	for i := range 12 {
 		resp, body := post(t, gw+"/v1/chat/completions", chat("qwen", "hi"))

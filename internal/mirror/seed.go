@@ -171,7 +171,7 @@ func (w *seedWriter) ollamaModel(s ollamaStandIn) string {
 		w.blob(ollamaTemplateType, []byte(s.template)),
 		w.blob(ollamaLicenseType, []byte(s.license)),
 		w.blob(ollamaParamsType, []byte(s.params))}
-	size := ollamaParameterSize(s.gguf.ParameterCount)
+	size := modelinfo.OllamaParameterSize(s.gguf.ParameterCount)
 	ftype := modelinfo.FileTypeName(s.gguf.FileType)
 	diffIDs := make([]string, len(layers))
 	for i, l := range layers {
@@ -190,22 +190,6 @@ func (w *seedWriter) ollamaModel(s ollamaStandIn) string {
 	return fmt.Sprintf("%s parameters, %s, %d layers, context %d", size, ftype, g.BlockCount, g.ContextLength)
 }
 
-// ollamaParameterSize is Ollama's format.HumanNumber: 32.8B, 7.6B, 500M.
-func ollamaParameterSize(n int64) string {
-	switch {
-	case n >= 1e9:
-		if n%1e9 == 0 {
-			return fmt.Sprintf("%dB", n/1e9)
-		}
-		return fmt.Sprintf("%.1fB", float64(n)/1e9)
-	case n >= 1e6:
-		if n%1e6 == 0 {
-			return fmt.Sprintf("%dM", n/1e6)
-		}
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	}
-	return fmt.Sprint(n)
-}
 
 // The models. Shapes are the published ones: MiMo-VL-7B-RL is a Qwen2.5-VL vision tower on the
 // MiMo-7B language model (36 layers, hidden 4096, 32 heads, 8 KV heads, intermediate 11008;

@@ -252,3 +252,23 @@ func inspectGGUFFile(path string, size int64) (Info, Config, error) {
 	info.Capabilities = capabilities(info.Vision, info.Embedding)
 	return info, ConfigFromGGUF(g), nil
 }
+
+// OllamaParameterSize is a parameter count as Ollama shows it (its format.HumanNumber): 32.8B,
+// 7B, 500M; FormatParameterSize is OME's spelling.
+func OllamaParameterSize(n int64) string {
+	switch {
+	case n >= 1e9:
+		if n%1e9 == 0 {
+			return fmt.Sprintf("%dB", n/1e9)
+		}
+		return fmt.Sprintf("%.1fB", float64(n)/1e9)
+	case n >= 1e6:
+		if n%1e6 == 0 {
+			return fmt.Sprintf("%dM", n/1e6)
+		}
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.0fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}

@@ -105,9 +105,15 @@ func (cl *cluster) apply(t *testing.T, yaml string) {
 	}
 }
 
-// markReady plays the model agent: the model's files are on disk, so it is Ready. The status
-// reconciler may write the model's status in between (a conflict): read it again and retry.
+// markReady plays the model agent: the model's files are on disk, so it is Ready.
 func (cl *cluster) markReady(t *testing.T, name string) {
+	t.Helper()
+	cl.setReady(t, name, "files in place (test)", nil)
+}
+
+// setReady writes a Ready status for the model, with nodes. The status reconciler may write
+// the model's status in between (a conflict): read it again and retry.
+func (cl *cluster) setReady(t *testing.T, name, msg string, nodes []v1.NodeModelStatus) {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
 		o, err := cl.c.Get(t.Context(), v1.KindClusterBaseModel, "", name)
@@ -115,7 +121,10 @@ func (cl *cluster) markReady(t *testing.T, name string) {
 			t.Fatal(err)
 		}
 		m := o.(*v1.ClusterBaseModel)
-		m.Status.Phase, m.Status.Reason, m.Status.Message = v1.ModelReady, "Ready", "files in place (test)"
+		m.Status.Phase, m.Status.Reason, m.Status.Message = v1.ModelReady, "Ready", msg
+		if nodes != nil {
+			m.Status.Nodes = nodes
+		}
 		_, err = cl.c.UpdateStatus(t.Context(), m)
 		if err == nil {
 			return

@@ -60,22 +60,7 @@ func ollamaStore(t *testing.T, names ...string) (string, map[string]string) {
 // markPulled plays the model agent for an Ollama model: Ready, with where its files are.
 func (cl *cluster) markPulled(t *testing.T, name, path, store, ollamaName string) {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
-		o, err := cl.c.Get(t.Context(), v1.KindClusterBaseModel, "", name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := o.(*v1.ClusterBaseModel)
-		m.Status.Phase, m.Status.Reason, m.Status.Message = v1.ModelReady, "Ready", "pulled (test)"
-		m.Status.Nodes = []v1.NodeModelStatus{{Node: "test", Phase: v1.ModelReady, Path: path, Store: store, OllamaName: ollamaName}}
-		if _, err = cl.c.UpdateStatus(t.Context(), m); err == nil {
-			return
-		}
-		if attempt == 20 || !strings.Contains(err.Error(), "modified") {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cl.setReady(t, name, "pulled (test)", []v1.NodeModelStatus{{Node: "test", Phase: v1.ModelReady, Path: path, Store: store, OllamaName: ollamaName}})
 }
 
 func ollamaModelYAML(name, uri string) string {

@@ -158,7 +158,7 @@ func storeModel(dir, file string, gpu perf.GPU, opts perf.Options, free []int64)
 	m.StandIn = info.StandIn
 	m.Manifest = file
 	m.Family = info.Architecture
-	m.ParameterSize = humanNumber(info.ParameterCount)
+	m.ParameterSize = modelinfo.OllamaParameterSize(info.ParameterCount)
 	m.QuantizationLevel = info.Dtype
 	// Ollama's /api/tags reads its details from the config blob; prefer them when present.
 	if b, err := os.ReadFile(blob(man.Config.Digest)); err == nil && len(b) < maxManifestSize {
@@ -226,21 +226,3 @@ func displayShortest(n registry.Name) string {
 	return n.Model + ":" + n.Tag
 }
 
-// humanNumber is Ollama's format.HumanNumber: 32.8B, 7B, 500M.
-func humanNumber(n int64) string {
-	switch {
-	case n >= 1e9:
-		if n%1e9 == 0 {
-			return fmt.Sprintf("%dB", n/1e9)
-		}
-		return fmt.Sprintf("%.1fB", float64(n)/1e9)
-	case n >= 1e6:
-		if n%1e6 == 0 {
-			return fmt.Sprintf("%dM", n/1e6)
-		}
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.0fK", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
-}
