@@ -190,7 +190,6 @@ func (w *seedWriter) ollamaModel(s ollamaStandIn) string {
 	return fmt.Sprintf("%s parameters, %s, %d layers, context %d", size, ftype, g.BlockCount, g.ContextLength)
 }
 
-
 // The models. Shapes are the published ones: MiMo-VL-7B-RL is a Qwen2.5-VL vision tower on the
 // MiMo-7B language model (36 layers, hidden 4096, 32 heads, 8 KV heads, intermediate 11008;
 // MiMo-VL technical report, arXiv:2506.03569), 8.29 B parameters in bfloat16; the Ollama models

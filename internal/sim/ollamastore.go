@@ -225,4 +225,3 @@ func displayShortest(n registry.Name) string {
 	}
 	return n.Model + ":" + n.Tag
 }
-
