@@ -88,7 +88,6 @@ type placed struct {
 	replicas []placement.Assignment
 	shared   string // the shared engine's instance key, for a model of a shared server
 	model    string // the name the shared engine serves it by
-	ready    bool   // the model's files are where the engine reads them
 }
 
 // instance is one running replica.
