@@ -281,30 +281,39 @@ func TestKillReplicaUnderLoad(t *testing.T) {
 	}
 }
 
-// TestHungReplicaEjected: a replica that accepts requests and never answers is ejected within
-// the header timeout, and its requests are served by the other replica.
+// TestHungReplicaEjected: a replica that accepts requests and never answers is taken out of
+// service within the header timeout (ejected after its timeouts, or marked unhealthy by a
+// probe that reached it first), and its requests are served by the other replica.
 func TestHungReplicaEjected(t *testing.T) {
-	hung := simVLLM(t, sim.Faults{HangAfter: 1}, "qwen")
+	var sent atomic.Int64 // inference requests the hung replica received
+	hung := simVLLM(t, sim.Faults{HangAfter: 1, Counted: func(r *http.Request) bool {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions" {
+			sent.Add(1)
+			return true
+		}
+		return false
+	}}, "qwen")
 	ok := simVLLM(t, sim.Faults{}, "qwen")
 	_, gw := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - name: qwen\n    balancing: {policy: round-robin}\n    targets: [{url: %q}, {url: %q}]\n", hung.URL, ok.URL),
 		gateway.Options{HeaderTimeout: 300 * time.Millisecond})
+	const n = 30
 	start := time.Now()
-	for i := range 12 {
+	for i := range n {
 		resp, body := post(t, gw+"/v1/chat/completions", chat("qwen", "hi"))
 		if resp.StatusCode != 200 {
 			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
 		}
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("12 requests took %s: the hung replica was not ejected", took)
+	took := time.Since(start)
+	// Round robin would send it half of them; out of service, it gets the one it answers, the
+	// timeouts that eject it (3), and, on a machine so slow that the 5 s ejection ends first,
+	// one more burst.
+	limit := int64(1 + 3)
+	if took >= 5*time.Second {
+		limit += 3
 	}
-	// Out of service either way: ejected by the requests that timed out, or marked unhealthy
-	// by the start-up probe when it reached the wedged engine first (which then takes no
-	// request at all); which comes first depends on scheduling.
-	_, metrics := get(t, gw+"/metrics")
-	if !strings.Contains(metrics, `citadel_gateway_replica_ejected{replica="`+hung.URL+`",service=""} 1`) &&
-		!strings.Contains(metrics, `citadel_gateway_replica_healthy{replica="`+hung.URL+`",service=""} 0`) {
-		t.Errorf("the hung replica is reported neither ejected nor unhealthy:\n%s", grep(metrics, "replica_"))
+	if got := sent.Load(); got > limit {
+		t.Errorf("the hung replica received %d of %d requests in %s (want at most %d): it was not taken out of service", got, n, took, limit)
 	}
 }
 
