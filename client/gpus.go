@@ -15,3 +15,12 @@ func (c *Client) GPUs(ctx context.Context) (v1.GPUList, error) {
 	err := c.do(ctx, http.MethodGet, "/api/v1/gpus", nil, nil, &l)
 	return l, err
 }
+
+// Fit asks whether an InferenceService would be placed now beside the running services,
+// without applying it. A server with no serving controller answers with an *APIError (reason
+// NotFound).
+func (c *Client) Fit(ctx context.Context, s *v1.InferenceService) (v1.FitResult, error) {
+	var res v1.FitResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/fit", nil, s, &res)
+	return res, err
+}

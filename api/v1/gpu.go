@@ -36,3 +36,17 @@ type GPUHolder struct {
 	Bytes   int64  `json:"bytes,omitempty"`  // the planner's reservation (an exclusive engine) or need (a shared model)
 	Shared  bool   `json:"shared,omitempty"` // a model of a shared multi-model server (Ollama)
 }
+
+// FitResult says whether an InferenceService would be placed now beside the running services
+// (POST /api/v1/fit), without applying it or moving anything.
+type FitResult struct {
+	// Checked is false when the service cannot be planned yet (its model is not Ready, no
+	// runtime fits, …): Reason and Message say why.
+	Checked bool   `json:"checked"`
+	Fits    bool   `json:"fits"`
+	Reason  string `json:"reason,omitempty"` // Unschedulable, or why it was not checked
+	Message string `json:"message,omitempty"`
+	// Placement is the planner's arithmetic: the engine settings it used, where the service
+	// would go, or why it does not fit and the edits that would make it fit.
+	Placement []string `json:"placement,omitempty"`
+}

@@ -38,6 +38,9 @@ type Options struct {
 	Logs func(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error
 	// GPUs, when set, returns the GPU inventory and who holds each GPU (GET /api/v1/gpus).
 	GPUs func(ctx context.Context) (v1.GPUList, error)
+	// Fit, when set, says whether an InferenceService would be placed now beside the running
+	// services, without applying it (POST /api/v1/fit).
+	Fit func(ctx context.Context, s *v1.InferenceService) (v1.FitResult, error)
 }
 
 // LogsError is a logs request that names no running service or replica.
@@ -78,6 +81,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/{plural}/{name}/retry", s.retryHandler)
 	mux.HandleFunc("GET /api/v1/inferenceservices/{name}/logs", s.logs)
 	mux.HandleFunc("GET /api/v1/gpus", s.gpus)
+	mux.HandleFunc("POST /api/v1/fit", s.fit)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, v1.ReasonNotFound, fmt.Sprintf("no admin API route %s %s", r.Method, r.URL.Path), nil)
 	})

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 
 	v1 "citadel.dev/citadel/api/v1"
@@ -24,4 +25,28 @@ func (s *Server) gpus(w http.ResponseWriter, r *http.Request) {
 		l.Items = []v1.GPU{}
 	}
 	writeJSON(w, http.StatusOK, l)
+}
+
+// fit is POST /api/v1/fit: would the InferenceService in the body be placed now beside the
+// running services? Nothing is applied and nothing moves.
+func (s *Server) fit(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Fit == nil {
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, NoGPUInventory, nil)
+		return
+	}
+	var isvc v1.InferenceService
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)).Decode(&isvc); err != nil {
+		writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, "decoding the InferenceService: "+err.Error(), nil)
+		return
+	}
+	if isvc.Spec.Model == nil || isvc.Spec.Model.Name == "" {
+		writeError(w, http.StatusBadRequest, v1.ReasonBadRequest, "spec.model.name is required: the model to place", nil)
+		return
+	}
+	res, err := s.opts.Fit(r.Context(), &isvc)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, v1.ReasonInternal, "checking the fit: "+err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }

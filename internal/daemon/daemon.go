@@ -103,6 +103,7 @@ func Run(ctx context.Context, opts Options) error {
 		ctrl = serving.New(so)
 		aopts.Logs = ctrl.Logs
 		aopts.GPUs = func(context.Context) (v1.GPUList, error) { return ctrl.GPUs(), nil }
+		aopts.Fit = ctrl.Fit
 	}
 	api := admin.New(st, aopts)
 	srv := &http.Server{

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -315,17 +314,6 @@ func TestHungReplicaEjected(t *testing.T) {
 	if got := sent.Load(); got > limit {
 		t.Errorf("the hung replica received %d of %d requests in %s (want at most %d): it was not taken out of service", got, n, took, limit)
 	}
-}
-
-func grep(s, sub string) string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), sub) {
-			out = append(out, sc.Text())
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestFallbackToOllama: when the vLLM target is down, requests go to the fallback Ollama, on

@@ -719,10 +719,16 @@ func (d *diag) runtimeRejected(reason string) *Cause {
 func (d *diag) unschedulable() *Cause {
 	f := d.f
 	c := &Cause{Code: "Unschedulable", Step: StepReady}
+	if d.failedAt(StepService) { // refused by the fit check, before anything was applied
+		c.Step = StepService
+	}
 	alts := alternatives(f.ServiceMessage)
-	var arith []string
+	var arith, fixes []string
 	for _, l := range f.Placement {
-		if !slices.Contains(alts, l) {
+		switch {
+		case strings.HasPrefix(l, "it would fit "): // the controller's edits, YAML included
+			fixes = append(fixes, strings.TrimPrefix(strings.TrimPrefix(l, "it would fit "), "with "))
+		case !slices.Contains(alts, l):
 			arith = append(arith, l)
 		}
 	}
@@ -748,10 +754,17 @@ func (d *diag) unschedulable() *Cause {
 	for _, a := range alts {
 		c.Evidence = append(c.Evidence, "would fit with: "+a)
 	}
-	for _, a := range alts {
+	if len(fixes) == 0 {
+		fixes = alts
+	}
+	for _, a := range fixes {
 		c.NextSteps = append(c.NextSteps, "apply one change: "+a)
 	}
-	c.NextSteps = append(c.NextSteps, "see what holds the GPUs: citadel get isvc -A; nvidia-smi", d.describeService())
+	if c.Step == StepService {
+		c.NextSteps = append(c.NextSteps, "see what holds the GPUs (the test applied no service and moved nothing): citadel get gpus; citadel get isvc -A")
+		return c
+	}
+	c.NextSteps = append(c.NextSteps, "see what holds the GPUs: citadel get gpus; citadel get isvc -A", d.describeService())
 	return c
 }
 

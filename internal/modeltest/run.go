@@ -447,6 +447,16 @@ func (rn *run) service(ctx context.Context, s *Step) error {
 		Spec: v1.InferenceServiceSpec{Model: &v1.ModelRef{Name: rn.r.Model},
 			Runtime: &v1.ServingRuntimeRef{Name: rn.r.Facts.Runtime}},
 	}
+	// Check the fit first: a service that cannot be placed beside the running ones is refused
+	// here, with the planner's arithmetic, and nothing is applied. (A server without a serving
+	// controller cannot say; the service is then applied and its status tells.)
+	if fit, err := rn.o.Client.Fit(ctx, isvc); err == nil && fit.Checked && !fit.Fits {
+		f := &rn.r.Facts
+		f.ServicePhase, f.ServiceReason, f.ServiceMessage, f.Placement = v1.ServiceScheduling, fit.Reason, fit.Message, fit.Placement
+		s.Evidence = append(s.Evidence, "not applied: it does not fit beside the running services, which keep their GPUs")
+		s.Evidence = append(s.Evidence, fit.Placement...)
+		return errors.New(withReason(fit.Reason, fit.Message))
+	}
 	b, err := json.Marshal(isvc)
 	if err != nil {
 		return err

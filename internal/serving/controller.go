@@ -198,7 +198,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			if c.invErr == nil {
 				c.log.Warn("reading the GPU inventory", "err", err)
 			}
+			c.mu.Lock()
 			c.invErr = err // keep the last inventory
+			c.mu.Unlock()
 		} else {
 			if !slices.EqualFunc(inv, c.inventory, func(a, b placement.GPU) bool {
 				return a.Index == b.Index && a.UUID == b.UUID && a.MemoryTotal == b.MemoryTotal
@@ -218,42 +220,16 @@ func (c *Controller) reconcile(ctx context.Context) error {
 				}
 				inv[i].MemoryUsed = b
 			}
+			c.mu.Lock()
 			c.inventory, c.invErr = inv, nil
+			c.mu.Unlock()
 		}
 	}
-	var intents []*intent
-	var reqs []placement.Request
-	statuses := map[string]v1.InferenceServiceStatus{}
+	intents, reqs, statuses := c.collect(w)
 	c.mu.Lock()
-	for _, s := range w.services {
-		in, err := w.intentFor(s)
-		st := v1.InferenceServiceStatus{Runtime: in.runtime.Name, Runtimes: in.candidates}
-		var b *blocked
-		if errors.As(err, &b) {
-			st.Phase, st.Reason, st.Message = b.phase, b.reason, b.msg
-			statuses[in.key] = st
-			if b.reason == "ModelFilesMissing" {
-				c.recheck(in.modelKey)
-			}
-			continue
-		}
-		statuses[in.key] = st
-		if in.replicas == 0 {
-			continue
-		}
-		// A placed service that still asks for the same keeps its GPUs: a running replica is
-		// never moved to make room for another service. A model of the shared Ollama holds no
-		// GPU of its own (the server loads and evicts it, and offloads layers to the CPU when
-		// memory is short), so it is placed afresh each pass after the exclusive engines: an
-		// Ollama model pulled first never keeps a vLLM engine out.
-		if p, ok := c.placed[in.key]; ok && p.ifp == in.ifp && !in.request.Shared {
-			setKeep(&in.request, p.replicas)
-		}
-		intents = append(intents, in)
-		reqs = append(reqs, in.request)
-	}
+	inv := slices.Clone(c.inventory)
 	c.mu.Unlock()
-	decisions, refusals := plan(reqs, c.inventory)
+	decisions, refusals := plan(reqs, inv)
 	want := map[string]bool{} // instance keys that should run
 	groups := map[string]*sharedGroup{}
 	placedNow := map[string]placed{}
@@ -327,6 +303,97 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// collect decides what every service needs: the intents and placement requests of the
+// services that can be placed (each running one with Keep, so that it stays where it runs),
+// and the status of those that cannot be yet.
+func (c *Controller) collect(w *world) ([]*intent, []placement.Request, map[string]v1.InferenceServiceStatus) {
+	var intents []*intent
+	var reqs []placement.Request
+	statuses := map[string]v1.InferenceServiceStatus{}
+	c.mu.Lock()
+	for _, s := range w.services {
+		in, err := w.intentFor(s)
+		st := v1.InferenceServiceStatus{Runtime: in.runtime.Name, Runtimes: in.candidates}
+		var b *blocked
+		if errors.As(err, &b) {
+			st.Phase, st.Reason, st.Message = b.phase, b.reason, b.msg
+			statuses[in.key] = st
+			if b.reason == "ModelFilesMissing" {
+				c.recheck(in.modelKey)
+			}
+			continue
+		}
+		statuses[in.key] = st
+		if in.replicas == 0 {
+			continue
+		}
+		// A placed service that still asks for the same keeps its GPUs: a running replica is
+		// never moved to make room for another service. A model of the shared Ollama holds no
+		// GPU of its own (the server loads and evicts it, and offloads layers to the CPU when
+		// memory is short), so it is placed afresh each pass after the exclusive engines: an
+		// Ollama model pulled first never keeps a vLLM engine out.
+		if p, ok := c.placed[in.key]; ok && p.ifp == in.ifp && !in.request.Shared {
+			setKeep(&in.request, p.replicas)
+		}
+		intents = append(intents, in)
+		reqs = append(reqs, in.request)
+	}
+	c.mu.Unlock()
+	return intents, reqs, statuses
+}
+
+// Fit says whether a service would be placed now beside the running ones, without applying
+// it and without moving anything: the planner's decision or refusal for it, with the
+// arithmetic and the edits that would make it fit. Checked is false when the service cannot
+// be planned yet (its model is not Ready, no runtime fits, …), with the reason.
+func (c *Controller) Fit(ctx context.Context, s *v1.InferenceService) (v1.FitResult, error) {
+	cp := *s // Default fills top-level fields and the model and runtime references
+	if s.Spec.Model != nil {
+		m := *s.Spec.Model
+		cp.Spec.Model = &m
+	}
+	if s.Spec.Runtime != nil {
+		r := *s.Spec.Runtime
+		cp.Spec.Runtime = &r
+	}
+	s = &cp
+	s.Default()
+	w, _, err := c.snapshot(ctx)
+	if err != nil {
+		return v1.FitResult{}, err
+	}
+	w.services = slices.DeleteFunc(w.services, func(o *v1.InferenceService) bool {
+		return o.Namespace == s.Namespace && o.Name == s.Name
+	})
+	_, reqs, _ := c.collect(w)
+	in, err := w.intentFor(s)
+	var b *blocked
+	if errors.As(err, &b) {
+		return v1.FitResult{Reason: b.reason, Message: b.msg}, nil
+	}
+	res := v1.FitResult{Checked: true, Fits: true, Placement: in.settings.Lines()}
+	if in.replicas == 0 {
+		res.Message = "no replicas asked for (minReplicas 0): nothing to place"
+		return res, nil
+	}
+	c.mu.Lock()
+	inv := slices.Clone(c.inventory)
+	c.mu.Unlock()
+	ds, errs := plan(append(reqs, in.request), inv)
+	i := len(reqs)
+	if err := errs[i]; err != nil {
+		res.Fits, res.Reason, res.Message = false, "Unschedulable", err.Error()
+		var rf *placement.Refusal
+		if errors.As(err, &rf) {
+			res.Placement = append(append(res.Placement, rf.Lines...), c.fixes(in, rf)...)
+		}
+		return res, nil
+	}
+	res.Placement = append(res.Placement, ds[i].Lines...)
+	res.Message = fmt.Sprintf("%s fits beside the running services", in.key)
+	return res, nil
 }
 
 // plan runs the planner: decisions and refusals index-aligned with reqs, so that a service

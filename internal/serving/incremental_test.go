@@ -37,6 +37,18 @@ func TestIncrementalPlacement(t *testing.T) {
 			t.Errorf("%s: %s %q: a service carries another's refusal", n, s.Status.Phase, s.Status.Message)
 		}
 	}
+	// citadel test model asks first: the same refusal, and nothing is applied.
+	fit, err := cl.c.Fit(t.Context(), &v1.InferenceService{ObjectMeta: v1.ObjectMeta{Name: "qwen-d"},
+		Spec: v1.InferenceServiceSpec{Model: &v1.ModelRef{Name: "qwen-c"}, Runtime: &v1.ServingRuntimeRef{Name: "rt-c"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fit.Checked || fit.Fits || fit.Reason != "Unschedulable" || !strings.Contains(fit.Message, "default/qwen-a") {
+		t.Errorf("fit of one more service: %+v: want checked, not fitting, naming the holders", fit)
+	}
+	if _, err := cl.c.Get(t.Context(), v1.KindInferenceService, "default", "qwen-d"); err == nil {
+		t.Error("the fit check applied the service")
+	}
 	if _, err := cl.c.Delete(t.Context(), v1.KindInferenceService, "default", "qwen-c", ""); err != nil {
 		t.Fatal(err)
 	}
