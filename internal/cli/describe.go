@@ -94,6 +94,9 @@ func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now ti
 		LastProgressTime                      *v1.Time
 		Runtime, URL                          string
 		Nodes                                 []v1.NodeModelStatus
+		Runtimes                              []v1.RuntimeCandidate
+		Placement                             []string
+		Endpoints                             []v1.Endpoint
 	}
 	_ = json.Unmarshal(statusRaw, &st)
 	tw = tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
@@ -135,6 +138,11 @@ func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now ti
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if info.Kind == v1.KindInferenceService {
+		if err := describeService(w, st.Runtimes, st.Placement, st.Endpoints); err != nil {
+			return err
+		}
+	}
 	if info.Kind != v1.KindSecret {
 		fmt.Fprintln(w, "Conditions:")
 		if len(st.Conditions) == 0 {
@@ -160,6 +168,45 @@ func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now ti
 		return nil
 	}
 	return printEvents(w, evs, false, now, "  ")
+}
+
+// describeService prints what a service's status says about its runtime selection, its
+// placement arithmetic and its engines.
+func describeService(w io.Writer, runtimes []v1.RuntimeCandidate, placement []string, eps []v1.Endpoint) error {
+	if len(runtimes) > 0 {
+		fmt.Fprintln(w, "Runtimes considered:")
+		for _, r := range runtimes {
+			verdict := "compatible"
+			switch {
+			case r.Selected:
+				verdict = "selected"
+			case r.Reason != "":
+				verdict = r.Reason
+			}
+			fmt.Fprintf(w, "  %s: %s\n", r.Name, verdict)
+		}
+	}
+	if len(placement) > 0 {
+		fmt.Fprintln(w, "Placement:")
+		for _, l := range placement {
+			fmt.Fprintln(w, "  "+strings.ReplaceAll(l, "\n", "\n  "))
+		}
+	}
+	if len(eps) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "Engines:")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  REPLICA\tENGINE\tADDRESS\tGPUS\tPID\tPHASE\tRESTARTS\tSERVED AS")
+	for _, ep := range eps {
+		engine := ep.Engine
+		if ep.Shared != "" {
+			engine = "shared " + ep.Shared
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", ep.Replica, engine, ep.Address, dash(strings.Trim(fmt.Sprint(ep.GPUs), "[]")),
+			ep.PID, dash(ep.Phase), ep.Restarts, dash(strings.Join(ep.Served, ", ")))
+	}
+	return tw.Flush()
 }
 
 func progressLine(done, total, rate int64, filesDone, filesTotal int32) string {
