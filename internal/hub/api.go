@@ -254,35 +254,53 @@ func escapeRepo(repo string) string {
 
 // getJSON GETs u (following redirects), requires 200 and decodes at most maxJSONBody bytes of JSON into v.
 // The returned response's body is closed; its headers remain readable.
+// 5xx, 429 and connection failures are retried (see [Retry]); a body cut short is read again too.
 func (c *Client) getJSON(ctx context.Context, u *url.URL, t target, v any) (*http.Response, error) {
-	resp, err := c.send(ctx, http.MethodGet, u, http.Header{"Accept": {"application/json"}}, false)
+	var resp *http.Response
+	var body []byte
+	err := c.withRetry(ctx, func() error {
+		var err error
+		resp, err = c.send(ctx, http.MethodGet, u, http.Header{"Accept": {"application/json"}}, false)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode >= 400 {
+			return c.responseError(resp, t)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return &HTTPError{Method: http.MethodGet, Status: resp.StatusCode, URL: resp.Request.URL.String(), Message: "expected 200 with a JSON body"}
+		}
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", netclass.RedactURL(resp.Request.URL.String()), err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode >= 400 {
-		return nil, c.responseError(resp, t)
+	if err := c.decodeJSON(resp, body, v); err != nil {
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, &HTTPError{Method: http.MethodGet, Status: resp.StatusCode, URL: resp.Request.URL.String(), Message: "expected 200 with a JSON body"}
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", netclass.RedactURL(resp.Request.URL.String()), err)
-	}
+	return resp, nil
+}
+
+// decodeJSON decodes a JSON body read by getJSON into v.
+func (c *Client) decodeJSON(resp *http.Response, body []byte, v any) error {
 	if len(body) > maxJSONBody {
-		return nil, &MetadataError{URL: resp.Request.URL.String(), Problem: fmt.Sprintf("JSON answer larger than %d MiB", maxJSONBody>>20)}
+		return &MetadataError{URL: resp.Request.URL.String(), Problem: fmt.Sprintf("JSON answer larger than %d MiB", maxJSONBody>>20)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, &MetadataError{URL: resp.Request.URL.String(), Problem: fmt.Sprintf("malformed JSON: %v", err)}
+			return &MetadataError{URL: resp.Request.URL.String(), Problem: fmt.Sprintf("malformed JSON: %v", err)}
 		}
-		return nil, fmt.Errorf("decoding %s: %w", netclass.RedactURL(resp.Request.URL.String()), err)
+		return fmt.Errorf("decoding %s: %w", netclass.RedactURL(resp.Request.URL.String()), err)
 	}
-	return resp, nil
+	return nil
 }
 
 // linkNext returns the target of the rel="next" link in RFC 8288 Link header values, or "".

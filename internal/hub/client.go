@@ -41,7 +41,7 @@ type Options struct {
 	// Token is sent as "Authorization: Bearer …" to the endpoint's origin only.
 	Token string
 	// HTTPClient sends the requests. The default has dial and TLS-handshake timeouts of 10 s, a response-header
-	// timeout of 30 s and no overall timeout, so bodies can stream for as long as they flow. The client is
+	// timeout of HeaderTimeout and no overall timeout, so bodies can stream for as long as they flow. The client is
 	// copied and its CheckRedirect replaced so redirects reach this package, which follows them itself.
 	HTTPClient *http.Client
 	// UserAgent defaults to "citadel/<version>".
@@ -50,6 +50,11 @@ type Options struct {
 	Offline bool
 	// Now is the clock used to turn a Retry-After date into a duration; default time.Now.
 	Now func() time.Time
+	// HeaderTimeout is how long the default HTTP client waits for response headers; default 30 s. A pull sets
+	// its stall timeout, so that a server that accepts and never answers is named after that long.
+	HeaderTimeout time.Duration
+	// Retry says how metadata requests are retried; the zero value is huggingface_hub's schedule.
+	Retry Retry
 }
 
 // String describes the options without the token.
@@ -75,6 +80,8 @@ type Client struct {
 	userAgent string
 	offline   bool
 	now       func() time.Time
+	headerTO  time.Duration // the default client's response-header timeout; 0 with a caller's client
+	retry     Retry
 }
 
 // New returns a client for opts. An invalid endpoint is reported by every call.
@@ -85,6 +92,7 @@ func New(opts Options) *Client {
 		userAgent: opts.UserAgent,
 		offline:   opts.Offline,
 		now:       opts.Now,
+		retry:     opts.Retry.withDefaults(),
 	}
 	if c.endpoint == "" {
 		c.endpoint = DefaultEndpoint
@@ -109,18 +117,22 @@ func New(opts Options) *Client {
 		hc.CheckRedirect = noRedirects
 		c.hc = &hc
 	} else {
-		c.hc = defaultHTTPClient()
+		c.headerTO = opts.HeaderTimeout
+		if c.headerTO <= 0 {
+			c.headerTO = 30 * time.Second
+		}
+		c.hc = defaultHTTPClient(c.headerTO)
 	}
 	return c
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-func defaultHTTPClient() *http.Client {
+func defaultHTTPClient(headerTimeout time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 10 * time.Second
-	t.ResponseHeaderTimeout = 30 * time.Second
+	t.ResponseHeaderTimeout = headerTimeout
 	return &http.Client{Transport: t, CheckRedirect: noRedirects}
 }
 
@@ -177,7 +189,7 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, header htt
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
-			return nil, transportError(err)
+			return nil, c.transportError(method, req.URL, err)
 		}
 		if !isRedirect(resp.StatusCode) {
 			return resp, nil
@@ -242,7 +254,29 @@ func port(u *url.URL) string {
 }
 
 // transportError redacts the URL inside a transport error and says what to do about the common causes.
-// The error chain is kept, so [Retryable] still sees the cause.
+// The error chain is kept, so [Retryable] still sees the cause. A host other than the endpoint's (a CDN a
+// file redirects to) that does not resolve is an [*UnresolvedHostError], retried, with advice naming that
+// host; a request left unanswered for the header timeout is a [*NoAnswerError].
+func (c *Client) transportError(method string, u *url.URL, err error) error {
+	onEndpoint := c.base != nil && strings.EqualFold(u.Hostname(), c.base.Hostname())
+	if awaitingHeaders(err) {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = netclass.RedactURL(ue.URL)
+		}
+		return &NoAnswerError{Method: method, URL: u.String(), After: c.headerTO, Endpoint: onEndpoint, Err: err}
+	}
+	var dns *net.DNSError
+	if !onEndpoint && errors.As(err, &dns) && dns.IsNotFound {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = netclass.RedactURL(ue.URL)
+		}
+		return &UnresolvedHostError{Host: u.Hostname(), Err: err}
+	}
+	return transportError(err)
+}
+
 func transportError(err error) error {
 	return netclass.Explain(err, netclass.Advice{
 		Unresolved: "check the endpoint (HF_ENDPOINT) and this host's DNS",

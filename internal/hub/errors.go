@@ -305,11 +305,12 @@ func RetryAfter(err error) (time.Duration, bool) {
 // Retryable reports whether trying again may succeed.
 //
 // True: 5xx, 408 and 429 responses, a Range ignored by the server, connection refused/reset/aborted,
-// broken pipe, unreachable networks, network timeouts, a connection closed before or during a response
-// (EOF, unexpected EOF) and temporary DNS failures.
+// broken pipe, unreachable networks, network timeouts (a [*NoAnswerError] too), a connection closed before
+// or during a response (EOF, unexpected EOF), temporary DNS failures, and a download host other than the
+// endpoint that does not resolve ([*UnresolvedHostError]).
 //
 // False: 4xx answers (including the typed not-found, gated and unauthorized errors), hostile listings,
-// malformed metadata, offline mode, a host that does not resolve ("no such host": a configuration error),
+// malformed metadata, offline mode, an endpoint that does not resolve ("no such host": a configuration error),
 // TLS certificate failures, and context cancellation or deadline (context.Canceled / DeadlineExceeded in
 // the chain: the caller gave up; a stall watchdog that cancels an attempt decides on its own), and any
 // error this function does not recognise.
@@ -320,11 +321,12 @@ func Retryable(err error) bool {
 	var (
 		rl   *RateLimitedError
 		ri   *RangeIgnoredError
+		uh   *UnresolvedHostError
 		he   *HTTPError
 		perm interface{ permanent() }
 	)
 	switch {
-	case errors.As(err, &rl), errors.As(err, &ri):
+	case errors.As(err, &rl), errors.As(err, &ri), errors.As(err, &uh):
 		return true
 	case errors.As(err, &he):
 		return he.Status >= 500 || he.Status == http.StatusRequestTimeout || he.Status == http.StatusTooManyRequests

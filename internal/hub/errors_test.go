@@ -185,7 +185,7 @@ func TestErrorMapping(t *testing.T) {
 			}
 			cdn, _ := server(t, answer)
 			srv, _ := server(t, answer)
-			c := New(Options{Endpoint: srv.URL, Token: tt.token, Now: func() time.Time { return now }})
+			c := New(Options{Endpoint: srv.URL, Token: tt.token, Now: func() time.Time { return now }, Retry: Retry{Sleep: noWait}})
 			var err error
 			switch tt.call {
 			case modelInfo:

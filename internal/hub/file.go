@@ -25,7 +25,7 @@ type FileMeta struct {
 // huggingface_hub's get_hf_file_metadata does. Relative redirects (renamed repositories) are followed, at
 // most 10; an absolute redirect (CDN) is not followed: its Location is recorded. The ETag must be safe as a
 // file name ([A-Za-z0-9._-]) and the commit a full hash; a missing or malformed X-Repo-Commit, ETag or size
-// is a [*MetadataError].
+// is a [*MetadataError]. 5xx, 429 and connection failures are retried (see [Retry]).
 func (c *Client) FileMeta(ctx context.Context, repo, revision, path string) (*FileMeta, error) {
 	if revision == "" {
 		revision = DefaultRevision
@@ -40,12 +40,19 @@ func (c *Client) FileMeta(ctx context.Context, repo, revision, path string) (*Fi
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.send(ctx, http.MethodHead, u, http.Header{"Accept-Encoding": {"identity"}}, true)
-	if err != nil {
+	var resp *http.Response
+	if err := c.withRetry(ctx, func() error {
+		var err error
+		resp, err = c.send(ctx, http.MethodHead, u, http.Header{"Accept-Encoding": {"identity"}}, true)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode >= 400 {
+			return c.responseError(resp, target{repo: repo, revision: revision, path: path})
+		}
+		return nil
+	}); err != nil {
 		return nil, err
-	}
-	if resp.StatusCode >= 400 {
-		return nil, c.responseError(resp, target{repo: repo, revision: revision, path: path})
 	}
 	_ = resp.Body.Close()
 	reqURL := resp.Request.URL

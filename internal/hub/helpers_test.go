@@ -1,12 +1,14 @@
 package hub
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const testToken = "hf_SECRETtoken123"
@@ -54,9 +56,13 @@ func otherHost(t *testing.T, srvURL string) string {
 	return strings.Replace(srvURL, "127.0.0.1", "localhost", 1)
 }
 
+// newClient retries without waiting.
 func newClient(srvURL string) *Client {
-	return New(Options{Endpoint: srvURL + "/", Token: testToken})
+	return New(Options{Endpoint: srvURL + "/", Token: testToken, Retry: Retry{Sleep: noWait}})
 }
+
+// noWait is a Retry.Sleep that returns at once (unless ctx has ended), so tests count tries.
+func noWait(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 const (
 	commitA = "0123456789abcdef0123456789abcdef01234567"
