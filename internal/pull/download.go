@@ -17,6 +17,7 @@ import (
 
 	"citadel.dev/citadel/internal/hub"
 	"citadel.dev/citadel/internal/modelstore"
+	"citadel.dev/citadel/internal/registry"
 )
 
 // Fetcher opens bytes [start, end] (end inclusive) of one remote file.
@@ -36,6 +37,41 @@ type fileJob struct {
 	resumed   atomic.Int64 // bytes found in the partial file when this pull began
 	state     atomic.Value // string: queued, downloading, verifying, done, cached, failed
 	lastByte  atomic.Int64 // unix nanos of the last byte received
+	// noRange is set when the source answered a ranged GET with the whole
+	// file (200): the file is then fetched in one stream from byte 0.
+	noRange atomic.Bool
+	warning atomic.Value // string: a one-time warning about this file (a Notice)
+	noticed atomic.Bool  // the warning was reported
+	// opened is closed (once) when a ranged request of the current
+	// downloadPartial has been answered.
+	opened *gate
+}
+
+// gate is closed once.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// Notice is a one-time warning about one file of a pull (a server that
+// ignores Range): reported in exactly one Progress, so that whoever turns
+// progress into events makes one event of it.
+type Notice struct {
+	Reason  string `json:"reason"`
+	File    string `json:"file"`
+	Message string `json:"message"`
+}
+
+// notice returns the file's warning the first time it is asked after the
+// warning is set.
+func (j *fileJob) notice() (Notice, bool) {
+	w, _ := j.warning.Load().(string)
+	if w == "" || !j.noticed.CompareAndSwap(false, true) {
+		return Notice{}, false
+	}
+	return Notice{Reason: ReasonRangeIgnored, File: j.name, Message: w}, true
 }
 
 // partState is the sidecar of a partial file: which chunks are complete,
@@ -96,7 +132,20 @@ func (e *engine) download(ctx context.Context, job *fileJob) error {
 		return classify(err, job.name)
 	}
 	for round := 0; ; round++ {
-		sum, err := e.downloadPartial(ctx, job)
+		var sum string
+		var err error
+		if !job.noRange.Load() {
+			sum, err = e.downloadPartial(ctx, job)
+			if rangeIgnored(err) {
+				job.noRange.Store(true)
+				job.warning.Store(fmt.Sprintf("the server ignores Range requests for %s (it answered 200 with the whole file): downloading it in one stream from the start, without splitting; an interrupted transfer of this file starts over", job.name))
+				job.refetched.Add(job.done.Load() - job.resumed.Load())
+				job.resumed.Store(0)
+			}
+		}
+		if job.noRange.Load() {
+			sum, err = e.downloadStream(ctx, job)
+		}
 		if err == nil && sum != job.etag {
 			err = fmt.Errorf("%w: %s hashes to %s, want %s", modelstore.ErrChecksum, job.name, sum, job.etag)
 		}
@@ -193,10 +242,24 @@ func (e *engine) downloadPartial(ctx context.Context, job *fileJob) (string, err
 	errc := make(chan error, 1)
 	var wg sync.WaitGroup
 	workers := min(e.chunkWorkers, len(st.Progress))
+	// active holds a token per chunk in flight and per stream the ramp
+	// holds back: the file starts with one stream, and more are added
+	// while they raise its throughput (see ramp).
+	active := make(chan struct{}, workers)
+	for range workers - 1 {
+		active <- struct{}{}
+	}
+	opened := &gate{ch: make(chan struct{})}
+	job.opened = opened
+	rampDone := make(chan struct{})
+	defer close(rampDone)
+	go e.ramp(job, opened, active, workers, rampDone)
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				if err := e.fetchChunk(ctx, job, f, st, i, &mu, save); err != nil {
+				err := e.fetchChunk(ctx, job, f, st, i, &mu, save)
+				<-active
+				if err != nil {
 					select {
 					case errc <- err:
 					default:
@@ -215,6 +278,11 @@ feed:
 		mu.Unlock()
 		if complete {
 			continue
+		}
+		select {
+		case active <- struct{}{}:
+		case <-ctx.Done():
+			break feed
 		}
 		select {
 		case next <- i:
@@ -238,6 +306,66 @@ feed:
 		return "", classify(err, job.name)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// rampEvery is how often the ramp measures a file's throughput, and
+// rampGain how much one more stream must add to be kept adding.
+const (
+	rampEvery = 250 * time.Millisecond
+	rampGain  = 1.15
+)
+
+// ramp sets how many of a file's chunks are fetched at once. It holds all
+// but one stream back until a ranged request has been answered (a server
+// that ignores Range is asked once, not once per chunk), then adds one
+// stream per rampEvery while the last one raised throughput by rampGain,
+// and gives the last one back when it did not: one stream is enough when
+// it already runs at the source's or the disk's speed, and every stream
+// more costs CPU and kernel time for nothing.
+func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers int, done <-chan struct{}) {
+	if workers <= 1 {
+		return
+	}
+	select {
+	case <-opened.ch:
+	case <-done:
+		return
+	}
+	t := time.NewTicker(rampEvery)
+	defer t.Stop()
+	n, prev := 1, 0.0
+	last, lastAt := job.done.Load(), e.now()
+	for {
+		select {
+		case <-t.C:
+		case <-done:
+			return
+		}
+		now := e.now()
+		d := job.done.Load()
+		dt := now.Sub(lastAt).Seconds()
+		if dt <= 0 || d == last {
+			continue // nothing moved: no judgement
+		}
+		rate := float64(d-last) / dt
+		last, lastAt = d, now
+		if prev > 0 && rate < prev*rampGain {
+			select { // the last stream added little: take it back
+			case active <- struct{}{}:
+			case <-done:
+			}
+			return
+		}
+		select { // one more stream
+		case <-active:
+		case <-done:
+			return
+		}
+		n, prev = n+1, rate
+		if n == workers {
+			return
+		}
+	}
 }
 
 // hashInOrder hashes the file chunk by chunk in file order, as chunks
@@ -318,28 +446,89 @@ func (e *engine) loadState(job *fileJob) *partState {
 func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *partState, i int, mu *sync.Mutex, save func(bool)) error {
 	start := int64(i) * e.chunkSize
 	length := e.chunkLen(job.size, i)
-	var lastErr *Error
-	var silent time.Duration // this chunk's requests spent silent since a range last completed
-	for attempt := 1; ; attempt++ {
+	return e.retry(ctx, job, func() (bool, error) {
 		mu.Lock()
 		got := st.Progress[i]
 		mu.Unlock()
 		if got >= length {
 			save(true)
-			return nil
+			return true, nil
 		}
-		err := e.fetchRange(ctx, job, f, start+got, start+length-1, func(n int64) {
+		return false, e.fetchRange(ctx, job, f, start+got, start+length-1, nil, func(n int64) {
 			mu.Lock()
 			st.Progress[i] += n
 			mu.Unlock()
 			save(false)
 		})
+	})
+}
+
+// downloadStream fetches the whole of job in one request from byte 0, for a
+// source that ignores Range: nothing to split and nothing to resume, so
+// every attempt starts over. The bytes are hashed as they are written.
+func (e *engine) downloadStream(ctx context.Context, job *fileJob) (string, error) {
+	h, ok := modelstore.Hasher(job.etag, job.size)
+	if !ok {
+		return "", &Error{Reason: ReasonUpstreamError, File: job.name, Message: fmt.Sprintf("etag %q is neither a sha256 nor a git sha1: %s cannot be verified", job.etag, job.name)}
+	}
+	os.Remove(job.partial + ".state") // a chunk map means nothing without Range
+	f, err := os.OpenFile(job.partial, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return "", classify(err, job.name)
+	}
+	defer f.Close()
+	var got int64
+	err = e.retry(ctx, job, func() (bool, error) {
+		if job.size == 0 || got >= job.size {
+			return true, nil
+		}
+		if got > 0 { // an earlier attempt broke off: start over
+			job.refetched.Add(got)
+			job.done.Add(-got)
+			got = 0
+		}
+		h = hashReset(h, job)
+		return false, e.fetchRange(ctx, job, f, 0, job.size-1, h, func(n int64) { got += n })
+	})
+	if err != nil {
+		return "", err
+	}
+	job.state.Store("verifying")
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashReset returns h emptied (a git sha1 hasher carries its header, so it
+// is made anew).
+func hashReset(h hash.Hash, job *fileJob) hash.Hash {
+	if n, ok := modelstore.Hasher(job.etag, job.size); ok {
+		return n
+	}
+	h.Reset()
+	return h
+}
+
+// retry runs try until it reports the work complete, retrying transient
+// failures with backoff until the file has made no progress for the stall
+// timeout, the attempts run out, or the source closes the body at the same
+// byte several times in a row (TruncatedBody).
+func (e *engine) retry(ctx context.Context, job *fileJob, try func() (complete bool, err error)) error {
+	var lastErr *Error
+	var silent time.Duration // this chunk's requests spent silent since a range last completed
+	truncAt, truncSame := int64(-1), 0
+	for attempt := 1; ; attempt++ {
+		complete, err := try()
+		if complete {
+			return nil
+		}
 		if err == nil {
 			silent = 0 // a whole range arrived: the source is healthy
 			continue   // the loop re-checks completeness
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if rangeIgnored(err) && !job.noRange.Load() {
+			return err // download switches to one stream
 		}
 		lastErr = classify(err, job.name)
 		var metaErr *hub.MetadataError
@@ -354,15 +543,28 @@ func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *p
 		if !lastErr.Retryable || lastErr.Reason == ReasonInsufficientStorage || lastErr.Reason == ReasonStorageNotWritable {
 			return lastErr // the disk will not fix itself within this pull
 		}
+		var tr *truncatedError
+		if errors.As(err, &tr) {
+			if tr.at == truncAt {
+				truncSame++
+			} else {
+				truncAt, truncSame = tr.at, 1
+			}
+			if truncSame >= truncatedRepeats {
+				return &Error{Reason: ReasonTruncatedBody, File: job.name, Retryable: true, Err: err,
+					Message: fmt.Sprintf("the body of %s closed at byte %d of %d, attempt %d (at the same byte %d times in a row): the source sends less than it announces, so retrying now will not help; the file is cut short by the hub, the mirror or a proxy in between: report it to its operator or use another endpoint", job.name, tr.at, job.size, attempt, truncSame)}
+			}
+		} else {
+			truncAt, truncSame = -1, 0
+		}
 		idle := e.now().Sub(time.Unix(0, job.lastByte.Load()))
 		if lastErr.Reason == ReasonDownloadStalled {
 			// Silence counts even when each retry trickles a few bytes:
 			// a source that keeps going quiet has stalled.
 			silent += e.attemptIdle
-			idle = max(idle, silent)
 		}
-		if idle >= e.stallTimeout {
-			return e.stalled(job, lastErr, idle)
+		if max(idle, silent) >= e.stallTimeout {
+			return e.stalled(job, lastErr, idle, silent)
 		}
 		if attempt >= e.maxAttempts {
 			lastErr.Message = fmt.Sprintf("%s (gave up after %d attempts)", lastErr.Message, attempt)
@@ -373,7 +575,7 @@ func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *p
 			wait = ra
 		}
 		// Never wait past the stall deadline: fail in time instead.
-		if left := e.stallTimeout - idle; wait > left {
+		if left := e.stallTimeout - max(idle, silent); wait > left {
 			wait = max(left, 0)
 		}
 		select {
@@ -384,8 +586,38 @@ func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *p
 	}
 }
 
-func (e *engine) stalled(job *fileJob, last *Error, idle time.Duration) *Error {
-	msg := fmt.Sprintf("no bytes of %s for %s (received %d of %d bytes)", job.name, idle.Round(time.Second), job.done.Load(), job.size)
+// truncatedRepeats is how many attempts in a row must end at the same byte
+// before the body is called truncated at the source.
+const truncatedRepeats = 3
+
+// truncatedError is a body that ended (EOF) before its range did.
+type truncatedError struct {
+	at  int64 // file offset where it ended
+	err error
+}
+
+func (t *truncatedError) Error() string {
+	return fmt.Sprintf("the connection ended at byte %d: %v", t.at, t.err)
+}
+func (t *truncatedError) Unwrap() error { return t.err }
+
+func rangeIgnored(err error) bool {
+	var a *hub.RangeIgnoredError
+	var b *registry.RangeIgnoredError
+	return err != nil && (errors.As(err, &a) || errors.As(err, &b))
+}
+
+// stalled names a file that made no progress for the stall timeout. idle is
+// the time since its last byte; silent the time its requests spent
+// abandoned for silence. "No bytes" is said only when none came.
+func (e *engine) stalled(job *fileJob, last *Error, idle, silent time.Duration) *Error {
+	var msg string
+	if idle >= e.stallTimeout {
+		msg = fmt.Sprintf("no bytes of %s for %s (received %d of %d bytes)", job.name, idle.Round(time.Second), job.done.Load(), job.size)
+	} else {
+		msg = fmt.Sprintf("%s keeps going silent: its requests were abandoned after %s without a byte, %s in all, and the few bytes between did not complete a range (received %d of %d bytes, the last %s ago)",
+			job.name, e.attemptIdle, silent.Round(time.Second), job.done.Load(), job.size, idle.Round(time.Millisecond))
+	}
 	reason := ReasonDownloadStalled
 	if last != nil && last.Reason != ReasonDownloadStalled && last.Reason != ReasonDownloadIncomplete {
 		// The file stopped moving because every attempt failed: name that.
@@ -401,8 +633,10 @@ func (e *engine) stalled(job *fileJob, last *Error, idle time.Duration) *Error {
 var errStall = errors.New("no bytes received")
 
 // fetchRange streams [from, to] into f at from, calling progress for every
-// write. A request silent for attemptIdle is abandoned with errStall.
-func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from, to int64, progress func(int64)) error {
+// write and, when h is set, hashing what it writes. A request silent for
+// attemptIdle is abandoned with errStall; the watchdog sees every byte as it
+// arrives, so a slow link is never taken for a silent one.
+func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from, to int64, h hash.Hash, progress func(int64)) error {
 	select {
 	case e.conns <- struct{}{}:
 	case <-ctx.Done():
@@ -412,23 +646,45 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The watchdog cancels a silent request and closes its body, so that a
-	// read blocked in any transport returns.
+	// read blocked in any transport returns. It wakes once per attemptIdle
+	// and re-arms for what is left when a byte came meanwhile.
 	var bodyMu sync.Mutex
 	var body io.ReadCloser
-	watchdog := time.AfterFunc(e.attemptIdle, func() {
-		cancel(errStall)
-		bodyMu.Lock()
-		if body != nil {
-			body.Close()
+	var lastRead atomic.Int64
+	lastRead.Store(e.now().UnixNano())
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTimer(e.attemptIdle)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if quiet := e.now().Sub(time.Unix(0, lastRead.Load())); quiet < e.attemptIdle {
+				t.Reset(e.attemptIdle - quiet)
+				continue
+			}
+			cancel(errStall)
+			bodyMu.Lock()
+			if body != nil {
+				body.Close()
+			}
+			bodyMu.Unlock()
+			return
 		}
-		bodyMu.Unlock()
-	})
-	defer watchdog.Stop()
+	}()
 
-	b, err := job.fetch(rctx, from, to)
+	fetchFrom, fetchTo := from, to
+	if job.noRange.Load() {
+		fetchFrom, fetchTo = 0, -1 // no Range header at all
+	}
+	b, err := job.fetch(rctx, fetchFrom, fetchTo)
 	if err != nil {
 		if context.Cause(rctx) == errStall {
-			return &Error{Reason: ReasonDownloadStalled, File: job.name, Message: "the server accepted the request but sent nothing", Retryable: true, Err: err}
+			return &Error{Reason: ReasonDownloadStalled, File: job.name, Message: fmt.Sprintf("the server accepted the request but sent nothing for %s", e.attemptIdle), Retryable: true, Err: err}
 		}
 		return err
 	}
@@ -436,18 +692,23 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 	body = b
 	bodyMu.Unlock()
 	defer b.Close()
+	if job.opened != nil {
+		job.opened.open()
+	}
+	r := &watchedReader{r: b, last: &lastRead, job: job, now: e.now}
 	buf := e.bufs.Get().(*[]byte)
 	defer e.bufs.Put(buf)
 	off := from
 	for off <= to {
 		// Fill the buffer before writing: one write per megabyte instead
-		// of one per network read.
-		n, rerr := readSome(b, (*buf)[:min(int64(len(*buf)), to-off+1)], 64<<10)
+		// of one per network read, unless the link is slow.
+		n, rerr := readSome(r, (*buf)[:min(int64(len(*buf)), to-off+1)], 64<<10, e.now)
 		if n > 0 {
-			watchdog.Reset(e.attemptIdle)
-			job.lastByte.Store(e.now().UnixNano())
 			if _, werr := f.WriteAt((*buf)[:n], off); werr != nil {
 				return classify(werr, job.name)
+			}
+			if h != nil {
+				h.Write((*buf)[:n])
 			}
 			off += int64(n)
 			job.done.Add(int64(n))
@@ -465,7 +726,7 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 				return ctx.Err()
 			}
 			if rerr == io.EOF || errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return &Error{Reason: ReasonDownloadIncomplete, File: job.name, Retryable: true, Err: rerr,
+				return &Error{Reason: ReasonDownloadIncomplete, File: job.name, Retryable: true, Err: &truncatedError{at: off, err: rerr},
 					Message: fmt.Sprintf("the connection ended at byte %d of %d (truncated body)", off, job.size)}
 			}
 			return rerr
@@ -474,27 +735,51 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 	return nil
 }
 
+// watchedReader records the time of every read that brings bytes.
+type watchedReader struct {
+	r    io.Reader
+	last *atomic.Int64
+	job  *fileJob
+	now  func() time.Time
+}
+
+func (w *watchedReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if n > 0 {
+		t := w.now().UnixNano()
+		w.last.Store(t)
+		w.job.lastByte.Store(t)
+	}
+	return n, err
+}
+
 // defaultBackoff is exponential with jitter: 0.5 s, 1 s, 2 s … capped at 10 s.
 func defaultBackoff(attempt int) time.Duration {
 	d := min(500*time.Millisecond<<min(attempt-1, 5), 10*time.Second)
 	return d/2 + rand.N(d/2+1)
 }
 
+// flushAfter is how long readSome holds bytes of a slow stream before
+// handing them on.
+const flushAfter = 250 * time.Millisecond
+
 // readSome reads into p until it is full, the reader fails, or a read
-// returns less than small bytes while at least small are buffered (so a
-// slow stream still reports progress promptly).
-func readSome(r io.Reader, p []byte, small int) (int, error) {
+// returns less than small bytes while at least small are buffered or the
+// buffer has been filling for flushAfter (so a slow stream still reports
+// progress promptly).
+func readSome(r io.Reader, p []byte, small int, now func() time.Time) (int, error) {
 	n := 0
+	began := now()
 	for n < len(p) {
 		m, err := r.Read(p[n:])
 		n += m
 		if err != nil {
 			return n, err
 		}
-		if m < small && n >= small {
+		if m == 0 {
 			return n, nil
 		}
-		if m == 0 {
+		if m < small && (n >= small || now().Sub(began) >= flushAfter) {
 			return n, nil
 		}
 	}

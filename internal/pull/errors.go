@@ -29,6 +29,8 @@ const (
 	ReasonUpstreamError         = "UpstreamError"
 	ReasonDownloadStalled       = "DownloadStalled"
 	ReasonDownloadIncomplete    = "DownloadIncomplete"
+	ReasonTruncatedBody         = "TruncatedBody" // closed at the same byte, short of its length, attempt after attempt
+	ReasonRangeIgnored          = "RangeIgnored"  // a warning: the file is fetched in one stream, without split or resume
 	ReasonChecksumMismatch      = "ChecksumMismatch"
 	ReasonInsufficientStorage   = "InsufficientStorage"
 	ReasonStorageNotWritable    = "StorageNotWritable"

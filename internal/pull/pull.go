@@ -147,6 +147,9 @@ type Progress struct {
 	LastProgress   time.Time      `json:"lastProgress"`
 	Warning        string         `json:"warning,omitempty"`
 	Files          []FileProgress `json:"files,omitempty"`
+	// Notices are one-time warnings (a server that ignores Range), each
+	// in exactly one Progress.
+	Notices []Notice `json:"notices,omitempty"`
 }
 
 // Result says where the model is.
@@ -459,6 +462,9 @@ func (p *Puller) snapshot(phase, commit string, jobs []*fileJob, rate int64) Pro
 			pr.FilesDone++
 		}
 		last = max(last, j.lastByte.Load())
+		if n, ok := j.notice(); ok {
+			pr.Notices = append(pr.Notices, n)
+		}
 	}
 	if last > 0 {
 		pr.LastProgress = time.Unix(0, last)
