@@ -17,6 +17,10 @@ func (s *Server) ollama(kind string) http.HandlerFunc {
 		c := &call{start: time.Now(), id: requestID(r), front: "ollama", kind: kind}
 		w.Header().Set("X-Request-Id", c.id)
 		defer s.finish(c)
+		if err := s.authenticateCall(r, c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
 		body, err := s.readBody(w, r)
 		if err != nil {
 			s.fail(w, c, err)
@@ -98,7 +102,8 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 		c.tokensIn, c.tokensOut = usageOf(b)
 		out, err := OpenAIToOllama(o, public, b, time.Since(c.start))
 		if err != nil {
-			writeOllamaError(w, http.StatusBadGateway, "the upstream's answer could not be translated: "+err.Error())
+			s.log.Warn("gateway: an upstream answer could not be translated", "request_id", c.id, "replica", c.replica.ID, "err", err)
+			writeOllamaError(w, http.StatusBadGateway, "the upstream engine's answer could not be translated to Ollama's shape; the gateway's log has the details under request id "+c.id)
 			return err
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -142,32 +147,59 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 	return cw.w.Write(p)
 }
 
-// ollamaModels lists the public models as Ollama names them.
-func (s *Server) ollamaModels() []OllamaModelInfo {
+// ollamaModels lists the public models key may use (all for a nil key) as Ollama names them.
+func (s *Server) ollamaModels(key *Key) []OllamaModelInfo {
 	var out []OllamaModelInfo
 	for _, m := range s.table.Load().Models() {
-		out = append(out, OllamaModelInfo{Name: m.ID})
+		if key.Allowed(m.ID) {
+			out = append(out, OllamaModelInfo{Name: m.ID})
+		}
 	}
 	return out
 }
 
-func (s *Server) ollamaTags(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) ollamaTags(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.authorized(w, r, true)
+	if !ok {
+		return
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(OllamaTags(s.ollamaModels()))
+	_, _ = w.Write(OllamaTags(s.ollamaModels(key)))
+}
+
+// ollamaPs is Ollama's list of running models: the public models that have a replica in
+// service.
+func (s *Server) ollamaPs(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.authorized(w, r, true)
+	if !ok {
+		return
+	}
+	var running []OllamaModelInfo
+	for _, m := range s.ollamaModels(key) {
+		if _, err := s.table.Load().Resolve(RequestInfo{Model: m.Name}); err == nil {
+			running = append(running, m)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(OllamaPs(running))
 }
 
 func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	key, ok := s.authorized(w, r, true)
+	if !ok {
+		return
+	}
+	body, err := s.readBodyLimit(w, r, 1<<20)
 	if err != nil {
-		writeOllamaError(w, 400, "reading the request body: "+err.Error())
+		s.fail(w, &call{front: "ollama"}, err)
 		return
 	}
 	var req struct {
 		Model string `json:"model"`
 		Name  string `json:"name"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeOllamaError(w, 400, "invalid JSON: "+err.Error())
+	if err := ollamaDecode(body, &req); err != nil {
+		s.fail(w, &call{front: "ollama"}, err)
 		return
 	}
 	name := req.Model
@@ -178,12 +210,12 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 		writeOllamaError(w, 400, "model is required")
 		return
 	}
-	for _, m := range s.ollamaModels() {
+	for _, m := range s.ollamaModels(key) {
 		if m.Name == StripLatest(name) {
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			_, _ = w.Write(OllamaShow(m))
 			return
 		}
 	}
-	s.notFound(w, true, &NotFoundError{Model: name, Available: s.publicNames()})
+	s.notFound(w, true, &NotFoundError{Model: name, Available: s.publicNames(key)})
 }

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +38,12 @@ type Options struct {
 	Version   string
 	// MaxBodyBytes bounds a request body (413 beyond); default 32 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the reading of a request body, from the handler's start: a client
+	// that sends it slower is answered 408 and its connection closed. Default 60 s.
+	BodyTimeout time.Duration
+	// MetricsRequireKey makes /metrics need an API key once keys exist (any valid key); by
+	// default /metrics stays open, for a Prometheus on the same host or network.
+	MetricsRequireKey bool
 	// Timeouts of every upstream call: connect, first response header, and silence between
 	// streamed chunks. Total is a request's whole deadline, retries included, unless its
 	// route sets limits.timeout. Defaults: 2 s, 120 s, 60 s, 10 min.
@@ -80,6 +88,7 @@ func New(opts Options) *Server {
 			*d = v
 		}
 	}
+	def(&opts.BodyTimeout, 60*time.Second)
 	def(&opts.ConnectTimeout, 2*time.Second)
 	def(&opts.HeaderTimeout, 120*time.Second)
 	def(&opts.IdleTimeout, 60*time.Second)
@@ -187,7 +196,10 @@ func (s *Server) rebuild(ctx context.Context) error {
 	return nil
 }
 
-// Handler serves the OpenAI and Ollama fronts, /metrics and /healthz.
+// Handler serves the OpenAI and Ollama fronts, /metrics and /healthz. With keys on, every
+// endpoint that uses or lists models needs a key (and /metrics too with MetricsRequireKey);
+// /, /healthz and /api/version stay open. A known path asked with the wrong method is 405
+// with Allow.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.openAI("chat"))
@@ -200,20 +212,68 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/embed", s.ollama("embed"))
 	mux.HandleFunc("GET /api/tags", s.ollamaTags)
 	mux.HandleFunc("POST /api/show", s.ollamaShow)
+	mux.HandleFunc("GET /api/ps", s.ollamaPs)
 	mux.HandleFunc("GET /api/version", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		_, _ = w.Write(OllamaVersion(s.opts.Version))
 	})
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" {
-			_, _ = io.WriteString(w, "Ollama is running") // what Ollama clients probe
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	metrics := s.met.handler(s)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.MetricsRequireKey {
+			if _, ok := s.authorized(w, r, false); !ok {
+				return
+			}
+		}
+		metrics.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("/", s.other)
+	return mux
+}
+
+// allowed is the methods of every fixed path the gateway serves, for 405's Allow.
+var allowed = map[string]string{
+	"/v1/chat/completions": "POST", "/v1/completions": "POST", "/v1/embeddings": "POST",
+	"/v1/models": "GET, HEAD", "/api/chat": "POST", "/api/generate": "POST", "/api/embed": "POST",
+	"/api/tags": "GET, HEAD", "/api/show": "POST", "/api/ps": "GET, HEAD", "/api/version": "GET, HEAD",
+	"/healthz": "GET, HEAD", "/metrics": "GET, HEAD", "/": "GET, HEAD",
+}
+
+// other answers what no method pattern took: Ollama's probe of /, 405 with Allow for a known
+// path asked with another method, 404 for the rest.
+func (s *Server) other(w http.ResponseWriter, r *http.Request) {
+	allow, known := allowed[r.URL.Path]
+	if !known && strings.HasPrefix(r.URL.Path, "/v1/models/") {
+		allow, known = "GET, HEAD", true
+	}
+	ollama := strings.HasPrefix(r.URL.Path, "/api/")
+	switch {
+	case r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		_, _ = io.WriteString(w, "Ollama is running") // what Ollama clients probe
+	case known:
+		w.Header().Set("Allow", allow)
+		msg := fmt.Sprintf("Method %s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.ReplaceAll(allow, ", ", " or "))
+		if ollama {
+			writeOllamaError(w, http.StatusMethodNotAllowed, msg)
 			return
 		}
+		writeOpenAIError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", msg)
+	case ollama:
+		writeOllamaError(w, http.StatusNotFound, "404 page not found: "+r.URL.Path+" is not an endpoint of this gateway's Ollama API")
+	default:
 		writeOpenAIError(w, http.StatusNotFound, "invalid_request_error", "not_found", "Unknown path "+r.URL.Path+": this gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and Ollama's /api/*")
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.Handle("GET /metrics", s.met.handler(s))
-	return mux
+	}
+}
+
+// authorized checks r's key when keys are required and answers 401 itself when it fails;
+// the key is nil on an open gateway.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, ollama bool) (*Key, bool) {
+	key, err := s.authenticate(r)
+	if err != nil {
+		s.authError(w, ollama, err)
+		return nil, false
+	}
+	return key, true
 }
 
 // models is OpenAI's GET /v1/models: every public name, with max_model_len and capabilities.
@@ -226,9 +286,8 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		MaxModelLen  int      `json:"max_model_len,omitempty"`
 		Capabilities []string `json:"capabilities,omitempty"`
 	}
-	key, err := s.authenticate(r)
-	if err != nil {
-		s.authError(w, false, err)
+	key, ok := s.authorized(w, r, false)
+	if !ok {
 		return
 	}
 	var data []card
@@ -248,14 +307,18 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) model(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.authorized(w, r, false)
+	if !ok {
+		return
+	}
 	id := r.PathValue("model")
 	for _, m := range s.table.Load().Models() {
-		if m.ID == id {
+		if m.ID == id && key.Allowed(m.ID) {
 			writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "object": "model", "created": 0, "owned_by": "citadel"})
 			return
 		}
 	}
-	s.notFound(w, false, &NotFoundError{Model: id, Available: s.publicNames()})
+	s.notFound(w, false, &NotFoundError{Model: id, Available: s.publicNames(key)})
 }
 
 // authenticate returns r's key when keys are required (nil, nil when the gateway is open).
@@ -266,9 +329,13 @@ func (s *Server) authenticate(r *http.Request) (*Key, error) {
 	return s.keys.Authenticate(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
 }
 
-func (s *Server) publicNames() []string {
+// publicNames lists the public models key may use (all for a nil key), sorted.
+func (s *Server) publicNames(key *Key) []string {
 	var names []string
 	for _, m := range s.table.Load().Models() {
+		if !key.Allowed(m.ID) {
+			continue
+		}
 		names = append(names, m.ID)
 	}
 	slices.Sort(names)

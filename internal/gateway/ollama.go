@@ -1394,6 +1394,29 @@ func OllamaTags(models []OllamaModelInfo) []byte {
 	return b
 }
 
+// OllamaPs is the /api/ps body: {"models": [{name, model, size, digest, details, expires_at,
+// size_vram, context_length}]}; the gateway does not unload models, so expires_at is far ahead.
+func OllamaPs(models []OllamaModelInfo) []byte {
+	type entry struct {
+		Name          string        `json:"name"`
+		Model         string        `json:"model"`
+		Size          int64         `json:"size"`
+		Digest        string        `json:"digest"`
+		Details       ollamaDetails `json:"details"`
+		ExpiresAt     time.Time     `json:"expires_at"`
+		SizeVRAM      int64         `json:"size_vram"`
+		ContextLength int           `json:"context_length"`
+	}
+	list := make([]entry, 0, len(models))
+	for _, m := range models {
+		name := OllamaName(m.Name)
+		list = append(list, entry{Name: name, Model: name, Size: m.Size, Digest: ollamaDigest(name), Details: m.details(),
+			ExpiresAt: time.Date(2318, 1, 1, 0, 0, 0, 0, time.UTC), SizeVRAM: m.Size, ContextLength: m.ContextLength})
+	}
+	b, _ := json.Marshal(map[string]any{"models": list})
+	return b
+}
+
 // OllamaShow is the /api/show body for m: modelfile, template, details, model_info,
 // capabilities (["completion"] unless given) and modified_at.
 func OllamaShow(m OllamaModelInfo) []byte {
