@@ -22,6 +22,7 @@ import (
 func newGateway(e *env) *cobra.Command {
 	var files []string
 	var addr, accessLog string
+	var metricsKey bool
 	var recursive bool
 	cmd := &cobra.Command{
 		Use:   "gateway -f ROUTES.yaml [--addr 127.0.0.1:8080]",
@@ -70,7 +71,7 @@ services from the store.`,
 			}
 			defer closeLog()
 			log := slog.New(slog.NewTextHandler(e.stderr, nil))
-			gw := gateway.New(gateway.Options{Routes: routes, Keys: keys, Logger: log, AccessLog: al, Version: version.Info().Version})
+			gw := gateway.New(gateway.Options{Routes: routes, Keys: keys, Logger: log, AccessLog: al, Version: version.Info().Version, MetricsRequireKey: metricsKey})
 			for _, m := range gw.Table().Models() {
 				fmt.Fprintf(e.stderr, "citadel gateway: model %s\n", m.ID)
 			}
@@ -85,6 +86,7 @@ services from the store.`,
 	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "read directories recursively")
 	cmd.Flags().StringVar(&addr, "addr", gateway.DefaultAddr, "listen address")
 	cmd.Flags().StringVar(&accessLog, "access-log", "", "write one JSON line per request to this file (- for stderr)")
+	cmd.Flags().BoolVar(&metricsKey, "metrics-require-key", false, "with API keys defined, /metrics needs one too (by default it stays open for Prometheus)")
 	return cmd
 }
 

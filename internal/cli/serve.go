@@ -30,6 +30,7 @@ func newServe(e *env) *cobra.Command {
 	var dataDir, adminAddr, adminToken, logLevel, logFormat, ollamaRegistry string
 	var agentOn, enginesOn, simulate bool
 	var gpus, gatewayAddr, accessLog string
+	var metricsKey bool
 	var simScale float64
 	var stall time.Duration
 	var maxDownloads int
@@ -103,7 +104,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 					return err
 				}
 				defer closeLog()
-				gw = &gateway.Options{Version: version.Info().Version, AccessLog: al}
+				gw = &gateway.Options{Version: version.Info().Version, AccessLog: al, MetricsRequireKey: metricsKey}
 			}
 			// The gateway's listener is opened here so that the start-up lines name the
 			// address it really has (--gateway-addr 127.0.0.1:0 picks one).
@@ -159,6 +160,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.Float64Var(&simScale, "sim-time-scale", 1, "with --simulate-engines: wall seconds per simulated second (0: no delay)")
 	f.StringVar(&gatewayAddr, "gateway-addr", gateway.DefaultAddr, "inference gateway listen address (OpenAI /v1 and Ollama /api); off to disable. Keys are optional: with no APIKey objects the gateway is open, so keep it on loopback or create keys (citadel key create)")
 	f.StringVar(&accessLog, "access-log", "", "write one JSON line per gateway request to this file (- for stderr)")
+	f.BoolVar(&metricsKey, "metrics-require-key", false, "with API keys defined, the gateway's /metrics needs one too (by default it stays open for Prometheus)")
 	return cmd
 }
 
