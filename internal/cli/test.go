@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/gateway"
+	"citadel.dev/citadel/internal/hub"
 	"citadel.dev/citadel/internal/modeltest"
 )
 
@@ -36,7 +38,7 @@ func (f *testFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.gateway, "gateway", "http://"+gateway.DefaultAddr, "the gateway to test through (empty: the engine only)")
 	fl.StringVar(&f.runtime, "runtime", "", "runtime to use (default: selected as the server would)")
 	fl.StringVarP(&f.namespace, "service-namespace", "s", v1.DefaultNamespace, "namespace of the test's InferenceService")
-	fl.BoolVar(&f.keep, "keep", false, "leave the InferenceService (and a model the test applied) in place")
+	fl.BoolVar(&f.keep, "keep", false, "leave in place what the test applied (the InferenceService, and the model, runtimes and secrets it created)")
 	fl.DurationVar(&f.stall, "stall", 60*time.Second, "fail the download after this long without progress")
 	fl.DurationVar(&f.downloadTimeout, "download-timeout", 30*time.Minute, "fail the download after this long")
 	fl.DurationVar(&f.ready, "ready-timeout", 0, "fail the start after this long (default: the runtime's startup-probe budget)")
@@ -47,7 +49,7 @@ func (f *testFlags) options(e *env) (modeltest.Options, error) {
 	if err != nil {
 		return modeltest.Options{}, usageError{err}
 	}
-	return modeltest.Options{Client: c, Gateway: f.gateway, Namespace: f.namespace, Runtime: f.runtime, Stall: f.stall,
+	return modeltest.Options{Client: c, Gateway: f.gateway, HubEndpoint: hubEndpoint(e), Namespace: f.namespace, Runtime: f.runtime, Stall: f.stall,
 		DownloadTimeout: f.downloadTimeout, ReadyTimeout: f.ready, Keep: f.keep}, nil
 }
 
@@ -171,30 +173,17 @@ func newTestSuite(e *env) *cobra.Command {
 // runSuite tests models with bounded concurrency; when several are stuck downloading at once,
 // a systemic probe decides whether one shared cause explains them all.
 func runSuite(ctx context.Context, o modeltest.Options, models, shared []v1.Object, parallel int, e *env) []*modeltest.Report {
-	reports := make([]*modeltest.Report, len(models))
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i, m := range models {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			oo := o
-			oo.Progress = &prefixWriter{w: e.stderr, prefix: m.GetObjectMeta().Name + ": "}
-			reports[i] = modeltest.Run(ctx, oo, modeltest.Target{Objects: append([]v1.Object{m}, shared...)})
-		}()
-	}
-	wg.Wait()
-	modeltest.Systemic(ctx, reports, modeltest.ProbeInput{HubEndpoint: hubEndpoint(e), Token: e.getenv("HF_TOKEN")})
+	reports := modeltest.Suite(ctx, o, models, shared, parallel, func(model string) io.Writer {
+		return &prefixWriter{w: e.stderr, prefix: model + ": "}
+	})
+	modeltest.Systemic(ctx, reports, modeltest.ProbeInput{HubEndpoint: o.HubEndpoint, Token: e.getenv("HF_TOKEN")})
 	return reports
 }
 
+// hubEndpoint is the hub as `citadel serve` reads it from the same environment (HF_ENDPOINT,
+// else https://huggingface.co): next steps and the systemic probe use it.
 func hubEndpoint(e *env) string {
-	if v := e.getenv("HF_ENDPOINT"); v != "" {
-		return v
-	}
-	return "https://huggingface.co"
+	return hub.SettingsFromEnv(e.getenv, nil).Endpoint
 }
 
 // prefixWriter prefixes every write (one progress line) with the model's name.

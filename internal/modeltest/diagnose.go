@@ -164,6 +164,8 @@ var modelCodes = map[string]string{
 var (
 	// pull's stall message: "no bytes of FILE for 1m0s (received N of M bytes)".
 	stallRe = regexp.MustCompile(`no bytes of (\S+) for ([0-9][0-9hmsµn.]*) \(received (\d+) of (\d+) bytes\)`)
+	// pull's stall message for a file whose requests keep going silent between a few bytes.
+	silentRe = regexp.MustCompile(`(\S+) keeps going silent: .*?\(received (\d+) of (\d+) bytes`)
 	// pull.Error.Error(): "DownloadStalled: FILE: message" when the message does not name the file.
 	reasonFileRe = regexp.MustCompile(`^(?:Failed: )?[A-Za-z]+: ([^\s:]+\.[A-Za-z0-9]+): `)
 	// pull's checksum message: "FILE was downloaded twice and both times …".
@@ -267,7 +269,7 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 	case "SecretNotFound":
 		c.Summary = fmt.Sprintf("The secret %s/%s named by spec.storage.key of model %s does not exist, so the download cannot start.", ns, name, model)
 		c.NextSteps = []string{
-			fmt.Sprintf("citadel secret create %s -n %s --from-literal %s=hf_...   (or --from-env %s=HF_TOKEN)", name, ns, key, key),
+			"export HF_TOKEN with a token that can read the repository, then: " + tokenSecretCmd(ns, name, key),
 			"or remove spec.storage.key from the model if the repository is public, and re-apply it",
 			describe,
 		}
@@ -278,7 +280,7 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 		}
 		c.Summary = fmt.Sprintf("The secret %s/%s exists but has no key %q%s, so model %s has no token.", ns, name, key, has, model)
 		c.NextSteps = []string{
-			fmt.Sprintf("citadel secret create %s -n %s --from-literal %s=hf_...   (create or update adds the key)", name, ns, key),
+			"export HF_TOKEN with the token, then (create or update adds the key): " + tokenSecretCmd(ns, name, key),
 			"or set spec.storage.parameters.secretKey in the model to the key that holds the token, and re-apply it",
 			describe,
 		}
@@ -286,7 +288,7 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 		c.Summary = fmt.Sprintf("The hub rejected the token of model %s (missing, invalid or expired).", model)
 		c.NextSteps = []string{
 			fmt.Sprintf("check the token: curl -s -H \"Authorization: Bearer $HF_TOKEN\" %s/api/whoami-v2 (200 = valid, 401 = rejected)", d.hubEndpoint()),
-			fmt.Sprintf("create a new read token at %s/settings/tokens, then: citadel secret create %s -n %s --from-literal %s=hf_...", d.hubEndpoint(), name, ns, key),
+			fmt.Sprintf("create a new read token at %s/settings/tokens, export it as HF_TOKEN, then: %s", d.hubEndpoint(), tokenSecretCmd(ns, name, key)),
 			describe,
 		}
 	case "GatedRepo":
@@ -297,14 +299,15 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 		c.Summary = fmt.Sprintf("Repository %s is gated: the token's account has not accepted its license.", orDefault(repo, uri))
 		c.NextSteps = []string{
 			fmt.Sprintf("open %s, sign in as the token's account and accept the license (approval may take a while)", page),
-			fmt.Sprintf("make sure storage.key names a token of that account: citadel secret create %s -n %s --from-literal %s=hf_...", name, ns, key),
+			"make sure spec.storage.key names a token of that account (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
 			"then re-apply the model (or update its secret): the agent does not retry this on its own",
 		}
 	case "RepoNotFound":
 		c.Summary = fmt.Sprintf("Repository %s does not exist on the hub, or it is private and the token cannot read it.", orDefault(repo, uri))
 		c.NextSteps = []string{
-			fmt.Sprintf("check spec.storage.storageUri (%s): open %s/%s", uri, d.hubEndpoint(), repo),
-			fmt.Sprintf("if the repository is private, give a token that can read it: citadel secret create %s -n %s --from-literal %s=hf_...", name, ns, key),
+			fmt.Sprintf("check the name in spec.storage.storageUri (%s): curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models/%s (404: no such repository)", uri, d.hubEndpoint(), repo),
+			"if the repository is private, give a token that can read it (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
+			"fix spec.storage.storageUri and re-apply the model (a change to its secret retries it by itself)",
 		}
 	case "RevisionNotFound":
 		c.Summary = fmt.Sprintf("The revision in %s does not exist in the repository.", uri)
@@ -327,7 +330,7 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 	case "RateLimited":
 		c.Summary = fmt.Sprintf("The hub rate-limited the download of model %s.", model)
 		c.NextSteps = []string{
-			fmt.Sprintf("give the model a token (spec.storage.key) for a higher limit: citadel secret create %s -n %s --from-literal %s=hf_...", name, ns, key),
+			"give the model a token (spec.storage.key) for a higher limit (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
 			"lower `citadel serve --max-downloads` so fewer requests run at once; the agent retries after the server's Retry-After",
 		}
 	case CodeDownloadStalled:
@@ -395,6 +398,12 @@ func (d *diag) downloadStalled(msg string) *Cause {
 			file, idle = m[1], m[2]
 			got, _ = strconv.ParseInt(m[3], 10, 64)
 			total, _ = strconv.ParseInt(m[4], 10, 64)
+			break
+		}
+		if m := silentRe.FindStringSubmatch(s); m != nil {
+			file = m[1]
+			got, _ = strconv.ParseInt(m[2], 10, 64)
+			total, _ = strconv.ParseInt(m[3], 10, 64)
 			break
 		}
 	}
@@ -531,7 +540,7 @@ func (d *diag) noAgent() *Cause {
 	}
 	if strings.Contains(f.ModelMessage, "also: secret") {
 		ns, name, key := d.secretRef(f.ModelMessage)
-		c.NextSteps = append(c.NextSteps, fmt.Sprintf("the model's secret is missing too: citadel secret create %s -n %s --from-literal %s=hf_...", name, ns, key))
+		c.NextSteps = append(c.NextSteps, "the model's secret is missing too (export HF_TOKEN first): "+tokenSecretCmd(ns, name, key))
 	}
 	return c
 }
@@ -592,7 +601,7 @@ func (d *diag) service() *Cause {
 		return d.runtimeRejected(reason)
 	case "EngineUnknown", "RuntimeHasNoEngine":
 		c := d.svcCause(reason, fmt.Sprintf("Runtime %s does not say which engine to run.", orDefault(f.Runtime, "?")))
-		c.NextSteps = []string{fmt.Sprintf("fix the runtime's engineConfig.runner (vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve): citadel describe runtime %s", orDefault(f.Runtime, "NAME"))}
+		c.NextSteps = []string{fmt.Sprintf("fix the runtime's engineConfig.runner (vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve): %s", d.describeRuntime())}
 		return c
 	case "Unschedulable":
 		return d.unschedulable()
@@ -600,7 +609,7 @@ func (d *diag) service() *Cause {
 		c := d.svcCause("EngineNotFound", fmt.Sprintf("The engine runtime %s starts is not installed on the server's host.", orDefault(f.Runtime, "?")))
 		c.NextSteps = []string{
 			"install the engine named in the message on the server's host (e.g. pip install vllm), in the environment `citadel serve` runs in",
-			fmt.Sprintf("or point the runtime's command at it: citadel describe runtime %s", orDefault(f.Runtime, "NAME")),
+			fmt.Sprintf("or point the runtime's command at it: %s", d.describeRuntime()),
 			"or, without a GPU, test with simulated engines: citadel serve --simulate-engines --gpus PROFILES",
 		}
 		return c
@@ -703,8 +712,8 @@ func (d *diag) runtimeRejected(reason string) *Cause {
 		c.Evidence = append(c.Evidence, "selection: "+f.ServiceMessage)
 	}
 	c.NextSteps = []string{
-		"citadel get runtimes; citadel describe runtime NAME (supportedModelFormats, modelSizeRange, autoSelect)",
-		"add or fix a runtime whose supportedModelFormats match the model (format, architecture, framework version), or name one: citadel test model " + model + " --runtime RUNTIME",
+		d.describeRuntimes() + " (supportedModelFormats, modelSizeRange, autoSelect)",
+		d.nameRuntime(model),
 		"if the model's metadata is wrong or missing, fix it in the model's spec: " + d.describeModel(),
 	}
 	if reason == "RuntimeNotFound" {
@@ -816,7 +825,7 @@ func (d *diag) startupTimeout(tail []string) *Cause {
 	c.Evidence = append(c.Evidence, tailLines(tail)...)
 	c.NextSteps = []string{
 		d.logsCmd(),
-		fmt.Sprintf("if the log shows slow but steady loading, raise the runtime's startupProbe (failureThreshold × periodSeconds): citadel describe runtime %s", orDefault(d.f.Runtime, "NAME")),
+		fmt.Sprintf("if the log shows slow but steady loading, raise the runtime's startupProbe (failureThreshold × periodSeconds): %s", d.describeRuntime()),
 		d.describeService(),
 	}
 	return c
@@ -942,14 +951,14 @@ func (d *diag) inference() *Cause {
 			c.Code = CodeGatewayRouteMissing
 			c.Summary = fmt.Sprintf("The engine answers, but the gateway has no route for %s (model_not_found).", orDefault(d.f.Service, d.r.Model))
 			c.NextSteps = []string{
-				"list what the gateway serves: curl -s http://GATEWAY/v1/models",
+				"list what the gateway serves: curl -s " + d.gatewayURL() + "/v1/models",
 				fmt.Sprintf("the gateway lists a service once it has Ready endpoints, by namespace/name, name and served names: %s", d.describeService()),
 				"if a Route claims the name, fix it: citadel get routes -A",
 			}
 		} else if listOnly && gwServed > 0 {
 			c.Summary = fmt.Sprintf("The gateway serves the model (%d request(s) passed), but its /v1/models list is wrong: %s", gwServed, gwFail[0].Detail)
 			c.NextSteps = []string{
-				"compare: curl -s http://GATEWAY/v1/models with the name the clients send",
+				"compare: curl -s " + d.gatewayURL() + "/v1/models with the name the clients send",
 				d.describeService(),
 			}
 		} else {
@@ -990,7 +999,8 @@ func (d *diag) applyFailed() *Cause {
 func (d *diag) cleanupFailed() *Cause {
 	c := &Cause{Code: CodeCleanupFailed, Step: StepCleanup, Summary: "Every test passed, but cleanup failed: " + d.failed.Summary}
 	c.Evidence = append(c.Evidence, d.failed.Evidence...)
-	c.NextSteps = []string{"citadel get isvc -A -l citadel.dev/test=true; delete what is left: citadel delete isvc NAME -n NS"}
+	ns, name := d.serviceRef()
+	c.NextSteps = []string{fmt.Sprintf("citadel get isvc -A -l citadel.dev/test=true; delete what is left: citadel delete isvc %s -n %s", name, ns)}
 	return c
 }
 
@@ -1186,15 +1196,76 @@ func (d *diag) storagePath() string {
 	return ""
 }
 
-// hubEndpoint is the hub the agent talked to, as its message names it; else huggingface.co.
+// defaultHub is the hub when nothing configures another.
+const defaultHub = "https://huggingface.co"
+
+// hubEndpoint is the hub the agent talked to, as its message names it; else the endpoint the
+// run was configured with (HF_ENDPOINT); else huggingface.co.
 func (d *diag) hubEndpoint() string {
-	for _, w := range strings.Fields(d.f.ModelMessage) {
+	if ep := endpointIn(d.f.ModelMessage); ep != "" {
+		return ep
+	}
+	return orDefault(strings.TrimRight(d.f.HubEndpoint, "/"), defaultHub)
+}
+
+// endpointIn is the scheme://host of the first http(s) URL in s; "" if none.
+func endpointIn(s string) string {
+	for _, w := range strings.Fields(s) {
 		w = strings.Trim(w, `"'.,;:()`)
 		if u, err := url.Parse(w); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
 			return u.Scheme + "://" + u.Host
 		}
 	}
-	return "https://huggingface.co"
+	return ""
+}
+
+// tokenSecretCmd creates or updates the model's token secret from $HF_TOKEN (no token
+// placeholder to edit: export HF_TOKEN first).
+func tokenSecretCmd(ns, name, key string) string {
+	return fmt.Sprintf("citadel secret create %s -n %s --from-env %s=HF_TOKEN", name, ns, key)
+}
+
+// gatewayURL is the gateway the run tested through.
+func (d *diag) gatewayURL() string {
+	return orDefault(d.f.Gateway, "http://127.0.0.1:8080")
+}
+
+// describeRuntimes lists the runtimes and describes the one the run named or selected.
+func (d *diag) describeRuntimes() string {
+	if rt := d.runtimeName(); rt != "" {
+		return "citadel get runtimes; citadel describe runtime " + rt
+	}
+	return "citadel get runtimes"
+}
+
+// nameRuntime says how to name a runtime that can serve the model: a compatible candidate if
+// the selection saw one.
+func (d *diag) nameRuntime(model string) string {
+	for _, c := range d.f.Runtimes {
+		if c.Reason == "" && c.Name != d.f.Runtime {
+			return fmt.Sprintf("runtime %s is compatible: citadel test model %s --runtime %s", c.Name, model, c.Name)
+		}
+	}
+	return "add a runtime whose supportedModelFormats match the model (format, architecture, framework version): apply it, or pass its YAML with -f to citadel test model " + model
+}
+
+// describeRuntime describes the run's runtime; lists them when the run had none.
+func (d *diag) describeRuntime() string {
+	if rt := d.runtimeName(); rt != "" {
+		return "citadel describe runtime " + rt
+	}
+	return "citadel get runtimes"
+}
+
+// runtimeName is the runtime the service used or was given; else the first candidate.
+func (d *diag) runtimeName() string {
+	if d.f.Runtime != "" {
+		return d.f.Runtime
+	}
+	for _, c := range d.f.Runtimes {
+		return c.Name
+	}
+	return ""
 }
 
 func (d *diag) revision() string {
@@ -1277,6 +1348,9 @@ func (d *diag) servedName() string {
 
 func fileOf(msg string) string {
 	if m := stallRe.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	if m := silentRe.FindStringSubmatch(msg); m != nil {
 		return m[1]
 	}
 	if m := reasonFileRe.FindStringSubmatch(msg); m != nil {
@@ -1610,6 +1684,16 @@ func systemicCause(stuck []Facts, checks []SystemicCheck) *Cause {
 		return nil
 	}
 	code := checkCode(*fail)
+	// The hub the probe checked (HF_ENDPOINT: a mirror), else the one the runs were given.
+	hub := ""
+	for _, ch := range checks {
+		if ch.Name == CheckHub {
+			hub = endpointIn(ch.Detail)
+		}
+	}
+	if hub == "" {
+		hub = orDefault(strings.TrimRight(stuck[0].HubEndpoint, "/"), defaultHub)
+	}
 	names := make([]string, 0, len(stuck))
 	for _, f := range stuck {
 		names = append(names, f.Model)
@@ -1644,14 +1728,14 @@ func systemicCause(stuck []Facts, checks []SystemicCheck) *Cause {
 	switch code {
 	case CodeHubUnreachable:
 		c.NextSteps = []string{
-			"from the server's host: curl -sS -o /dev/null -w '%{http_code}\\n' https://huggingface.co/api/models?limit=1 (or HF_ENDPOINT)",
+			fmt.Sprintf("from the server's host: curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models?limit=1", hub),
 			"check DNS, the firewall and the proxy (HTTPS_PROXY / NO_PROXY) of `citadel serve`; unset HF_HUB_OFFLINE",
 			"the agent resumes every model on its own once the hub answers; then rerun them: " + rerun(names),
 		}
 	case "Unauthorized":
 		c.NextSteps = []string{
-			"create a new read token at https://huggingface.co/settings/tokens",
-			fmt.Sprintf("replace the shared secret: citadel secret create hf-token -n %s --from-literal token=hf_...", v1.ClusterSecretNamespace),
+			fmt.Sprintf("create a new read token at %s/settings/tokens and export it as HF_TOKEN", hub),
+			"replace the shared secret: " + tokenSecretCmd(v1.ClusterSecretNamespace, "hf-token", "token"),
 			"then rerun them: " + rerun(names),
 		}
 	case "InsufficientStorage":

@@ -103,7 +103,7 @@ func dgCases() []dgCase {
 		add(dgCase{name: "secret not found", report: dgReport(StepDownload, "SecretNotFound: "+msg, f), wantCode: "SecretNotFound",
 			wantEvidence: []string{"(SecretNotFound): spec.storage.key names secret ome/hf-token", "event Warning SecretNotFound"},
 			wantSummary:  []string{"ome/hf-token"},
-			wantNext:     []string{"citadel secret create hf-token -n ome --from-literal token=hf_..."}})
+			wantNext:     []string{"citadel secret create hf-token -n ome --from-env token=HF_TOKEN"}})
 	}
 	{
 		msg := `secret ome/hf-token has no key "token": add it, or set spec.storage.parameters.secretKey to the key that holds the token`
@@ -111,7 +111,7 @@ func dgCases() []dgCase {
 		add(dgCase{name: "secret key missing", report: dgReport(StepDownload, "SecretNotFound: "+msg, f), wantCode: "SecretKeyMissing",
 			wantEvidence: []string{`has no key "token"`},
 			wantSummary:  []string{`no key "token"`},
-			wantNext:     []string{"citadel secret create hf-token -n ome --from-literal token=hf_...", "spec.storage.parameters.secretKey"}})
+			wantNext:     []string{"citadel secret create hf-token -n ome --from-env token=HF_TOKEN", "spec.storage.parameters.secretKey"}})
 	}
 	{
 		msg := `Unauthorized: https://huggingface.co rejected the token (server said "Invalid credentials in Authorization header"): it is missing, invalid or expired; create one at https://huggingface.co/settings/tokens and set HF_TOKEN or storage.key (not retried automatically: fix the cause, then re-apply the model or update its secret)`
@@ -153,6 +153,17 @@ func dgCases() []dgCase {
 			wantEvidence: []string{"file: model-00003-of-00004.safetensors; received 1073741824 of 4976698672 bytes; no progress for 62 s", "event Warning DownloadStalled"},
 			wantSummary:  []string{"model-00003-of-00004.safetensors", "1073741824 of 4976698672", "62 s"},
 			wantNext:     []string{"--stall-timeout", "resolve/main/model-00003-of-00004.safetensors", "-r 1073741824-"}})
+	}
+	{
+		// pull's message for a file whose requests go silent between a few bytes; the hub is
+		// the configured mirror (the message names none).
+		msg := "DownloadStalled: model.safetensors keeps going silent: its requests were abandoned after 2s without a byte, 12s in all, and the few bytes between did not complete a range (received 28784 of 524400 bytes, the last 3s ago); the source stopped sending"
+		f := dgFacts(v1.ModelFailed, "DownloadStalled", msg)
+		f.HubEndpoint = "http://mirror.internal:8080"
+		add(dgCase{name: "download stalled (going silent)", report: dgReport(StepDownload, msg, f), wantCode: "DownloadStalled",
+			wantEvidence: []string{"file: model.safetensors; received 28784 of 524400 bytes"},
+			wantSummary:  []string{"model.safetensors", "28784 of 524400"},
+			wantNext:     []string{"-r 28784- http://mirror.internal:8080/XiaomiMiMo/MiMo-VL-7B-RL/resolve/main/model.safetensors"}})
 	}
 	{
 		// The agent failed the file, retried, and the status says Downloading again; the test's

@@ -83,6 +83,7 @@ type env struct {
 	c       *client.Client
 	gateway string
 	mirror  *mirror.Server
+	hub     string // the mirror's URL: the server's and the test's HF_ENDPOINT
 	dir     string
 }
 
@@ -131,7 +132,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{c: c, gateway: "http://" + gw.Addr().String(), mirror: m, dir: dir}
+	e := &env{c: c, gateway: "http://" + gw.Addr().String(), mirror: m, hub: url, dir: dir}
 	e.apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: hf-token, namespace: ome}\nstringData: {token: %s}\n", token))
 	return e
 }
@@ -213,6 +214,12 @@ var normalizers = []struct {
 	// Files download in parallel: which one meets a repo-wide refusal first varies.
 	{regexp.MustCompile(`: (config\.json|model\.safetensors): repository`), ": <file>: repository"},
 	{regexp.MustCompile(`tokens_per_s=[0-9.]+`), "tokens_per_s=<n>"},
+	// The agent words a stall by what the stalled requests did: silent from the start, or
+	// silent again after a few bytes (which of the two depends on timing).
+	{regexp.MustCompile(`DownloadStalled: (?:no bytes of (\S+) for <dur> \((received \d+ of \d+ bytes)\)|(\S+) keeps going silent: .*?\((received \d+ of \d+ bytes), the last <dur> ago\))`), "DownloadStalled: ${1}${3} stalled (${2}${4})"},
+	// How many bytes pass before a stall fault holds depends on the reads' sizes.
+	{regexp.MustCompile(`\b\d+ of (\d+) bytes received( of the model)? \([0-9.]+ kB of`), "<n> of $1 bytes received$2 (<size> of"},
+	{regexp.MustCompile(`received \d+ of (\d+) bytes`), "received <n> of $1 bytes"},
 }
 
 // progressLine is a download progress sample: how many the run sees depends on timing.
@@ -281,6 +288,31 @@ func golden(t *testing.T, name string, r *modeltest.Report) {
 	if w, g := structure(want), structure(got); w != g {
 		t.Errorf("%s differs from the golden report (-update to accept):\n--- want\n%s\n--- got\n%s", path, w, g)
 	}
+	if r.Cause != nil {
+		checkNextSteps(t, r)
+	}
+}
+
+// placeholders are words a user would have to replace before a next step runs, and the
+// public hub, which no run here talks to (they all use a loopback mirror).
+var placeholders = regexp.MustCompile(`\b(NAME|NS|RUNTIME|GATEWAY|HOST:PORT|FILE|PATH|DIR)\b|hf_\.\.\.|huggingface\.co|spec\.storage\.storageUri \(spec\.storage\.storageUri\)`)
+
+// checkNextSteps: every next step can be run as written, against the hub the run used, and
+// names the model's repository rather than its object name.
+func checkNextSteps(t *testing.T, r *modeltest.Report) {
+	t.Helper()
+	for _, s := range r.Cause.NextSteps {
+		if m := placeholders.FindString(s); m != "" {
+			t.Errorf("next step holds %q: %s", m, s)
+		}
+	}
+	if spec := r.Facts.ModelSpec; spec != nil && spec.Storage != nil && spec.Storage.StorageURI != nil && r.Model != "" {
+		repo, _, _ := strings.Cut(strings.TrimPrefix(*spec.Storage.StorageURI, "hf://"), "@")
+		text := r.Cause.Summary + "\n" + strings.Join(r.Cause.NextSteps, "\n")
+		if repo != r.Model && (strings.Contains(text, "Repository "+r.Model+" ") || strings.Contains(text, r.Facts.HubEndpoint+"/"+r.Model)) {
+			t.Errorf("the cause names the object %s where it means the repository %s:\n%s", r.Model, repo, text)
+		}
+	}
 }
 
 // structure is what a golden report pins: headings, the result, the tables (steps and
@@ -307,7 +339,7 @@ func structure(b []byte) string {
 }
 
 func (e *env) options() modeltest.Options {
-	return modeltest.Options{Client: e.c, Gateway: e.gateway, Stall: 6 * time.Second, DownloadTimeout: 60 * time.Second,
+	return modeltest.Options{Client: e.c, Gateway: e.gateway, HubEndpoint: e.hub, Stall: 6 * time.Second, DownloadTimeout: 60 * time.Second,
 		ReadyTimeout: 30 * time.Second, Poll: 50 * time.Millisecond}
 }
 
@@ -369,9 +401,39 @@ func TestModelReports(t *testing.T) {
 			if tt.within > 0 && took > tt.within+5*time.Second {
 				t.Errorf("took %s, want the cause within %s", took, tt.within)
 			}
+			// Cleanup deletes everything the test applied: the model, its runtimes, the service.
+			for _, o := range decode(t, tt.yaml) {
+				m := o.GetObjectMeta()
+				if _, err := e.c.Get(t.Context(), o.GetTypeMeta().Kind, m.Namespace, m.Name); err == nil {
+					t.Errorf("%s %s is left after cleanup", o.GetTypeMeta().Kind, m.Name)
+				}
+			}
 			golden(t, tt.name, r)
 		})
 	}
+}
+
+// TestExistingModel: `citadel test model NAME` of a model that exists reads its spec: the
+// cause names the repository (not the object) and the next steps the configured mirror.
+func TestExistingModel(t *testing.T) {
+	e := start(t)
+	const repo = "XiaomiMiMo/MiMo-VL-7B-RL-AWQ" // the mirror has XiaomiMiMo/MiMo-VL-7B-RL only
+	e.apply(t, e.model("mimo-vl-7b-rl-awq", repo, "hf-token", ""))
+	r := modeltest.Run(t.Context(), e.options(), modeltest.Target{Model: "mimo-vl-7b-rl-awq"})
+	if r.Cause == nil || r.Cause.Code != "RepoNotFound" {
+		t.Fatalf("cause %+v, want RepoNotFound\n%s", r.Cause, r.Markdown())
+	}
+	if !strings.Contains(r.Cause.Summary, repo) {
+		t.Errorf("summary %q does not name the repository %s", r.Cause.Summary, repo)
+	}
+	if steps := strings.Join(r.Cause.NextSteps, "\n"); !strings.Contains(steps, e.hub+"/api/models/"+repo) {
+		t.Errorf("next steps do not check %s on the mirror %s:\n%s", repo, e.hub, steps)
+	}
+	// The model existed before the test: it stays.
+	if _, err := e.c.Get(t.Context(), v1.KindClusterBaseModel, "", "mimo-vl-7b-rl-awq"); err != nil {
+		t.Errorf("the existing model was deleted: %v", err)
+	}
+	golden(t, "existing-repo-not-found", r)
 }
 
 // standaloneGateway is a gateway that knows no route: the engine answers, the gateway does not.

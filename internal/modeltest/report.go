@@ -666,6 +666,8 @@ type factsJSON struct {
 	NoProgressFor    jsonSeconds           `json:"noProgressFor,omitempty"`
 	ModelEvents      []v1.Event            `json:"modelEvents,omitempty"`
 	ModelSpec        *v1.BaseModelSpec     `json:"-"`
+	HubEndpoint      string                `json:"hubEndpoint,omitempty"`
+	Gateway          string                `json:"gateway,omitempty"`
 	Service          string                `json:"service,omitempty"`
 	ServicePhase     string                `json:"servicePhase,omitempty"`
 	ServiceReason    string                `json:"serviceReason,omitempty"`
@@ -687,6 +689,7 @@ func (f Facts) MarshalJSON() ([]byte, error) {
 		ModelPhase: f.ModelPhase, ModelReason: f.ModelReason, ModelMessage: f.ModelMessage,
 		BytesDone: f.BytesDone, BytesTotal: f.BytesTotal, LastProgress: f.LastProgress,
 		NoProgressFor: jsonSeconds(f.NoProgressFor), ModelEvents: f.ModelEvents, ModelSpec: f.ModelSpec,
+		HubEndpoint: f.HubEndpoint, Gateway: f.Gateway,
 		Service: f.Service, ServicePhase: f.ServicePhase, ServiceReason: f.ServiceReason, ServiceMessage: f.ServiceMessage,
 		Runtime: f.Runtime, Runtimes: f.Runtimes, Placement: f.Placement, Endpoints: f.Endpoints,
 		ServiceEvents: f.ServiceEvents, LogTail: f.LogTail,
@@ -705,6 +708,7 @@ func (f *Facts) UnmarshalJSON(b []byte) error {
 		ModelPhase: j.ModelPhase, ModelReason: j.ModelReason, ModelMessage: j.ModelMessage,
 		BytesDone: j.BytesDone, BytesTotal: j.BytesTotal, LastProgress: j.LastProgress,
 		NoProgressFor: time.Duration(j.NoProgressFor), ModelEvents: j.ModelEvents, ModelSpec: j.ModelSpec,
+		HubEndpoint: j.HubEndpoint, Gateway: j.Gateway,
 		Service: j.Service, ServicePhase: j.ServicePhase, ServiceReason: j.ServiceReason, ServiceMessage: j.ServiceMessage,
 		Runtime: j.Runtime, Runtimes: j.Runtimes, Placement: j.Placement, Endpoints: j.Endpoints,
 		ServiceEvents: j.ServiceEvents, LogTail: j.LogTail,

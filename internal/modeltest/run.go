@@ -21,6 +21,9 @@ type Options struct {
 	Client *client.Client
 	// Gateway is the gateway's base URL (http://127.0.0.1:8080); "" tests the engine only.
 	Gateway string
+	// HubEndpoint is the Hugging Face endpoint the server downloads from (HF_ENDPOINT: a
+	// mirror); next steps name it. "" : https://huggingface.co.
+	HubEndpoint string
 	// Namespace of the InferenceService the test creates; default "default".
 	Namespace string
 	// Runtime names the runtime; "" selects one as the server would.
@@ -33,7 +36,8 @@ type Options struct {
 	// ReadyTimeout bounds the service's start; 0: the runtime's startup probe budget
 	// (initial delay + period × failure threshold) plus 30 s, at least 2 min.
 	ReadyTimeout time.Duration
-	// Keep leaves the service (and a model the test applied) in place.
+	// Keep leaves in place what the test applied: the service, and the model, runtimes and
+	// secrets it created. Without it cleanup deletes all of them (not what existed before).
 	Keep bool
 	// Poll is how often statuses are read; default 250 ms.
 	Poll time.Duration
@@ -47,6 +51,9 @@ type Options struct {
 type Target struct {
 	Objects []v1.Object
 	Model   string
+	// Shared are applied with Objects but never deleted by the run: a suite shares them
+	// between its models and deletes the ones it created once every model is done.
+	Shared []v1.Object
 }
 
 type run struct {
@@ -81,6 +88,8 @@ func Run(ctx context.Context, o Options, t Target) *Report {
 		o.Now = time.Now
 	}
 	rn := &run{o: o, r: &Report{Model: t.Model, Namespace: o.Namespace, Started: o.Now()}}
+	rn.r.Facts.HubEndpoint = strings.TrimRight(o.HubEndpoint, "/")
+	rn.r.Facts.Gateway = strings.TrimRight(o.Gateway, "/")
 	for _, s := range Steps {
 		rn.r.Steps = append(rn.r.Steps, Step{Name: s.Name, Title: s.Title, Status: NotRun})
 	}
@@ -163,7 +172,7 @@ func (rn *run) apply(ctx context.Context, s *Step, t Target) error {
 	c := rn.o.Client
 	if len(t.Objects) > 0 {
 		var req v1.ApplyRequest
-		for _, o := range t.Objects {
+		for _, o := range append(t.Objects[:len(t.Objects):len(t.Objects)], t.Shared...) {
 			b, err := json.Marshal(o)
 			if err != nil {
 				return &couldNotRun{err}
@@ -200,18 +209,16 @@ func (rn *run) apply(ctx context.Context, s *Step, t Target) error {
 		for _, res := range resp.Results {
 			s.Evidence = append(s.Evidence, fmt.Sprintf("%s/%s %s", strings.ToLower(res.Kind), res.Name, res.Action))
 		}
+		// Everything the test created (models, runtimes, secrets) is the test's to delete;
+		// what existed before stays. Cleanup deletes in reverse order: the model before the
+		// runtimes and secrets it was applied with.
 		for _, o := range t.Objects {
 			m := o.GetObjectMeta()
 			if !existed[kindOf(o)+"/"+m.Namespace+"/"+m.Name] {
-				if _, isModel := o.(*v1.ClusterBaseModel); isModel {
-					rn.created = append(rn.created, o)
-				}
-				if _, isModel := o.(*v1.BaseModel); isModel {
-					rn.created = append(rn.created, o)
-				}
+				rn.created = append(rn.created, o)
 			}
 		}
-		s.Summary = fmt.Sprintf("applied %d object(s)", len(t.Objects))
+		s.Summary = fmt.Sprintf("applied %d object(s)", len(req.Items))
 		return nil
 	}
 	o, kind, err := rn.findModel(ctx, t.Model)
@@ -219,6 +226,12 @@ func (rn *run) apply(ctx context.Context, s *Step, t Target) error {
 		return err
 	}
 	rn.model = o
+	switch m := o.(type) {
+	case *v1.ClusterBaseModel:
+		rn.r.Facts.ModelSpec = &m.Spec
+	case *v1.BaseModel:
+		rn.r.Facts.ModelSpec = &m.Spec
+	}
 	s.Summary = fmt.Sprintf("using the existing %s %s", kind, t.Model)
 	return nil
 }
@@ -273,6 +286,7 @@ func (rn *run) download(ctx context.Context, s *Step) error {
 			return fmt.Errorf("reading the model: %w", err)
 		}
 		rn.spec = spec
+		f.ModelSpec = spec // the diagnosis names the repository from it, Ready or not
 		f.ModelPhase, f.ModelReason, f.ModelMessage = st.Phase, st.Reason, st.Message
 		f.BytesDone, f.BytesTotal = st.BytesDone, st.BytesTotal
 		if st.LastProgressTime != nil {
@@ -552,27 +566,14 @@ func (rn *run) failEvidence(ctx context.Context, s *Step) {
 
 func (rn *run) cleanup(s *Step) {
 	if rn.o.Keep {
-		s.Status, s.Summary = Skipped, "--keep: the service and the model stay"
+		s.Status, s.Summary = Skipped, "--keep: what the test applied stays"
 		return
 	}
 	s.Started = rn.o.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var failed []string
-	for i := len(rn.created) - 1; i >= 0; i-- {
-		o := rn.created[i]
-		m := o.GetObjectMeta()
-		kind := kindOf(o)
-		if _, err := rn.o.Client.Delete(ctx, kind, m.Namespace, m.Name, ""); err != nil {
-			var ae *client.APIError
-			if errors.As(err, &ae) && ae.Code == 404 {
-				continue
-			}
-			failed = append(failed, fmt.Sprintf("%s/%s: %v", strings.ToLower(kind), m.Name, err))
-			continue
-		}
-		s.Evidence = append(s.Evidence, fmt.Sprintf("deleted %s/%s", strings.ToLower(kind), m.Name))
-	}
+	deleted, failed := deleteAll(ctx, rn.o.Client, rn.created)
+	s.Evidence = append(s.Evidence, deleted...)
 	s.Duration = rn.o.Now().Sub(s.Started)
 	if len(failed) > 0 {
 		s.Status, s.Summary = Failed, "could not delete: "+strings.Join(failed, "; ")
@@ -580,6 +581,26 @@ func (rn *run) cleanup(s *Step) {
 	}
 	s.Status = Passed
 	s.Summary = fmt.Sprintf("deleted %d object(s) the test created", len(s.Evidence))
+}
+
+// deleteAll deletes objs in reverse order (what was applied last goes first); an object
+// already gone counts as deleted.
+func deleteAll(ctx context.Context, c *client.Client, objs []v1.Object) (deleted, failed []string) {
+	for i := len(objs) - 1; i >= 0; i-- {
+		o := objs[i]
+		m := o.GetObjectMeta()
+		kind := kindOf(o)
+		if _, err := c.Delete(ctx, kind, m.Namespace, m.Name, ""); err != nil {
+			var ae *client.APIError
+			if errors.As(err, &ae) && ae.Code == 404 {
+				continue
+			}
+			failed = append(failed, fmt.Sprintf("%s/%s: %v", strings.ToLower(kind), m.Name, err))
+			continue
+		}
+		deleted = append(deleted, fmt.Sprintf("deleted %s/%s", strings.ToLower(kind), m.Name))
+	}
+	return deleted, failed
 }
 
 // withReason is "Reason: message", unless the message starts with the reason already.

@@ -79,6 +79,11 @@ type Facts struct {
 	NoProgressFor time.Duration     `json:"noProgressFor,omitempty"`
 	ModelEvents   []v1.Event        `json:"modelEvents,omitempty"`
 	ModelSpec     *v1.BaseModelSpec `json:"-"`
+	// HubEndpoint is the hub the run was configured with (HF_ENDPOINT: a mirror, or
+	// https://huggingface.co); next steps name it unless the agent's message names another.
+	HubEndpoint string `json:"hubEndpoint,omitempty"`
+	// Gateway is the gateway the run tested through ("" : the engine only).
+	Gateway string `json:"gateway,omitempty"`
 	// The service's last status.
 	Service        string                `json:"service,omitempty"` // namespace/name
 	ServicePhase   string                `json:"servicePhase,omitempty"`
