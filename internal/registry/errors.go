@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"citadel.dev/citadel/internal/netclass"
 )
@@ -34,6 +35,8 @@ type HTTPError struct {
 	Code    string // registry error code, if any
 	Message string
 	URL     string // as requested; Error() drops its query
+	// RetryAfter is the server's Retry-After (on a 429 or 5xx), else 0.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string {
@@ -43,6 +46,10 @@ func (e *HTTPError) Error() string {
 	}
 	s += said(e.Message)
 	switch {
+	case e.Status == http.StatusTooManyRequests && e.RetryAfter > 0:
+		return s + ": rate limited; try again in " + e.RetryAfter.String()
+	case e.Status == http.StatusTooManyRequests:
+		return s + ": rate limited; try again in a few minutes"
 	case e.Status >= 500:
 		return s + ": the registry failed; try again later"
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
@@ -125,12 +132,13 @@ func Retryable(err error) bool {
 	}
 	var (
 		ri *RangeIgnoredError
+		uh *UnresolvedHostError
 		he *HTTPError
 		nf *NotFoundError
 		me *ManifestError
 	)
 	switch {
-	case errors.As(err, &ri):
+	case errors.As(err, &ri), errors.As(err, &uh):
 		return true
 	case errors.As(err, &he):
 		return he.Status >= 500 || he.Status == http.StatusRequestTimeout || he.Status == http.StatusTooManyRequests

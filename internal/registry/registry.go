@@ -45,6 +45,14 @@ type Options struct {
 	HTTPClient *http.Client
 	// UserAgent defaults to "citadel/<version>".
 	UserAgent string
+	// HeaderTimeout is how long the default HTTP client waits for response headers; default 30 s (a pull
+	// sets its stall timeout).
+	HeaderTimeout time.Duration
+	// Retry says how the manifest and blob-location requests are retried; the zero value is 6 tries with
+	// waits of 1, 2, 4, 8, 8 s, or the server's Retry-After up to 60 s.
+	Retry Retry
+	// Now turns a Retry-After date into a duration; default time.Now.
+	Now func() time.Time
 }
 
 // Client talks to Ollama-compatible registries.
@@ -54,6 +62,9 @@ type Client struct {
 	scheme    string
 	hc        *http.Client
 	userAgent string
+	headerTO  time.Duration // the default client's header timeout; 0 with a caller's client
+	retry     Retry
+	now       func() time.Time
 
 	mu     sync.Mutex
 	tokens map[string]string // host + " " + repository → bearer token
@@ -61,7 +72,10 @@ type Client struct {
 
 // New returns a client for opts.
 func New(opts Options) *Client {
-	c := &Client{scheme: "https", userAgent: opts.UserAgent, tokens: map[string]string{}}
+	c := &Client{scheme: "https", userAgent: opts.UserAgent, tokens: map[string]string{}, retry: opts.Retry.withDefaults(), now: opts.Now}
+	if c.now == nil {
+		c.now = time.Now
+	}
 	if opts.Insecure {
 		c.scheme = "http"
 	}
@@ -87,7 +101,11 @@ func New(opts Options) *Client {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		t.TLSHandshakeTimeout = 10 * time.Second
-		t.ResponseHeaderTimeout = 30 * time.Second
+		c.headerTO = opts.HeaderTimeout
+		if c.headerTO <= 0 {
+			c.headerTO = 30 * time.Second
+		}
+		t.ResponseHeaderTimeout = c.headerTO
 		c.hc = &http.Client{Transport: t, CheckRedirect: noRedirects}
 	}
 	return c
@@ -122,29 +140,36 @@ type Layer struct {
 }
 
 // Manifest fetches GET /v2/{namespace}/{model}/manifests/{tag}. The manifest must have schemaVersion 2,
-// valid "sha256:<64 hex>" digests, non-negative sizes and at least one layer.
+// valid "sha256:<64 hex>" digests, non-negative sizes and at least one layer. 5xx, 429 and connection
+// failures are retried (see [Retry]).
 func (c *Client) Manifest(ctx context.Context, n Name) (*Manifest, []byte, error) {
 	u, err := c.repoURL(n, "manifests/"+url.PathEscape(n.Tag))
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := c.send(ctx, http.MethodGet, u, http.Header{"Accept": {ManifestMediaType}}, repoOf(n), sameHostname(u))
-	if err != nil {
+	var raw []byte
+	if err := c.withRetry(ctx, func() error {
+		resp, err := c.send(ctx, http.MethodGet, u, http.Header{"Accept": {ManifestMediaType}}, repoOf(n), sameHostname(u))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusNotFound:
+			code, msg := errorBody(resp)
+			return &NotFoundError{Name: n.String(), Code: code, Message: msg}
+		case resp.StatusCode >= 400:
+			return c.httpError(resp)
+		case resp.StatusCode != http.StatusOK:
+			return &HTTPError{Method: http.MethodGet, Status: resp.StatusCode, URL: resp.Request.URL.String(), Message: "expected 200 with a manifest"}
+		}
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxManifestBody+1))
+		if err != nil {
+			return fmt.Errorf("reading the manifest of %s: %w", n, err)
+		}
+		return nil
+	}); err != nil {
 		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		code, msg := errorBody(resp)
-		return nil, nil, &NotFoundError{Name: n.String(), Code: code, Message: msg}
-	case resp.StatusCode >= 400:
-		return nil, nil, httpError(resp)
-	case resp.StatusCode != http.StatusOK:
-		return nil, nil, &HTTPError{Method: http.MethodGet, Status: resp.StatusCode, URL: resp.Request.URL.String(), Message: "expected 200 with a manifest"}
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBody+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", n, err)
 	}
 	if len(raw) > maxManifestBody {
 		return nil, nil, &ManifestError{Name: n.String(), Problem: fmt.Sprintf("larger than %d MiB", maxManifestBody>>20)}
@@ -188,8 +213,19 @@ func (c *Client) BlobURL(ctx context.Context, n Name, digest string) (string, in
 	if err != nil {
 		return "", 0, err
 	}
-	resp, err := c.send(ctx, http.MethodGet, u, nil, repoOf(n), sameHostname(u))
-	if err != nil {
+	var resp *http.Response
+	if err := c.withRetry(ctx, func() error {
+		var err error
+		resp, err = c.send(ctx, http.MethodGet, u, nil, repoOf(n), sameHostname(u))
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			defer resp.Body.Close()
+			return c.httpError(resp)
+		}
+		return nil
+	}); err != nil {
 		return "", 0, err
 	}
 	var direct string
@@ -210,17 +246,25 @@ func (c *Client) BlobURL(ctx context.Context, n Name, digest string) (string, in
 		return "", 0, &NotFoundError{Name: n.String(), Digest: digest, Code: code, Message: msg}
 	default:
 		defer resp.Body.Close()
-		return "", 0, httpError(resp)
+		return "", 0, c.httpError(resp)
 	}
 
-	head, err := c.send(ctx, http.MethodHead, u, nil, repoOf(n), anyHost)
-	if err != nil {
+	var head *http.Response
+	if err := c.withRetry(ctx, func() error {
+		var err error
+		head, err = c.send(ctx, http.MethodHead, u, nil, repoOf(n), anyHost)
+		if err != nil {
+			return err
+		}
+		if head.StatusCode >= 400 {
+			defer head.Body.Close()
+			return c.httpError(head)
+		}
+		return nil
+	}); err != nil {
 		return "", 0, err
 	}
 	defer head.Body.Close()
-	if head.StatusCode >= 400 {
-		return "", 0, httpError(head)
-	}
 	if head.StatusCode != http.StatusOK {
 		return "", 0, &HTTPError{Method: http.MethodHead, Status: head.StatusCode, URL: head.Request.URL.String(), Message: "expected 200 with Content-Length"}
 	}
@@ -251,7 +295,9 @@ func (c *Client) Get(ctx context.Context, rawURL string, start, end int64) (io.R
 		}
 		header.Set("Range", r)
 	}
-	resp, err := c.send(ctx, http.MethodGet, u, header, repoFromPath(u.Path), anyHost)
+	// The manifest came from the registry, so a download host that does not resolve is transient: no
+	// origin is the registry here.
+	resp, err := c.sendFrom(ctx, http.MethodGet, u, header, repoFromPath(u.Path), anyHost, "")
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +305,7 @@ func (c *Client) Get(ctx context.Context, rawURL string, start, end int64) (io.R
 	switch {
 	case resp.StatusCode >= 400:
 		defer resp.Body.Close()
-		return nil, httpError(resp)
+		return nil, c.httpError(resp)
 	case resp.StatusCode == http.StatusOK && ranged:
 		_ = resp.Body.Close()
 		return nil, &RangeIgnoredError{URL: final}
@@ -346,8 +392,14 @@ func sameHostname(u *url.URL) follow {
 // send issues the request, following redirects allowed by ok (at most maxRedirects) and answering one
 // Bearer challenge per hop with an anonymous token. A redirect that is not followed is returned.
 func (c *Client) send(ctx context.Context, method string, u *url.URL, header http.Header, repo string, ok follow) (*http.Response, error) {
+	return c.sendFrom(ctx, method, u, header, repo, ok, u.Hostname())
+}
+
+// sendFrom is send for a chain whose configured host is origin: a host other than origin that does not
+// resolve is an [*UnresolvedHostError] (retried), origin's own a configuration error.
+func (c *Client) sendFrom(ctx context.Context, method string, u *url.URL, header http.Header, repo string, ok follow, origin string) (*http.Response, error) {
 	for hop := 0; ; hop++ {
-		resp, err := c.sendOne(ctx, method, u, header, repo)
+		resp, err := c.sendOne(ctx, method, u, header, repo, origin)
 		if err != nil {
 			return nil, err
 		}
@@ -374,8 +426,8 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, header htt
 }
 
 // sendOne sends one request, with the cached token for (host, repo) if any; on a 401 Bearer challenge it
-// fetches a token from the realm and retries once.
-func (c *Client) sendOne(ctx context.Context, method string, u *url.URL, header http.Header, repo string) (*http.Response, error) {
+// fetches a token from the realm and retries once. origin is the host the request chain started on.
+func (c *Client) sendOne(ctx context.Context, method string, u *url.URL, header http.Header, repo, origin string) (*http.Response, error) {
 	key := strings.ToLower(u.Host) + " " + repo
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
@@ -394,7 +446,7 @@ func (c *Client) sendOne(ctx context.Context, method string, u *url.URL, header 
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
-			return nil, transportError(err)
+			return nil, c.transportError(method, req.URL, origin, err)
 		}
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
 			return resp, nil
@@ -480,7 +532,7 @@ func (c *Client) fetchToken(ctx context.Context, ch challenge) (string, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("fetching a registry token: %w", httpError(resp))
+		return "", fmt.Errorf("fetching a registry token: %w", c.httpError(resp))
 	}
 	var body struct {
 		Token       string `json:"token"`
