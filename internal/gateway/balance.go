@@ -241,6 +241,55 @@ func pickAffinity(t *Target, key uint64, exclude map[*Replica]bool, now time.Tim
 	return best
 }
 
+// pickTarget chooses the first target to try among d's targets: a weighted draw (PickTarget
+// with r) names a weight, and among the targets of that weight that have a usable replica
+// the least loaded takes the request, the drawn one on a tie. So targets of equal weight
+// (the url targets of one model, as citadel gateway -f lists replicas) share traffic by
+// load as a target's replicas do, and unequal weights (a canary) still split it by weight.
+// A target's load is its least loaded usable replica's: the load-aware cost when every
+// compared replica has fresh engine metrics, else the requests in flight. It returns nil
+// when no target has a replica (the caller goes to the fallback).
+func pickTarget(d *Destination, r uint64, now time.Time) *Target {
+	first := PickTarget(d, r)
+	if first == nil {
+		return nil
+	}
+	best := first
+	bestLoad, ok := targetLoad(first, now)
+	for _, t := range d.Targets {
+		if t == first || t.Weight != first.Weight {
+			continue
+		}
+		l, usable := targetLoad(t, now)
+		if usable && (!ok || l.lighter(bestLoad)) {
+			best, bestLoad, ok = t, l, true
+		}
+	}
+	return best
+}
+
+// targetLoad is the load of t's least loaded usable replica; false when none is usable.
+func targetLoad(t *Target, now time.Time) (load, bool) {
+	cutoff := now.Add(-staleAfter)
+	var best load
+	found := false
+	for _, r := range t.Replicas {
+		l := r.load(now, cutoff)
+		if l.usable && (!found || l.lighter(best)) {
+			best, found = l, true
+		}
+	}
+	return best, found
+}
+
+// lighter compares two loads: by cost when both are fresh, else by requests in flight.
+func (l *load) lighter(o load) bool {
+	if l.fresh && o.fresh {
+		return l.cost() < o.cost()
+	}
+	return l.inFlight < o.inFlight
+}
+
 // hashString is 64-bit FNV-1a: stable across processes and gateway replicas, so that every
 // gateway sends a prefix, a session or a model to the same engine.
 func hashString(s string) uint64 {

@@ -12,10 +12,7 @@ import (
 	"hash/fnv"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,68 +50,18 @@ func requestID(r *http.Request) string {
 	return hex.EncodeToString(b[:])
 }
 
-// openAIBody is the part of an OpenAI request the gateway reads. Its raw fields are views
-// into the request body, not copies: parsing a 30 MiB prompt costs no second 30 MiB.
+// openAIBody is the part of an OpenAI request the gateway reads.
 type openAIBody struct {
-	Model    modelField `json:"model"`
-	Stream   bool       `json:"stream"`
-	Messages rawView    `json:"messages"`
-	Prompt   rawView    `json:"prompt"`
-	Input    rawView    `json:"input"`
+	Model    string          `json:"model"`
+	Stream   bool            `json:"stream"`
+	Messages json.RawMessage `json:"messages"`
+	Prompt   json.RawMessage `json:"prompt"`
+	Input    json.RawMessage `json:"input"`
 }
 
 type openAIMessage struct {
-	Role    string  `json:"role"`
-	Content rawView `json:"content"`
-}
-
-// rawView is a JSON value as it stands in the request body: unlike json.RawMessage, it keeps
-// encoding/json's slice of the input instead of copying it. The body outlives the parse and
-// is never written to, so the view stays valid.
-type rawView []byte
-
-func (v *rawView) UnmarshalJSON(b []byte) error {
-	*v = b
-	return nil
-}
-
-// modelField is the request's "model": the name, and its JSON value's place in the body (for
-// rename).
-type modelField struct {
-	name string
-	raw  []byte
-}
-
-func (m *modelField) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, &m.name); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			te.Field = "model"
-		}
-		return err
-	}
-	m.raw = b
-	return nil
-}
-
-// jsonText calls add with the length and the first 2*textSample bytes of a JSON string
-// value, without copying a string that has no escapes; ok is false for a value that is not a
-// string.
-func jsonText(raw []byte, add func(n int, prefix string)) (ok bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) < 2 || raw[0] != '"' {
-		return false
-	}
-	if inner := raw[1 : len(raw)-1]; raw[len(raw)-1] == '"' && bytes.IndexByte(inner, '\\') < 0 {
-		add(len(inner), string(inner[:min(len(inner), 2*textSample)]))
-		return true
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return false
-	}
-	add(len(s), s)
-	return true
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
 }
 
 type openAIPart struct {
@@ -131,11 +78,6 @@ type clientError struct {
 	typ, code string
 	message   string
 	param     string
-	// detail goes to the log and the access log, never to the client: backend URLs and
-	// their errors. The client's message names the request id to find it.
-	detail string
-	// retryAfter is an engine's Retry-After, passed on with a 429.
-	retryAfter string
 }
 
 func (e *clientError) Error() string { return e.message }
@@ -155,21 +97,20 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 		if errors.As(err, &se) {
 			return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %v at byte offset %d. (HINT: the body must be a JSON object.)", err, se.Offset)
 		}
-		return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %s", jsonProblem(err))
+		return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %v", err)
 	}
-	if b.Model.name == "" {
+	if b.Model == "" {
 		return b, RequestInfo{}, &clientError{status: 400, typ: "invalid_request_error", code: "missing_required_parameter", param: "model", message: "you must provide a model parameter"}
 	}
-	ri := RequestInfo{Model: b.Model.name, Embedding: kind == "embeddings"}
+	ri := RequestInfo{Model: b.Model, Embedding: kind == "embeddings"}
 	var text strings.Builder
-	addN := func(n int, s string) {
-		ri.PromptTokens += (n + 3) / 4
+	add := func(s string) {
+		ri.PromptTokens += (len(s) + 3) / 4
 		if text.Len() < 2*textSample {
 			text.WriteString(s[:min(len(s), 2*textSample-text.Len())])
 			text.WriteByte('\n')
 		}
 	}
-	add := func(s string) { addN(len(s), s) }
 	switch kind {
 	case "chat":
 		var msgs []openAIMessage
@@ -181,11 +122,14 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 			switch {
 			case len(c) == 0 || string(c) == "null":
 			case c[0] == '"':
-				jsonText(c, addN)
+				var s string
+				if json.Unmarshal(c, &s) == nil {
+					add(s)
+				}
 			case c[0] == '[':
 				var parts []openAIPart
 				if err := json.Unmarshal(c, &parts); err != nil {
-					return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: fmt.Sprintf("messages[%d].content", i), message: fmt.Sprintf("messages[%d].content: want a string or an array of content parts: %s", i, jsonProblem(err))}
+					return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: fmt.Sprintf("messages[%d].content", i), message: fmt.Sprintf("messages[%d].content: want a string or an array of content parts: %v", i, err)}
 				}
 				for j, p := range parts {
 					switch p.Type {
@@ -205,7 +149,10 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 			}
 		}
 	case "completions":
-		if !jsonText(b.Prompt, addN) {
+		var s string
+		if json.Unmarshal(b.Prompt, &s) == nil {
+			add(s)
+		} else {
 			var list []string
 			if json.Unmarshal(b.Prompt, &list) == nil {
 				for _, s := range list {
@@ -214,7 +161,10 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 			}
 		}
 	case "embeddings":
-		if !jsonText(b.Input, addN) {
+		var s string
+		if json.Unmarshal(b.Input, &s) == nil {
+			add(s)
+		} else {
 			var list []string
 			if json.Unmarshal(b.Input, &list) == nil {
 				for _, s := range list {
@@ -226,30 +176,6 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 	ri.Text = text.String()
 	ri.PrefixHash = prefixHash(ri.Text)
 	return b, ri, nil
-}
-
-// jsonProblem says what is wrong with a request's JSON without the decoder's Go type names
-// ("Go struct field openAIBody.model of type string").
-func jsonProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	if !errors.As(err, &te) {
-		return err.Error()
-	}
-	want := "a " + te.Type.Kind().String()
-	switch te.Type.Kind() {
-	case reflect.Slice, reflect.Array:
-		want = "an array"
-	case reflect.Struct, reflect.Map:
-		want = "an object"
-	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32:
-		want = "a number"
-	case reflect.Bool:
-		want = "true or false"
-	}
-	if te.Field == "" {
-		return fmt.Sprintf("got a JSON %s where %s belongs", te.Value, want)
-	}
-	return fmt.Sprintf("field %q: got a JSON %s, want %s", te.Field, te.Value, want)
 }
 
 // checkDataURL validates a data: image URL's base64 payload (other URLs pass through).
@@ -293,65 +219,28 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 				message: fmt.Sprintf("Content-Type %q is not supported: send application/json", ct)}
 		}
 	}
-	return s.readBodyLimit(w, r, s.opts.MaxBodyBytes)
-}
-
-// readBodyLimit reads r's body, at most limit bytes (413 beyond), within BodyTimeout of now
-// (408 after: a client that trickles its body does not hold a handler). A declared
-// Content-Length within the limit is read into one buffer of that size, so a body costs its
-// own length and no more.
-func (s *Server) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, tooLarge(limit)
-	}
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout)) == nil {
-		// Cleared once the body is in: the connection's next reads (the client going away,
-		// its next request) are not the body's.
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	}
-	size := int64(bytes.MinRead)
-	if r.ContentLength > 0 {
-		size += r.ContentLength
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var mb *http.MaxBytesError
-		var ne net.Error
-		switch {
-		case errors.As(err, &mb):
-			return nil, tooLarge(limit)
-		case errors.As(err, &ne) && ne.Timeout():
-			w.Header().Set("Connection", "close")
-			return nil, &clientError{status: http.StatusRequestTimeout, typ: "invalid_request_error", code: "request_timeout",
-				message: fmt.Sprintf("the request body did not arrive within %s (%d bytes came): send it faster, or ask the operator to raise the gateway's body timeout", s.opts.BodyTimeout, buf.Len())}
+		if errors.As(err, &mb) {
+			return nil, &clientError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
+				message: fmt.Sprintf("the request body is larger than %d bytes", s.opts.MaxBodyBytes)}
 		}
 		return nil, badRequest("invalid_body", "reading the request body: %v", err)
 	}
-	return buf.Bytes(), nil
+	return body, nil
 }
 
-func tooLarge(limit int64) *clientError {
-	return &clientError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
-		message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
-}
-
-// authenticateCall finds the request's key before its body is read, so that a request
-// without a valid key costs no memory; a nil key on an open gateway.
-func (s *Server) authenticateCall(r *http.Request, c *call) error {
-	key, err := s.authenticate(r)
-	c.key = key
-	return err
-}
-
-// admit applies the key's model allow-list and limits (authenticateCall found the key); the
-// ticket (if any) is released by the caller.
-func (s *Server) admit(_ *http.Request, c *call) error {
-	key := c.key
-	if key == nil {
+// admit authenticates and applies the key's limits; the ticket (if any) is released by the caller.
+func (s *Server) admit(r *http.Request, c *call) error {
+	if !s.keys.Required() {
 		return nil
 	}
+	key, err := s.keys.Authenticate(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
+	if err != nil {
+		return err
+	}
+	c.key = key
 	if !key.Allowed(c.info.Model) {
 		return &clientError{status: http.StatusForbidden, typ: "invalid_request_error", code: "model_not_allowed",
 			message: fmt.Sprintf("this API key may not use model %q", c.info.Model)}
@@ -371,10 +260,6 @@ func (s *Server) openAI(kind string) http.HandlerFunc {
 		c := &call{start: time.Now(), id: requestID(r), front: "openai", kind: kind}
 		w.Header().Set("X-Request-Id", c.id)
 		defer s.finish(c)
-		if err := s.authenticateCall(r, c); err != nil {
-			s.fail(w, c, err)
-			return
-		}
 		body, err := s.readBody(w, r)
 		if err != nil {
 			s.fail(w, c, err)
@@ -420,25 +305,17 @@ func (s *Server) resolve(r *http.Request, c *call) (Decision, error) {
 }
 
 // rename replaces the "model" the client sent with the upstream's name, leaving every other
-// field as sent; when the names agree the body goes as it came, without re-encoding. The new
-// name is spliced in where the old one stood (one copy of the body, no re-encoding).
-func rename(body []byte, sent modelField, model string) []byte {
-	if model == "" || model == sent.name {
+// field as sent; when the names agree the body goes as it came, without re-encoding.
+func rename(body []byte, sent, model string) []byte {
+	if model == "" || model == sent {
 		return body
-	}
-	name, _ := json.Marshal(model)
-	if raw := sent.raw; len(raw) > 0 && cap(raw) <= cap(body) {
-		if i := cap(body) - cap(raw); i+len(raw) <= len(body) && &body[i] == &raw[0] {
-			out := make([]byte, 0, len(body)-len(raw)+len(name))
-			out = append(append(append(out, body[:i]...), name...), body[i+len(raw):]...)
-			return out
-		}
 	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(body, &m) != nil {
 		return body
 	}
-	m["model"] = name
+	b, _ := json.Marshal(model)
+	m["model"] = b
 	out, err := json.Marshal(m)
 	if err != nil {
 		return body
@@ -446,11 +323,12 @@ func rename(body []byte, sent modelField, model string) []byte {
 	return out
 }
 
-// candidates lists the targets to try, in order: one weighted pick among the targets, the
+// candidates lists the targets to try, in order: the first choice among the targets (see
+// pickTarget: a weighted draw, then the least loaded of the targets of that weight), the
 // other targets, then the fallback chain.
-func candidates(d *Destination, r uint64) []*Target {
+func candidates(d *Destination, r uint64, now time.Time) []*Target {
 	var out []*Target
-	first := PickTarget(d, r)
+	first := pickTarget(d, r, now)
 	if first != nil {
 		out = append(out, first)
 	}
@@ -465,29 +343,52 @@ func candidates(d *Destination, r uint64) []*Target {
 // respond writes an upstream response to the client; it returns the bytes it forwarded.
 type respond func(w http.ResponseWriter, resp *http.Response, c *call, t *Target) error
 
-// forward sends the request to replicas until one answers: retries and failover happen only
-// before the first byte reaches the client, each attempt under its own header timeout and
-// all of them under the request's total deadline.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build func(*Target) (string, []byte, error), stream bool, out respond) {
-	d := c.dec.Dest
-	total := s.opts.Total
-	attempts := s.opts.Attempts
+// budget is what a request to d may spend: its total deadline (route limits.timeout, else
+// Options.Total), its attempts (route retry.attempts, else Options.Attempts) and the per-try
+// timeout of each attempt (route retry.perTryTimeout, else the header timeout for a
+// non-streaming answer, which an engine sends whole when it is done, and the idle timeout
+// for a stream's first byte), at most the total.
+func (s *Server) budget(d *Destination, stream bool) (total time.Duration, attempts int, perTry time.Duration) {
+	total, attempts, perTry = s.opts.Total, s.opts.Attempts, s.opts.HeaderTimeout
+	if stream {
+		perTry = s.opts.IdleTimeout
+	}
 	if d.Limits != nil && d.Limits.Timeout != nil {
 		if t, err := d.Limits.Timeout.Std(); err == nil && t > 0 {
 			total = t
 		}
 	}
-	if d.Retry != nil && d.Retry.Attempts != nil && *d.Retry.Attempts > 0 {
-		attempts = int(*d.Retry.Attempts)
+	if d.Retry != nil {
+		if d.Retry.Attempts != nil && *d.Retry.Attempts > 0 {
+			attempts = int(*d.Retry.Attempts)
+		}
+		if d.Retry.PerTryTimeout != nil {
+			if t, err := d.Retry.PerTryTimeout.Std(); err == nil && t > 0 {
+				perTry = t
+			}
+		}
 	}
+	return total, attempts, min(perTry, total)
+}
+
+// forward sends the request to replicas until one answers: retries and failover happen only
+// before the first byte reaches the client, each attempt under its per-try timeout (for the
+// whole answer, or a stream's first byte: see try) and all of them under the request's total
+// deadline. Once that deadline has passed no attempt starts.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build func(*Target) (string, []byte, error), stream bool, out respond) {
+	d := c.dec.Dest
+	total, attempts, perTry := s.budget(d, stream)
 	ctx, cancel := context.WithTimeout(r.Context(), total)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
+	over := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) } // the request's time is up
 	tried := map[*Replica]bool{}
 	var lastErr error
-	lastStatus, lastRetryAfter := 0, ""
+	lastStatus := 0
+	truncated := false // the last attempt's answer was cut short
 	seed := uint64(c.start.UnixNano())
-	for _, t := range candidates(d, seed) {
-		for c.attempts < attempts {
+	for _, t := range candidates(d, seed, time.Now()) {
+		for c.attempts < attempts && !over() {
 			rep := Pick(t, c.info, tried, time.Now())
 			if rep == nil {
 				break // this target has no usable replica: fall over to the next
@@ -506,20 +407,21 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 				s.fail(w, c, err)
 				return
 			}
-			resp, err := s.attempt(ctx, r, rep, path, body, c)
+			resp, err := s.try(ctx, r, rep, path, body, c, stream, perTry)
 			if err != nil {
-				lastErr = err
+				var te *truncatedError
+				lastErr, lastStatus, truncated = err, 0, errors.As(err, &te)
 				continue
 			}
+			truncated = false
 			if retryable(resp.StatusCode) {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 				resp.Body.Close()
 				rep.End(nil, resp.StatusCode, retryAfter(resp), time.Now())
 				lastStatus, lastErr = resp.StatusCode, fmt.Errorf("%s answered %d: %s", rep.ID, resp.StatusCode, bytes.TrimSpace(b))
-				lastRetryAfter = resp.Header.Get("Retry-After")
 				continue
 			}
-			w.Header().Set("X-Citadel-Route", c.dec.Header()+" replica="+rep.ID+" attempts="+strconv.Itoa(c.attempts))
+			w.Header().Set("X-Citadel-Route", c.dec.headerVia(t)+" replica="+rep.ID+" attempts="+strconv.Itoa(c.attempts))
 			w.Header().Set("X-Citadel-Overhead-Ms", strconv.FormatFloat(float64(c.overhead)/1e6, 'f', 3, 64))
 			if c.ticket != nil {
 				for k, v := range c.ticket.Headers() {
@@ -533,19 +435,24 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 				werr = s.passThrough(w, resp, c, stream)
 			}
 			resp.Body.Close()
-			rep.End(werr, c.status, 0, time.Now())
+			end(ctx, rep, werr, c.status)
 			return
 		}
 	}
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no ready replica for model %q (every target and fallback is down, ejected or not ready)", c.dec.Public)
 	}
-	ce := &clientError{status: http.StatusServiceUnavailable, typ: "server_error", code: "upstream_unavailable",
-		message: fmt.Sprintf("model %s: no replica could answer (%d attempt(s)); retry later. The gateway's log has the details under request id %s.", c.dec.Public, c.attempts, c.id),
-		detail:  fmt.Sprintf("model %s: %d attempt(s) failed; last: %v", c.dec.Public, c.attempts, lastErr)}
+	ce := &clientError{status: http.StatusServiceUnavailable, typ: "server_error", code: "upstream_unavailable", message: fmt.Sprintf("model %s: %d attempt(s) failed; last: %v", c.dec.Public, c.attempts, lastErr)}
 	if lastStatus == http.StatusTooManyRequests {
-		ce.status, ce.retryAfter = lastStatus, lastRetryAfter
-		ce.message = fmt.Sprintf("model %s: the engines are busy (%d attempt(s) answered 429); retry after the time Retry-After gives.", c.dec.Public, c.attempts)
+		ce.status = lastStatus
+	}
+	switch {
+	case over() && r.Context().Err() == nil:
+		ce.status, ce.code = http.StatusGatewayTimeout, "gateway_timeout"
+		ce.message = fmt.Sprintf("model %s: no answer within the request's deadline of %s (%d attempt(s)); retry, or raise the route's limits.timeout. Last: %v", c.dec.Public, total, c.attempts, lastErr)
+	case truncated:
+		ce.status, ce.code = http.StatusBadGateway, "upstream_truncated"
+		ce.message = fmt.Sprintf("model %s: the engine's answer was cut short before it was complete (%d attempt(s)); retry the request. Last: %v", c.dec.Public, c.attempts, lastErr)
 	}
 	s.fail(w, c, ce)
 }
@@ -563,10 +470,35 @@ func retryAfter(resp *http.Response) time.Duration {
 	return 0
 }
 
-// attempt sends one upstream request and waits for its response headers.
-func (s *Server) attempt(ctx context.Context, r *http.Request, rep *Replica, path string, body []byte, c *call) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rep.BaseURL+path, bytes.NewReader(body))
+// errPerTry is the cause of an attempt that its per-try timeout cut.
+var errPerTry = errors.New("per-try timeout")
+
+// maxAnswer bounds a non-streaming answer the gateway holds before passing it on.
+const maxAnswer = 256 << 20
+
+// try makes one attempt on rep and books a failed one against it (rep.End): it sends the
+// request and waits, under the per-try timeout (at most what is left of the request's
+// deadline), for the whole answer of a non-streaming request, checked complete, or for the
+// first bytes of a stream. Nothing has reached the client when it returns, so any error may
+// be retried elsewhere. The response it returns holds what was read (Close releases the
+// attempt); the caller books its outcome with end once it is copied.
+//
+// A failure is the replica's own unless the request ended first: a client that went away,
+// or a deadline that earlier attempts had used up (an attempt that had less than its per-try
+// timeout, and ran out of it, says nothing of the replica). That keeps one hung replica from
+// getting a healthy one ejected by the requests it made late.
+func (s *Server) try(ctx context.Context, r *http.Request, rep *Replica, path string, body []byte, c *call, stream bool, perTry time.Duration) (*http.Response, error) {
+	budget := perTry
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl))
+	}
+	full := budget >= perTry || c.attempts == 1 // the first attempt is never cut short by others
+	tctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(budget, func() { cancel(errPerTry) })
+	req, err := http.NewRequestWithContext(tctx, http.MethodPost, rep.BaseURL+path, bytes.NewReader(body))
 	if err != nil {
+		timer.Stop()
+		cancel(nil)
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -574,14 +506,152 @@ func (s *Server) attempt(ctx context.Context, r *http.Request, rep *Replica, pat
 	if a := r.Header.Get("Accept"); a != "" {
 		req.Header.Set("Accept", a)
 	}
+	fail := func(err error) (*http.Response, error) {
+		timer.Stop()
+		timedOut := context.Cause(tctx) == errPerTry || errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel(nil)
+		switch {
+		case r.Context().Err() != nil:
+			rep.End(context.Canceled, 0, 0, time.Now())
+			return nil, fmt.Errorf("%s: the client went away: %w", rep.ID, err)
+		case timedOut && full:
+			err = fmt.Errorf("%s: no answer within the per-try timeout of %s", rep.ID, budget)
+		case timedOut:
+			rep.End(context.Canceled, 0, 0, time.Now())
+			return nil, fmt.Errorf("%s: the request's deadline passed %s into the attempt (earlier attempts used the rest)", rep.ID, budget)
+		}
+		rep.End(err, 0, 0, time.Now())
+		var te *truncatedError
+		if !errors.As(err, &te) && !strings.HasPrefix(err.Error(), rep.ID) {
+			err = fmt.Errorf("%s: %w", rep.ID, err)
+		}
+		return nil, err
+	}
 	rep.Begin()
 	c.overhead = time.Since(c.start)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		rep.End(err, 0, 0, time.Now())
-		return nil, fmt.Errorf("%s: %w", rep.ID, err)
+		return fail(err)
 	}
+	if !stream || resp.StatusCode/100 != 2 || !streamType(resp.Header.Get("Content-Type")) {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		resp.Body.Close()
+		if err == nil {
+			err = incomplete(resp, b, rep.ID)
+		} else if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = &truncatedError{replica: rep.ID, what: cutAt(len(b), resp.ContentLength)}
+		}
+		if err != nil {
+			return fail(err)
+		}
+		timer.Stop()
+		resp.Body = &attemptBody{Reader: bytes.NewReader(b), cancel: cancel}
+		return resp, nil
+	}
+	buf := make([]byte, 4<<10)
+	var n int
+	for n == 0 && err == nil {
+		n, err = resp.Body.Read(buf)
+	}
+	if n == 0 {
+		resp.Body.Close()
+		if errors.Is(err, io.EOF) {
+			err = &truncatedError{replica: rep.ID, what: "closed the stream before its first byte"}
+		}
+		return fail(err)
+	}
+	if !timer.Stop() && context.Cause(tctx) == errPerTry {
+		resp.Body.Close()
+		return fail(errPerTry)
+	}
+	resp.Body = &attemptBody{Reader: io.MultiReader(bytes.NewReader(buf[:n]), resp.Body), body: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// end closes an attempt try returned, after its response was copied, and books its outcome
+// against rep, unless the request ended first (the client went away, or its deadline
+// passed mid-answer): the replica did nothing wrong that this attempt could tell.
+func end(ctx context.Context, rep *Replica, err error, status int) {
+	if err != nil && ctx.Err() != nil {
+		err = context.Canceled
+	}
+	rep.End(err, status, 0, time.Now())
+}
+
+// attemptBody is the body of an attempt's response: what try read, then the rest; Close
+// closes the upstream body and releases the attempt's context.
+type attemptBody struct {
+	io.Reader
+	body   io.Closer // nil when the body was read whole
+	cancel context.CancelCauseFunc
+}
+
+func (b *attemptBody) Close() error {
+	var err error
+	if b.body != nil {
+		err = b.body.Close()
+	}
+	b.cancel(nil)
+	return err
+}
+
+// truncatedError is an upstream answer that ended before it was complete.
+type truncatedError struct {
+	replica, what string
+}
+
+func (e *truncatedError) Error() string {
+	return fmt.Sprintf("%s: the answer was cut short: %s", e.replica, e.what)
+}
+
+func cutAt(got int, length int64) string {
+	if length >= 0 {
+		return fmt.Sprintf("the connection closed at byte %d of %d", got, length)
+	}
+	return fmt.Sprintf("the connection closed after %d bytes, before the body's end", got)
+}
+
+// streamType reports whether an upstream answer of Content-Type ct is a stream: SSE, or
+// Ollama's NDJSON.
+func streamType(ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "text/event-stream" || mt == "application/x-ndjson"
+}
+
+// incomplete checks a whole 2xx answer: JSON must be one complete value (a body closed
+// early with no Content-Length is otherwise taken for the whole).
+func incomplete(resp *http.Response, b []byte, replica string) error {
+	if resp.StatusCode/100 != 2 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "application/json" && !json.Valid(b) {
+		return &truncatedError{replica: replica, what: fmt.Sprintf("its JSON ends before it is complete (%d bytes)", len(b))}
+	}
+	return nil
+}
+
+// unfinished says why a stream that reached its end is incomplete ("" when it is not):
+// OpenAI's SSE ends with data: [DONE], Ollama's NDJSON with a "done": true (or an error)
+// line. tail is the stream's last bytes.
+func unfinished(ct string, tail []byte) string {
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch mt {
+	case "text/event-stream":
+		if !bytes.HasSuffix(bytes.TrimSpace(tail), []byte("[DONE]")) {
+			return "no data: [DONE]"
+		}
+	case "application/x-ndjson":
+		tail = bytes.TrimSpace(tail)
+		var last struct {
+			Done  bool `json:"done"`
+			Error any  `json:"error"`
+		}
+		if json.Unmarshal(tail[bytes.LastIndexByte(tail, '\n')+1:], &last) != nil || !last.Done && last.Error == nil {
+			return `no line with "done": true`
+		}
+	}
+	return ""
 }
 
 // passThrough copies an OpenAI-compatible upstream response: whole, or chunk by chunk with
@@ -618,8 +688,9 @@ var streamBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &
 
 // copyStream sends an upstream body to the client as it comes, flushing after every read,
 // under the idle timeout, and returns the body's last few KiB. A failure after the first byte
-// is reported to the client with failure(msg), in the front's shape; a client that goes away
-// is not the upstream's fault (nil).
+// is reported to the client with failure(msg), in the front's shape, and so is a stream that
+// ends without its terminal event (see unfinished); a client that goes away is not the
+// upstream's fault (nil).
 func (s *Server) copyStream(w http.ResponseWriter, resp *http.Response, c *call, failure func(msg string) []byte) ([]byte, error) {
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -646,7 +717,16 @@ func (s *Server) copyStream(w http.ResponseWriter, resp *http.Response, c *call,
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			return tail, nil
+			why := unfinished(resp.Header.Get("Content-Type"), tail)
+			if why == "" {
+				return tail, nil
+			}
+			te := &truncatedError{replica: c.replica.ID, what: "the stream ended before it finished (" + why + ")"}
+			msg := fmt.Sprintf("the engine closed the stream before it finished (%s); the answer is incomplete: retry the request (request id %s)", why, c.id)
+			_, _ = w.Write(failure(msg))
+			_ = rc.Flush()
+			c.err = te.Error()
+			return tail, te
 		}
 		if err != nil {
 			msg := fmt.Sprintf("the upstream engine %s failed mid-stream: %v", c.replica.ID, err)
@@ -731,9 +811,6 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error) {
 	switch {
 	case errors.As(err, &nf):
 		c.status = http.StatusNotFound
-		if c.key != nil {
-			nf = &NotFoundError{Model: nf.Model, Available: slices.DeleteFunc(slices.Clone(nf.Available), func(m string) bool { return !c.key.Allowed(m) })}
-		}
 		s.notFound(w, ollama, nf)
 	case errors.As(err, &ae):
 		c.status = ae.Status
@@ -754,33 +831,20 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error) {
 		writeOllamaError(w, oe.Status, oe.Message)
 	case errors.As(err, &ce):
 		c.status = ce.status
-		if ce.retryAfter != "" {
-			w.Header().Set("Retry-After", ce.retryAfter)
-		}
-		if ce.detail != "" {
-			s.log.Warn("gateway request failed", "request_id", c.id, "model", c.dec.Public, "err", ce.detail)
-			c.err = ce.detail
-		}
 		if ollama {
 			writeOllamaError(w, ce.status, ce.message)
 		} else {
 			writeOpenAIErrorParam(w, ce.status, ce.typ, ce.code, ce.param, ce.message)
 		}
 	default:
-		// Not one of the gateway's own errors: its text may name backends or Go types, so
-		// it goes to the log and the client gets the request id.
 		c.status = http.StatusInternalServerError
-		s.log.Error("gateway request failed", "request_id", c.id, "model", c.dec.Public, "err", err)
-		msg := "internal error in the gateway; its log has the details under request id " + c.id
 		if ollama {
-			writeOllamaError(w, 500, msg)
+			writeOllamaError(w, 500, err.Error())
 		} else {
-			writeOpenAIError(w, 500, "server_error", "internal_error", msg)
+			writeOpenAIError(w, 500, "server_error", "internal_error", err.Error())
 		}
 	}
-	if c.err == "" {
-		c.err = err.Error()
-	}
+	c.err = err.Error()
 }
 
 func (s *Server) notFound(w http.ResponseWriter, ollama bool, nf *NotFoundError) {

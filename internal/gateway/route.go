@@ -793,27 +793,30 @@ func PickTarget(d *Destination, r uint64) *Target {
 	return nil
 }
 
-// Header is the value of x-citadel-route: `task=vision model=mimo-vl
-// service=default/mimo-vl-7b-rl reason=image_url` (task only for a virtual name; service is
-// the first target's name, or the first fallback's when there is no target). The reason is
-// last and may contain spaces.
-func (d Decision) Header() string {
+// Header is the value of x-citadel-route before any replica answered: `task=vision
+// model=mimo-vl service=default/mimo-vl-7b-rl reason=image_url` (task only for a virtual
+// name; service is the first target's name, or the first fallback's when there is no
+// target). The reason is last and may contain spaces.
+func (d Decision) Header() string { return d.headerVia(nil) }
+
+// headerVia is Header naming t, the target that answered, as the service (the first
+// target's when t is nil).
+func (d Decision) headerVia(t *Target) string {
 	var sb strings.Builder
 	if d.Task != "" {
 		sb.WriteString("task=" + d.Task + " ")
 	}
 	sb.WriteString("model=" + d.Public)
-	if d.Dest != nil {
-		var t *Target
+	if t == nil && d.Dest != nil {
 		switch {
 		case len(d.Dest.Targets) > 0:
 			t = d.Dest.Targets[0]
 		case len(d.Dest.Fallback) > 0:
 			t = d.Dest.Fallback[0]
 		}
-		if t != nil {
-			sb.WriteString(" service=" + t.Name)
-		}
+	}
+	if t != nil {
+		sb.WriteString(" service=" + t.Name)
 	}
 	if d.Reason != "" {
 		sb.WriteString(" reason=" + d.Reason)
