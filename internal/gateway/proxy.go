@@ -12,7 +12,10 @@ import (
 	"hash/fnv"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,18 +53,68 @@ func requestID(r *http.Request) string {
 	return hex.EncodeToString(b[:])
 }
 
-// openAIBody is the part of an OpenAI request the gateway reads.
+// openAIBody is the part of an OpenAI request the gateway reads. Its raw fields are views
+// into the request body, not copies: parsing a 30 MiB prompt costs no second 30 MiB.
 type openAIBody struct {
-	Model    string          `json:"model"`
-	Stream   bool            `json:"stream"`
-	Messages json.RawMessage `json:"messages"`
-	Prompt   json.RawMessage `json:"prompt"`
-	Input    json.RawMessage `json:"input"`
+	Model    modelField `json:"model"`
+	Stream   bool       `json:"stream"`
+	Messages rawView    `json:"messages"`
+	Prompt   rawView    `json:"prompt"`
+	Input    rawView    `json:"input"`
 }
 
 type openAIMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role    string  `json:"role"`
+	Content rawView `json:"content"`
+}
+
+// rawView is a JSON value as it stands in the request body: unlike json.RawMessage, it keeps
+// encoding/json's slice of the input instead of copying it. The body outlives the parse and
+// is never written to, so the view stays valid.
+type rawView []byte
+
+func (v *rawView) UnmarshalJSON(b []byte) error {
+	*v = b
+	return nil
+}
+
+// modelField is the request's "model": the name, and its JSON value's place in the body (for
+// rename).
+type modelField struct {
+	name string
+	raw  []byte
+}
+
+func (m *modelField) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &m.name); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			te.Field = "model"
+		}
+		return err
+	}
+	m.raw = b
+	return nil
+}
+
+// jsonText calls add with the length and the first 2*textSample bytes of a JSON string
+// value, without copying a string that has no escapes; ok is false for a value that is not a
+// string.
+func jsonText(raw []byte, add func(n int, prefix string)) (ok bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '"' {
+		return false
+	}
+	if inner := raw[1 : len(raw)-1]; raw[len(raw)-1] == '"' && bytes.IndexByte(inner, '\\') < 0 {
+		add(len(inner), string(inner[:min(len(inner), 2*textSample)]))
+		return true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return false
+	}
+	add(len(s), s)
+	return true
 }
 
 type openAIPart struct {
@@ -78,6 +131,11 @@ type clientError struct {
 	typ, code string
 	message   string
 	param     string
+	// detail goes to the log and the access log, never to the client: backend URLs and
+	// their errors. The client's message names the request id to find it.
+	detail string
+	// retryAfter is an engine's Retry-After, passed on with a 429.
+	retryAfter string
 }
 
 func (e *clientError) Error() string { return e.message }
@@ -97,20 +155,21 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 		if errors.As(err, &se) {
 			return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %v at byte offset %d. (HINT: the body must be a JSON object.)", err, se.Offset)
 		}
-		return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %v", err)
+		return b, RequestInfo{}, badRequest("invalid_json", "We could not parse the JSON body of your request: %s", jsonProblem(err))
 	}
-	if b.Model == "" {
+	if b.Model.name == "" {
 		return b, RequestInfo{}, &clientError{status: 400, typ: "invalid_request_error", code: "missing_required_parameter", param: "model", message: "you must provide a model parameter"}
 	}
-	ri := RequestInfo{Model: b.Model, Embedding: kind == "embeddings"}
+	ri := RequestInfo{Model: b.Model.name, Embedding: kind == "embeddings"}
 	var text strings.Builder
-	add := func(s string) {
-		ri.PromptTokens += (len(s) + 3) / 4
+	addN := func(n int, s string) {
+		ri.PromptTokens += (n + 3) / 4
 		if text.Len() < 2*textSample {
 			text.WriteString(s[:min(len(s), 2*textSample-text.Len())])
 			text.WriteByte('\n')
 		}
 	}
+	add := func(s string) { addN(len(s), s) }
 	switch kind {
 	case "chat":
 		var msgs []openAIMessage
@@ -122,14 +181,11 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 			switch {
 			case len(c) == 0 || string(c) == "null":
 			case c[0] == '"':
-				var s string
-				if json.Unmarshal(c, &s) == nil {
-					add(s)
-				}
+				jsonText(c, addN)
 			case c[0] == '[':
 				var parts []openAIPart
 				if err := json.Unmarshal(c, &parts); err != nil {
-					return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: fmt.Sprintf("messages[%d].content", i), message: fmt.Sprintf("messages[%d].content: want a string or an array of content parts: %v", i, err)}
+					return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: fmt.Sprintf("messages[%d].content", i), message: fmt.Sprintf("messages[%d].content: want a string or an array of content parts: %s", i, jsonProblem(err))}
 				}
 				for j, p := range parts {
 					switch p.Type {
@@ -149,10 +205,7 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 			}
 		}
 	case "completions":
-		var s string
-		if json.Unmarshal(b.Prompt, &s) == nil {
-			add(s)
-		} else {
+		if !jsonText(b.Prompt, addN) {
 			var list []string
 			if json.Unmarshal(b.Prompt, &list) == nil {
 				for _, s := range list {
@@ -161,10 +214,7 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 			}
 		}
 	case "embeddings":
-		var s string
-		if json.Unmarshal(b.Input, &s) == nil {
-			add(s)
-		} else {
+		if !jsonText(b.Input, addN) {
 			var list []string
 			if json.Unmarshal(b.Input, &list) == nil {
 				for _, s := range list {
@@ -176,6 +226,30 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 	ri.Text = text.String()
 	ri.PrefixHash = prefixHash(ri.Text)
 	return b, ri, nil
+}
+
+// jsonProblem says what is wrong with a request's JSON without the decoder's Go type names
+// ("Go struct field openAIBody.model of type string").
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	want := "a " + te.Type.Kind().String()
+	switch te.Type.Kind() {
+	case reflect.Slice, reflect.Array:
+		want = "an array"
+	case reflect.Struct, reflect.Map:
+		want = "an object"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32:
+		want = "a number"
+	case reflect.Bool:
+		want = "true or false"
+	}
+	if te.Field == "" {
+		return fmt.Sprintf("got a JSON %s where %s belongs", te.Value, want)
+	}
+	return fmt.Sprintf("field %q: got a JSON %s, want %s", te.Field, te.Value, want)
 }
 
 // checkDataURL validates a data: image URL's base64 payload (other URLs pass through).
@@ -219,28 +293,65 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 				message: fmt.Sprintf("Content-Type %q is not supported: send application/json", ct)}
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	return s.readBodyLimit(w, r, s.opts.MaxBodyBytes)
+}
+
+// readBodyLimit reads r's body, at most limit bytes (413 beyond), within BodyTimeout of now
+// (408 after: a client that trickles its body does not hold a handler). A declared
+// Content-Length within the limit is read into one buffer of that size, so a body costs its
+// own length and no more.
+func (s *Server) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout)) == nil {
+		// Cleared once the body is in: the connection's next reads (the client going away,
+		// its next request) are not the body's.
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	size := int64(bytes.MinRead)
+	if r.ContentLength > 0 {
+		size += r.ContentLength
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return nil, &clientError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
-				message: fmt.Sprintf("the request body is larger than %d bytes", s.opts.MaxBodyBytes)}
+		var ne net.Error
+		switch {
+		case errors.As(err, &mb):
+			return nil, tooLarge(limit)
+		case errors.As(err, &ne) && ne.Timeout():
+			w.Header().Set("Connection", "close")
+			return nil, &clientError{status: http.StatusRequestTimeout, typ: "invalid_request_error", code: "request_timeout",
+				message: fmt.Sprintf("the request body did not arrive within %s (%d bytes came): send it faster, or ask the operator to raise the gateway's body timeout", s.opts.BodyTimeout, buf.Len())}
 		}
 		return nil, badRequest("invalid_body", "reading the request body: %v", err)
 	}
-	return body, nil
+	return buf.Bytes(), nil
 }
 
-// admit authenticates and applies the key's limits; the ticket (if any) is released by the caller.
-func (s *Server) admit(r *http.Request, c *call) error {
-	if !s.keys.Required() {
+func tooLarge(limit int64) *clientError {
+	return &clientError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
+		message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+}
+
+// authenticateCall finds the request's key before its body is read, so that a request
+// without a valid key costs no memory; a nil key on an open gateway.
+func (s *Server) authenticateCall(r *http.Request, c *call) error {
+	key, err := s.authenticate(r)
+	c.key = key
+	return err
+}
+
+// admit applies the key's model allow-list and limits (authenticateCall found the key); the
+// ticket (if any) is released by the caller.
+func (s *Server) admit(_ *http.Request, c *call) error {
+	key := c.key
+	if key == nil {
 		return nil
 	}
-	key, err := s.keys.Authenticate(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
-	if err != nil {
-		return err
-	}
-	c.key = key
 	if !key.Allowed(c.info.Model) {
 		return &clientError{status: http.StatusForbidden, typ: "invalid_request_error", code: "model_not_allowed",
 			message: fmt.Sprintf("this API key may not use model %q", c.info.Model)}
@@ -260,6 +371,10 @@ func (s *Server) openAI(kind string) http.HandlerFunc {
 		c := &call{start: time.Now(), id: requestID(r), front: "openai", kind: kind}
 		w.Header().Set("X-Request-Id", c.id)
 		defer s.finish(c)
+		if err := s.authenticateCall(r, c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
 		body, err := s.readBody(w, r)
 		if err != nil {
 			s.fail(w, c, err)
@@ -305,17 +420,25 @@ func (s *Server) resolve(r *http.Request, c *call) (Decision, error) {
 }
 
 // rename replaces the "model" the client sent with the upstream's name, leaving every other
-// field as sent; when the names agree the body goes as it came, without re-encoding.
-func rename(body []byte, sent, model string) []byte {
-	if model == "" || model == sent {
+// field as sent; when the names agree the body goes as it came, without re-encoding. The new
+// name is spliced in where the old one stood (one copy of the body, no re-encoding).
+func rename(body []byte, sent modelField, model string) []byte {
+	if model == "" || model == sent.name {
 		return body
+	}
+	name, _ := json.Marshal(model)
+	if raw := sent.raw; len(raw) > 0 && cap(raw) <= cap(body) {
+		if i := cap(body) - cap(raw); i+len(raw) <= len(body) && &body[i] == &raw[0] {
+			out := make([]byte, 0, len(body)-len(raw)+len(name))
+			out = append(append(append(out, body[:i]...), name...), body[i+len(raw):]...)
+			return out
+		}
 	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(body, &m) != nil {
 		return body
 	}
-	b, _ := json.Marshal(model)
-	m["model"] = b
+	m["model"] = name
 	out, err := json.Marshal(m)
 	if err != nil {
 		return body
@@ -384,7 +507,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 	over := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) } // the request's time is up
 	tried := map[*Replica]bool{}
 	var lastErr error
-	lastStatus := 0
+	lastStatus, lastRetryAfter := 0, ""
 	truncated := false // the last attempt's answer was cut short
 	seed := uint64(c.start.UnixNano())
 	for _, t := range candidates(d, seed, time.Now()) {
@@ -419,6 +542,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 				resp.Body.Close()
 				rep.End(nil, resp.StatusCode, retryAfter(resp), time.Now())
 				lastStatus, lastErr = resp.StatusCode, fmt.Errorf("%s answered %d: %s", rep.ID, resp.StatusCode, bytes.TrimSpace(b))
+				lastRetryAfter = resp.Header.Get("Retry-After")
 				continue
 			}
 			w.Header().Set("X-Citadel-Route", c.dec.headerVia(t)+" replica="+rep.ID+" attempts="+strconv.Itoa(c.attempts))
@@ -442,17 +566,20 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no ready replica for model %q (every target and fallback is down, ejected or not ready)", c.dec.Public)
 	}
-	ce := &clientError{status: http.StatusServiceUnavailable, typ: "server_error", code: "upstream_unavailable", message: fmt.Sprintf("model %s: %d attempt(s) failed; last: %v", c.dec.Public, c.attempts, lastErr)}
+	ce := &clientError{status: http.StatusServiceUnavailable, typ: "server_error", code: "upstream_unavailable",
+		message: fmt.Sprintf("model %s: no replica could answer (%d attempt(s)); retry later. The gateway's log has the details under request id %s.", c.dec.Public, c.attempts, c.id),
+		detail:  fmt.Sprintf("model %s: %d attempt(s) failed; last: %v", c.dec.Public, c.attempts, lastErr)}
 	if lastStatus == http.StatusTooManyRequests {
-		ce.status = lastStatus
+		ce.status, ce.retryAfter = lastStatus, lastRetryAfter
+		ce.message = fmt.Sprintf("model %s: the engines are busy (%d attempt(s) answered 429); retry after the time Retry-After gives.", c.dec.Public, c.attempts)
 	}
 	switch {
 	case over() && r.Context().Err() == nil:
-		ce.status, ce.code = http.StatusGatewayTimeout, "gateway_timeout"
-		ce.message = fmt.Sprintf("model %s: no answer within the request's deadline of %s (%d attempt(s)); retry, or raise the route's limits.timeout. Last: %v", c.dec.Public, total, c.attempts, lastErr)
+		ce.status, ce.retryAfter, ce.code = http.StatusGatewayTimeout, "", "gateway_timeout"
+		ce.message = fmt.Sprintf("model %s: no answer within the request's deadline of %s (%d attempt(s)); retry, or raise the route's limits.timeout. The gateway's log has the details under request id %s.", c.dec.Public, total, c.attempts, c.id)
 	case truncated:
 		ce.status, ce.code = http.StatusBadGateway, "upstream_truncated"
-		ce.message = fmt.Sprintf("model %s: the engine's answer was cut short before it was complete (%d attempt(s)); retry the request. Last: %v", c.dec.Public, c.attempts, lastErr)
+		ce.message = fmt.Sprintf("model %s: the engine's answer was cut short before it was complete (%d attempt(s)); retry the request. The gateway's log has the details under request id %s.", c.dec.Public, c.attempts, c.id)
 	}
 	s.fail(w, c, ce)
 }
@@ -811,6 +938,9 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error) {
 	switch {
 	case errors.As(err, &nf):
 		c.status = http.StatusNotFound
+		if c.key != nil {
+			nf = &NotFoundError{Model: nf.Model, Available: slices.DeleteFunc(slices.Clone(nf.Available), func(m string) bool { return !c.key.Allowed(m) })}
+		}
 		s.notFound(w, ollama, nf)
 	case errors.As(err, &ae):
 		c.status = ae.Status
@@ -831,20 +961,33 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error) {
 		writeOllamaError(w, oe.Status, oe.Message)
 	case errors.As(err, &ce):
 		c.status = ce.status
+		if ce.retryAfter != "" {
+			w.Header().Set("Retry-After", ce.retryAfter)
+		}
+		if ce.detail != "" {
+			s.log.Warn("gateway request failed", "request_id", c.id, "model", c.dec.Public, "err", ce.detail)
+			c.err = ce.detail
+		}
 		if ollama {
 			writeOllamaError(w, ce.status, ce.message)
 		} else {
 			writeOpenAIErrorParam(w, ce.status, ce.typ, ce.code, ce.param, ce.message)
 		}
 	default:
+		// Not one of the gateway's own errors: its text may name backends or Go types, so
+		// it goes to the log and the client gets the request id.
 		c.status = http.StatusInternalServerError
+		s.log.Error("gateway request failed", "request_id", c.id, "model", c.dec.Public, "err", err)
+		msg := "internal error in the gateway; its log has the details under request id " + c.id
 		if ollama {
-			writeOllamaError(w, 500, err.Error())
+			writeOllamaError(w, 500, msg)
 		} else {
-			writeOpenAIError(w, 500, "server_error", "internal_error", err.Error())
+			writeOpenAIError(w, 500, "server_error", "internal_error", msg)
 		}
 	}
-	c.err = err.Error()
+	if c.err == "" {
+		c.err = err.Error()
+	}
 }
 
 func (s *Server) notFound(w http.ResponseWriter, ollama bool, nf *NotFoundError) {
