@@ -22,6 +22,10 @@ type Retry struct {
 	// MaxRetryAfter is the longest Retry-After waited inside a call; default 60 s. A longer one ends the call
 	// with the error, whose RetryAfter ([RetryAfter]) tells the caller when to come back.
 	MaxRetryAfter time.Duration
+	// Budget, when > 0, bounds the waits of one call: a retry whose wait would bring their sum past Budget
+	// is not made, and the last error is returned. A pull sets its stall timeout, so that a metadata failure
+	// is named within it, as a stalled download is.
+	Budget time.Duration
 	// Sleep waits d or until ctx ends; default a timer. A seam for tests, which count tries instead of waiting.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Notify, if set, is told of each retry before its wait (for progress and status); it must not block.
@@ -78,32 +82,39 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // wait is how long to wait before trying again after the attempt-th failure, or false when the error is
 // final: not retryable, a server that kept a request unanswered for the whole header timeout (it has had
-// its time; the caller names it), or a Retry-After longer than MaxRetryAfter.
-func (r Retry) wait(err error, attempt int) (time.Duration, bool, bool) {
+// its time; the caller names it), a Retry-After longer than MaxRetryAfter, or a wait past the Budget
+// (spent is the sum of the waits so far).
+func (r Retry) wait(err error, attempt int, spent time.Duration) (time.Duration, bool, bool) {
 	var na *NoAnswerError
 	if attempt >= r.Tries || !Retryable(err) || errors.As(err, &na) {
 		return 0, false, false
 	}
-	if d, ok := RetryAfter(err); ok {
-		if d > r.MaxRetryAfter {
-			return 0, false, false
-		}
-		return d, true, true
+	d, byServer := RetryAfter(err)
+	switch {
+	case byServer && d > r.MaxRetryAfter:
+		return 0, false, false
+	case !byServer:
+		d = min(r.Base<<min(attempt-1, 20), r.Max)
 	}
-	return min(r.Base<<min(attempt-1, 20), r.Max), false, true
+	if r.Budget > 0 && spent+d > r.Budget {
+		return 0, false, false
+	}
+	return d, byServer, true
 }
 
 // withRetry runs f until it succeeds, fails for good or runs out of tries (see [Retry]).
 func (c *Client) withRetry(ctx context.Context, f func() error) error {
+	var spent time.Duration
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {
 			return nil
 		}
-		d, retryAfter, ok := c.retry.wait(err, attempt)
+		d, retryAfter, ok := c.retry.wait(err, attempt, spent)
 		if !ok {
 			return err
 		}
+		spent += d
 		if c.retry.Notify != nil {
 			c.retry.Notify(RetryNotice{Attempt: attempt, Tries: c.retry.Tries, Wait: d, RetryAfter: retryAfter, Err: err})
 		}

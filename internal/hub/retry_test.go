@@ -303,3 +303,15 @@ func TestUnresolvedDownloadHostIsTransient(t *testing.T) {
 		t.Errorf("unresolvable endpoint: %v, retryable %t; want a configuration error naming HF_ENDPOINT", err, Retryable(err))
 	}
 }
+
+// With a budget (a pull's stall timeout), a call stops retrying before its waits would pass it.
+func TestMetadataRetryBudget(t *testing.T) {
+	t.Parallel()
+	ep, n := flakyHub(t, func(_ int, w http.ResponseWriter) bool { w.WriteHeader(503); return true })
+	w := &waits{}
+	_, err := New(Options{Endpoint: ep, Retry: Retry{Sleep: w.sleep, Budget: 7 * time.Second}}).ModelInfo(t.Context(), "org/m", "main")
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} // 1+2+4 = 7; +8 would pass 7 s
+	if diff := cmp.Diff(want, w.all()); diff != "" || n.Load() != 4 || !Retryable(err) {
+		t.Errorf("err %v after %d requests; waits (-want +got):\n%s", err, n.Load(), diff)
+	}
+}

@@ -27,6 +27,10 @@ type Retry struct {
 	// MaxRetryAfter is the longest Retry-After waited inside a call; default 60 s. A longer one ends the call
 	// with the error, whose RetryAfter ([RetryAfter]) tells the caller when to come back.
 	MaxRetryAfter time.Duration
+	// Budget, when > 0, bounds the waits of one call: a retry whose wait would bring their sum past Budget
+	// is not made, and the last error is returned. A pull sets its stall timeout, so that a metadata failure
+	// is named within it, as a stalled download is.
+	Budget time.Duration
 	// Sleep waits d or until ctx ends; default a timer. A seam for tests.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Notify, if set, is told of each retry before its wait; it must not block.
@@ -80,6 +84,7 @@ func (r Retry) withDefaults() Retry {
 }
 
 func (c *Client) withRetry(ctx context.Context, f func() error) error {
+	var spent time.Duration
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {
@@ -96,6 +101,10 @@ func (c *Client) withRetry(ctx context.Context, f func() error) error {
 		if !byServer {
 			d = min(c.retry.Base<<min(attempt-1, 20), c.retry.Max)
 		}
+		if c.retry.Budget > 0 && spent+d > c.retry.Budget {
+			return err
+		}
+		spent += d
 		if c.retry.Notify != nil {
 			c.retry.Notify(RetryNotice{Attempt: attempt, Tries: c.retry.Tries, Wait: d, RetryAfter: byServer, Err: err})
 		}

@@ -59,7 +59,10 @@ func flakyRegistry(t *testing.T, fail func(n int, w http.ResponseWriter) bool) (
 
 var registryCalls = map[string]func(ctx context.Context, c *Client, n Name) error{
 	"manifest": func(ctx context.Context, c *Client, n Name) error { _, _, err := c.Manifest(ctx, n); return err },
-	"blob URL": func(ctx context.Context, c *Client, n Name) error { _, _, err := c.BlobURL(ctx, n, digestModel); return err },
+	"blob URL": func(ctx context.Context, c *Client, n Name) error {
+		_, _, err := c.BlobURL(ctx, n, digestModel)
+		return err
+	},
 }
 
 func TestManifestAndBlobURLRetry(t *testing.T) {
@@ -189,5 +192,15 @@ func TestUnresolvedBlobHostIsTransient(t *testing.T) {
 	_, _, err = c.Manifest(t.Context(), qwen(t))
 	if errors.As(err, &uh) || Retryable(err) || !strings.Contains(err.Error(), "registry address") {
 		t.Errorf("registry host: %v (retryable %t); want a configuration error", err, Retryable(err))
+	}
+}
+
+func TestManifestRetryBudget(t *testing.T) {
+	t.Parallel()
+	reg, n := flakyRegistry(t, func(_ int, w http.ResponseWriter) bool { w.WriteHeader(502); return true })
+	w := &waits{}
+	_, _, err := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: w.sleep, Budget: 3 * time.Second}}).Manifest(t.Context(), qwen(t))
+	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second}, w.all()); diff != "" || n.Load() != 3 || !Retryable(err) {
+		t.Errorf("err %v after %d requests; waits (-want +got):\n%s", err, n.Load(), diff)
 	}
 }
