@@ -297,8 +297,10 @@ func TestRunPoissonSeed(t *testing.T) {
 	if len(outs) != 60 || srv.total.Load() != 60 {
 		t.Fatalf("%d outputs", len(outs))
 	}
+	// Never early; late only by a pause of the process (the race detector on 2 busy cores
+	// stalls every goroutine for tens of milliseconds at once), as in TestRunSchedule.
 	for i, out := range outs {
-		if d := out.Start - sched[i]; d < 0 || d > 20*time.Millisecond {
+		if d := out.Start - sched[i]; d < 0 || d > 60*time.Millisecond {
 			t.Errorf("request %d at %v, scheduled %v", i, out.Start, sched[i])
 		}
 	}

@@ -325,7 +325,7 @@ func rptCDFResults(series []Series) (out map[string]*Result, labels []string) {
 }
 
 // rptChartPlan lists the charts of a report (names and alt texts, without rendering).
-func rptChartPlan(series []Series) (files []ChartFile, cdf map[string]*Result, cdfLabels []string) {
+func rptChartPlan(series []Series, prefix string) (files []ChartFile, cdf map[string]*Result, cdfLabels []string) {
 	found := false
 	for _, s := range series {
 		if len(rptSorted(s)) > 0 {
@@ -337,13 +337,13 @@ func rptChartPlan(series []Series) (files []ChartFile, cdf map[string]*Result, c
 	}
 	x := svgXLabel(series)
 	files = append(files,
-		ChartFile{Name: ChartFileThroughput, Alt: "Output token throughput (tok/s) vs " + x},
-		ChartFile{Name: ChartFileTTFT, Alt: "TTFT (ms), tail percentile and mean, vs " + x})
+		ChartFile{Name: prefix + ChartFileThroughput, Alt: "Output token throughput (tok/s) vs " + x},
+		ChartFile{Name: prefix + ChartFileTTFT, Alt: "TTFT (ms), tail percentile and mean, vs " + x})
 	cdf, cdfLabels = rptCDFResults(series)
 	for _, m := range rptCDFMetrics {
 		if len(svgCDFSamples(cdf, m)) > 0 {
 			files = append(files, ChartFile{
-				Name: ChartFileCDFPrefix + m + ".svg",
+				Name: prefix + ChartFileCDFPrefix + m + ".svg",
 				Alt:  "CDF of " + svgCDFName(m) + " per request, heaviest point of each series",
 			})
 		}
@@ -355,10 +355,13 @@ func rptChartPlan(series []Series) (files []ChartFile, cdf map[string]*Result, c
 // ttft.svg (when any point has a result), and cdf-ttft.svg, cdf-itl.svg, cdf-e2el.svg
 // (when the heaviest point of some series kept its per-request arrays; one line per series,
 // labelled "<series> @ <X>", coloured as in the other charts).
-func Charts(series []Series) []ChartFile {
-	files, cdf, labels := rptChartPlan(series)
+func Charts(series []Series) []ChartFile { return charts(series, "") }
+
+// charts renders the charts with prefix before each file name.
+func charts(series []Series, prefix string) []ChartFile {
+	files, cdf, labels := rptChartPlan(series, prefix)
 	for i := range files {
-		switch name := files[i].Name; name {
+		switch name := strings.TrimPrefix(files[i].Name, prefix); name {
 		case ChartFileThroughput:
 			files[i].SVG = ChartThroughput(series)
 		case ChartFileTTFT:
@@ -385,6 +388,11 @@ const rptCrosswalk = `| quantity | vLLM bench (this report) | GuideLLM | AIPerf 
 // them), and the metric definitions. formulas maps a metric name to its definition; when it
 // is empty the results' own Formulas are used, else vllm bench serve's definitions.
 func Markdown(title string, series []Series, formulas map[string]string) []byte {
+	return markdown(title, series, formulas, "")
+}
+
+// markdown is Markdown with the charts' file names prefixed.
+func markdown(title string, series []Series, formulas map[string]string, prefix string) []byte {
 	var b bytes.Buffer
 	title = rptCell(title)
 	if title == "" {
@@ -403,7 +411,7 @@ func Markdown(title string, series []Series, formulas map[string]string) []byte 
 		}
 	}
 
-	files, _, _ := rptChartPlan(series)
+	files, _, _ := rptChartPlan(series, prefix)
 	if len(files) > 0 {
 		b.WriteString("## Charts\n\n")
 		for _, f := range files {

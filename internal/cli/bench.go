@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -208,6 +206,7 @@ func newBenchRun(e *env) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			started := time.Now()
 			var results []*bench.Result
 			for _, t := range targets {
 				mo, err := f.metricOptions(t)
@@ -225,42 +224,33 @@ func newBenchRun(e *env) *cobra.Command {
 			if len(results) == 2 {
 				_, _ = e.stdout.Write(bench.CompareMarkdown(results[0].Label, results[1].Label, bench.Compare(results[0], results[1])))
 			}
-			return writeResults(f.out, results)
+			if f.out == "" {
+				return nil
+			}
+			// One point per target: X is the load the run was given.
+			var series []bench.Series
+			for _, r := range results {
+				s := bench.Series{Label: r.Label, X: "concurrency", Points: []bench.Point{{X: float64(r.MaxConcurrency), R: r}}}
+				if r.MaxConcurrency == 0 {
+					s.X, s.Points[0].X = "request rate (req/s)", r.RequestRate
+				}
+				series = append(series, s)
+			}
+			return writeOutput(e, bench.Files{Dir: f.out, Kind: "run", Series: series, Formulas: bench.Formulas, Now: started})
 		},
 	}
 	f.register(cmd)
 	return cmd
 }
 
-func writeResults(dir string, results []*bench.Result) error {
-	if dir == "" {
-		return nil
+// writeOutput writes a run's or sweep's report, charts and JSON, and names them on stderr.
+func writeOutput(e *env, o bench.Files) error {
+	w, err := o.Write()
+	if err != nil {
+		return fmt.Errorf("writing the results to %s: %w (check the directory is writable, or give another --out)", o.Dir, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, r := range results {
-		b, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		name := fmt.Sprintf("%s-%s.json", r.Label, rateLabel(r.RequestRate, r.MaxConcurrency))
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return err
-		}
-	}
+	fmt.Fprintf(e.stderr, "report in %s (%d files)\n", w.Report, len(w.Files))
 	return nil
-}
-
-func rateLabel(rate float64, conc int) string {
-	s := "infqps"
-	if !math.IsInf(rate, 1) {
-		s = strconv.FormatFloat(rate, 'f', -1, 64) + "qps"
-	}
-	if conc > 0 {
-		s += "-concurrency" + strconv.Itoa(conc)
-	}
-	return s
 }
 
 func newBenchSweep(e *env) *cobra.Command {
@@ -289,6 +279,7 @@ func newBenchSweep(e *env) *cobra.Command {
 			if len(levels) == 0 && f.rates < 2 {
 				return usagef("give --concurrency LEVELS or --rates N (N ≥ 2: synchronous, throughput and N−2 constant rates)")
 			}
+			started := time.Now()
 			var series []bench.Series
 			for _, t := range targets {
 				mo, err := f.metricOptions(t)
@@ -335,36 +326,7 @@ func newBenchSweep(e *env) *cobra.Command {
 			if f.out == "" {
 				return nil
 			}
-			if err := os.MkdirAll(f.out, 0o755); err != nil {
-				return err
-			}
-			files := map[string][]byte{"report.md": bench.Markdown("citadel bench sweep", series, bench.Formulas)}
-			for _, c := range bench.Charts(series) {
-				files[c.Name] = c.SVG
-			}
-			for _, s := range series {
-				var all []*bench.Result
-				for _, p := range s.Points {
-					all = append(all, p.R)
-				}
-				b, err := json.MarshalIndent(all, "", "  ")
-				if err != nil {
-					return err
-				}
-				files[s.Label+".json"] = b
-			}
-			names := make([]string, 0, len(files))
-			for n := range files {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			for _, n := range names {
-				if err := os.WriteFile(filepath.Join(f.out, n), files[n], 0o644); err != nil {
-					return err
-				}
-			}
-			fmt.Fprintf(e.stderr, "report in %s\n", filepath.Join(f.out, "report.md"))
-			return nil
+			return writeOutput(e, bench.Files{Dir: f.out, Kind: "sweep", Series: series, Formulas: bench.Formulas, Now: started})
 		},
 	}
 	f.register(cmd)

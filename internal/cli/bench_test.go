@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -61,6 +62,42 @@ func TestBenchRunAndCompare(t *testing.T) {
 		"median_tpot_ms", "p50_itl_ms", "p99_ttft_ms", "ttfts", "itls", "max_concurrent_requests"} {
 		if _, ok := res[k]; !ok {
 			t.Errorf("result lacks vLLM key %q", k)
+		}
+	}
+	// --out writes what --help promises: JSON, Markdown and SVG charts, named after the
+	// targets, the model and the time.
+	reports, _ := filepath.Glob(filepath.Join(out, "*.md"))
+	charts, _ := filepath.Glob(filepath.Join(out, "*.svg"))
+	if len(reports) != 1 || len(charts) == 0 {
+		t.Fatalf("want one report and its charts in %s, got %v and %v", out, reports, charts)
+	}
+	if name := filepath.Base(reports[0]); !regexp.MustCompile(`^a\+b_qwen_run-infqps-concurrency4_\d{8}T\d{6}Z\.md$`).MatchString(name) {
+		t.Errorf("report %s does not name the targets, the model, the load and the time", name)
+	}
+	md, _ := os.ReadFile(reports[0])
+	for _, c := range charts {
+		if !strings.Contains(string(md), `src="`+filepath.Base(c)+`"`) {
+			t.Errorf("the report does not show %s", filepath.Base(c))
+		}
+	}
+	// A second run into the same directory keeps both sets.
+	before := map[string][]byte{}
+	all, _ := filepath.Glob(filepath.Join(out, "*"))
+	for _, f := range all {
+		before[f], _ = os.ReadFile(f)
+	}
+	if code := run(context.Background(), []string{"bench", "run", "--target", "a=" + url + ",model=qwen", "--target", "b=" + url + ",model=qwen",
+		"--num-prompts", "4", "--input-len", "64", "--output-len", "8", "--max-concurrency", "4", "--out", out},
+		strings.NewReader(""), &stdout, &stderr, func(string) string { return "" }); code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, stderr.String())
+	}
+	all2, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(all2) != 2*len(all) {
+		t.Errorf("after two runs %d files, want %d: %v", len(all2), 2*len(all), all2)
+	}
+	for f, b := range before {
+		if now, _ := os.ReadFile(f); !bytes.Equal(now, b) {
+			t.Errorf("the second run overwrote %s", f)
 		}
 	}
 	stdout.Reset()
