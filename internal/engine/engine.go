@@ -116,6 +116,17 @@ type LoadMetrics struct {
 	Running, Waiting, KVUsage string
 }
 
+// Metrics returns the Prometheus path and load series of an engine Citadel knows ("" and
+// false for one without metrics, such as ollama, or an unknown name). SGLang and llama.cpp
+// serve them only when started with --enable-metrics and --metrics.
+func Metrics(engine string) (path string, m LoadMetrics, ok bool) {
+	in := engines[engine]
+	if in == nil || in.metricsPath == "" {
+		return "", LoadMetrics{}, false
+	}
+	return in.metricsPath, in.metrics, true
+}
+
 // Launch is one engine process: what to run and how to watch it.
 type Launch struct {
 	Engine string   // vllm, sglang, llamacpp, ollama; "" for a runner command of an unknown program

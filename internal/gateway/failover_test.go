@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/sim"
 	"citadel.dev/citadel/internal/sim/perf"
@@ -341,5 +342,69 @@ func TestURLTargetsBalancedByLoad(t *testing.T) {
 	t.Logf("fast %d, slow %d of %d", toFast.Load(), toSlow.Load(), n)
 	if share := float64(toSlow.Load()) / n; share > 0.3 {
 		t.Errorf("the 10× slower target got %.0f%% of the requests (%d of %d); balanced by load it gets far less than half", 100*share, toSlow.Load(), n)
+	}
+}
+
+// TestURLTargetsBalancedByEngineLoad: url targets that name their engine are scraped for its
+// load metrics, and a request goes to the one whose engine reports less load, although the
+// gateway has nothing in flight on either.
+func TestURLTargetsBalancedByEngineLoad(t *testing.T) {
+	vllm := func(waiting int, served *atomic.Int64) string {
+		return upstream(t, func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/health":
+			case "/metrics":
+				fmt.Fprintf(w, "vllm:num_requests_running 4\nvllm:num_requests_waiting %d\nvllm:kv_cache_usage_perc 0.5\n", waiting)
+			case "/v1/chat/completions":
+				served.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, goodChat)
+			default:
+				http.NotFound(w, r)
+			}
+		})
+	}
+	var toBusy, toIdle atomic.Int64
+	busy, idle := vllm(50, &toBusy), vllm(0, &toIdle)
+	gw, url := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - name: qwen\n    targets: [{url: %q, engine: vllm}, {url: %q, engine: vllm}]\n", busy, idle),
+		gateway.Options{ScrapeInterval: 50 * time.Millisecond})
+	reps := []*gateway.Replica{replicaByID(t, gw, busy), replicaByID(t, gw, idle)}
+	fresh := func() bool { return reps[0].Snapshot().Fresh && reps[1].Snapshot().Fresh }
+	deadline := time.Now().Add(30 * time.Second)
+	sent := 0
+	for sent < 20 && time.Now().Before(deadline) {
+		if !fresh() {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if resp, body := post(t, url+"/v1/chat/completions", chat("qwen", "hi")); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		sent++
+	}
+	if sent < 20 {
+		t.Fatalf("the engines' metrics were fresh for only %d requests in 30 s", sent)
+	}
+	// A scrape may go stale between the check and the pick (the in-flight tie is then a coin
+	// toss): allow one such.
+	if n := toBusy.Load(); n > 1 {
+		t.Errorf("the engine with 50 waiting requests got %d of %d requests, the idle one %d", n, sent, toIdle.Load())
+	}
+}
+
+// TestURLTargetEngineValidated: a url target's engine is one Citadel knows, and only url
+// targets name one.
+func TestURLTargetEngineValidated(t *testing.T) {
+	for _, tt := range []struct{ target, want string }{
+		{`{url: "http://127.0.0.1:8000", engine: tgi}`, "targets[0].engine"},
+		{`{service: qwen, engine: vllm}`, "is for url targets"},
+	} {
+		_, errs := config.Decode(strings.NewReader("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - name: qwen\n    targets: ["+tt.target+"]\n"), "routes.yaml")
+		if err := errs.Err(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("target %s: want an error naming %q, got %v", tt.target, tt.want, err)
+		}
+	}
+	if _, errs := config.Decode(strings.NewReader("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - name: qwen\n    targets: [{url: \"http://127.0.0.1:8000\", engine: sglang}]\n"), "routes.yaml"); errs.Err() != nil {
+		t.Errorf("engine sglang on a url target: %v", errs.Err())
 	}
 }

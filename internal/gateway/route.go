@@ -22,7 +22,8 @@ package gateway
 // the same way and reported. Its Model is target.model, else the service's first served
 // name, else the service's spec.model.name. A URL target's replica has the URL as ID (a
 // trailing "/" or "/v1" is dropped: the proxy adds the API path), the API target.api
-// (default openai) and Model target.model, else the public name.
+// (default openai, or ollama for engine ollama), the engine target.engine (its health path
+// and load metrics then apply) and Model target.model, else the public name.
 //
 // Replicas are shared by every target that reaches them, and a rebuild reuses the *Replica of
 // the Previous table with the same identity (ID, BaseURL, API, engine, metrics), so that its
@@ -50,6 +51,7 @@ import (
 	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
+	engines "citadel.dev/citadel/internal/engine" // "engine" is a test type of this package
 )
 
 // ModelInfo is one public name, for /v1/models and /api/tags.
@@ -268,10 +270,15 @@ func (b *tableBuilder) replica(r *Replica, owner string) *Replica {
 	return r
 }
 
-// urlReplica is the replica of a url target: its engine is unknown, so its load is the
-// gateway's in-flight count.
-func (b *tableBuilder) urlReplica(u, api, owner string) *Replica {
-	return b.replica(&Replica{ID: u, BaseURL: u, API: api}, owner)
+// urlReplica is the replica of a url target. When the target names its engine the replica
+// is probed on the engine's health path and scraped for the engine's load metrics; otherwise
+// its load is the gateway's in-flight count.
+func (b *tableBuilder) urlReplica(u, api, eng, owner string) *Replica {
+	r := &Replica{ID: u, BaseURL: u, API: api, Engine: eng}
+	if path, m, ok := engines.Metrics(eng); ok {
+		r.MetricsPath, r.RunningMetric, r.WaitingMetric, r.KVMetric = path, m.Running, m.Waiting, m.KVUsage
+	}
+	return b.replica(r, owner)
 }
 
 func httpURL(u string) bool {
@@ -397,10 +404,18 @@ func (b *tableBuilder) target(rc routeCtx, where string, rt v1.RouteTarget) *Tar
 			b.errf("%s: %s.url: %q is not an http(s) URL; the target is ignored", rc.owner, where, rt.URL)
 			return nil
 		}
+		eng := strings.ToLower(rt.Engine)
+		if eng != "" && !slices.Contains([]string{"vllm", "sglang", "llamacpp", "ollama"}, eng) {
+			b.errf("%s: %s.engine: %q is not vllm, sglang, llamacpp or ollama; the engine is taken as unknown", rc.owner, where, rt.Engine)
+			eng = ""
+		}
+		if eng == APIOllama && api == "" {
+			api = APIOllama
+		}
 		t.Name = u
 		t.API = cmp.Or(api, APIOpenAI)
 		t.Model = cmp.Or(t.Model, rc.public)
-		t.Replicas = []*Replica{b.urlReplica(u, t.API, rc.owner)}
+		t.Replicas = []*Replica{b.urlReplica(u, t.API, eng, rc.owner)}
 		return t
 	}
 	b.errf("%s: %s: names no service or url; the target is ignored", rc.owner, where)
