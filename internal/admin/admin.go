@@ -392,6 +392,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	// The events of one object are those of the object that has the name now: a deleted
+	// object's events do not show on a new one of the same name (uid=… picks another
+	// incarnation; once the object is gone, its name shows every incarnation's events).
+	f.UID = q.Get("uid")
+	if f.UID == "" && f.Kind != "" && f.Name != "" {
+		if o, err := s.st.Get(r.Context(), f.Kind, f.Namespace, f.Name); err == nil {
+			f.UID = o.UID
+		}
+	}
 	evs, err := s.st.Events(r.Context(), f)
 	if err != nil {
 		s.storeError(w, err)

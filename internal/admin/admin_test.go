@@ -177,3 +177,49 @@ func TestAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsOfARecreatedObject: a deleted object's events do not show on a new object of the
+// same name (describe and `citadel events --for` read this query); once the name is gone,
+// its history stays readable.
+func TestEventsOfARecreatedObject(t *testing.T) {
+	st, c := setup(t)
+	ctx := t.Context()
+	apply := func() {
+		t.Helper()
+		if _, err := c.Apply(ctx, v1.ApplyRequest{Items: []v1.ApplyItem{item(t, modelJSON)}}); err != nil {
+			t.Fatal(err)
+		}
+		o, err := st.Get(ctx, v1.KindClusterBaseModel, "", "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordEvent(ctx, store.Event{Kind: o.Kind, Name: o.Name, UID: o.UID, Type: v1.EventWarning, Reason: "RepoNotFound", Message: "uid " + o.UID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply()
+	if _, err := c.Delete(ctx, v1.KindClusterBaseModel, "", "m", ""); err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	now, _ := st.Get(ctx, v1.KindClusterBaseModel, "", "m")
+	f := client.EventFilter{Kind: v1.KindClusterBaseModel, Name: "m"}
+	evs, err := c.Events(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Reason == "RepoNotFound" && e.Message != "uid "+now.UID {
+			t.Errorf("the new object shows the deleted one's event %q", e.Message)
+		}
+	}
+	if len(evs) == 0 {
+		t.Error("the new object's own events are missing")
+	}
+	if _, err := c.Delete(ctx, v1.KindClusterBaseModel, "", "m", ""); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := c.Events(ctx, f); len(evs) < 2 {
+		t.Errorf("after the delete %d events by name, want both incarnations'", len(evs))
+	}
+}

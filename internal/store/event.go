@@ -89,7 +89,10 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) error {
 // EventFilter selects events. Empty fields match anything.
 type EventFilter struct {
 	Kind, Namespace, Name string
-	Limit                 int // most recent events returned; 0 means 500
+	// UID selects the events of one incarnation of the object: a deleted object's events
+	// do not show on a new object of the same name.
+	UID   string
+	Limit int // most recent events returned; 0 means 500
 }
 
 // Events returns the most recent events matching f, oldest first (by LastTimestamp, then ID).
@@ -100,7 +103,7 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	if f.Limit <= 0 {
 		f.Limit = 500
 	}
-	cond, args := where("kind", f.Kind, "namespace", f.Namespace, "name", f.Name)
+	cond, args := where("kind", f.Kind, "namespace", f.Namespace, "name", f.Name, "uid", f.UID)
 	rows, err := s.rdb.QueryContext(ctx, `SELECT id, kind, namespace, name, uid, type, reason, message, count,
 		first_time, last_time FROM events`+cond+` ORDER BY last_time DESC, id DESC LIMIT ?`, append(args, f.Limit)...)
 	if err != nil {

@@ -123,3 +123,28 @@ func TestRecordEventValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsByUID: a filter by UID returns the events of one incarnation of a name only.
+func TestEventsByUID(t *testing.T) {
+	s := openStore(t, "", Options{})
+	ctx := t.Context()
+	for _, e := range []Event{
+		{Kind: "InferenceService", Namespace: "default", Name: "llm", UID: "old", Type: EventWarning, Reason: "Unschedulable", Message: "no GPU"},
+		{Kind: "InferenceService", Namespace: "default", Name: "llm", UID: "new", Reason: "Created", Message: "created"},
+	} {
+		if err := s.RecordEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Events(ctx, EventFilter{Kind: "InferenceService", Namespace: "default", Name: "llm", UID: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Reason != "Created" {
+		t.Errorf("events of uid new: %+v, want only Created", got)
+	}
+	all, _ := s.Events(ctx, EventFilter{Kind: "InferenceService", Namespace: "default", Name: "llm"})
+	if len(all) != 2 {
+		t.Errorf("events of the name: %d, want both incarnations' 2", len(all))
+	}
+}
