@@ -520,8 +520,13 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 		if pe.Retryable {
 			m.attempt++
 			delay := min(a.opts.RetryBase<<min(m.attempt-1, 10), a.opts.RetryMax)
+			why := ""
+			if ra, ok := pull.RetryAfter(r.err); ok {
+				// The server said when to come back: then, not on the ladder.
+				delay, why = ra, " (the server's Retry-After)"
+			}
 			m.nextTry = a.opts.Now().Add(delay)
-			msg += fmt.Sprintf(" (attempt %d; retrying in %s, or now with `%s`; partial files are kept and resumed)", m.attempt, delay.Round(time.Second), retry)
+			msg += fmt.Sprintf(" (attempt %d; retrying in %s%s, or now with `%s`; partial files are kept and resumed)", m.attempt, delay.Round(time.Second), why, retry)
 		} else {
 			m.nextTry = time.Time{}
 			msg += fmt.Sprintf(" (not retried automatically: fix the cause, then `%s` or re-apply the model", retry)
@@ -560,6 +565,9 @@ func (a *Agent) progress(ctx context.Context, k config.ObjectKey, s *spec, pr pu
 	}
 	if pr.Warning != "" {
 		msg += "; warning: " + pr.Warning
+	}
+	for _, n := range pr.Notices { // each comes in one Progress only: one event each
+		a.event(ctx, k, s, v1.EventWarning, n.Reason, n.Message)
 	}
 	a.write(ctx, k, s, phase, reason, msg, &pr)
 }

@@ -37,19 +37,12 @@ func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pul
 		a.event(ctx, k, s, v1.EventNormal, "StoragePathNotUsed", res.PathNote)
 	}
 	var info *modelinfo.Info
-	dir := res.Dir
-	if res.Path != "" {
-		dir = res.Path
-	}
-	if res.ModelFile != "" {
-		dir = "" // Ollama: the GGUF blob is read directly
-	}
-	if i, err := a.inspect(dir, res.ModelFile); err != nil {
-		var fe *modelinfo.FormatError
-		if errors.As(err, &fe) {
+	if i, err := pull.CheckFiles(res); err != nil {
+		var pe *pull.Error
+		if errors.As(err, &pe) && pe.Reason == pull.ReasonInvalidModelFiles {
 			// The bytes are what the hub published, but no engine can load
 			// them: the model is not Ready.
-			a.write(ctx, k, s, v1.ModelFailed, "InvalidModelFiles", fmt.Sprintf("downloaded and verified, but unusable: %v; the repository's files are damaged or hostile: report it to the repository owner", err), nil)
+			a.write(ctx, k, s, v1.ModelFailed, pe.Reason, pe.Message, nil)
 			return false
 		}
 		msg += "; metadata not read: " + err.Error()
@@ -75,22 +68,6 @@ func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pul
 	*s.status = st
 	a.write(ctx, k, s, v1.ModelReady, "Ready", msg, nil)
 	return true
-}
-
-func (a *Agent) inspect(dir, modelFile string) (modelinfo.Info, error) {
-	if modelFile != "" {
-		// An Ollama weights blob has no .gguf name: show it to FromDir as one.
-		tmp, err := os.MkdirTemp("", "citadel-gguf-*")
-		if err != nil {
-			return modelinfo.Info{}, err
-		}
-		defer os.RemoveAll(tmp)
-		if err := os.Symlink(modelFile, filepath.Join(tmp, "model.gguf")); err != nil {
-			return modelinfo.Info{}, err
-		}
-		dir = tmp
-	}
-	return modelinfo.FromDir(dir)
 }
 
 func firstNonEmpty(s ...string) string {

@@ -37,6 +37,9 @@ const (
 	ReasonLocalPathNotFound     = "LocalPathNotFound"
 	ReasonNoFiles               = "NoFiles"
 	ReasonInternal              = "InternalError"
+	// ReasonInvalidModelFiles: the files arrived intact but no engine can load them (a hostile or damaged
+	// safetensors or GGUF header); see CheckFiles.
+	ReasonInvalidModelFiles = "InvalidModelFiles"
 )
 
 // Error is a failed pull: a reason code, the file it concerns (if any), a

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
@@ -40,17 +41,23 @@ type Options struct {
 	OllamaInsecure bool // plain http to the registry (mirrors on loopback)
 	HTTPClient     *http.Client
 
-	FileConcurrency  int           // files at once; default 4
-	ChunkConcurrency int           // chunks of one file at once; default 8
-	Connections      int           // all requests at once; default 16
-	ChunkSize        int64         // default 32 MiB
-	StallTimeout     time.Duration // no bytes of a file for this long fails it; default 60 s
-	MinThroughput    int64         // bytes/s below which progress carries a warning; 0 = none
-	Now              func() time.Time
-	Logger           *slog.Logger
+	FileConcurrency  int   // files at once; default 4
+	ChunkConcurrency int   // chunks of one file at once; default 8
+	Connections      int   // all requests at once; default 16
+	ChunkSize        int64 // default 32 MiB
+	// StallTimeout: no bytes of a file for this long fails it; default 60 s. It is also how long a request
+	// waits for response headers (a server that accepts and never answers is named after it) and the most
+	// one metadata request spends waiting between its retries.
+	StallTimeout  time.Duration
+	MinThroughput int64 // bytes/s below which progress carries a warning; 0 = none
+	Now           func() time.Time
+	Logger        *slog.Logger
 	// FreeSpace reports the bytes available on the filesystem of dir; a
 	// seam for tests. Default: statfs.
 	FreeSpace func(dir string) (int64, error)
+	// Sleep waits between retries of metadata requests (model info, tree, HEAD, manifest); default a timer.
+	// A seam for tests, which count retries instead of waiting.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Puller runs pulls. It is safe for concurrent use: pulls that need the
@@ -214,6 +221,14 @@ func (p *Puller) Pull(ctx context.Context, req Request, progress func(Progress))
 	if progress == nil {
 		progress = func(Progress) {}
 	}
+	// Retry notices of metadata requests arrive from the per-file goroutines: one report at a time.
+	var mu sync.Mutex
+	report := progress
+	progress = func(pr Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		report(pr)
+	}
 	switch u.Scheme {
 	case "hf":
 		return p.pullHF(ctx, u, req, progress)
@@ -248,7 +263,10 @@ func (p *Puller) pullHF(ctx context.Context, u v1.StorageURI, req Request, progr
 	if req.Revision != "" {
 		rev = req.Revision
 	}
-	hc := hub.New(hub.Options{Endpoint: p.opts.HFEndpoint, Token: req.Token, HTTPClient: p.opts.HTTPClient})
+	resolving, notify := p.retryNotices(progress)
+	hc := hub.New(hub.Options{Endpoint: p.opts.HFEndpoint, Token: req.Token, HTTPClient: p.opts.HTTPClient,
+		HeaderTimeout: p.opts.StallTimeout, Now: p.opts.Now,
+		Retry: hub.Retry{Budget: p.opts.StallTimeout, Sleep: p.opts.Sleep, Notify: func(n hub.RetryNotice) { notify(n.String()) }}})
 	progress(Progress{Phase: PhaseResolving, LastProgress: p.opts.Now()})
 	info, err := hc.ModelInfo(ctx, u.Repo, rev)
 	if err != nil {
@@ -310,7 +328,7 @@ func (p *Puller) pullHF(ctx context.Context, u v1.StorageURI, req Request, progr
 						body, _, err = hc.Get(ctx, m.Location, start, end)
 					}
 				}
-				return body, err
+				return body, downloadHostError(err, f.Path)
 			},
 		}
 		jobs[i].state.Store("queued")
@@ -321,6 +339,7 @@ func (p *Puller) pullHF(ctx context.Context, u v1.StorageURI, req Request, progr
 	if err := p.preflight(cache.RepoDir(u.Repo), req.Path, jobs, req.Reverify); err != nil {
 		return nil, err
 	}
+	resolving.Store(false)
 	if err := p.run(ctx, eng, jobs, commit, progress); err != nil {
 		return nil, err
 	}
@@ -516,7 +535,10 @@ func (p *Puller) pullOllama(ctx context.Context, u v1.StorageURI, req Request, p
 	if host == "" {
 		host = p.opts.OllamaRegistry
 	}
-	rc := registry.New(registry.Options{Registry: host, Insecure: p.opts.OllamaInsecure, HTTPClient: p.opts.HTTPClient})
+	resolving, notify := p.retryNotices(progress)
+	rc := registry.New(registry.Options{Registry: host, Insecure: p.opts.OllamaInsecure, HTTPClient: p.opts.HTTPClient,
+		HeaderTimeout: p.opts.StallTimeout, Now: p.opts.Now,
+		Retry: registry.Retry{Budget: p.opts.StallTimeout, Sleep: p.opts.Sleep, Notify: func(n registry.RetryNotice) { notify(n.String()) }}})
 	ref := u.Name + ":" + u.Tag
 	if u.Registry != "" {
 		ref = u.Registry + "/" + ref
@@ -564,7 +586,8 @@ func (p *Puller) pullOllama(ctx context.Context, u v1.StorageURI, req Request, p
 			}
 			url := direct
 			mu.Unlock()
-			return rc.Get(ctx, url, start, end)
+			body, err := rc.Get(ctx, url, start, end)
+			return body, downloadHostError(err, file)
 		}
 		j.state.Store("queued")
 		jobs = append(jobs, j)
@@ -572,6 +595,7 @@ func (p *Puller) pullOllama(ctx context.Context, u v1.StorageURI, req Request, p
 	if err := p.preflight(p.opts.OllamaDir, "", jobs, req.Reverify); err != nil {
 		return nil, err
 	}
+	resolving.Store(false)
 	eng := p.engine()
 	if err := p.run(ctx, eng, jobs, "", progress); err != nil {
 		return nil, err
@@ -668,4 +692,67 @@ func ollamaPathNote(dir, store, modelFile string) string {
 func manifestDigest(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// retryNotices returns a flag that is true while a pull resolves its files, and a function that reports a
+// metadata retry as a warning of the Resolving phase (status shows it: "rate limited …: retrying in 3s
+// (Retry-After), attempt 2 of 6"). Once downloads run, retries are the download engine's to report.
+func (p *Puller) retryNotices(progress func(Progress)) (*atomic.Bool, func(string)) {
+	resolving := &atomic.Bool{}
+	resolving.Store(true)
+	return resolving, func(msg string) {
+		if resolving.Load() {
+			progress(Progress{Phase: PhaseResolving, Warning: msg, LastProgress: p.opts.Now()})
+		}
+	}
+}
+
+// downloadHostError makes a download host (a CDN the hub or registry redirects to) that does not resolve a
+// retryable DNSFailure naming that host: the endpoint answered, so this is the network's or the CDN's doing,
+// not a wrong HF_ENDPOINT. Other errors are returned as they are.
+func downloadHostError(err error, file string) error {
+	var hu *hub.UnresolvedHostError
+	var ru *registry.UnresolvedHostError
+	if errors.As(err, &hu) || errors.As(err, &ru) {
+		return &Error{Reason: ReasonDNSFailure, File: file, Message: err.Error(), Retryable: true, Err: err}
+	}
+	return err
+}
+
+// RetryAfter is how long the hub or registry asked to wait before trying err's pull again (429, or a 5xx
+// with Retry-After), if it said.
+func RetryAfter(err error) (time.Duration, bool) {
+	if d, ok := hub.RetryAfter(err); ok {
+		return d, true
+	}
+	return registry.RetryAfter(err)
+}
+
+// CheckFiles reads the metadata of a pulled model (config.json, safetensors headers, a GGUF) as the
+// planner and the engines will, so that files no engine can load fail the pull instead of being reported
+// as pulled: a hostile or damaged header (a length of 2^40, invalid JSON) is an *Error InvalidModelFiles.
+// Other read errors (no config.json, say) are returned as they are: the model may still be usable.
+func CheckFiles(res *Result) (modelinfo.Info, error) {
+	dir := res.Dir
+	if res.Path != "" {
+		dir = res.Path
+	}
+	if res.ModelFile != "" {
+		// An Ollama weights blob has no .gguf name: show it to FromDir as one.
+		tmp, err := os.MkdirTemp("", "citadel-gguf-*")
+		if err != nil {
+			return modelinfo.Info{}, err
+		}
+		defer os.RemoveAll(tmp)
+		if err := os.Symlink(res.ModelFile, filepath.Join(tmp, "model.gguf")); err != nil {
+			return modelinfo.Info{}, err
+		}
+		dir = tmp
+	}
+	info, err := modelinfo.FromDir(dir)
+	var fe *modelinfo.FormatError
+	if errors.As(err, &fe) {
+		return info, &Error{Reason: ReasonInvalidModelFiles, Message: fmt.Sprintf("downloaded and verified, but unusable: %v; the repository's files are damaged or hostile: report it to the repository owner", err), Err: err}
+	}
+	return info, err
 }
