@@ -212,8 +212,10 @@ func TestPullCDNHostDNSFailure(t *testing.T) {
 func TestCheckFilesHostileHeader(t *testing.T) {
 	t.Parallel()
 	for name, mutate := range map[string]func([]byte) []byte{
-		"length 2^40":  func(b []byte) []byte { binary.LittleEndian.PutUint64(b, 1<<40); return b },
-		"invalid JSON": func(b []byte) []byte { return append(binary.LittleEndian.AppendUint64(nil, 8), []byte("{not json")[:8]...) },
+		"length 2^40": func(b []byte) []byte { binary.LittleEndian.PutUint64(b, 1<<40); return b },
+		"invalid JSON": func(b []byte) []byte {
+			return append(binary.LittleEndian.AppendUint64(nil, 8), []byte("{not json")[:8]...)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
