@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -109,6 +110,14 @@ OLLAMA_MODELS (Ollama models directory).`,
 				URI: args[0], Revision: revision, Token: st.settings.Token,
 				Include: include, Exclude: exclude, Path: path, Reverify: reverify,
 			}, render)
+			if err == nil {
+				// Files no engine can load fail here as they fail in the agent.
+				_, err = pull.CheckFiles(res)
+				var pe *pull.Error
+				if !errors.As(err, &pe) {
+					err = nil // metadata that cannot be read is not a failed pull
+				}
+			}
 			if err != nil {
 				pe := pull.AsError(err)
 				if jsonOut {
@@ -170,7 +179,15 @@ func (b *bars) render(pr pull.Progress) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = pr
+	if pr.Phase == pull.PhaseResolving && pr.Warning != "" {
+		// A metadata retry (a 503, a 429 and its Retry-After): said once, before any bar is drawn.
+		fmt.Fprintf(b.w, "warning: %s\n", pr.Warning)
+		return
+	}
 	if !b.tty {
+		for _, n := range pr.Notices {
+			fmt.Fprintf(b.w, "warning: %s\n", n.Message)
+		}
 		for _, f := range pr.Files {
 			if (f.State == "done" || f.State == "cached") && !b.finished[f.Path] {
 				b.finished[f.Path] = true
@@ -186,6 +203,9 @@ func (b *bars) render(pr pull.Progress) {
 	var out strings.Builder
 	if b.lines > 0 {
 		fmt.Fprintf(&out, "\x1b[%dA", b.lines)
+	}
+	for _, w := range pr.Notices { // printed once, above the redrawn lines
+		fmt.Fprintf(&out, "\x1b[2Kwarning: %s\n", w.Message)
 	}
 	n := 0
 	for _, f := range pr.Files {

@@ -77,23 +77,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return te.code // the report said why
 	}
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "error: %v\nRun 'citadel --help' for usage.\n", err)
 		return ExitUsage
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
 	return ExitError
-}
-
-// isCobraUsage recognises cobra's own argument errors.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "flag needs an argument", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func newRoot(e *env) *cobra.Command {
@@ -111,6 +100,11 @@ OME-format YAML and apply them:
   citadel describe model mimo-vl-7b-rl`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Usage is decided by type, where the mistake is found: cobra's flag errors pass through the
+		// FlagErrorFunc below, an unknown subcommand through Args (a root with Args is runnable, so cobra
+		// asks Args instead of its own untyped check), argument counts through argsBetween.
+		Args: unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	def := func(env, fallback string) string {
 		if v := e.getenv(env); v != "" {
@@ -131,6 +125,18 @@ OME-format YAML and apply them:
 		newRetry(e),
 	)
 	return root
+}
+
+// unknownCommand rejects a first argument that names no subcommand, as cobra does, with a usage error.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usageError{errors.New(msg)}
 }
 
 // exactArgs and friends return usage errors.
