@@ -144,7 +144,7 @@ OLLAMA_MODELS (Ollama models directory).`,
 	f.StringVar(&path, "path", "", "also make DIR a view of the model (links), like OME's storage.path")
 	f.BoolVar(&jsonOut, "json", false, "print progress events as JSON lines on stdout")
 	f.BoolVar(&reverify, "reverify", false, "hash files already in the cache instead of trusting their size")
-	f.DurationVar(&stall, "stall-timeout", 60*time.Second, "fail a file that receives no bytes for this long")
+	f.DurationVar(&stall, "stall-timeout", 60*time.Second, "fail a file that receives no bytes, or a request that gets no answer, for this long; also the most one metadata request waits between its retries")
 	f.IntVar(&conns, "connections", 16, "parallel requests overall")
 	f.IntVar(&chunkMiB, "chunk-size", 32, "MiB per ranged request")
 	f.StringVar(&registryHost, "registry", "", "Ollama registry to pull from (host:port, http unless https:// is given; default registry.ollama.ai)")
