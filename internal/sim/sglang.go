@@ -299,3 +299,85 @@ func hfArch(name string) (modelType, arch string) {
 	}
 	return "qwen2", "Qwen2ForCausalLM"
 }
+
+// SGLang's OpenAI-compatible non-streaming chat and completion responses
+// (python/sglang/srt/entrypoints/openai/protocol.py ChatCompletionResponse,
+// CompletionResponse). They differ from vLLM's where a client can tell: the id is the
+// request's hex id without "chatcmpl-"/"cmpl-"; a choice says matched_stop (the stop string,
+// or the EOS token id) instead of stop_reason; the message has reasoning_content and
+// tool_calls null when there are none, and no refusal; usage carries reasoning_tokens; the
+// response has metadata and neither system_fingerprint, prompt_logprobs nor
+// kv_transfer_params.
+type (
+	sglangMessage struct {
+		Role             string `json:"role"`
+		Content          any    `json:"content"`
+		ReasoningContent any    `json:"reasoning_content"`
+		ToolCalls        []any  `json:"tool_calls"`
+	}
+	sglangChoice struct {
+		Index        int            `json:"index"`
+		Message      *sglangMessage `json:"message,omitempty"`
+		Text         *string        `json:"text,omitempty"`
+		Logprobs     any            `json:"logprobs"`
+		FinishReason string         `json:"finish_reason"`
+		MatchedStop  any            `json:"matched_stop"`
+	}
+	sglangUsage struct {
+		PromptTokens     int  `json:"prompt_tokens"`
+		TotalTokens      int  `json:"total_tokens"`
+		CompletionTokens int  `json:"completion_tokens"`
+		Details          *any `json:"prompt_tokens_details"`
+		ReasoningTokens  int  `json:"reasoning_tokens"`
+	}
+	sglangResponse struct {
+		ID       string         `json:"id"`
+		Object   string         `json:"object"`
+		Created  int64          `json:"created"`
+		Model    string         `json:"model"`
+		Choices  []sglangChoice `json:"choices"`
+		Usage    sglangUsage    `json:"usage"`
+		Metadata any            `json:"metadata"`
+	}
+)
+
+// sglangMatchedStop is what SGLang reports a choice stopped on: the stop string, the EOS
+// token id, or null (length, tool calls).
+func sglangMatchedStop(c choice) any {
+	switch {
+	case c.stopStr != "":
+		return c.stopStr
+	case c.finish == "stop":
+		return qwenEOS
+	}
+	return nil
+}
+
+// sglangWhole writes a non-streaming response in SGLang's shape.
+func (o *whole) sglangWhole() {
+	j := o.j
+	u := j.usage()
+	r := sglangResponse{ID: strings.TrimPrefix(strings.TrimPrefix(j.id, "chatcmpl-"), "cmpl-"), Object: "chat.completion",
+		Created: o.created, Model: j.model,
+		Usage: sglangUsage{PromptTokens: u.PromptTokens, TotalTokens: u.TotalTokens, CompletionTokens: u.CompletionTokens}}
+	if !j.chat {
+		r.Object = "text_completion"
+	}
+	for i, c := range j.choices {
+		sc := sglangChoice{Index: i, FinishReason: c.finish, MatchedStop: sglangMatchedStop(c)}
+		if j.chat {
+			sc.Message = &sglangMessage{Role: "assistant", Content: c.text}
+			if c.tool != "" {
+				sc.Message.Content = nil
+				sc.Message.ToolCalls = []any{toolCall{ID: c.toolID, Type: "function", Function: toolFunction{Name: c.tool, Arguments: c.text}}}
+			}
+		} else {
+			sc.Text = &c.text
+		}
+		if j.logprobs >= 0 {
+			sc.Logprobs = j.logprobsOf(i, 0, c.tokens)
+		}
+		r.Choices = append(r.Choices, sc)
+	}
+	writeJSON(o.w, http.StatusOK, r)
+}

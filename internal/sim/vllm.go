@@ -921,6 +921,10 @@ func (o *whole) flush() error     { return nil }
 func (o *whole) fail(e *apiError) { o.srv.writeError(o.w, e) }
 
 func (o *whole) done() {
+	if o.srv.cfg.Engine == EngineSGLang {
+		o.sglangWhole() // sglang.go: SGLang's own response shape
+		return
+	}
 	j := o.j
 	r := wholeResponse{ID: j.id, Object: "chat.completion", Created: o.created, Model: j.model, Usage: j.usage()}
 	if !j.chat {
