@@ -66,6 +66,28 @@ func TestParsingDoesNotAmplify(t *testing.T) {
 	}
 }
 
+// The Ollama front parses a body in place too, and builds the body for an Ollama upstream
+// from views of it (before: 5× to parse, 7× to pass through).
+func TestOllamaParsingDoesNotAmplify(t *testing.T) {
+	prompt := strings.Repeat("lorem ipsum dolor sit amet ", 16<<20/27)
+	body := []byte(`{"model":"qwen","messages":[{"role":"user","content":"` + prompt + `"}],"stream":false,"options":{"temperature":0}}`)
+	n := uint64(len(body))
+	var o *OllamaRequest
+	var err error
+	// The parsed request holds the prompt as a string: one copy.
+	if got := allocated(func() { o, err = ParseOllama("chat", body) }); err != nil || got > n+n/2 {
+		t.Errorf("parsing a %d MiB Ollama body allocated %.1f× its size (err %v); want at most 1.5×", n>>20, float64(got)/float64(n), err)
+	}
+	var out []byte
+	if got := allocated(func() { out, err = o.Passthrough("up:1") }); err != nil || got > n+n/2 {
+		t.Errorf("passing a %d MiB Ollama body through allocated %.1f× its size (err %v); want at most 1.5×", n>>20, float64(got)/float64(n), err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil || m["model"] != "up:1" || m["stream"] != false || len(m["messages"].([]any)) != 1 {
+		t.Errorf("passthrough body: model %v stream %v, err %v", m["model"], m["stream"], err)
+	}
+}
+
 // rename keeps every other byte as sent, duplicate keys and escapes included, and falls back
 // to re-encoding when it does not know where the name stands.
 func TestRenameSplices(t *testing.T) {

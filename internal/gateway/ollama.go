@@ -24,6 +24,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -286,7 +287,7 @@ func ollamaDecode(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return ollamaBadRequest("missing request body")
 	}
-	err := json.NewDecoder(bytes.NewReader(body)).Decode(v)
+	err := decodeFirst(body, v)
 	if err == nil {
 		return nil
 	}
@@ -302,6 +303,16 @@ func ollamaDecode(body []byte, v any) error {
 		return ollamaBadRequest("%s", ollamaTypeNames.Replace(err.Error()))
 	}
 	return ollamaBadRequest("%v", err)
+}
+
+// decodeFirst decodes the first JSON value of body into v, ignoring what follows it, as a
+// json.Decoder does, with the Decoder's errors; a body that is one value (the usual case) is
+// decoded in place, without the Decoder's copy of it.
+func decodeFirst(body []byte, v any) error {
+	if json.Unmarshal(body, v) == nil {
+		return nil
+	}
+	return json.NewDecoder(bytes.NewReader(body)).Decode(v)
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -551,13 +562,16 @@ func ollamaKeepAliveZero(raw json.RawMessage) bool {
 
 // Passthrough is the body for an Ollama backend: the request as received, with only the model
 // renamed (any case-variant "model" key is replaced). Key order is not preserved.
+//
+// The values are copied as they stand in the request (views, not decoded), so the new body
+// costs its own size and nothing more; keys come out sorted, as json.Marshal writes a map.
 func (o *OllamaRequest) Passthrough(upstreamModel string) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.NewDecoder(bytes.NewReader(o.Raw)).Decode(&m); err != nil {
+	var m map[string]rawView
+	if err := decodeFirst(o.Raw, &m); err != nil {
 		return nil, fmt.Errorf("re-reading the Ollama request: %w", err)
 	}
 	if m == nil {
-		m = map[string]json.RawMessage{}
+		m = map[string]rawView{}
 	}
 	for k := range m {
 		if strings.EqualFold(k, "model") {
@@ -566,7 +580,23 @@ func (o *OllamaRequest) Passthrough(upstreamModel string) ([]byte, error) {
 	}
 	name, _ := json.Marshal(upstreamModel)
 	m["model"] = name
-	return json.Marshal(m)
+	keys := make([]string, 0, len(m))
+	size := 2
+	for k, v := range m {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 8
+	}
+	slices.Sort(keys)
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		kb, _ := json.Marshal(k)
+		out = append(append(append(out, kb...), ':'), m[k]...)
+	}
+	return append(out, '}'), nil
 }
 
 // OpenAI request shapes.
