@@ -703,7 +703,13 @@ func (d *diag) runtimeRejected(reason string) *Cause {
 		pending = pending && strings.Contains(l, "model metadata not yet known")
 	}
 	if pending {
-		c.Summary = strings.TrimSuffix(c.Summary, ".") + ": every rejection cites model metadata that is not known yet (the agent fills it when the model is Ready, or set it in the model's spec)."
+		// The model is Ready (the runtime step follows the download): the agent read what the
+		// files tell, so the metadata is missing for good, not pending; waiting changes nothing.
+		if f.ModelPhase == v1.ModelReady {
+			c.Summary = strings.TrimSuffix(c.Summary, ".") + ": every rejection cites model metadata the model lacks although it is Ready (its spec does not set it and the agent could not read it from the files): set it in the model's spec, or use a runtime that does not ask for it."
+		} else {
+			c.Summary = strings.TrimSuffix(c.Summary, ".") + ": every rejection cites model metadata that is not known yet (the agent fills it when the model is Ready, or set it in the model's spec)."
+		}
 	}
 	c.Evidence = append(c.Evidence, rejected...)
 	if len(rejected) == 0 && f.ServiceMessage != "" {

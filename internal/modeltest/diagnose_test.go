@@ -269,6 +269,17 @@ func dgCases() []dgCase {
 			wantEvidence: []string{"runtime llama-rt rejected: modelArchitecture LlamaForCausalLM ≠ Qwen2ForCausalLM"}})
 	}
 
+	{
+		// The model is Ready but its metadata stays unset: the selection's "wait for the model
+		// to be Ready" is stale, and the summary does not repeat it.
+		why := "model metadata not yet known (modelFramework unset): wait for the model to be Ready, or set it in the model's spec"
+		f := dgService("", "NoSupportingRuntime", "no runtime can serve model mimo-vl-7b-rl: vllm-vl: "+why)
+		f.Runtime = ""
+		f.Runtimes = []v1.RuntimeCandidate{{Name: "vllm-vl", Reason: why}}
+		add(dgCase{name: "metadata missing on a Ready model", report: dgReport(StepRuntime, f.ServiceMessage, f), wantCode: "NoSupportingRuntime",
+			wantSummary: []string{"although it is Ready", "set it in the model's spec"}})
+	}
+
 	// ---- placement ----
 	{
 		lines := []string{
