@@ -641,17 +641,17 @@ func (s *Server) try(ctx context.Context, r *http.Request, rep *Replica, path st
 		case r.Context().Err() != nil:
 			rep.End(context.Canceled, 0, 0, time.Now())
 			return nil, fmt.Errorf("%s: the client went away: %w", rep.ID, err)
-		case timedOut && full:
-			err = fmt.Errorf("%s: no answer within the per-try timeout of %s", rep.ID, budget)
-		case timedOut:
+		case timedOut && !full:
 			rep.End(context.Canceled, 0, 0, time.Now())
 			return nil, fmt.Errorf("%s: the request's deadline passed %s into the attempt (earlier attempts used the rest)", rep.ID, budget)
+		case timedOut:
+			err = fmt.Errorf("%s: no answer within the per-try timeout of %s", rep.ID, budget)
+		default:
+			if te := (*truncatedError)(nil); !errors.As(err, &te) {
+				err = fmt.Errorf("%s: %w", rep.ID, err)
+			}
 		}
 		rep.End(err, 0, 0, time.Now())
-		var te *truncatedError
-		if !errors.As(err, &te) && !strings.HasPrefix(err.Error(), rep.ID) {
-			err = fmt.Errorf("%s: %w", rep.ID, err)
-		}
 		return nil, err
 	}
 	rep.Begin()
