@@ -1,87 +1,125 @@
 #!/usr/bin/env bash
-# Pull throughput against curl, same mirror, same files, same run.
+# Pull throughput and CPU against curl: the same bytes from the same local
+# nginx, in the same run. A benchmark run by hand, not in CI.
 #
-#   bash bench/pull-vs-curl.sh [SIZE_MIB=1536] [FILES=3]
+#   bash bench/pull-vs-curl.sh [SIZE_MIB=1024] [ROUNDS=3]
 #
-# Builds citadel, writes a repository of FILES safetensors-named files of
-# SIZE_MIB/FILES MiB each (random bytes, so nothing compresses), serves it
-# with `citadel mirror serve` on loopback, then measures:
-#   curl   - fetches every file through the hub's resolve URL (following the
-#            LFS redirect), sequentially, into a directory; no verification;
-#   pull   - `citadel pull`, parallel ranged chunks, sha256 verified, placed
-#            in the HF cache layout;
-#   resume - `citadel pull` killed at ~50 % and run again: bytes fetched twice.
-# Wall time, CPU seconds (user+sys) and peak RSS come from GNU time.
+# Builds citadel and writes a repository with one SIZE_MIB safetensors file
+# of random bytes (nothing compresses). `citadel mirror serve` answers the
+# Hub API on loopback and redirects LFS downloads (--redirect-host) to
+# Debian's nginx, which serves the repository's files with sendfile: the
+# bytes of both tools come from nginx. Then, after one untimed warm-up pair,
+# ROUNDS pairs alternate:
+#   curl - GET of the resolve URL, following the redirect to nginx, into a
+#          file; no verification;
+#   pull - `citadel pull` of the repository into a fresh HF cache: ranged
+#          requests, sha256 verified, placed in the cache layout.
+# Wall time and CPU seconds (user+sys) of the client come from GNU time; the
+# figures are medians of the rounds and their ratios (goal: throughput
+# >= 1.0x curl, CPU <= 1.5x curl). Needs root or an installed nginx
+# (apt-get install nginx-light).
 set -euo pipefail
-SIZE_MIB=${1:-1536}
-FILES=${2:-3}
+SIZE_MIB=${1:-1024}
+ROUNDS=${2:-3}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -x "$NGINX" ]; then
+	apt-get install -y nginx-light >/dev/null || { apt-get update >/dev/null && apt-get install -y nginx-light >/dev/null; }
+fi
 ROOT=$(mktemp -d /tmp/citadel-bench.XXXXXX)
-trap 'kill $MIRROR_PID 2>/dev/null || true; rm -rf "$ROOT"' EXIT
+chmod 755 "$ROOT" # nginx workers read the files
+cleanup() {
+	[ -n "${MIRROR_PID:-}" ] && kill "$MIRROR_PID" 2>/dev/null || true
+	[ -f "$ROOT/nginx.pid" ] && kill "$(cat "$ROOT/nginx.pid")" 2>/dev/null || true
+	rm -rf "$ROOT"
+}
+trap cleanup EXIT
 cd "$(dirname "$0")/.."
 go build -o "$ROOT/citadel" ./cmd/citadel
 REPO="$ROOT/mirror/hf/bench/model"
 mkdir -p "$REPO"
 echo '{"architectures":["LlamaForCausalLM"],"model_type":"llama"}' > "$REPO/config.json"
-per=$((SIZE_MIB / FILES))
-for i in $(seq 1 "$FILES"); do
-	head -c "$((per * 1024 * 1024))" /dev/urandom > "$REPO/model-0000$i-of-0000$FILES.safetensors"
-done
-PORT=$((20000 + RANDOM % 20000))
-"$ROOT/citadel" mirror serve --dir "$ROOT/mirror" --addr "127.0.0.1:$PORT" 2>"$ROOT/mirror.log" &
-MIRROR_PID=$!
-export HF_ENDPOINT="http://127.0.0.1:$PORT"
-for _ in $(seq 1 100); do curl -fs "$HF_ENDPOINT/api/models/bench/model" >/dev/null && break; sleep 0.1; done
-# Warm the mirror's hash cache (both tools then see the same server).
-curl -fsI "$HF_ENDPOINT/bench/model/resolve/main/model-00001-of-0000$FILES.safetensors" >/dev/null
-"$ROOT/citadel" pull hf://bench/model --data-dir "$ROOT/warm" >/dev/null 2>&1
-rm -rf "$ROOT/warm"
-total=$(du -sb "$REPO" | cut -f1)
+FILE=model-00001-of-00001.safetensors
+# A valid safetensors file (pull checks the header): one U8 tensor of random bytes.
+python3 - "$REPO/$FILE" "$((SIZE_MIB * 1024 * 1024))" <<'PY'
+import json, struct, sys
+path, total = sys.argv[1], int(sys.argv[2])
+hdr = b""
+for _ in range(2):  # the header's length depends on the tensor's, and back
+    n = total - 8 - len(hdr)
+    hdr = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+    hdr += b" " * (-len(hdr) % 8)
+with open(path, "wb") as f:
+    f.write(struct.pack("<Q", len(hdr)) + hdr)
+PY
+head -c "$((SIZE_MIB * 1024 * 1024 - $(stat -c %s "$REPO/$FILE")))" /dev/urandom >> "$REPO/$FILE"
 
-measure() { # name, command...
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NPORT=$(free_port)
+MPORT=$(free_port)
+mkdir -p "$ROOT/nginx"
+cat > "$ROOT/nginx.conf" <<EOF
+daemon on;
+pid $ROOT/nginx.pid;
+error_log $ROOT/nginx/error.log;
+worker_processes 1;
+events { worker_connections 256; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	client_body_temp_path $ROOT/nginx;
+	proxy_temp_path $ROOT/nginx;
+	fastcgi_temp_path $ROOT/nginx;
+	uwsgi_temp_path $ROOT/nginx;
+	scgi_temp_path $ROOT/nginx;
+	server {
+		listen 127.0.0.1:$NPORT;
+		# The mirror's signed LFS URLs: /__lfs/ORG/NAME/COMMIT/PATH?signature
+		location ~ ^/__lfs/bench/model/[0-9a-f]+/(.+)\$ {
+			alias $REPO/\$1;
+			default_type application/octet-stream;
+		}
+	}
+}
+EOF
+"$NGINX" -c "$ROOT/nginx.conf" -e "$ROOT/nginx/error.log"
+"$ROOT/citadel" mirror serve --dir "$ROOT/mirror" --addr "127.0.0.1:$MPORT" --redirect-host "127.0.0.1:$NPORT" 2>"$ROOT/mirror.log" &
+MIRROR_PID=$!
+export HF_ENDPOINT="http://127.0.0.1:$MPORT"
+for _ in $(seq 1 100); do curl -fs "$HF_ENDPOINT/api/models/bench/model" >/dev/null && break; sleep 0.1; done
+# The mirror hashes the file once (its ETag); do it before any timing.
+curl -fsI "$HF_ENDPOINT/bench/model/resolve/main/$FILE" >/dev/null
+URL="$HF_ENDPOINT/bench/model/resolve/main/$FILE"
+# The redirect must land on nginx, or this compares nothing.
+curl -fsI "$URL" | grep -qi "^location: http://127.0.0.1:$NPORT/__lfs/" || { echo "the LFS redirect does not point at nginx" >&2; exit 1; }
+curl -fs -r 0-0 -L -o /dev/null -w '%{http_code}' "$URL" | grep -q 206 || { echo "nginx does not answer Range" >&2; exit 1; }
+total=$(stat -c %s "$REPO/$FILE")
+
+run() { # name, command...
 	local name=$1; shift
-	sync # dirty pages of the previous run must not slow this one down
-	rm -rf "$ROOT/curl" "$ROOT/pull"
-	/usr/bin/time -f "%e %U %S %M" -o "$ROOT/$name.time" "$@" >/dev/null 2>"$ROOT/$name.err" || { cat "$ROOT/$name.err"; exit 1; }
+	sync # writeback of the previous run must not slow this one
+	rm -rf "$ROOT/out"
+	mkdir -p "$ROOT/out"
+	/usr/bin/time -f "%e %U %S %M" -o "$ROOT/$name.time" "$@" >/dev/null 2>"$ROOT/$name.err" || { cat "$ROOT/$name.err" >&2; exit 1; }
 	read -r wall user sys rss < "$ROOT/$name.time"
 	cpu=$(echo "$user + $sys" | bc)
-	mbs=$(echo "scale=1; $total / 1000000 / $wall" | bc)
-	printf '%-8s %8.2f s wall %8.2f s cpu %8d KiB peak RSS %8.1f MB/s\n' "$name" "$wall" "$cpu" "$rss" "$mbs"
-	echo "$wall" > "$ROOT/$name.wall"
+	printf '%-5s %6.2f s wall %6.2f s cpu (user %5.2f sys %5.2f) %7d KiB RSS %7.1f MB/s\n' "$name" "$wall" "$cpu" "$user" "$sys" "$rss" "$(echo "scale=1; $total / 1000000 / $wall" | bc)"
+	echo "$wall $cpu" >> "$ROOT/$name.all"
 }
+curl_one() { curl -fsSL -o "$ROOT/out/$FILE" "$URL"; }
+pull_one() { "$ROOT/citadel" pull hf://bench/model --include "$FILE" --data-dir "$ROOT/out" ${PULL_ARGS:-}; }
+export -f curl_one pull_one; export ROOT FILE URL
 
-curl_all() {
-	mkdir -p "$ROOT/curl"
-	for f in "$REPO"/*; do
-		b=$(basename "$f")
-		curl -fsSL -o "$ROOT/curl/$b" "$HF_ENDPOINT/bench/model/resolve/main/$b"
-	done
-}
-export -f curl_all; export ROOT REPO HF_ENDPOINT
-
-echo "repository: $FILES files, $total bytes, mirror at $HF_ENDPOINT"
-# Alternate the two, twice, and keep each one's best run: the machine is shared
-# and writeback of one run's files would otherwise bias the next.
-best_curl=999; best_pull=999
-for round in 1 2; do
-	measure curl bash -c curl_all
-	best_curl=$(echo "if ($(cat "$ROOT/curl.wall") < $best_curl) $(cat "$ROOT/curl.wall") else $best_curl" | bc)
-	measure pull "$ROOT/citadel" pull hf://bench/model --data-dir "$ROOT/pull" ${PULL_ARGS:-}
-	best_pull=$(echo "if ($(cat "$ROOT/pull.wall") < $best_pull) $(cat "$ROOT/pull.wall") else $best_pull" | bc)
+echo "one file of $total bytes from nginx on 127.0.0.1:$NPORT (API: citadel mirror on $MPORT); $(nproc) cores"
+run warm-curl bash -c curl_one >/dev/null
+run warm-pull bash -c pull_one >/dev/null
+rm -f "$ROOT/curl.all" "$ROOT/pull.all"
+for _ in $(seq 1 "$ROUNDS"); do
+	run pull bash -c pull_one
+	run curl bash -c curl_one
 done
-echo "best of 2: curl $best_curl s, pull $best_pull s; ratio (curl wall / pull wall): $(echo "scale=2; $best_curl / $best_pull" | bc)x"
-
-# Resume: kill at ~50 %, pull again, count bytes the mirror served twice.
-sync
-rm -rf "$ROOT/resume"
-"$ROOT/citadel" pull hf://bench/model --data-dir "$ROOT/resume" --json > "$ROOT/resume.json" 2>/dev/null &
-PID=$!
-while kill -0 $PID 2>/dev/null; do
-	done_bytes=$(tail -n 1 "$ROOT/resume.json" 2>/dev/null | grep -o '"bytesDone":[0-9]*' | head -1 | cut -d: -f2 || true)
-	if [ -n "${done_bytes:-}" ] && [ "$done_bytes" -gt $((total / 2)) ]; then kill -9 $PID; break; fi
-	sleep 0.05
-done
-wait $PID 2>/dev/null || true
-partial=$(find "$ROOT/resume" -name '*.incomplete' -exec du -cb {} + 2>/dev/null | tail -1 | cut -f1)
-"$ROOT/citadel" pull hf://bench/model --data-dir "$ROOT/resume" --json > "$ROOT/resume2.json" 2>/dev/null
-fetched=$(tail -n 1 "$ROOT/resume2.json" | grep -o '"fetched":[0-9]*' | cut -d: -f2)
-echo "resume: killed at ~${done_bytes:-?} of $total bytes; the second pull fetched $fetched bytes, so $(( ${done_bytes:-0} + fetched - total )) bytes were fetched twice"
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+cw=$(cut -d' ' -f1 "$ROOT/curl.all" | median); cc=$(cut -d' ' -f2 "$ROOT/curl.all" | median)
+pw=$(cut -d' ' -f1 "$ROOT/pull.all" | median); pc=$(cut -d' ' -f2 "$ROOT/pull.all" | median)
+echo "median of $ROUNDS: curl $cw s wall, $cc s cpu; pull $pw s wall, $pc s cpu"
+echo "throughput pull/curl: $(echo "scale=2; $cw / $pw" | bc)x (goal >= 1.0)   cpu pull/curl: $(echo "scale=2; $pc / $cc" | bc)x (goal <= 1.5)"

@@ -37,6 +37,7 @@ type fileJob struct {
 	resumed   atomic.Int64 // bytes found in the partial file when this pull began
 	state     atomic.Value // string: queued, downloading, verifying, done, cached, failed
 	lastByte  atomic.Int64 // unix nanos of the last byte received
+	received  atomic.Int64 // bytes read from the network, written or not yet
 	// noRange is set when the source answered a ranged GET with the whole
 	// file (200): the file is then fetched in one stream from byte 0.
 	noRange atomic.Bool
@@ -221,7 +222,8 @@ func (e *engine) downloadPartial(ctx context.Context, job *fileJob) (string, err
 	hashDone := make(chan error, 1)
 	hctx, hcancel := context.WithCancel(ctx)
 	defer hcancel()
-	go func() { hashDone <- e.hashInOrder(hctx, f, h, job.size, len(st.Progress), completed) }()
+	front := &hashFront{h: h}
+	go func() { hashDone <- e.hashInOrder(hctx, f, front, job.size, len(st.Progress), completed) }()
 
 	var mu sync.Mutex // guards st and its saving
 	lastSave := time.Time{}
@@ -257,7 +259,7 @@ func (e *engine) downloadPartial(ctx context.Context, job *fileJob) (string, err
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				err := e.fetchChunk(ctx, job, f, st, i, &mu, save)
+				err := e.fetchChunk(ctx, job, f, front, st, i, &mu, save)
 				<-active
 				if err != nil {
 					select {
@@ -334,7 +336,7 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 	t := time.NewTicker(rampEvery)
 	defer t.Stop()
 	n, prev := 1, 0.0
-	last, lastAt := job.done.Load(), e.now()
+	last, lastAt := job.received.Load(), e.now()
 	for {
 		select {
 		case <-t.C:
@@ -342,7 +344,7 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 			return
 		}
 		now := e.now()
-		d := job.done.Load()
+		d := job.received.Load()
 		dt := now.Sub(lastAt).Seconds()
 		if dt <= 0 || d == last {
 			continue // nothing moved: no judgement
@@ -368,11 +370,34 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 	}
 }
 
+// hashFront is the hash of the file's completed prefix [0, off). Bytes
+// written exactly at off are hashed from the buffer they arrived in (one
+// stream in order hashes everything so, with no second read); the rest is
+// read back from the page cache by hashInOrder when its chunk completes.
+type hashFront struct {
+	mu  sync.Mutex
+	h   hash.Hash
+	off atomic.Int64
+}
+
+// wrote offers bytes just written at off.
+func (hf *hashFront) wrote(p []byte, off int64) {
+	if hf == nil || hf.off.Load() != off {
+		return
+	}
+	hf.mu.Lock()
+	defer hf.mu.Unlock()
+	if hf.off.Load() == off {
+		hf.h.Write(p)
+		hf.off.Add(int64(len(p)))
+	}
+}
+
 // hashInOrder hashes the file chunk by chunk in file order, as chunks
 // arrive on completed (in any order), until n chunks are hashed.
-func (e *engine) hashInOrder(ctx context.Context, f *os.File, h hash.Hash, size int64, n int, completed <-chan int) error {
+func (e *engine) hashInOrder(ctx context.Context, f *os.File, hf *hashFront, size int64, n int, completed <-chan int) error {
 	ready := make([]bool, n)
-	buf := make([]byte, 1<<20)
+	var buf []byte
 	next := 0
 	for next < n {
 		select {
@@ -382,17 +407,31 @@ func (e *engine) hashInOrder(ctx context.Context, f *os.File, h hash.Hash, size 
 			return ctx.Err()
 		}
 		for next < n && ready[next] {
-			off := int64(next) * e.chunkSize
-			end := off + e.chunkLen(size, next)
-			for off < end {
-				m, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
-				h.Write(buf[:m])
-				off += int64(m)
-				if err != nil && off < end {
-					return err
-				}
+			end := int64(next)*e.chunkSize + e.chunkLen(size, next)
+			if err := hf.readBack(f, end, &buf); err != nil {
+				return err
 			}
 			next++
+		}
+	}
+	return nil
+}
+
+// readBack hashes what is not yet hashed of the file below end.
+func (hf *hashFront) readBack(f *os.File, end int64, buf *[]byte) error {
+	hf.mu.Lock()
+	defer hf.mu.Unlock()
+	off := hf.off.Load()
+	if off < end && *buf == nil {
+		*buf = make([]byte, 1<<20)
+	}
+	for off < end {
+		m, err := f.ReadAt((*buf)[:min(int64(len(*buf)), end-off)], off)
+		hf.h.Write((*buf)[:m])
+		off += int64(m)
+		hf.off.Store(off)
+		if err != nil && off < end {
+			return err
 		}
 	}
 	return nil
@@ -443,7 +482,7 @@ func (e *engine) loadState(job *fileJob) *partState {
 // fetchChunk fetches what is missing of chunk i, retrying transient
 // failures with backoff until the file has made no progress for the stall
 // timeout or the attempts run out.
-func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *partState, i int, mu *sync.Mutex, save func(bool)) error {
+func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, front *hashFront, st *partState, i int, mu *sync.Mutex, save func(bool)) error {
 	start := int64(i) * e.chunkSize
 	length := e.chunkLen(job.size, i)
 	return e.retry(ctx, job, func() (bool, error) {
@@ -454,7 +493,7 @@ func (e *engine) fetchChunk(ctx context.Context, job *fileJob, f *os.File, st *p
 			save(true)
 			return true, nil
 		}
-		return false, e.fetchRange(ctx, job, f, start+got, start+length-1, nil, func(n int64) {
+		return false, e.fetchRange(ctx, job, f, start+got, start+length-1, front, func(n int64) {
 			mu.Lock()
 			st.Progress[i] += n
 			mu.Unlock()
@@ -478,6 +517,7 @@ func (e *engine) downloadStream(ctx context.Context, job *fileJob) (string, erro
 	}
 	defer f.Close()
 	var got int64
+	front := &hashFront{h: h}
 	err = e.retry(ctx, job, func() (bool, error) {
 		if job.size == 0 || got >= job.size {
 			return true, nil
@@ -487,14 +527,18 @@ func (e *engine) downloadStream(ctx context.Context, job *fileJob) (string, erro
 			job.done.Add(-got)
 			got = 0
 		}
-		h = hashReset(h, job)
-		return false, e.fetchRange(ctx, job, f, 0, job.size-1, h, func(n int64) { got += n })
+		front = &hashFront{h: hashReset(front.h, job)}
+		return false, e.fetchRange(ctx, job, f, 0, job.size-1, front, func(n int64) { got += n })
 	})
 	if err != nil {
 		return "", err
 	}
 	job.state.Store("verifying")
-	return hex.EncodeToString(h.Sum(nil)), nil
+	var buf []byte
+	if err := front.readBack(f, job.size, &buf); err != nil { // nothing left, unless a write was not in order
+		return "", classify(err, job.name)
+	}
+	return hex.EncodeToString(front.h.Sum(nil)), nil
 }
 
 // hashReset returns h emptied (a git sha1 hasher carries its header, so it
@@ -633,10 +677,10 @@ func (e *engine) stalled(job *fileJob, last *Error, idle, silent time.Duration) 
 var errStall = errors.New("no bytes received")
 
 // fetchRange streams [from, to] into f at from, calling progress for every
-// write and, when h is set, hashing what it writes. A request silent for
+// write and offering what it writes to hf (which may be nil). A request silent for
 // attemptIdle is abandoned with errStall; the watchdog sees every byte as it
 // arrives, so a slow link is never taken for a silent one.
-func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from, to int64, h hash.Hash, progress func(int64)) error {
+func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from, to int64, hf *hashFront, progress func(int64)) error {
 	select {
 	case e.conns <- struct{}{}:
 	case <-ctx.Done():
@@ -707,9 +751,7 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 			if _, werr := f.WriteAt((*buf)[:n], off); werr != nil {
 				return classify(werr, job.name)
 			}
-			if h != nil {
-				h.Write((*buf)[:n])
-			}
+			hf.wrote((*buf)[:n], off)
 			off += int64(n)
 			job.done.Add(int64(n))
 			progress(int64(n))
@@ -747,6 +789,7 @@ func (w *watchedReader) Read(p []byte) (int, error) {
 	n, err := w.r.Read(p)
 	if n > 0 {
 		t := w.now().UnixNano()
+		w.job.received.Add(int64(n))
 		w.last.Store(t)
 		w.job.lastByte.Store(t)
 	}

@@ -3,6 +3,8 @@ package pull
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -230,4 +232,96 @@ func TestTruncatedAtSameByte(t *testing.T) {
 			})
 		})
 	}
+}
+
+// paced sends a body at a rate shared by every request of one limiter
+// (a link at its capacity) or owned by one request (a per-connection cap).
+type limiter struct {
+	mu   sync.Mutex
+	rate float64 // bytes per second
+	next time.Time
+}
+
+func (l *limiter) wait(n int) {
+	l.mu.Lock()
+	at := time.Now()
+	if l.next.After(at) {
+		at = l.next
+	}
+	l.next = at.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
+	until := l.next
+	l.mu.Unlock()
+	time.Sleep(time.Until(until))
+}
+
+type paced struct {
+	r *bytes.Reader
+	l *limiter
+}
+
+func (p *paced) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b[:min(len(b), 16<<10)])
+	if n > 0 {
+		p.l.wait(n)
+	}
+	return n, err
+}
+func (p *paced) Close() error { return nil }
+
+// Streams per file: one while one already runs at the source's speed,
+// more while more add throughput.
+func TestStreamsFollowThroughput(t *testing.T) {
+	data := bytes.Repeat([]byte("citadel!"), 4<<20) // 32 MiB
+	etag := sha256hex(data)
+	for _, tc := range []struct {
+		name     string
+		shared   bool
+		min, max int
+	}{
+		{"link at capacity with one stream", true, 1, 2},
+		{"capped per connection", false, 6, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				link := &limiter{rate: 8 << 20}
+				var inflight, peak atomic.Int64
+				src := &source{data: data}
+				src.fault = func(ctx context.Context, n int, start, end int64) io.ReadCloser {
+					l := link
+					if !tc.shared {
+						l = &limiter{rate: 2 << 20}
+					}
+					if v := inflight.Add(1); v > peak.Load() {
+						peak.Store(v)
+					}
+					return &doneReader{ReadCloser: &paced{r: bytes.NewReader(data[start : end+1]), l: l}, done: func() { inflight.Add(-1) }}
+				}
+				e := prodEngine()
+				e.chunkSize, e.chunkWorkers, e.conns = 1<<20, 8, make(chan struct{}, 16)
+				j := job(t.TempDir(), src, etag)
+				if err := e.download(t.Context(), j); err != nil {
+					t.Fatal(err)
+				}
+				if p := int(peak.Load()); p < tc.min || p > tc.max {
+					t.Errorf("%d streams at most, want %d to %d", p, tc.min, tc.max)
+				}
+			})
+		})
+	}
+}
+
+type doneReader struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (d *doneReader) Close() error {
+	d.once.Do(d.done)
+	return d.ReadCloser.Close()
+}
+
+func sha256hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
