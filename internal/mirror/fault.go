@@ -34,6 +34,9 @@ const (
 	// FaultWrongLength advertises a Content-Length Extra (default 1) bytes
 	// larger than the body it sends, then closes the connection.
 	FaultWrongLength FaultKind = "wronglength"
+	// FaultIgnoreRange answers a ranged GET with 200 and the whole body, as
+	// some mirrors and proxies do.
+	FaultIgnoreRange FaultKind = "ignorerange"
 )
 
 // Request classes a fault applies to (Fault.On).
@@ -104,8 +107,9 @@ func (f Fault) Validate() error {
 		if f.Extra < 0 {
 			errs = append(errs, fmt.Errorf("extra: %d is negative", f.Extra))
 		}
+	case FaultIgnoreRange:
 	default:
-		errs = append(errs, fmt.Errorf("kind: %q is not one of stall, throttle, status, ratelimit, corrupt, drop, wronglength", f.Kind))
+		errs = append(errs, fmt.Errorf("kind: %q is not one of stall, throttle, status, ratelimit, corrupt, drop, wronglength, ignorerange", f.Kind))
 	}
 	switch f.On {
 	case "", OnDownload, OnAPI, OnAll:
@@ -262,6 +266,9 @@ func (s *Server) faultsFor(w http.ResponseWriter, r *http.Request, repo, class, 
 			}
 		case FaultCorrupt:
 			fw.corruptAt = f.Offset
+		case FaultIgnoreRange:
+			r.Header.Del("Range")
+			r.Header.Del("If-Range")
 		case FaultWrongLength:
 			fw.extra = f.Extra
 			if fw.extra == 0 {
