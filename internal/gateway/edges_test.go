@@ -280,3 +280,47 @@ func TestErrorBodiesRevealNoInternals(t *testing.T) {
 		t.Errorf("the access log lacks the upstream's error: %s", logBuf.String())
 	}
 }
+
+// A stream the engine resets after its first chunk ends with an error event that names no
+// backend address (the connection error has both ends' addresses); the log has it.
+func TestMidStreamErrorRevealsNoInternals(t *testing.T) {
+	reset := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"model\":\"qwen\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hel\"},\"finish_reason\":null}]}\n\n")
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		conn, _, err := rc.Hijack()
+		if err != nil {
+			return
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // close with a reset: the reader gets "connection reset by peer"
+		}
+		conn.Close()
+	}))
+	defer reset.Close()
+	var logBuf syncBuffer
+	_, gw := startGateway(t, fmt.Sprintf("apiVersion: citadel.dev/v1alpha1\nkind: Route\nmetadata: {name: r}\nspec:\n  models:\n  - {name: qwen, targets: [{url: %q}]}\n", reset.URL),
+		gateway.Options{AccessLog: &logBuf})
+	host := strings.TrimPrefix(reset.URL, "http://")
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"qwen","messages":[{"role":"user","content":"hi"}],"stream":true}`},
+		{"/api/chat", `{"model":"qwen","messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		resp, body := post(t, gw+tc.path, tc.body)
+		if resp.StatusCode != 200 || !strings.Contains(body, "hel") || !strings.Contains(body, "error") {
+			t.Errorf("%s: %d %q; want the first chunk, then an error", tc.path, resp.StatusCode, body)
+		}
+		for _, bad := range []string{host, "127.0.0.1", "read tcp"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s: the stream's error reveals %q: %s", tc.path, bad, body)
+			}
+		}
+	}
+	if !strings.Contains(logBuf.String(), "reset by peer") {
+		t.Errorf("the access log lacks the upstream's error: %s", logBuf.String())
+	}
+}

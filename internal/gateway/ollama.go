@@ -1192,7 +1192,9 @@ func StreamOpenAIToOllama(o *OllamaRequest, publicModel string, r io.Reader, w i
 			return s.fail(&OllamaError{Status: http.StatusBadGateway,
 				Message: "the upstream engine closed the stream before it finished (no data: [DONE]); the answer is incomplete: retry the request"})
 		}
-		if err := s.line(map[string]string{"error": "reading the upstream stream: " + rerr.Error()}); err != nil {
+		// The client's line names no addresses (a connection error has both ends'); the
+		// returned error, for the log, has them.
+		if err := s.line(map[string]string{"error": "reading the upstream stream failed; the answer is incomplete: retry the request"}); err != nil {
 			return err
 		}
 		return fmt.Errorf("reading the upstream stream: %w", rerr)

@@ -672,7 +672,7 @@ func (s *Server) try(ctx context.Context, r *http.Request, rep *Replica, path st
 			return fail(err)
 		}
 		timer.Stop()
-		resp.Body = &attemptBody{Reader: bytes.NewReader(b), cancel: cancel}
+		resp.Body = &attemptBody{Reader: bytes.NewReader(b), whole: b, cancel: cancel}
 		return resp, nil
 	}
 	buf := make([]byte, 4<<10)
@@ -709,8 +709,17 @@ func end(ctx context.Context, rep *Replica, err error, status int) {
 // closes the upstream body and releases the attempt's context.
 type attemptBody struct {
 	io.Reader
+	whole  []byte    // the whole body, when try read it
 	body   io.Closer // nil when the body was read whole
 	cancel context.CancelCauseFunc
+}
+
+// readAnswer returns a whole answer: the bytes try already holds, without a second copy.
+func readAnswer(body io.Reader) ([]byte, error) {
+	if b, ok := body.(*attemptBody); ok && b.whole != nil {
+		return b.whole, nil
+	}
+	return io.ReadAll(io.LimitReader(body, maxAnswer))
 }
 
 func (b *attemptBody) Close() error {
@@ -792,7 +801,7 @@ func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call
 	}
 	c.status = resp.StatusCode
 	if !stream || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		b, err := readAnswer(resp.Body)
 		c.ttft = time.Since(c.start)
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.WriteHeader(resp.StatusCode)
@@ -856,10 +865,10 @@ func (s *Server) copyStream(w http.ResponseWriter, resp *http.Response, c *call,
 			return tail, te
 		}
 		if err != nil {
-			msg := fmt.Sprintf("the upstream engine %s failed mid-stream: %v", c.replica.ID, err)
+			msg := fmt.Sprintf("the upstream engine failed mid-stream; the answer is incomplete: retry the request (request id %s)", c.id)
 			_, _ = w.Write(failure(msg))
 			_ = rc.Flush()
-			c.err = msg
+			c.err = fmt.Sprintf("%s failed mid-stream: %v", c.replica.ID, err) // for the log only: addresses
 			return tail, err
 		}
 	}
