@@ -469,7 +469,7 @@ func (a *Agent) start(ctx context.Context, wg *sync.WaitGroup, k config.ObjectKe
 		defer cancel()
 		var last time.Time
 		res, err := a.opts.Puller.Pull(pctx, req, func(pr pull.Progress) {
-			if now := a.opts.Now(); now.Sub(last) >= a.opts.StatusEvery || pr.Phase == pull.PhaseDone {
+			if now := a.opts.Now(); now.Sub(last) >= a.opts.StatusEvery || pr.Phase == pull.PhaseDone || len(pr.Notices) > 0 {
 				last = now
 				select {
 				case a.results <- result{key: k, fp: fp, progress: &pr}:
