@@ -55,7 +55,7 @@ func main() {
 		os.Exit(2)
 	}
 	for i := range paths {
-		paths[i].client = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}}
+		paths[i].client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}}
 	}
 	for _, p := range paths {
 		for range *warm {
@@ -111,13 +111,17 @@ func main() {
 	}
 	fmt.Println()
 	best := make([]int, len(paths))
+	var notes []string
 	for ri, rate := range rates {
 		fmt.Printf("%-8d", rate)
 		res := make([]string, len(paths))
 		for j := range paths {
 			k := (ri + j) % len(paths)
-			openLoop(paths[k], rate, *dur/5) // untimed: the connections this rate needs
-			l, achieved, errs := openLoop(paths[k], rate, *dur)
+			_, _, _, _ = openLoop(paths[k], rate, *dur/5) // untimed: the connections this rate needs
+			l, achieved, errs, first := openLoop(paths[k], rate, *dur)
+			if errs > 0 {
+				notes = append(notes, fmt.Sprintf("%s at %d/s: %d errors, the first: %v", paths[k].name, rate, errs, first))
+			}
 			p99 := q(l, 0.99)
 			mark := ""
 			if achieved < 0.95*float64(rate) || errs > 0 {
@@ -131,6 +135,12 @@ func main() {
 			fmt.Printf(" %10s", s)
 		}
 		fmt.Println()
+		if !slices.ContainsFunc(res, func(s string) bool { return !strings.HasSuffix(s, "*") }) {
+			break // every path is past what it can carry
+		}
+	}
+	for _, n := range notes {
+		fmt.Println(n)
 	}
 	fmt.Printf("highest rate sustained at p99 ≤ %s:", *bound)
 	for k, p := range paths {
@@ -155,11 +165,12 @@ func one(p path) (time.Duration, error) {
 
 // openLoop sends requests at rate for dur on schedule (not waiting for answers) and returns
 // the latencies, the rate achieved and the errors.
-func openLoop(p path, rate int, dur time.Duration) ([]time.Duration, float64, int) {
+func openLoop(p path, rate int, dur time.Duration) ([]time.Duration, float64, int, error) {
 	total := int(float64(rate) * dur.Seconds())
 	lat := make([]time.Duration, total)
 	var mu sync.Mutex
 	errs := 0
+	var first error
 	var wg sync.WaitGroup
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
@@ -174,6 +185,9 @@ func openLoop(p path, rate int, dur time.Duration) ([]time.Duration, float64, in
 			if err != nil {
 				mu.Lock()
 				errs++
+				if first == nil {
+					first = err
+				}
 				mu.Unlock()
 				d = time.Minute
 			}
@@ -182,7 +196,7 @@ func openLoop(p path, rate int, dur time.Duration) ([]time.Duration, float64, in
 	}
 	sent := time.Since(start)
 	wg.Wait()
-	return lat, float64(total) / sent.Seconds(), errs
+	return lat, float64(total) / sent.Seconds(), errs, first
 }
 
 func q(l []time.Duration, p float64) time.Duration {
