@@ -310,20 +310,20 @@ feed:
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// rampEvery is how often the ramp measures a file's throughput, and
-// rampGain how much one more stream must add to be kept adding.
-const (
-	rampEvery = 250 * time.Millisecond
-	rampGain  = 1.15
-)
+// rampEvery is how often the ramp measures a file's throughput.
+const rampEvery = 250 * time.Millisecond
 
 // ramp sets how many of a file's chunks are fetched at once. It holds all
 // but one stream back until a ranged request has been answered (a server
 // that ignores Range is asked once, not once per chunk), then adds one
-// stream per rampEvery while the last one raised throughput by rampGain,
-// and gives the last one back when it did not: one stream is enough when
-// it already runs at the source's or the disk's speed, and every stream
-// more costs CPU and kernel time for nothing.
+// stream at a time: it lets the new stream settle for rampEvery (a
+// connection to a distant CDN takes a few round trips to send its first
+// byte), measures the next rampEvery, and keeps the stream when the
+// file's throughput grew by at least half of what one of the n streams
+// before carried (n=1: 1.5×, n=2: 1.25×, …); otherwise it gives the stream
+// back and stops. One stream is enough when it already runs at the
+// source's or the disk's speed, and every stream more costs CPU and
+// kernel time for nothing; a CDN that caps each connection gets them all.
 func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers int, done <-chan struct{}) {
 	if workers <= 1 {
 		return
@@ -335,7 +335,7 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 	}
 	t := time.NewTicker(rampEvery)
 	defer t.Stop()
-	n, prev := 1, 0.0
+	n, prev, settling := 1, 0.0, true // the first stream settles too
 	last, lastAt := job.received.Load(), e.now()
 	for {
 		select {
@@ -346,16 +346,21 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 		now := e.now()
 		d := job.received.Load()
 		dt := now.Sub(lastAt).Seconds()
-		if dt <= 0 || d == last {
-			continue // nothing moved: no judgement
+		if settling || dt <= 0 || d == last {
+			settling = settling && d == last // nothing moved yet: keep waiting
+			last, lastAt = d, now
+			continue
 		}
 		rate := float64(d-last) / dt
 		last, lastAt = d, now
-		if prev > 0 && rate < prev*rampGain {
-			select { // the last stream added little: take it back
+		if prev > 0 && rate < prev*(1+0.5/float64(n-1)) {
+			select { // the last stream added too little: take it back
 			case active <- struct{}{}:
 			case <-done:
 			}
+			return
+		}
+		if n == workers {
 			return
 		}
 		select { // one more stream
@@ -363,10 +368,7 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 		case <-done:
 			return
 		}
-		n, prev = n+1, rate
-		if n == workers {
-			return
-		}
+		n, prev, settling = n+1, rate, true
 	}
 }
 
