@@ -23,8 +23,9 @@ func serve(t testing.TB, s simtest.Server) string {
 // within 5 % of those values.
 func TestAccuracyAgainstFixedLatency(t *testing.T) {
 	// Long enough that the HTTP stack's own millisecond or two (five under -race) is well
-	// inside the 5 %.
-	const ttft, itl = 200 * time.Millisecond, 20 * time.Millisecond
+	// inside the 5 %; medians, so that a token the scheduler of a busy 2-core machine delays
+	// does not move the figure (the means are checked within 15 %).
+	const ttft, itl = 200 * time.Millisecond, 40 * time.Millisecond
 	for _, tc := range []struct {
 		name, api string
 		url       func(t *testing.T) string
@@ -59,20 +60,23 @@ func TestAccuracyAgainstFixedLatency(t *testing.T) {
 			if r.Completed != 24 || r.Failed != 0 {
 				t.Fatalf("completed %d, failed %d: %v", r.Completed, r.Failed, r.Errors)
 			}
-			within := func(name string, got float64, want time.Duration) {
+			withinTol := func(name string, got float64, want time.Duration, tol float64) {
 				w := float64(want) / 1e6
-				if math.Abs(got-w) > 0.05*w {
-					t.Errorf("%s = %.2f ms, want %.2f ms ± 5 %%", name, got, w)
+				if math.Abs(got-w) > tol*w {
+					t.Errorf("%s = %.2f ms, want %.2f ms ± %.0f %%", name, got, w, 100*tol)
 				}
 			}
-			within("mean_ttft_ms", r.Metrics["mean_ttft_ms"], ttft)
-			within("mean_tpot_ms", r.Metrics["mean_tpot_ms"], itl)
+			within := func(name string, got float64, want time.Duration) { withinTol(name, got, want, 0.05) }
+			within("median_ttft_ms", r.Metrics["median_ttft_ms"], ttft)
+			within("median_tpot_ms", r.Metrics["median_tpot_ms"], itl)
+			withinTol("mean_ttft_ms", r.Metrics["mean_ttft_ms"], ttft, 0.15)
+			withinTol("mean_tpot_ms", r.Metrics["mean_tpot_ms"], itl, 0.15)
 			// ITL is per chunk, as vLLM measures it: on the chat path the role chunk and the
 			// first token's chunk arrive together (as from vLLM), adding one near-zero gap per
 			// request, so the mean sits one gap in output_len low; the median is the token gap.
 			within("median_itl_ms", r.Metrics["median_itl_ms"], itl)
 			if tc.api == "ollama" {
-				within("mean_itl_ms", r.Metrics["mean_itl_ms"], itl)
+				withinTol("mean_itl_ms", r.Metrics["mean_itl_ms"], itl, 0.15)
 			}
 			if r.TotalOutputTokens != 24*16 {
 				t.Errorf("total output tokens %d, want %d (usage, ignore_eos)", r.TotalOutputTokens, 24*16)

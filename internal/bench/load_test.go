@@ -225,7 +225,8 @@ func TestRunUnbounded(t *testing.T) {
 	if len(outs) != 30 || srv.peak.Load() != 30 {
 		t.Errorf("%d outputs, peak %d, want 30 and 30", len(outs), srv.peak.Load())
 	}
-	if dur < 50*time.Millisecond || dur > 500*time.Millisecond {
+	// 30 requests of 50 ms in flight at once: one round, not 30 (1.5 s), even on a busy machine.
+	if dur < 50*time.Millisecond || dur > 750*time.Millisecond {
 		t.Errorf("duration %v", dur)
 	}
 	for _, o := range outs {
@@ -411,7 +412,9 @@ func TestSweepRates(t *testing.T) {
 		t.Logf("%-11s rate %7.1f achieved %7.1f req/s, concurrency %d, lag p99 %v", p.Profile, p.Rate, p.Achieved, p.Concurrency, p.SendLagP99)
 	}
 	syn, thr := pts[0], pts[4]
-	if syn.Concurrency != 1 || syn.Rate != syn.Achieved || syn.Achieved < 50 || syn.Achieved > 105 {
+	// One at a time against 10 ms answers: at most 100 req/s; a busy 2-core machine under
+	// -race may add milliseconds to each, so the floor is loose.
+	if syn.Concurrency != 1 || syn.Rate != syn.Achieved || syn.Achieved < 25 || syn.Achieved > 105 {
 		t.Errorf("synchronous: %+v", syn.Achieved)
 	}
 	if !math.IsInf(thr.Rate, 1) || thr.Concurrency != 8 || thr.Achieved < 3*syn.Achieved {
