@@ -92,7 +92,7 @@ func New(opts Options) *Client {
 		userAgent: opts.UserAgent,
 		offline:   opts.Offline,
 		now:       opts.Now,
-		retry:     opts.Retry.withDefaults(),
+		retry:     opts.Retry.WithDefaults(),
 	}
 	if c.endpoint == "" {
 		c.endpoint = DefaultEndpoint

@@ -1,6 +1,6 @@
 // Package netclass classifies the network and transport errors an HTTP client meets, for retry decisions,
-// and keeps what such errors show safe to print: URLs without their credentials, server text bounded and
-// quoted. It knows nothing of any protocol: each client keeps its own typed errors, HTTP status rules and
+// keeps what such errors show safe to print (URLs without their credentials, server text bounded and
+// quoted), and holds the one retry policy the hub and registry clients share (Retry). It knows nothing of any protocol: each client keeps its own typed errors, HTTP status rules and
 // wording, and asks netclass only about what lies below HTTP.
 package netclass
 

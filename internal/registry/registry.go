@@ -72,7 +72,7 @@ type Client struct {
 
 // New returns a client for opts.
 func New(opts Options) *Client {
-	c := &Client{scheme: "https", userAgent: opts.UserAgent, tokens: map[string]string{}, retry: opts.Retry.withDefaults(), now: opts.Now}
+	c := &Client{scheme: "https", userAgent: opts.UserAgent, tokens: map[string]string{}, retry: opts.Retry.WithDefaults(), now: opts.Now}
 	if c.now == nil {
 		c.now = time.Now
 	}

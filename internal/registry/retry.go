@@ -15,103 +15,21 @@ import (
 	"citadel.dev/citadel/internal/netclass"
 )
 
-// Retry says how the manifest and blob-location requests are retried, as the hub client's metadata
-// requests are: the zero value is 6 tries, waits of 1, 2, 4, 8, 8 s after 5xx, 408, 429 and connection
-// errors, or the server's Retry-After when it sends one. Blob downloads ([Client.Get]) are resumed by their
-// caller instead.
-type Retry struct {
-	// Tries is the number of attempts in all; default 6. 1 disables retries.
-	Tries int
-	// Base is the first backoff wait, doubled after each failure up to Max; defaults 1 s and 8 s.
-	Base, Max time.Duration
-	// MaxRetryAfter is the longest Retry-After waited inside a call; default 60 s. A longer one ends the call
-	// with the error, whose RetryAfter ([RetryAfter]) tells the caller when to come back.
-	MaxRetryAfter time.Duration
-	// Budget, when > 0, bounds the waits of one call: a retry whose wait would bring their sum past Budget
-	// is not made, and the last error is returned. A pull sets its stall timeout, so that a metadata failure
-	// is named within it, as a stalled download is.
-	Budget time.Duration
-	// Sleep waits d or until ctx ends; default a timer. A seam for tests.
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Notify, if set, is told of each retry before its wait; it must not block.
-	Notify func(RetryNotice)
-}
+// Retry says how the manifest and blob-location requests are retried, as the hub client's
+// metadata requests are (see [netclass.Retry]). Blob downloads ([Client.Get]) are resumed by
+// their caller instead.
+type Retry = netclass.Retry
 
 // RetryNotice describes one retry about to happen.
-type RetryNotice struct {
-	Attempt    int           // the attempt that failed, from 1
-	Tries      int           // attempts in all
-	Wait       time.Duration // before the next attempt
-	RetryAfter bool          // Wait is the server's Retry-After
-	Err        error
-}
+type RetryNotice = netclass.RetryNotice
 
-// String is what a status line shows.
-func (n RetryNotice) String() string {
-	why := ""
-	if n.RetryAfter {
-		why = " (Retry-After)"
-	}
-	return fmt.Sprintf("%v: retrying in %s%s, attempt %d of %d", n.Err, n.Wait.Round(time.Millisecond), why, n.Attempt+1, n.Tries)
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.Tries <= 0 {
-		r.Tries = 6
-	}
-	if r.Base <= 0 {
-		r.Base = time.Second
-	}
-	if r.Max <= 0 {
-		r.Max = 8 * time.Second
-	}
-	if r.MaxRetryAfter <= 0 {
-		r.MaxRetryAfter = time.Minute
-	}
-	if r.Sleep == nil {
-		r.Sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	return r
-}
-
+// withRetry runs f until it succeeds, fails for good or runs out of tries. A registry that kept a
+// request unanswered for the whole header timeout has had its time: the caller names it.
 func (c *Client) withRetry(ctx context.Context, f func() error) error {
-	var spent time.Duration
-	for attempt := 1; ; attempt++ {
-		err := f()
-		if err == nil {
-			return nil
-		}
+	return c.retry.Do(ctx, f, func(err error) bool {
 		var na *NoAnswerError
-		if attempt >= c.retry.Tries || !Retryable(err) || errors.As(err, &na) {
-			return err
-		}
-		d, byServer := RetryAfter(err)
-		if byServer && d > c.retry.MaxRetryAfter {
-			return err
-		}
-		if !byServer {
-			d = min(c.retry.Base<<min(attempt-1, 20), c.retry.Max)
-		}
-		if c.retry.Budget > 0 && spent+d > c.retry.Budget {
-			return err
-		}
-		spent += d
-		if c.retry.Notify != nil {
-			c.retry.Notify(RetryNotice{Attempt: attempt, Tries: c.retry.Tries, Wait: d, RetryAfter: byServer, Err: err})
-		}
-		if serr := c.retry.Sleep(ctx, d); serr != nil {
-			return fmt.Errorf("%w (while waiting to retry after: %v)", serr, err)
-		}
-	}
+		return Retryable(err) && !errors.As(err, &na)
+	}, RetryAfter)
 }
 
 // RetryAfter returns how long the registry asked to wait (Retry-After on a 429 or 5xx).
