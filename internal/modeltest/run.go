@@ -413,7 +413,7 @@ func (rn *run) runtime(ctx context.Context, s *Step) error {
 		r := o.(*v1.ClusterServingRuntime)
 		rts = append(rts, selection.FromCluster(r))
 	}
-	res, err := selection.Select(selection.Model{Name: rn.r.Model, Spec: *rn.spec}, rts, rn.o.Runtime)
+	res, err := selection.Select(selection.Model{Name: rn.r.Model, Spec: *rn.spec, Ready: rn.r.Facts.ModelPhase == v1.ModelReady}, rts, rn.o.Runtime)
 	cands := res.Candidates
 	var se *selection.Error
 	if errors.As(err, &se) {

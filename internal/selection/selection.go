@@ -26,6 +26,7 @@ package selection
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -70,6 +71,9 @@ func (r Runtime) kind() string {
 type Model struct {
 	Name string
 	Spec v1.BaseModelSpec
+	// Ready: the agent has read the model's files, so metadata still unset will not come; a
+	// rejection for it then says to set it, not to wait.
+	Ready bool
 }
 
 // Candidate is one runtime's verdict.
@@ -126,6 +130,26 @@ func (e *Error) Error() string { return e.Message }
 // Select picks the runtime for model m among runtimes. explicit is
 // isvc.spec.runtime.name ("" selects automatically).
 func Select(m Model, runtimes []Runtime, explicit string) (Result, error) {
+	res, err := choose(m, runtimes, explicit)
+	var e *Error
+	if m.Ready && errors.As(err, &e) && e.MetadataPending {
+		// Nothing more will come from the files: the metadata has to be written.
+		e.MetadataPending = false
+		e.Message = strings.ReplaceAll(e.Message, pendingAdvice, readyAdvice)
+		for i := range e.Candidates {
+			e.Candidates[i].Reason = strings.ReplaceAll(e.Candidates[i].Reason, pendingAdvice, readyAdvice)
+		}
+	}
+	return res, err
+}
+
+// The advice of a rejection for unset model metadata, before and after the model is Ready.
+const (
+	pendingAdvice = "wait for the model to be Ready, or set"
+	readyAdvice   = "the model is Ready and its files do not say: set"
+)
+
+func choose(m Model, runtimes []Runtime, explicit string) (Result, error) {
 	if m.Spec.Disabled != nil && *m.Spec.Disabled {
 		return Result{}, &Error{Reason: ReasonModelDisabled, Message: fmt.Sprintf("model %s is disabled (spec.disabled: true)", m.Name)}
 	}
@@ -535,7 +559,7 @@ func mismatch(m *v1.BaseModelSpec, f *v1.SupportedModelFormat, generic bool) (st
 		if len(unset) > 1 {
 			it = "them"
 		}
-		diffs = append([]string{fmt.Sprintf("model metadata not yet known (%s unset): wait for the model to be Ready, or set %s in the model's spec", strings.Join(unset, ", "), it)}, diffs...)
+		diffs = append([]string{fmt.Sprintf("model metadata not yet known (%s unset): %s %s in the model's spec", strings.Join(unset, ", "), pendingAdvice, it)}, diffs...)
 	}
 	return strings.Join(diffs, ", "), len(unset) > 0
 }

@@ -285,6 +285,14 @@ func TestMetadataPending(t *testing.T) {
 	if _, err := Select(filled(raw), []Runtime{rt("srt-llama", false, entry(arch("LlamaForCausalLM")))}, ""); err.(*Error).MetadataPending {
 		t.Errorf("MetadataPending set for a filled model: %v", err)
 	}
+	// Once the model is Ready, what is still unset will not come: the advice is to set it.
+	ready := raw
+	ready.Ready = true
+	_, err = Select(ready, []Runtime{mimoRT, rt("srt-llama", false, entry(arch("LlamaForCausalLM")))}, "")
+	if !errors.As(err, &se) || se.MetadataPending || strings.Contains(se.Message, "wait for the model to be Ready") ||
+		!strings.Contains(se.Message, "the model is Ready and its files do not say: set them in the model's spec") {
+		t.Errorf("a Ready model: MetadataPending %v, Message %s", se.MetadataPending, se.Message)
+	}
 }
 
 func TestDiffusionPipeline(t *testing.T) {

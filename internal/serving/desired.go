@@ -163,7 +163,7 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 	if s.Spec.Runtime != nil {
 		explicit = s.Spec.Runtime.Name
 	}
-	res, err := selection.Select(selection.Model{Name: in.modelName, Spec: *spec}, w.candidates(s.Namespace), explicit)
+	res, err := selection.Select(selection.Model{Name: in.modelName, Spec: *spec, Ready: true}, w.candidates(s.Namespace), explicit)
 	in.candidates = candidatesOf(res.Candidates)
 	if err != nil {
 		var se *selection.Error
