@@ -154,18 +154,19 @@ func TestServeStartupLines(t *testing.T) {
 	}
 
 	next := []struct {
-		engines, simulate, mirror, examples bool
-		want                                string
+		engines, simulate, gpus, mirror, examples bool
+		want                                      string
 	}{
-		{true, true, false, true, "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/citadel-mirror --example seed-001 (steps in examples/seed-001/README.md)"},
-		{true, true, true, true, "citadel apply -f examples/seed-001/, then citadel get gpus"},
-		{true, false, false, true, "citadel apply -f examples/seed-001/, then citadel get gpus"},
-		{true, true, true, false, "citadel get gpus, then citadel apply -f FILE with your models"},
-		{false, false, false, true, "citadel apply -f FILE (models download; nothing is served with --engines=false)"},
+		{true, false, false, false, true, "no GPU here: to see examples/seed-001 run on simulated GPUs and stand-in models, stop this server and follow examples/seed-001/README.md (citadel mirror seed …, then citadel serve --gpus 2xrtx-4070-ti-super --simulate-engines …)"},
+		{true, true, true, false, true, "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/citadel-mirror --example seed-001 (steps in examples/seed-001/README.md)"},
+		{true, true, true, true, true, "citadel apply -f examples/seed-001/, then citadel get gpus"},
+		{true, false, true, false, true, "citadel apply -f examples/seed-001/, then citadel get gpus"},
+		{true, true, true, true, false, "citadel get gpus, then citadel apply -f FILE with your models"},
+		{false, false, false, false, true, "citadel apply -f FILE (models download; nothing is served with --engines=false)"},
 	}
 	for _, tt := range next {
-		if got := nextStep(tt.engines, tt.simulate, tt.mirror, tt.examples); got != tt.want {
-			t.Errorf("nextStep(engines %v, simulate %v, mirror %v, examples %v) = %q, want %q", tt.engines, tt.simulate, tt.mirror, tt.examples, got, tt.want)
+		if got := nextStep(tt.engines, tt.simulate, tt.gpus, tt.mirror, tt.examples); got != tt.want {
+			t.Errorf("nextStep(engines %v, simulate %v, gpus %v, mirror %v, examples %v) = %q, want %q", tt.engines, tt.simulate, tt.gpus, tt.mirror, tt.examples, got, tt.want)
 		}
 	}
 }

@@ -80,12 +80,14 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 				})
 			}
 			var so *serving.Options
+			haveGPUs := false
 			gpuLines := []string{"serving controller off (--engines=false): no engines start and no GPU is used"}
 			if enginesOn {
 				inv, discover, err := inventory(cmd.Context(), gpus, simulate)
 				if err != nil {
 					return err
 				}
+				haveGPUs = len(inv) > 0
 				source := inventorySource(gpus, inv)
 				gpuLines = inventoryLines(inv, source)
 				so = &serving.Options{Inventory: inv, Discover: discover, CacheDir: st.hfCache, OllamaModels: st.ollamaDir, InventorySource: source}
@@ -138,7 +140,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 						fmt.Fprintf(e.stderr, "citadel: no gateway (--gateway-addr off): routes are stored, not served\n")
 					}
 					_, statErr := os.Stat(filepath.Join("examples", "seed-001"))
-					fmt.Fprintf(e.stderr, "citadel: next: %s\n", nextStep(enginesOn, simulate, e.getenv("HF_ENDPOINT") != "" && ollamaRegistry != "", statErr == nil))
+					fmt.Fprintf(e.stderr, "citadel: next: %s\n", nextStep(enginesOn, simulate, haveGPUs, e.getenv("HF_ENDPOINT") != "" && ollamaRegistry != "", statErr == nil))
 				},
 			})
 		},
@@ -272,12 +274,14 @@ func inventoryLines(inv []placement.GPU, source string) []string {
 // nextStep is the command serve suggests once it runs, true for a user who cloned the
 // repository and started serve from its root (examples there): apply the seed-001 example
 // when models come from a mirror or a real host downloads them, else seed a mirror first.
-func nextStep(engines, simulate, mirror, examples bool) string {
+func nextStep(engines, simulate, gpus, mirror, examples bool) string {
 	switch {
 	case !engines:
 		return "citadel apply -f FILE (models download; nothing is served with --engines=false)"
 	case !examples:
 		return "citadel get gpus, then citadel apply -f FILE with your models"
+	case !gpus && !simulate:
+		return "no GPU here: to see examples/seed-001 run on simulated GPUs and stand-in models, stop this server and follow examples/seed-001/README.md (citadel mirror seed …, then citadel serve --gpus 2xrtx-4070-ti-super --simulate-engines …)"
 	case simulate && !mirror:
 		return "citadel get gpus; to run examples/seed-001 on stand-in models (no download): citadel mirror seed /tmp/citadel-mirror --example seed-001 (steps in examples/seed-001/README.md)"
 	}
