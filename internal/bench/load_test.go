@@ -219,14 +219,16 @@ func TestRunMaxConcurrency(t *testing.T) {
 
 // TestRunUnbounded: at rate inf without a semaphore every request is in flight at once.
 func TestRunUnbounded(t *testing.T) {
-	srv := newLDServer(t, 50*time.Millisecond)
+	// Answers take 400 ms, so that all 30 are sent before the first one ends even when a busy
+	// 2-core machine under -race is slow to start goroutines.
+	srv := newLDServer(t, 400*time.Millisecond)
 	c := NewClient(Target{BaseURL: srv.URL, Model: "m"}, 0)
 	outs, dur, _ := Run(t.Context(), c, ldRequests(30), LoadOptions{Rate: math.Inf(1)})
 	if len(outs) != 30 || srv.peak.Load() != 30 {
 		t.Errorf("%d outputs, peak %d, want 30 and 30", len(outs), srv.peak.Load())
 	}
-	// 30 requests of 50 ms in flight at once: one round, not 30 (1.5 s), even on a busy machine.
-	if dur < 50*time.Millisecond || dur > 750*time.Millisecond {
+	// 30 requests of 400 ms in flight at once: one round, not 30 (12 s).
+	if dur < 400*time.Millisecond || dur > 3*time.Second {
 		t.Errorf("duration %v", dur)
 	}
 	for _, o := range outs {

@@ -32,6 +32,9 @@ func (rn *run) inference(ctx context.Context, s *Step) error {
 	hc := &http.Client{Timeout: 2 * time.Minute}
 	for _, p := range paths {
 		pr := &prober{hc: hc, base: p.base, model: p.model, path: p.name}
+		if p.name == "gateway" {
+			pr.awaitReplica(ctx, 10*time.Second)
+		}
 		s.Checks = append(s.Checks, pr.models(ctx))
 		s.Checks = append(s.Checks, pr.chat(ctx))
 		s.Checks = append(s.Checks, pr.stream(ctx))
@@ -55,6 +58,25 @@ func (rn *run) inference(ctx context.Context, s *Step) error {
 	}
 	s.Summary = fmt.Sprintf("%d checks passed on %d path(s)", len(s.Checks), len(paths))
 	return nil
+}
+
+// awaitReplica gives the gateway up to d to take the service's ready engine into its table
+// (it follows the service's status through a watch): while it answers 503 for the model, it has
+// not caught up yet. What it answers after that is what the checks judge.
+func (p *prober) awaitReplica(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	body := map[string]any{"model": p.model, "max_tokens": 1, "messages": []any{map[string]any{"role": "user", "content": "hi"}}}
+	for time.Now().Before(deadline) {
+		resp, _, err := p.post(ctx, "/v1/chat/completions", body)
+		if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 type prober struct {
