@@ -107,11 +107,27 @@ func Explain(err error, a Advice) error {
 	var dns *net.DNSError
 	switch {
 	case errors.As(err, &dns) && dns.IsNotFound:
-		return fmt.Errorf("%w: host %q does not resolve; this is a configuration error and is not retried: %s", err, dns.Name, a.Unresolved)
+		return &explained{err, fmt.Sprintf("%v: host %q does not resolve; this is a configuration error and is not retried: %s", err, dns.Name, a.Unresolved)}
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w: nothing accepts connections there; %s", err, a.Refused)
+		return &explained{err, fmt.Sprintf("%v: nothing accepts connections there; %s", err, a.Refused)}
 	}
 	return err
+}
+
+// explained is an error Explain has already given its meaning and advice.
+type explained struct {
+	err error
+	msg string
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
+
+// Explained reports whether Explain has already said what err means and what to do, so that a
+// caller does not say it again.
+func Explained(err error) bool {
+	var x *explained
+	return errors.As(err, &x)
 }
 
 // RedactURL drops the query and fragment (signed CDN URLs carry credentials there) and any user info. A

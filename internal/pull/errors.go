@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"citadel.dev/citadel/internal/hub"
+	"citadel.dev/citadel/internal/netclass"
 	"citadel.dev/citadel/internal/registry"
 )
 
@@ -126,6 +127,8 @@ func classify(err error, file string) *Error {
 		return mk(ReasonStorageNotWritable, err.Error()+": make the directory writable by citadel, or choose another path", false)
 	case errors.As(err, &dnsErr):
 		return mk(ReasonDNSFailure, fmt.Sprintf("cannot resolve %q: %v; check HF_ENDPOINT / the registry host and this host's DNS", dnsErr.Name, err), dnsErr.IsTemporary)
+	case errors.Is(err, syscall.ECONNREFUSED) && netclass.Explained(err): // the client already said what to check
+		return mk(ReasonConnectionFailed, err.Error(), true)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return mk(ReasonConnectionFailed, err.Error()+": nothing listens there; check HF_ENDPOINT / the registry address and that the hub or mirror is up", true)
 	case errors.As(err, &httpErr):
