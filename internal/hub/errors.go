@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -201,9 +199,9 @@ func (c *Client) responseError(resp *http.Response, t target) error {
 	case resp.StatusCode == http.StatusUnauthorized && t.whoami:
 		return &UnauthorizedError{Endpoint: c.endpoint, Message: msg}
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return &RateLimitedError{RetryAfter: parseRetryAfter(resp.Header, c.now()), URL: reqURL, Message: msg}
+		return &RateLimitedError{RetryAfter: netclass.ParseRetryAfter(resp.Header, c.now()), URL: reqURL, Message: msg}
 	}
-	return &HTTPError{Method: method, Status: resp.StatusCode, Code: code, Message: msg, URL: reqURL, RetryAfter: parseRetryAfter(resp.Header, c.now())}
+	return &HTTPError{Method: method, Status: resp.StatusCode, Code: code, Message: msg, URL: reqURL, RetryAfter: netclass.ParseRetryAfter(resp.Header, c.now())}
 }
 
 // serverMessage gathers the server's explanation as huggingface_hub's _format does: X-Error-Message, then
@@ -249,44 +247,6 @@ func serverMessage(headerMsg string, body []byte, contentType string) string {
 		add(strings.ToValidUTF8(string(body), "�"))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// maxRetryAfter caps a server's Retry-After so that a hostile or broken value cannot park a pull forever.
-const maxRetryAfter = 24 * time.Hour
-
-// parseRetryAfter reads Retry-After (delay-seconds or an HTTP date, relative to now), else the "t=" parameter
-// of the IETF RateLimit header (`"api";r=0;t=55`). 0 when absent or unparsable.
-func parseRetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(secs) {
-			return clampSeconds(secs)
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return min(max(t.Sub(now), 0), maxRetryAfter)
-		}
-	}
-	for _, v := range h.Values("RateLimit") {
-		for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == ',' }) {
-			k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok || strings.TrimSpace(k) != "t" {
-				continue
-			}
-			if secs, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil && !math.IsNaN(secs) {
-				return clampSeconds(secs)
-			}
-		}
-	}
-	return 0
-}
-
-func clampSeconds(secs float64) time.Duration {
-	if secs <= 0 {
-		return 0
-	}
-	if secs >= maxRetryAfter.Seconds() {
-		return maxRetryAfter
-	}
-	return time.Duration(secs * float64(time.Second))
 }
 
 // RetryAfter returns how long the server asked to wait (429, or a 5xx with Retry-After).

@@ -3,6 +3,10 @@ package netclass
 import (
 	"context"
 	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -112,4 +116,42 @@ func (r Retry) Do(ctx context.Context, f func() error, retryable func(error) boo
 			return fmt.Errorf("%w (while waiting to retry after: %v)", serr, err)
 		}
 	}
+}
+
+// MaxRetryAfter caps a server's Retry-After so that a hostile or broken value cannot park a client forever.
+const MaxRetryAfter = 24 * time.Hour
+
+// ParseRetryAfter reads Retry-After (delay-seconds or an HTTP date, relative to now), else the "t=" parameter
+// of the IETF RateLimit header (`"api";r=0;t=55`). 0 when absent or unparsable.
+func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(secs) {
+			return clampSeconds(secs)
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return min(max(t.Sub(now), 0), MaxRetryAfter)
+		}
+	}
+	for _, v := range h.Values("RateLimit") {
+		for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == ',' }) {
+			k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || strings.TrimSpace(k) != "t" {
+				continue
+			}
+			if secs, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil && !math.IsNaN(secs) {
+				return clampSeconds(secs)
+			}
+		}
+	}
+	return 0
+}
+
+func clampSeconds(secs float64) time.Duration {
+	if secs <= 0 {
+		return 0
+	}
+	if secs >= MaxRetryAfter.Seconds() {
+		return MaxRetryAfter
+	}
+	return time.Duration(secs * float64(time.Second))
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -41,31 +39,10 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// maxRetryAfter caps a server's Retry-After.
-const maxRetryAfter = 24 * time.Hour
-
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date relative to now; 0 when absent.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(secs) {
-		if secs <= 0 {
-			return 0
-		}
-		return min(time.Duration(min(secs, maxRetryAfter.Seconds())*float64(time.Second)), maxRetryAfter)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter)
-	}
-	return 0
-}
-
 func (c *Client) httpError(resp *http.Response) error {
 	err := httpError(resp)
 	if he, ok := err.(*HTTPError); ok {
-		he.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		he.RetryAfter = netclass.ParseRetryAfter(resp.Header, c.now())
 	}
 	return err
 }
