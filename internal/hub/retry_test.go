@@ -7,32 +7,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"citadel.dev/citadel/internal/netclass/netclasstest"
 )
-
-// waits records the retry waits instead of sleeping.
-type waits struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (w *waits) sleep(ctx context.Context, d time.Duration) error {
-	w.mu.Lock()
-	w.d = append(w.d, d)
-	w.mu.Unlock()
-	return ctx.Err()
-}
-
-func (w *waits) all() []time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]time.Duration(nil), w.d...)
-}
 
 // flakyHub answers every request with fail(n) for the n-th request (from 1) while it returns true, then
 // like a hub with one file.
@@ -96,9 +78,9 @@ func TestMetadataRetriesWithBackoff(t *testing.T) {
 					}
 					return false
 				})
-				w := &waits{}
+				w := &netclasstest.Waits{}
 				var notices []RetryNotice
-				c := New(Options{Endpoint: ep, Retry: Retry{Sleep: w.sleep, Notify: func(n RetryNotice) { notices = append(notices, n) }}})
+				c := New(Options{Endpoint: ep, Retry: Retry{Sleep: w.Sleep, Notify: func(n RetryNotice) { notices = append(notices, n) }}})
 				if err := f(t.Context(), c); err != nil {
 					t.Fatalf("after 4 failures: %v", err)
 				}
@@ -106,7 +88,7 @@ func TestMetadataRetriesWithBackoff(t *testing.T) {
 					t.Errorf("%d requests, want 5", got)
 				}
 				want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
-				if diff := cmp.Diff(want, w.all()); diff != "" {
+				if diff := cmp.Diff(want, w.All()); diff != "" {
 					t.Errorf("waits (-want +got):\n%s", diff)
 				}
 				if len(notices) != 4 || notices[3].Attempt != 4 || notices[3].Tries != 6 || !strings.Contains(notices[3].String(), "attempt 5 of 6") {
@@ -123,8 +105,8 @@ func TestMetadataRetriesGiveUp(t *testing.T) {
 		t.Run(call, func(t *testing.T) {
 			t.Parallel()
 			ep, n := flakyHub(t, func(_ int, w http.ResponseWriter) bool { w.WriteHeader(503); return true })
-			w := &waits{}
-			err := f(t.Context(), New(Options{Endpoint: ep, Retry: Retry{Sleep: w.sleep}}))
+			w := &netclasstest.Waits{}
+			err := f(t.Context(), New(Options{Endpoint: ep, Retry: Retry{Sleep: w.Sleep}}))
 			var he *HTTPError
 			if !errors.As(err, &he) || he.Status != 503 || !Retryable(err) {
 				t.Errorf("error %v, want a retryable 503", err)
@@ -136,7 +118,7 @@ func TestMetadataRetriesGiveUp(t *testing.T) {
 			for i := range want {
 				want[i] *= time.Second
 			}
-			if diff := cmp.Diff(want, w.all()); diff != "" {
+			if diff := cmp.Diff(want, w.All()); diff != "" {
 				t.Errorf("waits (-want +got):\n%s", diff)
 			}
 		})
@@ -153,11 +135,11 @@ func TestMetadataNotRetried(t *testing.T) {
 				w.WriteHeader(404)
 				return true
 			})
-			w := &waits{}
-			err := f(t.Context(), New(Options{Endpoint: ep, Retry: Retry{Sleep: w.sleep}}))
+			w := &netclasstest.Waits{}
+			err := f(t.Context(), New(Options{Endpoint: ep, Retry: Retry{Sleep: w.Sleep}}))
 			var nf *RepoNotFoundError
-			if !errors.As(err, &nf) || n.Load() != 1 || len(w.all()) != 0 {
-				t.Errorf("error %v after %d requests and waits %v; want RepoNotFound after 1, no wait", err, n.Load(), w.all())
+			if !errors.As(err, &nf) || n.Load() != 1 || len(w.All()) != 0 {
+				t.Errorf("error %v after %d requests and waits %v; want RepoNotFound after 1, no wait", err, n.Load(), w.All())
 			}
 		})
 	}
@@ -191,10 +173,10 @@ func TestMetadataHonoursRetryAfter(t *testing.T) {
 					}
 					return false
 				})
-				w := &waits{}
+				w := &netclasstest.Waits{}
 				var notices []string
 				c := New(Options{Endpoint: ep, Now: func() time.Time { return now },
-					Retry: Retry{Sleep: w.sleep, Notify: func(n RetryNotice) { notices = append(notices, n.String()) }}})
+					Retry: Retry{Sleep: w.Sleep, Notify: func(n RetryNotice) { notices = append(notices, n.String()) }}})
 				if err := f(t.Context(), c); err != nil {
 					t.Fatal(err)
 				}
@@ -202,7 +184,7 @@ func TestMetadataHonoursRetryAfter(t *testing.T) {
 				if tt.retryAfter == "" {
 					second = 2 * time.Second
 				}
-				if diff := cmp.Diff([]time.Duration{tt.wait, second}, w.all()); diff != "" || n.Load() != 3 {
+				if diff := cmp.Diff([]time.Duration{tt.wait, second}, w.All()); diff != "" || n.Load() != 3 {
 					t.Errorf("%d requests; waits (-want +got):\n%s", n.Load(), diff)
 				}
 				if tt.retryAfter != "" && (len(notices) != 2 || !strings.Contains(notices[0], fmt.Sprintf("retrying in %s (Retry-After)", tt.wait))) {
@@ -220,10 +202,10 @@ func TestMetadataLongRetryAfterIsReturned(t *testing.T) {
 		w.WriteHeader(429)
 		return true
 	})
-	w := &waits{}
-	_, err := New(Options{Endpoint: ep, Retry: Retry{Sleep: w.sleep}}).ModelInfo(t.Context(), "org/m", "main")
-	if d, ok := RetryAfter(err); !ok || d != time.Hour || n.Load() != 1 || len(w.all()) != 0 {
-		t.Errorf("err %v, RetryAfter %v after %d requests, waits %v; want the 429 at once with its hour", err, d, n.Load(), w.all())
+	w := &netclasstest.Waits{}
+	_, err := New(Options{Endpoint: ep, Retry: Retry{Sleep: w.Sleep}}).ModelInfo(t.Context(), "org/m", "main")
+	if d, ok := RetryAfter(err); !ok || d != time.Hour || n.Load() != 1 || len(w.All()) != 0 {
+		t.Errorf("err %v, RetryAfter %v after %d requests, waits %v; want the 429 at once with its hour", err, d, n.Load(), w.All())
 	}
 }
 
@@ -252,15 +234,15 @@ func TestNoAnswerIsNamedAfterHeaderTimeout(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(release) })
-	w := &waits{}
-	c := New(Options{Endpoint: srv.URL, HeaderTimeout: 100 * time.Millisecond, Retry: Retry{Sleep: w.sleep}})
+	w := &netclasstest.Waits{}
+	c := New(Options{Endpoint: srv.URL, HeaderTimeout: 100 * time.Millisecond, Retry: Retry{Sleep: w.Sleep}})
 	_, err := c.ModelInfo(t.Context(), "org/m", "main")
 	var na *NoAnswerError
 	if !errors.As(err, &na) || na.After != 100*time.Millisecond || !na.Endpoint {
 		t.Fatalf("error %v (%T), want a NoAnswerError after 100ms on the endpoint", err, err)
 	}
-	if n.Load() != 1 || len(w.all()) != 0 || !Retryable(err) {
-		t.Errorf("%d requests, waits %v, retryable %t; want 1, none, true (later, by the caller)", n.Load(), w.all(), Retryable(err))
+	if n.Load() != 1 || len(w.All()) != 0 || !Retryable(err) {
+		t.Errorf("%d requests, waits %v, retryable %t; want 1, none, true (later, by the caller)", n.Load(), w.All(), Retryable(err))
 	}
 	for _, s := range []string{"GET " + srv.URL + "/api/models/org/m/revision/main?…", "sent no answer within 100ms", "HF_ENDPOINT", "--stall-timeout"} {
 		if !strings.Contains(err.Error(), s) {
@@ -308,10 +290,10 @@ func TestUnresolvedDownloadHostIsTransient(t *testing.T) {
 func TestMetadataRetryBudget(t *testing.T) {
 	t.Parallel()
 	ep, n := flakyHub(t, func(_ int, w http.ResponseWriter) bool { w.WriteHeader(503); return true })
-	w := &waits{}
-	_, err := New(Options{Endpoint: ep, Retry: Retry{Sleep: w.sleep, Budget: 7 * time.Second}}).ModelInfo(t.Context(), "org/m", "main")
+	w := &netclasstest.Waits{}
+	_, err := New(Options{Endpoint: ep, Retry: Retry{Sleep: w.Sleep, Budget: 7 * time.Second}}).ModelInfo(t.Context(), "org/m", "main")
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} // 1+2+4 = 7; +8 would pass 7 s
-	if diff := cmp.Diff(want, w.all()); diff != "" || n.Load() != 4 || !Retryable(err) {
+	if diff := cmp.Diff(want, w.All()); diff != "" || n.Load() != 4 || !Retryable(err) {
 		t.Errorf("err %v after %d requests; waits (-want +got):\n%s", err, n.Load(), diff)
 	}
 }

@@ -16,30 +16,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"citadel.dev/citadel/internal/netclass/netclasstest"
+
 	"citadel.dev/citadel/internal/mirror"
 	"citadel.dev/citadel/internal/mirror/mirrortest"
 )
 
 // Metadata faults (issue 13 item 3, 4 and 6): model info, tree, HEAD and manifests are retried like
 // downloads; the waits are counted, not slept.
-
-type sleeps struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.d = append(s.d, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-func (s *sleeps) all() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.d...)
-}
 
 // warnings collects the progress warnings of a pull.
 type warnings struct {
@@ -81,13 +65,13 @@ func TestPullRetriesMetadata(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			hs := startMirror(t, dir, nil)
 			hs.m.SetFaults(testRepo, tt.fault)
-			s := &sleeps{}
-			p, _ := newTestPuller(t, hs.url, func(o *Options) { o.StallTimeout = time.Minute; o.Sleep = s.sleep })
+			s := &netclasstest.Waits{}
+			p, _ := newTestPuller(t, hs.url, func(o *Options) { o.StallTimeout = time.Minute; o.Sleep = s.Sleep })
 			w := &warnings{}
 			if _, err := p.Pull(t.Context(), Request{URI: "hf://" + testRepo}, w.progress); err != nil {
 				t.Fatalf("pull failed: %v", err)
 			}
-			if diff := cmp.Diff(tt.waits, s.all()); diff != "" {
+			if diff := cmp.Diff(tt.waits, s.All()); diff != "" {
 				t.Errorf("waits (-want +got):\n%s", diff)
 			}
 			ws := w.all()
@@ -103,14 +87,14 @@ func TestPullMetadataRetriesStopAtStallTimeout(t *testing.T) {
 	dir, _ := hubDir(t)
 	hs := startMirror(t, dir, nil)
 	hs.m.SetFaults(testRepo, mirror.Fault{Kind: mirror.FaultStatus, On: mirror.OnAPI, Status: 503})
-	s := &sleeps{}
-	p, _ := newTestPuller(t, hs.url, func(o *Options) { o.StallTimeout = 5 * time.Second; o.Sleep = s.sleep })
+	s := &netclasstest.Waits{}
+	p, _ := newTestPuller(t, hs.url, func(o *Options) { o.StallTimeout = 5 * time.Second; o.Sleep = s.Sleep })
 	_, err := p.Pull(t.Context(), Request{URI: "hf://" + testRepo}, nil)
 	pe := wantReason(t, err, ReasonUpstreamError)
 	if !pe.Retryable || !strings.Contains(pe.Message, "503") {
 		t.Errorf("error %v, want a retryable 503", pe)
 	}
-	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second}, s.all()); diff != "" {
+	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second}, s.All()); diff != "" {
 		t.Errorf("waits (-want +got):\n%s", diff)
 	}
 }
@@ -120,12 +104,12 @@ func TestPullLongRetryAfter(t *testing.T) {
 	dir, _ := hubDir(t)
 	hs := startMirror(t, dir, nil)
 	hs.m.SetFaults(testRepo, mirror.Fault{Kind: mirror.FaultRateLimit, On: mirror.OnAPI, RetryAfter: 120})
-	s := &sleeps{}
-	p, _ := newTestPuller(t, hs.url, func(o *Options) { o.StallTimeout = time.Minute; o.Sleep = s.sleep })
+	s := &netclasstest.Waits{}
+	p, _ := newTestPuller(t, hs.url, func(o *Options) { o.StallTimeout = time.Minute; o.Sleep = s.Sleep })
 	_, err := p.Pull(t.Context(), Request{URI: "hf://" + testRepo}, nil)
 	wantReason(t, err, ReasonRateLimited)
-	if d, ok := RetryAfter(err); !ok || d != 2*time.Minute || len(s.all()) != 0 {
-		t.Errorf("RetryAfter %v, %t; waits %v; want 2m at once", d, ok, s.all())
+	if d, ok := RetryAfter(err); !ok || d != 2*time.Minute || len(s.All()) != 0 {
+		t.Errorf("RetryAfter %v, %t; waits %v; want 2m at once", d, ok, s.All())
 	}
 }
 

@@ -7,31 +7,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"citadel.dev/citadel/internal/netclass/netclasstest"
 )
-
-type waits struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (w *waits) sleep(ctx context.Context, d time.Duration) error {
-	w.mu.Lock()
-	w.d = append(w.d, d)
-	w.mu.Unlock()
-	return ctx.Err()
-}
-
-func (w *waits) all() []time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]time.Duration(nil), w.d...)
-}
 
 // flakyRegistry fails the n-th request (from 1) with fail while it returns true, then serves qwen2.5:7b's
 // manifest and its blob in place.
@@ -85,13 +68,13 @@ func TestManifestAndBlobURLRetry(t *testing.T) {
 					}
 					return false
 				})
-				w := &waits{}
-				c := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: w.sleep}})
+				w := &netclasstest.Waits{}
+				c := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: w.Sleep}})
 				if err := f(t.Context(), c, qwen(t)); err != nil {
 					t.Fatalf("after 4 failures: %v", err)
 				}
 				want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
-				if diff := cmp.Diff(want, w.all()); diff != "" {
+				if diff := cmp.Diff(want, w.All()); diff != "" {
 					t.Errorf("waits (-want +got):\n%s", diff)
 				}
 				if n.Load() < 5 {
@@ -116,14 +99,14 @@ func TestManifestHonoursRetryAfter(t *testing.T) {
 				}
 				return false
 			})
-			w := &waits{}
+			w := &netclasstest.Waits{}
 			var notices []string
 			c := New(Options{Registry: reg, Insecure: true, Now: func() time.Time { return now },
-				Retry: Retry{Sleep: w.sleep, Notify: func(n RetryNotice) { notices = append(notices, n.String()) }}})
+				Retry: Retry{Sleep: w.Sleep, Notify: func(n RetryNotice) { notices = append(notices, n.String()) }}})
 			if _, _, err := c.Manifest(t.Context(), qwen(t)); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]time.Duration{3 * time.Second, 3 * time.Second}, w.all()); diff != "" || n.Load() != 3 {
+			if diff := cmp.Diff([]time.Duration{3 * time.Second, 3 * time.Second}, w.All()); diff != "" || n.Load() != 3 {
 				t.Errorf("%d requests; waits (-want +got):\n%s", n.Load(), diff)
 			}
 			if len(notices) != 2 || !strings.Contains(notices[0], "retrying in 3s (Retry-After)") {
@@ -138,7 +121,7 @@ func TestManifestHonoursRetryAfter(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		return true
 	})
-	_, _, err := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: (&waits{}).sleep}}).Manifest(t.Context(), qwen(t))
+	_, _, err := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: (&netclasstest.Waits{}).Sleep}}).Manifest(t.Context(), qwen(t))
 	if d, ok := RetryAfter(err); !ok || d != 10*time.Minute || n.Load() != 1 || !Retryable(err) {
 		t.Errorf("err %v, RetryAfter %v after %d requests", err, d, n.Load())
 	}
@@ -147,12 +130,12 @@ func TestManifestHonoursRetryAfter(t *testing.T) {
 func TestManifestNotFoundIsNotRetried(t *testing.T) {
 	t.Parallel()
 	reg, n := flakyRegistry(t, func(int, http.ResponseWriter) bool { return false })
-	w := &waits{}
+	w := &netclasstest.Waits{}
 	name, _ := ParseName("nosuch:1b")
-	_, _, err := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: w.sleep}}).Manifest(t.Context(), name)
+	_, _, err := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: w.Sleep}}).Manifest(t.Context(), name)
 	var nf *NotFoundError
-	if !errors.As(err, &nf) || n.Load() != 1 || len(w.all()) != 0 {
-		t.Errorf("err %v after %d requests, waits %v", err, n.Load(), w.all())
+	if !errors.As(err, &nf) || n.Load() != 1 || len(w.All()) != 0 {
+		t.Errorf("err %v after %d requests, waits %v", err, n.Load(), w.All())
 	}
 }
 
@@ -168,7 +151,7 @@ func TestManifestNoAnswer(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(release) })
-	c := New(Options{Registry: strings.TrimPrefix(srv.URL, "http://"), Insecure: true, HeaderTimeout: 100 * time.Millisecond, Retry: Retry{Sleep: (&waits{}).sleep}})
+	c := New(Options{Registry: strings.TrimPrefix(srv.URL, "http://"), Insecure: true, HeaderTimeout: 100 * time.Millisecond, Retry: Retry{Sleep: (&netclasstest.Waits{}).Sleep}})
 	_, _, err := c.Manifest(t.Context(), qwen(t))
 	var na *NoAnswerError
 	if !errors.As(err, &na) || n.Load() != 1 || !strings.Contains(err.Error(), "sent no answer within 100ms") {
@@ -182,7 +165,7 @@ func TestUnresolvedBlobHostIsTransient(t *testing.T) {
 		host, _, _ := net.SplitHostPort(addr)
 		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
 	}}}
-	c := New(Options{Registry: "registry.example", HTTPClient: hc, Retry: Retry{Sleep: (&waits{}).sleep}})
+	c := New(Options{Registry: "registry.example", HTTPClient: hc, Retry: Retry{Sleep: (&netclasstest.Waits{}).Sleep}})
 	_, err := c.Get(t.Context(), "https://r2.cdn.example/blob?sig=SECRET", 0, -1)
 	var uh *UnresolvedHostError
 	if !errors.As(err, &uh) || uh.Host != "r2.cdn.example" || !Retryable(err) || strings.Contains(err.Error(), "SECRET") ||
@@ -198,9 +181,9 @@ func TestUnresolvedBlobHostIsTransient(t *testing.T) {
 func TestManifestRetryBudget(t *testing.T) {
 	t.Parallel()
 	reg, n := flakyRegistry(t, func(_ int, w http.ResponseWriter) bool { w.WriteHeader(502); return true })
-	w := &waits{}
-	_, _, err := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: w.sleep, Budget: 3 * time.Second}}).Manifest(t.Context(), qwen(t))
-	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second}, w.all()); diff != "" || n.Load() != 3 || !Retryable(err) {
+	w := &netclasstest.Waits{}
+	_, _, err := New(Options{Registry: reg, Insecure: true, Retry: Retry{Sleep: w.Sleep, Budget: 3 * time.Second}}).Manifest(t.Context(), qwen(t))
+	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second}, w.All()); diff != "" || n.Load() != 3 || !Retryable(err) {
 		t.Errorf("err %v after %d requests; waits (-want +got):\n%s", err, n.Load(), diff)
 	}
 }
