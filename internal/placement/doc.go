@@ -88,5 +88,6 @@
 // value that was missing and what was assumed (memory.used counted as 0).
 //
 // GPU indexes are nvidia-smi's, which follow the PCI bus; CUDA numbers devices fastest first
-// unless CUDA_DEVICE_ORDER=PCI_BUS_ID, which Assignment.Env sets with CUDA_VISIBLE_DEVICES.
+// unless CUDA_DEVICE_ORDER=PCI_BUS_ID, which the engine adapters (internal/engine) set with
+// CUDA_VISIBLE_DEVICES.
 package placement

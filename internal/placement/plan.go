@@ -72,15 +72,10 @@ type Assignment struct {
 }
 
 // CUDAVisibleDevices is the value of CUDA_VISIBLE_DEVICES for the replica, e.g. "0,1". The
-// indexes are nvidia-smi's, so the engine also needs CUDA_DEVICE_ORDER=PCI_BUS_ID (see Env).
+// indexes are nvidia-smi's, so the engine also needs CUDA_DEVICE_ORDER=PCI_BUS_ID, which the
+// engine adapters (internal/engine) set with it.
 func (a Assignment) CUDAVisibleDevices() string {
 	return joinInts(a.GPUs, ",")
-}
-
-// Env is the environment that gives the engine its GPUs. CUDA numbers devices fastest first
-// unless told otherwise, which is not nvidia-smi's order on mixed machines.
-func (a Assignment) Env() []string {
-	return []string{"CUDA_DEVICE_ORDER=PCI_BUS_ID", "CUDA_VISIBLE_DEVICES=" + a.CUDAVisibleDevices()}
 }
 
 // Decision is where a service goes, with the arithmetic that put it there and the engine

@@ -566,14 +566,11 @@ func TestPlanInvalid(t *testing.T) {
 	}
 }
 
-func TestAssignmentEnv(t *testing.T) {
+func TestCUDAVisibleDevices(t *testing.T) {
 	t.Parallel()
 	a := Assignment{GPUs: []int{0, 1}, TP: 2}
 	if got := a.CUDAVisibleDevices(); got != "0,1" {
 		t.Errorf("CUDAVisibleDevices = %q, want 0,1", got)
-	}
-	if diff := cmp.Diff([]string{"CUDA_DEVICE_ORDER=PCI_BUS_ID", "CUDA_VISIBLE_DEVICES=0,1"}, a.Env()); diff != "" {
-		t.Errorf("Env (-want +got):\n%s", diff)
 	}
 }
 
