@@ -45,12 +45,8 @@ func (c *Controller) ensureShared(ctx context.Context, g *sharedGroup, decisions
 			gpus = append(gpus, gpu.Index)
 		}
 	}
-	names := make([]string, 0, len(g.members))
-	for _, m := range g.members {
-		names = append(names, m.ollamaName)
-	}
-	slices.Sort(names)
-	spec := engine.Spec{Engine: engine.Ollama, ModelName: names[0], GPUs: gpus, Host: c.opts.Host,
+	// The server serves every model of its store; the launch names one (the first member's).
+	spec := engine.Spec{Engine: engine.Ollama, ModelName: in.ollamaName, GPUs: gpus, Host: c.opts.Host,
 		OllamaModels: store, Parallel: in.settings.Concurrency}
 	if in.ref != nil {
 		spec.ExtraArgs = in.ref.Args
@@ -90,7 +86,7 @@ func (c *Controller) ensureShared(ctx context.Context, g *sharedGroup, decisions
 }
 
 // usable reports whether the planner may place on the GPU.
-func usable(g placement.GPU) bool { return g.MemoryTotal > 0 }
+func usable(g placement.GPU) bool { return g.Unusable == "" && g.MemoryTotal > 0 }
 
 // freeList is the memory each GPU has beside other processes and the exclusive engines of
 // this plan, as bytes separated by commas, in the order of gpus.
@@ -131,7 +127,7 @@ func (c *Controller) GPUs() v1.GPUList {
 	for _, g := range c.inventory {
 		byIndex[g.Index] = len(out.Items)
 		out.Items = append(out.Items, v1.GPU{Index: g.Index, UUID: g.UUID, Name: g.Name, Profile: g.Profile,
-			MemoryTotal: g.MemoryTotal, MemoryUsed: g.MemoryUsed, Note: gpuNote(g)})
+			MemoryTotal: g.MemoryTotal, MemoryUsed: g.MemoryUsed, MIG: g.MIG, Note: gpuNote(g)})
 	}
 	total := func(i int) int64 { return out.Items[i].MemoryTotal }
 	for _, inst := range c.instances {
@@ -193,10 +189,8 @@ func (c *Controller) GPUs() v1.GPUList {
 	return out
 }
 
-// gpuNote says what the inventory does not know about a GPU.
+// gpuNote is what the inventory says about a GPU: why nothing is placed on it, and what the
+// driver did not report.
 func gpuNote(g placement.GPU) string {
-	if g.MemoryTotal <= 0 {
-		return "the driver reports no memory size; not used for placement"
-	}
-	return ""
+	return strings.Join(slices.DeleteFunc([]string{g.Unusable, g.Note}, func(s string) bool { return s == "" }), "; ")
 }
