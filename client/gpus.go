@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/url"
 
 	v1 "citadel.dev/citadel/api/v1"
 )
@@ -23,4 +25,12 @@ func (c *Client) Fit(ctx context.Context, s *v1.InferenceService) (v1.FitResult,
 	var res v1.FitResult
 	err := c.do(ctx, http.MethodPost, "/api/v1/fit", nil, s, &res)
 	return res, err
+}
+
+// Explain asks the server's gateway how it would route a chat request body, without sending
+// it (POST /api/v1/explain). api is "openai" (a chat-completions body) or "ollama" (/api/chat).
+func (c *Client) Explain(ctx context.Context, body json.RawMessage, api string) (v1.RouteExplanation, error) {
+	var x v1.RouteExplanation
+	err := c.do(ctx, http.MethodPost, "/api/v1/explain", url.Values{"api": {api}}, body, &x)
+	return x, err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -52,9 +53,16 @@ type RouteModel struct {
 	Fallback []RouteTarget `json:"fallback,omitempty"`
 	// Tasks make the name virtual: each request is classified and sent to
 	// the first matching task's destination.
-	Tasks     []TaskRule `json:"tasks,omitempty"`
-	Balancing *Balancing `json:"balancing,omitempty"`
-	Limits    *Limits    `json:"limits,omitempty"`
+	Tasks []TaskRule `json:"tasks,omitempty"`
+	// DefaultTask is the task a virtual name's request goes to when the classifier is not
+	// sure (its best score is under MinConfidence) or sees a task no rule serves; default
+	// general (or, without a general rule, the first rule).
+	DefaultTask string `json:"defaultTask,omitempty"`
+	// MinConfidence is the classifier score (0–1) a task needs to win over DefaultTask;
+	// default 0.5.
+	MinConfidence *float64   `json:"minConfidence,omitempty"`
+	Balancing     *Balancing `json:"balancing,omitempty"`
+	Limits        *Limits    `json:"limits,omitempty"`
 }
 
 // RouteTarget is a destination: an InferenceService ("name" or
@@ -85,13 +93,19 @@ const (
 
 var taskClasses = []string{TaskVision, TaskCode, TaskReasoning, TaskGeneral, TaskEmbedding}
 
-// TaskRule routes requests of one task class. Built-in signals classify
-// (image parts → vision, code fences → code, …); Keywords, Patterns and
-// prompt-length bounds add to them. The header x-citadel-task overrides.
+// TaskRule routes requests of one task class. An image part makes a request
+// vision; Keywords (whole words, any case), Patterns (Go regular expressions) and
+// prompt-length bounds match on what the user asks (the last user turn and an
+// agent's latest tool result, never the system prompt); otherwise the built-in
+// classifier decides, leaning toward the rules' Examples. The header
+// x-citadel-task overrides.
 type TaskRule struct {
 	Task     string   `json:"task"`
 	Keywords []string `json:"keywords,omitempty"`
 	Patterns []string `json:"patterns,omitempty"`
+	// Examples are requests of this route's traffic that belong to the task: a request
+	// like one of them leans toward it, without retraining the classifier.
+	Examples []string `json:"examples,omitempty"`
 	// MinPromptTokens and MaxPromptTokens bound the estimated prompt length.
 	MinPromptTokens *int32 `json:"minPromptTokens,omitempty"`
 	MaxPromptTokens *int32 `json:"maxPromptTokens,omitempty"`
@@ -196,6 +210,17 @@ func (r *Route) Validate() FieldErrors {
 		}
 		spec.Prefixed(p, validateTargets("targets", m.Targets))
 		spec.Prefixed(p, validateTargets("fallback", m.Fallback))
+		if m.DefaultTask != "" {
+			oneOf(&spec, p+".defaultTask", m.DefaultTask, TaskCode, TaskReasoning, TaskGeneral)
+			if len(m.Tasks) == 0 {
+				spec.Add(p+".defaultTask", "is set on a name without tasks", "defaultTask chooses among task rules; add tasks or remove it")
+			} else if !slices.ContainsFunc(m.Tasks, func(t TaskRule) bool { return t.Task == m.DefaultTask }) {
+				spec.Add(p+".defaultTask", fmt.Sprintf("%q has no task rule", m.DefaultTask), "add a rule for it or name a task the rules have")
+			}
+		}
+		if c := m.MinConfidence; c != nil && (*c < 0 || *c > 1 || *c != *c) {
+			spec.Add(p+".minConfidence", fmt.Sprintf("%v is not between 0 and 1", *c), "a classifier score: 0.5 is the default, 0 always trusts the classifier")
+		}
 		tasks := map[string]bool{}
 		for j, t := range m.Tasks {
 			tp := fmt.Sprintf("%s.tasks[%d]", p, j)
@@ -203,6 +228,11 @@ func (r *Route) Validate() FieldErrors {
 				spec.Add(tp+".task", "is required", "one of: "+strings.Join(taskClasses, ", "))
 			}
 			oneOf(&spec, tp+".task", t.Task, taskClasses...)
+			for k, ex := range t.Examples {
+				if strings.TrimSpace(ex) == "" {
+					spec.Add(fmt.Sprintf("%s.examples[%d]", tp, k), "is empty", "write a request of the task, as a user would send it")
+				}
+			}
 			if tasks[t.Task] && len(t.Keywords) == 0 && len(t.Patterns) == 0 {
 				spec.Add(tp+".task", fmt.Sprintf("task %q appears twice with no keywords or patterns to tell them apart", t.Task), "merge the two rules")
 			}
@@ -344,4 +374,34 @@ func (r *Route) References() []Reference {
 		}
 	}
 	return refs
+}
+
+// RouteExplanation is how the gateway would route a request, without sending it
+// (POST /api/v1/explain; citadel route explain).
+type RouteExplanation struct {
+	Model  string `json:"model"`            // as the request named it
+	Public string `json:"public"`           // the public model it resolves to
+	Task   string `json:"task,omitempty"`   // for a virtual name
+	Reason string `json:"reason"`           // why: "classifier code=0.93", `keyword "kubectl"`, …
+	Rule   string `json:"rule,omitempty"`   // the task rule that serves it: "auto: tasks[2] (code)"
+	Target string `json:"target,omitempty"` // the first target (or fallback) it would try
+	// Scores are the built-in classifier's probabilities per task (absent when a header, an
+	// image, an embedding request or a rule decided first).
+	Scores map[string]float64 `json:"scores,omitempty"`
+	// Nearest is, per task with examples, the similarity of the closest example.
+	Nearest map[string]float64 `json:"nearest,omitempty"`
+	// Features are what weighed most in the classifier's choice, strongest first.
+	Features []ExplainedFeature `json:"features,omitempty"`
+	// Ask is the start of the text the rules and the classifier read (the last user turn
+	// and an agent's latest tool result; never the system prompt).
+	Ask string `json:"ask,omitempty"`
+	// Micros is how long the decision took, in microseconds.
+	Micros float64 `json:"micros"`
+}
+
+// ExplainedFeature is one feature of the classifier and the task it pushed toward.
+type ExplainedFeature struct {
+	Feature string  `json:"feature"`
+	Task    string  `json:"task"`
+	Weight  float64 `json:"weight"`
 }

@@ -41,6 +41,9 @@ type Options struct {
 	// Fit, when set, says whether an InferenceService would be placed now beside the running
 	// services, without applying it (POST /api/v1/fit).
 	Fit func(ctx context.Context, s *v1.InferenceService) (v1.FitResult, error)
+	// Explain, when set, routes a chat request body without sending it (POST
+	// /api/v1/explain): the gateway's decision and its reasons. api is openai or ollama.
+	Explain func(body []byte, api string) (v1.RouteExplanation, error)
 }
 
 // LogsError is a logs request that names no running service or replica.
@@ -82,6 +85,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/inferenceservices/{name}/logs", s.logs)
 	mux.HandleFunc("GET /api/v1/gpus", s.gpus)
 	mux.HandleFunc("POST /api/v1/fit", s.fit)
+	mux.HandleFunc("POST /api/v1/explain", s.explain)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, v1.ReasonNotFound, fmt.Sprintf("no admin API route %s %s", r.Method, r.URL.Path), nil)
 	})

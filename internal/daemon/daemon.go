@@ -105,6 +105,10 @@ func Run(ctx context.Context, opts Options) error {
 		aopts.GPUs = func(context.Context) (v1.GPUList, error) { return ctrl.GPUs(), nil }
 		aopts.Fit = ctrl.Fit
 	}
+	var gw *gateway.Server // set below, before the admin API serves
+	if opts.Gateway != nil {
+		aopts.Explain = func(body []byte, api string) (v1.RouteExplanation, error) { return gw.ExplainForAdmin(body, api) }
+	}
 	api := admin.New(st, aopts)
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -140,7 +144,7 @@ func Run(ctx context.Context, opts Options) error {
 		if gopts.Logger == nil {
 			gopts.Logger = log.With("component", "gateway")
 		}
-		gw := gateway.New(gopts)
+		gw = gateway.New(gopts)
 		gsrv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return gctx }}
 		g.Go(func() error { return gw.Run(gctx) })

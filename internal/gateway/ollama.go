@@ -30,6 +30,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"citadel.dev/citadel/internal/taskclass"
 )
 
 // Ollama request kinds: the endpoint a request came to.
@@ -470,15 +472,22 @@ func (o *OllamaRequest) Info() RequestInfo {
 	}
 	switch o.Kind {
 	case OllamaChat:
-		for _, m := range o.messages {
+		turns := make([]taskclass.Turn, len(o.messages))
+		for i, m := range o.messages {
 			add(m.Content)
 			ri.Images += len(m.Images)
+			turns[i] = taskclass.Turn{Role: m.Role, Text: m.Content, Images: len(m.Images), Calls: len(m.ToolCalls) > 0}
+			for _, tc := range m.ToolCalls {
+				turns[i].Text += "\n" + tc.Function.Name + " " + string(tc.Function.Arguments[:min(len(tc.Function.Arguments), 256)])
+			}
 		}
+		ri.Class = taskclass.FromTurns(turns)
 	case OllamaGenerate:
 		add(o.system)
 		add(o.prompt)
 		add(o.suffix)
 		ri.Images = len(o.images)
+		ri.Class = taskclass.Input{Ask: o.prompt, System: o.system}
 	case OllamaEmbed:
 		for _, s := range o.input {
 			add(s)

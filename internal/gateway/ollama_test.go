@@ -21,6 +21,7 @@ import (
 
 	"citadel.dev/citadel/internal/sim"
 	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/taskclass"
 )
 
 // ollamaPNG is the start of a PNG (signature and IHDR), enough to sniff as image/png.
@@ -292,6 +293,7 @@ func TestOllamaInfo(t *testing.T) {
 		{"role":"user","content":"def fib(n):","images":["`+ollamaPNG64+`","`+ollamaPNG64+`"]}]}`)
 	got := o.Info()
 	want := RequestInfo{Model: "qwen:latest", Images: 2, Text: "You are a coder.\ndef fib(n):\n",
+		Class:        taskclass.Input{Ask: "def fib(n):", System: "You are a coder."},
 		PromptTokens: (16+3)/4 + (11+3)/4 + 2*1024}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("chat Info (-want +got):\n%s", diff)

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"citadel.dev/citadel/internal/taskclass"
 )
 
 // call is one client request on its way through the gateway.
@@ -64,8 +66,9 @@ type openAIBody struct {
 }
 
 type openAIMessage struct {
-	Role    string  `json:"role"`
-	Content rawView `json:"content"`
+	Role      string  `json:"role"`
+	Content   rawView `json:"content"`
+	ToolCalls rawView `json:"tool_calls"`
 }
 
 // rawView is a JSON value as it stands in the request body: unlike json.RawMessage, it keeps
@@ -176,12 +179,22 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 		if err := json.Unmarshal(b.Messages, &msgs); err != nil || len(msgs) == 0 {
 			return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: "messages", message: "messages: want a non-empty array of {role, content} objects"}
 		}
+		turns := make([]taskclass.Turn, len(msgs))
 		for i, m := range msgs {
 			c := bytes.TrimSpace(m.Content)
+			turn := &turns[i]
+			turn.Role = m.Role
+			if tc := bytes.TrimSpace(m.ToolCalls); len(tc) > 2 && tc[0] == '[' {
+				turn.Calls = true
+				turn.Text = string(tc[:min(len(tc), 512)]) // the calls' names and arguments, as context
+			}
 			switch {
 			case len(c) == 0 || string(c) == "null":
 			case c[0] == '"':
-				jsonText(c, addN)
+				jsonText(c, func(n int, s string) {
+					addN(n, s)
+					turn.Text = s
+				})
 			case c[0] == '[':
 				var parts []openAIPart
 				if err := json.Unmarshal(c, &parts); err != nil {
@@ -191,6 +204,10 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 					switch p.Type {
 					case "text":
 						add(p.Text)
+						if turn.Text != "" {
+							turn.Text += "\n"
+						}
+						turn.Text += p.Text
 					case "image_url":
 						if p.ImageURL == nil || p.ImageURL.URL == "" {
 							return b, ri, &clientError{status: 400, typ: "invalid_request_error", code: "invalid_value", param: fmt.Sprintf("messages[%d].content[%d].image_url", i, j), message: "image_url part without a url"}
@@ -204,8 +221,12 @@ func parseOpenAI(kind string, body []byte) (openAIBody, RequestInfo, error) {
 				}
 			}
 		}
+		ri.Class = taskclass.FromTurns(turns)
 	case "completions":
-		if !jsonText(b.Prompt, addN) {
+		if !jsonText(b.Prompt, func(n int, s string) {
+			addN(n, s)
+			ri.Class.Ask = s
+		}) {
 			var list []string
 			if json.Unmarshal(b.Prompt, &list) == nil {
 				for _, s := range list {

@@ -52,6 +52,7 @@ import (
 
 	v1 "citadel.dev/citadel/api/v1"
 	engines "citadel.dev/citadel/internal/engine" // "engine" is a test type of this package
+	"citadel.dev/citadel/internal/taskclass"
 )
 
 // ModelInfo is one public name, for /v1/models and /api/tags.
@@ -466,7 +467,7 @@ func (b *tableBuilder) route(r *v1.Route) {
 		if bal == nil {
 			bal = r.Spec.Balancing
 		}
-		mm := &model{i: i, m: m, e: &Entry{Public: m.Name, Route: rkey},
+		mm := &model{i: i, m: m, e: &Entry{Public: m.Name, Route: rkey, DefaultTask: strings.ToLower(m.DefaultTask), MinConfidence: m.MinConfidence},
 			ctx: routeCtx{ns: ns, owner: owner, public: m.Name, bal: bal, limits: mergeRouteLimits(r.Spec.Limits, m.Limits), retry: r.Spec.Retry}}
 		if len(m.Tasks) > 0 && (len(m.Targets) > 0 || len(m.Fallback) > 0) {
 			b.errf("%s: %s %q sets both tasks and targets; the targets are ignored", owner, where, m.Name)
@@ -527,6 +528,13 @@ func (b *tableBuilder) route(r *v1.Route) {
 					continue
 				}
 				te.Patterns = append(te.Patterns, re)
+			}
+			for _, ex := range tr.Examples {
+				if strings.TrimSpace(ex) != "" {
+					te.Examples = append(te.Examples, taskclass.Featurize(taskclass.Input{Ask: ex}))
+					te.ExampleText = append(te.ExampleText, ex)
+					mm.e.hasExamples = true
+				}
 			}
 			if tr.MinPromptTokens != nil && *tr.MinPromptTokens > 0 {
 				te.MinPromptTokens = int(*tr.MinPromptTokens)
@@ -741,7 +749,8 @@ func (t *Table) Resolve(ri RequestInfo) (Decision, error) {
 	}
 	d := Decision{Public: e.Public, Reason: t.how[name], Dest: e.Dest}
 	for depth := 0; e.Dest == nil; depth++ {
-		task, reason, te := Classify(ri, e.Tasks)
+		cv := Classify(ri, e)
+		task, reason, te := cv.Task, cv.Reason, cv.Entry
 		if te == nil || depth > 8 {
 			return Decision{}, fmt.Errorf("model %q: no task rule applies", ri.Model)
 		}
@@ -842,214 +851,4 @@ func (d Decision) headerVia(t *Target) string {
 		}
 		return r
 	}, sb.String())
-}
-
-// Built-in signals. Deliberately few and cheap: each is a plain substring or one regular
-// expression over the (bounded) prompt text.
-var (
-	// codeMarkers are case-sensitive: code fences, Python/Go/C definitions, SQL, JS, Java, Rust.
-	codeMarkers = []string{"```", "#include", "def ", "func ", "SELECT ", "console.log(", "public static ", "fn main("}
-	// codePhrases are matched in lower case: errors people paste.
-	codePhrases = []string{"stack trace", "traceback", "segmentation fault", "exception in thread", "syntax error", "compiler error"}
-	// codeLines are lines that start like code: imports, packages, classes, shebangs.
-	codeLines = regexp.MustCompile(`(?m)^[ \t]*(?:import [\w.{"(*]+|from [\w.]+ import \w+|package \w+[ \t]*$|class \w+[ \t]*[:({]|#!/\S+)`)
-	// reasoningWords are matched in lower case, as whole words.
-	reasoningWords = regexp.MustCompile(`\b(?:prove|proof|step[- ]by[- ]step|why does|why do|reason (?:about|through)|reasoning|derive|theorem|lemma|integral|derivative|equation|solve for)\b`)
-	// mathLike is math notation: LaTeX, math symbols, arithmetic, powers.
-	mathLike = regexp.MustCompile(`\\(?:frac|int|sum|sqrt|lim|prod)\b|[∫∑∏√∞≤≥≠]|\b\d+\s*[+*^×÷]\s*\d+\b|\b[a-zA-Z]\s*\^\s*\d`)
-)
-
-// codeSignal says why text looks like code ("" when it does not).
-func codeSignal(text, lower string) string {
-	for _, m := range codeMarkers {
-		if strings.Contains(text, m) {
-			return "code signal " + strconv.QuoteToASCII(m)
-		}
-	}
-	for _, p := range codePhrases {
-		if strings.Contains(lower, p) {
-			return "code signal " + strconv.QuoteToASCII(p)
-		}
-	}
-	if m := codeLines.FindString(text); m != "" {
-		return "code signal " + quoteCut(strings.TrimSpace(m), 24)
-	}
-	return ""
-}
-
-// reasoningSignal says why text asks for reasoning ("" when it does not).
-func reasoningSignal(text, lower string) string {
-	if m := reasoningWords.FindString(lower); m != "" {
-		return "reasoning signal " + strconv.QuoteToASCII(m)
-	}
-	if m := mathLike.FindString(text); m != "" {
-		return "reasoning signal math " + quoteCut(m, 24)
-	}
-	return ""
-}
-
-// quoteCut quotes s in ASCII, cut to n runes.
-func quoteCut(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "…"
-	}
-	return strconv.QuoteToASCII(s)
-}
-
-func ruleAdmits(e *TaskEntry, tokens int) bool {
-	return (e.MinPromptTokens == 0 || tokens >= e.MinPromptTokens) && (e.MaxPromptTokens == 0 || tokens <= e.MaxPromptTokens)
-}
-
-// ruleFor is the first rule of task whose bounds admit the request; with anyway, else the
-// first rule of task.
-func ruleFor(rules []TaskEntry, task string, ri RequestInfo, anyway bool) *TaskEntry {
-	var fallback *TaskEntry
-	for i := range rules {
-		e := &rules[i]
-		if e.Task != task {
-			continue
-		}
-		if ruleAdmits(e, ri.PromptTokens) {
-			return e
-		}
-		if fallback == nil {
-			fallback = e
-		}
-	}
-	if anyway {
-		return fallback
-	}
-	return nil
-}
-
-// explicitMatch says why rule e matches on its own keywords, patterns or bounds ("" when not).
-func explicitMatch(e *TaskEntry, ri RequestInfo, lower string) string {
-	if e.Task == v1.TaskEmbedding && !ri.Embedding || !ruleAdmits(e, ri.PromptTokens) {
-		return ""
-	}
-	if len(e.Keywords) > 0 || len(e.Patterns) > 0 {
-		for _, k := range e.Keywords {
-			if strings.Contains(lower, k) {
-				return "keyword " + quoteCut(k, 32)
-			}
-		}
-		for _, p := range e.Patterns {
-			if p.MatchString(ri.Text) {
-				return "pattern " + quoteCut(p.String(), 32)
-			}
-		}
-		return ""
-	}
-	if e.MinPromptTokens == 0 && e.MaxPromptTokens == 0 || e.Task == v1.TaskVision || e.Task == v1.TaskEmbedding {
-		// no bounds; or bounds that only choose among image or embedding requests (steps 1-2)
-		return ""
-	}
-	why := "prompt_tokens=" + strconv.Itoa(ri.PromptTokens)
-	if e.MinPromptTokens > 0 {
-		why += " min=" + strconv.Itoa(e.MinPromptTokens)
-	}
-	if e.MaxPromptTokens > 0 {
-		why += " max=" + strconv.Itoa(e.MaxPromptTokens)
-	}
-	return why
-}
-
-// Classify picks the task of a request to a virtual name, and the rule that serves it,
-// saying why. It is pure. In order:
-//
-//  0. The header x-citadel-task, when it names a task of the rules: the first rule of that
-//     task (whose bounds admit the request, else the first). A task no rule has is ignored,
-//     and the reason says "header names unknown task".
-//  1. An embeddings request: the embedding task, when a rule has it.
-//  2. Image parts: vision ("image_url"), when a rule has it.
-//  3. The rules' own signals, in rule order: a rule with keywords (matched in lower case) or
-//     patterns (on the text as sent) matches when one of them does; a rule with only
-//     prompt-token bounds matches on length (except vision and embedding rules, whose bounds
-//     only choose among image or embedding requests). Bounds always have to admit the
-//     request's estimated prompt tokens. Embedding rules take only embedding requests.
-//  4. Built-in signals: code (``` fences, "#include", "def ", "func ", "SELECT ",
-//     "console.log(", "public static ", "fn main(", pasted errors such as "stack trace",
-//     "traceback", lines starting with import/from…import/package/class/#!), then
-//     reasoning ("prove", "proof", "step by step", "why does", "reason about", "derive",
-//     "theorem", "equation", … as words; math such as LaTeX, ∑, "3 * 4", "x^2"). The first
-//     rule of the task whose bounds admit the request serves it; a signal no rule serves is
-//     passed over.
-//  5. Otherwise general: the first general rule (admitting the request, else the first);
-//     without one, the first rule that admits the request, else the first rule.
-//
-// With no rules it still classifies (entry nil): embedding, vision, code, reasoning or
-// general.
-func Classify(ri RequestInfo, rules []TaskEntry) (task, reason string, entry *TaskEntry) {
-	note := ""
-	if h := strings.ToLower(strings.TrimSpace(ri.TaskHeader)); h != "" {
-		if e := ruleFor(rules, h, ri, true); e != nil {
-			return e.Task, "header x-citadel-task", e
-		}
-		note = "; header names unknown task " + quoteCut(ri.TaskHeader, 24)
-	}
-	task, reason, entry = classifyRules(ri, rules)
-	return task, reason + note, entry
-}
-
-func classifyRules(ri RequestInfo, rules []TaskEntry) (string, string, *TaskEntry) {
-	var missed []string // signals no rule serves
-	try := func(task, why string, anyway bool) *TaskEntry {
-		if len(rules) == 0 {
-			return &TaskEntry{Task: task} // a marker: no rules, the signal decides
-		}
-		if e := ruleFor(rules, task, ri, anyway); e != nil {
-			return e
-		}
-		missed = append(missed, "no "+task+" rule for "+why)
-		return nil
-	}
-	done := func(task, why string, e *TaskEntry) (string, string, *TaskEntry) {
-		if len(rules) == 0 {
-			return task, why, nil
-		}
-		return task, why, e
-	}
-	if ri.Embedding {
-		if e := try(v1.TaskEmbedding, "embedding request", true); e != nil {
-			return done(v1.TaskEmbedding, "embedding request", e)
-		}
-	}
-	if ri.Images > 0 {
-		if e := try(v1.TaskVision, "image_url", true); e != nil {
-			return done(v1.TaskVision, "image_url", e)
-		}
-	}
-	lower := strings.ToLower(ri.Text)
-	for i := range rules {
-		if why := explicitMatch(&rules[i], ri, lower); why != "" {
-			return rules[i].Task, why, &rules[i]
-		}
-	}
-	if why := codeSignal(ri.Text, lower); why != "" {
-		if e := try(v1.TaskCode, why, false); e != nil {
-			return done(v1.TaskCode, why, e)
-		}
-	}
-	if why := reasoningSignal(ri.Text, lower); why != "" {
-		if e := try(v1.TaskReasoning, why, false); e != nil {
-			return done(v1.TaskReasoning, why, e)
-		}
-	}
-	why := "no signal"
-	if len(missed) > 0 {
-		why = strings.Join(missed, "; ")
-	}
-	if len(rules) == 0 {
-		return v1.TaskGeneral, why, nil
-	}
-	if e := ruleFor(rules, v1.TaskGeneral, ri, true); e != nil {
-		return e.Task, why, e
-	}
-	why += "; no general rule: first rule"
-	for i := range rules {
-		if (rules[i].Task != v1.TaskEmbedding || ri.Embedding) && ruleAdmits(&rules[i], ri.PromptTokens) {
-			return rules[i].Task, why, &rules[i]
-		}
-	}
-	return rules[0].Task, why, &rules[0]
 }

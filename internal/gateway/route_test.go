@@ -227,14 +227,14 @@ func TestResolveVirtual(t *testing.T) {
 		{"keyword", RequestInfo{Model: "auto", Text: "please THINK HARD about this"}, "reasoning", "auto", `keyword "think hard"`, nil, "team/qwen-general"},
 		{"pattern", RequestInfo{Model: "auto", Text: "therefore 1=1. Qed."}, "reasoning", "auto", `pattern "(?i)\\bqed\\b"`, nil, "team/qwen-general"},
 		{"min tokens", RequestInfo{Model: "auto", Text: "a long document", PromptTokens: 9000}, "reasoning", "qwen", "prompt_tokens=9000 min=8000", dest("qwen"), ""},
-		{"code signal", RequestInfo{Model: "auto", Text: "fix it:\n```go\nfunc f() {}\n```"}, "code", "coder", "code signal \"```\"", dest("coder"), ""},
-		{"reasoning signal: the first reasoning rule admitting it", RequestInfo{Model: "auto", Text: "prove it", PromptTokens: 3}, "reasoning", "auto", `reasoning signal "prove"`, nil, "team/qwen-general"},
-		{"general", RequestInfo{Model: "auto", Text: "tell me about the sea"}, "general", "qwen", "no signal", dest("qwen"), ""},
-		{"alias of a virtual name", RequestInfo{Model: "router", Text: "tell me about the sea"}, "general", "qwen", "no signal", dest("qwen"), ""},
+		{"code signal", RequestInfo{Model: "auto", Text: "fix it:\n```go\nfunc f() {}\n```"}, "code", "coder", "~^classifier code=[01]\\.\\d\\d$", dest("coder"), ""},
+		{"classifier: the first reasoning rule admitting it", RequestInfo{Model: "auto", Text: "Prove that the square root of two is irrational.", PromptTokens: 3}, "reasoning", "auto", "~^classifier reasoning=[01]\\.\\d\\d$", nil, "team/qwen-general"},
+		{"general", RequestInfo{Model: "auto", Text: "tell me about the sea"}, "general", "qwen", "~^classifier general=[01]\\.\\d\\d$", dest("qwen"), ""},
+		{"alias of a virtual name", RequestInfo{Model: "router", Text: "tell me about the sea"}, "general", "qwen", "~^classifier general=[01]\\.\\d\\d$", dest("qwen"), ""},
 		{"header override", RequestInfo{Model: "auto", Text: "tell me about the sea", TaskHeader: "Code"}, "code", "coder", "header x-citadel-task", dest("coder"), ""},
-		{"header unknown task", RequestInfo{Model: "auto", Text: "tell me about the sea", TaskHeader: "poetry"}, "general", "qwen", `no signal; header names unknown task "poetry"`, dest("qwen"), ""},
-		{"virtual leading to virtual", RequestInfo{Model: "smart", Images: 2, Text: "what is this"}, "vision", "mimo-vl", "no vision rule for image_url, then auto: image_url", dest("mimo-vl"), ""},
-		{"loop rule dropped", RequestInfo{Model: "loop-a", Text: "hi"}, "code", "coder", "no signal, then loop-b: no signal; no general rule: first rule", dest("coder"), ""},
+		{"header unknown task", RequestInfo{Model: "auto", Text: "tell me about the sea", TaskHeader: "poetry"}, "general", "qwen", `~^classifier general=[01]\.\d\d; header names unknown task "poetry"$`, dest("qwen"), ""},
+		{"virtual leading to virtual", RequestInfo{Model: "smart", Images: 2, Text: "what is this"}, "vision", "mimo-vl", `~^no vision rule for image_url; classifier general=[01]\.\d\d, then auto: image_url$`, dest("mimo-vl"), ""},
+		{"loop rule dropped", RequestInfo{Model: "loop-a", Text: "hi"}, "code", "coder", `~^classifier general=[01]\.\d\d, then loop-b: low-confidence \w+=0\.\d\d; no general rule: first rule$`, dest("coder"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +242,11 @@ func TestResolveVirtual(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Task != tt.task || d.Public != tt.public || d.Reason != tt.reason {
+			reason := d.Reason == tt.reason
+			if re, ok := strings.CutPrefix(tt.reason, "~"); ok { // a regular expression
+				reason = regexp.MustCompile(re).MatchString(d.Reason)
+			}
+			if d.Task != tt.task || d.Public != tt.public || !reason {
 				t.Errorf("task=%s public=%s reason=%q; want task=%s public=%s reason=%q", d.Task, d.Public, d.Reason, tt.task, tt.public, tt.reason)
 			}
 			if tt.dest != nil && d.Dest != tt.dest {
@@ -260,16 +264,23 @@ func TestResolveVirtual(t *testing.T) {
 	}
 }
 
+// The reasons below are regular expressions: the classifier's scores are the trained
+// model's, so a classifier reason is matched by its shape ("classifier code=0.93").
+const (
+	byClassifier = `^classifier %s=[01]\.\d\d$`
+	lowOrGeneral = `^(classifier general=[01]\.\d\d|low-confidence \w+=0\.\d\d)`
+)
+
 func TestClassify(t *testing.T) {
 	rules := []TaskEntry{
 		{Task: "vision"},    // 0
 		{Task: "embedding"}, // 1
-		{Task: "code", Keywords: []string{"terraform"}},                                    // 2
+		{Task: "code", Keywords: []string{"terraform", "git", "```"}},                      // 2
 		{Task: "reasoning", Patterns: []*regexp.Regexp{regexp.MustCompile(`(?i)\bqed\b`)}}, // 3
 		{Task: "reasoning", MinPromptTokens: 8000},                                         // 4: a length signal
-		{Task: "code"},      // 5: never reached: rule 2 also serves the built-in code signals
+		{Task: "code"},      // 5: never reached: rule 2 also serves the classifier's code
 		{Task: "reasoning"}, // 6: likewise, after rule 3
-		{Task: "general", Keywords: []string{"hello"}, MaxPromptTokens: 50}, // 7
+		{Task: "general", Keywords: []string{"hello", "grüße"}, MaxPromptTokens: 50}, // 7
 		{Task: "general"}, // 8
 	}
 	tests := []struct {
@@ -279,43 +290,32 @@ func TestClassify(t *testing.T) {
 		rule   int // -1: nil
 		reason string
 	}{
-		{"header", RequestInfo{Text: "hi", TaskHeader: "code"}, "code", 2, "header x-citadel-task"},
-		{"header normalized", RequestInfo{Text: "hi", TaskHeader: " REASONING "}, "reasoning", 3, "header x-citadel-task"},
-		{"header beats images", RequestInfo{Images: 1, TaskHeader: "general", PromptTokens: 10}, "general", 7, "header x-citadel-task"},
-		{"header honours bounds", RequestInfo{Text: "hi", TaskHeader: "general", PromptTokens: 100}, "general", 8, "header x-citadel-task"},
-		{"header unknown", RequestInfo{Text: "hi", TaskHeader: "poetry\r\n", PromptTokens: 100}, "general", 8, `no signal; header names unknown task "poetry\r\n"`},
-		{"embedding", RequestInfo{Embedding: true, Text: "terraform"}, "embedding", 1, "embedding request"},
-		{"image", RequestInfo{Images: 2, Text: "```code```"}, "vision", 0, "image_url"},
-		{"keyword", RequestInfo{Text: "write TERRAFORM for s3"}, "code", 2, `keyword "terraform"`},
-		{"regex", RequestInfo{Text: "hence x = y, QED"}, "reasoning", 3, `pattern "(?i)\\bqed\\b"`},
-		{"min tokens", RequestInfo{Text: "a story", PromptTokens: 8000}, "reasoning", 4, "prompt_tokens=8000 min=8000"},
-		{"below min tokens", RequestInfo{Text: "a story", PromptTokens: 7999}, "general", 8, "no signal"},
-		{"max tokens admit", RequestInfo{Text: "a story", PromptTokens: 50}, "general", 7, "no signal"},
-		{"keyword and bounds", RequestInfo{Text: "hello there", PromptTokens: 10}, "general", 7, `keyword "hello"`},
-		{"keyword beyond bounds", RequestInfo{Text: "hello there", PromptTokens: 51}, "general", 8, "no signal"},
-		{"code fence", RequestInfo{Text: "```\nx\n```"}, "code", 2, "code signal \"```\""},
-		{"python def", RequestInfo{Text: "def f(x): return x"}, "code", 2, `code signal "def "`},
-		{"go func", RequestInfo{Text: "func main() {}"}, "code", 2, `code signal "func "`},
-		{"c include", RequestInfo{Text: "#include <stdio.h>"}, "code", 2, `code signal "#include"`},
-		{"sql", RequestInfo{Text: "SELECT name FROM users"}, "code", 2, `code signal "SELECT "`},
-		{"stack trace", RequestInfo{Text: "Here is the Stack Trace of my crash"}, "code", 2, `code signal "stack trace"`},
-		{"python traceback", RequestInfo{Text: "Traceback (most recent call last):"}, "code", 2, `code signal "traceback"`},
-		{"import line", RequestInfo{Text: "why?\nimport numpy as np\nnp.zeros(3)"}, "code", 2, `code signal "import numpy"`},
-		{"prove", RequestInfo{Text: "Prove that sqrt(2) is irrational"}, "reasoning", 3, `reasoning signal "prove"`},
-		{"step by step", RequestInfo{Text: "think step by step"}, "reasoning", 3, `reasoning signal "step by step"`},
-		{"why does", RequestInfo{Text: "Why does ice float?"}, "reasoning", 3, `reasoning signal "why does"`},
-		{"arithmetic", RequestInfo{Text: "what is 12 * 7"}, "reasoning", 3, `reasoning signal math "12 * 7"`},
-		{"power", RequestInfo{Text: "solve x^2 - 1 = 0"}, "reasoning", 3, `reasoning signal math "x^2"`},
-		{"latex", RequestInfo{Text: `compute \frac{1}{2}`}, "reasoning", 3, `reasoning signal math "\\frac"`},
-		{"not a word inside another", RequestInfo{Text: "please improve my essay", PromptTokens: 100}, "general", 8, "no signal"},
-		{"plain", RequestInfo{Text: "tell me about the sea", PromptTokens: 100}, "general", 8, "no signal"},
+		{"header", RequestInfo{Text: "hi", TaskHeader: "code"}, "code", 2, "^header x-citadel-task$"},
+		{"header normalized", RequestInfo{Text: "hi", TaskHeader: " REASONING "}, "reasoning", 3, "^header x-citadel-task$"},
+		{"header beats images", RequestInfo{Images: 1, TaskHeader: "general", PromptTokens: 10}, "general", 7, "^header x-citadel-task$"},
+		{"header honours bounds", RequestInfo{Text: "hi", TaskHeader: "general", PromptTokens: 100}, "general", 8, "^header x-citadel-task$"},
+		{"header unknown", RequestInfo{Text: "tell me about the sea", TaskHeader: "poetry\r\n", PromptTokens: 100}, "general", 8, `; header names unknown task "poetry\\r\\n"$`},
+		{"embedding", RequestInfo{Embedding: true, Text: "terraform"}, "embedding", 1, "^embedding request$"},
+		{"image", RequestInfo{Images: 2, Text: "```code```"}, "vision", 0, "^image_url$"},
+		{"keyword", RequestInfo{Text: "write TERRAFORM for s3"}, "code", 2, `^keyword "terraform"$`},
+		{"keyword is a whole word", RequestInfo{Text: "my bank asks for the three-digit code on my card over the phone, is that safe?", PromptTokens: 100}, "general", 8, lowOrGeneral},
+		{"keyword punctuation anywhere", RequestInfo{Text: "x```y"}, "code", 2, "^keyword \"```\"$"},
+		{"keyword unicode case", RequestInfo{Text: "GRÜSSE und GRÜßE aus Köln", PromptTokens: 10}, "general", 7, `^keyword "gr\\u00fc\\u00dfe"$`},
+		{"regex", RequestInfo{Text: "hence x = y, QED"}, "reasoning", 3, `^pattern "\(\?i\)\\\\bqed\\\\b"$`},
+		{"min tokens", RequestInfo{Text: "a story", PromptTokens: 8000}, "reasoning", 4, "^prompt_tokens=8000 min=8000$"},
+		{"keyword and bounds", RequestInfo{Text: "hello there", PromptTokens: 10}, "general", 7, `^keyword "hello"$`},
+		{"keyword beyond bounds", RequestInfo{Text: "hello there", PromptTokens: 51}, "general", 8, lowOrGeneral},
+		{"classifier code", RequestInfo{Text: "how do I debounce a React input so it doesn't fire on every keystroke?", PromptTokens: 100}, "code", 2, fmt.Sprintf(byClassifier, "code")},
+		{"classifier reasoning", RequestInfo{Text: "A train leaves at three going sixty miles an hour; a second leaves an hour later at eighty. When does it catch up?", PromptTokens: 100}, "reasoning", 3, fmt.Sprintf(byClassifier, "reasoning")},
+		{"classifier general", RequestInfo{Text: "write a short, warm thank-you note to my neighbour for watering my plants", PromptTokens: 100}, "general", 8, fmt.Sprintf(byClassifier, "general")},
 	}
+	e := &Entry{Tasks: rules}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task, reason, e := Classify(tt.ri, rules)
-			idx := rtRuleIndex(rules, e)
-			if task != tt.task || idx != tt.rule || reason != tt.reason {
-				t.Errorf("got %s rule %d %q; want %s rule %d %q", task, idx, reason, tt.task, tt.rule, tt.reason)
+			v := Classify(tt.ri, e)
+			idx := rtRuleIndex(rules, v.Entry)
+			if v.Task != tt.task || idx != tt.rule || !regexp.MustCompile(tt.reason).MatchString(v.Reason) {
+				t.Errorf("got %s rule %d %q; want %s rule %d %s", v.Task, idx, v.Reason, tt.task, tt.rule, tt.reason)
 			}
 		})
 	}
@@ -333,6 +333,7 @@ func rtRuleIndex(rules []TaskEntry, e *TaskEntry) int {
 
 func TestClassifyEdges(t *testing.T) {
 	re := func(s string) []*regexp.Regexp { return []*regexp.Regexp{regexp.MustCompile(s)} }
+	code := "my go build fails: ./main.go:12:2: undefined: http.NewRequestWithContext — what import am I missing?"
 	tests := []struct {
 		name   string
 		rules  []TaskEntry
@@ -341,35 +342,33 @@ func TestClassifyEdges(t *testing.T) {
 		rule   int
 		reason string
 	}{
-		{"no rules: vision", nil, RequestInfo{Images: 1}, "vision", -1, "image_url"},
-		{"no rules: embedding", nil, RequestInfo{Embedding: true}, "embedding", -1, "embedding request"},
-		{"no rules: code", nil, RequestInfo{Text: "```x```"}, "code", -1, "code signal \"```\""},
-		{"no rules: reasoning", nil, RequestInfo{Text: "derive the formula"}, "reasoning", -1, `reasoning signal "derive"`},
-		{"no rules: general", nil, RequestInfo{Text: "hi"}, "general", -1, "no signal"},
-		{"no rules: header ignored", nil, RequestInfo{Text: "hi", TaskHeader: "code"}, "general", -1, `no signal; header names unknown task "code"`},
-		{"image without a vision rule", []TaskEntry{{Task: "general"}}, RequestInfo{Images: 1}, "general", 0, "no vision rule for image_url"},
-		{"code rule bounded out", []TaskEntry{{Task: "code", Keywords: []string{"zzz"}, MaxPromptTokens: 100}, {Task: "general"}},
-			RequestInfo{Text: "```x```", PromptTokens: 500}, "general", 1, "no code rule for code signal \"```\""},
+		{"no rules: vision", nil, RequestInfo{Images: 1}, "vision", -1, "^image_url$"},
+		{"no rules: embedding", nil, RequestInfo{Embedding: true}, "embedding", -1, "^embedding request$"},
+		{"no rules: code", nil, RequestInfo{Text: code}, "code", -1, fmt.Sprintf(byClassifier, "code")},
+		{"no rules: header ignored", nil, RequestInfo{Text: code, TaskHeader: "general"}, "code", -1, `; header names unknown task "general"$`},
+		{"image without a vision rule", []TaskEntry{{Task: "general"}}, RequestInfo{Images: 1, Text: "what is in this picture?"}, "general", 0, "^no vision rule for image_url; classifier general=1\\.00$"},
+		{"code rule bounded out", []TaskEntry{{Task: "code", Keywords: []string{"zzz"}, MaxPromptTokens: 10}, {Task: "general"}},
+			RequestInfo{Text: code, PromptTokens: 500}, "general", 1, "^classifier general=1\\.00$"},
 		{"code rule bounded in", []TaskEntry{{Task: "code", Keywords: []string{"zzz"}, MaxPromptTokens: 100}, {Task: "general"}},
-			RequestInfo{Text: "```x```", PromptTokens: 50}, "code", 0, "code signal \"```\""},
-		{"no general rule", []TaskEntry{{Task: "embedding"}, {Task: "code"}}, RequestInfo{Text: "hi"}, "code", 1, "no signal; no general rule: first rule"},
+			RequestInfo{Text: code, PromptTokens: 50}, "code", 0, fmt.Sprintf(byClassifier, "code")},
+		{"no general rule", []TaskEntry{{Task: "embedding"}, {Task: "reasoning"}}, RequestInfo{Text: code}, "reasoning", 1, "; no general rule: first rule$"},
 		{"embedding rules take no chat", []TaskEntry{{Task: "embedding", Keywords: []string{"sea"}}, {Task: "general"}},
-			RequestInfo{Text: "the sea"}, "general", 1, "no signal"},
+			RequestInfo{Text: "the sea"}, "general", 1, "^classifier general=1\\.00$"},
 		{"vision bounds take no text", []TaskEntry{{Task: "vision", MaxPromptTokens: 100}, {Task: "general"}},
-			RequestInfo{Text: "hi", PromptTokens: 5}, "general", 1, "no signal"},
+			RequestInfo{Text: "hi", PromptTokens: 5}, "general", 1, "^classifier general=1\\.00$"},
 		{"vision bounds choose among images", []TaskEntry{{Task: "vision", MaxPromptTokens: 100}, {Task: "vision"}},
-			RequestInfo{Images: 1, PromptTokens: 500}, "vision", 1, "image_url"},
+			RequestInfo{Images: 1, PromptTokens: 500}, "vision", 1, "^image_url$"},
 		{"max-tokens length signal", []TaskEntry{{Task: "code", MaxPromptTokens: 10}, {Task: "general"}},
-			RequestInfo{Text: "hi", PromptTokens: 5}, "code", 0, "prompt_tokens=5 max=10"},
+			RequestInfo{Text: "hi", PromptTokens: 5}, "code", 0, "^prompt_tokens=5 max=10$"},
 		{"rules in order", []TaskEntry{{Task: "general", Patterns: re(`sea`)}, {Task: "code", Keywords: []string{"sea"}}},
-			RequestInfo{Text: "sea"}, "general", 0, `pattern "sea"`},
+			RequestInfo{Text: "sea"}, "general", 0, `^pattern "sea"$`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			task, reason, e := Classify(tt.ri, tt.rules)
-			idx := rtRuleIndex(tt.rules, e)
-			if task != tt.task || idx != tt.rule || reason != tt.reason {
-				t.Errorf("got %s rule %d %q; want %s rule %d %q", task, idx, reason, tt.task, tt.rule, tt.reason)
+			v := Classify(tt.ri, &Entry{Tasks: tt.rules})
+			idx := rtRuleIndex(tt.rules, v.Entry)
+			if v.Task != tt.task || idx != tt.rule || !regexp.MustCompile(tt.reason).MatchString(v.Reason) {
+				t.Errorf("got %s rule %d %q; want %s rule %d %s", v.Task, idx, v.Reason, tt.task, tt.rule, tt.reason)
 			}
 		})
 	}

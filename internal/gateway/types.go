@@ -15,6 +15,7 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/taskclass"
 )
 
 // Upstream APIs.
@@ -91,6 +92,9 @@ type TaskEntry struct {
 	MaxPromptTokens int // 0: no bound
 	Dest            *Destination
 	Public          string // the public model the task goes to (the rule's model, or the virtual name)
+	// Examples are the rule's example requests as classifier features (ExampleText as written).
+	Examples    []taskclass.Features
+	ExampleText []string
 }
 
 // Entry is one public model name (or alias) in the table.
@@ -99,18 +103,24 @@ type Entry struct {
 	Route  string       // "namespace/name" of the Route, or "" for a service's own name
 	Dest   *Destination // nil for a virtual name
 	Tasks  []TaskEntry  // a virtual name's rules, in order
+	// A virtual name's classifier settings: the task it falls back to ("" general), the score
+	// a task needs to win (nil: the default), whether any rule has examples.
+	DefaultTask   string
+	MinConfidence *float64
+	hasExamples   bool
 }
 
 // RequestInfo is what routing and balancing need to know about a request.
 type RequestInfo struct {
 	Model        string
-	Images       int    // image parts in the messages
-	Text         string // the prompt's text (bounded: the first and last 16 KiB)
-	PromptTokens int    // estimated: 1 per 4 bytes of text, plus images
-	TaskHeader   string // x-citadel-task
-	Session      string // the session-affinity header's value
-	PrefixHash   uint64 // hash of the prompt's first blocks, for prefix affinity
-	Embedding    bool   // an embeddings request
+	Images       int             // image parts in the messages
+	Text         string          // the prompt's text (bounded: the first and last 16 KiB)
+	Class        taskclass.Input // what the task classifier reads: the ask, a tool result, context
+	PromptTokens int             // estimated: 1 per 4 bytes of text, plus images
+	TaskHeader   string          // x-citadel-task
+	Session      string          // the session-affinity header's value
+	PrefixHash   uint64          // hash of the prompt's first blocks, for prefix affinity
+	Embedding    bool            // an embeddings request
 }
 
 // Decision is where routing sends a request, and why.
