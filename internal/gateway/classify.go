@@ -23,6 +23,7 @@ const exampleLean = 6.0
 // why, and the classifier's scores when it was asked.
 type Verdict struct {
 	Task   string
+	How    string // header, embedding, image, rule, classifier, low-confidence (the metric's label)
 	Reason string // "image_url", `keyword "kubectl"`, "classifier code=0.93", "low-confidence code=0.41", …
 	Entry  *TaskEntry
 	// Scores are the classifier's (nil when a header, an image, an embedding or a rule decided).
@@ -75,7 +76,7 @@ func Classify(ri RequestInfo, e *Entry) Verdict {
 	note := ""
 	if h := strings.ToLower(strings.TrimSpace(ri.TaskHeader)); h != "" {
 		if te := ruleFor(rules, h, ri, true); te != nil {
-			return Verdict{Task: te.Task, Reason: "header x-citadel-task", Entry: te}
+			return Verdict{Task: te.Task, How: "header", Reason: "header x-citadel-task", Entry: te}
 		}
 		note = "; header names unknown task " + quoteCut(ri.TaskHeader, 24)
 	}
@@ -88,13 +89,13 @@ func classifyRules(ri RequestInfo, e *Entry, rules []TaskEntry) Verdict {
 	missed := "" // a signal no rule serves
 	if ri.Embedding {
 		if te := ruleFor(rules, v1.TaskEmbedding, ri, true); te != nil || len(rules) == 0 {
-			return Verdict{Task: v1.TaskEmbedding, Reason: "embedding request", Entry: te}
+			return Verdict{Task: v1.TaskEmbedding, How: "embedding", Reason: "embedding request", Entry: te}
 		}
 		missed = "no embedding rule for embedding request; "
 	}
 	if ri.Images > 0 {
 		if te := ruleFor(rules, v1.TaskVision, ri, true); te != nil || len(rules) == 0 {
-			return Verdict{Task: v1.TaskVision, Reason: "image_url", Entry: te}
+			return Verdict{Task: v1.TaskVision, How: "image", Reason: "image_url", Entry: te}
 		}
 		missed = "no vision rule for image_url; "
 	}
@@ -105,13 +106,13 @@ func classifyRules(ri RequestInfo, e *Entry, rules []TaskEntry) Verdict {
 			lower = strings.ToLower(ask)
 		}
 		if why := explicitMatch(&rules[i], ri, ask, lower); why != "" {
-			return Verdict{Task: rules[i].Task, Reason: why, Entry: &rules[i]}
+			return Verdict{Task: rules[i].Task, How: "rule", Reason: why, Entry: &rules[i]}
 		}
 	}
 
 	fs := features(ri)
 	s := taskclass.Builtin().ScoreFeatures(fs)
-	v := Verdict{Scores: &s}
+	v := Verdict{Scores: &s, How: "classifier"}
 	odds := s
 	if e != nil && e.hasExamples {
 		v.Nearest = map[string]float64{}
@@ -182,7 +183,7 @@ func classifyRules(ri RequestInfo, e *Entry, rules []TaskEntry) Verdict {
 	if best >= 0 && taskclass.Tasks[best] == def {
 		why = "classifier " + why
 	} else {
-		why = "low-confidence " + why
+		why, v.How = "low-confidence "+why, "low-confidence"
 	}
 	v.Task, v.Reason = def, missed+why
 	if len(rules) == 0 {

@@ -18,6 +18,7 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
+	"citadel.dev/citadel/internal/taskclass"
 )
 
 // DefaultAddr is where citadel serve's gateway listens unless told otherwise.
@@ -116,6 +117,7 @@ func New(opts Options) *Server {
 	s.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	s.health = &Health{Interval: opts.HealthInterval, Timeout: time.Second, Client: &http.Client{Transport: tr}}
 	s.scraper = &Scraper{Interval: opts.ScrapeInterval, Timeout: time.Second, Client: &http.Client{Transport: tr}}
+	taskclass.Builtin() // decode the classifier's weights now, not on the first request
 	t, errs := Build(BuildInput{Routes: opts.Routes})
 	for _, err := range errs {
 		s.log.Warn("gateway backends", "err", err)

@@ -22,6 +22,8 @@ type metrics struct {
 	retries   *prometheus.CounterVec
 	failovers *prometheus.CounterVec
 	overhead  prometheus.Histogram
+	tasks     *prometheus.CounterVec
+	decide    prometheus.Histogram
 }
 
 var latencyBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640}
@@ -46,7 +48,12 @@ func newMetrics() *metrics {
 	m.overhead = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "citadel_gateway_overhead_seconds",
 		Help:    "Time the gateway spent before the upstream request left (parsing, auth, routing, balancing).",
 		Buckets: []float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01}})
-	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.tpot, m.tokens, m.retries, m.failovers, m.overhead,
+	m.tasks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "citadel_gateway_task_decisions_total",
+		Help: "Requests to a virtual model by the task chosen and what chose it (header, embedding, image, rule, classifier, low-confidence)."}, []string{"model", "task", "how"})
+	m.decide = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "citadel_gateway_task_decision_seconds",
+		Help:    "Time to route a request to a virtual model: rules, the built-in classifier and the examples.",
+		Buckets: []float64{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005}})
+	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.tpot, m.tokens, m.retries, m.failovers, m.overhead, m.tasks, m.decide,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -424,9 +424,14 @@ func (s *Server) openAI(kind string) http.HandlerFunc {
 
 // resolve routes the request and sets the session for affinity.
 func (s *Server) resolve(r *http.Request, c *call) (Decision, error) {
+	start := time.Now()
 	d, err := s.table.Load().Resolve(c.info)
 	if err != nil {
 		return d, err
+	}
+	if d.Task != "" {
+		s.met.decide.Observe(time.Since(start).Seconds())
+		s.met.tasks.WithLabelValues(c.info.Model, d.Task, d.How).Inc()
 	}
 	for _, t := range d.Dest.Targets {
 		if t.SessionHeader != "" {

@@ -755,7 +755,7 @@ func (t *Table) Resolve(ri RequestInfo) (Decision, error) {
 			return Decision{}, fmt.Errorf("model %q: no task rule applies", ri.Model)
 		}
 		if depth == 0 {
-			d.Reason = reason
+			d.Reason, d.How = reason, cv.How
 		} else {
 			d.Reason += ", then " + e.Public + ": " + reason
 		}

@@ -127,6 +127,7 @@ type RequestInfo struct {
 type Decision struct {
 	Public string // the public model the request resolved to
 	Task   string // the task class, for a virtual name
+	How    string // what decided the task: header, embedding, image, rule, classifier, low-confidence
 	Reason string // e.g. "image_url", "keyword \"def \"", "exact name"
 	Dest   *Destination
 }
