@@ -222,7 +222,8 @@ func (e *engine) downloadPartial(ctx context.Context, job *fileJob) (string, err
 	hashDone := make(chan error, 1)
 	hctx, hcancel := context.WithCancel(ctx)
 	defer hcancel()
-	front := &hashFront{h: h}
+	front := newHashFront(h, &e.bufs)
+	defer front.close()
 	go func() { hashDone <- e.hashInOrder(hctx, f, front, job.size, len(st.Progress), completed) }()
 
 	var mu sync.Mutex // guards st and its saving
@@ -294,6 +295,7 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	front.close() // nothing is offered any more
 	save(true)
 	select {
 	case err := <-errc:
@@ -318,12 +320,17 @@ const rampEvery = 250 * time.Millisecond
 // that ignores Range is asked once, not once per chunk), then adds one
 // stream at a time: it lets the new stream settle for rampEvery (a
 // connection to a distant CDN takes a few round trips to send its first
-// byte), measures the next rampEvery, and keeps the stream when the
-// file's throughput grew by at least half of what one of the n streams
-// before carried (n=1: 1.5×, n=2: 1.25×, …); otherwise it gives the stream
-// back and stops. One stream is enough when it already runs at the
-// source's or the disk's speed, and every stream more costs CPU and
-// kernel time for nothing; a CDN that caps each connection gets them all.
+// byte), measures the file's throughput, and keeps the stream when it grew
+// by at least half of what one of the n streams before carried (n=1: 1.5×,
+// n=2: 1.25×, …); otherwise it gives the stream back and stops. One
+// stream is enough when it already runs at the source's or the disk's
+// speed, and every stream more costs CPU and kernel time for nothing (two
+// writers of one file also take turns on its lock); a CDN that caps each
+// connection gets them all. The first choice, one stream or more, is the
+// one that matters on a fast link, and a single window of rampEvery is
+// noisy there (a new stream's first window also carries what its socket
+// buffered while it settled): one stream and two are each measured over
+// rampWindows windows.
 func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers int, done <-chan struct{}) {
 	if workers <= 1 {
 		return
@@ -337,6 +344,8 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 	defer t.Stop()
 	n, prev, settling := 1, 0.0, true // the first stream settles too
 	last, lastAt := job.received.Load(), e.now()
+	windows := 0 // measured since the stream settled
+	from, fromAt := last, lastAt
 	for {
 		select {
 		case <-t.C:
@@ -349,10 +358,14 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 		if settling || dt <= 0 || d == last {
 			settling = settling && d == last // nothing moved yet: keep waiting
 			last, lastAt = d, now
+			from, fromAt, windows = d, now, 0
 			continue
 		}
-		rate := float64(d-last) / dt
 		last, lastAt = d, now
+		if windows++; n <= 2 && windows < rampWindows {
+			continue
+		}
+		rate := float64(d-from) / now.Sub(fromAt).Seconds()
 		if prev > 0 && rate < prev*(1+0.5/float64(n-1)) {
 			select { // the last stream added too little: take it back
 			case active <- struct{}{}:
@@ -372,28 +385,8 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 	}
 }
 
-// hashFront is the hash of the file's completed prefix [0, off). Bytes
-// written exactly at off are hashed from the buffer they arrived in (one
-// stream in order hashes everything so, with no second read); the rest is
-// read back from the page cache by hashInOrder when its chunk completes.
-type hashFront struct {
-	mu  sync.Mutex
-	h   hash.Hash
-	off atomic.Int64
-}
-
-// wrote offers bytes just written at off.
-func (hf *hashFront) wrote(p []byte, off int64) {
-	if hf == nil || hf.off.Load() != off {
-		return
-	}
-	hf.mu.Lock()
-	defer hf.mu.Unlock()
-	if hf.off.Load() == off {
-		hf.h.Write(p)
-		hf.off.Add(int64(len(p)))
-	}
-}
+// rampWindows is how many windows of rampEvery measure one stream and two.
+const rampWindows = 2
 
 // hashInOrder hashes the file chunk by chunk in file order, as chunks
 // arrive on completed (in any order), until n chunks are hashed.
@@ -414,26 +407,6 @@ func (e *engine) hashInOrder(ctx context.Context, f *os.File, hf *hashFront, siz
 				return err
 			}
 			next++
-		}
-	}
-	return nil
-}
-
-// readBack hashes what is not yet hashed of the file below end.
-func (hf *hashFront) readBack(f *os.File, end int64, buf *[]byte) error {
-	hf.mu.Lock()
-	defer hf.mu.Unlock()
-	off := hf.off.Load()
-	if off < end && *buf == nil {
-		*buf = make([]byte, 1<<20)
-	}
-	for off < end {
-		m, err := f.ReadAt((*buf)[:min(int64(len(*buf)), end-off)], off)
-		hf.h.Write((*buf)[:m])
-		off += int64(m)
-		hf.off.Store(off)
-		if err != nil && off < end {
-			return err
 		}
 	}
 	return nil
@@ -519,7 +492,8 @@ func (e *engine) downloadStream(ctx context.Context, job *fileJob) (string, erro
 	}
 	defer f.Close()
 	var got int64
-	front := &hashFront{h: h}
+	front := newHashFront(h, &e.bufs)
+	defer func() { front.close() }()
 	err = e.retry(ctx, job, func() (bool, error) {
 		if job.size == 0 || got >= job.size {
 			return true, nil
@@ -529,9 +503,11 @@ func (e *engine) downloadStream(ctx context.Context, job *fileJob) (string, erro
 			job.done.Add(-got)
 			got = 0
 		}
-		front = &hashFront{h: hashReset(front.h, job)}
+		front.close() // its hasher is done with h
+		front = newHashFront(hashReset(front.h, job), &e.bufs)
 		return false, e.fetchRange(ctx, job, f, 0, job.size-1, front, func(n int64) { got += n })
 	})
+	front.close()
 	if err != nil {
 		return "", err
 	}
@@ -743,7 +719,7 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 	}
 	r := &watchedReader{r: b, last: &lastRead, job: job, now: e.now}
 	buf := e.bufs.Get().(*[]byte)
-	defer e.bufs.Put(buf)
+	defer func() { e.bufs.Put(buf) }()
 	off := from
 	for off <= to {
 		// Fill the buffer before writing: one write per megabyte instead
@@ -753,10 +729,12 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 			if _, werr := f.WriteAt((*buf)[:n], off); werr != nil {
 				return classify(werr, job.name)
 			}
-			hf.wrote((*buf)[:n], off)
-			off += int64(n)
 			job.done.Add(int64(n))
 			progress(int64(n))
+			if hf.offer(buf, n, off) { // hashed meanwhile on another core
+				buf = e.bufs.Get().(*[]byte)
+			}
+			off += int64(n)
 		}
 		if rerr != nil {
 			if off > to {
