@@ -214,6 +214,62 @@ func (f *featurizer) text(ns byte, s string, w float32) {
 	}
 	f.words = words
 	f.lines(s, w)
+	f.shape(s, words, w)
+}
+
+// shape adds features that generalise beyond the words the corpus has: how many distinct
+// software terms a part names, Latin words inside a text in another script (identifiers in a
+// Japanese question), and code-shaped tokens (a.b, f(, --flag, `x`, paths, file names).
+func (f *featurizer) shape(s string, words []string, w float32) {
+	tech := 0
+	for i, t := range words {
+		if techTerms[t] && !slices.Contains(words[:i], t) {
+			tech++
+		}
+	}
+	switch {
+	case tech >= 3:
+		f.add('m', "tech=3+", w)
+	case tech > 0:
+		f.add('m', "tech="+string(rune('0'+tech)), w)
+	}
+	latin, other := 0, 0
+	for _, r := range s {
+		switch {
+		case r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'):
+			latin++
+		case r >= 0x370 && unicode.IsLetter(r): // Greek, Cyrillic, Arabic, Devanagari, CJK, Hangul…
+			other++
+		}
+	}
+	if other > 8 && latin > 0 {
+		f.add('m', "latin-in-script="+frac(latin, latin+other), w)
+	}
+	var call, dotted, flag, tick, path bool
+	for i := 1; i < len(s); i++ {
+		c, p := s[i], s[i-1]
+		switch {
+		case c == '(' && (isIdent(p)):
+			call = true
+		case c == '.' && isIdent(p) && i+1 < len(s) && isIdent(s[i+1]) && s[i+1] > '9':
+			dotted = true
+		case c == '-' && p == '-' && i+1 < len(s) && isIdent(s[i+1]):
+			flag = true
+		case c == '`':
+			tick = true
+		case c == '/' && i+1 < len(s) && isIdent(s[i+1]) && (isIdent(p) || p == '.' || p == '~' || p == ' '):
+			path = true
+		}
+	}
+	for name, on := range map[string]bool{"call(": call, "a.b": dotted, "--flag": flag, "`tick`": tick, "/path": path} {
+		if on {
+			f.add('m', name, w)
+		}
+	}
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // trigrams adds the character trigrams of a word with boundary marks: they carry what a

@@ -8,7 +8,7 @@ import (
 // TrainOptions tune training. The zero value is the shipped model's setting.
 type TrainOptions struct {
 	Epochs int     // passes over the corpus (default 30)
-	Rate   float64 // AdaGrad learning rate (default 0.5)
+	Rate   float64 // AdaGrad learning rate (default 0.2)
 	L2     float64 // weight decay per example (default 1e-6)
 	Seed   uint64  // the shuffle's seed
 }
@@ -21,7 +21,7 @@ func Train(examples []Example, o TrainOptions) *Model {
 		o.Epochs = 30
 	}
 	if o.Rate == 0 {
-		o.Rate = 0.5
+		o.Rate = 0.2
 	}
 	if o.L2 == 0 {
 		o.L2 = 1e-6

@@ -25,6 +25,7 @@ func main() {
 	epochs := flag.Int("epochs", 0, "passes over the corpus (0: the default)")
 	rate := flag.Float64("rate", 0, "AdaGrad learning rate (0: the default)")
 	l2 := flag.Float64("l2", 0, "weight decay (0: the default)")
+	worst := flag.Int("worst", 0, "with -cv: list this many of the misroutes")
 	flag.Parse()
 	opts := taskclass.TrainOptions{Epochs: *epochs, Rate: *rate, L2: *l2}
 
@@ -36,7 +37,7 @@ func main() {
 		log.Fatalf("no labelled lines in %s/*.jsonl", *corpus)
 	}
 	if *cv > 1 {
-		crossValidate(train, *cv, opts)
+		crossValidate(train, *cv, opts, *worst)
 		return
 	}
 	m := taskclass.Train(train, opts)
@@ -64,8 +65,9 @@ func main() {
 
 // crossValidate trains on all folds but one and evaluates on it, for each fold: the way to
 // tune features and options without looking at the held-out set.
-func crossValidate(all []taskclass.Example, k int, opts taskclass.TrainOptions) {
+func crossValidate(all []taskclass.Example, k int, opts taskclass.TrainOptions, worst int) {
 	var correct, total int
+	var misses []taskclass.Miss
 	for fold := range k {
 		var tr, te []taskclass.Example
 		for i, e := range all {
@@ -79,7 +81,11 @@ func crossValidate(all []taskclass.Example, k int, opts taskclass.TrainOptions) 
 		r, _ := taskclass.Evaluate(te, taskclass.Decider(m, taskclass.DefaultMinConfidence))
 		correct += r.Correct
 		total += r.Total
+		misses = append(misses, r.Misses...)
 		fmt.Printf("fold %d: %.1f %% of %d\n", fold, 100*r.Accuracy(), r.Total)
 	}
 	fmt.Printf("cross-validated: %.1f %% of %d\n", 100*float64(correct)/float64(total), total)
+	for _, m := range misses[:min(worst, len(misses))] {
+		fmt.Printf("  %s  %s → %s (%.2f)  %q\n", m.Where, m.Want, m.Got, m.Confidence, m.Ask)
+	}
 }
