@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"citadel.dev/citadel/internal/bench"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 	"citadel.dev/citadel/internal/sim/simtest"
 )
 
@@ -32,7 +32,7 @@ func TestAccuracyAgainstFixedLatency(t *testing.T) {
 		model     string
 	}{
 		{"vllm", "openai-chat", func(t *testing.T) string {
-			s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096}), ServedModelNames: []string{"qwen"},
+			s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}), ServedModelNames: []string{"qwen"},
 				TimeScale: 1, FixedTTFT: ttft, FixedITL: itl})
 			if err != nil {
 				t.Fatal(err)
@@ -40,7 +40,7 @@ func TestAccuracyAgainstFixedLatency(t *testing.T) {
 			return serve(t, s)
 		}, "qwen"},
 		{"ollama", "ollama", func(t *testing.T) string {
-			s, err := sim.NewOllama(sim.OllamaConfig{Plan: plan(t, "rtx-4090", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, Quant: perf.QuantQ4KM}),
+			s, err := sim.NewOllama(sim.OllamaConfig{Plan: plan(t, "rtx-4090", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM}),
 				Model: "qwen2.5:7b", TimeScale: 1, FixedTTFT: ttft, FixedITL: itl})
 			if err != nil {
 				t.Fatal(err)
@@ -93,12 +93,12 @@ func TestSweepVLLMvsOllama(t *testing.T) {
 		t.Skip("runs two sweeps")
 	}
 	const scale = 0.1
-	v, err := sim.NewVLLM(sim.Config{Plan: plan(t, "rtx-4090", "llama-3.1-8b", perf.Options{MaxModelLen: 4096, Quant: perf.QuantQ4KM}),
+	v, err := sim.NewVLLM(sim.Config{Plan: plan(t, "rtx-4090", "llama-3.1-8b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM}),
 		ServedModelNames: []string{"llama"}, TimeScale: scale, NoPrefixCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := sim.NewOllama(sim.OllamaConfig{Plan: plan(t, "rtx-4090", "llama-3.1-8b", perf.Options{MaxModelLen: 4096, Quant: perf.QuantQ4KM}),
+	o, err := sim.NewOllama(sim.OllamaConfig{Plan: plan(t, "rtx-4090", "llama-3.1-8b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM}),
 		Model: "llama3.1:8b", TimeScale: scale, LoadTime: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -15,8 +15,8 @@ import (
 	"testing/quick"
 	"time"
 
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 	"citadel.dev/citadel/internal/sim/simtest"
 )
 
@@ -33,7 +33,7 @@ func clServe(t testing.TB, s simtest.Server) string {
 // clSimVLLM is a simulated vLLM (Qwen2.5-7B on an H100) at time scale 0 serving "qwen".
 func clSimVLLM(t testing.TB, faults sim.Faults) string {
 	t.Helper()
-	s, err := sim.NewVLLM(sim.Config{Plan: clPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096}),
+	s, err := sim.NewVLLM(sim.Config{Plan: clPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 		ServedModelNames: []string{"qwen"}, TimeScale: 0, Faults: faults, NoPrefixCache: true})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func clSimVLLM(t testing.TB, faults sim.Faults) string {
 
 func clSimOllama(t testing.TB) string {
 	t.Helper()
-	s, err := sim.NewOllama(sim.OllamaConfig{Plan: clPlan(t, "rtx-4090", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, Quant: perf.QuantQ4KM}),
+	s, err := sim.NewOllama(sim.OllamaConfig{Plan: clPlan(t, "rtx-4090", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM}),
 		Model: "qwen2.5:7b", TimeScale: 0})
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // BenchmarkGenerator measures the load generator itself — can it drive a fast server without
@@ -32,7 +32,7 @@ import (
 //
 // Run with: go test -run '^$' -bench BenchmarkGenerator -benchtime 1x ./internal/bench/
 func BenchmarkGenerator(b *testing.B) {
-	s, err := sim.NewVLLM(sim.Config{Plan: clPlan(b, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096}),
+	s, err := sim.NewVLLM(sim.Config{Plan: clPlan(b, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 		ServedModelNames: []string{"qwen"}, TimeScale: 0, NoPrefixCache: true})
 	if err != nil {
 		b.Fatal(err)

@@ -11,14 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 func TestBenchRunAndCompare(t *testing.T) {
-	g, _ := perf.LookupGPU("h100-sxm")
-	m, _ := perf.LookupModel("qwen2.5-7b")
-	p, err := perf.NewPlan(g, m, perf.Options{MaxModelLen: 4096})
+	g, _ := perfmodel.LookupGPU("h100-sxm")
+	m, _ := perfmodel.LookupModel("qwen2.5-7b")
+	p, err := perfmodel.NewPlan(g, m, perfmodel.Options{MaxModelLen: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,10 +19,10 @@ import (
 	"citadel.dev/citadel/internal/agent"
 	"citadel.dev/citadel/internal/daemon"
 	"citadel.dev/citadel/internal/gateway"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/serving"
-	"citadel.dev/citadel/internal/sim/perf"
 	"citadel.dev/citadel/internal/version"
 )
 
@@ -189,7 +189,7 @@ func inventory(ctx context.Context, spec string, simulate bool) ([]placement.GPU
 		return nil, nil, nil
 	case "auto":
 		if simulate {
-			return nil, nil, usagef("--simulate-engines needs simulated GPUs: pass --gpus PROFILES, e.g. --gpus 2xrtx-4070-ti-super (profiles: %s)", strings.Join(perf.GPUNames(), ", "))
+			return nil, nil, usagef("--simulate-engines needs simulated GPUs: pass --gpus PROFILES, e.g. --gpus 2xrtx-4070-ti-super (profiles: %s)", strings.Join(perfmodel.GPUNames(), ", "))
 		}
 		inv, err := nvidiaSMI(ctx)
 		if errors.Is(err, exec.ErrNotFound) {

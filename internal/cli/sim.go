@@ -19,8 +19,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"citadel.dev/citadel/internal/modelinfo"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // simFlags are citadel sim's own flags and the real engines' that a supervisor passes.
@@ -111,15 +111,15 @@ func newSim(e *env) *cobra.Command {
 		Use:   "sim [model] --engine vllm|sglang|llamacpp|ollama --gpu GPU",
 		Short: "Simulate an inference engine's API and performance without a GPU",
 		Long: `Run a simulated inference engine: the real engine's HTTP API, with latencies
-from a performance model of the GPU and model (internal/sim/perf).
+from a performance model of the GPU and model (internal/perfmodel).
 
 It accepts the engine's own flags (vllm serve, sglang.launch_server,
 llama-server), so a supervisor can start it in place of the real engine; a
 flag of another engine is refused. A model that does not fit the GPU refuses to
 start, as vLLM does.
 
-GPUs:   ` + strings.Join(perf.GPUNames(), ", ") + `
-Models: ` + strings.Join(perf.ModelNames(), ", ") + ` (or a Hugging Face repo
+GPUs:   ` + strings.Join(perfmodel.GPUNames(), ", ") + `
+Models: ` + strings.Join(perfmodel.ModelNames(), ", ") + ` (or a Hugging Face repo
         or GGUF file whose name starts with one of them, e.g.
         XiaomiMiMo/MiMo-VL-7B-RL, or a model directory with config.json)
 
@@ -227,7 +227,7 @@ as fast as possible (for gateway overhead benchmarks).`,
 		fl.StringVar(&f.maxModelLen, "max-model-len", "", "vllm: context length, e.g. 8192 or 32k (default the model's)")
 		fl.IntVar(&f.maxNumSeqs, "max-num-seqs", 0, "vllm: maximum sequences per iteration (default 256)")
 		fl.IntVar(&f.maxBatched, "max-num-batched-tokens", 0, "vllm: token budget per iteration (default 8192)")
-		fl.Float64Var(&f.gpuMemUtil, "gpu-memory-utilization", perf.DefaultGPUMemoryUtilization, "vllm: fraction of GPU memory the engine may use")
+		fl.Float64Var(&f.gpuMemUtil, "gpu-memory-utilization", perfmodel.DefaultGPUMemoryUtilization, "vllm: fraction of GPU memory the engine may use")
 		fl.IntVar(&f.tp, "tensor-parallel-size", 1, "vllm: number of GPUs to shard the model over (-tp)")
 	})
 	only([]string{engVLLM, engSGLang}, func() {
@@ -239,7 +239,7 @@ as fast as possible (for gateway overhead benchmarks).`,
 		fl.StringVar(&f.maxModelLen, "context-length", "", "sglang: context length (default the model's)")
 		fl.IntVar(&f.maxNumSeqs, "max-running-requests", 0, "sglang: maximum running requests")
 		fl.IntVar(&f.maxBatched, "chunked-prefill-size", 0, "sglang: prefill tokens per iteration")
-		fl.Float64Var(&f.gpuMemUtil, "mem-fraction-static", perf.DefaultGPUMemoryUtilization, "sglang: fraction of GPU memory for weights and KV pool")
+		fl.Float64Var(&f.gpuMemUtil, "mem-fraction-static", perfmodel.DefaultGPUMemoryUtilization, "sglang: fraction of GPU memory for weights and KV pool")
 		fl.IntVar(&f.tp, "tp-size", 1, "sglang: tensor parallelism (--tp)")
 		fl.IntVar(&f.tp, "tp", 1, "sglang: alias of --tp-size")
 		fl.BoolVar(&f.metrics, "enable-metrics", false, "sglang: serve /metrics")
@@ -328,23 +328,23 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 		ollamaName, f.model = f.model, strings.ReplaceAll(f.model, ":", "-")
 	}
 	if f.gpu == "" {
-		return usagef("--gpu is required: one of %s", strings.Join(perf.GPUNames(), ", "))
+		return usagef("--gpu is required: one of %s", strings.Join(perfmodel.GPUNames(), ", "))
 	}
-	gpu, err := perf.LookupGPU(f.gpu)
+	gpu, err := perfmodel.LookupGPU(f.gpu)
 	if err != nil {
 		return usagef("--gpu: %v", err)
 	}
 	if f.model == "" {
 		if f.engine == engOllama {
-			return usagef("a model is required: --model (one of %s), or OLLAMA_MODELS naming an Ollama store to serve every model in it, as ollama serve does", strings.Join(perf.ModelNames(), ", "))
+			return usagef("a model is required: --model (one of %s), or OLLAMA_MODELS naming an Ollama store to serve every model in it, as ollama serve does", strings.Join(perfmodel.ModelNames(), ", "))
 		}
-		return usagef("a model is required: --model or a positional argument, one of %s", strings.Join(perf.ModelNames(), ", "))
+		return usagef("a model is required: --model or a positional argument, one of %s", strings.Join(perfmodel.ModelNames(), ", "))
 	}
 	model, fileQuant, err := lookupSimModel(f.model)
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
-	opts := perf.Options{TP: f.tp, GPUMemoryUtilization: f.gpuMemUtil, MaxNumSeqs: f.maxNumSeqs, MaxNumBatchedTokens: f.maxBatched}
+	opts := perfmodel.Options{TP: f.tp, GPUMemoryUtilization: f.gpuMemUtil, MaxNumSeqs: f.maxNumSeqs, MaxNumBatchedTokens: f.maxBatched}
 	if f.maxModelLen != "" {
 		if opts.MaxModelLen, err = parseModelLen(f.maxModelLen); err != nil {
 			return usagef("%s: %v", f.maxLenFlag, err)
@@ -363,15 +363,15 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	}
 	switch {
 	case f.quant != "":
-		if opts.Quant, err = perf.ParseQuant(f.quant); err != nil {
+		if opts.Quant, err = perfmodel.ParseQuant(f.quant); err != nil {
 			return usagef("--quantization: %v", err)
 		}
 	case fileQuant != "":
 		opts.Quant = fileQuant
 	case f.engine == engLlamaCPP:
-		opts.Quant = perf.QuantQ4KM // a GGUF file; Q4_K_M is the common download
+		opts.Quant = perfmodel.QuantQ4KM // a GGUF file; Q4_K_M is the common download
 	case f.dtype != "" && f.dtype != "auto":
-		if opts.Quant, err = perf.ParseQuant(f.dtype); err != nil {
+		if opts.Quant, err = perfmodel.ParseQuant(f.dtype); err != nil {
 			return usagef("--dtype: %v", err)
 		}
 	}
@@ -399,9 +399,9 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if f.engine == engOllama {
 		return runOllamaSim(cmd, e, f, ollamaName, gpu, model, opts)
 	}
-	plan, err := perf.NewPlan(gpu, model, opts)
+	plan, err := perfmodel.NewPlan(gpu, model, opts)
 	if err != nil {
-		var pe *perf.PlanError
+		var pe *perfmodel.PlanError
 		if errors.As(err, &pe) {
 			return err // the engine's own refusal: exit 1
 		}
@@ -445,7 +445,7 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 
 // simLoadLog prints what the real engine logs while it loads the model (before it listens,
 // for the engines that bind only when ready), plus the simulator's plan.
-func simLoadLog(out io.Writer, f simFlags, plan perf.Plan) {
+func simLoadLog(out io.Writer, f simFlags, plan perfmodel.Plan) {
 	gib := func(b int64) float64 { return float64(b) / (1 << 30) }
 	switch f.engine {
 	case engSGLang:
@@ -494,7 +494,7 @@ type ollamaSettings struct {
 	gpus     int
 }
 
-func ollamaEnv(e *env, f simFlags, gpu perf.GPU) (ollamaSettings, error) {
+func ollamaEnv(e *env, f simFlags, gpu perfmodel.GPU) (ollamaSettings, error) {
 	st := ollamaSettings{keep: 5 * time.Minute, gpus: 1}
 	if v := e.getenv("OLLAMA_NUM_PARALLEL"); v != "" && f.numParallel == 0 {
 		n, err := strconv.Atoi(v)
@@ -574,7 +574,7 @@ func parseOllamaHost(v string) (string, int, error) {
 // runOllamaSim serves the Ollama personality with one model. Like ollama serve it reads
 // OLLAMA_NUM_PARALLEL and OLLAMA_KEEP_ALIVE (see ollamaEnv); with --gpu-free-memory a model
 // that does not fit runs with some layers on the CPU (sim.OllamaModelFor).
-func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.GPU, model perf.Model, opts perf.Options) error {
+func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perfmodel.GPU, model perfmodel.Model, opts perfmodel.Options) error {
 	st, err := ollamaEnv(e, f, gpu)
 	if err != nil {
 		return err
@@ -590,7 +590,7 @@ func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.
 			return err
 		}
 		cfg.Models, cfg.GPUFree, cfg.Plan = []sim.OllamaModel{m}, st.free, m.Plan
-	} else if cfg.Plan, err = perf.NewPlan(gpu, model, opts); err != nil {
+	} else if cfg.Plan, err = perfmodel.NewPlan(gpu, model, opts); err != nil {
 		return err
 	}
 	return serveOllama(cmd, e, f, cfg)
@@ -602,9 +602,9 @@ func runOllamaSim(cmd *cobra.Command, e *env, f simFlags, name string, gpu perf.
 func runOllamaStore(cmd *cobra.Command, e *env, f simFlags) error {
 	dir := e.getenv("OLLAMA_MODELS")
 	if f.gpu == "" {
-		return usagef("--gpu is required: one of %s", strings.Join(perf.GPUNames(), ", "))
+		return usagef("--gpu is required: one of %s", strings.Join(perfmodel.GPUNames(), ", "))
 	}
-	gpu, err := perf.LookupGPU(f.gpu)
+	gpu, err := perfmodel.LookupGPU(f.gpu)
 	if err != nil {
 		return usagef("--gpu: %v", err)
 	}
@@ -618,7 +618,7 @@ func runOllamaStore(cmd *cobra.Command, e *env, f simFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := perf.Options{MaxModelLen: 4096, Parallel: max(st.parallel, 1)}
+	opts := perfmodel.Options{MaxModelLen: 4096, Parallel: max(st.parallel, 1)}
 	if v := e.getenv("OLLAMA_CONTEXT_LENGTH"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -651,7 +651,7 @@ func runOllamaStore(cmd *cobra.Command, e *env, f simFlags) error {
 }
 
 // ollamaPlanLine says where a model's layers go and how fast it runs.
-func ollamaPlanLine(m sim.OllamaModel, gpu perf.GPU) string {
+func ollamaPlanLine(m sim.OllamaModel, gpu perfmodel.GPU) string {
 	o := m.Offload
 	standIn := ""
 	if m.StandIn {
@@ -714,26 +714,26 @@ func serveOllama(cmd *cobra.Command, e *env, f simFlags, cfg sim.OllamaConfig) e
 // catalogue, "Qwen/Qwen2.5-7B-Instruct" as qwen2.5-7b-instruct, then with trailing -segments
 // dropped (qwen2.5-7b). A GGUF file name's quantisation is returned when the simulator models
 // it; one it does not model is an error rather than a silent substitute.
-func lookupSimModel(name string) (perf.Model, perf.Quant, error) {
+func lookupSimModel(name string) (perfmodel.Model, perfmodel.Quant, error) {
 	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
 		m, err := modelFromDir(name)
 		return m, "", err
 	}
 	n := strings.ToLower(path.Base(name))
-	var quant perf.Quant
+	var quant perfmodel.Quant
 	if base, ok := strings.CutSuffix(n, ".gguf"); ok {
 		n = base
 		if m := ggufQuant.FindStringSubmatch(n); m != nil {
-			q, err := perf.ParseQuant(m[1])
+			q, err := perfmodel.ParseQuant(m[1])
 			if err != nil {
-				return perf.Model{}, "", fmt.Errorf("%s: the simulator models GGUF q4_k_m and f16 weights, not %s; pass --quantization to choose one", name, m[1])
+				return perfmodel.Model{}, "", fmt.Errorf("%s: the simulator models GGUF q4_k_m and f16 weights, not %s; pass --quantization to choose one", name, m[1])
 			}
 			quant, n = q, strings.TrimSuffix(n[:len(n)-len(m[1])], "-")
 			n = strings.TrimSuffix(strings.TrimSuffix(n, "."), "_")
 		}
 	}
 	for {
-		if m, err := perf.LookupModel(n); err == nil {
+		if m, err := perfmodel.LookupModel(n); err == nil {
 			return m, quant, nil
 		}
 		i := strings.LastIndexByte(n, '-')
@@ -742,25 +742,25 @@ func lookupSimModel(name string) (perf.Model, perf.Quant, error) {
 		}
 		n = n[:i]
 	}
-	return perf.Model{}, "", fmt.Errorf("no built-in profile matches %q: use one of %s, or a model directory", name, strings.Join(perf.ModelNames(), ", "))
+	return perfmodel.Model{}, "", fmt.Errorf("no built-in profile matches %q: use one of %s, or a model directory", name, strings.Join(perfmodel.ModelNames(), ", "))
 }
 
 // ggufQuant finds a GGUF file name's quantisation suffix (qwen2.5-7b-instruct-q4_k_m).
 var ggufQuant = regexp.MustCompile(`[-._]((?:i?q[1-8](?:_[a-z0-9]+)*)|f16|bf16|f32)$`)
 
 // modelFromDir builds a profile from a model directory's files.
-func modelFromDir(dir string) (perf.Model, error) {
+func modelFromDir(dir string) (perfmodel.Model, error) {
 	info, err := modelinfo.FromDir(dir)
 	if err != nil {
-		return perf.Model{}, err
+		return perfmodel.Model{}, err
 	}
 	var cfg modelinfo.Config
 	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
 		if cfg, err = modelinfo.ParseConfig(data); err != nil {
-			return perf.Model{}, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+			return perfmodel.Model{}, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
 		}
 	}
-	return perf.ModelFromInfo(filepath.Base(filepath.Clean(dir)), cfg, info)
+	return perfmodel.ModelFromInfo(filepath.Base(filepath.Clean(dir)), cfg, info)
 }
 
 // parseModelLen reads vLLM's --max-model-len: 8192, or human-readable with a decimal (k, m) or

@@ -19,8 +19,8 @@ import (
 
 	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/gateway"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // hungAfterOne is a sim that answers its first chat request and then accepts every other one
@@ -305,7 +305,7 @@ func TestTruncatedBody(t *testing.T) {
 // the route header names the target that answered.
 func TestURLTargetsBalancedByLoad(t *testing.T) {
 	simAt := func(slowdown float64) *engine {
-		s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096}),
+		s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 			ServedModelNames: []string{"qwen"}, TimeScale: 1, Slowdown: slowdown, FixedTTFT: 20 * time.Millisecond, FixedITL: 5 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

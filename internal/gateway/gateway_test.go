@@ -18,8 +18,8 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/gateway"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 	"citadel.dev/citadel/internal/sim/simtest"
 )
 
@@ -39,7 +39,7 @@ func simVLLM(t testing.TB, faults sim.Faults, names ...string) *engine {
 
 func simModel(t testing.TB, model string, faults sim.Faults, names ...string) *engine {
 	t.Helper()
-	s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", model, perf.Options{MaxModelLen: 4096}),
+	s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", model, perfmodel.Options{MaxModelLen: 4096}),
 		ServedModelNames: names, TimeScale: 0, Faults: faults})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func simModel(t testing.TB, model string, faults sim.Faults, names ...string) *e
 
 func simOllama(t testing.TB, model string) *engine {
 	t.Helper()
-	s, err := sim.NewOllama(sim.OllamaConfig{Plan: plan(t, "rtx-4090", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, Quant: perf.QuantQ4KM}),
+	s, err := sim.NewOllama(sim.OllamaConfig{Plan: plan(t, "rtx-4090", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM}),
 		Model: model, TimeScale: 0})
 	if err != nil {
 		t.Fatal(err)

@@ -19,8 +19,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 	"citadel.dev/citadel/internal/taskclass"
 )
 
@@ -841,15 +841,15 @@ func TestOllamaNames(t *testing.T) {
 // answers back.
 func TestOllamaThroughSimulatedVLLM(t *testing.T) {
 	t.Parallel()
-	g, err := perf.LookupGPU("h100-sxm")
+	g, err := perfmodel.LookupGPU("h100-sxm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := perf.LookupModel("mimo-vl-7b")
+	m, err := perfmodel.LookupModel("mimo-vl-7b")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := perf.NewPlan(g, m, perf.Options{MaxModelLen: 8192})
+	p, err := perfmodel.NewPlan(g, m, perfmodel.Options{MaxModelLen: 8192})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,9 @@ import (
 	"citadel.dev/citadel/internal/mirror"
 	"citadel.dev/citadel/internal/mirror/mirrortest"
 	"citadel.dev/citadel/internal/modelinfo"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/sim"
-	"citadel.dev/citadel/internal/sim/perf"
 	"citadel.dev/citadel/internal/sim/simtest"
 )
 
@@ -61,7 +61,7 @@ func TestSeedPullSize(t *testing.T) {
 	store := t.TempDir()
 	p := pull.New(pull.Options{HFEndpoint: url, HFCache: filepath.Join(store, "hf"), OllamaDir: filepath.Join(store, "ollama"),
 		OllamaRegistry: strings.TrimPrefix(url, "http://"), OllamaInsecure: true})
-	ignore := cmpopts.IgnoreFields(perf.Model{}, "Name", "VisionParams", "EmbeddingParams", "Quant")
+	ignore := cmpopts.IgnoreFields(perfmodel.Model{}, "Name", "VisionParams", "EmbeddingParams", "Quant")
 	// The catalogue rounds MiMo-VL's count (8.298e9); the stand-in declares the safetensors total.
 	near := cmp.Comparer(func(a, b int64) bool { return a == b || float64(a) > 0.999*float64(b) && float64(a) < 1.001*float64(b) })
 	for _, uri := range uris {
@@ -81,17 +81,17 @@ func TestSeedPullSize(t *testing.T) {
 			if !info.StandIn || info.SizeBytes > 4096 {
 				t.Errorf("StandIn %v, %d bytes of weights; want a stand-in of a few hundred bytes", info.StandIn, info.SizeBytes)
 			}
-			got, err := perf.ModelFromInfo(uri, cfg, info)
+			got, err := perfmodel.ModelFromInfo(uri, cfg, info)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, _ := perf.LookupModel(realModels[uri])
+			want, _ := perfmodel.LookupModel(realModels[uri])
 			if diff := cmp.Diff(want, got, ignore, near); diff != "" {
 				t.Errorf("sized unlike %s (-real +stand-in):\n%s", want.Name, diff)
 			}
 			wq := want.Quant
 			if r.ModelFile != "" {
-				wq = perf.QuantQ4KM
+				wq = perfmodel.QuantQ4KM
 			}
 			if gb, wb := got.WeightBytes(got.Quant), want.WeightBytes(wq); got.Quant != wq || gb < wb*999/1000 || gb > wb*1001/1000 {
 				t.Errorf("weights %s %d bytes; want %s %d", got.Quant, got.WeightBytes(got.Quant), wq, want.WeightBytes(wq))
@@ -100,9 +100,9 @@ func TestSeedPullSize(t *testing.T) {
 	}
 
 	// citadel sim --engine ollama with OLLAMA_MODELS at the pulled store.
-	gpu, _ := perf.LookupGPU("rtx-4070-ti-super")
+	gpu, _ := perfmodel.LookupGPU("rtx-4070-ti-super")
 	free := []int64{gpu.MemoryBytes} // one card: deepseek-r1:32b does not fit it
-	models, skipped, err := sim.OllamaStoreModels(filepath.Join(store, "ollama"), gpu, perf.Options{MaxModelLen: 4096, Parallel: 1}, free)
+	models, skipped, err := sim.OllamaStoreModels(filepath.Join(store, "ollama"), gpu, perfmodel.Options{MaxModelLen: 4096, Parallel: 1}, free)
 	if err != nil || len(skipped) > 0 {
 		t.Fatalf("store: %v, skipped %v", err, skipped)
 	}

@@ -1,5 +1,7 @@
-// Package perf is the performance model behind `citadel sim`: GPU and model profiles, a
-// vLLM-like memory plan, a roofline step-time model and a deterministic iteration scheduler.
+// Package perfmodel is Citadel's GPU and model capacity model, used alike by the planner
+// (internal/placement: what fits where) and by `citadel sim` (how fast it runs): GPU and model
+// profiles, a vLLM-like memory plan, a roofline step-time model and a deterministic iteration
+// scheduler. The planner does not depend on the simulator; both depend on this package.
 // It does no I/O, starts no goroutines and reads no clock: simulated time advances only by
 // Scheduler.Step, so one goroutine can drive thousands of streams (the HTTP personalities
 // translate Step's events into wall-clock delays, scaled by --time-scale).
@@ -37,4 +39,4 @@
 //
 // The scheduler's own cost is ≈ 18 ns of CPU per simulated token with 2,000 running streams
 // (BenchmarkSchedulerStep, one core of an AMD EPYC).
-package perf
+package perfmodel

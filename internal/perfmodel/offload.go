@@ -1,4 +1,4 @@
-package perf
+package perfmodel
 
 // Partial offload: how Ollama (llama.cpp -ngl) runs a model larger than the free VRAM by keeping
 // some of its layers in host memory and running them on the CPU.

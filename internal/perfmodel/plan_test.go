@@ -1,4 +1,4 @@
-package perf
+package perfmodel
 
 import (
 	"errors"

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/placement"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // TestSGLangFlags: the plan of an SGLang engine, placed or refused, is worded in SGLang's
@@ -16,8 +16,8 @@ func TestSGLangFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model := func(name string) perf.Model {
-		m, err := perf.LookupModel(name)
+	model := func(name string) perfmodel.Model {
+		m, err := perfmodel.LookupModel(name)
 		if err != nil {
 			t.Fatal(err)
 		}

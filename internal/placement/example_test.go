@@ -4,16 +4,16 @@ import (
 	"errors"
 	"fmt"
 
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/placement"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // seed001 is the plan of the seed deployment: MiMo-VL-7B-RL in bf16 on vLLM with
 // --gpu-memory-utilization 0.6 and --max-model-len 8192, and three GGUF models on one shared
 // Ollama at its defaults (num_ctx 4096, one slot).
 func seed001() []placement.Request {
-	m := func(name string) perf.Model {
-		model, err := perf.LookupModel(name)
+	m := func(name string) perfmodel.Model {
+		model, err := perfmodel.LookupModel(name)
 		if err != nil {
 			panic(err)
 		}
@@ -21,9 +21,9 @@ func seed001() []placement.Request {
 	}
 	return []placement.Request{
 		{Service: "default/mimo-vl-7b-rl", Model: m("mimo-vl-7b"), Engine: "vllm", GPUMemoryUtilization: 0.6, MaxModelLen: 8192},
-		{Service: "default/deepseek-r1-32b", Model: m("deepseek-r1-distill-qwen-32b"), Quant: perf.QuantQ4KM, Shared: true},
-		{Service: "default/deepcoder-14b", Model: m("deepcoder-14b"), Quant: perf.QuantQ4KM, Shared: true},
-		{Service: "default/qwen2-5-7b", Model: m("qwen2.5-7b"), Quant: perf.QuantQ4KM, Shared: true},
+		{Service: "default/deepseek-r1-32b", Model: m("deepseek-r1-distill-qwen-32b"), Quant: perfmodel.QuantQ4KM, Shared: true},
+		{Service: "default/deepcoder-14b", Model: m("deepcoder-14b"), Quant: perfmodel.QuantQ4KM, Shared: true},
+		{Service: "default/qwen2-5-7b", Model: m("qwen2.5-7b"), Quant: perfmodel.QuantQ4KM, Shared: true},
 	}
 }
 
@@ -132,11 +132,11 @@ func ExamplePlan_keep() {
 	for i := range reqs {
 		reqs[i].Keep = decisions[i].Replicas // running, as placed
 	}
-	qwen, err := perf.LookupModel("qwen2.5-7b")
+	qwen, err := perfmodel.LookupModel("qwen2.5-7b")
 	if err != nil {
 		panic(err)
 	}
-	reqs = append(reqs, placement.Request{Service: "default/qwen-awq", Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 8192})
+	reqs = append(reqs, placement.Request{Service: "default/qwen-awq", Model: qwen, Quant: perfmodel.QuantAWQInt4, MaxModelLen: 8192})
 	decisions, errs := placement.Plan(reqs, inv)
 	for i, d := range decisions[:4] {
 		fmt.Printf("%s kept on GPUs %s: %v\n", d.Service, d.Replicas[0].CUDAVisibleDevices(), d.Replicas[0].Kept && errs[i] == nil)

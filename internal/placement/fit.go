@@ -10,13 +10,13 @@ import (
 	"strconv"
 	"strings"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // slot is one GPU and what the plan has put on it so far.
 type slot struct {
 	gpu      GPU
-	pg       perf.GPU
+	pg       perfmodel.GPU
 	reserved int64 // taken by exclusive engines: utilisation × total each
 	peak     int64 // the largest shared model placed here
 	holders  []holder
@@ -132,7 +132,7 @@ func newJob(r Request, st state) (*job, error) {
 		}
 	}
 	if j.Quant == "" {
-		j.Quant = cmp.Or(r.Model.Quant, perf.QuantBF16)
+		j.Quant = cmp.Or(r.Model.Quant, perfmodel.QuantBF16)
 	}
 	if j.Concurrency == 0 {
 		j.Concurrency = 1
@@ -148,13 +148,13 @@ func newJob(r Request, st state) (*job, error) {
 	}
 	j.util, j.autoUtil = r.GPUMemoryUtilization, r.GPUMemoryUtilization == 0
 	if j.autoUtil {
-		j.util = perf.DefaultGPUMemoryUtilization
+		j.util = perfmodel.DefaultGPUMemoryUtilization
 	}
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", j.Service, fmt.Sprintf(format, args...)))
 	}
-	if kv, err := perf.KVCacheBytes(r.KVCacheDtype); err != nil {
+	if kv, err := perfmodel.KVCacheBytes(r.KVCacheDtype); err != nil {
 		bad("%v", err)
 	} else {
 		j.kvElem = kv
@@ -162,9 +162,9 @@ func newJob(r Request, st state) (*job, error) {
 	if j.MaxNumSeqs < 0 {
 		bad("max num seqs %d is negative", r.MaxNumSeqs)
 	}
-	if j.Concurrency < 0 || j.Concurrency > perf.DefaultMaxNumSeqs {
+	if j.Concurrency < 0 || j.Concurrency > perfmodel.DefaultMaxNumSeqs {
 		bad("concurrency %d is not in [1, %d]: vLLM runs at most %d sequences at once (max_num_seqs)",
-			r.Concurrency, perf.DefaultMaxNumSeqs, perf.DefaultMaxNumSeqs)
+			r.Concurrency, perfmodel.DefaultMaxNumSeqs, perfmodel.DefaultMaxNumSeqs)
 	}
 	if j.Replicas < 0 || j.Replicas > maxReplicas {
 		bad("replicas %d is not in [1, %d]", r.Replicas, maxReplicas)
@@ -184,9 +184,9 @@ func newJob(r Request, st state) (*job, error) {
 	}
 	if len(errs) == 0 {
 		// perf validates the model's shape and the weight format.
-		if _, err := perf.NewPlan(perf.GPU{Name: "check", MemoryBytes: 1 << 40}, r.Model,
-			perf.Options{Quant: j.Quant, MaxModelLen: j.MaxModelLen, KVCacheDtype: j.KVCacheDtype}); err != nil {
-			var pe *perf.PlanError
+		if _, err := perfmodel.NewPlan(perfmodel.GPU{Name: "check", MemoryBytes: 1 << 40}, r.Model,
+			perfmodel.Options{Quant: j.Quant, MaxModelLen: j.MaxModelLen, KVCacheDtype: j.KVCacheDtype}); err != nil {
+			var pe *perfmodel.PlanError
 			if !errors.As(err, &pe) {
 				errs = append(errs, fmt.Errorf("%s: %w", j.Service, err))
 			}
@@ -322,30 +322,30 @@ func (j *job) keep(st state) state {
 
 // eval is the memory one GPU of a tp-wide replica needs.
 type eval struct {
-	plan perf.Plan // at the job's utilisation (shared: the whole GPU)
-	err  error     // perf's refusal at that utilisation, if any
-	kv   int64     // KV cache for the job's tokens, in whole blocks
-	need int64     // weights + activations and runtime + kv
+	plan perfmodel.Plan // at the job's utilisation (shared: the whole GPU)
+	err  error          // perf's refusal at that utilisation, if any
+	kv   int64          // KV cache for the job's tokens, in whole blocks
+	need int64          // weights + activations and runtime + kv
 }
 
-func (j *job) eval(g perf.GPU, tp int) eval {
+func (j *job) eval(g perfmodel.GPU, tp int) eval {
 	util := j.util
 	if j.Shared {
 		util = 1
 	}
-	opts := perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant,
+	opts := perfmodel.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant,
 		KVCacheDtype: j.KVCacheDtype, MaxNumSeqs: j.MaxNumSeqs}
 	if j.Shared {
 		opts.Parallel = j.Concurrency // Ollama's slots
 	}
-	p, err := perf.NewPlan(g, j.Model, opts)
-	var pe *perf.PlanError
+	p, err := perfmodel.NewPlan(g, j.Model, opts)
+	var pe *perfmodel.PlanError
 	if err != nil && !errors.As(err, &pe) {
 		// newJob checked everything else NewPlan validates; only the tensor-parallel size is new.
 		return eval{err: err, need: math.MaxInt64}
 	}
-	blocks := (j.tokens + perf.BlockSize - 1) / perf.BlockSize
-	e := eval{plan: p, err: err, kv: blocks * perf.BlockSize * p.KVBytesPerToken}
+	blocks := (j.tokens + perfmodel.BlockSize - 1) / perfmodel.BlockSize
+	e := eval{plan: p, err: err, kv: blocks * perfmodel.BlockSize * p.KVBytesPerToken}
 	e.need = p.WeightBytes + p.ActivationBytes + e.kv
 	return e
 }
@@ -458,10 +458,10 @@ func (j *job) offload(st state, cands []int) (*replica, string) {
 	}
 	assumed := ""
 	if g.Bandwidth == 0 {
-		g, _ = perf.LookupGPU("rtx-4070-ti-super")
+		g, _ = perfmodel.LookupGPU("rtx-4070-ti-super")
 		assumed = fmt.Sprintf(" (%s's bandwidth assumed: the GPU's is unknown)", g.Name)
 	}
-	o := perf.PlanOffloadOn(g, 0, j.Model, j.Quant, j.MaxModelLen, j.Concurrency, free)
+	o := perfmodel.PlanOffloadOn(g, 0, j.Model, j.Quant, j.MaxModelLen, j.Concurrency, free)
 	fixed := o.GraphBytes + 2*o.LayerBytes
 	if !o.Fits() {
 		var room []string
@@ -474,7 +474,7 @@ func (j *job) offload(st state, cands []int) (*replica, string) {
 	}
 	r := &replica{a: Assignment{}}
 	var per []string
-	sub := &perf.Offload{Layers: o.Layers, CPULayers: o.CPULayers, Slowdown: o.Slowdown, CPUBytes: o.CPUBytes,
+	sub := &perfmodel.Offload{Layers: o.Layers, CPULayers: o.CPULayers, Slowdown: o.Slowdown, CPUBytes: o.CPUBytes,
 		LayerBytes: o.LayerBytes, GraphBytes: o.GraphBytes}
 	for i, c := range cands {
 		if o.GPULayers[i] == 0 {
@@ -494,8 +494,8 @@ func (j *job) offload(st state, cands []int) (*replica, string) {
 	p := e.plan
 	p.Options.GPUMemoryUtilization = 0
 	p.BudgetBytes, p.KVBytes = 0, e.kv
-	p.KVBlocks = int(e.kv / (perf.BlockSize * p.KVBytesPerToken))
-	p.KVTokens = int64(p.KVBlocks) * perf.BlockSize
+	p.KVBlocks = int(e.kv / (perfmodel.BlockSize * p.KVBytesPerToken))
+	p.KVTokens = int64(p.KVBlocks) * perfmodel.BlockSize
 	r.a.Plan = p
 	gpus := "GPU " + r.a.CUDAVisibleDevices()
 	split := ""
@@ -508,7 +508,7 @@ func (j *job) offload(st state, cands []int) (*replica, string) {
 			j.Model.Name, o.OnGPU(), o.Layers, gpus, split, o.CPULayers, o.Slowdown, assumed),
 		fmt.Sprintf("offload arithmetic (Ollama's estimate): a layer is %s (weights + KV for %s tokens); each GPU in use also holds the compute graph %s, llama.cpp's minimum 0.45 GiB and a spare layer; "+
 			"the CPU part holds %s in host memory and runs at ≈ %.0f GB/s against the GPU's %.0f GB/s",
-			gib(o.LayerBytes), j.tokenText(), gib(o.GraphBytes), gib(o.CPUBytes), perf.DefaultHostBandwidth/1e9, g.Bandwidth*g.BandwidthEfficiency/1e9))
+			gib(o.LayerBytes), j.tokenText(), gib(o.GraphBytes), gib(o.CPUBytes), perfmodel.DefaultHostBandwidth/1e9, g.Bandwidth*g.BandwidthEfficiency/1e9))
 	for k, c := range r.slots {
 		s := &st[c]
 		r.lines = append(r.lines, fmt.Sprintf("GPU %d: %d layers, %s of %s free to the shared server%s", s.gpu.Index, sub.GPULayers[k],
@@ -602,19 +602,19 @@ func (j *job) assign(st state, tp int, cands []int, evs []eval, sel []int, util 
 		r.slots = append(r.slots, c)
 		r.needs = append(r.needs, evs[i].need)
 		r.a.GPUs = append(r.a.GPUs, s.gpu.Index)
-		var p perf.Plan
+		var p perfmodel.Plan
 		if j.Shared {
 			p = evs[i].plan
 			p.Options.GPUMemoryUtilization = float64(evs[i].need) / float64(s.gpu.MemoryTotal)
 			p.BudgetBytes, p.KVBytes = evs[i].need, evs[i].kv
-			p.KVBlocks = int(evs[i].kv / (perf.BlockSize * p.KVBytesPerToken))
-			p.KVTokens = int64(p.KVBlocks) * perf.BlockSize
+			p.KVBlocks = int(evs[i].kv / (perfmodel.BlockSize * p.KVBytesPerToken))
+			p.KVTokens = int64(p.KVBlocks) * perfmodel.BlockSize
 		} else {
 			var err error
-			p, err = perf.NewPlan(s.pg, j.Model, perf.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant,
+			p, err = perfmodel.NewPlan(s.pg, j.Model, perfmodel.Options{TP: tp, GPUMemoryUtilization: util, MaxModelLen: j.MaxModelLen, Quant: j.Quant,
 				KVCacheDtype: j.KVCacheDtype, MaxNumSeqs: j.MaxNumSeqs})
 			if err != nil || p.KVTokens < j.tokens {
-				panic(fmt.Sprintf("placement: %s fits by the arithmetic but not by perf.NewPlan: %v", j.Service, err))
+				panic(fmt.Sprintf("placement: %s fits by the arithmetic but not by perfmodel.NewPlan: %v", j.Service, err))
 			}
 		}
 		if p.KVTokens < bestKV {
@@ -676,7 +676,7 @@ func (j *job) settings(a Assignment) string {
 			j.Engine, a.CUDAVisibleDevices(), j.MaxModelLen*j.Concurrency, j.Concurrency, j.MaxModelLen, f.kv, cmp.Or(j.KVCacheDtype, "f16"))
 	}
 	return fmt.Sprintf("%s: CUDA_VISIBLE_DEVICES=%s %s %d %s %s %s %d %s %d %s %s", j.Engine, a.CUDAVisibleDevices(),
-		f.tp, a.TP, f.util, ratio(a.MemoryUtilization), f.ctx, j.MaxModelLen, f.seqs, cmp.Or(j.MaxNumSeqs, perf.DefaultMaxNumSeqs), f.kv, kv)
+		f.tp, a.TP, f.util, ratio(a.MemoryUtilization), f.ctx, j.MaxModelLen, f.seqs, cmp.Or(j.MaxNumSeqs, perfmodel.DefaultMaxNumSeqs), f.kv, kv)
 }
 
 // arith is the memory sum for one GPU of a tp-wide replica against what the job may use there
@@ -720,7 +720,7 @@ func (j *job) arith(tp int, s *slot, e eval, free int64, util float64) string {
 	line := fmt.Sprintf("%s %s on %d× %s (%s%s): %sweights %s + activations and runtime %s + KV for %s tokens %s = %s %s %s%s",
 		j.Model.Name, j.Quant, tp, s.gpu.kind(), gib(total), each, per,
 		gib(e.plan.WeightBytes), gib(e.plan.ActivationBytes), j.tokenText(), gib(e.kv), gib(e.need), op, against, but)
-	if errors.Is(e.err, perf.ErrOutOfMemory) {
+	if errors.Is(e.err, perfmodel.ErrOutOfMemory) {
 		line += fmt.Sprintf("; the weights alone do not fit in %s", gib(total))
 	}
 	return line
@@ -945,17 +945,17 @@ func refuse(j *job, st state, f *failure) *Refusal {
 			alt(Change{TP: tp}, "%s", strings.TrimPrefix(jj.where(d), "with "))
 		}
 	}
-	variants := []perf.Quant{perf.QuantFP8, perf.QuantAWQInt4}
+	variants := []perfmodel.Quant{perfmodel.QuantFP8, perfmodel.QuantAWQInt4}
 	if j.Shared {
-		variants = []perf.Quant{perf.QuantQ4KM}
+		variants = []perfmodel.Quant{perfmodel.QuantQ4KM}
 	}
 	for _, q := range variants {
 		w := j.Model.WeightBytes(q)
-		if j.Quant != perf.QuantBF16 && j.Quant != perf.QuantFP8 || w >= j.Model.WeightBytes(j.Quant) {
+		if j.Quant != perfmodel.QuantBF16 && j.Quant != perfmodel.QuantFP8 || w >= j.Model.WeightBytes(j.Quant) {
 			continue // already 4-bit, or no smaller
 		}
 		bits := "a 4-bit"
-		if q == perf.QuantFP8 {
+		if q == perfmodel.QuantFP8 {
 			bits = "an 8-bit"
 		}
 		if d, jj, ok := try(func(r *Request) { r.Quant = q }); ok {
@@ -1046,8 +1046,8 @@ func refuse(j *job, st state, f *failure) *Refusal {
 	// Nothing fits here: say how big a GPU would have to be.
 	tps := j.tps(max(len(j.allowed), 1))
 	tp := tps[len(tps)-1]
-	e := j.eval(perf.GPU{Name: "any", MemoryBytes: 1 << 50}, tp)
-	if e.err == nil || errors.As(e.err, new(*perf.PlanError)) {
+	e := j.eval(perfmodel.GPU{Name: "any", MemoryBytes: 1 << 50}, tp)
+	if e.err == nil || errors.As(e.err, new(*perfmodel.PlanError)) {
 		if j.Shared {
 			alt(Change{}, "GPUs with %s free each: that is its need per GPU with %s", gib(e.need), j.sizeName(tp))
 		} else {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // GPU is one device of the inventory.
@@ -184,7 +184,7 @@ var smiNames = map[string]string{
 // ProfileFor returns the perf GPU profile for a device name, as nvidia-smi prints it ("NVIDIA
 // GeForce RTX 4090") or as perf names it ("rtx-4090"), or "" when there is none.
 func ProfileFor(name string) string {
-	if g, err := perf.LookupGPU(name); err == nil {
+	if g, err := perfmodel.LookupGPU(name); err == nil {
 		return g.Name
 	}
 	var words []string
@@ -211,12 +211,12 @@ func FakeInventory(spec string) ([]GPU, error) {
 		}
 		if name == "" {
 			return nil, fmt.Errorf("GPU inventory %q: empty entry; want e.g. 2xrtx-4070-ti-super or rtx-4090,a100-80g (GPUs: %s)",
-				spec, strings.Join(perf.GPUNames(), ", "))
+				spec, strings.Join(perfmodel.GPUNames(), ", "))
 		}
 		if count < 1 || count > 64 {
 			return nil, fmt.Errorf("GPU inventory %q: %q: want 1 to 64 GPUs", spec, item)
 		}
-		p, err := perf.LookupGPU(name)
+		p, err := perfmodel.LookupGPU(name)
 		if err != nil {
 			return nil, fmt.Errorf("GPU inventory %q: %w", spec, err)
 		}
@@ -231,10 +231,10 @@ func FakeInventory(spec string) ([]GPU, error) {
 
 // perfGPU is the profile the memory plan uses: the recognised perf profile, else a generic one.
 // Either way the memory is the inventory's, which is what the driver will hand out.
-func (g GPU) perfGPU() perf.GPU {
-	p, err := perf.LookupGPU(g.Profile)
+func (g GPU) perfGPU() perfmodel.GPU {
+	p, err := perfmodel.LookupGPU(g.Profile)
 	if err != nil {
-		p = perf.GPU{Name: g.Name}
+		p = perfmodel.GPU{Name: g.Name}
 	}
 	p.MemoryBytes = g.MemoryTotal
 	return p

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -135,7 +135,7 @@ func FuzzParseNvidiaSMI(f *testing.F) {
 				t.Errorf("indexes not strictly ascending: %d then %d", gpus[i-1].Index, g.Index)
 			}
 		}
-		if _, errs := Plan([]Request{{Service: "x", Model: perf.Model{Name: "x"}}}, gpus); errs[0] != nil && strings.Contains(errs[0].Error(), "GPU inventory") {
+		if _, errs := Plan([]Request{{Service: "x", Model: perfmodel.Model{Name: "x"}}}, gpus); errs[0] != nil && strings.Contains(errs[0].Error(), "GPU inventory") {
 			t.Errorf("a parsed inventory is invalid for Plan: %v", errs)
 		}
 	})
@@ -164,7 +164,7 @@ func TestProfileFor(t *testing.T) {
 		}
 	}
 	for _, p := range smiNames {
-		if _, err := perf.LookupGPU(p); err != nil {
+		if _, err := perfmodel.LookupGPU(p); err != nil {
 			t.Errorf("smiNames maps to %q: %v", p, err)
 		}
 	}
@@ -172,14 +172,14 @@ func TestProfileFor(t *testing.T) {
 
 func TestFakeInventory(t *testing.T) {
 	t.Parallel()
-	tis, _ := perf.LookupGPU("rtx-4070-ti-super")
-	fake := func(i int, p perf.GPU) GPU {
+	tis, _ := perfmodel.LookupGPU("rtx-4070-ti-super")
+	fake := func(i int, p perfmodel.GPU) GPU {
 		return GPU{Index: i, UUID: "GPU-00000000-0000-0000-0000-00000000000" + string(rune('0'+i)), Name: p.Name,
 			MemoryTotal: p.MemoryBytes, Profile: p.Name}
 	}
-	r4090, _ := perf.LookupGPU("rtx-4090")
-	a100, _ := perf.LookupGPU("a100-80g")
-	h100, _ := perf.LookupGPU("h100-sxm")
+	r4090, _ := perfmodel.LookupGPU("rtx-4090")
+	a100, _ := perfmodel.LookupGPU("a100-80g")
+	h100, _ := perfmodel.LookupGPU("h100-sxm")
 	tests := []struct {
 		spec string
 		want []GPU

@@ -6,14 +6,14 @@ import (
 	"slices"
 	"strings"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // Request is one service to place.
 type Request struct {
-	Service string     // "namespace/name", for messages
-	Model   perf.Model // the model's shape (perf.LookupModel or perf.ModelFromInfo)
-	Quant   perf.Quant // the weights' format; "" for the model's own
+	Service string          // "namespace/name", for messages
+	Model   perfmodel.Model // the model's shape (perfmodel.LookupModel or perfmodel.ModelFromInfo)
+	Quant   perfmodel.Quant // the weights' format; "" for the model's own
 	// Engine names the engine in messages and its flags in Decision.Lines: "vllm", "sglang",
 	// "llamacpp" or "ollama"; "" for vllm, or ollama when Shared.
 	Engine string
@@ -36,7 +36,7 @@ type Request struct {
 	GPUMemoryUtilization float64
 	// KVCacheDtype is the KV cache's element type (vLLM/SGLang --kv-cache-dtype: auto, fp8,
 	// fp8_e4m3, fp8_e5m2; Ollama OLLAMA_KV_CACHE_TYPE: f16, q8_0, q4_0); "" for auto (the
-	// model's bf16/f16). fp8 halves the KV cache. See perf.KVCacheBytes.
+	// model's bf16/f16). fp8 halves the KV cache. See perfmodel.KVCacheBytes.
 	KVCacheDtype string
 	TP           int   // tensor-parallel size; 0 for the smallest power of two that fits
 	Replicas     int   // default 1
@@ -60,13 +60,13 @@ type Assignment struct {
 	// Plan is perf's memory plan on the assignment's GPUs; on mixed GPUs, the one whose KV cache
 	// is smallest, which is what the engine can use. For a Shared model it is sized to the
 	// model's need: KV for exactly Concurrency × MaxModelLen tokens.
-	Plan perf.Plan
+	Plan perfmodel.Plan
 	// MemoryUtilization is the fraction of each GPU's memory to pass to the engine (vLLM
 	// --gpu-memory-utilization); 0 for a Shared model.
 	MemoryUtilization float64
 	// Offload is set for a Shared model that does not fit in the GPUs' free memory: Ollama runs
 	// some of its layers on the CPU. Its GPULayers are in the order of GPUs.
-	Offload *perf.Offload
+	Offload *perfmodel.Offload
 	// Kept is true when the replica is one of Request.Keep, left where it runs.
 	Kept bool
 }
@@ -108,14 +108,14 @@ type Alternative struct {
 // Change is a change to a Request; zero fields are left as they are. At most a few are set:
 // the planner suggests single changes (a quantised variant may come with a shorter context).
 type Change struct {
-	TP                   int        // --tensor-parallel-size
-	Quant                perf.Quant // a variant of the model in this format
-	MaxModelLen          int        // --max-model-len, --context-length, -c, num_ctx
-	Concurrency          int        // OLLAMA_NUM_PARALLEL, -np
-	GPUMemoryUtilization float64    // --gpu-memory-utilization, --mem-fraction-static
-	KVCacheDtype         string     // --kv-cache-dtype
-	Replicas             int        // minReplicas
-	Unpin                bool       // drop the GPU pinning
+	TP                   int             // --tensor-parallel-size
+	Quant                perfmodel.Quant // a variant of the model in this format
+	MaxModelLen          int             // --max-model-len, --context-length, -c, num_ctx
+	Concurrency          int             // OLLAMA_NUM_PARALLEL, -np
+	GPUMemoryUtilization float64         // --gpu-memory-utilization, --mem-fraction-static
+	KVCacheDtype         string          // --kv-cache-dtype
+	Replicas             int             // minReplicas
+	Unpin                bool            // drop the GPU pinning
 }
 
 func (r *Refusal) Error() string {

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 	"github.com/google/go-cmp/cmp"
 )
 
-func model(t testing.TB, name string) perf.Model {
+func model(t testing.TB, name string) perfmodel.Model {
 	t.Helper()
-	m, err := perf.LookupModel(name)
+	m, err := perfmodel.LookupModel(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestPlanMiMoOn4070TiSuper(t *testing.T) {
 		},
 		{
 			name: "awq-int4 fits one GPU",
-			req:  Request{Service: "lab/mimo", Model: mimo, Quant: perf.QuantAWQInt4, MaxModelLen: 32768},
+			req:  Request{Service: "lab/mimo", Model: mimo, Quant: perfmodel.QuantAWQInt4, MaxModelLen: 32768},
 			want: []placement{{Service: "lab/mimo", GPUs: [][]int{{0}}, TP: []int{1}, Util: []float64{0.9}}},
 			lines: []string{"on GPU 0: mimo-vl-7b awq-int4 on 1× rtx-4070-ti-super (15.99 GiB): weights 6.64 GiB + activations and runtime 1.48 GiB + " +
 				"KV for 32768 tokens 4.50 GiB = 12.62 GiB ≤ 14.39 GiB (0.9 × 15.99 GiB)"},
@@ -188,13 +188,13 @@ func TestPlanMiMoOn4070TiSuper(t *testing.T) {
 			containsAll(t, "decision lines", ds[0].Lines, tt.lines...)
 			// The assignment's plan is perf's own for those settings.
 			a := ds[0].Replicas[0]
-			want, err := perf.NewPlan(inv[0].perfGPU(), mimo, perf.Options{TP: a.TP, GPUMemoryUtilization: a.MemoryUtilization,
+			want, err := perfmodel.NewPlan(inv[0].perfGPU(), mimo, perfmodel.Options{TP: a.TP, GPUMemoryUtilization: a.MemoryUtilization,
 				MaxModelLen: 32768, Quant: tt.req.Quant})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(want, a.Plan); diff != "" {
-				t.Errorf("plan differs from perf.NewPlan (-want +got):\n%s", diff)
+				t.Errorf("plan differs from perfmodel.NewPlan (-want +got):\n%s", diff)
 			}
 			if a.Plan.KVTokens != tt.kvTokens {
 				t.Errorf("KV tokens = %d, want %d", a.Plan.KVTokens, tt.kvTokens)
@@ -207,7 +207,10 @@ func TestPlanReplicas(t *testing.T) {
 	t.Parallel()
 	inv := inventory(t, "2xrtx-4070-ti-super")
 	qwen := model(t, "qwen2.5-7b")
-	awq := func(r Request) Request { r.Service, r.Model, r.Quant = "lab/qwen", qwen, perf.QuantAWQInt4; return r }
+	awq := func(r Request) Request {
+		r.Service, r.Model, r.Quant = "lab/qwen", qwen, perfmodel.QuantAWQInt4
+		return r
+	}
 	tests := []struct {
 		name  string
 		req   Request
@@ -277,9 +280,9 @@ func TestPlanPinning(t *testing.T) {
 	inv := inventory(t, "2xrtx-4070-ti-super")
 	qwen, mimo := model(t, "qwen2.5-7b"), model(t, "mimo-vl-7b")
 	ds, errs := Plan([]Request{
-		{Service: "lab/qwen", Model: qwen, Quant: perf.QuantAWQInt4, Pinned: []int{1}},
+		{Service: "lab/qwen", Model: qwen, Quant: perfmodel.QuantAWQInt4, Pinned: []int{1}},
 		{Service: "lab/mimo", Model: mimo, MaxModelLen: 32768, Pinned: []int{0}},
-		{Service: "lab/other", Model: qwen, Quant: perf.QuantAWQInt4, Pinned: []int{1}},
+		{Service: "lab/other", Model: qwen, Quant: perfmodel.QuantAWQInt4, Pinned: []int{1}},
 	}, inv)
 	logPlan(t, ds, errs)
 	want := []placement{{Service: "lab/qwen", GPUs: [][]int{{1}}, TP: []int{1}, Util: []float64{0.9}}}
@@ -321,9 +324,9 @@ func TestPlanPinning(t *testing.T) {
 func seed001(t testing.TB) []Request {
 	return []Request{
 		{Service: "citadel/mimo-vl-7b-rl", Model: model(t, "mimo-vl-7b"), MaxModelLen: 32768},
-		{Service: "citadel/mixtral-8x7b", Model: model(t, "mixtral-8x7b"), Quant: perf.QuantQ4KM, Shared: true},
-		{Service: "citadel/deepseek-r1-32b", Model: model(t, "deepseek-r1-distill-qwen-32b"), Quant: perf.QuantQ4KM, Shared: true},
-		{Service: "citadel/deepcoder-14b", Model: model(t, "deepcoder-14b"), Quant: perf.QuantQ4KM, Shared: true},
+		{Service: "citadel/mixtral-8x7b", Model: model(t, "mixtral-8x7b"), Quant: perfmodel.QuantQ4KM, Shared: true},
+		{Service: "citadel/deepseek-r1-32b", Model: model(t, "deepseek-r1-distill-qwen-32b"), Quant: perfmodel.QuantQ4KM, Shared: true},
+		{Service: "citadel/deepcoder-14b", Model: model(t, "deepcoder-14b"), Quant: perfmodel.QuantQ4KM, Shared: true},
 	}
 }
 
@@ -388,9 +391,9 @@ func TestPlanShared(t *testing.T) {
 	coder := model(t, "deepcoder-14b")
 	qwen := model(t, "qwen2.5-7b")
 	ds, errs := Plan([]Request{
-		{Service: "ollama/deepcoder", Model: coder, Quant: perf.QuantQ4KM, Shared: true},
-		{Service: "ollama/qwen", Model: qwen, Quant: perf.QuantQ4KM, Shared: true},
-		{Service: "vllm/qwen", Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 8192},
+		{Service: "ollama/deepcoder", Model: coder, Quant: perfmodel.QuantQ4KM, Shared: true},
+		{Service: "ollama/qwen", Model: qwen, Quant: perfmodel.QuantQ4KM, Shared: true},
+		{Service: "vllm/qwen", Model: qwen, Quant: perfmodel.QuantAWQInt4, MaxModelLen: 8192},
 	}, inv)
 	logPlan(t, ds, errs)
 	// vLLM, exclusive, is placed first, on GPU 0; the shared models share GPU 1 (Ollama swaps
@@ -416,9 +419,9 @@ func TestPlanShared(t *testing.T) {
 	// Two vLLM services at the default utilisation leave 1.60 GiB on each GPU: too little for
 	// Ollama to put even one layer of deepcoder there (graph, minimum and two layers: 1.69 GiB).
 	ds, errs = Plan([]Request{
-		{Service: "ollama/deepcoder", Model: coder, Quant: perf.QuantQ4KM, Shared: true},
-		{Service: "vllm/big", Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 8192},
-		{Service: "vllm/small", Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 1024},
+		{Service: "ollama/deepcoder", Model: coder, Quant: perfmodel.QuantQ4KM, Shared: true},
+		{Service: "vllm/big", Model: qwen, Quant: perfmodel.QuantAWQInt4, MaxModelLen: 8192},
+		{Service: "vllm/small", Model: qwen, Quant: perfmodel.QuantAWQInt4, MaxModelLen: 1024},
 	}, inv)
 	logPlan(t, ds, errs)
 	if len(nonNil(errs)) != 1 || errs[0] == nil || len(ds[0].Replicas) > 0 {
@@ -442,7 +445,7 @@ func TestPlanMemoryInUse(t *testing.T) {
 	qwen := model(t, "qwen2.5-7b")
 
 	// The default utilisation comes down to what is free.
-	ds, errs := Plan([]Request{{Service: "lab/qwen", Model: qwen, Quant: perf.QuantAWQInt4}}, inv)
+	ds, errs := Plan([]Request{{Service: "lab/qwen", Model: qwen, Quant: perfmodel.QuantAWQInt4}}, inv)
 	logPlan(t, ds, errs)
 	want := []placement{{Service: "lab/qwen", GPUs: [][]int{{0}}, TP: []int{1}, Util: []float64{0.87}}}
 	if diff := cmp.Diff(want, summarise(ds)); diff != "" {
@@ -451,7 +454,7 @@ func TestPlanMemoryInUse(t *testing.T) {
 	containsAll(t, "lines", ds[0].Lines, "8.61 GiB ≤ 13.91 GiB (0.87 × 15.99 GiB, as much as is free)")
 
 	// A utilisation set in the request is kept, and vLLM would not start.
-	_, errs = Plan([]Request{{Service: "lab/qwen", Model: qwen, Quant: perf.QuantAWQInt4, GPUMemoryUtilization: 0.9}}, inv)
+	_, errs = Plan([]Request{{Service: "lab/qwen", Model: qwen, Quant: perfmodel.QuantAWQInt4, GPUMemoryUtilization: 0.9}}, inv)
 	r := refusals(t, errs)["lab/qwen"]
 	if r == nil {
 		t.Fatalf("errors %v, want a refusal", errs)
@@ -531,7 +534,7 @@ func TestPlanInvalid(t *testing.T) {
 			[]string{"lab/ds: gpu memory utilization NaN is not in (0, 1]",
 				"lab/ds: concurrency 1000 is not in [1, 256]: vLLM runs at most 256 sequences at once (max_num_seqs)"}},
 		{"unknown weight format", Request{Service: "lab/ds", Model: ds32, Quant: "int3"}, []string{`lab/ds: planning`, `unknown weight format "int3"`}},
-		{"incomplete model", Request{Service: "lab/x", Model: perf.Model{Name: "x", MaxContext: 4096}}, []string{`"x" has an incomplete shape`}},
+		{"incomplete model", Request{Service: "lab/x", Model: perfmodel.Model{Name: "x", MaxContext: 4096}}, []string{`"x" has an incomplete shape`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -588,12 +591,12 @@ func TestPlanKeep(t *testing.T) {
 	inv := inventory(t, "2xrtx-4070-ti-super")
 	qwen := model(t, "qwen2.5-7b")
 	awq := func(name string) Request {
-		return Request{Service: name, Model: qwen, Quant: perf.QuantAWQInt4, MaxModelLen: 8192, GPUMemoryUtilization: 0.5}
+		return Request{Service: name, Model: qwen, Quant: perfmodel.QuantAWQInt4, MaxModelLen: 8192, GPUMemoryUtilization: 0.5}
 	}
 	// Running: lab/a on GPU 1. A new, larger service would be placed first on an idle host, but
 	// lab/a stays where it runs and the newcomer takes what is left.
 	running := Assignment{GPUs: []int{1}, TP: 1, MemoryUtilization: 0.5}
-	big := Request{Service: "lab/big", Model: model(t, "mimo-vl-7b"), Quant: perf.QuantAWQInt4, MaxModelLen: 8192, GPUMemoryUtilization: 0.45}
+	big := Request{Service: "lab/big", Model: model(t, "mimo-vl-7b"), Quant: perfmodel.QuantAWQInt4, MaxModelLen: 8192, GPUMemoryUtilization: 0.45}
 	a := awq("lab/a")
 	a.Keep = []Assignment{running}
 	ds, errs := Plan([]Request{big, a}, inv)
@@ -649,7 +652,7 @@ func TestPlanKVCacheDtype(t *testing.T) {
 	t.Parallel()
 	inv := inventory(t, "rtx-4090")
 	ds32 := model(t, "deepseek-r1-distill-qwen-32b")
-	req := Request{Service: "lab/ds", Model: ds32, Quant: perf.QuantAWQInt4, MaxModelLen: 10240}
+	req := Request{Service: "lab/ds", Model: ds32, Quant: perfmodel.QuantAWQInt4, MaxModelLen: 10240}
 	_, errs := Plan([]Request{req}, inv)
 	r := refusals(t, errs)["lab/ds"]
 	if r == nil {

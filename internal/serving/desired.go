@@ -11,9 +11,9 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/engine"
 	"citadel.dev/citadel/internal/modelinfo"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/selection"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // world is one snapshot of the objects the controller reads.
@@ -40,7 +40,7 @@ type intent struct {
 	modelKey   [3]string // kind, namespace, name of the model object
 	runtime    selection.Runtime
 	candidates []v1.RuntimeCandidate
-	model      perf.Model
+	model      perfmodel.Model
 	modelName  string
 	modelPath  string // a directory (HF snapshot, storage.path) or a GGUF file
 	ollamaName string // the model's name in the Ollama store (deepcoder:14b); ollama engine only
@@ -122,14 +122,14 @@ func modelFiles(spec *v1.BaseModelSpec, st *v1.ModelStatus) (path, store, ollama
 
 // profile reads the model's shape from its files (a directory, or a GGUF file such as an
 // Ollama weights blob) for the planner, as citadel sim reads them (modelinfo.Inspect).
-func profile(name, path string, spec *v1.BaseModelSpec) (perf.Model, bool, error) {
+func profile(name, path string, spec *v1.BaseModelSpec) (perfmodel.Model, bool, error) {
 	info, cfg, err := modelinfo.Inspect(path)
 	if err != nil {
-		return perf.Model{}, false, err
+		return perfmodel.Model{}, false, err
 	}
-	m, err := perf.ModelFromInfo(name, cfg, info)
+	m, err := perfmodel.ModelFromInfo(name, cfg, info)
 	if err != nil {
-		return perf.Model{}, false, err
+		return perfmodel.Model{}, false, err
 	}
 	vision := info.Vision || slices.Contains(spec.ModelCapabilities, "IMAGE_TEXT_TO_TEXT") || slices.Contains(spec.ModelCapabilities, "VISION")
 	return m, vision, nil
@@ -214,7 +214,7 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 		in.replicas = max(*s.Spec.Engine.MinReplicas, 0)
 	}
 	quant := in.model.Quant
-	if q, err := perf.ParseQuant(in.settings.Quantization); err == nil && in.settings.Quantization != "" {
+	if q, err := perfmodel.ParseQuant(in.settings.Quantization); err == nil && in.settings.Quantization != "" {
 		quant = q
 	}
 	in.request = placement.Request{Service: in.key, Model: in.model, Quant: quant, MaxModelLen: in.maxLen,

@@ -1,5 +1,5 @@
 // Package sim is `citadel sim`: an inference-engine simulator that speaks a real engine's HTTP
-// API while the timing comes from the pure performance model in internal/sim/perf. The VLLM
+// API while the timing comes from the pure performance model in internal/perfmodel. The VLLM
 // type serves the OpenAI-compatible API in three dialects (Config.Engine): vLLM, SGLang (its
 // /generate, /health_generate, /get_model_info, /get_server_info, sglang: metrics, flat errors,
 // any model name accepted) and llama.cpp's llama-server (-np slots on the Ollama scheduler, a

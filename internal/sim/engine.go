@@ -9,16 +9,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // ErrStopped is the error of a request the engine could not finish because it shut down.
 var ErrStopped = errors.New("engine stopped")
 
-// Engine drives a perf.Scheduler in wall-clock time. Run owns the scheduler; Submit and the
+// Engine drives a perfmodel.Scheduler in wall-clock time. Run owns the scheduler; Submit and the
 // returned streams are safe for concurrent use.
 type Engine struct {
-	sched   *perf.Scheduler
+	sched   *perfmodel.Scheduler
 	scale   float64
 	slow    float64 // Slowdown: every step takes this many times longer (1: as planned)
 	metrics *metrics
@@ -44,13 +44,13 @@ type choiceRef struct {
 	i int
 }
 
-// NewEngine returns an idle engine for plan with a scheduler in mode (perf.VLLM batching or
-// perf.Ollama slots); timeScale multiplies simulated durations into wall time (0: no delay).
-func NewEngine(plan perf.Plan, mode perf.Mode, timeScale float64, m *metrics) (*Engine, error) {
+// NewEngine returns an idle engine for plan with a scheduler in mode (perfmodel.VLLM batching or
+// perfmodel.Ollama slots); timeScale multiplies simulated durations into wall time (0: no delay).
+func NewEngine(plan perfmodel.Plan, mode perfmodel.Mode, timeScale float64, m *metrics) (*Engine, error) {
 	if timeScale < 0 {
 		return nil, fmt.Errorf("time scale %g: must be 0 or more", timeScale)
 	}
-	sched, err := perf.NewScheduler(plan, mode)
+	sched, err := perfmodel.NewScheduler(plan, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func NewEngine(plan perf.Plan, mode perf.Mode, timeScale float64, m *metrics) (*
 
 // newPersonalityEngine is the engine of a personality with its knobs applied: slowdown (0 means
 // 1), fixed latencies (0: the performance model) and faults, checked.
-func newPersonalityEngine(plan perf.Plan, mode perf.Mode, timeScale float64, m *metrics, slowdown float64, ttft, itl time.Duration, faults Faults) (*Engine, error) {
+func newPersonalityEngine(plan perfmodel.Plan, mode perfmodel.Mode, timeScale float64, m *metrics, slowdown float64, ttft, itl time.Duration, faults Faults) (*Engine, error) {
 	eng, err := NewEngine(plan, mode, timeScale, m)
 	if err != nil {
 		return nil, err
@@ -100,9 +100,9 @@ func (e *Engine) SetSlowdown(f float64) error {
 // holds the engine back; the reader takes everything produced since its last look.
 type stream struct {
 	id     string
-	reqs   []perf.Request // one per choice
-	finish []string       // finish_reason per choice, for metrics
-	prompt int            // prompt tokens counted once per request, for metrics
+	reqs   []perfmodel.Request // one per choice
+	finish []string            // finish_reason per choice, for metrics
+	prompt int                 // prompt tokens counted once per request, for metrics
 	notify chan struct{}
 
 	mu       sync.Mutex
@@ -155,7 +155,7 @@ func (e *Engine) Submit(ctx context.Context, promptTokens, visionTokens int, max
 		ttft: make([]time.Duration, len(maxTokens)), e2e: make([]time.Duration, len(maxTokens)),
 	}
 	for i, n := range maxTokens {
-		s.reqs = append(s.reqs, perf.Request{ID: id + "/" + strconv.Itoa(i), PromptTokens: promptTokens, VisionTokens: visionTokens, MaxOutputTokens: n})
+		s.reqs = append(s.reqs, perfmodel.Request{ID: id + "/" + strconv.Itoa(i), PromptTokens: promptTokens, VisionTokens: visionTokens, MaxOutputTokens: n})
 	}
 	select {
 	case e.ops <- op{add: s}:
@@ -285,7 +285,7 @@ func (e *Engine) handle(o op) {
 	}
 }
 
-func (e *Engine) publish(events []perf.Event) {
+func (e *Engine) publish(events []perfmodel.Event) {
 	for _, ev := range events {
 		ref, ok := e.choices[ev.ID]
 		if !ok {
@@ -293,9 +293,9 @@ func (e *Engine) publish(events []perf.Event) {
 		}
 		s, i := ref.s, ref.i
 		switch ev.Kind {
-		case perf.FirstToken, perf.Token:
+		case perfmodel.FirstToken, perfmodel.Token:
 			var ttft time.Duration
-			if ev.Kind == perf.FirstToken {
+			if ev.Kind == perfmodel.FirstToken {
 				if !s.counted {
 					s.counted = true
 					e.metrics.prompt(s.prompt)
@@ -313,7 +313,7 @@ func (e *Engine) publish(events []perf.Event) {
 			}
 			s.mu.Unlock()
 			s.wake()
-		case perf.Finished:
+		case perfmodel.Finished:
 			delete(e.choices, ev.ID)
 			e2e := e.simTime(ev.At - s.arrival)
 			e.metrics.e2e(e2e)

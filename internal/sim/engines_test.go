@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // startEngine runs an SGLang or llama.cpp personality; the plan defaults to qwen2.5-7b on an
@@ -16,9 +16,9 @@ import (
 func startEngine(t testing.TB, cfg Config) string {
 	t.Helper()
 	if cfg.Plan.KVBlocks == 0 {
-		opts := perf.Options{MaxModelLen: 4096}
+		opts := perfmodel.Options{MaxModelLen: 4096}
 		if cfg.Engine == EngineLlamaCPP {
-			opts.Quant, opts.Parallel = perf.QuantQ4KM, 1
+			opts.Quant, opts.Parallel = perfmodel.QuantQ4KM, 1
 		}
 		cfg.Plan = newPlan(t, "h100-sxm", "qwen2.5-7b", opts)
 	}
@@ -149,7 +149,7 @@ func TestSGLangGenerateStreamGolden(t *testing.T) {
 }
 
 func TestLlamaCPPLoadingPhase(t *testing.T) {
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, Quant: perf.QuantQ4KM})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM})
 	now := time.Unix(1700000000, 0)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -180,7 +180,7 @@ func TestLlamaCPPLoadingPhase(t *testing.T) {
 }
 
 func TestLlamaCPPEndpoints(t *testing.T) {
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 2048, Quant: perf.QuantQ4KM, Parallel: 2})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 2048, Quant: perfmodel.QuantQ4KM, Parallel: 2})
 	url := startEngine(t, Config{Engine: EngineLlamaCPP, Plan: plan, TimeScale: 0, ServedModelNames: []string{"qwen"}, APIKey: "k", ModelRoot: "/m/qwen.gguf"})
 	key := []string{"Authorization", "Bearer k"}
 	tests := []struct {
@@ -236,7 +236,7 @@ func TestLlamaCPPCompletionStreamGolden(t *testing.T) {
 // TestLlamaCPPSlots: with -np 2, two requests run and the rest are deferred; llamacpp:
 // metrics count them.
 func TestLlamaCPPSlots(t *testing.T) {
-	plan := newPlan(t, "rtx-4090", "llama-3.1-8b", perf.Options{MaxModelLen: 2048, Quant: perf.QuantQ4KM, Parallel: 2})
+	plan := newPlan(t, "rtx-4090", "llama-3.1-8b", perfmodel.Options{MaxModelLen: 2048, Quant: perfmodel.QuantQ4KM, Parallel: 2})
 	url := startEngine(t, Config{Engine: EngineLlamaCPP, Plan: plan, TimeScale: 1, EnableMetrics: true})
 	var wg sync.WaitGroup
 	for range 5 {

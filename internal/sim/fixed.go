@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // Fixed-latency mode (Engine.SetFixed, Config.FixedTTFT/FixedITL, citadel sim --ttft/--itl),
@@ -24,10 +24,10 @@ type fixedMode struct {
 	ttft, itl time.Duration // scheduler time: the slowdown multiplies them like step times
 
 	heap   []*fixedItem          // ordered by (at, seq)
-	items  map[string]*fixedItem // by choice ID (perf.Request.ID), for Abort
+	items  map[string]*fixedItem // by choice ID (perfmodel.Request.ID), for Abort
 	seq    uint64                // of the next item: FIFO among equal times
 	now    time.Duration         // TimeScale 0: the virtual clock (the latest event's time)
-	events []perf.Event          // reused by each publish
+	events []perfmodel.Event     // reused by each publish
 }
 
 // fixedItem is one live choice: its next token is number next, due at simulated time at.
@@ -172,13 +172,13 @@ func (e *Engine) publishFixed(now time.Duration) {
 	for len(f.heap) > 0 && f.heap[0].at <= now {
 		it := f.heap[0]
 		r := it.s.reqs[it.i]
-		kind := perf.Token
+		kind := perfmodel.Token
 		if it.next == 0 {
-			kind = perf.FirstToken
+			kind = perfmodel.FirstToken
 		}
-		evs = append(evs, perf.Event{ID: r.ID, Kind: kind, Index: it.next, At: it.at})
+		evs = append(evs, perfmodel.Event{ID: r.ID, Kind: kind, Index: it.next, At: it.at})
 		if it.next++; it.next == r.MaxOutputTokens {
-			evs = append(evs, perf.Event{ID: r.ID, Kind: perf.Finished, Index: it.next, At: it.at})
+			evs = append(evs, perfmodel.Event{ID: r.ID, Kind: perfmodel.Finished, Index: it.next, At: it.at})
 			f.remove(it)
 			delete(f.items, r.ID)
 			continue

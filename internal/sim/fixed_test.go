@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 const (
@@ -96,7 +96,7 @@ var fixedPersonalities = []fixedPersonality{
 	{
 		name: "vllm",
 		start: func(t *testing.T, ttft, itl time.Duration) (string, *Engine) {
-			s, err := NewVLLM(Config{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096}),
+			s, err := NewVLLM(Config{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 				TimeScale: 1, FixedTTFT: ttft, FixedITL: itl})
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +114,7 @@ var fixedPersonalities = []fixedPersonality{
 		name: "ollama",
 		start: func(t *testing.T, ttft, itl time.Duration) (string, *Engine) {
 			// LoadTime would be 2 s; fixed-latency mode loads at once.
-			s, err := NewOllama(OllamaConfig{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096}),
+			s, err := NewOllama(OllamaConfig{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 				Model: "qwen2.5:7b", LoadTime: 2 * time.Second, TimeScale: 1, FixedTTFT: ttft, FixedITL: itl})
 			if err != nil {
 				t.Fatal(err)
@@ -267,7 +267,7 @@ func checkFixedMetrics(t *testing.T, m *metrics, n int) {
 // early, after which the test may read the driver's state.
 func startFixedEngine(t *testing.T, scale float64, ttft, itl time.Duration) (e *Engine, stop func()) {
 	t.Helper()
-	e, err := NewEngine(newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096}), perf.VLLM, scale, nil)
+	e, err := NewEngine(newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}), perfmodel.VLLM, scale, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func TestFixedTimeScaleZero(t *testing.T) {
 }
 
 func TestFixedConfig(t *testing.T) {
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096})
 	if _, err := NewVLLM(Config{Plan: plan, FixedTTFT: -time.Millisecond}); err == nil {
 		t.Error("NewVLLM accepted FixedTTFT -1ms")
 	}
@@ -495,8 +495,8 @@ func TestFixedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := waitStream(st); !errors.Is(err, perf.ErrTooLong) {
-		t.Errorf("prompt 10 + 5000 tokens on a 4096 context: error %v, want %v", err, perf.ErrTooLong)
+	if _, err := waitStream(st); !errors.Is(err, perfmodel.ErrTooLong) {
+		t.Errorf("prompt 10 + 5000 tokens on a 4096 context: error %v, want %v", err, perfmodel.ErrTooLong)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // BenchmarkLoad (prefix caching off: the random dataset shares no prefix) drives the simulated vLLM over loopback HTTP the way `vllm bench serve
@@ -42,7 +42,7 @@ import (
 //
 // Run with: go test -run '^$' -bench BenchmarkLoad -benchtime 1x ./internal/sim/
 func BenchmarkLoad(b *testing.B) {
-	plan := newPlan(b, "a100-40g", "llama-3.1-8b", perf.Options{MaxModelLen: 8192})
+	plan := newPlan(b, "a100-40g", "llama-3.1-8b", perfmodel.Options{MaxModelLen: 8192})
 	for _, c := range []int{1, 4, 8, 16, 64, 256} {
 		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
 			benchLoad(b, Config{Plan: plan, TimeScale: loadScale, NoPrefixCache: true}, loadPromptWords, c, max(4*c, 8))
@@ -51,7 +51,7 @@ func BenchmarkLoad(b *testing.B) {
 	b.Run("c=2000-scale0", func(b *testing.B) {
 		// Every stream in one batch: max_num_seqs above 2,000 and a short prompt so that the
 		// KV cache holds them all (2,000 × ~140 tokens on an H100's ~0.9 M).
-		plan := newPlan(b, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, MaxNumSeqs: 2048})
+		plan := newPlan(b, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096, MaxNumSeqs: 2048})
 		benchLoad(b, Config{Plan: plan, TimeScale: 0, NoPrefixCache: true}, 1, 2000, 2000)
 	})
 }

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"citadel.dev/citadel/internal/modelinfo"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/registry"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // DefaultOllamaVersion is the release /api/version reports unless OllamaConfig.Version says.
@@ -31,11 +31,11 @@ const DefaultOllamaVersion = "0.12.6"
 // OllamaConfig describes one simulated Ollama server: one model (Plan and Model), or the
 // models of an Ollama store (Models), loaded on demand as ollama serve does.
 //
-// The Ollama personality uses perf.Ollama scheduling: Plan.Options.Parallel fixed slots
+// The Ollama personality uses perfmodel.Ollama scheduling: Plan.Options.Parallel fixed slots
 // (OLLAMA_NUM_PARALLEL) per model and a FIFO queue, so aggregate throughput stays flat with
 // concurrency.
 type OllamaConfig struct {
-	Plan  perf.Plan
+	Plan  perfmodel.Plan
 	Model string // the served name, e.g. "qwen2.5:7b"; ":latest" is added when there is no tag
 	// Models, when set, are served instead of Plan and Model: every model of an Ollama store
 	// (see OllamaStoreModels), each under its own name, loaded on first use.
@@ -78,13 +78,13 @@ type OllamaConfig struct {
 
 // OllamaModel is one model of a simulated Ollama server.
 type OllamaModel struct {
-	Name string    // as Ollama shows it: "deepcoder:14b", "ns/model:tag", "host/ns/model:tag"
-	Plan perf.Plan // the engine's plan, as if every layer were on the GPU (Offload slows it down)
-	// Offload is the model's split over OllamaConfig.GPUFree (perf.PlanOffload). Its Slowdown
+	Name string         // as Ollama shows it: "deepcoder:14b", "ns/model:tag", "host/ns/model:tag"
+	Plan perfmodel.Plan // the engine's plan, as if every layer were on the GPU (Offload slows it down)
+	// Offload is the model's split over OllamaConfig.GPUFree (perfmodel.PlanOffload). Its Slowdown
 	// multiplies every step; its GPUBytes are the VRAM the loaded model holds, and /api/ps
 	// reports size_vram < size when layers are on the CPU. Zero: the Plan's weights and KV cache
 	// on the GPU.
-	Offload perf.Offload
+	Offload perfmodel.Offload
 	// Store metadata, as /api/tags reports it; zero values are derived from Plan.
 	Digest            string    // the manifest's sha256, hex
 	Size              int64     // bytes of the model's blobs
@@ -103,7 +103,7 @@ type OllamaModel struct {
 // acquires its model (loading it — after evicting idle models when memory is short — or waiting
 // for the load in progress), and releases it with its keep_alive; the expiry countdown starts
 // when the last request releases, as in Ollama's scheduler. Each model's tokens come from its
-// own Engine in perf.Ollama mode.
+// own Engine in perfmodel.Ollama mode.
 type Ollama struct {
 	cfg     OllamaConfig
 	mux     *http.ServeMux
@@ -233,7 +233,7 @@ func (s *Ollama) newRunner(m OllamaModel) (*ollamaRunner, error) {
 		slow *= m.Offload.Slowdown
 	}
 	met := newMetrics(name, "")
-	eng, err := newPersonalityEngine(m.Plan, perf.Ollama, cfg.TimeScale, met, slow, cfg.FixedTTFT, cfg.FixedITL, cfg.Faults)
+	eng, err := newPersonalityEngine(m.Plan, perfmodel.Ollama, cfg.TimeScale, met, slow, cfg.FixedTTFT, cfg.FixedITL, cfg.Faults)
 	if err != nil {
 		return nil, err
 	}
@@ -783,11 +783,11 @@ func (r *ollamaRunner) quantLevel() string {
 		return r.QuantizationLevel
 	}
 	switch r.Plan.Options.Quant {
-	case perf.QuantFP8:
+	case perfmodel.QuantFP8:
 		return "F8_E4M3"
-	case perf.QuantAWQInt4:
+	case perfmodel.QuantAWQInt4:
 		return "Q4_0"
-	case perf.QuantQ4KM:
+	case perfmodel.QuantQ4KM:
 		return "Q4_K_M"
 	}
 	return "BF16"
@@ -1087,7 +1087,7 @@ func (s *Ollama) generate(w http.ResponseWriter, r *http.Request) {
 
 // prefillTime is the simulated time of a lone prefill of n tokens (v of them image tokens).
 func (r *ollamaRunner) prefillTime(n, v int) time.Duration {
-	return r.Plan.StepTime(perf.Batch{Tokens: n, Sampled: 1, ContextTokens: int64(n),
+	return r.Plan.StepTime(perfmodel.Batch{Tokens: n, Sampled: 1, ContextTokens: int64(n),
 		AttentionWork: float64(n) * float64(n+1) / 2, VisionTokens: v})
 }
 
@@ -1140,7 +1140,7 @@ func (s *Ollama) run(w http.ResponseWriter, r *http.Request, j *ollamaJob) {
 		}
 		if err := st.snapshot(produced, finished); err != nil {
 			msg := "llama runner process has terminated: " + err.Error()
-			if errors.Is(err, perf.ErrTooLong) || errors.Is(err, perf.ErrInvalid) || errors.Is(err, perf.ErrNoVision) {
+			if errors.Is(err, perfmodel.ErrTooLong) || errors.Is(err, perfmodel.ErrInvalid) || errors.Is(err, perfmodel.ErrNoVision) {
 				msg = err.Error()
 			}
 			if j.stream && nd.started {

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"citadel.dev/citadel/internal/npmtest"
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // startOllama runs a simulated Ollama for the test; cfg.Plan defaults to qwen2.5-7b on
@@ -25,7 +25,7 @@ import (
 func startOllama(t testing.TB, cfg OllamaConfig) *httptest.Server {
 	t.Helper()
 	if cfg.Plan.KVBlocks == 0 {
-		cfg.Plan = newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096})
+		cfg.Plan = newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096})
 	}
 	if cfg.Model == "" {
 		cfg.Model = "qwen2.5:7b"
@@ -202,7 +202,7 @@ func TestOllamaLoadUnload(t *testing.T) {
 }
 
 func TestOllamaInfoAndErrors(t *testing.T) {
-	ts := startOllama(t, OllamaConfig{Plan: newPlan(t, "h100-sxm", "mimo-vl-7b", perf.Options{MaxModelLen: 4096}), Model: "mimo-vl"})
+	ts := startOllama(t, OllamaConfig{Plan: newPlan(t, "h100-sxm", "mimo-vl-7b", perfmodel.Options{MaxModelLen: 4096}), Model: "mimo-vl"})
 	if code, body := get(t, ts.URL+"/"); code != 200 || body != "Ollama is running" {
 		t.Errorf("GET /: %d %q", code, body)
 	}
@@ -251,7 +251,7 @@ func TestOllamaInfoAndErrors(t *testing.T) {
 func TestOllamaThroughputFlat(t *testing.T) {
 	const scale, tokens = 0.5, 32
 	rate := func(parallel, conc int) float64 {
-		ts := startOllama(t, OllamaConfig{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, Parallel: parallel}),
+		ts := startOllama(t, OllamaConfig{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096, Parallel: parallel}),
 			TimeScale: scale, LoadTime: -1})
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -524,7 +524,7 @@ func TestOllamaSlowdown(t *testing.T) {
 	if one.LoadDuration != three.LoadDuration {
 		t.Errorf("load_duration %d at slowdown 1, %d at 3: want the load unchanged", one.LoadDuration, three.LoadDuration)
 	}
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096})
 	if _, err := NewOllama(OllamaConfig{Plan: plan, Slowdown: -1}); err == nil {
 		t.Error("Slowdown -1 accepted")
 	}
@@ -535,7 +535,7 @@ func TestOllamaSlowdown(t *testing.T) {
 
 func TestOllamaOOMAtLoad(t *testing.T) {
 	ts := startOllama(t, OllamaConfig{OOMAtLoad: true})
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096})
 	want := fmt.Sprintf("model requires more system memory (%.1f GiB) than is available (79.6 GiB)", float64(plan.WeightBytes)/(1<<30))
 	for _, tt := range []struct{ path, body string }{
 		{"/api/chat", ollamaChatBody},

@@ -14,8 +14,8 @@ import (
 	"strings"
 
 	"citadel.dev/citadel/internal/modelinfo"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/registry"
-	"citadel.dev/citadel/internal/sim/perf"
 )
 
 // Media types of an Ollama manifest's weights layer.
@@ -26,13 +26,13 @@ const maxManifestSize = 4 << 20
 
 // OllamaStoreModels reads the models of an Ollama models directory (what OLLAMA_MODELS names:
 // manifests/<host>/<namespace>/<model>/<tag> and blobs/sha256-<hex>) and sizes each from its
-// GGUF blob as the planner does (modelinfo.Inspect, perf.ModelFromInfo; a stand-in is sized as
+// GGUF blob as the planner does (modelinfo.Inspect, perfmodel.ModelFromInfo; a stand-in is sized as
 // the model it declares). Each is planned with opts on gpu, in its file's quantisation, and split
 // over free as Ollama would (OllamaModelFor). A manifest that cannot be used (unreadable, no
 // weights layer, a missing or damaged blob) is left out and reported in skipped, as ollama serve
 // logs and skips it; err is for a store that cannot be read at all. A directory without
 // manifests/ holds no models.
-func OllamaStoreModels(dir string, gpu perf.GPU, opts perf.Options, free []int64) (models []OllamaModel, skipped []error, err error) {
+func OllamaStoreModels(dir string, gpu perfmodel.GPU, opts perfmodel.Options, free []int64) (models []OllamaModel, skipped []error, err error) {
 	files, err := storeManifests(dir)
 	if err != nil {
 		return nil, nil, err
@@ -52,8 +52,8 @@ func OllamaStoreModels(dir string, gpu perf.GPU, opts perf.Options, free []int64
 // (OllamaConfig.Store): the store and how its models are planned (see OllamaStoreModels).
 type OllamaStore struct {
 	Dir     string
-	GPU     perf.GPU
-	Options perf.Options
+	GPU     perfmodel.GPU
+	Options perfmodel.Options
 }
 
 // storeManifests maps the names of a store's manifests, as Ollama shows them, to their files.
@@ -92,7 +92,7 @@ func storeManifests(dir string) (map[string]string, error) {
 }
 
 // storeModel reads one manifest.
-func storeModel(dir, file string, gpu perf.GPU, opts perf.Options, free []int64) (OllamaModel, error) {
+func storeModel(dir, file string, gpu perfmodel.GPU, opts perfmodel.Options, free []int64) (OllamaModel, error) {
 	rel, _ := filepath.Rel(filepath.Join(dir, "manifests"), file)
 	parts := strings.Split(filepath.ToSlash(rel), "/")
 	n, err := registry.ParseName(parts[0] + "/" + parts[1] + "/" + parts[2] + ":" + parts[3])
@@ -139,7 +139,7 @@ func storeModel(dir, file string, gpu perf.GPU, opts perf.Options, free []int64)
 	if err != nil {
 		return fail("its weights %s cannot be read: %v; pull the model again", filepath.Base(weights), err)
 	}
-	pm, err := perf.ModelFromInfo(name, cfg, info)
+	pm, err := perfmodel.ModelFromInfo(name, cfg, info)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -186,22 +186,22 @@ func cmpOr(a, b string) string {
 // OllamaModelFor plans model m for the Ollama personality: opts (Parallel slots of
 // MaxModelLen tokens; the model's own quantisation unless opts says) on gpu, and, when free is
 // given (the memory of each visible GPU), the split of its layers over those GPUs and the CPU
-// (perf.PlanOffloadOn). A model that does not fit free runs with layers on the CPU, as Ollama
+// (perfmodel.PlanOffloadOn). A model that does not fit free runs with layers on the CPU, as Ollama
 // does, Offload.Slowdown times slower; its engine plan is then computed as if the GPU were large
 // enough, since only the step times matter to it. Without free, a model that does not fit gpu is
-// an error (*perf.PlanError).
-func OllamaModelFor(name string, m perf.Model, gpu perf.GPU, opts perf.Options, free []int64) (OllamaModel, error) {
+// an error (*perfmodel.PlanError).
+func OllamaModelFor(name string, m perfmodel.Model, gpu perfmodel.GPU, opts perfmodel.Options, free []int64) (OllamaModel, error) {
 	opts.TP = 1 // Ollama splits layers between GPUs; it does not shard them
-	plan, err := perf.NewPlan(gpu, m, opts)
+	plan, err := perfmodel.NewPlan(gpu, m, opts)
 	if err != nil && len(free) > 0 {
-		var pe *perf.PlanError
+		var pe *perfmodel.PlanError
 		if !errors.As(err, &pe) {
 			return OllamaModel{}, err
 		}
 		big := gpu
 		for i := 0; i < 16 && err != nil; i++ {
 			big.MemoryBytes *= 2
-			plan, err = perf.NewPlan(big, m, opts)
+			plan, err = perfmodel.NewPlan(big, m, opts)
 		}
 	}
 	if err != nil {
@@ -209,7 +209,7 @@ func OllamaModelFor(name string, m perf.Model, gpu perf.GPU, opts perf.Options, 
 	}
 	om := OllamaModel{Name: name, Plan: plan}
 	if len(free) > 0 {
-		om.Offload = perf.PlanOffloadOn(gpu, 0, m, plan.Options.Quant, plan.Options.MaxModelLen, plan.Options.Parallel, free)
+		om.Offload = perfmodel.PlanOffloadOn(gpu, 0, m, plan.Options.Quant, plan.Options.MaxModelLen, plan.Options.Parallel, free)
 	}
 	return om, nil
 }

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // DefaultVLLMVersion is the release the personality imitates unless Config.VLLMVersion says.
@@ -33,7 +33,7 @@ type Config struct {
 	// error JSON, authentication, metric names, the engine's own endpoints and, for llama.cpp,
 	// slots instead of continuous batching and a loading phase.
 	Engine           string
-	Plan             perf.Plan
+	Plan             perfmodel.Plan
 	ServedModelNames []string // the first is the metrics' model_name; default Plan.Model.Name
 	ModelRoot        string   // --model as given: /v1/models "root"
 	APIKey           string   // empty: no auth
@@ -82,13 +82,13 @@ type VLLM struct {
 
 // NewVLLM builds the server; call Run (or Serve) to start its engine.
 func NewVLLM(cfg Config) (*VLLM, error) {
-	mode := perf.VLLM
+	mode := perfmodel.VLLM
 	switch cfg.Engine {
 	case "":
 		cfg.Engine = EngineVLLM
 	case EngineVLLM, EngineSGLang:
 	case EngineLlamaCPP:
-		mode = perf.Ollama // fixed slots (-np), each with ctx-size/np tokens
+		mode = perfmodel.Ollama // fixed slots (-np), each with ctx-size/np tokens
 	default:
 		return nil, fmt.Errorf("engine %q: want %s, %s or %s", cfg.Engine, EngineVLLM, EngineSGLang, EngineLlamaCPP)
 	}
@@ -861,11 +861,11 @@ func (s *VLLM) runWith(w http.ResponseWriter, r *http.Request, j *job, newOut fu
 // submitError turns an engine error into vLLM's.
 func (s *VLLM) submitError(err error) *apiError {
 	switch {
-	case errors.Is(err, perf.ErrTooLong):
+	case errors.Is(err, perfmodel.ErrTooLong):
 		return badRequest("This model's maximum context length is %d tokens. %v", s.maxLen, err)
-	case errors.Is(err, perf.ErrNoVision):
+	case errors.Is(err, perfmodel.ErrNoVision):
 		return badRequest("%s is not a multimodal model", s.cfg.ServedModelNames[0])
-	case errors.Is(err, perf.ErrInvalid):
+	case errors.Is(err, perfmodel.ErrInvalid):
 		return badRequest("%v", err)
 	}
 	return &apiError{status: http.StatusServiceUnavailable, message: "The engine stopped before the request finished: " + err.Error()}

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim/simtest"
 )
 
@@ -36,7 +36,7 @@ var newPlan = simtest.Plan
 func start(t testing.TB, cfg Config) *httptest.Server {
 	t.Helper()
 	if cfg.Plan.KVBlocks == 0 {
-		cfg.Plan = newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096})
+		cfg.Plan = newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096})
 	}
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Unix(1700000000, 0) }
@@ -359,7 +359,7 @@ func TestVisionTokens(t *testing.T) {
 	url := "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())
 	body := `{"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"` + url + `"}}]}],"max_tokens":2}`
 
-	vl := start(t, Config{TimeScale: 0, Plan: newPlan(t, "h100-sxm", "mimo-vl-7b", perf.Options{MaxModelLen: 4096})})
+	vl := start(t, Config{TimeScale: 0, Plan: newPlan(t, "h100-sxm", "mimo-vl-7b", perfmodel.Options{MaxModelLen: 4096})})
 	status, got := post(t, vl.URL+"/v1/chat/completions", body)
 	if status != 200 {
 		t.Fatalf("vision model: status %d: %s", status, got)
@@ -486,7 +486,7 @@ func scrape(t testing.TB, url, series string) string {
 }
 
 func TestMetrics(t *testing.T) {
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 4096, MaxNumSeqs: 2})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096, MaxNumSeqs: 2})
 	ts := start(t, Config{TimeScale: 1, Plan: plan, ServedModelNames: []string{"q"}})
 	l := `{engine="0",model_name="q"}`
 	_, body := get(t, ts.URL+"/metrics")
@@ -582,7 +582,7 @@ func TestMetricNamesByVersion(t *testing.T) {
 }
 
 func TestClientAbortFreesSlot(t *testing.T) {
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 32768, MaxNumSeqs: 1})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 32768, MaxNumSeqs: 1})
 	ts := start(t, Config{TimeScale: 1, Plan: plan})
 	l := `{engine="0",model_name="qwen2.5-7b"}`
 
@@ -618,23 +618,23 @@ func TestClientAbortFreesSlot(t *testing.T) {
 
 // TestTTFTRealTime checks that at time scale 1 the first token arrives when the plan says.
 func TestTTFTRealTime(t *testing.T) {
-	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perf.Options{MaxModelLen: 8192})
+	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 8192})
 	ts := start(t, Config{TimeScale: 1, Plan: plan})
 	prompt := strings.TrimSpace(strings.Repeat("tok ", 3000))
 	body := `{"messages":[{"role":"user","content":"` + prompt + `"}],"max_tokens":2,"ignore_eos":true,"stream":true}`
 
-	sched, err := perf.NewScheduler(plan, perf.VLLM)
+	sched, err := perfmodel.NewScheduler(plan, perfmodel.VLLM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sched.Add(perf.Request{ID: "r", PromptTokens: 3000 + tokensPerMessage + tokensPerAssistant, MaxOutputTokens: 2}); err != nil {
+	if err := sched.Add(perfmodel.Request{ID: "r", PromptTokens: 3000 + tokensPerMessage + tokensPerAssistant, MaxOutputTokens: 2}); err != nil {
 		t.Fatal(err)
 	}
 	var want time.Duration
 	for want == 0 {
 		_, evs := sched.Step()
 		for _, ev := range evs {
-			if ev.Kind == perf.FirstToken {
+			if ev.Kind == perfmodel.FirstToken {
 				want = ev.At
 			}
 		}

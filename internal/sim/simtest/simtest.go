@@ -12,21 +12,21 @@ import (
 	"sync"
 	"testing"
 
-	"citadel.dev/citadel/internal/sim/perf"
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // Plan lays a catalogue model out on a catalogue GPU, failing the test when it does not fit.
-func Plan(t testing.TB, gpu, model string, opts perf.Options) perf.Plan {
+func Plan(t testing.TB, gpu, model string, opts perfmodel.Options) perfmodel.Plan {
 	t.Helper()
-	g, err := perf.LookupGPU(gpu)
+	g, err := perfmodel.LookupGPU(gpu)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := perf.LookupModel(model)
+	m, err := perfmodel.LookupModel(model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := perf.NewPlan(g, m, opts)
+	p, err := perfmodel.NewPlan(g, m, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
