@@ -30,7 +30,6 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
@@ -76,17 +75,17 @@ type Agent struct {
 
 	// Recheck requests, from any goroutine.
 	recheckMu sync.Mutex
-	recheckQ  map[config.ObjectKey]bool
+	recheckQ  map[v1.Key]bool
 	recheckC  chan struct{}
 
 	// owned by Run
-	models  map[config.ObjectKey]*model
+	models  map[v1.Key]*model
 	running int
 	results chan result
 }
 
 type model struct {
-	key       config.ObjectKey
+	key       v1.Key
 	cancel    context.CancelFunc
 	running   bool
 	runningFP string
@@ -102,7 +101,7 @@ type model struct {
 }
 
 type result struct {
-	key      config.ObjectKey
+	key      v1.Key
 	fp       string
 	res      *pull.Result
 	err      error
@@ -132,8 +131,8 @@ func New(opts Options) *Agent {
 	if opts.Node == "" {
 		opts.Node, _ = os.Hostname()
 	}
-	return &Agent{opts: opts, log: opts.Logger, st: opts.Store, models: map[config.ObjectKey]*model{}, results: make(chan result, 64),
-		recheckQ: map[config.ObjectKey]bool{}, recheckC: make(chan struct{}, 1)}
+	return &Agent{opts: opts, log: opts.Logger, st: opts.Store, models: map[v1.Key]*model{}, results: make(chan result, 64),
+		recheckQ: map[v1.Key]bool{}, recheckC: make(chan struct{}, 1)}
 }
 
 // Recheck asks the agent to check a model's files now (for the serving
@@ -147,7 +146,7 @@ func (a *Agent) Recheck(kind, namespace, name string) {
 		namespace = ""
 	}
 	a.recheckMu.Lock()
-	a.recheckQ[config.ObjectKey{Kind: kind, Namespace: namespace, Name: name}] = true
+	a.recheckQ[v1.Key{Kind: kind, Namespace: namespace, Name: name}] = true
 	a.recheckMu.Unlock()
 	select {
 	case a.recheckC <- struct{}{}:
@@ -156,10 +155,10 @@ func (a *Agent) Recheck(kind, namespace, name string) {
 }
 
 // rechecks takes the queued Recheck requests.
-func (a *Agent) rechecks() []config.ObjectKey {
+func (a *Agent) rechecks() []v1.Key {
 	a.recheckMu.Lock()
 	defer a.recheckMu.Unlock()
-	out := make([]config.ObjectKey, 0, len(a.recheckQ))
+	out := make([]v1.Key, 0, len(a.recheckQ))
 	for k := range a.recheckQ {
 		out = append(out, k)
 	}
@@ -180,7 +179,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer w.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	dirty := map[config.ObjectKey]bool{}
+	dirty := map[v1.Key]bool{}
 	all := false
 	flush := func() {
 		if all {
@@ -207,9 +206,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			switch ev.Object.Kind {
 			case v1.KindClusterBaseModel, v1.KindBaseModel:
-				dirty[config.ObjectKey{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name}] = true
+				dirty[v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name}] = true
 				if ev.Type == store.Deleted {
-					a.forget(config.ObjectKey{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name})
+					a.forget(v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name})
 				}
 			case v1.KindSecret:
 				all = true // a token appeared or changed: models waiting on it move
@@ -257,7 +256,7 @@ func (a *Agent) arm(t *time.Timer) {
 	t.Reset(next)
 }
 
-func (a *Agent) forget(k config.ObjectKey) {
+func (a *Agent) forget(k v1.Key) {
 	if m := a.models[k]; m != nil && m.cancel != nil {
 		m.cancel()
 	}
@@ -274,7 +273,7 @@ func (a *Agent) reconcileAll(ctx context.Context, wg *sync.WaitGroup) {
 			return
 		}
 		for _, so := range objs {
-			a.reconcile(ctx, wg, config.ObjectKey{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name})
+			a.reconcile(ctx, wg, v1.Key{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name})
 		}
 	}
 }
@@ -288,7 +287,7 @@ type spec struct {
 	storeRV int64
 }
 
-func (a *Agent) load(ctx context.Context, k config.ObjectKey) (*spec, error) {
+func (a *Agent) load(ctx context.Context, k v1.Key) (*spec, error) {
 	so, err := a.st.Get(ctx, k.Kind, k.Namespace, k.Name)
 	if err != nil {
 		return nil, err
@@ -311,7 +310,7 @@ func (a *Agent) load(ctx context.Context, k config.ObjectKey) (*spec, error) {
 
 // token resolves the model's secret. A named secret that is missing, or
 // lacks its key, is an error: never a silent anonymous download.
-func (a *Agent) token(ctx context.Context, k config.ObjectKey, s *spec) (token, secretRV string, perr *pull.Error) {
+func (a *Agent) token(ctx context.Context, k v1.Key, s *spec) (token, secretRV string, perr *pull.Error) {
 	st := s.spec.Storage
 	if st == nil || st.StorageKey == nil || *st.StorageKey == "" {
 		return "", "", nil
@@ -352,7 +351,7 @@ func fingerprint(s *v1.BaseModelSpec, secretRV string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k config.ObjectKey) {
+func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 	s, err := a.load(ctx, k)
 	if err != nil {
 		var nf *store.NotFoundError
@@ -450,7 +449,7 @@ func phaseReason(st *v1.ModelStatus) string {
 	return st.Phase + ": " + st.Reason
 }
 
-func (a *Agent) start(ctx context.Context, wg *sync.WaitGroup, k config.ObjectKey, s *spec, m *model, fp, token string) {
+func (a *Agent) start(ctx context.Context, wg *sync.WaitGroup, k v1.Key, s *spec, m *model, fp, token string) {
 	pctx, cancel := context.WithCancel(ctx)
 	m.cancel, m.running, m.runningFP = cancel, true, fp
 	a.running++
@@ -549,7 +548,7 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 }
 
 // progress writes download progress into the status.
-func (a *Agent) progress(ctx context.Context, k config.ObjectKey, s *spec, pr pull.Progress) {
+func (a *Agent) progress(ctx context.Context, k v1.Key, s *spec, pr pull.Progress) {
 	phase, reason := v1.ModelDownloading, "Downloading"
 	msg := fmt.Sprintf("%d/%d files, %s of %s", pr.FilesDone, pr.FilesTotal, gb(pr.BytesDone), gb(pr.BytesTotal))
 	switch pr.Phase {
@@ -583,7 +582,7 @@ func gb(n int64) string {
 }
 
 // write sets phase, reason and message (and progress) on the status.
-func (a *Agent) write(ctx context.Context, k config.ObjectKey, s *spec, phase, reason, msg string, pr *pull.Progress) {
+func (a *Agent) write(ctx context.Context, k v1.Key, s *spec, phase, reason, msg string, pr *pull.Progress) {
 	now := a.opts.Now()
 	st := *s.status
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = phase, reason, msg, s.meta.Generation
@@ -644,7 +643,7 @@ func (a *Agent) write(ctx context.Context, k config.ObjectKey, s *spec, phase, r
 	a.put(ctx, k, s, st)
 }
 
-func (a *Agent) put(ctx context.Context, k config.ObjectKey, s *spec, st v1.ModelStatus) {
+func (a *Agent) put(ctx context.Context, k v1.Key, s *spec, st v1.ModelStatus) {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return
@@ -667,7 +666,7 @@ func (a *Agent) put(ctx context.Context, k config.ObjectKey, s *spec, st v1.Mode
 	}
 }
 
-func (a *Agent) event(ctx context.Context, k config.ObjectKey, s *spec, typ, reason, msg string) {
+func (a *Agent) event(ctx context.Context, k v1.Key, s *spec, typ, reason, msg string) {
 	_ = a.st.RecordEvent(ctx, store.Event{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, UID: s.meta.UID, Type: typ, Reason: reason, Message: msg})
 }
 
@@ -677,12 +676,12 @@ type record struct {
 	Result pull.Result `json:"result"`
 }
 
-func (a *Agent) recordPath(k config.ObjectKey) string {
+func (a *Agent) recordPath(k v1.Key) string {
 	name := k.Kind + "_" + k.Namespace + "_" + k.Name + ".json"
 	return filepath.Join(a.opts.RecordsDir, strings.ToLower(name))
 }
 
-func (a *Agent) readRecord(k config.ObjectKey) record {
+func (a *Agent) readRecord(k v1.Key) record {
 	var r record
 	b, err := os.ReadFile(a.recordPath(k))
 	if err == nil {
@@ -691,7 +690,7 @@ func (a *Agent) readRecord(k config.ObjectKey) record {
 	return r
 }
 
-func (a *Agent) writeRecord(k config.ObjectKey, r record) {
+func (a *Agent) writeRecord(k v1.Key, r record) {
 	b, _ := json.MarshalIndent(r, "", "  ")
 	if err := os.MkdirAll(a.opts.RecordsDir, 0o755); err == nil {
 		tmp := a.recordPath(k) + ".tmp"
@@ -765,7 +764,7 @@ func verifyRecord(r record) string {
 }
 
 // retryCommand is the command that retries model k now.
-func retryCommand(k config.ObjectKey) string {
+func retryCommand(k v1.Key) string {
 	if k.Kind == v1.KindBaseModel {
 		return fmt.Sprintf("citadel retry basemodel %s -n %s", k.Name, k.Namespace)
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/modelinfo"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/resource"
@@ -24,7 +23,7 @@ const FilledAnnotation = v1.AnnotationFilledFromFiles
 // ready marks a pulled model Ready and fills its metadata: into the spec's
 // empty fields (as OME's agent does) and into status. It returns false when
 // the files cannot be a model (the status then says Failed and why).
-func (a *Agent) ready(ctx context.Context, k config.ObjectKey, s *spec, res *pull.Result) bool {
+func (a *Agent) ready(ctx context.Context, k v1.Key, s *spec, res *pull.Result) bool {
 	msg := fmt.Sprintf("%d files, %s, verified; at %s", len(res.Files), gb(res.Bytes), res.Dir)
 	if res.Path != "" {
 		msg += fmt.Sprintf(" (storage.path %s)", res.Path)
@@ -82,7 +81,7 @@ func firstNonEmpty(s ...string) string {
 // fillSpec writes metadata into the spec fields the user left empty, with
 // the stored resourceVersion as precondition (a concurrent apply wins and
 // the next reconcile sees a Ready model whose spec is the user's).
-func (a *Agent) fillSpec(ctx context.Context, k config.ObjectKey, info modelinfo.Info) {
+func (a *Agent) fillSpec(ctx context.Context, k v1.Key, info modelinfo.Info) {
 	s, err := a.load(ctx, k)
 	if err != nil {
 		return

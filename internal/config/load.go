@@ -39,16 +39,14 @@ type Item struct {
 // Key identifies an item's object.
 func (it Item) Key() ObjectKey { return KeyOf(it.Object) }
 
-// ObjectKey is kind, namespace and name.
-type ObjectKey struct{ Kind, Namespace, Name string }
+// ObjectKey is kind, namespace and name: [v1.Key], the identity every other package uses.
+// It stays a type of this package so that config's own unkeyed literals stay local ones.
+type ObjectKey v1.Key
 
-func (k ObjectKey) String() string { return v1.ObjectKey(k.Kind, k.Namespace, k.Name) }
+func (k ObjectKey) String() string { return v1.Key(k).String() }
 
 // KeyOf returns an object's key.
-func KeyOf(o v1.Object) ObjectKey {
-	m := o.GetObjectMeta()
-	return ObjectKey{o.GetTypeMeta().Kind, m.Namespace, m.Name}
-}
+func KeyOf(o v1.Object) ObjectKey { return ObjectKey(v1.KeyOf(o)) }
 
 // Error is one problem in one document: file, document, line, field path,
 // message and fix. It is the admin API's wire type, so the server's

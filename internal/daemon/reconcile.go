@@ -8,7 +8,6 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
 )
@@ -36,8 +35,8 @@ func (r *statusReconciler) run(ctx context.Context) error {
 
 // resync recomputes every status once.
 func (r *statusReconciler) resync(ctx context.Context) error {
-	wd := &world{objects: map[config.ObjectKey]v1.Object{}}
-	stored := map[config.ObjectKey]store.Object{}
+	wd := &world{objects: map[v1.Key]v1.Object{}}
+	stored := map[v1.Key]store.Object{}
 	for _, k := range v1.Kinds {
 		objs, _, err := r.st.List(ctx, k.Kind, store.ListOptions{})
 		if err != nil {
@@ -49,7 +48,7 @@ func (r *statusReconciler) resync(ctx context.Context) error {
 				r.log.Error("decoding stored object", "kind", so.Kind, "name", so.Name, "err", err)
 				continue
 			}
-			key := config.ObjectKey{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name}
+			key := v1.Key{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name}
 			wd.objects[key], stored[key] = o, so
 		}
 	}

@@ -7,19 +7,18 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/config"
 )
 
 // world is a snapshot of every object, for the pure status functions.
 type world struct {
-	objects map[config.ObjectKey]v1.Object
+	objects map[v1.Key]v1.Object
 }
 
 func (w *world) get(kind, ns, name string) v1.Object {
 	if info, ok := v1.KindByName(kind); ok && !info.Namespaced {
 		ns = ""
 	}
-	return w.objects[config.ObjectKey{Kind: kind, Namespace: ns, Name: name}]
+	return w.objects[v1.Key{Kind: kind, Namespace: ns, Name: name}]
 }
 
 // Reasons used while nothing downstream of the store runs.

@@ -7,16 +7,15 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/config"
 )
 
 func ptr[T any](v T) *T { return &v }
 
 func newWorld(objs ...v1.Object) *world {
-	w := &world{objects: map[config.ObjectKey]v1.Object{}}
+	w := &world{objects: map[v1.Key]v1.Object{}}
 	for _, o := range objs {
 		o.Default()
-		w.objects[config.KeyOf(o)] = o
+		w.objects[v1.KeyOf(o)] = o
 	}
 	return w
 }
