@@ -8,39 +8,42 @@ import (
 	"strings"
 	"syscall"
 
+	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/hub"
 	"citadel.dev/citadel/internal/netclass"
 	"citadel.dev/citadel/internal/registry"
 )
 
-// Reason codes of failed pulls. Each is written to the model's status and
-// names one cause; the Error's message says what to do.
+// Reason codes of failed pulls, declared in api/v1 (see v1.Reasons); these names stay so the
+// package's own code reads as before. Each is written to the model's status and names one
+// cause; the Error's message says what to do.
 const (
-	ReasonUnsupportedStorageURI = "UnsupportedStorageURI"
-	ReasonSecretNotFound        = "SecretNotFound"
-	ReasonUnauthorized          = "Unauthorized"
-	ReasonGatedRepo             = "GatedRepo"
-	ReasonRepoNotFound          = "RepoNotFound"
-	ReasonRevisionNotFound      = "RevisionNotFound"
-	ReasonEntryNotFound         = "EntryNotFound"
-	ReasonHostileFileName       = "HostileFileName"
-	ReasonConnectionFailed      = "ConnectionFailed"
-	ReasonDNSFailure            = "DNSFailure"
-	ReasonRateLimited           = "RateLimited"
-	ReasonUpstreamError         = "UpstreamError"
-	ReasonDownloadStalled       = "DownloadStalled"
-	ReasonDownloadIncomplete    = "DownloadIncomplete"
-	ReasonTruncatedBody         = "TruncatedBody" // closed at the same byte, short of its length, attempt after attempt
-	ReasonRangeIgnored          = "RangeIgnored"  // a warning: the file is fetched in one stream, without split or resume
-	ReasonChecksumMismatch      = "ChecksumMismatch"
-	ReasonInsufficientStorage   = "InsufficientStorage"
-	ReasonStorageNotWritable    = "StorageNotWritable"
-	ReasonLocalPathNotFound     = "LocalPathNotFound"
-	ReasonNoFiles               = "NoFiles"
-	ReasonInternal              = "InternalError"
+	ReasonUnsupportedStorageURI = v1.ReasonUnsupportedStorageURI
+	ReasonSecretNotFound        = v1.ReasonSecretNotFound
+	ReasonUnauthorized          = v1.ReasonUnauthorized
+	ReasonGatedRepo             = v1.ReasonGatedRepo
+	ReasonRepoNotFound          = v1.ReasonRepoNotFound
+	ReasonRevisionNotFound      = v1.ReasonRevisionNotFound
+	ReasonEntryNotFound         = v1.ReasonEntryNotFound
+	ReasonHostileFileName       = v1.ReasonHostileFileName
+	ReasonConnectionFailed      = v1.ReasonConnectionFailed
+	ReasonDNSFailure            = v1.ReasonDNSFailure
+	ReasonRateLimited           = v1.ReasonRateLimited
+	ReasonUpstreamError         = v1.ReasonUpstreamError
+	ReasonDownloadStalled       = v1.ReasonDownloadStalled
+	ReasonDownloadIncomplete    = v1.ReasonDownloadIncomplete
+	ReasonTruncatedBody         = v1.ReasonTruncatedBody // closed at the same byte, short of its length, attempt after attempt
+	ReasonRangeIgnored          = v1.ReasonRangeIgnored  // a warning: the file is fetched in one stream, without split or resume
+	ReasonChecksumMismatch      = v1.ReasonChecksumMismatch
+	ReasonInsufficientStorage   = v1.ReasonInsufficientStorage
+	ReasonStorageNotWritable    = v1.ReasonStorageNotWritable
+	ReasonLocalPathNotFound     = v1.ReasonLocalPathNotFound
+	ReasonNoFiles               = v1.ReasonNoFiles
+	ReasonInternal              = v1.ReasonInternalError
+	ReasonCancelled             = v1.ReasonCancelled
 	// ReasonInvalidModelFiles: the files arrived intact but no engine can load them (a hostile or damaged
 	// safetensors or GGUF header); see CheckFiles.
-	ReasonInvalidModelFiles = "InvalidModelFiles"
+	ReasonInvalidModelFiles = v1.ReasonInvalidModelFiles
 )
 
 // Error is a failed pull: a reason code, the file it concerns (if any), a
@@ -140,7 +143,7 @@ func classify(err error, file string) *Error {
 		}
 		return mk(ReasonUpstreamError, err.Error(), false)
 	case errors.Is(err, context.Canceled):
-		return mk("Cancelled", "the pull was cancelled", false)
+		return mk(ReasonCancelled, "the pull was cancelled", false)
 	}
 	if hub.Retryable(err) || registry.Retryable(err) {
 		return mk(ReasonConnectionFailed, err.Error(), true)

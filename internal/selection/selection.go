@@ -100,13 +100,13 @@ type Result struct {
 	Candidates []Candidate
 }
 
-// Reason codes of Error.
+// Reason codes of Error, declared in api/v1 (see v1.Reasons).
 const (
-	ReasonNoSupportingRuntime = "NoSupportingRuntime"
-	ReasonRuntimeNotFound     = "RuntimeNotFound"
-	ReasonRuntimeDisabled     = "RuntimeDisabled"
-	ReasonRuntimeIncompatible = "RuntimeIncompatible"
-	ReasonModelDisabled       = "ModelDisabled"
+	ReasonNoSupportingRuntime = v1.ReasonNoSupportingRuntime
+	ReasonRuntimeNotFound     = v1.ReasonRuntimeNotFound
+	ReasonRuntimeDisabled     = v1.ReasonRuntimeDisabled
+	ReasonRuntimeIncompatible = v1.ReasonRuntimeIncompatible
+	ReasonModelDisabled       = v1.ReasonModelDisabled
 )
 
 // Error is a failed selection. Message names every rejection and ends with

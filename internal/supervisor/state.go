@@ -4,41 +4,45 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	v1 "citadel.dev/citadel/api/v1"
 )
 
 // Phase is where an instance is in its lifecycle.
 type Phase string
 
-// The phases of an instance. Stopped and Failed are terminal.
+// The phases of an instance, declared in api/v1 (the EnginePhase constants) since they
+// reach an InferenceService's status. Stopped and Failed are terminal.
 const (
-	Starting         Phase = "Starting"         // running; startup or readiness probe not passed yet
-	Ready            Phase = "Ready"            // running and passing its readiness probe (or has none)
-	Unready          Phase = "Unready"          // running, was Ready, now failing its readiness probe
-	Restarting       Phase = "Restarting"       // being killed after a failure, or waiting out the back-off
-	CrashLoopBackOff Phase = "CrashLoopBackOff" // as Restarting, after ≥3 failures in a row without becoming Ready
-	Stopping         Phase = "Stopping"         // stop requested; waiting for the process group to go
-	Stopped          Phase = "Stopped"          // stopped; no process left
-	Failed           Phase = "Failed"           // gave up: processes survived SIGKILL (see State.Message)
+	Starting         Phase = v1.EnginePhaseStarting         // running; startup or readiness probe not passed yet
+	Ready            Phase = v1.EnginePhaseReady            // running and passing its readiness probe (or has none)
+	Unready          Phase = v1.EnginePhaseUnready          // running, was Ready, now failing its readiness probe
+	Restarting       Phase = v1.EnginePhaseRestarting       // being killed after a failure, or waiting out the back-off
+	CrashLoopBackOff Phase = v1.EnginePhaseCrashLoopBackOff // as Restarting, after ≥3 failures in a row without becoming Ready
+	Stopping         Phase = v1.EnginePhaseStopping         // stop requested; waiting for the process group to go
+	Stopped          Phase = v1.EnginePhaseStopped          // stopped; no process left
+	Failed           Phase = v1.EnginePhaseFailed           // gave up: processes survived SIGKILL (see State.Message)
 )
 
 // Terminal reports whether the phase is final: the instance will not run again.
 func (p Phase) Terminal() bool { return p == Stopped || p == Failed }
 
-// Reasons: State.Reason is one of these.
+// Reasons: State.Reason is one of these, declared in api/v1 (see v1.Reasons) since the
+// serving controller copies them into an InferenceService's status.
 const (
-	ReasonStarted                 = "Started"                 // Starting: the process was started
-	ReasonStartupProbeSucceeded   = "StartupProbeSucceeded"   // Starting (awaiting readiness) or Ready
-	ReasonReadinessProbeSucceeded = "ReadinessProbeSucceeded" // Ready
-	ReasonRunning                 = "Running"                 // Ready: no probe says otherwise
-	ReasonReadinessFailed         = "ReadinessFailed"         // Unready
-	ReasonExited                  = "Exited"                  // Restarting/CrashLoopBackOff: the process ended on its own
-	ReasonStartupTimeout          = "StartupTimeout"          // Restarting/CrashLoopBackOff: killed, startup probe kept failing
-	ReasonLivenessFailed          = "LivenessFailed"          // Restarting/CrashLoopBackOff: killed, liveness probe kept failing
-	ReasonStartFailed             = "StartFailed"             // Restarting/CrashLoopBackOff: the process could not be started
-	ReasonPortInUse               = "PortInUse"               // Restarting/CrashLoopBackOff: another process holds the port
-	ReasonStopRequested           = "StopRequested"           // Stopping/Stopped: Stop was called
-	ReasonContextDone             = "ContextDone"             // Stopping/Stopped: the context given to Start ended
-	ReasonKillFailed              = "KillFailed"              // Failed: processes survived SIGKILL
+	ReasonStarted                 = v1.ReasonStarted                 // Starting: the process was started
+	ReasonStartupProbeSucceeded   = v1.ReasonStartupProbeSucceeded   // Starting (awaiting readiness) or Ready
+	ReasonReadinessProbeSucceeded = v1.ReasonReadinessProbeSucceeded // Ready
+	ReasonRunning                 = v1.ReasonRunning                 // Ready: no probe says otherwise
+	ReasonReadinessFailed         = v1.ReasonReadinessFailed         // Unready
+	ReasonExited                  = v1.ReasonExited                  // Restarting/CrashLoopBackOff: the process ended on its own
+	ReasonStartupTimeout          = v1.ReasonStartupTimeout          // Restarting/CrashLoopBackOff: killed, startup probe kept failing
+	ReasonLivenessFailed          = v1.ReasonLivenessFailed          // Restarting/CrashLoopBackOff: killed, liveness probe kept failing
+	ReasonStartFailed             = v1.ReasonStartFailed             // Restarting/CrashLoopBackOff: the process could not be started
+	ReasonPortInUse               = v1.ReasonPortInUse               // Restarting/CrashLoopBackOff: another process holds the port
+	ReasonStopRequested           = v1.ReasonStopRequested           // Stopping/Stopped: Stop was called
+	ReasonContextDone             = v1.ReasonContextDone             // Stopping/Stopped: the context given to Start ended
+	ReasonKillFailed              = v1.ReasonKillFailed              // Failed: processes survived SIGKILL
 )
 
 // State is a snapshot of an instance.
