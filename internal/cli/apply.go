@@ -28,7 +28,7 @@ document is reported at once, with file, line, document, field path and fix.
 The apply is atomic: if anything is wrong, nothing is applied.
 Applying an unchanged object changes nothing. --dry-run validates on the
 server (references included) without storing.`,
-		Example: `  citadel apply -f ../shared/fixtures/ome/config -R
+		Example: `  citadel apply -f examples/seed-001 -R
   cat model.yaml | citadel apply -f -
   citadel apply -f route.yaml --dry-run`,
 		Args: argsBetween(0, 0, "no arguments (use -f FILE)"),

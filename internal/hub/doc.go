@@ -1,6 +1,7 @@
 // Package hub is a client for the Hugging Face Hub download protocol: model info, the recursive file tree,
 // per-file metadata (HEAD on the resolve URL), and ranged GETs of file contents. It follows
-// huggingface_hub's conventions (shared/reference/protocols.md §1) so that it works against the real Hub,
+// huggingface_hub's conventions (https://github.com/huggingface/huggingface_hub, file_download.py; the
+// endpoints and answers are tabled in docs/mirror.md, "Endpoints") so that it works against the real Hub,
 // an HF-compatible mirror, and the test hubs built with httptest.
 //
 // # Auth

@@ -163,7 +163,8 @@ func said(msg string) string { return netclass.Said("server", msg) }
 const invalidCredentials = "Invalid credentials in Authorization header"
 
 // responseError maps a failed response (status >= 400) to a typed error, per huggingface_hub's
-// hf_raise_for_status (protocols.md §1.8). It reads at most maxErrorBody bytes and closes the body.
+// hf_raise_for_status (https://github.com/huggingface/huggingface_hub/blob/main/src/huggingface_hub/utils/_http.py;
+// the X-Error-Code table is in docs/mirror.md, "Endpoints"). It reads at most maxErrorBody bytes and closes the body.
 func (c *Client) responseError(resp *http.Response, t target) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()

@@ -44,7 +44,8 @@
 //
 // # Endpoints
 //
-// Hugging Face Hub (shared/reference/protocols.md §1):
+// Hugging Face Hub (as huggingface_hub calls it, https://github.com/huggingface/huggingface_hub; the answers
+// are tabled in docs/mirror.md):
 //
 //	GET  /api/models/{org}/{name}[/revision/{rev}][?blobs=true]
 //	GET  /api/models/{org}/{name}/tree/{rev}[/{path}]?recursive=&cursor=   (Link: rel="next" pages)
@@ -53,7 +54,8 @@
 //	GET  /__lfs/{org}/{name}/{commit}/{path}?expires=&signature=             signed, Range, no auth
 //	GET  /api/whoami-v2
 //
-// Ollama registry (protocols.md §7.5):
+// Ollama registry (a Docker Registry v2 subset, as ollama pull calls it:
+// https://github.com/ollama/ollama/blob/main/server/download.go):
 //
 //	GET  /v2/
 //	HEAD|GET /v2/{namespace}/{model}/manifests/{tag}

@@ -23,7 +23,8 @@ import (
 	"unicode/utf8"
 )
 
-// hubError is answered with the Hub's error headers (protocols.md §1.8):
+// hubError is answered with the Hub's error headers (read by huggingface_hub's hf_raise_for_status;
+// docs/mirror.md tables them):
 // X-Error-Code, X-Error-Message and {"error": msg}.
 type hubError struct {
 	status int

@@ -6,7 +6,7 @@
 // Scheduler.Step, so one goroutine can drive thousands of streams (the HTTP personalities
 // translate Step's events into wall-clock delays, scaled by --time-scale).
 //
-// The recipe is shared/reference/benchmarks.md §5.4:
+// The recipe (docs/design/perfmodel-calibration.md has it with its sources):
 //
 //   - NewPlan splits GPU memory × gpu_memory_utilization into weights (/ tensor-parallel size),
 //     activations (a full max_num_batched_tokens step plus fp32 logits for max_num_seqs) and a
@@ -22,7 +22,8 @@
 //
 // # Calibration
 //
-// The tests in calib_test.go pin the model to the reference figures (benchmarks.md §4–5):
+// The tests in calib_test.go pin the model to published reference figures (their sources are in
+// docs/design/perfmodel-calibration.md; docs/sim.md has the same table):
 //
 //	scenario                                          reference            simulated      tolerance
 //	Llama-3.1-8B bf16, A100-40G PCIe, c=1, 1024/128    ≈ 75 tok/s decode    78.9 tok/s     ± 25 %

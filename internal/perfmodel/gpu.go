@@ -8,8 +8,8 @@ import (
 )
 
 // GPU is one accelerator's performance profile. Peak figures are datasheet values; the
-// efficiency factors turn them into what an inference engine actually achieves (§5.4 of
-// shared/reference/benchmarks.md: η_bw ≈ 0.7–0.9, η_c ≈ 0.4–0.6, t_overhead ≈ 0.5–5 ms).
+// efficiency factors turn them into what an inference engine actually achieves (η_bw ≈ 0.7–0.9,
+// η_c ≈ 0.4–0.6, t_overhead ≈ 0.5–5 ms; docs/design/perfmodel-calibration.md says how each is set).
 type GPU struct {
 	Name         string
 	MemoryBytes  int64   // total device memory as the driver reports it (nvidia-smi "Total")
@@ -29,7 +29,7 @@ const (
 )
 
 // gpus is the built-in catalogue. Memory is nvidia-smi's total; bandwidth and FLOP/s are
-// datasheet figures (benchmarks.md §5.4 table; H200 and L4 from NVIDIA's datasheets).
+// datasheet figures (NVIDIA's; the table with sources is in docs/design/perfmodel-calibration.md).
 // a100-40g is the PCIe card (250 W) of the reference A100 sweep, which reached 77 % of its
 // bandwidth roofline at batch 1, hence its lower η_bw; a100-80g is the SXM module.
 var gpus = []GPU{

@@ -1,6 +1,7 @@
 // Package registry is a client for the Ollama registry (registry.ollama.ai), a subset of the Docker
 // Registry v2 protocol: manifests, blob locations and ranged blob downloads, with the anonymous bearer-token
-// flow (protocols.md §7.5).
+// flow (https://distribution.github.io/distribution/spec/auth/token/). ollama pull's side of it is
+// https://github.com/ollama/ollama/blob/main/server/download.go; docs/mirror.md ("Endpoints") tables the answers.
 //
 // A [Client] is safe for concurrent use; it caches the bearer tokens it obtains, per registry host and
 // repository, and sends a token only to the host that asked for it.
