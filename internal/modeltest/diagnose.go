@@ -31,26 +31,30 @@ import (
 )
 
 // Cause codes beyond the reasons the model agent, the serving controller and the
-// supervisor write (those keep their names: SecretNotFound, Unschedulable, …).
+// supervisor write (those keep their names, the api/v1 Reason constants: SecretNotFound,
+// Unschedulable, …).
 const (
 	CodeUnknown               = "Unknown"
-	CodeDownloadTimeout       = "DownloadTimeout"       // the test's deadline passed while bytes still moved
-	CodeDownloadStalled       = "DownloadStalled"       // no bytes for a stall period
-	CodeHubUnreachable        = "HubUnreachable"        // DNS, connection refused, offline, or the hub answers 5xx
-	CodeNoModelAgent          = "NoModelAgent"          // the server runs no model agent (citadel serve --agent=false)
-	CodeDownloadQueued        = "DownloadQueued"        // every download slot was held by other models
-	CodeEngineCrashed         = "EngineCrashed"         // the engine exited on its own
-	CodeOutOfMemoryAtLoad     = "OutOfMemoryAtLoad"     // the engine ran out of GPU memory while loading
-	CodeStartupTimeout        = "StartupTimeout"        // the supervisor killed it: startup probe kept failing
-	CodeReadinessTimeout      = "ReadinessTimeout"      // the test's ready budget passed while the engine still started
-	CodeNoServingController   = "NoServingController"   // the server runs no serving controller (--engines=false)
-	CodeEngineFailedInference = "EngineFailedInference" // the engine is Ready but its own API fails the tests
-	CodeGatewayRouteMissing   = "GatewayRouteMissing"   // the engine passes; the gateway says model_not_found
-	CodeGatewayFailed         = "GatewayFailed"         // the engine passes; the gateway fails otherwise
+	CodeDownloadTimeout       = "DownloadTimeout"        // the test's deadline passed while bytes still moved
+	CodeDownloadStalled       = v1.ReasonDownloadStalled // no bytes for a stall period
+	CodeHubUnreachable        = "HubUnreachable"         // DNS, connection refused, offline, or the hub answers 5xx
+	CodeNoModelAgent          = "NoModelAgent"           // the server runs no model agent (citadel serve --agent=false)
+	CodeDownloadQueued        = "DownloadQueued"         // every download slot was held by other models
+	CodeEngineCrashed         = "EngineCrashed"          // the engine exited on its own
+	CodeOutOfMemoryAtLoad     = "OutOfMemoryAtLoad"      // the engine ran out of GPU memory while loading
+	CodeStartupTimeout        = v1.ReasonStartupTimeout  // the supervisor killed it: startup probe kept failing
+	CodeReadinessTimeout      = "ReadinessTimeout"       // the test's ready budget passed while the engine still started
+	CodeNoServingController   = "NoServingController"    // the server runs no serving controller (--engines=false)
+	CodeEngineFailedInference = "EngineFailedInference"  // the engine is Ready but its own API fails the tests
+	CodeGatewayRouteMissing   = "GatewayRouteMissing"    // the engine passes; the gateway says model_not_found
+	CodeGatewayFailed         = "GatewayFailed"          // the engine passes; the gateway fails otherwise
 	CodeApplyFailed           = "ApplyFailed"
 	CodeTestCouldNotRun       = "TestCouldNotRun"
 	CodeCleanupFailed         = "CleanupFailed"
-	CodeSystemic              = "Systemic" // prefix: SystemicHubUnreachable, SystemicUnauthorized, …
+	CodeSystemic              = "Systemic"           // prefix: SystemicHubUnreachable, SystemicUnauthorized, …
+	CodeEngineKillFailed      = "EngineKillFailed"   // the engine's processes survived SIGKILL (the supervisor's KillFailed)
+	CodeAgentInternalError    = "AgentInternalError" // the pull failed in a way the agent does not classify (InternalError)
+	CodeAgentStalled          = "AgentStalled"       // a systemic check: the model agent moves no bytes for any model
 )
 
 // stallAfter is how long bytes may stand still before a download counts as stalled: the
@@ -98,14 +102,14 @@ func (d *diag) classify() *Cause {
 	if d.r.Result == ResultError {
 		return d.couldNotRun()
 	}
-	if f.ModelReason == "ModelDisabled" || f.ServiceReason == "ModelDisabled" ||
+	if f.ModelReason == v1.ReasonModelDisabled || f.ServiceReason == v1.ReasonModelDisabled ||
 		(f.ModelSpec != nil && f.ModelSpec.Disabled != nil && *f.ModelSpec.Disabled && f.ModelPhase != v1.ModelReady) {
 		return d.modelDisabled()
 	}
 	if d.failedAt(StepApply) {
 		return d.applyFailed()
 	}
-	if d.failedAt(StepDownload) || (f.ModelPhase != "" && f.ModelPhase != v1.ModelReady) || f.ServiceReason == "ModelNotReady" {
+	if d.failedAt(StepDownload) || (f.ModelPhase != "" && f.ModelPhase != v1.ModelReady) || f.ServiceReason == v1.ReasonModelNotReady {
 		c, generic := d.model()
 		if generic {
 			if sc := systemicCause([]Facts{*f}, d.r.Systemic); sc != nil {
@@ -136,29 +140,29 @@ func (d *diag) classify() *Cause {
 // modelCodes maps the reasons the model agent (internal/pull, internal/agent) and the
 // daemon's waiting status write to cause codes.
 var modelCodes = map[string]string{
-	"SecretNotFound":        "SecretNotFound",
-	"SecretKeyMissing":      "SecretKeyMissing",
-	"Unauthorized":          "Unauthorized",
-	"GatedRepo":             "GatedRepo",
-	"RepoNotFound":          "RepoNotFound",
-	"RevisionNotFound":      "RevisionNotFound",
-	"EntryNotFound":         "EntryNotFound",
-	"ConnectionFailed":      CodeHubUnreachable,
-	"DNSFailure":            CodeHubUnreachable,
-	"HubUnreachable":        CodeHubUnreachable,
-	"UpstreamError":         "UpstreamError",
-	"RateLimited":           "RateLimited",
-	"DownloadStalled":       CodeDownloadStalled,
-	"DownloadIncomplete":    "DownloadIncomplete",
-	"ChecksumMismatch":      "ChecksumMismatch",
-	"InsufficientStorage":   "InsufficientStorage",
-	"StorageNotWritable":    "StorageNotWritable",
-	"InvalidModelFiles":     "InvalidModelFiles",
-	"HostileFileName":       "HostileFileName",
-	"NoFiles":               "NoFiles",
-	"LocalPathNotFound":     "LocalPathNotFound",
-	"UnsupportedStorageURI": "UnsupportedStorageURI",
-	"InternalError":         "AgentInternalError",
+	v1.ReasonSecretNotFound:        v1.ReasonSecretNotFound,
+	v1.ReasonSecretKeyMissing:      v1.ReasonSecretKeyMissing,
+	v1.ReasonUnauthorized:          v1.ReasonUnauthorized,
+	v1.ReasonGatedRepo:             v1.ReasonGatedRepo,
+	v1.ReasonRepoNotFound:          v1.ReasonRepoNotFound,
+	v1.ReasonRevisionNotFound:      v1.ReasonRevisionNotFound,
+	v1.ReasonEntryNotFound:         v1.ReasonEntryNotFound,
+	v1.ReasonConnectionFailed:      CodeHubUnreachable,
+	v1.ReasonDNSFailure:            CodeHubUnreachable,
+	"HubUnreachable":               CodeHubUnreachable,
+	v1.ReasonUpstreamError:         v1.ReasonUpstreamError,
+	v1.ReasonRateLimited:           v1.ReasonRateLimited,
+	v1.ReasonDownloadStalled:       CodeDownloadStalled,
+	v1.ReasonDownloadIncomplete:    v1.ReasonDownloadIncomplete,
+	v1.ReasonChecksumMismatch:      v1.ReasonChecksumMismatch,
+	v1.ReasonInsufficientStorage:   v1.ReasonInsufficientStorage,
+	v1.ReasonStorageNotWritable:    v1.ReasonStorageNotWritable,
+	v1.ReasonInvalidModelFiles:     v1.ReasonInvalidModelFiles,
+	v1.ReasonHostileFileName:       v1.ReasonHostileFileName,
+	v1.ReasonNoFiles:               v1.ReasonNoFiles,
+	v1.ReasonLocalPathNotFound:     v1.ReasonLocalPathNotFound,
+	v1.ReasonUnsupportedStorageURI: v1.ReasonUnsupportedStorageURI,
+	v1.ReasonInternalError:         CodeAgentInternalError,
 }
 
 var (
@@ -187,7 +191,7 @@ func (d *diag) model() (c *Cause, generic bool) {
 	f := d.f
 	reason := f.ModelReason
 	code, known := modelCodes[reason]
-	if known && (f.ModelPhase == v1.ModelFailed || reason == "SecretNotFound" || reason == "SecretKeyMissing") {
+	if known && (f.ModelPhase == v1.ModelFailed || reason == v1.ReasonSecretNotFound || reason == v1.ReasonSecretKeyMissing) {
 		return d.modelCause(code, reason, f.ModelMessage, ""), false
 	}
 	moving := f.BytesDone > 0 && f.NoProgressFor < stallAfter &&
@@ -202,13 +206,13 @@ func (d *diag) model() (c *Cause, generic bool) {
 		return d.modelCause(code, last.Reason, strings.TrimPrefix(last.Message, v1.ModelFailed+": "), "the agent retries, but it failed this way: "), false
 	}
 	switch reason {
-	case "AwaitingAgent":
+	case v1.ReasonAwaitingAgent:
 		return d.noAgent(), false
-	case "Queued":
+	case v1.ReasonQueued:
 		return d.queued(), false
 	}
-	if f.ModelPhase == v1.ModelDownloading || f.ModelPhase == v1.ModelVerifying || reason == "Resolving" ||
-		strings.HasPrefix(d.stepSummary(StepDownload), "DownloadStalled") {
+	if f.ModelPhase == v1.ModelDownloading || f.ModelPhase == v1.ModelVerifying || reason == v1.ReasonResolving ||
+		strings.HasPrefix(d.stepSummary(StepDownload), v1.ReasonDownloadStalled) {
 		return d.downloadStalled(""), true
 	}
 	if f.DownloadTimedOut && f.ModelPhase == v1.ModelPending {
@@ -248,10 +252,10 @@ func eventTime(e *v1.Event) time.Time {
 // modelCause builds the cause of a model reason with its message.
 func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 	f := d.f
-	if reason == "SecretNotFound" && noKeyRe.MatchString(msg) {
-		code = "SecretKeyMissing" // the agent words a missing key as SecretNotFound
+	if reason == v1.ReasonSecretNotFound && noKeyRe.MatchString(msg) {
+		code = v1.ReasonSecretKeyMissing // the agent words a missing key as SecretNotFound
 	}
-	if code == "UpstreamError" && status5xx.MatchString(msg) {
+	if code == v1.ReasonUpstreamError && status5xx.MatchString(msg) {
 		code = CodeHubUnreachable
 	}
 	c := &Cause{Code: code, Step: StepDownload}
@@ -266,14 +270,14 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 	ns, name, key := d.secretRef(msg)
 	describe := d.describeModel()
 	switch code {
-	case "SecretNotFound":
+	case v1.ReasonSecretNotFound:
 		c.Summary = fmt.Sprintf("The secret %s/%s named by spec.storage.key of model %s does not exist, so the download cannot start.", ns, name, model)
 		c.NextSteps = []string{
 			"export HF_TOKEN with a token that can read the repository, then: " + tokenSecretCmd(ns, name, key),
 			"or remove spec.storage.key from the model if the repository is public, and re-apply it",
 			describe,
 		}
-	case "SecretKeyMissing":
+	case v1.ReasonSecretKeyMissing:
 		has := ""
 		if m := regexp.MustCompile(`\(it has: ([^)]*)\)`).FindStringSubmatch(msg); m != nil {
 			has = " (it has: " + m[1] + ")"
@@ -284,14 +288,14 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 			"or set spec.storage.parameters.secretKey in the model to the key that holds the token, and re-apply it",
 			describe,
 		}
-	case "Unauthorized":
+	case v1.ReasonUnauthorized:
 		c.Summary = fmt.Sprintf("The hub rejected the token of model %s (missing, invalid or expired).", model)
 		c.NextSteps = []string{
 			fmt.Sprintf("check the token: curl -s -H \"Authorization: Bearer $HF_TOKEN\" %s/api/whoami-v2 (200 = valid, 401 = rejected)", d.hubEndpoint()),
 			fmt.Sprintf("create a new read token at %s/settings/tokens, export it as HF_TOKEN, then: %s", d.hubEndpoint(), tokenSecretCmd(ns, name, key)),
 			describe,
 		}
-	case "GatedRepo":
+	case v1.ReasonGatedRepo:
 		page := d.hubEndpoint() + "/" + repo
 		if m := acceptRe.FindStringSubmatch(msg); m != nil {
 			page = m[1]
@@ -302,19 +306,19 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 			"make sure spec.storage.key names a token of that account (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
 			"then re-apply the model (or update its secret): the agent does not retry this on its own",
 		}
-	case "RepoNotFound":
+	case v1.ReasonRepoNotFound:
 		c.Summary = fmt.Sprintf("Repository %s does not exist on the hub, or it is private and the token cannot read it.", orDefault(repo, uri))
 		c.NextSteps = []string{
 			fmt.Sprintf("check the name in spec.storage.storageUri (%s): curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models/%s (404: no such repository)", uri, d.hubEndpoint(), repo),
 			"if the repository is private, give a token that can read it (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
 			"fix spec.storage.storageUri and re-apply the model (a change to its secret retries it by itself)",
 		}
-	case "RevisionNotFound":
+	case v1.ReasonRevisionNotFound:
 		c.Summary = fmt.Sprintf("The revision in %s does not exist in the repository.", uri)
 		c.NextSteps = []string{
 			fmt.Sprintf("list the branches and tags at %s/%s/tree/main, then fix the @revision of spec.storage.storageUri and re-apply", d.hubEndpoint(), repo),
 		}
-	case "EntryNotFound":
+	case v1.ReasonEntryNotFound:
 		c.Summary = fmt.Sprintf("A file the repository lists is missing from %s at the requested revision.", orDefault(repo, uri))
 		c.NextSteps = []string{fmt.Sprintf("check the files at %s/%s; pin another revision in spec.storage.storageUri", d.hubEndpoint(), repo), describe}
 	case CodeHubUnreachable:
@@ -324,10 +328,10 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 			"check DNS, the proxy (HTTPS_PROXY / NO_PROXY) and HF_ENDPOINT of `citadel serve`; unset HF_HUB_OFFLINE",
 			"once the hub answers, the agent resumes on its own (partial files are kept); " + describe,
 		}
-	case "UpstreamError":
+	case v1.ReasonUpstreamError:
 		c.Summary = "The hub or mirror answered something the agent cannot use."
 		c.NextSteps = []string{"check HF_ENDPOINT of `citadel serve` and that no proxy rewrites the hub's responses", describe}
-	case "RateLimited":
+	case v1.ReasonRateLimited:
 		c.Summary = fmt.Sprintf("The hub rate-limited the download of model %s.", model)
 		c.NextSteps = []string{
 			"give the model a token (spec.storage.key) for a higher limit (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
@@ -335,10 +339,10 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 		}
 	case CodeDownloadStalled:
 		return d.downloadStalled(msg)
-	case "DownloadIncomplete":
+	case v1.ReasonDownloadIncomplete:
 		c.Summary = "The connection kept ending before files were complete (truncated bodies)."
 		c.NextSteps = []string{"check the network path (proxy, load balancer idle timeouts) to the hub", describe}
-	case "ChecksumMismatch":
+	case v1.ReasonChecksumMismatch:
 		file := fileOf(msg)
 		c.Summary = fmt.Sprintf("%s was downloaded twice and both times its content did not match the hub's hash: the source serves corrupt data.", orDefault(file, "A file"))
 		c.NextSteps = []string{
@@ -346,7 +350,7 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 			fmt.Sprintf("report it to the repository owner (%s/%s/discussions)", d.hubEndpoint(), repo),
 			"re-apply the model to try again",
 		}
-	case "InsufficientStorage":
+	case v1.ReasonInsufficientStorage:
 		c.Summary = "The disk does not have room for the model."
 		if m := needFreeRe.FindStringSubmatch(msg); m != nil {
 			c.Summary = fmt.Sprintf("The model needs %s but only %s is free on %s.", m[1], m[2], m[3])
@@ -357,24 +361,24 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 			"free space (citadel delete model NAME removes models no longer needed), or move the cache to a larger disk: citadel serve --data-dir DIR (or HF_HUB_CACHE)",
 			"then re-apply the model: partial files are kept and resumed",
 		}
-	case "StorageNotWritable":
+	case v1.ReasonStorageNotWritable:
 		c.Summary = fmt.Sprintf("The model's directory %s is not writable by citadel.", orDefault(d.storagePath(), "(the cache)"))
 		c.NextSteps = []string{
 			fmt.Sprintf("ls -ld %s; make it writable by the user that runs citadel serve, or set another spec.storage.path", orDefault(d.storagePath(), "$CITADEL_DATA_DIR")),
 		}
-	case "InvalidModelFiles", "HostileFileName":
+	case v1.ReasonInvalidModelFiles, v1.ReasonHostileFileName:
 		c.Summary = fmt.Sprintf("The files of %s were downloaded and verified but cannot be used: the repository's files are damaged or unsafe.", orDefault(repo, model))
 		c.NextSteps = []string{
 			fmt.Sprintf("look at the repository's files at %s/%s (config.json, *.safetensors headers)", d.hubEndpoint(), repo),
 			"pin a revision that works in spec.storage.storageUri (hf://org/repo@revision), or report it to the repository owner",
 		}
-	case "NoFiles":
+	case v1.ReasonNoFiles:
 		c.Summary = "The source has no files to download (or none match the include/exclude filters)."
 		c.NextSteps = []string{fmt.Sprintf("check %s and the model's filters", uri), describe}
-	case "LocalPathNotFound":
+	case v1.ReasonLocalPathNotFound:
 		c.Summary = fmt.Sprintf("The local path of %s does not exist on this host.", uri)
 		c.NextSteps = []string{"copy the model there, or fix spec.storage.storageUri"}
-	case "UnsupportedStorageURI":
+	case v1.ReasonUnsupportedStorageURI:
 		c.Summary = fmt.Sprintf("The storage URI %s cannot be pulled by this agent.", uri)
 		c.NextSteps = []string{"use hf://org/repo[@revision], ollama://name[:tag], file:///dir or local:///dir in spec.storage.storageUri"}
 	default:
@@ -429,7 +433,7 @@ func (d *diag) downloadStalled(msg string) *Cause {
 	fileWord := file
 	if fileWord == "" {
 		fileWord = "the model's files"
-		if got == 0 && (f.ModelReason == "Resolving" || f.ModelPhase == v1.ModelPending) {
+		if got == 0 && (f.ModelReason == v1.ReasonResolving || f.ModelPhase == v1.ModelPending) {
 			fileWord = "the model (no file started: still resolving the revision and listing files)"
 		}
 	}
@@ -559,10 +563,10 @@ func (d *diag) queued() *Cause {
 
 func (d *diag) modelDisabled() *Cause {
 	f := d.f
-	c := &Cause{Code: "ModelDisabled", Step: StepDownload}
+	c := &Cause{Code: v1.ReasonModelDisabled, Step: StepDownload}
 	c.Summary = fmt.Sprintf("Model %s has spec.disabled: true, so it is neither downloaded nor served.", orDefault(f.Model, d.r.Model))
 	c.Evidence = append(c.Evidence, d.modelStatusLine())
-	if f.ServiceReason == "ModelDisabled" {
+	if f.ServiceReason == v1.ReasonModelDisabled {
 		c.Evidence = append(c.Evidence, d.serviceStatusLine())
 	}
 	c.NextSteps = []string{"set spec.disabled: false in the model (or remove it) and re-apply it: citadel apply -f MODEL.yaml"}
@@ -585,50 +589,50 @@ func (d *diag) service() *Cause {
 		}
 	}
 	switch reason {
-	case "ModelNotFound":
-		c := d.svcCause("ModelNotFound", fmt.Sprintf("The service names model %s, which does not exist.", d.r.Model))
+	case v1.ReasonModelNotFound:
+		c := d.svcCause(v1.ReasonModelNotFound, fmt.Sprintf("The service names model %s, which does not exist.", d.r.Model))
 		c.NextSteps = []string{"citadel get models; apply the model, or fix spec.model.name of the service"}
 		return c
-	case "ModelNotReady":
-		c := d.svcCause("ModelNotReady", "The service waits for its model, which is not Ready.")
+	case v1.ReasonModelNotReady:
+		c := d.svcCause(v1.ReasonModelNotReady, "The service waits for its model, which is not Ready.")
 		c.NextSteps = []string{d.describeModel()}
 		return c
-	case "ModelUnreadable":
-		c := d.svcCause("ModelUnreadable", "The controller cannot read the model's files to size it for placement.")
+	case v1.ReasonModelUnreadable:
+		c := d.svcCause(v1.ReasonModelUnreadable, "The controller cannot read the model's files to size it for placement.")
 		c.NextSteps = []string{"check config.json and the weights in the model's directory (see the message); re-download: delete and re-apply the model"}
 		return c
-	case "NoSupportingRuntime", "RuntimeIncompatible", "RuntimeNotFound", "RuntimeDisabled", "RuntimeSelectionFailed":
+	case v1.ReasonNoSupportingRuntime, v1.ReasonRuntimeIncompatible, v1.ReasonRuntimeNotFound, v1.ReasonRuntimeDisabled, v1.ReasonRuntimeSelectionFailed:
 		return d.runtimeRejected(reason)
-	case "EngineUnknown", "RuntimeHasNoEngine":
+	case v1.ReasonEngineUnknown, v1.ReasonRuntimeHasNoEngine:
 		c := d.svcCause(reason, fmt.Sprintf("Runtime %s does not say which engine to run.", orDefault(f.Runtime, "?")))
 		c.NextSteps = []string{fmt.Sprintf("fix the runtime's engineConfig.runner (vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve): %s", d.describeRuntime())}
 		return c
-	case "Unschedulable":
+	case v1.ReasonUnschedulable:
 		return d.unschedulable()
-	case "EngineNotFound":
-		c := d.svcCause("EngineNotFound", fmt.Sprintf("The engine runtime %s starts is not installed on the server's host.", orDefault(f.Runtime, "?")))
+	case v1.ReasonEngineNotFound:
+		c := d.svcCause(v1.ReasonEngineNotFound, fmt.Sprintf("The engine runtime %s starts is not installed on the server's host.", orDefault(f.Runtime, "?")))
 		c.NextSteps = []string{
 			"install the engine named in the message on the server's host (e.g. pip install vllm), in the environment `citadel serve` runs in",
 			fmt.Sprintf("or point the runtime's command at it: %s", d.describeRuntime()),
 			"or, without a GPU, test with simulated engines: citadel serve --simulate-engines --gpus PROFILES",
 		}
 		return c
-	case "EngineLaunchFailed", "StartFailed", "PortInUse", "KillFailed":
-		c := d.svcCause(orDefault(map[string]string{"StartFailed": "EngineLaunchFailed", "KillFailed": "EngineKillFailed"}[reason], reason),
+	case v1.ReasonEngineLaunchFailed, v1.ReasonStartFailed, v1.ReasonPortInUse, v1.ReasonKillFailed:
+		c := d.svcCause(orDefault(map[string]string{v1.ReasonStartFailed: v1.ReasonEngineLaunchFailed, v1.ReasonKillFailed: CodeEngineKillFailed}[reason], reason),
 			"The engine could not be started.")
 		c.Evidence = append(c.Evidence, tailLines(tail)...)
 		c.NextSteps = []string{d.logsCmd(), d.describeService()}
 		return c
-	case "Exited":
+	case v1.ReasonExited:
 		return d.engineCrashed(tail)
-	case "StartupTimeout":
+	case v1.ReasonStartupTimeout:
 		return d.startupTimeout(tail)
-	case "LivenessFailed", "ReadinessFailed":
+	case v1.ReasonLivenessFailed, v1.ReasonReadinessFailed:
 		c := d.svcCause(reason, fmt.Sprintf("The engine started but then failed its %s probe.", strings.ToLower(strings.TrimSuffix(reason, "Failed"))))
 		c.Evidence = append(c.Evidence, tailLines(tail)...)
 		c.NextSteps = []string{d.logsCmd(), "check GPU health (nvidia-smi) and whether the engine hangs under load"}
 		return c
-	case "AwaitingController":
+	case v1.ReasonAwaitingController:
 		if d.failedAt(StepReady) {
 			c := d.svcCause(CodeNoServingController, "No serving controller runs on the server, so no engine is ever started.")
 			c.NextSteps = []string{"start the server with engines: citadel serve --engines=true (the default)"}
@@ -641,9 +645,9 @@ func (d *diag) service() *Cause {
 			continue
 		}
 		switch ep.LastExitReason {
-		case "Exited":
+		case v1.ReasonExited:
 			return d.engineCrashed(tail)
-		case "StartupTimeout":
+		case v1.ReasonStartupTimeout:
 			return d.startupTimeout(tail)
 		}
 	}
@@ -655,7 +659,7 @@ func (d *diag) service() *Cause {
 
 func (d *diag) engineFailure(reason string) bool {
 	switch reason {
-	case "Exited", "StartupTimeout", "LivenessFailed", "ReadinessFailed", "Started", "StartupProbeSucceeded", "Starting", "Restarting", "CrashLoopBackOff":
+	case v1.ReasonExited, v1.ReasonStartupTimeout, v1.ReasonLivenessFailed, v1.ReasonReadinessFailed, v1.ReasonStarted, v1.ReasonStartupProbeSucceeded, v1.EnginePhaseStarting, v1.EnginePhaseRestarting, v1.EnginePhaseCrashLoopBackOff:
 		return true
 	}
 	for _, ep := range d.f.Endpoints {
@@ -684,16 +688,16 @@ func (d *diag) runtimeRejected(reason string) *Cause {
 		}
 	}
 	switch reason {
-	case "NoSupportingRuntime":
+	case v1.ReasonNoSupportingRuntime:
 		c.Summary = fmt.Sprintf("No runtime can serve model %s: %d runtime(s) rejected it.", model, len(rejected))
 		if len(f.Runtimes) == 0 {
 			c.Summary = fmt.Sprintf("No runtime can serve model %s.", model)
 		}
-	case "RuntimeIncompatible":
+	case v1.ReasonRuntimeIncompatible:
 		c.Summary = fmt.Sprintf("The runtime named for model %s cannot serve it.", model)
-	case "RuntimeNotFound":
+	case v1.ReasonRuntimeNotFound:
 		c.Summary = fmt.Sprintf("The runtime named for model %s does not exist.", model)
-	case "RuntimeDisabled":
+	case v1.ReasonRuntimeDisabled:
 		c.Summary = fmt.Sprintf("The runtime named for model %s is disabled.", model)
 	default:
 		c.Summary = fmt.Sprintf("Runtime selection failed for model %s.", model)
@@ -722,10 +726,10 @@ func (d *diag) runtimeRejected(reason string) *Cause {
 		d.nameRuntime(model),
 		"if the model's metadata is wrong or missing, fix it in the model's spec: " + d.describeModel(),
 	}
-	if reason == "RuntimeNotFound" {
+	if reason == v1.ReasonRuntimeNotFound {
 		c.NextSteps[1] = "apply the runtime, or fix the name given with --runtime / spec.runtime.name"
 	}
-	if reason == "RuntimeDisabled" {
+	if reason == v1.ReasonRuntimeDisabled {
 		c.NextSteps[1] = "set spec.disabled: false in the runtime, or name another"
 	}
 	return c
@@ -733,7 +737,7 @@ func (d *diag) runtimeRejected(reason string) *Cause {
 
 func (d *diag) unschedulable() *Cause {
 	f := d.f
-	c := &Cause{Code: "Unschedulable", Step: StepReady}
+	c := &Cause{Code: v1.ReasonUnschedulable, Step: StepReady}
 	if d.failedAt(StepService) { // refused by the fit check, before anything was applied
 		c.Step = StepService
 	}
@@ -1597,7 +1601,7 @@ func probeAgent(stuck []Facts) SystemicCheck {
 	var moving, lines []string
 	awaiting := 0
 	for _, f := range stuck {
-		if f.ModelReason == "AwaitingAgent" {
+		if f.ModelReason == v1.ReasonAwaitingAgent {
 			awaiting++
 		}
 		if f.NoProgressFor < time.Minute && (f.BytesDone > 0 || !f.LastProgress.IsZero()) {
@@ -1648,17 +1652,17 @@ func checkCode(c SystemicCheck) string {
 	case CheckHub:
 		return CodeHubUnreachable
 	case CheckToken:
-		return "Unauthorized"
+		return v1.ReasonUnauthorized
 	case CheckStorage:
 		if strings.HasPrefix(c.Detail, detailNoSpace) {
-			return "InsufficientStorage"
+			return v1.ReasonInsufficientStorage
 		}
-		return "StorageNotWritable"
+		return v1.ReasonStorageNotWritable
 	case CheckAgent:
 		if strings.HasPrefix(c.Detail, detailNoAgent) {
 			return CodeNoModelAgent
 		}
-		return "AgentStalled"
+		return CodeAgentStalled
 	}
 	return c.Name
 }
@@ -1706,12 +1710,12 @@ func systemicCause(stuck []Facts, checks []SystemicCheck) *Cause {
 	}
 	c := &Cause{Code: CodeSystemic + code, Step: StepDownload, Systemic: true}
 	what := map[string]string{
-		CodeHubUnreachable:    "the hub is unreachable",
-		"Unauthorized":        "the hub rejects the token",
-		"InsufficientStorage": "the storage has no room",
-		"StorageNotWritable":  "the storage is not writable",
-		CodeNoModelAgent:      "no model agent runs",
-		"AgentStalled":        "the model agent moves no bytes for any of them",
+		CodeHubUnreachable:           "the hub is unreachable",
+		v1.ReasonUnauthorized:        "the hub rejects the token",
+		v1.ReasonInsufficientStorage: "the storage has no room",
+		v1.ReasonStorageNotWritable:  "the storage is not writable",
+		CodeNoModelAgent:             "no model agent runs",
+		CodeAgentStalled:             "the model agent moves no bytes for any of them",
 	}[code]
 	models := "model " + names[0] + " is"
 	if len(names) > 1 {
@@ -1738,18 +1742,18 @@ func systemicCause(stuck []Facts, checks []SystemicCheck) *Cause {
 			"check DNS, the firewall and the proxy (HTTPS_PROXY / NO_PROXY) of `citadel serve`; unset HF_HUB_OFFLINE",
 			"the agent resumes every model on its own once the hub answers; then rerun them: " + rerun(names),
 		}
-	case "Unauthorized":
+	case v1.ReasonUnauthorized:
 		c.NextSteps = []string{
 			fmt.Sprintf("create a new read token at %s/settings/tokens and export it as HF_TOKEN", hub),
 			"replace the shared secret: " + tokenSecretCmd(v1.ClusterSecretNamespace, "hf-token", "token"),
 			"then rerun them: " + rerun(names),
 		}
-	case "InsufficientStorage":
+	case v1.ReasonInsufficientStorage:
 		c.NextSteps = []string{
 			"df -h on the storage path; free space (citadel delete model NAME) or move the cache: citadel serve --data-dir DIR",
 			"test fewer models at once: their sizes add up",
 		}
-	case "StorageNotWritable":
+	case v1.ReasonStorageNotWritable:
 		c.NextSteps = []string{"make the storage path writable by the user that runs citadel serve (ls -ld PATH), or set another spec.storage.path"}
 	case CodeNoModelAgent:
 		c.NextSteps = []string{"start the server with the agent: citadel serve --agent=true (the default)"}

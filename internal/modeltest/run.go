@@ -523,7 +523,7 @@ func (rn *run) ready(ctx context.Context, s *Step) error {
 			rn.progress("service: %s", line)
 			lastLine = line
 		}
-		crashLoop := len(st.Endpoints) > 0 && st.Endpoints[0].Phase == "CrashLoopBackOff"
+		crashLoop := len(st.Endpoints) > 0 && st.Endpoints[0].Phase == v1.EnginePhaseCrashLoopBackOff
 		switch {
 		case st.Phase == v1.ServiceReady && len(st.Endpoints) > 0:
 			ep := st.Endpoints[0]
@@ -534,7 +534,7 @@ func (rn *run) ready(ctx context.Context, s *Step) error {
 			s.Evidence = append(s.Evidence, st.Placement...)
 			s.Summary = fmt.Sprintf("Ready at %s (%s on GPUs %v)", ep.Address, ep.Engine, ep.GPUs)
 			return nil
-		case st.Phase == v1.ServiceFailed || crashLoop || (st.Phase == v1.ServiceScheduling && st.Reason == "Unschedulable"):
+		case st.Phase == v1.ServiceFailed || crashLoop || (st.Phase == v1.ServiceScheduling && st.Reason == v1.ReasonUnschedulable):
 			rn.failEvidence(ctx, s)
 			return errors.New(withReason(st.Reason, st.Message))
 		case rn.o.Now().After(deadline):

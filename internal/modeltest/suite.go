@@ -73,8 +73,8 @@ func stuckDownloading(r *Report) bool {
 			return false
 		}
 		switch r.Facts.ModelReason {
-		case "", "AwaitingAgent", "Queued", "Resolving", "Downloading", "ConnectionFailed", "DNSFailure", "UpstreamError",
-			"RateLimited", "DownloadStalled", "Unauthorized", "InsufficientStorage", "StorageNotWritable":
+		case "", v1.ReasonAwaitingAgent, v1.ReasonQueued, v1.ReasonResolving, "Downloading", v1.ReasonConnectionFailed, v1.ReasonDNSFailure, v1.ReasonUpstreamError,
+			v1.ReasonRateLimited, v1.ReasonDownloadStalled, v1.ReasonUnauthorized, v1.ReasonInsufficientStorage, v1.ReasonStorageNotWritable:
 			return true
 		}
 		return r.Facts.DownloadTimedOut
