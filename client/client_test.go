@@ -184,13 +184,22 @@ func TestApplyGetListDelete(t *testing.T) {
 	if _, err := c.Delete(ctx, "models", "", "m", "1"); !client.IsConflict(err) {
 		t.Fatalf("Delete with a stale resourceVersion: %v, want Conflict", err)
 	}
-	cur, err := c.Get(ctx, "models", "", "m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone, err := c.Delete(ctx, "models", "", "m", cur.GetObjectMeta().ResourceVersion)
-	if err != nil || gone.GetObjectMeta().Name != "m" {
-		t.Fatalf("Delete: %v, %v", gone, err)
+	// The daemon writes the model's status meanwhile: read, delete at that version, and read
+	// again when the version went stale in between.
+	var gone v1.Object
+	for attempt := 0; ; attempt++ {
+		cur, err := c.Get(ctx, "models", "", "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone, err = c.Delete(ctx, "models", "", "m", cur.GetObjectMeta().ResourceVersion)
+		if client.IsConflict(err) && attempt < 50 {
+			continue
+		}
+		if err != nil || gone.GetObjectMeta().Name != "m" {
+			t.Fatalf("Delete: %v", err)
+		}
+		break
 	}
 	if _, err := c.Get(ctx, "models", "", "m"); !client.IsNotFound(err) {
 		t.Fatalf("Get after Delete: %v, want NotFound", err)
@@ -229,17 +238,26 @@ func TestErrors(t *testing.T) {
 	})
 
 	t.Run("conflict", func(t *testing.T) {
-		o, err := c.Get(ctx, "models", "", "m")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := o.(*v1.ClusterBaseModel)
-		m.Status.Message = "first"
-		if _, err := c.UpdateStatus(ctx, m); err != nil {
-			t.Fatal(err)
+		// The daemon writes this status too: the first write is retried until it lands.
+		var m *v1.ClusterBaseModel
+		for attempt := 0; ; attempt++ {
+			o, err := c.Get(ctx, "models", "", "m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m = o.(*v1.ClusterBaseModel)
+			m.Status.Message = "first"
+			_, err = c.UpdateStatus(ctx, m)
+			if client.IsConflict(err) && attempt < 50 {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
 		}
 		m.Status.Message = "second, from the same stale copy"
-		_, err = c.UpdateStatus(ctx, m)
+		_, err := c.UpdateStatus(ctx, m)
 		if !client.IsConflict(err) || client.IsNotFound(err) {
 			t.Fatalf("stale UpdateStatus: %v, want Conflict", err)
 		}
