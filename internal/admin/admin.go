@@ -33,8 +33,10 @@ type Options struct {
 	// MaxBodyBytes bounds an apply request; default 32 MiB.
 	MaxBodyBytes int64
 	// Logs, when set, writes an InferenceService replica's engine log: the
-	// last tail lines, then (follow) new lines until ctx ends. It returns a
-	// *LogsError when there is no such service or replica.
+	// last tail lines, then (follow) new lines until ctx ends. When there is
+	// no such service or replica it returns an error with a method
+	// NotFound() bool that reports true (the serving controller's
+	// *serving.NoEngineError), which is answered with 404 NotFound.
 	Logs func(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error
 	// GPUs, when set, returns the GPU inventory and who holds each GPU (GET /api/v1/gpus).
 	GPUs func(ctx context.Context) (v1.GPUList, error)
@@ -45,11 +47,6 @@ type Options struct {
 	// /api/v1/explain): the gateway's decision and its reasons. api is openai or ollama.
 	Explain func(body []byte, api string) (v1.RouteExplanation, error)
 }
-
-// LogsError is a logs request that names no running service or replica.
-type LogsError struct{ Message string }
-
-func (e *LogsError) Error() string { return e.Message }
 
 // Server is the admin API.
 type Server struct {
@@ -567,10 +564,10 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
 	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
 	err := s.opts.Logs(r.Context(), ns, r.PathValue("name"), replica, tail, follow, fw)
-	var le *LogsError
+	var nf interface{ NotFound() bool }
 	switch {
-	case errors.As(err, &le) && !fw.started:
-		writeError(w, http.StatusNotFound, v1.ReasonNotFound, le.Message, nil)
+	case errors.As(err, &nf) && nf.NotFound() && !fw.started:
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, err.Error(), nil)
 	case err != nil && !fw.started:
 		writeError(w, http.StatusInternalServerError, v1.ReasonInternal, err.Error(), nil)
 	}

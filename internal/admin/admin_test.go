@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -221,5 +223,52 @@ func TestEventsOfARecreatedObject(t *testing.T) {
 	}
 	if evs, _ := c.Events(ctx, f); len(evs) < 2 {
 		t.Errorf("after the delete %d events by name, want both incarnations'", len(evs))
+	}
+}
+
+// notFoundError stands for the serving controller's NoEngineError: admin knows it only by its
+// NotFound method.
+type notFoundError struct{}
+
+func (notFoundError) Error() string  { return "no engine runs for InferenceService prod/llm replica 1" }
+func (notFoundError) NotFound() bool { return true }
+
+// TestLogsErrors: a Logs error that says NotFound is answered 404 with its message, any other
+// error 500; lines already sent are not followed by an error answer.
+func TestLogsErrors(t *testing.T) {
+	st, err := store.Open(t.Context(), t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	logs := func(_ context.Context, _, name string, _, _ int, _ bool, w io.Writer) error {
+		switch name {
+		case "gone":
+			return fmt.Errorf("reading logs: %w", notFoundError{})
+		case "broken":
+			return errors.New("disk on fire")
+		}
+		fmt.Fprintln(w, "line 1")
+		return notFoundError{} // after the first line: the answer has started
+	}
+	srv := httptest.NewServer(New(st, Options{Logs: logs}).Handler())
+	defer srv.Close()
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	err = c.Logs(t.Context(), "prod", "gone", 1, 10, false, &b)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code != http.StatusNotFound || ae.Reason != v1.ReasonNotFound ||
+		ae.Message != "reading logs: no engine runs for InferenceService prod/llm replica 1" {
+		t.Errorf("no engine: %#v", err)
+	}
+	if err := c.Logs(t.Context(), "prod", "broken", 0, 10, false, &b); !errors.As(err, &ae) || ae.Code != http.StatusInternalServerError {
+		t.Errorf("failing logs: %v", err)
+	}
+	b.Reset()
+	if err := c.Logs(t.Context(), "prod", "llm", 0, 10, false, &b); err != nil || b.String() != "line 1\n" {
+		t.Errorf("logs = %q, %v", b.String(), err)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/admin"
 	"citadel.dev/citadel/internal/engine"
 	"citadel.dev/citadel/internal/placement"
 	"citadel.dev/citadel/internal/resource"
@@ -660,7 +659,23 @@ func (c *Controller) withInstances(key string, st v1.InferenceServiceStatus) v1.
 	return st
 }
 
-// Logs implements admin.Options.Logs.
+// NoEngineError is a logs request for a service or replica that no engine runs for.
+type NoEngineError struct {
+	Namespace, Name string
+	Replica         int
+}
+
+func (e *NoEngineError) Error() string {
+	return fmt.Sprintf("no engine runs for InferenceService %s/%s replica %d: see citadel describe isvc %s -n %s",
+		e.Namespace, e.Name, e.Replica, e.Name, e.Namespace)
+}
+
+// NotFound reports true. The admin API answers an error that has this method with 404 NotFound
+// without importing the package that defines it.
+func (e *NoEngineError) NotFound() bool { return true }
+
+// Logs implements admin.Options.Logs: with no engine for the service or replica it returns a
+// *NoEngineError.
 func (c *Controller) Logs(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error {
 	key := fmt.Sprintf("%s/%s/%d", namespace, name, replica)
 	c.mu.Lock()
@@ -670,7 +685,7 @@ func (c *Controller) Logs(ctx context.Context, namespace, name string, replica, 
 	}
 	c.mu.Unlock()
 	if inst == nil {
-		return &admin.LogsError{Message: fmt.Sprintf("no engine runs for InferenceService %s/%s replica %d: see citadel describe isvc %s -n %s", namespace, name, replica, name, namespace)}
+		return &NoEngineError{Namespace: namespace, Name: name, Replica: replica}
 	}
 	var lines <-chan string
 	if follow {
