@@ -3,6 +3,7 @@ package v1
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // ClusterServingRuntime is a cluster-scoped runtime (OME ome.io/v1beta1).
@@ -96,8 +97,10 @@ type EngineRef struct {
 	Env     []EnvVar `json:"env,omitempty"`
 }
 
-// Known engine names.
-var engineNames = []string{"vllm", "sglang", "llamacpp", "ollama", "sim"}
+// EngineNames are the engines a runtime's engine.name may name, in the order messages list
+// them: one per engine adapter of internal/engine (a test there checks the two agree),
+// then sim, which stands for the simulator.
+var EngineNames = []string{"vllm", "sglang", "llamacpp", "ollama", "sim"}
 
 // SupportedModelFormat is one kind of model the runtime can serve.
 type SupportedModelFormat struct {
@@ -269,9 +272,9 @@ func (s *ServingRuntimeSpec) validate() FieldErrors {
 	}
 	if s.Engine != nil {
 		if s.Engine.Name == "" {
-			errs.Add("engine.name", "is required", "one of: vllm, sglang, llamacpp, ollama, sim")
+			errs.Add("engine.name", "is required", "one of: "+strings.Join(EngineNames, ", "))
 		}
-		oneOf(&errs, "engine.name", s.Engine.Name, engineNames...)
+		oneOf(&errs, "engine.name", s.Engine.Name, EngineNames...)
 	}
 	hasRunner := s.EngineConfig != nil && s.EngineConfig.Runner != nil || len(s.Containers) > 0
 	if path, what := s.MultiNode(); path != "" {

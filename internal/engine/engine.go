@@ -16,6 +16,11 @@
 //
 // LookPath checks that the program of a launch is installed.
 //
+// Each engine is one Adapter value in its own file (vllm.go, sglang.go, llamacpp.go,
+// ollama.go), registered in one table: its command line, environment, probes, metrics,
+// served names, runner detection, planner settings and simulator flags. Other packages
+// ask Lookup rather than switch on engine names. See docs/serving.md, "Adding an engine".
+//
 // The package starts nothing: the supervisor runs Launch.Argv with Launch.Env
 // added to its own environment and probes Launch.Port.
 package engine
@@ -33,17 +38,6 @@ import (
 	"strings"
 	"time"
 )
-
-// Engine names.
-const (
-	VLLM     = "vllm"
-	SGLang   = "sglang"
-	LlamaCPP = "llamacpp"
-	Ollama   = "ollama"
-)
-
-// Engines lists the engines Build knows, in a fixed order.
-var Engines = []string{VLLM, SGLang, LlamaCPP, Ollama}
 
 // Probe is an HTTP GET health check of the engine on Launch.Port: it passes
 // on a status 200-399 within Timeout, as in Kubernetes. An empty Path means a TCP connect check
@@ -120,11 +114,11 @@ type LoadMetrics struct {
 // false for one without metrics, such as ollama, or an unknown name). SGLang and llama.cpp
 // serve them only when started with --enable-metrics and --metrics.
 func Metrics(engine string) (path string, m LoadMetrics, ok bool) {
-	in := engines[engine]
-	if in == nil || in.metricsPath == "" {
+	a, known := Lookup(engine)
+	if !known || a.MetricsPath == "" {
 		return "", LoadMetrics{}, false
 	}
-	return in.metricsPath, in.metrics, true
+	return a.MetricsPath, a.Metrics, true
 }
 
 // Launch is one engine process: what to run and how to watch it.
@@ -153,90 +147,21 @@ type Launch struct {
 	Notes []string
 }
 
-// info is what the package knows about one engine.
-type info struct {
-	name    string
-	install string // what to install, for LookPath's message
-	tpFlag  string // the flag to add when placement asks for TP > 1 ("" if the engine has none)
-	hostDef string // the address the engine binds without --host
-
-	metricsPath string
-	metrics     LoadMetrics
-	// metricsFlag must be on the command line for metricsPath to exist ("" = always there).
-	metricsFlag []string
-
-	startup, readiness, liveness Probe
-}
-
-var engines = map[string]*info{
-	VLLM: {
-		name: VLLM, install: "vllm", tpFlag: "--tensor-parallel-size", hostDef: "0.0.0.0",
-		metricsPath: "/metrics",
-		metrics:     LoadMetrics{Running: "vllm:num_requests_running", Waiting: "vllm:num_requests_waiting", KVUsage: "vllm:kv_cache_usage_perc"},
-		// vLLM binds only when the weights are loaded, the KV cache profiled and
-		// CUDA graphs captured: until then a connection is refused, so allow 30 min.
-		startup:   Probe{Path: "/health", Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
-		readiness: Probe{Path: "/health", Period: 10 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
-		liveness:  Probe{Path: "/health", Period: 30 * time.Second, Timeout: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
-	},
-	SGLang: {
-		name: SGLang, install: "sglang", tpFlag: "--tp-size", hostDef: "127.0.0.1",
-		metricsPath: "/metrics", metricsFlag: []string{"--enable-metrics"},
-		metrics: LoadMetrics{Running: "sglang:num_running_reqs", Waiting: "sglang:num_queue_reqs", KVUsage: "sglang:token_usage"},
-		// Like vLLM, SGLang binds once loaded. /health_generate runs one decode
-		// step, so readiness means the model really answers. SGLang's /health
-		// also runs a one-token generation and waits up to
-		// SGLANG_HEALTH_CHECK_TIMEOUT (20 s) for it: probes wait longer than that.
-		startup:   Probe{Path: "/health", Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
-		readiness: Probe{Path: "/health_generate", Period: 30 * time.Second, Timeout: 30 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
-		liveness:  Probe{Path: "/health", Period: 30 * time.Second, Timeout: 25 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
-	},
-	LlamaCPP: {
-		name: LlamaCPP, install: "llama.cpp (llama-server)", hostDef: "127.0.0.1",
-		metricsPath: "/metrics", metricsFlag: []string{"--metrics"},
-		// Current llama-server builds export no KV-cache usage
-		// (llamacpp:kv_cache_usage_ratio was removed), so KVUsage is empty.
-		metrics: LoadMetrics{Running: "llamacpp:requests_processing", Waiting: "llamacpp:requests_deferred"},
-		// llama-server binds at once and answers /health 503 "Loading model" until loaded.
-		startup:   Probe{Path: "/health", Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
-		readiness: Probe{Path: "/health", Period: 10 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
-		liveness:  Probe{Path: "/health", Period: 30 * time.Second, Timeout: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
-	},
-	Ollama: {
-		name: Ollama, install: "ollama", hostDef: "127.0.0.1",
-		// Ollama has no Prometheus endpoint: MetricsPath and Metrics stay empty.
-		// ollama serve binds within a second or two; models load on first use.
-		startup:   Probe{Path: "/", Period: time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 120},
-		readiness: Probe{Path: "/", Period: 10 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
-		liveness:  Probe{Path: "/", Period: 30 * time.Second, Timeout: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
-	},
-}
-
-// tpFlags are the tensor-parallel flags of vLLM and SGLang.
-var tpFlags = []string{"--tensor-parallel-size", "-tp", "--tp-size", "--tp"}
-
-// Build writes the command line of a known engine from the spec.
-//
-//   - vllm: vllm serve MODEL --served-model-name … --host --port
-//     --tensor-parallel-size --gpu-memory-utilization --max-model-len
-//     [--limit-mm-per-prompt {"image": N}] [--trust-remote-code] [--download-dir]
-//   - sglang: python3 -m sglang.launch_server --model-path … --served-model-name
-//     --host --port --tp-size --mem-fraction-static --context-length
-//     --enable-metrics [--trust-remote-code] [--download-dir]
-//   - llamacpp: llama-server -m FILE --host --port -c (MaxModelLen × Parallel)
-//     -np Parallel -ngl 999 --metrics -a NAME
-//   - ollama: ollama serve, configured by OLLAMA_HOST, OLLAMA_MODELS,
-//     OLLAMA_KEEP_ALIVE, OLLAMA_NUM_PARALLEL, OLLAMA_CONTEXT_LENGTH
+// Build writes the command line of a known engine from the spec. The engine's adapter
+// writes its program and flags (vllmArgs, sglangArgs, llamacppArgs; ollamaEnv configures
+// ollama serve by its environment); the runtime's args are merged over the flags
+// (mergeArgs), the engine's own variables set (HF offline and cache, VLLM_NO_USAGE_STATS),
+// the runtime's env applied, and placement's variables forced last.
 func Build(s Spec) (Launch, error) {
 	s.Engine = strings.ToLower(strings.TrimSpace(s.Engine))
-	in, ok := engines[s.Engine]
+	a, ok := Lookup(s.Engine)
 	if !ok {
 		if s.Engine == "sim" {
-			return Launch{}, errors.New("engine sim: build the launch of the engine to imitate (vllm, sglang, llamacpp, ollama) and pass it to Simulate")
+			return Launch{}, fmt.Errorf("engine sim: build the launch of the engine to imitate (%s) and pass it to Simulate", strings.Join(Engines, ", "))
 		}
 		return Launch{}, fmt.Errorf("engine %q: unknown; choose one of %s", s.Engine, strings.Join(Engines, ", "))
 	}
-	if err := checkSpec(s); err != nil {
+	if err := checkSpec(a, s); err != nil {
 		return Launch{}, fmt.Errorf("engine %s: %w", s.Engine, err)
 	}
 	if s.Host == "" {
@@ -244,46 +169,30 @@ func Build(s Spec) (Launch, error) {
 	}
 	l := Launch{Engine: s.Engine, Host: s.Host, Port: s.Port, Served: servedNames(s)}
 	env := newEnv()
-	var args []string // the flags after the program
-	var err error
-	switch s.Engine {
-	case VLLM:
-		l.Argv, args = vllmArgs(s, &l)
-	case SGLang:
-		l.Argv, args = sglangArgs(s, &l)
-	case LlamaCPP:
-		l.Argv, args, err = llamacppArgs(s, &l)
-	case Ollama:
-		l.Argv, err = ollamaEnv(s, &l, env)
-	}
+	prog, args, err := a.build(s, &l, env) // args: the flags after the program
 	if err != nil {
 		return Launch{}, fmt.Errorf("engine %s: %w", s.Engine, err)
 	}
-	if s.Engine == VLLM || s.Engine == SGLang {
-		hfEnv(s, env.set)
-	}
-	if s.Engine != Ollama {
-		args = mergeArgs(args, s.ExtraArgs, &l.Notes)
-		l.Argv = append(l.Argv, args...)
-	}
+	engineEnv(a, s, env.set)
+	l.Argv = append(prog, mergeArgs(args, s.ExtraArgs, &l.Notes)...)
 	if err := env.apply(s.Env, "runtime env", &l.Notes); err != nil {
 		return Launch{}, fmt.Errorf("engine %s: %w", s.Engine, err)
 	}
-	placementEnv(s, env, &l)
+	placementEnv(a, s, env, &l.Notes)
 	l.Env = env.list()
-	l.setProbes(in)
-	l.setMetrics(in, l.Argv)
+	l.setProbes(a)
+	l.setMetrics(a, l.Argv)
 	return l, nil
 }
 
 // checkSpec validates the fields every adapter uses.
-func checkSpec(s Spec) error {
+func checkSpec(a *Adapter, s Spec) error {
 	switch {
 	case s.Port < 1 || s.Port > 65535:
 		return fmt.Errorf("port %d: want 1-65535 (the supervisor allocates one)", s.Port)
 	case s.ModelName == "" && len(s.ServedNames) == 0:
 		return errors.New("no model name: set ModelName or ServedNames")
-	case s.ModelPath == "" && s.Engine != Ollama:
+	case s.ModelPath == "" && !a.ByName:
 		return errors.New("no model path: the model must be on local disk (a directory or a GGUF file)")
 	case s.TP < 0:
 		return fmt.Errorf("tensor parallelism %d: must not be negative", s.TP)
@@ -315,68 +224,68 @@ func servedNames(s Spec) []string {
 	return []string{s.ModelName}
 }
 
-// hfEnv keeps Hugging Face libraries on Citadel's cache and offline.
-func hfEnv(s Spec, set func(k, v string)) {
-	set("HF_HUB_OFFLINE", "1")
-	set("TRANSFORMERS_OFFLINE", "1")
-	if s.CacheDir != "" {
-		// HF_HUB_CACHE, not HF_HOME: HF_HOME also moves the token and other
-		// state, and Citadel's cache is the hub directory itself.
-		set("HF_HUB_CACHE", s.CacheDir)
+// engineEnv sets the variables the engine always gets: Hugging Face libraries on
+// Citadel's cache and offline (a.HFEnv), and the adapter's own.
+func engineEnv(a *Adapter, s Spec, set func(k, v string)) {
+	if a.HFEnv {
+		set("HF_HUB_OFFLINE", "1")
+		set("TRANSFORMERS_OFFLINE", "1")
+		if s.CacheDir != "" {
+			// HF_HUB_CACHE, not HF_HOME: HF_HOME also moves the token and other
+			// state, and Citadel's cache is the hub directory itself.
+			set("HF_HUB_CACHE", s.CacheDir)
+		}
 	}
-	if s.Engine == VLLM {
-		set("VLLM_NO_USAGE_STATS", "1") // a self-hosted engine does not report home
+	for k, v := range a.env {
+		set(k, v)
 	}
 }
 
-// placementEnv sets what placement owns, over anything the runtime set.
-func placementEnv(s Spec, env *envSet, l *Launch) {
+// placementEnv sets what placement owns, over anything the runtime set: the GPUs, and
+// the address of an engine configured by its environment (a.place). a is nil for a
+// program Citadel does not know.
+func placementEnv(a *Adapter, s Spec, env *envSet, notes *[]string) {
 	if len(s.GPUs) > 0 {
 		ids := make([]string, len(s.GPUs))
 		for i, g := range s.GPUs {
 			ids[i] = strconv.Itoa(g)
 		}
-		env.force("CUDA_VISIBLE_DEVICES", strings.Join(ids, ","), "placement", &l.Notes)
+		env.force("CUDA_VISIBLE_DEVICES", strings.Join(ids, ","), "placement", notes)
 		// The indexes are nvidia-smi's, in PCI bus order; CUDA numbers devices fastest
 		// first unless told otherwise, which differs on hosts with mixed GPUs.
-		env.force("CUDA_DEVICE_ORDER", "PCI_BUS_ID", "placement (GPU indexes are nvidia-smi's)", &l.Notes)
+		env.force("CUDA_DEVICE_ORDER", "PCI_BUS_ID", "placement (GPU indexes are nvidia-smi's)", notes)
 	}
-	if s.Engine == Ollama {
-		env.force("OLLAMA_HOST", ollamaHost(s.Host, s.Port), "placement (ports are allocated per host)", &l.Notes)
-		if s.OllamaModels != "" {
-			env.force("OLLAMA_MODELS", s.OllamaModels, "the model store Citadel pulled into", &l.Notes)
-		}
-		// ollama serve prunes, at start, blobs no manifest names and partial files older than
-		// an hour: Citadel's own downloads in progress in the same store.
-		env.force("OLLAMA_NOPRUNE", "1", "Citadel (its downloads share the store)", &l.Notes)
+	if a != nil && a.place != nil {
+		a.place(s, env, notes)
 	}
 }
 
-func (l *Launch) setProbes(in *info) {
+// setProbes gives the launch the adapter's probes where it has none.
+func (l *Launch) setProbes(a *Adapter) {
 	if l.Startup == nil {
-		p := in.startup
+		p := a.Startup
 		l.Startup = &p
 	}
 	if l.Readiness == nil {
-		p := in.readiness
+		p := a.Readiness
 		l.Readiness = &p
 	}
 	if l.Liveness == nil {
-		p := in.liveness
+		p := a.Liveness
 		l.Liveness = &p
 	}
 }
 
 // setMetrics fills the metrics endpoint, if the command line enables it.
-func (l *Launch) setMetrics(in *info, argv []string) {
-	if in.metricsPath == "" {
+func (l *Launch) setMetrics(a *Adapter, argv []string) {
+	if a.MetricsPath == "" {
 		return
 	}
-	if len(in.metricsFlag) > 0 && !slices.ContainsFunc(argv, func(a string) bool { return slices.Contains(in.metricsFlag, a) }) {
-		l.Notes = append(l.Notes, fmt.Sprintf("no %s on the command line: %s serves no %s, so its load is not scraped", in.metricsFlag[0], in.name, in.metricsPath))
+	if len(a.metricsFlag) > 0 && !slices.ContainsFunc(argv, func(arg string) bool { return slices.Contains(a.metricsFlag, arg) }) {
+		l.Notes = append(l.Notes, fmt.Sprintf("no %s on the command line: %s serves no %s, so its load is not scraped", a.metricsFlag[0], a.Name, a.MetricsPath))
 		return
 	}
-	l.MetricsPath, l.Metrics = in.metricsPath, in.metrics
+	l.MetricsPath, l.Metrics = a.MetricsPath, a.Metrics
 }
 
 // envSet is an environment being assembled.
@@ -459,8 +368,8 @@ func LookPath(l Launch) error {
 		return nil
 	}
 	name, install := l.Engine, l.Engine
-	if in, ok := engines[l.Engine]; ok {
-		install = in.install
+	if a, ok := Lookup(l.Engine); ok {
+		install = a.Install
 	}
 	if name == "" {
 		name, install = filepath.Base(prog), filepath.Base(prog)
@@ -494,14 +403,14 @@ func LookPath(l Launch) error {
 // ollama for `ollama serve`, looking inside a shell wrapper's script
 // (bash -lc -- "python3 -m sglang.launch_server …"); "" for anything else.
 func Detect(argv []string) string {
-	if e, _, _ := detect(argv); e != "" {
-		return e
+	if a, _, _ := detect(argv); a != nil {
+		return a.Name
 	}
 	if i, ok := shellScript(argv); ok {
 		fields := looseFields(argv[i], func(string) (string, bool) { return "", false })
 		for j := range fields {
-			if e, _, _ := detect(fields[j:]); e != "" {
-				return e
+			if a, _, _ := detect(fields[j:]); a != nil {
+				return a.Name
 			}
 		}
 	}
@@ -557,12 +466,10 @@ func parseOpts(args []string) []opt {
 	return out
 }
 
-// flagAliases maps the engines' other spellings of a flag to one name.
-var flagAliases = map[string]string{
-	"-tp": "--tensor-parallel-size", "--tp-size": "--tensor-parallel-size", "--tp": "--tensor-parallel-size",
-	"-m": "--model", "--model-path": "--model", "-c": "--ctx-size", "-np": "--parallel", "-ngl": "--n-gpu-layers",
-	"--gpu-layers": "--n-gpu-layers", "-a": "--alias", "--mem-frac": "--mem-fraction-static",
-}
+// flagAliases maps the engines' other spellings of a flag to one name: the union of
+// their adapters' aliases (register adds them; two engines may not spell a flag
+// alike with different meanings).
+var flagAliases = map[string]string{}
 
 func canon(name string) string {
 	if c, ok := flagAliases[name]; ok {
@@ -624,6 +531,32 @@ func mergeArgs(gen, extra []string, notes *[]string) []string {
 	return out
 }
 
+// firstValue returns the first value of the last occurrence of a flag (any of its
+// spellings); "" when it is absent or has none.
+func firstValue(args []string, name string) string {
+	if v, ok := flagValue(args, name); ok && len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// tpFlags are every spelling of the tensor-parallel flag, longest first.
+func tpFlags() []string {
+	out := []string{"--tensor-parallel-size"}
+	for k, v := range flagAliases {
+		if v == "--tensor-parallel-size" {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return out
+}
+
 // flagValue returns the value of the last occurrence of a flag (any of its spellings).
 func flagValue(args []string, name string) ([]string, bool) {
 	var vals []string
@@ -666,43 +599,19 @@ func splitInline(args []string) []string {
 	return out
 }
 
-// detect finds the engine of a command line: the engine, the length of the
-// program prefix (vllm serve, python3 -m sglang.launch_server, …) and vLLM's
-// positional model if the prefix ends with one.
-func detect(argv []string) (engine string, prefix int, model string) {
-	if len(argv) == 0 {
-		return "", 0, ""
-	}
-	prog := filepath.Base(argv[0])
-	arg := func(i int) string {
-		if i < len(argv) {
-			return argv[i]
-		}
-		return ""
-	}
-	switch {
-	case prog == "vllm" && arg(1) == "serve":
-		if m := arg(2); m != "" && !isFlag(m) {
-			return VLLM, 3, m
-		}
-		return VLLM, 2, ""
-	case prog == "sglang" && arg(1) == "serve":
-		return SGLang, 2, ""
-	case prog == "llama-server":
-		return LlamaCPP, 1, ""
-	case prog == "ollama" && arg(1) == "serve":
-		return Ollama, 2, ""
-	}
-	if mod, ok := pythonModule(argv); ok {
-		n := slices.Index(argv, "-m") + 2
-		switch mod {
-		case "vllm.entrypoints.openai.api_server":
-			return VLLM, n, ""
-		case "sglang.launch_server":
-			return SGLang, n, ""
+// detect finds the engine of a command line: its adapter, the length of the
+// program prefix (vllm serve, python3 -m sglang.launch_server, …) and the positional
+// model if the prefix ends with one (vllm serve MODEL); nil for a program Citadel does not
+// know.
+func detect(argv []string) (a *Adapter, prefix int, model string) {
+	for _, a := range adapters() {
+		for _, c := range a.Commands {
+			if n, m, ok := c.match(argv); ok {
+				return a, n, m
+			}
 		}
 	}
-	return "", 0, ""
+	return nil, 0, ""
 }
 
 // pythonModule returns the module of `python[3[.x]] [opts] -m module …`.

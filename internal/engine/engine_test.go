@@ -90,8 +90,27 @@ var (
 	}
 )
 
+// goldenSpecs are the specs of the golden files testdata/ENGINE.golden. An engine without
+// one here is built from genericSpec.
+var goldenSpecs = map[string]Spec{"vllm": vllmSpec, "sglang": sglangSpec, "llamacpp": llamacppSpec, "ollama": ollamaSpec}
+
+// genericSpec is a Hugging Face snapshot on two GPUs with tensor parallelism 2, a context
+// length and memory fraction set, and a runtime variable placement overrides.
+var genericSpec = Spec{
+	ModelPath: "/var/lib/citadel/hub/models--Qwen--Qwen2.5-7B-Instruct/snapshots/a09a3545",
+	ModelName: "qwen2-5-7b-instruct", ServedNames: []string{"Qwen/Qwen2.5-7B-Instruct"},
+	MaxModelLen: 32768, TP: 2, GPUMemoryUtilization: 0.9, GPUs: []int{0, 1},
+	Port: 31004, CacheDir: "/var/lib/citadel/hub", TrustRemoteCode: true,
+	Env: []string{"CUDA_VISIBLE_DEVICES=3"},
+}
+
 func TestBuildGolden(t *testing.T) {
-	for name, s := range map[string]Spec{"vllm": vllmSpec, "sglang": sglangSpec, "llamacpp": llamacppSpec, "ollama": ollamaSpec} {
+	for _, name := range Engines {
+		s, ok := goldenSpecs[name]
+		if !ok {
+			s = genericSpec
+			s.Engine = name
+		}
 		t.Run(name, func(t *testing.T) {
 			l, err := Build(s)
 			if err != nil {
@@ -265,7 +284,11 @@ func TestDetect(t *testing.T) {
 		{[]string{"python3", "-c", "print(1)", "-m", "vllm"}, "", 0, ""},
 		{[]string{"ollama", "run", "x"}, "", 0, ""},
 	} {
-		e, p, m := detect(tc.argv)
+		a, p, m := detect(tc.argv)
+		e := ""
+		if a != nil {
+			e = a.Name
+		}
 		if e != tc.engine || p != tc.prefix || m != tc.model {
 			t.Errorf("detect(%q) = %q %d %q, want %q %d %q", tc.argv, e, p, m, tc.engine, tc.prefix, tc.model)
 		}

@@ -5,15 +5,66 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// llamacppArgs writes `llama-server` and its flags (protocols.md §6).
+// LlamaCPP is llama.cpp's server (https://github.com/ggml-org/llama.cpp): `llama-server -m
+// FILE.gguf`, one process per model, requests in fixed slots (-np), Prometheus metrics with
+// --metrics.
+const LlamaCPP = "llamacpp"
+
+var _ = register(&Adapter{
+	Name: LlamaCPP, Title: "llama.cpp", Install: "llama.cpp (llama-server)", Runtime: LlamaCPP,
+	Commands:    []Command{{Program: "llama-server"}},
+	build:       llamacppArgs,
+	HostDefault: "127.0.0.1", // no tensor-parallel flag: llama-server spreads layers over the visible GPUs
+	aliases: map[string]string{
+		"-m": "--model", "-c": "--ctx-size", "-np": "--parallel", "-ngl": "--n-gpu-layers",
+		"--gpu-layers": "--n-gpu-layers", "-a": "--alias",
+	},
+	served: func(flags []string, _ string) []string {
+		if a := firstValue(flags, "--alias"); a != "" {
+			return strings.Split(a, ",")
+		}
+		if m := firstValue(flags, "--model"); m != "" {
+			return []string{m}
+		}
+		return nil
+	},
+
+	// llama-server binds at once and answers /health 503 "Loading model" until loaded.
+	Startup:     Probe{Path: "/health", Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
+	Readiness:   Probe{Path: "/health", Period: 10 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
+	Liveness:    Probe{Path: "/health", Period: 30 * time.Second, Timeout: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
+	MetricsPath: "/metrics", metricsFlag: []string{"--metrics"},
+	// Current llama-server builds export no KV-cache usage
+	// (llamacpp:kv_cache_usage_ratio was removed), so KVUsage is empty.
+	Metrics: LoadMetrics{Running: "llamacpp:requests_processing", Waiting: "llamacpp:requests_deferred"},
+
+	Slots: true,
+	settingFlags: map[string]string{
+		"-c": "ctx-size", "--ctx-size": "ctx-size", "-np": "concurrency", "--parallel": "concurrency",
+		"-ngl": "gpu-layers", "--gpu-layers": "gpu-layers", "--n-gpu-layers": "gpu-layers",
+	},
+	// -c is the context of all the slots together: a fix multiplies by -np.
+	writeFlags:  map[string]string{"max-model-len": "-c", "concurrency": "-np"},
+	OutOfMemory: []string{"cudamalloc failed", "out of memory"},
+
+	simRewrites: map[string]string{
+		"-sm": "", "--split-mode": "", "-ts": "", "--tensor-split": "", "-mg": "", "--main-gpu": "", "-dev": "",
+		"--device": "", "--cache-reuse": "", "--reasoning-format": "", "--chat-template-file": "", "--log-disable": "",
+		"-v": "", "--verbose": "", "-s": "", "--seed": "",
+	},
+})
+
+// llamacppArgs writes `llama-server` and its flags (llama-server's options:
+// https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md).
 // llama-server splits -c over its -np slots, so the context it is given is
 // MaxModelLen × Parallel: every slot gets MaxModelLen tokens; -kvu keeps the
 // slot count literal (see below). -ngl 999 puts
 // every layer on the GPU; layers are spread over the visible GPUs (there is
 // no tensor-parallel flag). -a is the model id /v1/models reports.
-func llamacppArgs(s Spec, l *Launch) (prog, args []string, err error) {
+func llamacppArgs(s Spec, l *Launch, _ *envSet) (prog, args []string, err error) {
 	if !strings.HasSuffix(strings.ToLower(s.ModelPath), ".gguf") {
 		return nil, nil, fmt.Errorf("model path %q is not a GGUF file: llama-server loads .gguf files", s.ModelPath)
 	}

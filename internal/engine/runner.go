@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,35 +52,85 @@ func FromRunner(c v1.Container, s Spec) (Launch, error) {
 	if s.TP < 0 {
 		return Launch{}, fmt.Errorf("runner: tensor parallelism %d: must not be negative", s.TP)
 	}
-	var errs v1.FieldErrors
-	var notes []string
-	port := strconv.Itoa(s.Port)
+	r := &fromRunner{c: c, s: s, port: strconv.Itoa(s.Port), env: newEnv(), script: -1, origPorts: map[string]bool{}}
+	r.checkCommand()
+	if err := r.environment(); err != nil {
+		return Launch{}, fmt.Errorf("runner: %w", err)
+	}
+	if err := r.command(); err != nil {
+		return Launch{}, fmt.Errorf("runner: %w", err)
+	}
+	r.findEngine()
+	if r.a == nil || r.a.EnvConfig == "" { // an engine configured by its environment gets its address there
+		if r.script < 0 {
+			r.placeFlags()
+		} else {
+			r.placeScript()
+		}
+	}
+	l := r.launch()
+	r.probes(&l)
+	r.unused(&l)
+	if len(r.errs) > 0 {
+		r.errs.Sort()
+		return Launch{}, r.errs
+	}
+	l.Env = r.env.list()
+	return l, nil
+}
+
+// fromRunner is FromRunner's work in progress; its phases, in order, fill it in.
+type fromRunner struct {
+	c    v1.Container
+	s    Spec
+	port string // s.Port
+
+	env  *envSet
+	vars map[string]string // the values of $(VAR) references
+
+	argv       []string
+	script     int      // the index of the script in argv when its shell runs it; -1: argv is the command
+	a          *Adapter // the engine; nil for a program Citadel does not know
+	positional string   // the positional model of the engine's command (vllm serve MODEL)
+	head       []string // the engine's program prefix (argv = head + flags), when not a script
+	flags      []string
+	read       []string        // the engine's flags, for reading (host, served names, metrics)
+	origPorts  map[string]bool // the runner's own port values: a probe on one of them probes the engine
+
+	notes []string // until launch, which moves them to the Launch
+	errs  v1.FieldErrors
+}
+
+// checkCommand: the container must name its program.
+func (r *fromRunner) checkCommand() {
 	switch {
-	case len(c.Command) == 0 && len(c.Args) == 0:
-		errs.Add("command", "is empty: nothing to run", "give the engine's command line, e.g. command: [vllm, serve, $(MODEL_PATH)]")
-	case len(c.Command) == 0:
-		errs.Add("command", "is empty: the args would run under the image's entrypoint, which needs a container runtime",
+	case len(r.c.Command) == 0 && len(r.c.Args) == 0:
+		r.errs.Add("command", "is empty: nothing to run", "give the engine's command line, e.g. command: [vllm, serve, $(MODEL_PATH)]")
+	case len(r.c.Command) == 0:
+		r.errs.Add("command", "is empty: the args would run under the image's entrypoint, which needs a container runtime",
 			"put the program in command, e.g. command: [python3, -m, sglang.launch_server]")
 	}
+}
 
-	// The environment, in Kubernetes' order: what OME injects, the runner's
-	// env (each value may refer to the variables before it), the runtime's
-	// engine env; placement's variables last.
-	env := newEnv()
-	vars := map[string]string{"MODEL_PATH": s.ModelPath, "PORT": port}
+// environment assembles the environment in Kubernetes' order: what OME injects, the
+// runner's env (each value may refer to the variables before it), the runtime's engine
+// env; placement's variables come last (launch).
+func (r *fromRunner) environment() error {
+	s := r.s
+	r.vars = map[string]string{"MODEL_PATH": s.ModelPath, "PORT": r.port}
 	given := map[string]string{}
 	for _, kv := range s.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			given[k] = v
 		}
 	}
-	for i, e := range c.Env {
+	for i, e := range r.c.Env {
 		path := fmt.Sprintf("env[%d]", i)
-		v := expandK8s(e.Value, vars)
+		v := expandK8s(e.Value, r.vars)
 		if e.ValueFrom != nil {
 			gv, ok := given[e.Name]
 			if !ok {
-				errs.Add(path+".valueFrom", fmt.Sprintf("%s comes from %s, which is resolved before launch", e.Name, valueSource(e.ValueFrom)),
+				r.errs.Add(path+".valueFrom", fmt.Sprintf("%s comes from %s, which is resolved before launch", e.Name, valueSource(e.ValueFrom)),
 					fmt.Sprintf("give %s=VALUE in the runtime's engine env", e.Name))
 				continue
 			}
@@ -90,229 +139,256 @@ func FromRunner(c v1.Container, s Spec) (Launch, error) {
 		switch e.Name {
 		case "MODEL_PATH":
 			if v != s.ModelPath {
-				notes = append(notes, fmt.Sprintf("runner env MODEL_PATH=%s overridden to %s (the model's path on this host)", v, s.ModelPath))
+				r.notes = append(r.notes, fmt.Sprintf("runner env MODEL_PATH=%s overridden to %s (the model's path on this host)", v, s.ModelPath))
 			}
 			continue
 		case "PORT":
-			if v != port {
-				notes = append(notes, fmt.Sprintf("runner env PORT=%s overridden to %s (ports are allocated per host)", v, port))
+			if v != r.port {
+				r.notes = append(r.notes, fmt.Sprintf("runner env PORT=%s overridden to %s (ports are allocated per host)", v, r.port))
 			}
 			continue
 		}
-		vars[e.Name] = v
-		env.set(e.Name, v)
+		r.vars[e.Name] = v
+		r.env.set(e.Name, v)
 	}
-	if err := env.apply(s.Env, "runtime env", &notes); err != nil {
-		return Launch{}, fmt.Errorf("runner: %w", err)
+	if err := r.env.apply(s.Env, "runtime env", &r.notes); err != nil {
+		return err
 	}
-	env.set("PORT", port)
+	r.env.set("PORT", r.port)
 	if s.ModelPath != "" {
-		env.set("MODEL_PATH", s.ModelPath)
+		r.env.set("MODEL_PATH", s.ModelPath)
 	}
+	return nil
+}
 
-	argv := make([]string, 0, len(c.Command)+len(c.Args))
-	for _, a := range append(slices.Clone(c.Command), c.Args...) {
-		argv = append(argv, expandK8s(a, vars))
+// command expands the command line's $(VAR) references and unwraps a shell wrapper
+// whose script is one simple command; any other script stays, run by its shell.
+func (r *fromRunner) command() error {
+	r.argv = make([]string, 0, len(r.c.Command)+len(r.c.Args))
+	for _, a := range append(slices.Clone(r.c.Command), r.c.Args...) {
+		r.argv = append(r.argv, expandK8s(a, r.vars))
 	}
-
-	// A shell wrapper: unwrap a simple command, else keep the script.
-	script := -1 // index of the script in argv, when it is run by its shell
-	if i, ok := shellScript(argv); ok {
-		words, why := simpleCommand(argv[i], env.get)
-		if why == "" && i == len(argv)-1 && len(words) > 0 {
-			notes = append(notes, fmt.Sprintf("unwrapped the runner's %s script into a direct command", strings.Join(argv[:i], " ")))
-			argv = words
-			if len(argv) > 0 && argv[0] == "exec" {
-				argv = argv[1:]
-			}
-			var assign []string
-			for len(argv) > 0 && isAssignment(argv[0]) {
-				assign, argv = append(assign, argv[0]), argv[1:]
-			}
-			if err := env.apply(assign, "runner script", &notes); err != nil {
-				return Launch{}, fmt.Errorf("runner: %w", err)
-			}
-		} else {
-			if why == "" {
-				why = "it has positional parameters"
-			}
-			script = i
-			notes = append(notes, fmt.Sprintf("the runner's script is run by %s as written (%s); MODEL_PATH and PORT are in its environment", argv[0], why))
+	i, ok := shellScript(r.argv)
+	if !ok {
+		return nil
+	}
+	words, why := simpleCommand(r.argv[i], r.env.get)
+	if why != "" || i != len(r.argv)-1 || len(words) == 0 {
+		if why == "" {
+			why = "it has positional parameters"
 		}
+		r.script = i
+		r.notes = append(r.notes, fmt.Sprintf("the runner's script is run by %s as written (%s); MODEL_PATH and PORT are in its environment", r.argv[0], why))
+		return nil
 	}
+	r.notes = append(r.notes, fmt.Sprintf("unwrapped the runner's %s script into a direct command", strings.Join(r.argv[:i], " ")))
+	argv := words
+	if len(argv) > 0 && argv[0] == "exec" {
+		argv = argv[1:]
+	}
+	var assign []string
+	for len(argv) > 0 && isAssignment(argv[0]) {
+		assign, argv = append(assign, argv[0]), argv[1:]
+	}
+	r.argv = argv
+	return r.env.apply(assign, "runner script", &r.notes)
+}
 
-	// The engine and the flags to read.
-	var engine, vllmModel string
-	var head, flags []string // argv = head + flags, when not a script
-	var read []string        // the engine's flags, for reading
-	if script < 0 {
+// findEngine recognises the engine by its command (in a script, by the first command
+// of a known engine in it) and takes the runtime's extra args.
+func (r *fromRunner) findEngine() {
+	s := r.s
+	if r.script < 0 {
 		var prefix int
-		engine, prefix, vllmModel = detect(argv)
-		head, flags = argv[:prefix], argv[prefix:]
-		if engine == VLLM || engine == SGLang {
-			flags = splitInline(flags)
+		r.a, prefix, r.positional = detect(r.argv)
+		r.head, r.flags = r.argv[:prefix], r.argv[prefix:]
+		if r.a != nil && r.a.splitInline {
+			r.flags = splitInline(r.flags)
 		}
-		if engine == Ollama && len(s.ExtraArgs) > 0 {
-			errs.Add("command", fmt.Sprintf("runtime args %q: ollama serve takes no arguments", s.ExtraArgs),
-				"set OLLAMA_* variables in the runtime's engine env")
+		if r.a != nil && r.a.EnvConfig != "" && len(s.ExtraArgs) > 0 {
+			r.errs.Add("command", fmt.Sprintf("runtime args %q: %s takes no arguments", s.ExtraArgs, r.a.command()),
+				fmt.Sprintf("set %s* variables in the runtime's engine env", r.a.EnvConfig))
 		}
-		flags = append(flags, s.ExtraArgs...)
+		r.flags = append(r.flags, s.ExtraArgs...)
 	} else {
-		fields := looseFields(argv[script], env.get)
+		fields := looseFields(r.argv[r.script], r.env.get)
 		for i := range fields {
-			if e, prefix, m := detect(fields[i:]); e != "" {
-				engine, vllmModel, read = e, m, fields[i+prefix:]
+			if a, prefix, m := detect(fields[i:]); a != nil {
+				r.a, r.positional, r.read = a, m, fields[i+prefix:]
 				break
 			}
 		}
 		if len(s.ExtraArgs) > 0 {
-			errs.Add("command", fmt.Sprintf("runtime args %q cannot be added to a shell script that is not one simple command", s.ExtraArgs),
+			r.errs.Add("command", fmt.Sprintf("runtime args %q cannot be added to a shell script that is not one simple command", s.ExtraArgs),
 				"put the flags in the runner's script, or make the script one command")
 		}
 	}
-	in := engines[engine]
-	if engine == "" {
-		notes = append(notes, fmt.Sprintf("program %q is not a known engine: run as given, probed by TCP connect unless the runner has probes", filepath.Base(firstOr(argv, ""))))
+	if r.a == nil {
+		r.notes = append(r.notes, fmt.Sprintf("program %q is not a known engine: run as given, probed by TCP connect unless the runner has probes", filepath.Base(firstOr(r.argv, ""))))
 	}
+}
 
-	// Port, host, tensor parallelism.
-	origPorts := map[string]bool{}
-	if engine != Ollama {
-		if script < 0 {
-			var old []string
-			var found bool
-			flags, old, found = setFlag(flags, "--port", port)
-			for _, o := range old {
-				origPorts[o] = true
-				if o != port {
-					notes = append(notes, fmt.Sprintf("runner --port %s replaced by %s (ports are allocated per host)", o, port))
-				}
-			}
-			if !found {
-				if engine != "" {
-					flags = append(flags, "--port", port)
-					notes = append(notes, fmt.Sprintf("added --port %s: the runner sets none, and ports are allocated per host", port))
-				} else {
-					notes = append(notes, fmt.Sprintf("no --port on the command line: the program must listen on $PORT (%s)", port))
-				}
-			}
-			if s.Host != "" {
-				flags, old, found = setFlag(flags, "--host", s.Host)
-				for _, o := range old {
-					if o != s.Host {
-						notes = append(notes, fmt.Sprintf("runner --host %s replaced by %s", o, s.Host))
-					}
-				}
-				if !found && engine != "" {
-					flags = append(flags, "--host", s.Host)
-				}
-			}
-			if s.TP > 0 {
-				tp := strconv.Itoa(s.TP)
-				flags, old, found = setFlag(flags, "--tensor-parallel-size", tp)
-				for i, o := range old {
-					if o != tp {
-						notes = append(notes, fmt.Sprintf("runner %s %s overridden to %s by placement", tpSpelling(flags, i), o, tp))
-					}
-				}
-				if !found && s.TP > 1 {
-					if in != nil && in.tpFlag != "" {
-						flags = append(flags, in.tpFlag, tp)
-						notes = append(notes, fmt.Sprintf("added %s %s: placement gives the engine %d GPUs", in.tpFlag, tp, s.TP))
-					} else {
-						notes = append(notes, fmt.Sprintf("tensor parallelism %d not applied: no tensor-parallel flag for %s", s.TP, firstOr(argv, "")))
-					}
-				}
-			}
-			argv = append(slices.Clone(head), flags...)
-			read = flags
-		} else {
-			text := argv[script]
-			var old []string
-			var found bool
-			text, old, found = rewriteScriptFlag(text, []string{"--port"}, port, "PORT")
-			for _, o := range old {
-				origPorts[strings.Trim(o, `"'`)] = true
-				notes = append(notes, fmt.Sprintf("runner --port %s replaced by %s in the script (ports are allocated per host)", o, port))
-			}
-			switch {
-			case !found && engine != "":
-				errs.Add("command", "the script sets no --port, so the engine cannot be given the port allocated to it",
-					"add --port $(PORT) to the engine's command line")
-			case !found:
-				notes = append(notes, fmt.Sprintf("no --port in the script: the program must listen on $PORT (%s)", port))
-			}
-			if s.Host != "" {
-				text, old, _ = rewriteScriptFlag(text, []string{"--host"}, s.Host, "")
-				for _, o := range old {
-					notes = append(notes, fmt.Sprintf("runner --host %s replaced by %s in the script", o, s.Host))
-				}
-			}
-			if s.TP > 0 {
-				tp := strconv.Itoa(s.TP)
-				text, old, found = rewriteScriptFlag(text, tpFlags, tp, "")
-				for _, o := range old {
-					notes = append(notes, fmt.Sprintf("runner tensor parallelism %s overridden to %s by placement in the script", o, tp))
-				}
-				if !found && s.TP > 1 {
-					notes = append(notes, fmt.Sprintf("tensor parallelism %d not applied: the script has no tensor-parallel flag", s.TP))
-				}
-			}
-			argv = slices.Clone(argv)
-			argv[script] = text
-			read = looseFields(text, env.get)
+// placeFlags sets what one host forces on a direct command line: the allocated port,
+// the bind host, and the placement's tensor parallelism.
+func (r *fromRunner) placeFlags() {
+	s, port := r.s, r.port
+	var old []string
+	var found bool
+	r.flags, old, found = setFlag(r.flags, "--port", port)
+	for _, o := range old {
+		r.origPorts[o] = true
+		if o != port {
+			r.notes = append(r.notes, fmt.Sprintf("runner --port %s replaced by %s (ports are allocated per host)", o, port))
 		}
 	}
+	if !found {
+		if r.a != nil {
+			r.flags = append(r.flags, "--port", port)
+			r.notes = append(r.notes, fmt.Sprintf("added --port %s: the runner sets none, and ports are allocated per host", port))
+		} else {
+			r.notes = append(r.notes, fmt.Sprintf("no --port on the command line: the program must listen on $PORT (%s)", port))
+		}
+	}
+	if s.Host != "" {
+		r.flags, old, found = setFlag(r.flags, "--host", s.Host)
+		for _, o := range old {
+			if o != s.Host {
+				r.notes = append(r.notes, fmt.Sprintf("runner --host %s replaced by %s", o, s.Host))
+			}
+		}
+		if !found && r.a != nil {
+			r.flags = append(r.flags, "--host", s.Host)
+		}
+	}
+	if s.TP > 0 {
+		tp := strconv.Itoa(s.TP)
+		r.flags, old, found = setFlag(r.flags, "--tensor-parallel-size", tp)
+		for i, o := range old {
+			if o != tp {
+				r.notes = append(r.notes, fmt.Sprintf("runner %s %s overridden to %s by placement", tpSpelling(r.flags, i), o, tp))
+			}
+		}
+		if !found && s.TP > 1 {
+			if r.a != nil && r.a.TPFlag != "" {
+				r.flags = append(r.flags, r.a.TPFlag, tp)
+				r.notes = append(r.notes, fmt.Sprintf("added %s %s: placement gives the engine %d GPUs", r.a.TPFlag, tp, s.TP))
+			} else {
+				r.notes = append(r.notes, fmt.Sprintf("tensor parallelism %d not applied: no tensor-parallel flag for %s", s.TP, firstOr(r.argv, "")))
+			}
+		}
+	}
+	r.argv = append(slices.Clone(r.head), r.flags...)
+	r.read = r.flags
+}
 
-	// Addresses and names.
-	s.Engine = engine
+// placeScript sets the port, host and tensor parallelism in a script's text.
+func (r *fromRunner) placeScript() {
+	s, port := r.s, r.port
+	text := r.argv[r.script]
+	text, old, found := rewriteScriptFlag(text, []string{"--port"}, port, "PORT")
+	for _, o := range old {
+		r.origPorts[strings.Trim(o, `"'`)] = true
+		r.notes = append(r.notes, fmt.Sprintf("runner --port %s replaced by %s in the script (ports are allocated per host)", o, port))
+	}
+	switch {
+	case !found && r.a != nil:
+		r.errs.Add("command", "the script sets no --port, so the engine cannot be given the port allocated to it",
+			"add --port $(PORT) to the engine's command line")
+	case !found:
+		r.notes = append(r.notes, fmt.Sprintf("no --port in the script: the program must listen on $PORT (%s)", port))
+	}
+	if s.Host != "" {
+		text, old, _ = rewriteScriptFlag(text, []string{"--host"}, s.Host, "")
+		for _, o := range old {
+			r.notes = append(r.notes, fmt.Sprintf("runner --host %s replaced by %s in the script", o, s.Host))
+		}
+	}
+	if s.TP > 0 {
+		tp := strconv.Itoa(s.TP)
+		text, old, found = rewriteScriptFlag(text, tpFlags(), tp, "")
+		for _, o := range old {
+			r.notes = append(r.notes, fmt.Sprintf("runner tensor parallelism %s overridden to %s by placement in the script", o, tp))
+		}
+		if !found && s.TP > 1 {
+			r.notes = append(r.notes, fmt.Sprintf("tensor parallelism %d not applied: the script has no tensor-parallel flag", s.TP))
+		}
+	}
+	r.argv = slices.Clone(r.argv)
+	r.argv[r.script] = text
+	r.read = looseFields(text, r.env.get)
+}
+
+// launch is the engine's address, names and environment; the notes so far move to it.
+func (r *fromRunner) launch() Launch {
+	s := r.s
 	host := s.Host
 	if host == "" {
-		if v, ok := flagValue(read, "--host"); ok && len(v) > 0 {
+		if v, ok := flagValue(r.read, "--host"); ok && len(v) > 0 {
 			host = v[0]
-		} else if engine == Ollama {
-			host = "127.0.0.1"
-			if h, ok := env.get("OLLAMA_HOST"); ok {
-				host = ollamaHostPart(h)
+		} else if r.a != nil {
+			host = r.a.HostDefault
+			if r.a.hostEnv != "" {
+				if h, ok := r.env.get(r.a.hostEnv); ok {
+					host = hostPart(h)
+				}
 			}
-		} else if in != nil {
-			host = in.hostDef
 		}
 	}
 	s.Host = host
-	l := Launch{Engine: engine, Host: host, Port: s.Port, Served: runnerNames(engine, read, vllmModel, s)}
-	l.Notes = notes
-	if engine == VLLM || engine == SGLang {
-		hfEnv(s, env.setDefault) // the runner's own settings stay
+	l := Launch{Host: host, Port: s.Port, Served: r.served(), Argv: r.argv, Notes: r.notes}
+	r.notes = nil
+	if r.a != nil {
+		l.Engine = r.a.Name
+		engineEnv(r.a, s, r.env.setDefault) // the runner's own settings stay
 	}
-	placementEnv(s, env, &l)
+	placementEnv(r.a, s, r.env, &l.Notes)
+	return l
+}
 
-	// Probes.
-	for _, p := range c.Ports {
-		origPorts[strconv.Itoa(int(p.ContainerPort))] = true
+// served is the names the engine answers to, read from its flags, else the spec's.
+func (r *fromRunner) served() []string {
+	if r.a != nil && r.a.served != nil {
+		if names := r.a.served(r.read, r.positional); len(names) > 0 {
+			return names
+		}
+	}
+	if r.s.ModelName == "" && len(r.s.ServedNames) == 0 {
+		return nil
+	}
+	return servedNames(r.s)
+}
+
+// probes converts the container's probes; the engine's defaults fill the others.
+func (r *fromRunner) probes(l *Launch) {
+	for _, p := range r.c.Ports {
+		r.origPorts[strconv.Itoa(int(p.ContainerPort))] = true
 	}
 	for _, pr := range []struct {
 		name string
 		p    *v1.Probe
 		dst  **Probe
-	}{{"startupProbe", c.StartupProbe, &l.Startup}, {"readinessProbe", c.ReadinessProbe, &l.Readiness}, {"livenessProbe", c.LivenessProbe, &l.Liveness}} {
+	}{{"startupProbe", r.c.StartupProbe, &l.Startup}, {"readinessProbe", r.c.ReadinessProbe, &l.Readiness}, {"livenessProbe", r.c.LivenessProbe, &l.Liveness}} {
 		if pr.p == nil {
 			continue
 		}
-		p, perrs, note := convertProbe(pr.name, pr.p, origPorts, s.Port)
-		errs = append(errs, perrs...)
+		p, perrs, note := convertProbe(pr.name, pr.p, r.origPorts, r.s.Port)
+		r.errs = append(r.errs, perrs...)
 		if note != "" {
 			l.Notes = append(l.Notes, note)
 		}
 		*pr.dst = p
 	}
-	if in != nil {
-		l.setProbes(in)
-		l.setMetrics(in, read)
-	} else {
-		l.setProbes(&unknownEngine)
+	if r.a == nil {
+		l.setProbes(unknown)
+		return
 	}
+	l.setProbes(r.a)
+	l.setMetrics(r.a, r.read)
+}
 
+// unused notes what a container says that one host does not use.
+func (r *fromRunner) unused(l *Launch) {
+	c := r.c
 	if c.Image != "" {
 		l.Notes = append(l.Notes, fmt.Sprintf("image %s recorded, not used: no container runtime configured", c.Image))
 	}
@@ -326,20 +402,6 @@ func FromRunner(c v1.Container, s Spec) (Launch, error) {
 	if c.WorkingDir != "" {
 		l.Notes = append(l.Notes, fmt.Sprintf("working directory %s recorded, not used: it is a path inside the image", c.WorkingDir))
 	}
-	if len(errs) > 0 {
-		errs.Sort()
-		return Launch{}, errs
-	}
-	l.Argv = argv
-	l.Env = env.list()
-	return l, nil
-}
-
-// unknownEngine probes a program Citadel does not know by TCP connect.
-var unknownEngine = info{
-	startup:   Probe{Period: 5 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 360},
-	readiness: Probe{Period: 10 * time.Second, Timeout: 5 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
-	liveness:  Probe{Period: 30 * time.Second, Timeout: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 5},
 }
 
 func firstOr(s []string, def string) string {
@@ -369,46 +431,6 @@ func (e *envSet) setDefault(k, v string) {
 	}
 }
 
-// runnerNames returns the names the engine answers to, read from its flags.
-func runnerNames(engine string, flags []string, vllmModel string, s Spec) []string {
-	first := func(name string) string {
-		if v, ok := flagValue(flags, name); ok && len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	switch engine {
-	case VLLM:
-		if v, ok := flagValue(flags, "--served-model-name"); ok && len(v) > 0 {
-			return v
-		}
-		if vllmModel != "" {
-			return []string{vllmModel}
-		}
-		if m := first("--model"); m != "" {
-			return []string{m}
-		}
-	case SGLang:
-		if n := first("--served-model-name"); n != "" {
-			return []string{n}
-		}
-		if m := first("--model-path"); m != "" {
-			return []string{m}
-		}
-	case LlamaCPP:
-		if a := first("--alias"); a != "" {
-			return strings.Split(a, ",")
-		}
-		if m := first("--model"); m != "" {
-			return []string{m}
-		}
-	}
-	if s.ModelName == "" && len(s.ServedNames) == 0 {
-		return nil
-	}
-	return servedNames(s)
-}
-
 func valueSource(vf *v1.EnvVarSource) string {
 	switch {
 	case vf.FieldRef != nil:
@@ -419,21 +441,6 @@ func valueSource(vf *v1.EnvVarSource) string {
 		return fmt.Sprintf("config map %s key %s", vf.ConfigMapKeyRef.Name, vf.ConfigMapKeyRef.Key)
 	}
 	return "valueFrom"
-}
-
-// ollamaHostPart returns the host of an OLLAMA_HOST value (scheme://host:port, host:port or host).
-func ollamaHostPart(v string) string {
-	if _, rest, ok := strings.Cut(v, "://"); ok {
-		v = rest
-	}
-	if i := strings.LastIndexByte(v, ':'); i >= 0 && !strings.Contains(v[i:], "]") {
-		v = v[:i]
-	}
-	v = strings.Trim(v, "[]")
-	if v == "" {
-		return "127.0.0.1"
-	}
-	return v
 }
 
 // convertProbe converts a Kubernetes probe, with Kubernetes' defaults for
@@ -521,257 +528,4 @@ func expandK8s(s string, vars map[string]string) string {
 		}
 	}
 	return b.String()
-}
-
-var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "zsh": true}
-
-// shellScript finds the script of `sh [-opts] -c [--] SCRIPT [args…]`.
-func shellScript(argv []string) (int, bool) {
-	if len(argv) < 2 || !shells[filepath.Base(argv[0])] {
-		return 0, false
-	}
-	sawC := false
-	for i := 1; i < len(argv); i++ {
-		a := argv[i]
-		switch {
-		case a == "--" || a == "-":
-			if sawC && i+1 < len(argv) {
-				return i + 1, true
-			}
-			return 0, false
-		case a == "-o" || a == "+o":
-			i++
-		case strings.HasPrefix(a, "--"):
-			// a long option (--login, --norc)
-		case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "+"):
-			if strings.ContainsRune(a[1:], 'c') {
-				sawC = true
-			}
-		default:
-			if sawC {
-				return i, true
-			}
-			return 0, false
-		}
-	}
-	return 0, false
-}
-
-var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-func isAssignment(w string) bool {
-	k, _, ok := strings.Cut(w, "=")
-	return ok && nameRE.MatchString(k)
-}
-
-// simpleCommand splits a shell script that is one simple command into its
-// words, as the shell would: quotes, backslashes, line continuations,
-// comments, and $VAR / ${VAR} of variables lookup knows. Anything else
-// (operators, several commands, command substitution, globs, unknown or
-// special variables, word splitting of an expansion) returns why not.
-func simpleCommand(script string, lookup func(string) (string, bool)) (words []string, why string) {
-	var cur strings.Builder
-	inWord, ended := false, false // ended: a newline after the first command's words
-	endWord := func() {
-		if inWord {
-			words = append(words, cur.String())
-			cur.Reset()
-			inWord = false
-		}
-	}
-	start := func() string {
-		if ended {
-			return "it has more than one command"
-		}
-		inWord = true
-		return ""
-	}
-	// expand reads a parameter expansion at script[i] == '$'; it returns the
-	// index after it.
-	expand := func(i int, quoted bool) (int, string) {
-		rest := script[i+1:]
-		var name string
-		n := 0
-		switch {
-		case strings.HasPrefix(rest, "("):
-			return 0, "it uses command substitution $(…)"
-		case strings.HasPrefix(rest, "{"):
-			end := strings.IndexByte(rest, '}')
-			if end < 0 {
-				return 0, "it has an unterminated ${"
-			}
-			name, n = rest[1:end], end+1
-		default:
-			for n < len(rest) && (rest[n] == '_' || rest[n] >= 'a' && rest[n] <= 'z' || rest[n] >= 'A' && rest[n] <= 'Z' || n > 0 && rest[n] >= '0' && rest[n] <= '9') {
-				n++
-			}
-			name = rest[:n]
-			if name == "" {
-				if quoted && (len(rest) == 0 || rest[0] == '"') {
-					cur.WriteByte('$')
-					return i + 1, ""
-				}
-				return 0, "it uses a special parameter"
-			}
-		}
-		if !nameRE.MatchString(name) {
-			return 0, fmt.Sprintf("it uses the expansion ${%s}", name)
-		}
-		v, ok := lookup(name)
-		if !ok {
-			return 0, fmt.Sprintf("it uses $%s, which the launch does not define", name)
-		}
-		if !quoted && strings.ContainsAny(v, " \t\n*?[") {
-			return 0, fmt.Sprintf("unquoted $%s would be split into words", name)
-		}
-		cur.WriteString(v)
-		return i + 1 + n, ""
-	}
-	for i := 0; i < len(script); {
-		c := script[i]
-		switch {
-		case c == ' ' || c == '\t':
-			endWord()
-			i++
-		case c == '\n':
-			endWord()
-			if len(words) > 0 {
-				ended = true
-			}
-			i++
-		case c == '\\':
-			if i+1 < len(script) && script[i+1] == '\n' {
-				i += 2
-				continue
-			}
-			if why := start(); why != "" {
-				return nil, why
-			}
-			if i+1 < len(script) {
-				cur.WriteByte(script[i+1])
-			}
-			i += 2
-		case c == '#' && !inWord:
-			for i < len(script) && script[i] != '\n' {
-				i++
-			}
-		case c == '\'':
-			if why := start(); why != "" {
-				return nil, why
-			}
-			end := strings.IndexByte(script[i+1:], '\'')
-			if end < 0 {
-				return nil, "it has an unterminated single quote"
-			}
-			cur.WriteString(script[i+1 : i+1+end])
-			i += end + 2
-		case c == '"':
-			if why := start(); why != "" {
-				return nil, why
-			}
-			i++
-			for {
-				if i >= len(script) {
-					return nil, "it has an unterminated double quote"
-				}
-				d := script[i]
-				if d == '"' {
-					i++
-					break
-				}
-				switch d {
-				case '\\':
-					if i+1 < len(script) && strings.IndexByte("$`\"\\\n", script[i+1]) >= 0 {
-						if script[i+1] != '\n' {
-							cur.WriteByte(script[i+1])
-						}
-						i += 2
-						continue
-					}
-					cur.WriteByte(d)
-					i++
-				case '`':
-					return nil, "it uses command substitution `…`"
-				case '$':
-					var why string
-					if i, why = expand(i, true); why != "" {
-						return nil, why
-					}
-				default:
-					cur.WriteByte(d)
-					i++
-				}
-			}
-		case c == '$':
-			if why := start(); why != "" {
-				return nil, why
-			}
-			var why string
-			if i, why = expand(i, false); why != "" {
-				return nil, why
-			}
-		case strings.IndexByte(";&|<>()`", c) >= 0:
-			return nil, fmt.Sprintf("it uses the shell operator %q", c)
-		case strings.IndexByte("*?[{}", c) >= 0:
-			return nil, fmt.Sprintf("it uses the pattern character %q", c)
-		case c == '~' && !inWord:
-			return nil, "it uses ~ expansion"
-		default:
-			if why := start(); why != "" {
-				return nil, why
-			}
-			cur.WriteByte(c)
-			i++
-		}
-	}
-	endWord()
-	if len(words) == 0 {
-		return nil, "it is empty"
-	}
-	return words, ""
-}
-
-// looseFields splits a script into words for reading flags: continuations
-// joined, quotes dropped, $VAR and ${VAR} of known variables substituted.
-func looseFields(script string, lookup func(string) (string, bool)) []string {
-	script = strings.ReplaceAll(script, "\\\n", " ")
-	fields := strings.Fields(script)
-	for i, f := range fields {
-		f = strings.NewReplacer(`"`, "", `'`, "").Replace(f)
-		fields[i] = varRE.ReplaceAllStringFunc(f, func(m string) string {
-			name := strings.Trim(m, "${}")
-			if v, ok := lookup(name); ok {
-				return v
-			}
-			return m
-		})
-	}
-	return fields
-}
-
-var varRE = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*`)
-
-// rewriteScriptFlag sets the value of a flag (any of names) in a script's
-// text. A value that is a reference to keepVar ($PORT, ${PORT}) is left: the
-// variable already holds the value. It returns the old values.
-func rewriteScriptFlag(script string, names []string, value, keepVar string) (string, []string, bool) {
-	quoted := make([]string, len(names))
-	for i, n := range names {
-		quoted[i] = regexp.QuoteMeta(n)
-	}
-	re := regexp.MustCompile(`(^|\s)(` + strings.Join(quoted, "|") + `)(=|[ \t]+)("[^"]*"|'[^']*'|[^\s\\;&|]+)`)
-	var old []string
-	found := false
-	out := re.ReplaceAllStringFunc(script, func(m string) string {
-		sub := re.FindStringSubmatch(m)
-		found = true
-		v := sub[4]
-		bare := strings.Trim(v, `"'`)
-		if bare == value || keepVar != "" && (bare == "$"+keepVar || bare == "${"+keepVar+"}") {
-			return m
-		}
-		old = append(old, v)
-		return sub[1] + sub[2] + " " + value
-	})
-	return out, old, found
 }

@@ -30,28 +30,6 @@ type SettingSource struct {
 	Name, Value, Source string
 }
 
-// settingFlags maps each engine's flags to the setting they set.
-var settingFlags = map[string]map[string]string{
-	VLLM: {
-		"--max-model-len": "max-model-len", "--gpu-memory-utilization": "gpu-memory-utilization",
-		"--max-num-seqs": "max-num-seqs", "--tensor-parallel-size": "tensor-parallel-size", "-tp": "tensor-parallel-size",
-		"--kv-cache-dtype": "kv-cache-dtype", "--quantization": "quantization", "-q": "quantization",
-	},
-	SGLang: {
-		"--context-length": "max-model-len", "--context-len": "max-model-len", "--mem-fraction-static": "gpu-memory-utilization",
-		"--mem-frac": "gpu-memory-utilization", "--max-running-requests": "max-num-seqs", "--tp-size": "tensor-parallel-size",
-		"--tp": "tensor-parallel-size", "--tensor-parallel-size": "tensor-parallel-size", "--kv-cache-dtype": "kv-cache-dtype",
-		"--quantization": "quantization",
-	},
-	LlamaCPP: {
-		"-c": "ctx-size", "--ctx-size": "ctx-size", "-np": "concurrency", "--parallel": "concurrency",
-		"-ngl": "gpu-layers", "--gpu-layers": "gpu-layers", "--n-gpu-layers": "gpu-layers",
-	},
-}
-
-// settingEnv maps Ollama's variables to settings.
-var settingEnv = map[string]string{"OLLAMA_CONTEXT_LENGTH": "max-model-len", "OLLAMA_NUM_PARALLEL": "concurrency"}
-
 // NewSettings returns empty settings.
 func NewSettings() Settings { return Settings{GPULayers: -1} }
 
@@ -60,7 +38,11 @@ func NewSettings() Settings { return Settings{GPULayers: -1} }
 // shell script (sh -c "vllm serve …") is read word by word. A value that does not parse is an
 // error naming the flag and the source.
 func (s *Settings) Read(engine string, args, env []string, source string) error {
-	flags := settingFlags[engine]
+	a, ok := Lookup(engine)
+	if !ok {
+		a = unknown
+	}
+	flags := a.settingFlags
 	if len(args) > 0 {
 		if i, ok := shellScript(args); ok {
 			args = looseFields(args[i], func(string) (string, bool) { return "", false })
@@ -75,10 +57,10 @@ func (s *Settings) Read(engine string, args, env []string, source string) error 
 			return err
 		}
 	}
-	if engine == Ollama {
+	if a.settingEnv != nil {
 		for _, kv := range env {
 			k, v, _ := strings.Cut(kv, "=")
-			if name, ok := settingEnv[k]; ok {
+			if name, ok := a.settingEnv[k]; ok {
 				if err := s.set(name, v, source+" env "+k); err != nil {
 					return err
 				}
@@ -163,29 +145,27 @@ func (s *Settings) Lines() []string {
 	return out
 }
 
-// FlagFor is the way to write a setting on an engine's command line (or, for Ollama, its
-// environment): the flag (or variable) name and whether it is an environment variable.
-// Empty when the engine has no such setting.
+// FlagFor is the way to write a setting on an engine's command line (or, for an engine
+// configured by its environment such as Ollama, its environment): the flag (or variable)
+// name and whether it is an environment variable. Empty when the engine has no such
+// setting.
 func FlagFor(engine, setting string) (name string, isEnv bool) {
-	switch engine {
-	case Ollama:
-		for k, v := range settingEnv {
+	a, ok := Lookup(engine)
+	switch {
+	case !ok:
+		return "", false
+	case a.EnvConfig != "":
+		for k, v := range a.settingEnv {
 			if v == setting {
 				return k, true
 			}
 		}
 		return "", false
-	case LlamaCPP:
-		switch setting {
-		case "max-model-len":
-			return "-c", false
-		case "concurrency":
-			return "-np", false
-		}
-		return "", false
+	case a.writeFlags != nil:
+		return a.writeFlags[setting], false
 	}
 	best := ""
-	for f, v := range settingFlags[engine] {
+	for f, v := range a.settingFlags {
 		if v == setting && strings.HasPrefix(f, "--") && (best == "" || len(f) > len(best)) {
 			best = f
 		}

@@ -17,11 +17,9 @@ import (
 //
 // The engine's program prefix is dropped ("vllm serve MODEL" becomes
 // "--model MODEL", "python3 -m sglang.launch_server" and "llama-server"
-// become nothing). `ollama serve` has no flags; the simulator gets
-// --host/--port (from OLLAMA_HOST, i.e. Launch.Host and Port) and, when the
-// launch has no OLLAMA_MODELS store to serve, --model (the first served
-// name), and reads OLLAMA_MODELS, OLLAMA_NUM_PARALLEL, OLLAMA_KEEP_ALIVE
-// and OLLAMA_CONTEXT_LENGTH from the environment as ollama does. The
+// become nothing). An engine whose flags cannot be passed on writes the
+// simulator's arguments itself (the adapter's simArgs: `ollama serve` has no
+// flags, so the simulator gets --host/--port and the model or store). The
 // environment, probe paths and metrics are kept: the simulator answers them as
 // the engine would; probe delays and periods shrink with the time scale, as the
 // simulated engine loads in simulated time.
@@ -30,7 +28,7 @@ import (
 // does not know are rewritten (SGLang's argparse abbreviation --mem-frac,
 // --tensor-parallel-size for SGLang's --tp-size) or dropped when they do not
 // change what is simulated (--log-requests, CUDA-graph and kernel
-// settings), each said in Notes. A launch whose command is a shell script
+// settings), each said in Notes: the adapter's simRewrites. A launch whose command is a shell script
 // cannot be simulated.
 func Simulate(l Launch, citadel, gpuProfile string, timeScale float64) (Launch, error) {
 	switch {
@@ -43,36 +41,28 @@ func Simulate(l Launch, citadel, gpuProfile string, timeScale float64) (Launch, 
 	case timeScale < 0 || math.IsNaN(timeScale) || math.IsInf(timeScale, 0):
 		return Launch{}, fmt.Errorf("simulate: time scale %g: want 0 (as fast as possible) or more", timeScale)
 	}
-	engine, prefix, model := detect(l.Argv)
-	if engine == "" || engine != l.Engine {
-		return Launch{}, fmt.Errorf("simulate: %q is not the command line of a known engine (vllm serve, python3 -m sglang.launch_server, llama-server, ollama serve); a runner's shell script must be one simple command",
-			strings.Join(l.Argv, " "))
+	a, prefix, model := detect(l.Argv)
+	if a == nil || a.Name != l.Engine {
+		return Launch{}, fmt.Errorf("simulate: %q is not the command line of a known engine (%s); a runner's shell script must be one simple command",
+			strings.Join(l.Argv, " "), strings.Join(CommandLines(), ", "))
 	}
+	engine := a.Name
 	out := l
 	out.Env = slices.Clone(l.Env)
 	out.Served = slices.Clone(l.Served)
 	out.Notes = slices.Clone(l.Notes)
 	argv := []string{citadel, "sim", "--engine", engine, "--gpu", gpuProfile, "--time-scale", strconv.FormatFloat(timeScale, 'g', -1, 64)}
-	if engine == Ollama {
-		host := l.Host
-		if host == "" {
-			host = "127.0.0.1"
+	if a.simArgs != nil {
+		args, err := a.simArgs(l)
+		if err != nil {
+			return Launch{}, err
 		}
-		argv = append(argv, "--host", host, "--port", strconv.Itoa(l.Port))
-		// With a store (OLLAMA_MODELS), the simulator serves every model in it, as ollama
-		// serve does; without one, the model the launch names.
-		if !slices.ContainsFunc(l.Env, func(kv string) bool { return strings.HasPrefix(kv, "OLLAMA_MODELS=") }) {
-			if len(l.Served) == 0 || l.Served[0] == "" {
-				return Launch{}, errors.New("simulate: the ollama launch names no model (Served) and no store (OLLAMA_MODELS)")
-			}
-			argv = append(argv, "--model", l.Served[0])
-		}
+		argv = append(argv, args...)
 	} else {
 		if model != "" {
 			argv = append(argv, "--model", model)
 		}
-		flags := simFlags(engine, l.Argv[prefix:], &out.Notes)
-		argv = append(argv, flags...)
+		argv = append(argv, simFlags(a, l.Argv[prefix:], &out.Notes)...)
 	}
 	out.Argv = argv
 	out.Simulated = true
@@ -97,33 +87,9 @@ func scaleProbe(p *Probe, timeScale float64) *Probe {
 	return &q
 }
 
-// simRewrites are real engines' flags the simulator does not take: renamed
-// to the simulator's spelling, or dropped ("") because they do not change
-// what is simulated.
-var simRewrites = map[string]map[string]string{
-	VLLM: {
-		"--enable-chunked-prefill": "", "--disable-custom-all-reduce": "", "--swap-space": "", "--block-size": "",
-		"--allowed-local-media-path": "", "--distributed-executor-backend": "", "--compilation-config": "", "-O": "",
-		"--enable-lora": "", "--max-loras": "", "--max-lora-rank": "", "--lora-modules": "",
-	},
-	SGLang: {
-		"--mem-frac": "--mem-fraction-static", "--tensor-parallel-size": "--tp-size", "-tp": "--tp-size",
-		"--model": "--model-path", "--context-len": "--context-length",
-		"--log-requests": "", "--log-requests-level": "", "--enable-torch-compile": "", "--disable-cuda-graph": "",
-		"--cuda-graph-max-bs": "", "--attention-backend": "", "--mm-attention-backend": "", "--sampling-backend": "",
-		"--grammar-backend": "", "--schedule-policy": "", "--max-prefill-tokens": "", "--random-seed": "",
-		"--enable-mixed-chunk": "", "--disable-overlap-schedule": "", "--enable-dp-attention": "", "--host-ip": "",
-	},
-	LlamaCPP: {
-		"-sm": "", "--split-mode": "", "-ts": "", "--tensor-split": "", "-mg": "", "--main-gpu": "", "-dev": "",
-		"--device": "", "--cache-reuse": "", "--reasoning-format": "", "--chat-template-file": "", "--log-disable": "",
-		"-v": "", "--verbose": "", "-s": "", "--seed": "",
-	},
-}
-
-// simFlags applies simRewrites to an engine's flags.
-func simFlags(engine string, args []string, notes *[]string) []string {
-	rw := simRewrites[engine]
+// simFlags applies the adapter's simRewrites to an engine's flags.
+func simFlags(a *Adapter, args []string, notes *[]string) []string {
+	rw := a.simRewrites
 	var out []string
 	var dropped []string
 	for _, o := range parseOpts(args) {
