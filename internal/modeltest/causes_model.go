@@ -1,0 +1,367 @@
+package modeltest
+
+// The cause catalogue of the download: what each reason the model agent (internal/pull,
+// internal/agent) or the daemon writes on a model means and what fixes it.
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/modelinfo"
+)
+
+// modelCodes maps the reasons the model agent (internal/pull, internal/agent) and the
+// daemon's waiting status write to cause codes.
+var modelCodes = map[string]string{
+	v1.ReasonSecretNotFound:        v1.ReasonSecretNotFound,
+	v1.ReasonSecretKeyMissing:      v1.ReasonSecretKeyMissing,
+	v1.ReasonUnauthorized:          v1.ReasonUnauthorized,
+	v1.ReasonGatedRepo:             v1.ReasonGatedRepo,
+	v1.ReasonRepoNotFound:          v1.ReasonRepoNotFound,
+	v1.ReasonRevisionNotFound:      v1.ReasonRevisionNotFound,
+	v1.ReasonEntryNotFound:         v1.ReasonEntryNotFound,
+	v1.ReasonConnectionFailed:      CodeHubUnreachable,
+	v1.ReasonDNSFailure:            CodeHubUnreachable,
+	"HubUnreachable":               CodeHubUnreachable,
+	v1.ReasonUpstreamError:         v1.ReasonUpstreamError,
+	v1.ReasonRateLimited:           v1.ReasonRateLimited,
+	v1.ReasonDownloadStalled:       CodeDownloadStalled,
+	v1.ReasonDownloadIncomplete:    v1.ReasonDownloadIncomplete,
+	v1.ReasonChecksumMismatch:      v1.ReasonChecksumMismatch,
+	v1.ReasonInsufficientStorage:   v1.ReasonInsufficientStorage,
+	v1.ReasonStorageNotWritable:    v1.ReasonStorageNotWritable,
+	v1.ReasonInvalidModelFiles:     v1.ReasonInvalidModelFiles,
+	v1.ReasonHostileFileName:       v1.ReasonHostileFileName,
+	v1.ReasonNoFiles:               v1.ReasonNoFiles,
+	v1.ReasonLocalPathNotFound:     v1.ReasonLocalPathNotFound,
+	v1.ReasonUnsupportedStorageURI: v1.ReasonUnsupportedStorageURI,
+	v1.ReasonInternalError:         CodeAgentInternalError,
+}
+
+// modelCause builds the cause of a model reason with its message.
+func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
+	f := d.f
+	if reason == v1.ReasonSecretNotFound && noKeyRe.MatchString(msg) {
+		code = v1.ReasonSecretKeyMissing // the agent words a missing key as SecretNotFound
+	}
+	if code == v1.ReasonUpstreamError && status5xx.MatchString(msg) {
+		code = CodeHubUnreachable
+	}
+	c := &Cause{Code: code, Step: StepDownload}
+	c.Evidence = append(c.Evidence, d.modelStatusLine())
+	if prefix != "" {
+		c.Evidence = append(c.Evidence, prefix+reason+": "+msg)
+	}
+	c.Evidence = append(c.Evidence, d.modelEventLines()...)
+	c.Evidence = append(c.Evidence, d.progressLine())
+	model := orDefault(f.Model, d.r.Model)
+	uri, repo := d.storageURI()
+	ns, name, key := d.secretRef(msg)
+	describe := d.describeModel()
+	switch code {
+	case v1.ReasonSecretNotFound:
+		c.Summary = fmt.Sprintf("The secret %s/%s named by spec.storage.key of model %s does not exist, so the download cannot start.", ns, name, model)
+		c.NextSteps = []string{
+			"export HF_TOKEN with a token that can read the repository, then: " + tokenSecretCmd(ns, name, key),
+			"or remove spec.storage.key from the model if the repository is public, and re-apply it",
+			describe,
+		}
+	case v1.ReasonSecretKeyMissing:
+		has := ""
+		if m := regexp.MustCompile(`\(it has: ([^)]*)\)`).FindStringSubmatch(msg); m != nil {
+			has = " (it has: " + m[1] + ")"
+		}
+		c.Summary = fmt.Sprintf("The secret %s/%s exists but has no key %q%s, so model %s has no token.", ns, name, key, has, model)
+		c.NextSteps = []string{
+			"export HF_TOKEN with the token, then (create or update adds the key): " + tokenSecretCmd(ns, name, key),
+			"or set spec.storage.parameters.secretKey in the model to the key that holds the token, and re-apply it",
+			describe,
+		}
+	case v1.ReasonUnauthorized:
+		c.Summary = fmt.Sprintf("The hub rejected the token of model %s (missing, invalid or expired).", model)
+		c.NextSteps = []string{
+			fmt.Sprintf("check the token: curl -s -H \"Authorization: Bearer $HF_TOKEN\" %s/api/whoami-v2 (200 = valid, 401 = rejected)", d.hubEndpoint()),
+			fmt.Sprintf("create a new read token at %s/settings/tokens, export it as HF_TOKEN, then: %s", d.hubEndpoint(), tokenSecretCmd(ns, name, key)),
+			describe,
+		}
+	case v1.ReasonGatedRepo:
+		page := d.hubEndpoint() + "/" + repo
+		if m := acceptRe.FindStringSubmatch(msg); m != nil {
+			page = m[1]
+		}
+		c.Summary = fmt.Sprintf("Repository %s is gated: the token's account has not accepted its license.", orDefault(repo, uri))
+		c.NextSteps = []string{
+			fmt.Sprintf("open %s, sign in as the token's account and accept the license (approval may take a while)", page),
+			"make sure spec.storage.key names a token of that account (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
+			"then re-apply the model (or update its secret): the agent does not retry this on its own",
+		}
+	case v1.ReasonRepoNotFound:
+		c.Summary = fmt.Sprintf("Repository %s does not exist on the hub, or it is private and the token cannot read it.", orDefault(repo, uri))
+		c.NextSteps = []string{
+			fmt.Sprintf("check the name in spec.storage.storageUri (%s): curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models/%s (404: no such repository)", uri, d.hubEndpoint(), repo),
+			"if the repository is private, give a token that can read it (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
+			"fix spec.storage.storageUri and re-apply the model (a change to its secret retries it by itself)",
+		}
+	case v1.ReasonRevisionNotFound:
+		c.Summary = fmt.Sprintf("The revision in %s does not exist in the repository.", uri)
+		c.NextSteps = []string{
+			fmt.Sprintf("list the branches and tags at %s/%s/tree/main, then fix the @revision of spec.storage.storageUri and re-apply", d.hubEndpoint(), repo),
+		}
+	case v1.ReasonEntryNotFound:
+		c.Summary = fmt.Sprintf("A file the repository lists is missing from %s at the requested revision.", orDefault(repo, uri))
+		c.NextSteps = []string{fmt.Sprintf("check the files at %s/%s; pin another revision in spec.storage.storageUri", d.hubEndpoint(), repo), describe}
+	case CodeHubUnreachable:
+		c.Summary = fmt.Sprintf("The hub %s could not be reached (or failed) while downloading model %s.", d.hubEndpoint(), model)
+		c.NextSteps = []string{
+			fmt.Sprintf("from the server's host: curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models?limit=1", d.hubEndpoint()),
+			"check DNS, the proxy (HTTPS_PROXY / NO_PROXY) and HF_ENDPOINT of `citadel serve`; unset HF_HUB_OFFLINE",
+			"once the hub answers, the agent resumes on its own (partial files are kept); " + describe,
+		}
+	case v1.ReasonUpstreamError:
+		c.Summary = "The hub or mirror answered something the agent cannot use."
+		c.NextSteps = []string{"check HF_ENDPOINT of `citadel serve` and that no proxy rewrites the hub's responses", describe}
+	case v1.ReasonRateLimited:
+		c.Summary = fmt.Sprintf("The hub rate-limited the download of model %s.", model)
+		c.NextSteps = []string{
+			"give the model a token (spec.storage.key) for a higher limit (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
+			"lower `citadel serve --max-downloads` so fewer requests run at once; the agent retries after the server's Retry-After",
+		}
+	case CodeDownloadStalled:
+		return d.downloadStalled(msg)
+	case v1.ReasonDownloadIncomplete:
+		c.Summary = "The connection kept ending before files were complete (truncated bodies)."
+		c.NextSteps = []string{"check the network path (proxy, load balancer idle timeouts) to the hub", describe}
+	case v1.ReasonChecksumMismatch:
+		file := fileOf(msg)
+		c.Summary = fmt.Sprintf("%s was downloaded twice and both times its content did not match the hub's hash: the source serves corrupt data.", orDefault(file, "A file"))
+		c.NextSteps = []string{
+			"if a mirror or proxy sits between (HF_ENDPOINT, HTTPS_PROXY), try without it: it may rewrite or truncate files",
+			fmt.Sprintf("report it to the repository owner (%s/%s/discussions)", d.hubEndpoint(), repo),
+			"re-apply the model to try again",
+		}
+	case v1.ReasonInsufficientStorage:
+		c.Summary = "The disk does not have room for the model."
+		if m := needFreeRe.FindStringSubmatch(msg); m != nil {
+			c.Summary = fmt.Sprintf("The model needs %s but only %s is free on %s.", m[1], m[2], m[3])
+			c.Evidence = append(c.Evidence, fmt.Sprintf("need %s, free %s on %s", m[1], m[2], m[3]))
+		}
+		c.NextSteps = []string{
+			"df -h " + orDefault(d.storagePath(), "$CITADEL_DATA_DIR"),
+			"free space (citadel delete model NAME removes models no longer needed), or move the cache to a larger disk: citadel serve --data-dir DIR (or HF_HUB_CACHE)",
+			"then re-apply the model: partial files are kept and resumed",
+		}
+	case v1.ReasonStorageNotWritable:
+		c.Summary = fmt.Sprintf("The model's directory %s is not writable by citadel.", orDefault(d.storagePath(), "(the cache)"))
+		c.NextSteps = []string{
+			fmt.Sprintf("ls -ld %s; make it writable by the user that runs citadel serve, or set another spec.storage.path", orDefault(d.storagePath(), "$CITADEL_DATA_DIR")),
+		}
+	case v1.ReasonInvalidModelFiles, v1.ReasonHostileFileName:
+		c.Summary = fmt.Sprintf("The files of %s were downloaded and verified but cannot be used: the repository's files are damaged or unsafe.", orDefault(repo, model))
+		c.NextSteps = []string{
+			fmt.Sprintf("look at the repository's files at %s/%s (config.json, *.safetensors headers)", d.hubEndpoint(), repo),
+			"pin a revision that works in spec.storage.storageUri (hf://org/repo@revision), or report it to the repository owner",
+		}
+	case v1.ReasonNoFiles:
+		c.Summary = "The source has no files to download (or none match the include/exclude filters)."
+		c.NextSteps = []string{fmt.Sprintf("check %s and the model's filters", uri), describe}
+	case v1.ReasonLocalPathNotFound:
+		c.Summary = fmt.Sprintf("The local path of %s does not exist on this host.", uri)
+		c.NextSteps = []string{"copy the model there, or fix spec.storage.storageUri"}
+	case v1.ReasonUnsupportedStorageURI:
+		c.Summary = fmt.Sprintf("The storage URI %s cannot be pulled by this agent.", uri)
+		c.NextSteps = []string{"use hf://org/repo[@revision], ollama://name[:tag], file:///dir or local:///dir in spec.storage.storageUri"}
+	default:
+		c.Code = orDefault(code, reason)
+		c.Summary = fmt.Sprintf("The model agent failed the download of %s: %s.", model, reason)
+		c.NextSteps = []string{describe, "citadel events --for " + d.modelObject()}
+	}
+	return c
+}
+
+// downloadStalled: no bytes moved. msg is the agent's stall message, if any.
+func (d *diag) downloadStalled(msg string) *Cause {
+	f := d.f
+	file, idle, got, total := "", "", int64(-1), int64(-1)
+	srcs := []string{msg, f.ModelMessage}
+	for _, e := range f.ModelEvents {
+		srcs = append(srcs, e.Message)
+	}
+	for _, s := range srcs {
+		if m := stallRe.FindStringSubmatch(s); m != nil {
+			file, idle = m[1], m[2]
+			got, _ = strconv.ParseInt(m[3], 10, 64)
+			total, _ = strconv.ParseInt(m[4], 10, 64)
+			break
+		}
+		if m := silentRe.FindStringSubmatch(s); m != nil {
+			file = m[1]
+			got, _ = strconv.ParseInt(m[2], 10, 64)
+			total, _ = strconv.ParseInt(m[3], 10, 64)
+			break
+		}
+	}
+	if file == "" {
+		for _, s := range srcs {
+			if fl := fileOf(s); fl != "" {
+				file = fl
+				break
+			}
+		}
+	}
+	what := "bytes received"
+	if got < 0 {
+		got, total = f.BytesDone, f.BytesTotal
+		what = "bytes received of the model"
+	}
+	secs := f.NoProgressFor
+	if idle != "" {
+		if dur, err := time.ParseDuration(idle); err == nil {
+			secs = max(dur, secs)
+		}
+	}
+	fileWord := file
+	if fileWord == "" {
+		fileWord = "the model's files"
+		if got == 0 && (f.ModelReason == v1.ReasonResolving || f.ModelPhase == v1.ModelPending) {
+			fileWord = "the model (no file started: still resolving the revision and listing files)"
+		}
+	}
+	c := &Cause{Code: CodeDownloadStalled, Step: StepDownload}
+	c.Summary = fmt.Sprintf("The download of %s stalled: %d of %d %s (%s of %s), no bytes for %d s.",
+		fileWord, got, total, what, modelinfo.FormatBytes(got), modelinfo.FormatBytes(total), int(secs.Seconds()))
+	c.Evidence = append(c.Evidence, fmt.Sprintf("file: %s; received %d of %d bytes; no progress for %d s", orDefault(file, "unknown"), got, total, int(secs.Seconds())))
+	c.Evidence = append(c.Evidence, d.modelStatusLine())
+	if msg != "" && msg != f.ModelMessage {
+		c.Evidence = append(c.Evidence, "agent: "+msg)
+	}
+	c.Evidence = append(c.Evidence, d.modelEventLines()...)
+	if !f.LastProgress.IsZero() {
+		c.Evidence = append(c.Evidence, "last progress at "+f.LastProgress.UTC().Format(time.RFC3339))
+	}
+	if s := d.stepSummary(StepDownload); s != "" && !strings.Contains(msg+f.ModelMessage, strings.TrimPrefix(s, "DownloadStalled: ")) {
+		c.Evidence = append(c.Evidence, "test: "+s)
+	}
+	fetch := fmt.Sprintf("from the server's host, fetch the file directly: curl -sSL -o /dev/null -w '%%{http_code} %%{size_download} bytes %%{speed_download} B/s\\n' -r %d- %s", max(got, 0), d.fileURL(file))
+	if file == "" {
+		_, repo := d.storageURI()
+		fetch = fmt.Sprintf("from the server's host, list the repository as the agent does: curl -sS -w '\\n%%{http_code} in %%{time_total}s\\n' %s/api/models/%s/revision/%s", d.hubEndpoint(), repo, d.revision())
+	}
+	c.NextSteps = []string{
+		fetch,
+		"check the network path to the hub (proxy, firewall, MTU) and HF_ENDPOINT of `citadel serve`",
+		fmt.Sprintf("for a slow but working link raise `citadel serve --stall-timeout` (default 60s) and the test's own: citadel test model %s --stall 5m; the agent resumes partial files on retry", orDefault(f.Model, d.r.Model)),
+		d.describeModel(),
+	}
+	return c
+}
+
+// downloadTimeout: the test's deadline passed while bytes still moved.
+func (d *diag) downloadTimeout(last *v1.Event) *Cause {
+	f := d.f
+	elapsed := time.Duration(0)
+	if s := d.step(StepDownload); s != nil {
+		elapsed = s.Duration
+	}
+	rate := parseRate(f.ModelMessage)
+	if s := d.step(StepDownload); rate == 0 && s != nil {
+		for i := len(s.Evidence) - 1; i >= 0 && rate == 0; i-- {
+			rate = parseRate(s.Evidence[i])
+		}
+	}
+	how := "reported by the agent"
+	if rate == 0 && elapsed > 0 {
+		rate = float64(f.BytesDone) / elapsed.Seconds()
+		how = "average over the test's wait"
+	}
+	left := f.BytesTotal - f.BytesDone
+	eta := "unknown"
+	if rate > 0 && left >= 0 {
+		eta = time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	c := &Cause{Code: CodeDownloadTimeout, Step: StepDownload}
+	c.Summary = fmt.Sprintf("The download was still moving when the test's %s deadline passed: %s of %s at %s/s, about %s left.",
+		elapsed.Round(time.Second), modelinfo.FormatBytes(f.BytesDone), modelinfo.FormatBytes(f.BytesTotal), modelinfo.FormatBytes(int64(rate)), eta)
+	c.Evidence = []string{
+		fmt.Sprintf("progress: %d of %d bytes (%.0f%%); rate %s/s (%s); remaining %s; ETA %s; last byte %d s ago",
+			f.BytesDone, f.BytesTotal, pct(f.BytesDone, f.BytesTotal), modelinfo.FormatBytes(int64(rate)), how, modelinfo.FormatBytes(left), eta, int(f.NoProgressFor.Seconds())),
+		d.modelStatusLine(),
+	}
+	if last != nil {
+		c.Evidence = append(c.Evidence, fmt.Sprintf("earlier, retried: event %s %s: %s", last.Type, last.Reason, last.Message))
+	}
+	c.NextSteps = []string{
+		fmt.Sprintf("let it finish (ETA %s) and watch it: %s", eta, d.describeModel()),
+		fmt.Sprintf("rerun with a longer deadline: citadel test model %s --download-timeout %s", orDefault(f.Model, d.r.Model), suggestTimeout(elapsed, eta)),
+		"for faster downloads: a closer mirror (HF_ENDPOINT), or `citadel serve --max-downloads 1` so one model gets the bandwidth",
+	}
+	return c
+}
+
+func suggestTimeout(elapsed time.Duration, eta string) string {
+	e, err := time.ParseDuration(eta)
+	if err != nil || elapsed <= 0 {
+		return "1h"
+	}
+	return ((elapsed + e) * 3 / 2).Round(time.Minute).String()
+}
+
+func parseRate(s string) float64 {
+	m := rateRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	switch m[2] {
+	case "GB":
+		v *= 1e9
+	case "MB":
+		v *= 1e6
+	case "kB":
+		v *= 1e3
+	}
+	return v
+}
+
+func (d *diag) noAgent() *Cause {
+	f := d.f
+	c := &Cause{Code: CodeNoModelAgent, Step: StepDownload}
+	c.Summary = fmt.Sprintf("No model agent runs on the server, so model %s is never downloaded (it stays Pending, In_Transit).", orDefault(f.Model, d.r.Model))
+	c.Evidence = append([]string{d.modelStatusLine()}, d.modelEventLines()...)
+	c.NextSteps = []string{
+		"start the server with the agent: citadel serve --agent=true (the default)",
+		"check the server's log for the model agent's start-up error",
+	}
+	if strings.Contains(f.ModelMessage, "also: secret") {
+		ns, name, key := d.secretRef(f.ModelMessage)
+		c.NextSteps = append(c.NextSteps, "the model's secret is missing too (export HF_TOKEN first): "+tokenSecretCmd(ns, name, key))
+	}
+	return c
+}
+
+func (d *diag) queued() *Cause {
+	f := d.f
+	c := &Cause{Code: CodeDownloadQueued, Step: StepDownload}
+	c.Summary = fmt.Sprintf("Model %s waited for a download slot the whole time: other downloads held every slot.", orDefault(f.Model, d.r.Model))
+	c.Evidence = append([]string{d.modelStatusLine()}, d.modelEventLines()...)
+	c.NextSteps = []string{
+		"see what holds the slots: citadel get models (phase Downloading)",
+		"raise `citadel serve --max-downloads`, or wait for (or delete) the other downloads",
+	}
+	return c
+}
+
+func (d *diag) modelDisabled() *Cause {
+	f := d.f
+	c := &Cause{Code: v1.ReasonModelDisabled, Step: StepDownload}
+	c.Summary = fmt.Sprintf("Model %s has spec.disabled: true, so it is neither downloaded nor served.", orDefault(f.Model, d.r.Model))
+	c.Evidence = append(c.Evidence, d.modelStatusLine())
+	if f.ServiceReason == v1.ReasonModelDisabled {
+		c.Evidence = append(c.Evidence, d.serviceStatusLine())
+	}
+	c.NextSteps = []string{"set spec.disabled: false in the model (or remove it) and re-apply it: citadel apply -f MODEL.yaml"}
+	return c
+}
