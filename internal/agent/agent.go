@@ -30,6 +30,7 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/objstatus"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
@@ -72,6 +73,7 @@ type Agent struct {
 	opts Options
 	log  *slog.Logger
 	st   *store.Store
+	sw   objstatus.Writer
 
 	// Recheck requests, from any goroutine.
 	recheckMu sync.Mutex
@@ -131,7 +133,7 @@ func New(opts Options) *Agent {
 	if opts.Node == "" {
 		opts.Node, _ = os.Hostname()
 	}
-	return &Agent{opts: opts, log: opts.Logger, st: opts.Store, models: map[v1.Key]*model{}, results: make(chan result, 64),
+	return &Agent{opts: opts, log: opts.Logger, st: opts.Store, sw: objstatus.Writer{Store: opts.Store, Log: opts.Logger}, models: map[v1.Key]*model{}, results: make(chan result, 64),
 		recheckQ: map[v1.Key]bool{}, recheckC: make(chan struct{}, 1)}
 }
 
@@ -643,27 +645,25 @@ func (a *Agent) write(ctx context.Context, k v1.Key, s *spec, phase, reason, msg
 	a.put(ctx, k, s, st)
 }
 
+// put writes the model's status (unconditionally: the agent is its one writer) and records an
+// event when the phase moved, or the reason outside a download's progress.
 func (a *Agent) put(ctx context.Context, k v1.Key, s *spec, st v1.ModelStatus) {
-	b, err := json.Marshal(st)
+	old, err := json.Marshal(*s.status)
 	if err != nil {
 		return
 	}
-	prevPhase, prevReason := s.status.Phase, s.status.Reason
-	if _, err := a.st.UpdateStatus(ctx, k.Kind, k.Namespace, k.Name, 0, b); err != nil {
+	so := store.Object{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, UID: s.meta.UID, Status: old}
+	res, err := a.sw.Write(ctx, objstatus.Update{Object: so, Status: st, ReasonIsProgress: st.Phase == v1.ModelDownloading})
+	if err != nil && !res.Written {
 		if ctx.Err() == nil {
 			a.log.Warn("writing model status", "model", k.Name, "err", err)
 		}
 		return
 	}
-	*s.status = st
-	if prevPhase != st.Phase || (prevReason != st.Reason && st.Phase != v1.ModelDownloading) {
-		typ := v1.EventNormal
-		if st.Phase == v1.ModelFailed || st.Reason == ReasonModelFilesMissing {
-			typ = v1.EventWarning
-		}
-		a.event(ctx, k, s, typ, st.Reason, st.Phase+": "+st.Message)
-		a.log.Info("model", "model", k.Name, "namespace", k.Namespace, "phase", st.Phase, "reason", st.Reason)
+	if res.Stale {
+		return // deleted
 	}
+	*s.status = st
 }
 
 func (a *Agent) event(ctx context.Context, k v1.Key, s *spec, typ, reason, msg string) {

@@ -19,6 +19,7 @@ import (
 	"citadel.dev/citadel/internal/admin"
 	"citadel.dev/citadel/internal/agent"
 	"citadel.dev/citadel/internal/gateway"
+	"citadel.dev/citadel/internal/objstatus"
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/serving"
 	"citadel.dev/citadel/internal/store"
@@ -116,7 +117,8 @@ func Run(ctx context.Context, opts Options) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	rec := &statusReconciler{st: st, log: log.With("component", "status"), now: opts.Now, debounce: 50 * time.Millisecond,
+	recLog := log.With("component", "status")
+	rec := &statusReconciler{st: st, w: objstatus.Writer{Store: st, Log: recLog}, log: recLog, now: opts.Now, debounce: 50 * time.Millisecond,
 		agentRuns: opts.Puller != nil, servingRuns: ctrl != nil, gatewayRuns: opts.Gateway != nil}
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -2,12 +2,11 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/objstatus"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
 )
@@ -18,6 +17,7 @@ import (
 // recording an event whenever an object's phase or reason changes.
 type statusReconciler struct {
 	st       *store.Store
+	w        objstatus.Writer
 	log      *slog.Logger
 	now      func() time.Time
 	debounce time.Duration
@@ -69,68 +69,32 @@ func (r *statusReconciler) resync(ctx context.Context) error {
 				continue
 			}
 			var status any
-			var phase, reason, msg string
+			// Each status goes into the world too: the kinds after it read it.
 			switch o := o.(type) {
 			case *v1.ClusterBaseModel:
 				o.Status = modelStatus(wd, kind, &o.ObjectMeta, &o.Spec, o.Status, now)
-				status, phase, reason, msg = o.Status, o.Status.Phase, o.Status.Reason, o.Status.Message
+				status = o.Status
 			case *v1.BaseModel:
 				o.Status = modelStatus(wd, kind, &o.ObjectMeta, &o.Spec, o.Status, now)
-				status, phase, reason, msg = o.Status, o.Status.Phase, o.Status.Reason, o.Status.Message
+				status = o.Status
 			case *v1.ClusterServingRuntime:
 				o.Status = runtimeStatus(&o.Spec, o.Generation)
-				status, phase = o.Status, o.Status.Phase
+				status = o.Status
 			case *v1.ServingRuntime:
 				o.Status = runtimeStatus(&o.Spec, o.Generation)
-				status, phase = o.Status, o.Status.Phase
+				status = o.Status
 			case *v1.InferenceService:
 				o.Status = serviceStatus(wd, o, now)
-				status, phase, reason, msg = o.Status, o.Status.Phase, o.Status.Reason, o.Status.Message
+				status = o.Status
 			case *v1.Route:
 				o.Status = routeStatus(wd, o, now)
-				status, phase, reason, msg = o.Status, o.Status.Phase, o.Status.Reason, o.Status.Message
+				status = o.Status
 			}
-			if err := r.write(ctx, stored[key], status, phase, reason, msg); err != nil {
+			// A stale object is left to the next resync, which the watch brings.
+			if _, err := r.w.Write(ctx, objstatus.Update{Object: stored[key], Status: status}); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
-}
-
-// write stores a status if it changed, and records an event when the
-// phase or reason moved. A conflict means someone else wrote first: the
-// watch will bring the change and the next resync retries.
-func (r *statusReconciler) write(ctx context.Context, so store.Object, status any, phase, reason, msg string) error {
-	b, err := json.Marshal(status)
-	if err != nil {
-		return err
-	}
-	var old struct{ Phase, Reason string }
-	_ = json.Unmarshal(so.Status, &old)
-	if _, err := r.st.UpdateStatus(ctx, so.Kind, so.Namespace, so.Name, so.ResourceVersion, b); err != nil {
-		var cf *store.ConflictError
-		var nf *store.NotFoundError
-		if errors.As(err, &cf) || errors.As(err, &nf) {
-			return nil
-		}
-		return err
-	}
-	if old.Phase == phase && old.Reason == reason {
-		return nil
-	}
-	typ := v1.EventNormal
-	if reason == ReasonModelNotFound || reason == ReasonRuntimeNotFound || reason == ReasonServiceNotFound {
-		typ = v1.EventWarning
-	}
-	evReason := reason
-	if evReason == "" {
-		evReason = phase
-		msg = "phase " + phase
-	}
-	if err := r.st.RecordEvent(ctx, store.Event{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name, UID: so.UID, Type: typ, Reason: evReason, Message: msg}); err != nil {
-		return err
-	}
-	r.log.Info("status", "kind", so.Kind, "namespace", so.Namespace, "name", so.Name, "phase", phase, "reason", reason)
 	return nil
 }

@@ -191,7 +191,7 @@ func (s *Server) rebuild(ctx context.Context) error {
 	s.keys.Update(keys)
 	now := s.opts.Now()
 	for _, sr := range routes {
-		if err := s.writeRouteStatus(ctx, sr.so, sr.r, RouteStatus(sr.r, t, services, errs, s.opts.Addr, now)); err != nil {
+		if err := s.writeRouteStatus(ctx, sr.so, RouteStatus(sr.r, t, services, errs, s.opts.Addr, now)); err != nil {
 			return err
 		}
 	}

@@ -3,14 +3,13 @@ package gateway
 import (
 	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/objstatus"
 	"citadel.dev/citadel/internal/store"
 )
 
@@ -162,36 +161,9 @@ func RouteStatus(r *v1.Route, t *Table, services map[string]*v1.InferenceService
 }
 
 // writeRouteStatus stores st on the route so read at resourceVersion rv when it differs from
-// the stored one, and records an event when the phase or reason moved. A conflict or a
-// deleted route is left to the next rebuild, which the watch brings.
-func (s *Server) writeRouteStatus(ctx context.Context, so store.Object, r *v1.Route, st v1.Status) error {
-	old, err := json.Marshal(r.Status)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	if string(old) == string(b) {
-		return nil
-	}
-	if _, err := s.opts.Store.UpdateStatus(ctx, so.Kind, so.Namespace, so.Name, so.ResourceVersion, b); err != nil {
-		var cf *store.ConflictError
-		var nf *store.NotFoundError
-		if errors.As(err, &cf) || errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("writing the status of route %s/%s: %w", so.Namespace, so.Name, err)
-	}
-	if r.Status.Phase == st.Phase && r.Status.Reason == st.Reason {
-		return nil
-	}
-	typ := v1.EventNormal
-	if st.Phase != RoutePhaseReady {
-		typ = v1.EventWarning
-	}
-	s.log.Info("route status", "route", so.Namespace+"/"+so.Name, "phase", st.Phase, "reason", st.Reason)
-	return s.opts.Store.RecordEvent(ctx, store.Event{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name, UID: so.UID,
-		Type: typ, Reason: st.Reason, Message: st.Message})
+// the stored one, and records an event when the phase or reason moved (objstatus). A
+// conflict or a deleted route is left to the next rebuild, which the watch brings.
+func (s *Server) writeRouteStatus(ctx context.Context, so store.Object, st v1.Status) error {
+	_, err := objstatus.Writer{Store: s.opts.Store, Log: s.log}.Write(ctx, objstatus.Update{Object: so, Status: st})
+	return err
 }

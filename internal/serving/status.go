@@ -3,12 +3,12 @@ package serving
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/objstatus"
 	"citadel.dev/citadel/internal/store"
 	"citadel.dev/citadel/internal/supervisor"
 )
@@ -68,41 +68,23 @@ func conditions(st *v1.InferenceServiceStatus, gen int64, now time.Time) {
 }
 
 // writeStatus stores a service's status when it changed, with an event when its phase or
-// reason moved and one for every replica whose engine changed phase.
+// reason moved (objstatus) and one for every replica whose engine changed phase.
 func (c *Controller) writeStatus(ctx context.Context, so store.Object, st v1.InferenceServiceStatus) error {
 	var old v1.InferenceServiceStatus
 	_ = json.Unmarshal(so.Status, &old)
-	now := time.Now()
 	st.Conditions = old.Conditions
 	st.ObservedGeneration = so.Generation
-	conditions(&st, so.Generation, now)
+	conditions(&st, so.Generation, time.Now())
 	c.replicaEvents(ctx, so)
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	if oldB, _ := json.Marshal(old); string(oldB) == string(b) {
+	res, err := objstatus.Writer{Store: c.opts.Store, Log: c.log}.Write(ctx, objstatus.Update{Object: so, Status: st})
+	switch {
+	case res.Stale:
+		c.poke() // someone wrote first: retry on the next pass
+	case err != nil && res.Written:
+		c.log.Warn("recording event", "err", err) // the status holds; only its event is lost
 		return nil
 	}
-	if _, err := c.opts.Store.UpdateStatus(ctx, so.Kind, so.Namespace, so.Name, so.ResourceVersion, b); err != nil {
-		var cf *store.ConflictError
-		var nf *store.NotFoundError
-		if errors.As(err, &cf) || errors.As(err, &nf) {
-			c.poke() // someone wrote first: retry on the next pass
-			return nil
-		}
-		return err
-	}
-	if old.Phase == st.Phase && old.Reason == st.Reason {
-		return nil
-	}
-	typ := v1.EventNormal
-	if st.Phase == v1.ServiceFailed || st.Phase == v1.ServiceDegraded || st.Reason == "Unschedulable" {
-		typ = v1.EventWarning
-	}
-	c.record(ctx, so, typ, st.Reason, fmt.Sprintf("%s: %s", st.Phase, st.Message))
-	c.log.Info("service", "service", so.Namespace+"/"+so.Name, "phase", st.Phase, "reason", st.Reason)
-	return nil
+	return err
 }
 
 // replicaEvents records an event for each replica of so whose engine changed phase.
