@@ -648,17 +648,6 @@ func (s *Server) try(ctx context.Context, r *http.Request, rep *Replica, path st
 	full := budget >= perTry || c.attempts == 1 // the first attempt is never cut short by others
 	tctx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(budget, func() { cancel(errPerTry) })
-	req, err := http.NewRequestWithContext(tctx, http.MethodPost, rep.BaseURL+path, bytes.NewReader(body))
-	if err != nil {
-		timer.Stop()
-		cancel(nil)
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Request-Id", c.id)
-	if a := r.Header.Get("Accept"); a != "" {
-		req.Header.Set("Accept", a)
-	}
 	fail := func(err error) (*http.Response, error) {
 		timer.Stop()
 		timedOut := context.Cause(tctx) == errPerTry || errors.Is(ctx.Err(), context.DeadlineExceeded)
@@ -682,7 +671,7 @@ func (s *Server) try(ctx context.Context, r *http.Request, rep *Replica, path st
 	}
 	rep.Begin()
 	c.overhead = time.Since(c.start)
-	resp, err := s.client.Do(req)
+	resp, err := s.send(tctx, rep.BaseURL+path, rep.BaseURL, path, body, c.id, r.Header.Get("Accept"))
 	if err != nil {
 		return fail(err)
 	}
