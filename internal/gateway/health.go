@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	engines "citadel.dev/citadel/internal/engine" // "engine" is a test type of this package
 )
 
 // Health is the active health checker: every Interval it sends GET to each replica's health
-// path (healthPath) and records the answer as the replica's Healthy. A failed probe also
+// path (probeTarget) and records the answer as the replica's Healthy. A failed probe also
 // counts as a passive failure (see End; a refused connection ejects at once). The first good
 // probe after bad ones ends the outage: its failures and ejection are forgotten, so that a
 // replica that comes back takes traffic at once.
@@ -34,26 +36,27 @@ func (h *Health) Run(ctx context.Context, replicas func() []*Replica) {
 	})
 }
 
-// healthPath is where a replica says it is ready: /health for vLLM, SGLang and llama.cpp
-// (llama.cpp answers 503 while it loads), / for Ollama ("Ollama is running"), and
-// /v1/models for a URL whose engine is unknown.
-func healthPath(r *Replica) string {
-	switch {
-	case r.API == APIOllama || r.Engine == "ollama":
-		return "/"
-	case r.Engine == "vllm" || r.Engine == "sglang" || r.Engine == "llamacpp":
-		return "/health"
+// probeTarget is where a replica says it is up, and whether any answer below 5xx counts:
+//   - an Ollama API: / ("Ollama is running"), which must answer 2xx;
+//   - a known engine: its adapter's health path (engine.Adapter.HealthPath: /health for
+//     vLLM, SGLang and llama.cpp, which answers 503 while it loads), which must answer 2xx;
+//   - a URL whose engine is unknown: /v1/models, where anything but 5xx will do, since a
+//     hosted API may want a key the probe does not send (401) and still be up.
+func probeTarget(r *Replica) (path string, lenient bool) {
+	if r.API == APIOllama {
+		return "/", false
 	}
-	return "/v1/models"
+	if a, ok := engines.Lookup(r.Engine); ok {
+		return a.HealthPath(), false
+	}
+	return "/v1/models", true
 }
 
-// probe checks r once. A known engine is healthy when its health path answers 2xx; an unknown
-// one when /v1/models answers anything but 5xx, since a hosted API may want a key the probe
-// does not send (401), and still be up.
+// probe checks r once at its probeTarget.
 func probe(ctx context.Context, client *http.Client, timeout time.Duration, log *slog.Logger, r *Replica) {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	path := healthPath(r)
+	path, lenient := probeTarget(r)
 	var (
 		problem string
 		connect bool
@@ -71,7 +74,7 @@ func probe(ctx context.Context, client *http.Client, timeout time.Duration, log 
 		default:
 			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 			resp.Body.Close()
-			ok := resp.StatusCode/100 == 2 || r.Engine == "" && r.API != APIOllama && resp.StatusCode < 500
+			ok := resp.StatusCode/100 == 2 || lenient && resp.StatusCode < 500
 			if !ok {
 				problem = fmt.Sprintf("health check: GET %s answered %s", path, resp.Status)
 			}

@@ -14,21 +14,23 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestHealthPath(t *testing.T) {
+func TestProbeTarget(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		api, engine, want string
+		lenient           bool
 	}{
-		{APIOpenAI, "vllm", "/health"},
-		{APIOpenAI, "sglang", "/health"},
-		{APIOpenAI, "llamacpp", "/health"},
-		{APIOpenAI, "ollama", "/"},
-		{APIOllama, "", "/"},
-		{APIOpenAI, "", "/v1/models"},
-		{"", "", "/v1/models"},
+		{APIOpenAI, "vllm", "/health", false},
+		{APIOpenAI, "sglang", "/health", false},
+		{APIOpenAI, "llamacpp", "/health", false},
+		{APIOpenAI, "ollama", "/", false},
+		{APIOllama, "", "/", false},
+		{APIOllama, "vllm", "/", false},
+		{APIOpenAI, "", "/v1/models", true},
+		{"", "", "/v1/models", true},
 	} {
-		if got := healthPath(&Replica{API: tt.api, Engine: tt.engine}); got != tt.want {
-			t.Errorf("healthPath(api %q, engine %q) = %q, want %q", tt.api, tt.engine, got, tt.want)
+		if got, lenient := probeTarget(&Replica{API: tt.api, Engine: tt.engine}); got != tt.want || lenient != tt.lenient {
+			t.Errorf("probeTarget(api %q, engine %q) = %q %t, want %q %t", tt.api, tt.engine, got, lenient, tt.want, tt.lenient)
 		}
 	}
 }
