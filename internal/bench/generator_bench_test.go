@@ -135,16 +135,3 @@ func genCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
-// BenchmarkParseChunk: the client's cost per SSE chunk (scan only).
-func BenchmarkParseChunk(b *testing.B) {
-	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"qwen","choices":[{"index":0,"delta":{"content":" world"},"logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":null}`)
-	var in chunkInfo
-	b.SetBytes(int64(len(chunk)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := in.parse(chunk); err != nil || !in.choices {
-			b.Fatal(err)
-		}
-	}
-}
