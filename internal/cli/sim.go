@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -46,16 +45,8 @@ const (
 	engVLLM     = sim.EngineVLLM
 	engSGLang   = sim.EngineSGLang
 	engLlamaCPP = sim.EngineLlamaCPP
-	engOllama   = "ollama"
+	engOllama   = sim.EngineOllama
 )
-
-// simEngines are the personalities, with each one's default port and host.
-var simEngines = map[string]struct {
-	port int
-	host string
-}{
-	engVLLM: {8000, ""}, engSGLang: {30000, "127.0.0.1"}, engLlamaCPP: {8080, "127.0.0.1"}, engOllama: {11434, "127.0.0.1"},
-}
 
 // engineFlagAnnotation lists the engines whose command line has a flag; flags without it are
 // citadel sim's own and valid with every engine.
@@ -163,16 +154,15 @@ as fast as possible (for gateway overhead benchmarks).`,
 					f.maxLenFlag = "--" + n
 				}
 			}
-			if !fl.Changed("api-key") && f.engine == engVLLM {
-				f.apiKey = e.getenv("VLLM_API_KEY")
+			launch, _ := sim.LaunchOf(f.engine) // checkEngineFlags refused an unknown engine
+			if !fl.Changed("api-key") && launch.APIKeyEnv != "" {
+				f.apiKey = e.getenv(launch.APIKeyEnv)
 			}
-			if def, ok := simEngines[f.engine]; ok {
-				if !fl.Changed("port") {
-					f.port = def.port
-				}
-				if !fl.Changed("host") {
-					f.host = def.host
-				}
+			if !fl.Changed("port") {
+				f.port = launch.Port
+			}
+			if !fl.Changed("host") {
+				f.host = launch.Host
 			}
 			if v := e.getenv("OLLAMA_HOST"); f.engine == engOllama && v != "" && !fl.Changed("host") && !fl.Changed("port") {
 				// ollama serve listens where OLLAMA_HOST says: host, host:port or scheme://host:port.
@@ -302,8 +292,8 @@ as fast as possible (for gateway overhead benchmarks).`,
 // checkEngineFlags refuses a flag that belongs to other engines' command lines, naming the
 // engines that take it.
 func checkEngineFlags(fl *pflag.FlagSet, engine string) error {
-	if _, ok := simEngines[engine]; !ok {
-		return usagef("--engine %q: unknown engine; choose one of vllm, sglang, llamacpp, ollama", engine)
+	if _, ok := sim.LaunchOf(engine); !ok {
+		return usagef("--engine %q: unknown engine; choose one of %s", engine, strings.Join(sim.Engines, ", "))
 	}
 	var bad []string
 	fl.Visit(func(p *pflag.Flag) {
@@ -344,22 +334,15 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if err != nil {
 		return usagef("--model: %v", err)
 	}
-	opts := perfmodel.Options{TP: f.tp, GPUMemoryUtilization: f.gpuMemUtil, MaxNumSeqs: f.maxNumSeqs, MaxNumBatchedTokens: f.maxBatched}
+	opts := perfmodel.Options{TP: f.tp, GPUMemoryUtilization: f.gpuMemUtil, MaxNumSeqs: f.maxNumSeqs, MaxNumBatchedTokens: f.maxBatched,
+		Parallel: f.numParallel}
+	launch, _ := sim.LaunchOf(f.engine)
 	if f.maxModelLen != "" {
 		if opts.MaxModelLen, err = parseModelLen(f.maxModelLen); err != nil {
 			return usagef("%s: %v", f.maxLenFlag, err)
 		}
-	} else if f.engine == engOllama || f.engine == engLlamaCPP {
-		// Ollama and llama-server give a model a context window of their own (num_ctx,
-		// OLLAMA_CONTEXT_LENGTH; llama-server -c), 4096 by default, not the model's maximum.
-		opts.MaxModelLen = 4096
-		if v := e.getenv("OLLAMA_CONTEXT_LENGTH"); v != "" && f.engine == engOllama {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return usagef("OLLAMA_CONTEXT_LENGTH=%q: want a positive number of tokens", v)
-			}
-			opts.MaxModelLen = n
-		}
+	} else if opts.MaxModelLen, err = contextFromEnv(e, launch); err != nil {
+		return err
 	}
 	switch {
 	case f.quant != "":
@@ -368,20 +351,13 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 		}
 	case fileQuant != "":
 		opts.Quant = fileQuant
-	case f.engine == engLlamaCPP:
-		opts.Quant = perfmodel.QuantQ4KM // a GGUF file; Q4_K_M is the common download
 	case f.dtype != "" && f.dtype != "auto":
 		if opts.Quant, err = perfmodel.ParseQuant(f.dtype); err != nil {
 			return usagef("--dtype: %v", err)
 		}
 	}
-	if f.engine == engLlamaCPP {
-		// llama-server splits -c over the -np slots.
-		opts.Parallel = max(f.numParallel, 1)
-		if opts.MaxModelLen < opts.Parallel {
-			return usagef("--ctx-size %d is less than one token per slot (--parallel %d)", opts.MaxModelLen, opts.Parallel)
-		}
-		opts.MaxModelLen /= opts.Parallel
+	if opts, err = sim.PlanOptions(f.engine, opts); err != nil {
+		return usagef("%v", err)
 	}
 	if f.timeScale < 0 {
 		return usagef("--time-scale %g: must be 0 or more", f.timeScale)
@@ -389,9 +365,12 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if f.slowdown <= 0 {
 		return usagef("--slowdown %g: must be more than 0", f.slowdown)
 	}
+	// --bind-after-startup spends the delay before listening, unless the engine listens while
+	// it loads (llama-server): then the delay is its loading phase.
+	waitToListen := f.bindAfterStartup && !launch.LoadsWhileListening
 	faults := sim.Faults{FailRate: f.failRate, Seed: f.seed, HangAfter: f.hangAfter, CrashAfter: f.crashAfter, StartupDelay: f.startupDelay}
-	if f.bindAfterStartup || f.engine == engLlamaCPP {
-		faults.StartupDelay = 0 // spent before listening, or (llama.cpp) as its loading phase
+	if waitToListen {
+		faults.StartupDelay = 0
 	}
 	if err := faults.Validate(); err != nil {
 		return usagef("%v", err)
@@ -413,21 +392,18 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	}
 	cfg := sim.Config{Engine: f.engine, Plan: plan, ServedModelNames: names, ModelRoot: f.model, APIKey: f.apiKey,
 		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed, Slowdown: f.slowdown, EmbeddingDim: f.embeddingDim,
-		Faults: faults, EnableMetrics: f.metrics, NoSlots: f.noSlots, NoPrefixCache: f.noPrefixCache,
+		Faults: faults, OOMAtLoad: f.oomAtLoad, EnableMetrics: f.metrics, NoSlots: f.noSlots, NoPrefixCache: f.noPrefixCache,
 		FixedTTFT: f.ttft, FixedITL: f.itl}
-	if f.engine == engLlamaCPP && f.startupDelay > 0 {
-		cfg.LoadTime = f.startupDelay
-	}
-	if f.oomAtLoad {
-		return fmt.Errorf("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate %.2f GiB. GPU 0 has a total capacity of %.2f GiB (citadel sim --oom-at-load)",
-			float64(plan.WeightBytes)/(1<<30), float64(gpu.MemoryBytes)/(1<<30))
-	}
-	srv, err := sim.NewVLLM(cfg)
+	srv, err := sim.NewOpenAI(cfg)
 	if err != nil {
+		var le *sim.LoadError
+		if errors.As(err, &le) {
+			return err // the engine fails to load: exit 1
+		}
 		return usagef("%v", err)
 	}
-	simLoadLog(e.stdout, f, plan)
-	if f.bindAfterStartup && f.startupDelay > 0 && f.engine != engLlamaCPP {
+	srv.LogLoad(e.stdout)
+	if waitToListen && f.startupDelay > 0 {
 		select { // loading: nothing listens yet, so clients see connection refused
 		case <-time.After(f.startupDelay):
 		case <-cmd.Context().Done():
@@ -439,49 +415,25 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another engine on that port? choose one with --port)", addr, err)
 	}
-	simServingLog(e.stdout, f, ln.Addr())
+	srv.LogServing(e.stdout, ln.Addr())
 	return srv.Serve(cmd.Context(), ln)
 }
 
-// simLoadLog prints what the real engine logs while it loads the model (before it listens,
-// for the engines that bind only when ready), plus the simulator's plan.
-func simLoadLog(out io.Writer, f simFlags, plan perfmodel.Plan) {
-	gib := func(b int64) float64 { return float64(b) / (1 << 30) }
-	switch f.engine {
-	case engSGLang:
-		ts := time.Now().Format("2006-01-02 15:04:05")
-		fmt.Fprintf(out, "[%s] Load weight end. type=%s, dtype=%s, avail mem=%.2f GB, mem usage=%.2f GB.\n", ts, plan.Model.Name, plan.Options.Quant,
-			gib(plan.BudgetBytes-plan.WeightBytes), gib(plan.WeightBytes))
-		fmt.Fprintf(out, "[%s] KV Cache is allocated. #tokens: %d\n", ts, plan.KVTokens)
-		fmt.Fprintf(out, "[%s] max_total_num_tokens=%d, max_running_requests=%d, context_len=%d (citadel sim %s, time scale %g)\n",
-			ts, plan.KVTokens, plan.Options.MaxNumSeqs, plan.Options.MaxModelLen, sim.DefaultSGLangVersion, f.timeScale)
-		fmt.Fprintf(out, "[%s] sim plan: %s\n", ts, plan)
-	case engLlamaCPP:
-		fmt.Fprintf(out, "build: %s (citadel sim, time scale %g)\n", sim.LlamaCPPBuild, f.timeScale)
-		fmt.Fprintf(out, "main: loading model\n")
-		fmt.Fprintf(out, "llama_context: n_ctx_per_seq = %d, n_seq_max = %d\n", plan.Options.MaxModelLen, plan.Options.Parallel)
-		fmt.Fprintf(out, "sim plan: %s\n", plan)
-	default:
-		ts := time.Now().Format("01-02 15:04:05")
-		fmt.Fprintf(out, "INFO %s [api_server.py] vLLM API server version %s (citadel sim, time scale %g)\n", ts, f.vllmVersion, f.timeScale)
-		fmt.Fprintf(out, "INFO %s [gpu_model_runner.py] Model loading took %.4f GiB\n", ts, gib(plan.WeightBytes))
-		fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] GPU KV cache size: %d tokens\n", ts, plan.KVTokens)
-		fmt.Fprintf(out, "INFO %s [kv_cache_utils.py] Maximum concurrency for %d tokens per request: %.2fx\n", ts, plan.Options.MaxModelLen, plan.MaxConcurrency())
-		fmt.Fprintf(out, "INFO %s [sim] plan: %s\n", ts, plan)
+// contextFromEnv is the context length the engine's environment sets (Ollama's
+// OLLAMA_CONTEXT_LENGTH); 0 when it sets none.
+func contextFromEnv(e *env, launch sim.Launch) (int, error) {
+	if launch.ContextEnv == "" {
+		return 0, nil
 	}
-}
-
-// simServingLog prints the line that says the engine serves, and where.
-func simServingLog(out io.Writer, f simFlags, addr net.Addr) {
-	switch f.engine {
-	case engSGLang:
-		fmt.Fprintf(out, "INFO:     Uvicorn running on http://%s (Press CTRL+C to quit)\n", addr)
-		fmt.Fprintf(out, "[%s] The server is fired up and ready to roll!\n", time.Now().Format("2006-01-02 15:04:05"))
-	case engLlamaCPP:
-		fmt.Fprintf(out, "main: server is listening on http://%s - starting the main loop (answers 503 until the model is loaded)\n", addr)
-	default:
-		fmt.Fprintf(out, "INFO %s [launcher.py] Starting vLLM API server on http://%s\n", time.Now().Format("01-02 15:04:05"), addr)
+	v := e.getenv(launch.ContextEnv)
+	if v == "" {
+		return 0, nil
 	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, usagef("%s=%q: want a positive number of tokens", launch.ContextEnv, v)
+	}
+	return n, nil
 }
 
 // ollamaSettings are what ollama serve reads from its environment: OLLAMA_NUM_PARALLEL (slots,
@@ -618,13 +570,13 @@ func runOllamaStore(cmd *cobra.Command, e *env, f simFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := perfmodel.Options{MaxModelLen: 4096, Parallel: max(st.parallel, 1)}
-	if v := e.getenv("OLLAMA_CONTEXT_LENGTH"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return usagef("OLLAMA_CONTEXT_LENGTH=%q: want a positive number of tokens", v)
-		}
-		opts.MaxModelLen = n
+	launch, _ := sim.LaunchOf(engOllama)
+	opts := perfmodel.Options{Parallel: max(st.parallel, 1)}
+	if opts.MaxModelLen, err = contextFromEnv(e, launch); err != nil {
+		return err
+	}
+	if opts, err = sim.PlanOptions(engOllama, opts); err != nil {
+		return err
 	}
 	free := st.free
 	if free == nil {

@@ -28,7 +28,7 @@ func startEngine(t testing.TB, cfg Config) string {
 	if cfg.Engine == EngineLlamaCPP && cfg.LoadTime == 0 {
 		cfg.LoadTime = -1
 	}
-	s, err := NewVLLM(cfg)
+	s, err := NewOpenAI(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -420,7 +420,7 @@ func TestSlowdown(t *testing.T) {
 	if one <= 0 || math.Abs(three/one-3) > 0.01 {
 		t.Errorf("e2e latency %g at slowdown 1, %g at slowdown 3: want 3×", one, three)
 	}
-	if _, err := NewVLLM(Config{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}), Slowdown: -1}); err == nil {
+	if _, err := NewOpenAI(Config{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}), Slowdown: -1}); err == nil {
 		t.Error("Slowdown -1 accepted")
 	}
 }

@@ -96,7 +96,7 @@ var fixedPersonalities = []fixedPersonality{
 	{
 		name: "vllm",
 		start: func(t *testing.T, ttft, itl time.Duration) (string, *Engine) {
-			s, err := NewVLLM(Config{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
+			s, err := NewOpenAI(Config{Plan: newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 				TimeScale: 1, FixedTTFT: ttft, FixedITL: itl})
 			if err != nil {
 				t.Fatal(err)
@@ -468,20 +468,20 @@ func TestFixedTimeScaleZero(t *testing.T) {
 
 func TestFixedConfig(t *testing.T) {
 	plan := newPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096})
-	if _, err := NewVLLM(Config{Plan: plan, FixedTTFT: -time.Millisecond}); err == nil {
-		t.Error("NewVLLM accepted FixedTTFT -1ms")
+	if _, err := NewOpenAI(Config{Plan: plan, FixedTTFT: -time.Millisecond}); err == nil {
+		t.Error("NewOpenAI accepted FixedTTFT -1ms")
 	}
 	if _, err := NewOllama(OllamaConfig{Plan: plan, FixedITL: -time.Millisecond}); err == nil {
 		t.Error("NewOllama accepted FixedITL -1ms")
 	}
-	s, err := NewVLLM(Config{Plan: plan})
+	s, err := NewOpenAI(Config{Plan: plan})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := s.engine.Fixed(); ok {
 		t.Error("zero FixedTTFT and FixedITL switched on fixed-latency mode")
 	}
-	s, err = NewVLLM(Config{Plan: plan, FixedITL: time.Millisecond})
+	s, err = NewOpenAI(Config{Plan: plan, FixedITL: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,41 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // llama.cpp's server (tools/server): it binds its port at once and answers 503 "Loading model"
 // until the weights are in memory; it serves one model whatever a request's "model" says; it
 // runs -np fixed slots, each with ctx-size/np tokens of context.
+
+// llamacppDialect is llama-server's OpenAI-compatible server: -np fixed slots, a loading
+// phase, one model whatever a request names, llama.cpp's error JSON, and its native endpoints
+// (/completion, /props, /slots, /models). Its /v1 responses and streams are vLLM's shape.
+var llamacppDialect = &dialect{
+	name: EngineLlamaCPP,
+	launch: Launch{Port: 8080, Host: "127.0.0.1", DefaultContext: 4096, SlotsShareContext: true,
+		DefaultQuant: perfmodel.QuantQ4KM, LoadsWhileListening: true},
+	mode:         perfmodel.Ollama, // fixed slots (-np), each with ctx-size/np tokens
+	routes:       (*OpenAI).llamacppRoutes,
+	gate:         (*OpenAI).llamacppGate,
+	errorBody:    func(_ *OpenAI, e *apiError) any { return llamacppError(e) },
+	model:        (*OpenAI).llamacppModel,
+	models:       (*OpenAI).llamacppModels,
+	contextError: (*OpenAI).llamacppContextError,
+	chatError:    plainChatError,
+	whole:        vllmWhole,
+	stream:       streamDialect{chunk: vllmChunk, usage: vllmUsageChunk},
+	metrics:      metricsDialect{write: (*metrics).llamacpp, ttft: ttftBuckets, itl: itlBuckets, e2e: e2eBuckets},
+	loadLog:      (*OpenAI).llamacppLoadLog,
+	servingLog:   (*OpenAI).llamacppServingLog,
+}
 
 // LlamaCPPBuild is the build_info the personality reports.
 const LlamaCPPBuild = "b6700-citadel-sim"
@@ -22,7 +48,7 @@ const LlamaCPPBuild = "b6700-citadel-sim"
 const defaultLoadRate = 2 << 30
 
 // loadTime is the wall duration of the loading phase.
-func (s *VLLM) loadTime() time.Duration {
+func (s *OpenAI) loadTime() time.Duration {
 	d := s.cfg.LoadTime
 	switch {
 	case d < 0:
@@ -33,12 +59,12 @@ func (s *VLLM) loadTime() time.Duration {
 	return time.Duration(s.cfg.TimeScale * float64(d))
 }
 
-func (s *VLLM) llamacppRoutes(mux *http.ServeMux) {
-	ok := func(w http.ResponseWriter, _ *http.Request) {
+func (s *OpenAI) llamacppRoutes(mux *http.ServeMux) {
+	healthy := func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
-	mux.HandleFunc("GET /health", ok)
-	mux.HandleFunc("GET /v1/health", ok)
+	mux.HandleFunc("GET /health", healthy)
+	mux.HandleFunc("GET /v1/health", healthy)
 	mux.HandleFunc("GET /models", s.models)
 	mux.HandleFunc("GET /props", s.llamacppProps)
 	mux.HandleFunc("POST /completion", s.llamacppCompletion)
@@ -57,7 +83,7 @@ func (s *VLLM) llamacppRoutes(mux *http.ServeMux) {
 }
 
 // loading reports whether the server is still in its loading phase.
-func (s *VLLM) loading() bool { return s.clock().Before(s.readyAt) }
+func (s *OpenAI) loading() bool { return s.clock().Before(s.readyAt) }
 
 // llamacppListing are the model listings, served during loading too.
 var llamacppListing = map[string]bool{"/models": true, "/v1/models": true, "/api/tags": true}
@@ -67,7 +93,7 @@ var llamacppPublic = map[string]bool{"/health": true, "/v1/health": true, "/mode
 
 // llamacppGate answers for the server while it loads the model and checks the API key; it
 // reports whether it wrote the response.
-func (s *VLLM) llamacppGate(w http.ResponseWriter, r *http.Request) bool {
+func (s *OpenAI) llamacppGate(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Server", "llama.cpp")
 	if s.loading() && !llamacppListing[r.URL.Path] {
 		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, message: "Loading model"})
@@ -111,10 +137,28 @@ func llamacppError(e *apiError) any {
 	}{info{e.message, typ, e.status}}
 }
 
-// slotContext is each slot's context: ctx-size split over the slots.
-func (s *VLLM) slotContext() int { return s.cfg.Plan.Options.MaxModelLen }
+// llamacppModel serves one model whatever a request names, and echoes the name; no name
+// means the served one.
+func (s *OpenAI) llamacppModel(name string) (string, error) {
+	if name == "" {
+		return s.cfg.ServedModelNames[0], nil
+	}
+	return name, nil
+}
 
-func (s *VLLM) llamacppModels(w http.ResponseWriter, _ *http.Request) {
+// llamacppContextError refuses a prompt that does not fit its slot; generation past the
+// slot's context just stops (finish_reason "length").
+func (s *OpenAI) llamacppContextError(input, _ int, _ bool) *apiError {
+	if input >= s.maxLen {
+		return badRequest("the request exceeds the available context size, try increasing it")
+	}
+	return nil
+}
+
+// slotContext is each slot's context: ctx-size split over the slots.
+func (s *OpenAI) slotContext() int { return s.cfg.Plan.Options.MaxModelLen }
+
+func (s *OpenAI) llamacppModels(w http.ResponseWriter, _ *http.Request) {
 	m := s.cfg.Plan.Model
 	id := s.cfg.ServedModelNames[0]
 	var meta any // null while the model loads
@@ -134,7 +178,7 @@ func (s *VLLM) llamacppModels(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-func (s *VLLM) llamacppProps(w http.ResponseWriter, _ *http.Request) {
+func (s *OpenAI) llamacppProps(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"default_generation_settings": map[string]any{"id": 0, "id_task": -1, "n_ctx": s.slotContext(), "speculative": false,
 			"is_processing": false, "params": map[string]any{"n_predict": -1, "temperature": 0.8, "top_k": 40, "top_p": 0.95}},
@@ -148,7 +192,7 @@ func (s *VLLM) llamacppProps(w http.ResponseWriter, _ *http.Request) {
 
 // llamacppSlots lists the slots; the first Running of them are busy. With ?fail_on_no_slot=1
 // it answers 503 when every slot is busy.
-func (s *VLLM) llamacppSlots(w http.ResponseWriter, r *http.Request) {
+func (s *OpenAI) llamacppSlots(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.NoSlots {
 		s.writeError(w, &apiError{status: http.StatusNotImplemented, message: "This server does not support slots endpoint. Start it with `--slots`"})
 		return
@@ -172,7 +216,7 @@ func (s *VLLM) llamacppSlots(w http.ResponseWriter, r *http.Request) {
 // llamacppCompletion is the native POST /completion: {"prompt", "n_predict", "stream", "stop"}
 // answered with {"content", "stop_type", "timings", …}; a stream sends one data: event per
 // token and no [DONE].
-func (s *VLLM) llamacppCompletion(w http.ResponseWriter, r *http.Request) {
+func (s *OpenAI) llamacppCompletion(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Prompt    json.RawMessage `json:"prompt"`
 		NPredict  *int            `json:"n_predict"`
@@ -215,7 +259,7 @@ type llamacppOut struct {
 	streamBuf
 	j   *job
 	st  *stream
-	srv *VLLM
+	srv *OpenAI
 }
 
 func (o *llamacppOut) token(_, index int) {
@@ -362,4 +406,17 @@ func cppFloat(v float64) string {
 		return fmt.Sprintf("%d", int64(v))
 	}
 	return fmt.Sprintf("%g", v)
+}
+
+// llamacppLoadLog is what llama-server logs while it loads: its build and the slots' context.
+func (s *OpenAI) llamacppLoadLog(out io.Writer) {
+	plan := s.cfg.Plan
+	fmt.Fprintf(out, "build: %s (citadel sim, time scale %g)\n", LlamaCPPBuild, s.cfg.TimeScale)
+	fmt.Fprintf(out, "main: loading model\n")
+	fmt.Fprintf(out, "llama_context: n_ctx_per_seq = %d, n_seq_max = %d\n", plan.Options.MaxModelLen, plan.Options.Parallel)
+	fmt.Fprintf(out, "sim plan: %s\n", plan)
+}
+
+func (s *OpenAI) llamacppServingLog(out io.Writer, addr net.Addr) {
+	fmt.Fprintf(out, "main: server is listening on http://%s - starting the main loop (answers 503 until the model is loaded)\n", addr)
 }

@@ -41,9 +41,9 @@ func (h *histogram) observe(d time.Duration) {
 
 // metrics are the engine's Prometheus series. The driver writes them; /metrics reads them.
 type metrics struct {
-	dialect string // EngineVLLM, EngineSGLang or EngineLlamaCPP: which names /metrics writes
-	model   string
-	names   metricNames
+	render func(*metrics) string // the dialect's names (metricsDialect.write); default vLLM's
+	model  string
+	names  metricNames
 
 	mu                      sync.Mutex
 	running, waiting        int
@@ -74,20 +74,18 @@ func namesFor(v version) metricNames {
 func newMetrics(model, vllmVersion string) *metrics {
 	v, _ := parseVersion(vllmVersion)
 	return &metrics{
-		dialect: EngineVLLM, model: model,
+		render: (*metrics).vllm, model: model,
 		names:   namesFor(v),
 		success: map[string]uint64{},
 		ttft:    newHistogram(ttftBuckets), itl: newHistogram(itlBuckets), e2eLatency: newHistogram(e2eBuckets),
 	}
 }
 
-// setDialect switches the metrics to an engine's names and histogram buckets. Call it before
-// any observation.
-func (m *metrics) setDialect(engine string) {
-	m.dialect = engine
-	if engine == EngineSGLang {
-		m.ttft, m.itl, m.e2eLatency = newHistogram(sglangTTFTBuckets), newHistogram(sglangITLBuckets), newHistogram(sglangE2EBuckets)
-	}
+// use switches the metrics to a dialect's names and histogram buckets. Call it before any
+// observation.
+func (m *metrics) use(d metricsDialect) {
+	m.render = d.write
+	m.ttft, m.itl, m.e2eLatency = newHistogram(d.ttft), newHistogram(d.itl), newHistogram(d.e2e)
 }
 
 func escapeLabel(s string) string {
@@ -226,16 +224,7 @@ func (p *promWriter) hist(name, help string, h *histogram) {
 func (m *metrics) write(w io.Writer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var s string
-	switch m.dialect {
-	case EngineSGLang:
-		s = m.sglang()
-	case EngineLlamaCPP:
-		s = m.llamacpp()
-	default:
-		s = m.vllm()
-	}
-	_, err := io.WriteString(w, s)
+	_, err := io.WriteString(w, m.render(m))
 	return err
 }
 

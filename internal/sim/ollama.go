@@ -127,7 +127,7 @@ type ollamaRunner struct {
 	s      *Ollama
 	name   string // with tag
 	engine *Engine
-	compat *VLLM // the OpenAI-compatible /v1 endpoints, on the same engine
+	compat *OpenAI // the OpenAI-compatible /v1 endpoints (vLLM's dialect), on the same engine
 	load   time.Duration
 
 	// Guarded by s.mu.
@@ -256,9 +256,9 @@ func (s *Ollama) newRunner(m OllamaModel) (*ollamaRunner, error) {
 	if cfg.FixedTTFT > 0 || cfg.FixedITL > 0 {
 		r.load = -1
 	}
-	r.compat = &VLLM{cfg: Config{Plan: m.Plan, ServedModelNames: ollamaAliases(name), ModelRoot: name,
+	r.compat = &OpenAI{cfg: Config{Plan: m.Plan, ServedModelNames: ollamaAliases(name), ModelRoot: name,
 		VLLMVersion: DefaultVLLMVersion, TimeScale: cfg.TimeScale, Seed: cfg.Seed, Logger: cfg.Logger, Now: cfg.Now},
-		engine: eng, metrics: met, created: s.created, maxLen: m.Plan.Options.MaxModelLen, vision: m.Plan.Model.Vision}
+		d: vllmDialect, engine: eng, metrics: met, created: s.created, maxLen: m.Plan.Options.MaxModelLen, vision: m.Plan.Model.Vision}
 	r.compat.version, _ = parseVersion(DefaultVLLMVersion)
 	return r, nil
 }

@@ -3,8 +3,12 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+
+	"citadel.dev/citadel/internal/perfmodel"
 )
 
 // DefaultSGLangVersion is the SGLang release the personality reports.
@@ -17,10 +21,32 @@ var (
 	sglangE2EBuckets  = []float64{0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 600, 1200, 1800, 2400}
 )
 
+// sglangDialect is SGLang's OpenAI-compatible server (python -m sglang.launch_server;
+// python/sglang/srt/entrypoints/openai): any model name accepted and echoed, flat errors, the
+// API key on every path but /health* and /metrics, its own response and stream shapes (see
+// sglangChunk), and its native endpoints (/generate, /health_generate, /get_model_info, …).
+var sglangDialect = &dialect{
+	name:         EngineSGLang,
+	launch:       Launch{Port: 30000, Host: "127.0.0.1"},
+	mode:         perfmodel.VLLM,
+	prefixCache:  true, // the radix cache
+	routes:       (*OpenAI).sglangRoutes,
+	gate:         (*OpenAI).sglangGate,
+	errorBody:    func(_ *OpenAI, e *apiError) any { return flatErrorOf(e) },
+	model:        (*OpenAI).sglangModel,
+	models:       (*OpenAI).sglangModels,
+	contextError: (*OpenAI).sglangContextError,
+	chatError:    plainChatError,
+	whole:        sglangWhole,
+	stream:       streamDialect{chunk: sglangChunk, chatFinishApart: true, usage: sglangUsageChunk},
+	metrics:      metricsDialect{write: (*metrics).sglang, ttft: sglangTTFTBuckets, itl: sglangITLBuckets, e2e: sglangE2EBuckets},
+	loadLog:      (*OpenAI).sglangLoadLog,
+	servingLog:   (*OpenAI).sglangServingLog,
+}
+
 // sglangRoutes adds SGLang's own endpoints (python/sglang/srt/entrypoints/http_server.py).
-func (s *VLLM) sglangRoutes(mux *http.ServeMux) {
-	empty := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }
-	mux.HandleFunc("GET /health", empty)
+func (s *OpenAI) sglangRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /health", answerOK)
 	mux.HandleFunc("GET /health_generate", s.sglangHealthGenerate)
 	mux.HandleFunc("GET /get_model_info", s.sglangModelInfo)
 	mux.HandleFunc("GET /model_info", s.sglangModelInfo)
@@ -36,17 +62,40 @@ func (s *VLLM) sglangRoutes(mux *http.ServeMux) {
 	}
 }
 
-// sglangAuthorized is SGLang's API-key middleware: every path but /health* and /metrics
-// needs "Authorization: Bearer KEY" when a key is set.
-func (s *VLLM) sglangAuthorized(r *http.Request) bool {
+// sglangGate is SGLang's API-key middleware: every path but /health* and /metrics needs
+// "Authorization: Bearer KEY" when a key is set.
+func (s *OpenAI) sglangGate(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.APIKey == "" || r.Method == http.MethodOptions ||
-		strings.HasPrefix(r.URL.Path, "/health") || strings.HasPrefix(r.URL.Path, "/metrics") {
-		return true
+		strings.HasPrefix(r.URL.Path, "/health") || strings.HasPrefix(r.URL.Path, "/metrics") || bearer(r, s.cfg.APIKey) {
+		return false
 	}
-	return bearer(r, s.cfg.APIKey)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized"})
+	return true
 }
 
-func (s *VLLM) sglangModels(w http.ResponseWriter, _ *http.Request) {
+// sglangModel serves one model whatever a request names, and echoes the name; no name is
+// SGLang's DEFAULT_MODEL_NAME, "default".
+func (s *OpenAI) sglangModel(name string) (string, error) {
+	if name == "" {
+		return "default", nil
+	}
+	return name, nil
+}
+
+// sglangContextError is SGLang's refusal of a request that does not fit.
+func (s *OpenAI) sglangContextError(input, maxTokens int, _ bool) *apiError {
+	L := s.maxLen
+	switch {
+	case input >= L:
+		return badRequest("The input (%d tokens) is longer than the model's context length (%d tokens).", input, L)
+	case maxTokens > 0 && input+maxTokens >= L:
+		return badRequest("Requested token count exceeds the model's maximum context length of %d tokens. You requested a total of %d tokens: %d tokens from the input messages and %d tokens for the completion. Please reduce the number of tokens in the input messages or the completion to fit within the limit.",
+			L, input+maxTokens, input, maxTokens)
+	}
+	return nil
+}
+
+func (s *OpenAI) sglangModels(w http.ResponseWriter, _ *http.Request) {
 	type card struct {
 		ID          string  `json:"id"`
 		Object      string  `json:"object"`
@@ -63,7 +112,7 @@ func (s *VLLM) sglangModels(w http.ResponseWriter, _ *http.Request) {
 
 // sglangHealthGenerate runs a one-token generation through the engine: 200 with an empty
 // body when it completes, 503 when the engine cannot serve it.
-func (s *VLLM) sglangHealthGenerate(w http.ResponseWriter, r *http.Request) {
+func (s *OpenAI) sglangHealthGenerate(w http.ResponseWriter, r *http.Request) {
 	st, err := s.engine.Submit(r.Context(), 1, 0, []int{1}, []string{"length"})
 	if err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -85,7 +134,7 @@ func (s *VLLM) sglangHealthGenerate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *VLLM) sglangModelInfo(w http.ResponseWriter, _ *http.Request) {
+func (s *OpenAI) sglangModelInfo(w http.ResponseWriter, _ *http.Request) {
 	m := s.cfg.Plan.Model
 	modelType, arch := hfArch(m.Name)
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -96,7 +145,7 @@ func (s *VLLM) sglangModelInfo(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-func (s *VLLM) sglangServerInfo(w http.ResponseWriter, _ *http.Request) {
+func (s *OpenAI) sglangServerInfo(w http.ResponseWriter, _ *http.Request) {
 	p := s.cfg.Plan
 	s.metrics.mu.Lock()
 	gen := s.metrics.genTokens
@@ -113,7 +162,7 @@ func (s *VLLM) sglangServerInfo(w http.ResponseWriter, _ *http.Request) {
 
 // sglangGenerate is SGLang's native POST /generate: {"text", "sampling_params", "stream"},
 // answered with {"text", "meta_info"}; a stream sends the whole text so far in every event.
-func (s *VLLM) sglangGenerate(w http.ResponseWriter, r *http.Request) {
+func (s *OpenAI) sglangGenerate(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Text           json.RawMessage `json:"text"`
 		InputIDs       []int           `json:"input_ids"`
@@ -152,12 +201,12 @@ func (s *VLLM) sglangGenerate(w http.ResponseWriter, r *http.Request) {
 		s.writeNativeError(w, err)
 		return
 	}
-	j.id = fmt.Sprintf("%032x", s.nextID.Add(1))
+	j.id = s.requestID()
 	s.runWith(w, r, j, func(st *stream) responder { return &sglangOut{streamBuf: streamBuf{w: w}, j: j, st: st, srv: s} })
 }
 
 // writeNativeError is the error of SGLang's native endpoints: {"error": {"message": …}}.
-func (s *VLLM) writeNativeError(w http.ResponseWriter, err error) {
+func (s *OpenAI) writeNativeError(w http.ResponseWriter, err error) {
 	e, ok := err.(*apiError)
 	if !ok {
 		e = &apiError{status: http.StatusInternalServerError, message: err.Error()}
@@ -170,7 +219,7 @@ type sglangOut struct {
 	streamBuf
 	j   *job
 	st  *stream
-	srv *VLLM
+	srv *OpenAI
 }
 
 // sglangResult is /generate's answer, in SGLang's field order.
@@ -353,13 +402,22 @@ func sglangMatchedStop(c choice) any {
 	return nil
 }
 
-// sglangWhole writes a non-streaming response in SGLang's shape.
-func (o *whole) sglangWhole() {
-	j := o.j
+// sglangID is the id SGLang gives a response: the request's hex id, without vLLM's
+// "chatcmpl-" or "cmpl-".
+func sglangID(j *job) string {
+	return strings.TrimPrefix(strings.TrimPrefix(j.id, "chatcmpl-"), "cmpl-")
+}
+
+// sglangUsageOf is j's usage in SGLang's UsageInfo.
+func sglangUsageOf(j *job) sglangUsage {
 	u := j.usage()
-	r := sglangResponse{ID: strings.TrimPrefix(strings.TrimPrefix(j.id, "chatcmpl-"), "cmpl-"), Object: "chat.completion",
-		Created: o.created, Model: j.model,
-		Usage: sglangUsage{PromptTokens: u.PromptTokens, TotalTokens: u.TotalTokens, CompletionTokens: u.CompletionTokens}}
+	return sglangUsage{PromptTokens: u.PromptTokens, TotalTokens: u.TotalTokens, CompletionTokens: u.CompletionTokens}
+}
+
+// sglangWhole writes a non-streaming response in SGLang's shape.
+func sglangWhole(o *whole) {
+	j := o.j
+	r := sglangResponse{ID: sglangID(j), Object: "chat.completion", Created: o.created, Model: j.model, Usage: sglangUsageOf(j)}
 	if !j.chat {
 		r.Object = "text_completion"
 	}
@@ -380,4 +438,119 @@ func (o *whole) sglangWhole() {
 		r.Choices = append(r.Choices, sc)
 	}
 	writeJSON(o.w, http.StatusOK, r)
+}
+
+// SGLang's stream chunks (protocol.py ChatCompletionStreamResponse, CompletionStreamResponse,
+// serialised by pydantic's model_dump_json, so unset fields are null rather than left out).
+// They differ from vLLM's where a client can tell: the id is the request's hex id, as in the
+// whole response; a choice says matched_stop instead of stop_reason; every delta carries
+// role, content, reasoning_content and tool_calls (null when unset); every chunk carries
+// "usage" (null but in the usage chunk); and a chat choice's finish reason comes in a chunk of
+// its own with an empty delta after the last token (serving_chat.py "Send finish_reason
+// chunks for each index that completed"), where a completion carries it on its last token
+// (serving_completions.py). The usage chunk has SGLang's UsageInfo (reasoning_tokens); a
+// completion's is written with exclude_none, so it has no prompt_tokens_details.
+type (
+	sglangDelta struct {
+		Role             *string          `json:"role"`
+		Content          *string          `json:"content"`
+		ReasoningContent *string          `json:"reasoning_content"`
+		ToolCalls        []sglangToolCall `json:"tool_calls"`
+	}
+	sglangToolCall struct {
+		ID       *string            `json:"id"`
+		Index    int                `json:"index"`
+		Type     string             `json:"type"`
+		Function sglangToolFunction `json:"function"`
+	}
+	sglangToolFunction struct {
+		Name      *string `json:"name"`
+		Arguments string  `json:"arguments"`
+	}
+	sglangStreamChoice struct {
+		Index        int          `json:"index"`
+		Delta        *sglangDelta `json:"delta,omitempty"`
+		Text         *string      `json:"text,omitempty"`
+		Logprobs     any          `json:"logprobs"`
+		FinishReason any          `json:"finish_reason"`
+		MatchedStop  any          `json:"matched_stop"`
+	}
+	sglangStreamResponse struct {
+		ID      string               `json:"id"`
+		Object  string               `json:"object"`
+		Created int64                `json:"created"`
+		Model   string               `json:"model"`
+		Choices []sglangStreamChoice `json:"choices"`
+		Usage   any                  `json:"usage"`
+	}
+	// sglangUsageBrief is UsageInfo written with exclude_none.
+	sglangUsageBrief struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		ReasoningTokens  int `json:"reasoning_tokens"`
+	}
+)
+
+// sglangChunk is SGLang's chunk for p (see the wire types above). A tool call streams its
+// id and name with its first token's arguments, then arguments alone, as SGLang's ToolCall
+// with "index" 0.
+func sglangChunk(o *sse, p streamPart) any {
+	j := o.j
+	ch := j.choices[p.choice]
+	sc := sglangStreamChoice{Index: p.choice, Logprobs: p.logprobs}
+	if j.chat {
+		d := &sglangDelta{}
+		switch {
+		case p.role:
+			role, empty := "assistant", ""
+			d.Role, d.Content = &role, &empty
+		case p.text != nil && ch.tool != "":
+			tc := sglangToolCall{Type: "function", Function: sglangToolFunction{Arguments: *p.text}}
+			if p.index == 0 {
+				tc.ID, tc.Function.Name = &ch.toolID, &ch.tool
+			}
+			d.ToolCalls = []sglangToolCall{tc}
+		case p.text != nil:
+			d.Content = p.text
+		}
+		sc.Delta = d
+	} else {
+		sc.Text = p.text
+	}
+	if p.finish {
+		sc.FinishReason, sc.MatchedStop = ch.finish, sglangMatchedStop(ch)
+	}
+	return sglangStreamResponse{ID: sglangID(j), Object: chunkObject(j), Created: o.created, Model: j.model, Choices: []sglangStreamChoice{sc}}
+}
+
+// sglangUsageChunk is the last chunk with include_usage: no choices, the usage.
+func sglangUsageChunk(o *sse) any {
+	j := o.j
+	c := sglangStreamResponse{ID: sglangID(j), Object: chunkObject(j), Created: o.created, Model: j.model, Choices: []sglangStreamChoice{}}
+	u := sglangUsageOf(j)
+	if j.chat {
+		c.Usage = u
+	} else {
+		c.Usage = sglangUsageBrief{PromptTokens: u.PromptTokens, TotalTokens: u.TotalTokens, CompletionTokens: u.CompletionTokens}
+	}
+	return c
+}
+
+// sglangLoadLog is what sglang.launch_server logs while it loads: the weights, the KV cache
+// and the limits it runs with.
+func (s *OpenAI) sglangLoadLog(out io.Writer) {
+	plan := s.cfg.Plan
+	ts := s.cfg.Now().Format("2006-01-02 15:04:05")
+	fmt.Fprintf(out, "[%s] Load weight end. type=%s, dtype=%s, avail mem=%.2f GB, mem usage=%.2f GB.\n", ts, plan.Model.Name, plan.Options.Quant,
+		gib(plan.BudgetBytes-plan.WeightBytes), gib(plan.WeightBytes))
+	fmt.Fprintf(out, "[%s] KV Cache is allocated. #tokens: %d\n", ts, plan.KVTokens)
+	fmt.Fprintf(out, "[%s] max_total_num_tokens=%d, max_running_requests=%d, context_len=%d (citadel sim %s, time scale %g)\n",
+		ts, plan.KVTokens, plan.Options.MaxNumSeqs, plan.Options.MaxModelLen, DefaultSGLangVersion, s.cfg.TimeScale)
+	fmt.Fprintf(out, "[%s] sim plan: %s\n", ts, plan)
+}
+
+func (s *OpenAI) sglangServingLog(out io.Writer, addr net.Addr) {
+	fmt.Fprintf(out, "INFO:     Uvicorn running on http://%s (Press CTRL+C to quit)\n", addr)
+	fmt.Fprintf(out, "[%s] The server is fired up and ready to roll!\n", s.cfg.Now().Format("2006-01-02 15:04:05"))
 }

@@ -41,7 +41,7 @@ func start(t testing.TB, cfg Config) *httptest.Server {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Unix(1700000000, 0) }
 	}
-	s, err := NewVLLM(cfg)
+	s, err := NewOpenAI(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
