@@ -43,11 +43,12 @@ type intent struct {
 	model      perfmodel.Model
 	modelName  string
 	modelPath  string // a directory (HF snapshot, storage.path) or a GGUF file
-	ollamaName string // the model's name in the Ollama store (deepcoder:14b); ollama engine only
+	ollamaName string // the model's name in the Ollama store (deepcoder:14b); an engine that loads models by name only
 	store      string // the model store the files belong to (OLLAMA_MODELS for ollama)
 	vision     bool
 	engine     string
-	runner     *v1.Container // the runner, run verbatim; nil: the engine adapter builds it
+	adapter    *engine.Adapter // the engine's; nil when no adapter knows it
+	runner     *v1.Container   // the runner, run verbatim; nil: the engine adapter builds it
 	ref        *v1.EngineRef
 	extraArgs  []string // the InferenceService's runner args on top of an engine adapter's flags
 	extraEnv   []string
@@ -181,8 +182,10 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 	if err := in.engineOf(s); err != nil {
 		return in, err
 	}
+	in.adapter, _ = engine.Lookup(in.engine)
+	byName := in.adapter != nil && in.adapter.ByName // the engine loads models by name from its own store
 	in.modelPath, in.store, in.ollamaName = modelFiles(spec, st)
-	if in.engine != engine.Ollama {
+	if !byName {
 		in.ollamaName = ""
 	} else if in.ollamaName == "" {
 		return in, &blocked{v1.ServiceFailed, "ModelNotInOllamaStore", fmt.Sprintf(
@@ -200,10 +203,9 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 		return in, &blocked{v1.ServiceFailed, "ModelUnreadable", fmt.Sprintf("cannot size %s for placement from %s: %v", mkey, in.modelPath, err)}
 	}
 	if in.maxLen = in.settings.MaxModelLen; in.maxLen == 0 {
-		if in.engine == engine.Ollama {
-			in.maxLen = ollamaDefaultContext
-		} else {
-			in.maxLen = in.model.MaxContext
+		in.maxLen = in.model.MaxContext
+		if in.adapter != nil && in.adapter.DefaultContext > 0 { // Ollama's 4096 (OLLAMA_CONTEXT_LENGTH)
+			in.maxLen = in.adapter.DefaultContext
 		}
 	}
 	in.replicas = 1
@@ -219,7 +221,7 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 	}
 	in.request = placement.Request{Service: in.key, Model: in.model, Quant: quant, MaxModelLen: in.maxLen,
 		Engine: in.engine, Concurrency: max(in.settings.Concurrency, 1), MaxNumSeqs: in.settings.MaxNumSeqs, GPUMemoryUtilization: in.settings.GPUMemoryUtilization,
-		TP: in.settings.TP, KVCacheDtype: in.settings.KVCacheDtype, Replicas: in.replicas, Shared: in.engine == engine.Ollama}
+		TP: in.settings.TP, KVCacheDtype: in.settings.KVCacheDtype, Replicas: in.replicas, Shared: in.adapter != nil && in.adapter.Shared}
 	b, _ := json.Marshal(struct {
 		Gen      int64
 		Runtime  string
@@ -230,9 +232,6 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 	in.ifp = string(b)
 	return in, nil
 }
-
-// ollamaDefaultContext is Ollama's context length when nothing sets it (OLLAMA_CONTEXT_LENGTH).
-const ollamaDefaultContext = 4096
 
 // engineOf decides how the service's engine runs: the runtime's runner (or the service's
 // own, which wins field by field as in OME), or an engine adapter with the runtime's and the
@@ -256,7 +255,7 @@ func (in *intent) engineOf(s *v1.InferenceService) error {
 		in.engine = engine.Detect(argv)
 		if in.engine == "" {
 			return &blocked{v1.ServiceFailed, "EngineUnknown",
-				fmt.Sprintf("runtime %s: cannot tell which engine %q runs (want vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve)", in.runtime.Name, strings.Join(argv, " "))}
+				fmt.Sprintf("runtime %s: cannot tell which engine %q runs (want %s)", in.runtime.Name, strings.Join(argv, " "), orList(engine.CommandLines()))}
 		}
 		src := "runner of runtime " + in.runtime.Name
 		if base == nil || (over != nil && (len(over.Command) > 0 || len(over.Args) > 0)) {
@@ -298,6 +297,14 @@ func (in *intent) tpPreference() {
 	in.tpNote = fmt.Sprintf("tensor-parallel-size %d in runtime %s is a preference: the planner uses the smallest size that fits these GPUs (to fix it, set it in the InferenceService's spec.engine.runner.args)", in.settings.TP, in.runtime.Name)
 	in.settings.TP = 0
 	in.settings.From = slices.DeleteFunc(in.settings.From, func(f engine.SettingSource) bool { return f.Name == "tensor-parallel-size" })
+}
+
+// orList writes "a, b, c or d".
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
 
 // mergeRunner is the runtime's runner with the service's fields over it, as OME merges the
