@@ -116,6 +116,10 @@ type Adapter struct {
 	// runs out, for citadel test's diagnosis.
 	OutOfMemory []string
 
+	// SimDialect is the citadel sim --engine dialect that stands in for the engine under
+	// --simulate-engines (internal/sim); "" when the simulator has none, and Simulate
+	// refuses the engine.
+	SimDialect string
 	// simRewrites are the engine's flags citadel sim does not take: renamed to the
 	// simulator's spelling, or dropped ("") because they do not change what is simulated.
 	simRewrites map[string]string

@@ -50,6 +50,7 @@ var _ = register(&Adapter{
 	writeFlags:  map[string]string{"max-model-len": "-c", "concurrency": "-np"},
 	OutOfMemory: []string{"cudamalloc failed", "out of memory"},
 
+	SimDialect: LlamaCPP,
 	simRewrites: map[string]string{
 		"-sm": "", "--split-mode": "", "-ts": "", "--tensor-split": "", "-mg": "", "--main-gpu": "", "-dev": "",
 		"--device": "", "--cache-reuse": "", "--reasoning-format": "", "--chat-template-file": "", "--log-disable": "",

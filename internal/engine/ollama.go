@@ -35,6 +35,7 @@ var _ = register(&Adapter{
 	DefaultContext: 4096, // OLLAMA_CONTEXT_LENGTH's default
 	settingEnv:     map[string]string{"OLLAMA_CONTEXT_LENGTH": "max-model-len", "OLLAMA_NUM_PARALLEL": "concurrency"},
 	OutOfMemory:    []string{"cudamalloc failed", "out of memory"},
+	SimDialect:     Ollama,
 	simArgs:        ollamaSimArgs,
 })
 

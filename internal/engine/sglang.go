@@ -55,6 +55,7 @@ var _ = register(&Adapter{
 	},
 	OutOfMemory: []string{"cuda out of memory", "outofmemoryerror", "cuda error: out of memory", "out of memory"},
 
+	SimDialect: SGLang,
 	simRewrites: map[string]string{
 		"--mem-frac": "--mem-fraction-static", "--tensor-parallel-size": "--tp-size", "-tp": "--tp-size",
 		"--model": "--model-path", "--context-len": "--context-length",

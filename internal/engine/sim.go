@@ -47,11 +47,14 @@ func Simulate(l Launch, citadel, gpuProfile string, timeScale float64) (Launch, 
 			strings.Join(l.Argv, " "), strings.Join(CommandLines(), ", "))
 	}
 	engine := a.Name
+	if a.SimDialect == "" {
+		return Launch{}, fmt.Errorf("simulate: citadel sim has no dialect for %s: serve it on a real GPU, or give internal/sim one", engine)
+	}
 	out := l
 	out.Env = slices.Clone(l.Env)
 	out.Served = slices.Clone(l.Served)
 	out.Notes = slices.Clone(l.Notes)
-	argv := []string{citadel, "sim", "--engine", engine, "--gpu", gpuProfile, "--time-scale", strconv.FormatFloat(timeScale, 'g', -1, 64)}
+	argv := []string{citadel, "sim", "--engine", a.SimDialect, "--gpu", gpuProfile, "--time-scale", strconv.FormatFloat(timeScale, 'g', -1, 64)}
 	if a.simArgs != nil {
 		args, err := a.simArgs(l)
 		if err != nil {

@@ -42,6 +42,7 @@ var _ = register(&Adapter{
 	OutOfMemory: []string{"cuda out of memory", "outofmemoryerror", "cuda error: out of memory", "out of memory",
 		"no available memory for the cache blocks", "larger than the maximum number of tokens that can be stored in kv cache"},
 
+	SimDialect: VLLM,
 	simRewrites: map[string]string{
 		"--enable-chunked-prefill": "", "--disable-custom-all-reduce": "", "--swap-space": "", "--block-size": "",
 		"--allowed-local-media-path": "", "--distributed-executor-backend": "", "--compilation-config": "", "-O": "",
