@@ -1,18 +1,31 @@
 // Package sim is `citadel sim`: an inference-engine simulator that speaks a real engine's HTTP
-// API while the timing comes from the pure performance model in internal/perfmodel. The VLLM
-// type serves the OpenAI-compatible API in three dialects (Config.Engine): vLLM, SGLang (its
-// /generate, /health_generate, /get_model_info, /get_server_info, sglang: metrics, flat errors,
-// any model name accepted) and llama.cpp's llama-server (-np slots on the Ollama scheduler, a
-// 503 "Loading model" phase, /completion, /props, /slots, llamacpp: metrics). The Ollama type
-// is Ollama's own API, with its OpenAI-compatible /v1 on the same engine.
+// API while the timing comes from the pure performance model in internal/perfmodel. The OpenAI
+// type serves the OpenAI-compatible API in one of three dialects (Config.Engine): vLLM, SGLang
+// (its /generate, /health_generate, /get_model_info, /get_server_info, sglang: metrics, flat
+// errors, its own response and stream shapes, any model name accepted) and llama.cpp's
+// llama-server (-np slots on the Ollama scheduler, a 503 "Loading model" phase, /completion,
+// /props, /slots, llamacpp: metrics). The Ollama type is Ollama's own API, with its
+// OpenAI-compatible /v1 on the same engine.
+//
+// # Dialects
+//
+// A dialect is a value, not a branch: a dialect struct (dialect.go) holds what an engine does
+// differently (its launch defaults, scheduler mode, extra routes, API-key gate, error JSON,
+// model-name rule, /v1/models, context-length refusal, whole and streamed response shapes,
+// metric names, log lines), and one row per engine lives beside that engine's own endpoints
+// (vllm.go, sglang.go, llamacpp.go). The shared server reads requests (request.go), drives the
+// engine and decides what each response carries and when (respond.go); the row only words it.
+// A fourth engine is a new file with its row, added to the dialects table. Launch and
+// PlanOptions (launch.go) are the engines' start-up knowledge `citadel sim` asks for, so the
+// command keeps only flags.
 //
 // # Concurrency
 //
-// One goroutine, Engine.Run, owns the perf.Scheduler. HTTP handlers submit requests over a
+// One goroutine, Engine.Run, owns the perfmodel.Scheduler. HTTP handlers submit requests over a
 // channel and read their output from a per-request stream: a count of tokens produced per
 // choice, guarded by a mutex, plus a notification channel of capacity 1. The driver never
 // blocks on a slow client (it only bumps counters and does a non-blocking send), and a handler
-// whose client goes away sends an abort that frees the request's KV blocks (perf's Abort).
+// whose client goes away sends an abort that frees the request's KV blocks (perfmodel's Abort).
 //
 // Simulated time maps to wall time × TimeScale: the driver runs one Step, waits until
 // base + TimeScale × step end, then publishes the step's events; base is re-anchored whenever

@@ -25,9 +25,11 @@ import (
 // --max-concurrency C` does, and measures two things:
 //
 //   - the model's shape under load (sub-benchmarks c=N): Llama-3.1-8B BF16 on one A100 40 GB,
-//     the setup of the two reference sweeps in benchmarks.md §4 (johnmusgrave.com: C=1 ≈ 75
-//     tok/s decode, the knee at C=8 with 6.6× the throughput of C=1 at almost no latency cost;
-//     Red Hat: concurrency 1–256, peak 793 output tok/s, P99 latency at the peak 80 ms). TTFT
+//     the setup of two published sweeps (https://johnmusgrave.com/p/vllm-throughput-latency-sweep-on:
+//     C=1 ≈ 75 tok/s decode, the knee at C=8 with 6.6× the throughput of C=1 at almost no
+//     latency cost; https://developers.redhat.com/articles/2025/08/08/ollama-vs-vllm-deep-dive-performance-benchmarking:
+//     concurrency 1–256, peak 793 output tok/s, P99 latency at the peak 80 ms; docs/sim.md has
+//     the simulated figures). TTFT
 //     should grow with concurrency, and throughput rise almost linearly to the knee and then
 //     saturate. The run is at time scale loadScale; wall times are divided by it to give
 //     simulated seconds. ttft-srv-mean-s and itl-srv-mean-ms are what the engine itself

@@ -33,7 +33,7 @@ func Plan(t testing.TB, gpu, model string, opts perfmodel.Options) perfmodel.Pla
 	return p
 }
 
-// Server is a simulated engine (sim.VLLM, sim.Ollama).
+// Server is a simulated engine (sim.OpenAI, sim.Ollama).
 type Server interface {
 	Serve(context.Context, net.Listener) error
 }
