@@ -330,8 +330,9 @@ type ReasonInfo struct {
 	// Terminal: the writer will not move on by itself (see the package comment above).
 	// Reasons that are sometimes retried (UpstreamError, InsufficientStorage) are not.
 	Terminal bool
-	// Problem: the reason says something is wrong or stuck; `citadel test` owes a
-	// diagnosis for it. Progress and success reasons are not problems.
+	// Problem: the reason says the object failed or is stuck; `citadel test` owes a
+	// diagnosis for it. Progress, success and warnings (SlowDownload, RangeIgnored) are not
+	// problems.
 	Problem bool
 	// Event: the reason is written only as an event's, never into a status.
 	Event bool
@@ -398,7 +399,7 @@ func Reasons() []ReasonInfo {
 		pullR(ReasonDownloadStalled, false),
 		pullR(ReasonDownloadIncomplete, false),
 		pullR(ReasonTruncatedBody, false),
-		event(pullR(ReasonRangeIgnored, false)),
+		{Name: ReasonRangeIgnored, Kinds: models, Writers: []string{WriterAgent}, Definer: WriterPull, Event: true},
 		pullR(ReasonChecksumMismatch, true),
 		pullR(ReasonInsufficientStorage, false),
 		pullR(ReasonStorageNotWritable, true),
@@ -418,7 +419,7 @@ func Reasons() []ReasonInfo {
 		withWriters(agent(ReasonAccepted, false, false), WriterDaemon),
 		withWriters(agent(ReasonSecretFound, false, false), WriterDaemon),
 		withWriters(agent(ReasonNoCredentialsNeeded, false, false), WriterDaemon),
-		agent(ReasonSlowDownload, true, false),
+		agent(ReasonSlowDownload, false, false),
 		agent(ReasonNormal, false, false),
 		withKinds(withWriters(agent(ReasonModelDisabled, true, true), WriterDaemon, WriterServing, WriterSelection), KindInferenceService),
 		withKinds(withWriters(agent(ReasonModelFilesMissing, true, false), WriterServing), KindInferenceService),

@@ -5,7 +5,6 @@ package modeltest
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -14,138 +13,137 @@ import (
 	"citadel.dev/citadel/internal/modelinfo"
 )
 
-// modelCodes maps the reasons the model agent (internal/pull, internal/agent) and the
-// daemon's waiting status write to cause codes.
-var modelCodes = map[string]string{
-	v1.ReasonSecretNotFound:        v1.ReasonSecretNotFound,
-	v1.ReasonSecretKeyMissing:      v1.ReasonSecretKeyMissing,
-	v1.ReasonUnauthorized:          v1.ReasonUnauthorized,
-	v1.ReasonGatedRepo:             v1.ReasonGatedRepo,
-	v1.ReasonRepoNotFound:          v1.ReasonRepoNotFound,
-	v1.ReasonRevisionNotFound:      v1.ReasonRevisionNotFound,
-	v1.ReasonEntryNotFound:         v1.ReasonEntryNotFound,
-	v1.ReasonConnectionFailed:      CodeHubUnreachable,
-	v1.ReasonDNSFailure:            CodeHubUnreachable,
-	"HubUnreachable":               CodeHubUnreachable,
-	v1.ReasonUpstreamError:         v1.ReasonUpstreamError,
-	v1.ReasonRateLimited:           v1.ReasonRateLimited,
-	v1.ReasonDownloadStalled:       CodeDownloadStalled,
-	v1.ReasonDownloadIncomplete:    v1.ReasonDownloadIncomplete,
-	v1.ReasonChecksumMismatch:      v1.ReasonChecksumMismatch,
-	v1.ReasonInsufficientStorage:   v1.ReasonInsufficientStorage,
-	v1.ReasonStorageNotWritable:    v1.ReasonStorageNotWritable,
-	v1.ReasonInvalidModelFiles:     v1.ReasonInvalidModelFiles,
-	v1.ReasonHostileFileName:       v1.ReasonHostileFileName,
-	v1.ReasonNoFiles:               v1.ReasonNoFiles,
-	v1.ReasonLocalPathNotFound:     v1.ReasonLocalPathNotFound,
-	v1.ReasonUnsupportedStorageURI: v1.ReasonUnsupportedStorageURI,
-	v1.ReasonInternalError:         CodeAgentInternalError,
+// modelRow is one row of the download's cause catalogue: a reason the model agent
+// (internal/pull, internal/agent) or the daemon writes on a model, and its cause.
+type modelRow struct {
+	// code is the cause's code; "" for the reason's own name.
+	code string
+	// when says in which state of the model the reason explains it.
+	when rowWhen
+	// explain fills the cause's summary and next steps (and may add evidence); the cause
+	// holds the common evidence: the model's status, its warning events and its progress.
+	explain func(d *diag, x *modelCtx, c *Cause)
+	// cause, instead of explain, builds the whole cause.
+	cause func(d *diag, x *modelCtx) *Cause
 }
 
-// modelCause builds the cause of a model reason with its message.
-func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
-	f := d.f
-	if reason == v1.ReasonSecretNotFound && noKeyRe.MatchString(msg) {
-		code = v1.ReasonSecretKeyMissing // the agent words a missing key as SecretNotFound
-	}
-	if code == v1.ReasonUpstreamError && status5xx.MatchString(msg) {
-		code = CodeHubUnreachable
-	}
-	c := &Cause{Code: code, Step: StepDownload}
-	c.Evidence = append(c.Evidence, d.modelStatusLine())
-	if prefix != "" {
-		c.Evidence = append(c.Evidence, prefix+reason+": "+msg)
-	}
-	c.Evidence = append(c.Evidence, d.modelEventLines()...)
-	c.Evidence = append(c.Evidence, d.progressLine())
-	model := orDefault(f.Model, d.r.Model)
-	uri, repo := d.storageURI()
-	ns, name, key := d.secretRef(msg)
-	describe := d.describeModel()
-	switch code {
-	case v1.ReasonSecretNotFound:
-		c.Summary = fmt.Sprintf("The secret %s/%s named by spec.storage.key of model %s does not exist, so the download cannot start.", ns, name, model)
+// rowWhen: when a reason in a model's status explains it.
+type rowWhen int
+
+const (
+	whenFailed  rowWhen = iota // in phase Failed (else a newer attempt may have moved on), or as a warning event
+	whenAlways                 // in any phase: nothing moves until it is fixed
+	whenWaiting                // in any phase, after the download's own timeout and failure events
+)
+
+// modelCtx is what a row explains from: the reason, the message its writer gave, and what
+// the report says of the model.
+type modelCtx struct {
+	reason, msg                string
+	model, uri, repo, describe string
+	ns, name, key              string // the secret that holds the model's token
+}
+
+// modelCauses is the download's cause catalogue, keyed by reason. TestEveryReasonHasADiagnosis
+// fails when a problem reason of api/v1 on a model has neither a row here nor in serviceCauses.
+var modelCauses = map[string]modelRow{
+	v1.ReasonSecretNotFound: {when: whenAlways, explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The secret %s/%s named by spec.storage.key of model %s does not exist, so the download cannot start.", x.ns, x.name, x.model)
 		c.NextSteps = []string{
-			"export HF_TOKEN with a token that can read the repository, then: " + tokenSecretCmd(ns, name, key),
+			"export HF_TOKEN with a token that can read the repository, then: " + tokenSecretCmd(x.ns, x.name, x.key),
 			"or remove spec.storage.key from the model if the repository is public, and re-apply it",
-			describe,
+			x.describe,
 		}
-	case v1.ReasonSecretKeyMissing:
+	}},
+	v1.ReasonSecretKeyMissing: {when: whenAlways, explain: func(d *diag, x *modelCtx, c *Cause) {
 		has := ""
-		if m := regexp.MustCompile(`\(it has: ([^)]*)\)`).FindStringSubmatch(msg); m != nil {
+		if m := secretKeysRe.FindStringSubmatch(x.msg); m != nil {
 			has = " (it has: " + m[1] + ")"
 		}
-		c.Summary = fmt.Sprintf("The secret %s/%s exists but has no key %q%s, so model %s has no token.", ns, name, key, has, model)
+		c.Summary = fmt.Sprintf("The secret %s/%s exists but has no key %q%s, so model %s has no token.", x.ns, x.name, x.key, has, x.model)
 		c.NextSteps = []string{
-			"export HF_TOKEN with the token, then (create or update adds the key): " + tokenSecretCmd(ns, name, key),
+			"export HF_TOKEN with the token, then (create or update adds the key): " + tokenSecretCmd(x.ns, x.name, x.key),
 			"or set spec.storage.parameters.secretKey in the model to the key that holds the token, and re-apply it",
-			describe,
+			x.describe,
 		}
-	case v1.ReasonUnauthorized:
-		c.Summary = fmt.Sprintf("The hub rejected the token of model %s (missing, invalid or expired).", model)
+	}},
+	v1.ReasonUnauthorized: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The hub rejected the token of model %s (missing, invalid or expired).", x.model)
 		c.NextSteps = []string{
 			fmt.Sprintf("check the token: curl -s -H \"Authorization: Bearer $HF_TOKEN\" %s/api/whoami-v2 (200 = valid, 401 = rejected)", d.hubEndpoint()),
-			fmt.Sprintf("create a new read token at %s/settings/tokens, export it as HF_TOKEN, then: %s", d.hubEndpoint(), tokenSecretCmd(ns, name, key)),
-			describe,
+			fmt.Sprintf("create a new read token at %s/settings/tokens, export it as HF_TOKEN, then: %s", d.hubEndpoint(), tokenSecretCmd(x.ns, x.name, x.key)),
+			x.describe,
 		}
-	case v1.ReasonGatedRepo:
-		page := d.hubEndpoint() + "/" + repo
-		if m := acceptRe.FindStringSubmatch(msg); m != nil {
+	}},
+	v1.ReasonGatedRepo: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		page := d.hubEndpoint() + "/" + x.repo
+		if m := acceptRe.FindStringSubmatch(x.msg); m != nil {
 			page = m[1]
 		}
-		c.Summary = fmt.Sprintf("Repository %s is gated: the token's account has not accepted its license.", orDefault(repo, uri))
+		c.Summary = fmt.Sprintf("Repository %s is gated: the token's account has not accepted its license.", orDefault(x.repo, x.uri))
 		c.NextSteps = []string{
 			fmt.Sprintf("open %s, sign in as the token's account and accept the license (approval may take a while)", page),
-			"make sure spec.storage.key names a token of that account (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
+			"make sure spec.storage.key names a token of that account (export it as HF_TOKEN): " + tokenSecretCmd(x.ns, x.name, x.key),
 			"then re-apply the model (or update its secret): the agent does not retry this on its own",
 		}
-	case v1.ReasonRepoNotFound:
-		c.Summary = fmt.Sprintf("Repository %s does not exist on the hub, or it is private and the token cannot read it.", orDefault(repo, uri))
+	}},
+	v1.ReasonRepoNotFound: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("Repository %s does not exist on the hub, or it is private and the token cannot read it.", orDefault(x.repo, x.uri))
 		c.NextSteps = []string{
-			fmt.Sprintf("check the name in spec.storage.storageUri (%s): curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models/%s (404: no such repository)", uri, d.hubEndpoint(), repo),
-			"if the repository is private, give a token that can read it (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
+			fmt.Sprintf("check the name in spec.storage.storageUri (%s): curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models/%s (404: no such repository)", x.uri, d.hubEndpoint(), x.repo),
+			"if the repository is private, give a token that can read it (export it as HF_TOKEN): " + tokenSecretCmd(x.ns, x.name, x.key),
 			"fix spec.storage.storageUri and re-apply the model (a change to its secret retries it by itself)",
 		}
-	case v1.ReasonRevisionNotFound:
-		c.Summary = fmt.Sprintf("The revision in %s does not exist in the repository.", uri)
+	}},
+	v1.ReasonRevisionNotFound: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The revision in %s does not exist in the repository.", x.uri)
 		c.NextSteps = []string{
-			fmt.Sprintf("list the branches and tags at %s/%s/tree/main, then fix the @revision of spec.storage.storageUri and re-apply", d.hubEndpoint(), repo),
+			fmt.Sprintf("list the branches and tags at %s/%s/tree/main, then fix the @revision of spec.storage.storageUri and re-apply", d.hubEndpoint(), x.repo),
 		}
-	case v1.ReasonEntryNotFound:
-		c.Summary = fmt.Sprintf("A file the repository lists is missing from %s at the requested revision.", orDefault(repo, uri))
-		c.NextSteps = []string{fmt.Sprintf("check the files at %s/%s; pin another revision in spec.storage.storageUri", d.hubEndpoint(), repo), describe}
-	case CodeHubUnreachable:
-		c.Summary = fmt.Sprintf("The hub %s could not be reached (or failed) while downloading model %s.", d.hubEndpoint(), model)
-		c.NextSteps = []string{
-			fmt.Sprintf("from the server's host: curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models?limit=1", d.hubEndpoint()),
-			"check DNS, the proxy (HTTPS_PROXY / NO_PROXY) and HF_ENDPOINT of `citadel serve`; unset HF_HUB_OFFLINE",
-			"once the hub answers, the agent resumes on its own (partial files are kept); " + describe,
-		}
-	case v1.ReasonUpstreamError:
+	}},
+	v1.ReasonEntryNotFound: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("A file the repository lists is missing from %s at the requested revision.", orDefault(x.repo, x.uri))
+		c.NextSteps = []string{fmt.Sprintf("check the files at %s/%s; pin another revision in spec.storage.storageUri", d.hubEndpoint(), x.repo), x.describe}
+	}},
+	v1.ReasonConnectionFailed: {code: CodeHubUnreachable, explain: (*diag).hubUnreachable},
+	v1.ReasonDNSFailure:       {code: CodeHubUnreachable, explain: (*diag).hubUnreachable},
+	v1.ReasonUpstreamError: {explain: func(d *diag, x *modelCtx, c *Cause) { // a 5xx is HubUnreachable: see modelRowOf
 		c.Summary = "The hub or mirror answered something the agent cannot use."
-		c.NextSteps = []string{"check HF_ENDPOINT of `citadel serve` and that no proxy rewrites the hub's responses", describe}
-	case v1.ReasonRateLimited:
-		c.Summary = fmt.Sprintf("The hub rate-limited the download of model %s.", model)
+		c.NextSteps = []string{"check HF_ENDPOINT of `citadel serve` and that no proxy rewrites the hub's responses", x.describe}
+	}},
+	v1.ReasonRateLimited: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The hub rate-limited the download of model %s.", x.model)
 		c.NextSteps = []string{
-			"give the model a token (spec.storage.key) for a higher limit (export it as HF_TOKEN): " + tokenSecretCmd(ns, name, key),
+			"give the model a token (spec.storage.key) for a higher limit (export it as HF_TOKEN): " + tokenSecretCmd(x.ns, x.name, x.key),
 			"lower `citadel serve --max-downloads` so fewer requests run at once; the agent retries after the server's Retry-After",
 		}
-	case CodeDownloadStalled:
-		return d.downloadStalled(msg)
-	case v1.ReasonDownloadIncomplete:
+	}},
+	v1.ReasonDownloadStalled: {code: CodeDownloadStalled, cause: func(d *diag, x *modelCtx) *Cause { return d.downloadStalled(x.msg) }},
+	v1.ReasonDownloadIncomplete: {explain: func(d *diag, x *modelCtx, c *Cause) {
 		c.Summary = "The connection kept ending before files were complete (truncated bodies)."
-		c.NextSteps = []string{"check the network path (proxy, load balancer idle timeouts) to the hub", describe}
-	case v1.ReasonChecksumMismatch:
-		file := fileOf(msg)
+		c.NextSteps = []string{"check the network path (proxy, load balancer idle timeouts) to the hub", x.describe}
+	}},
+	v1.ReasonTruncatedBody: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		file := fileOf(x.msg)
+		c.Summary = fmt.Sprintf("%s keeps ending at the same byte, short of its length: the hub, a mirror or a proxy in between cuts it there, so retrying does not help.", orDefault(file, "A file"))
+		c.NextSteps = []string{
+			"if a mirror or proxy sits between (HF_ENDPOINT, HTTPS_PROXY), try without it: it may truncate large files",
+			fmt.Sprintf("fetch the file directly from the server's host and compare the length: curl -sSL -o /dev/null -w '%%{http_code} %%{size_download} bytes\\n' %s", d.fileURL(file)),
+			x.describe,
+		}
+	}},
+	v1.ReasonChecksumMismatch: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		file := fileOf(x.msg)
 		c.Summary = fmt.Sprintf("%s was downloaded twice and both times its content did not match the hub's hash: the source serves corrupt data.", orDefault(file, "A file"))
 		c.NextSteps = []string{
 			"if a mirror or proxy sits between (HF_ENDPOINT, HTTPS_PROXY), try without it: it may rewrite or truncate files",
-			fmt.Sprintf("report it to the repository owner (%s/%s/discussions)", d.hubEndpoint(), repo),
+			fmt.Sprintf("report it to the repository owner (%s/%s/discussions)", d.hubEndpoint(), x.repo),
 			"re-apply the model to try again",
 		}
-	case v1.ReasonInsufficientStorage:
+	}},
+	v1.ReasonInsufficientStorage: {explain: func(d *diag, x *modelCtx, c *Cause) {
 		c.Summary = "The disk does not have room for the model."
-		if m := needFreeRe.FindStringSubmatch(msg); m != nil {
+		if m := needFreeRe.FindStringSubmatch(x.msg); m != nil {
 			c.Summary = fmt.Sprintf("The model needs %s but only %s is free on %s.", m[1], m[2], m[3])
 			c.Evidence = append(c.Evidence, fmt.Sprintf("need %s, free %s on %s", m[1], m[2], m[3]))
 		}
@@ -154,32 +152,102 @@ func (d *diag) modelCause(code, reason, msg, prefix string) *Cause {
 			"free space (citadel delete model NAME removes models no longer needed), or move the cache to a larger disk: citadel serve --data-dir DIR (or HF_HUB_CACHE)",
 			"then re-apply the model: partial files are kept and resumed",
 		}
-	case v1.ReasonStorageNotWritable:
+	}},
+	v1.ReasonStorageNotWritable: {explain: func(d *diag, x *modelCtx, c *Cause) {
 		c.Summary = fmt.Sprintf("The model's directory %s is not writable by citadel.", orDefault(d.storagePath(), "(the cache)"))
 		c.NextSteps = []string{
 			fmt.Sprintf("ls -ld %s; make it writable by the user that runs citadel serve, or set another spec.storage.path", orDefault(d.storagePath(), "$CITADEL_DATA_DIR")),
 		}
-	case v1.ReasonInvalidModelFiles, v1.ReasonHostileFileName:
-		c.Summary = fmt.Sprintf("The files of %s were downloaded and verified but cannot be used: the repository's files are damaged or unsafe.", orDefault(repo, model))
-		c.NextSteps = []string{
-			fmt.Sprintf("look at the repository's files at %s/%s (config.json, *.safetensors headers)", d.hubEndpoint(), repo),
-			"pin a revision that works in spec.storage.storageUri (hf://org/repo@revision), or report it to the repository owner",
-		}
-	case v1.ReasonNoFiles:
+	}},
+	v1.ReasonInvalidModelFiles: {explain: (*diag).unusableFiles},
+	v1.ReasonHostileFileName:   {explain: (*diag).unusableFiles},
+	v1.ReasonNoFiles: {explain: func(d *diag, x *modelCtx, c *Cause) {
 		c.Summary = "The source has no files to download (or none match the include/exclude filters)."
-		c.NextSteps = []string{fmt.Sprintf("check %s and the model's filters", uri), describe}
-	case v1.ReasonLocalPathNotFound:
-		c.Summary = fmt.Sprintf("The local path of %s does not exist on this host.", uri)
+		c.NextSteps = []string{fmt.Sprintf("check %s and the model's filters", x.uri), x.describe}
+	}},
+	v1.ReasonLocalPathNotFound: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The local path of %s does not exist on this host.", x.uri)
 		c.NextSteps = []string{"copy the model there, or fix spec.storage.storageUri"}
-	case v1.ReasonUnsupportedStorageURI:
-		c.Summary = fmt.Sprintf("The storage URI %s cannot be pulled by this agent.", uri)
+	}},
+	v1.ReasonUnsupportedStorageURI: {explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The storage URI %s cannot be pulled by this agent.", x.uri)
 		c.NextSteps = []string{"use hf://org/repo[@revision], ollama://name[:tag], file:///dir or local:///dir in spec.storage.storageUri"}
-	default:
-		c.Code = orDefault(code, reason)
-		c.Summary = fmt.Sprintf("The model agent failed the download of %s: %s.", model, reason)
-		c.NextSteps = []string{describe, "citadel events --for " + d.modelObject()}
+	}},
+	v1.ReasonInternalError: {code: CodeAgentInternalError, explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The model agent failed the download of %s in a way it does not classify: %s.", x.model, orDefault(x.msg, x.reason))
+		c.NextSteps = []string{
+			"the server's log says more: citadel serve --log-level debug, then retry: " + d.retryCmd(),
+			"if the message names a missing setting (the cache or Ollama directory), fix `citadel serve`'s flags",
+			x.describe,
+		}
+	}},
+	v1.ReasonModelFilesMissing: {when: whenWaiting, explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The files of model %s were removed from this host after it was Ready; the agent fetches them again.", x.model)
+		if d.f.ModelPhase == v1.ModelFailed {
+			c.Summary = fmt.Sprintf("The files of model %s were removed from this host after it was Ready, and fetching them again failed.", x.model)
+		}
+		c.NextSteps = []string{
+			"find what deletes files under the model's directory (a cleanup job, another tool sharing the cache) and stop it",
+			x.describe,
+			"once the cause of the failed fetch is fixed: " + d.retryCmd(),
+		}
+	}},
+	v1.ReasonAwaitingAgent: {code: CodeNoModelAgent, when: whenWaiting, cause: func(d *diag, _ *modelCtx) *Cause { return d.noAgent() }},
+	v1.ReasonQueued:        {code: CodeDownloadQueued, when: whenWaiting, cause: func(d *diag, _ *modelCtx) *Cause { return d.queued() }},
+}
+
+// modelRowOf is the row that explains reason with msg: the agent words a missing key as
+// SecretNotFound, and a hub that answers 5xx or 408 is unreachable rather than odd.
+func modelRowOf(reason, msg string) (modelRow, string, bool) {
+	switch {
+	case reason == v1.ReasonSecretNotFound && noKeyRe.MatchString(msg):
+		reason = v1.ReasonSecretKeyMissing
+	case reason == v1.ReasonUpstreamError && status5xx.MatchString(msg):
+		reason = v1.ReasonConnectionFailed
 	}
+	row, ok := modelCauses[reason]
+	return row, orDefault(row.code, reason), ok
+}
+
+// modelCause builds the cause of a model reason with its message; prefix, when set,
+// introduces the reason and message as a line of evidence (they come from an event).
+func (d *diag) modelCause(reason, msg, prefix string) *Cause {
+	f := d.f
+	row, code, _ := modelRowOf(reason, msg)
+	uri, repo := d.storageURI()
+	x := &modelCtx{reason: reason, msg: msg, model: orDefault(f.Model, d.r.Model), uri: uri, repo: repo, describe: d.describeModel()}
+	x.ns, x.name, x.key = d.secretRef(msg)
+	if row.cause != nil {
+		return row.cause(d, x)
+	}
+	c := &Cause{Code: code, Step: StepDownload}
+	c.Evidence = append(c.Evidence, d.modelStatusLine())
+	if prefix != "" {
+		c.Evidence = append(c.Evidence, prefix+reason+": "+msg)
+	}
+	c.Evidence = append(c.Evidence, d.modelEventLines()...)
+	c.Evidence = append(c.Evidence, d.progressLine())
+	row.explain(d, x, c)
 	return c
+}
+
+// hubUnreachable explains a hub that cannot be reached or fails.
+func (d *diag) hubUnreachable(x *modelCtx, c *Cause) {
+	c.Summary = fmt.Sprintf("The hub %s could not be reached (or failed) while downloading model %s.", d.hubEndpoint(), x.model)
+	c.NextSteps = []string{
+		fmt.Sprintf("from the server's host: curl -sS -o /dev/null -w '%%{http_code}\\n' %s/api/models?limit=1", d.hubEndpoint()),
+		"check DNS, the proxy (HTTPS_PROXY / NO_PROXY) and HF_ENDPOINT of `citadel serve`; unset HF_HUB_OFFLINE",
+		"once the hub answers, the agent resumes on its own (partial files are kept); " + x.describe,
+	}
+}
+
+// unusableFiles explains files that arrived but cannot be used (damaged or hostile).
+func (d *diag) unusableFiles(x *modelCtx, c *Cause) {
+	c.Summary = fmt.Sprintf("The files of %s were downloaded and verified but cannot be used: the repository's files are damaged or unsafe.", orDefault(x.repo, x.model))
+	c.NextSteps = []string{
+		fmt.Sprintf("look at the repository's files at %s/%s (config.json, *.safetensors headers)", d.hubEndpoint(), x.repo),
+		"pin a revision that works in spec.storage.storageUri (hf://org/repo@revision), or report it to the repository owner",
+	}
 }
 
 // downloadStalled: no bytes moved. msg is the agent's stall message, if any.

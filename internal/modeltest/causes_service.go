@@ -13,6 +13,120 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 )
 
+// serviceRow explains a reason on an InferenceService (tail: the engine's last output); nil
+// when the reason alone does not explain the failure and the classifier reads on.
+type serviceRow func(d *diag, reason string, tail []string) *Cause
+
+// serviceCauses is the service's cause catalogue, keyed by reason. TestEveryReasonHasADiagnosis
+// fails when a problem reason of api/v1 on an InferenceService has no row (ModelDisabled is
+// the classifier's own: it is read before any step).
+var serviceCauses = map[string]serviceRow{
+	v1.ReasonModelNotFound: func(d *diag, reason string, _ []string) *Cause {
+		c := d.svcCause(reason, fmt.Sprintf("The service names model %s, which does not exist.", d.r.Model))
+		c.NextSteps = []string{"citadel get models; apply the model, or fix spec.model.name of the service"}
+		return c
+	},
+	v1.ReasonModelNotReady: func(d *diag, reason string, _ []string) *Cause {
+		c := d.svcCause(reason, "The service waits for its model, which is not Ready.")
+		c.NextSteps = []string{d.describeModel()}
+		return c
+	},
+	v1.ReasonModelFilesMissing: func(d *diag, reason string, _ []string) *Cause {
+		c := d.svcCause(reason, fmt.Sprintf("Model %s is Ready but its files are gone from this host; the model agent was asked to fetch them again.", orDefault(d.f.Model, d.r.Model)))
+		c.NextSteps = []string{
+			"watch the agent fetch them: " + d.describeModel(),
+			"find what deletes files under the model's directory (a cleanup job, another tool sharing the cache) and stop it",
+		}
+		return c
+	},
+	v1.ReasonModelUnreadable: func(d *diag, reason string, _ []string) *Cause {
+		c := d.svcCause(reason, "The controller cannot read the model's files to size it for placement.")
+		c.NextSteps = []string{"check config.json and the weights in the model's directory (see the message); re-download: delete and re-apply the model"}
+		return c
+	},
+	v1.ReasonModelNotInOllamaStore: func(d *diag, reason string, _ []string) *Cause {
+		c := d.svcCause(reason, fmt.Sprintf("Runtime %s runs ollama serve, which serves only models pulled from the Ollama registry, and model %s is not one.", orDefault(d.f.Runtime, "?"), orDefault(d.f.Model, d.r.Model)))
+		c.NextSteps = []string{
+			"pull the model from the Ollama registry: spec.storage.storageUri: ollama://name:tag",
+			fmt.Sprintf("or serve its GGUF file with runtime llamacpp: citadel test model %s --runtime llamacpp", orDefault(d.f.Model, d.r.Model)),
+			d.describeService(),
+		}
+		return c
+	},
+	v1.ReasonNoSupportingRuntime:    (*diag).runtimeRejected,
+	v1.ReasonRuntimeIncompatible:    (*diag).runtimeRejected,
+	v1.ReasonRuntimeNotFound:        (*diag).runtimeRejected,
+	v1.ReasonRuntimeDisabled:        (*diag).runtimeRejected,
+	v1.ReasonRuntimeSelectionFailed: (*diag).runtimeRejected,
+	v1.ReasonEngineUnknown:          (*diag).noEngine,
+	v1.ReasonRuntimeHasNoEngine:     (*diag).noEngine,
+	v1.ReasonInvalidEngineArgs: func(d *diag, reason string, _ []string) *Cause {
+		c := d.svcCause(reason, fmt.Sprintf("The engine arguments of runtime %s (or of the service) are invalid, so no engine is started.", orDefault(d.f.Runtime, "?")))
+		c.NextSteps = []string{
+			"fix the argument the message names in the runtime's engineConfig.args (or the service's), and re-apply it: " + d.describeRuntime(),
+			d.describeService(),
+		}
+		return c
+	},
+	v1.ReasonUnschedulable: func(d *diag, _ string, _ []string) *Cause { return d.unschedulable() },
+	v1.ReasonEngineNotFound: func(d *diag, reason string, _ []string) *Cause {
+		c := d.svcCause(reason, fmt.Sprintf("The engine runtime %s starts is not installed on the server's host.", orDefault(d.f.Runtime, "?")))
+		c.NextSteps = []string{
+			"install the engine named in the message on the server's host (e.g. pip install vllm), in the environment `citadel serve` runs in",
+			fmt.Sprintf("or point the runtime's command at it: %s", d.describeRuntime()),
+			"or, without a GPU, test with simulated engines: citadel serve --simulate-engines --gpus PROFILES",
+		}
+		return c
+	},
+	v1.ReasonEngineLaunchFailed: (*diag).notStarted,
+	v1.ReasonStartFailed:        (*diag).notStarted,
+	v1.ReasonPortInUse:          (*diag).notStarted,
+	v1.ReasonKillFailed:         (*diag).notStarted,
+	v1.ReasonExited:             func(d *diag, _ string, tail []string) *Cause { return d.engineCrashed(tail) },
+	v1.ReasonStartupTimeout:     func(d *diag, _ string, tail []string) *Cause { return d.startupTimeout(tail) },
+	v1.ReasonLivenessFailed:     (*diag).probeFailed,
+	v1.ReasonReadinessFailed:    (*diag).probeFailed,
+	v1.ReasonAwaitingController: func(d *diag, _ string, _ []string) *Cause {
+		if !d.failedAt(StepReady) {
+			return nil
+		}
+		c := d.svcCause(CodeNoServingController, "No serving controller runs on the server, so no engine is ever started.")
+		c.NextSteps = []string{"start the server with engines: citadel serve --engines=true (the default)"}
+		return c
+	},
+}
+
+// noEngine: the runtime names no engine, or one Citadel does not know.
+func (d *diag) noEngine(reason string, _ []string) *Cause {
+	c := d.svcCause(reason, fmt.Sprintf("Runtime %s does not say which engine to run.", orDefault(d.f.Runtime, "?")))
+	c.NextSteps = []string{fmt.Sprintf("fix the runtime's engineConfig.runner (vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve): %s", d.describeRuntime())}
+	return c
+}
+
+// notStarted: the engine's process could not be started (or, KillFailed, not be stopped).
+func (d *diag) notStarted(reason string, tail []string) *Cause {
+	code := map[string]string{v1.ReasonStartFailed: v1.ReasonEngineLaunchFailed, v1.ReasonKillFailed: CodeEngineKillFailed}[reason]
+	summary := "The engine could not be started."
+	switch reason {
+	case v1.ReasonPortInUse:
+		summary = "The engine could not be started: another process holds its port."
+	case v1.ReasonKillFailed:
+		summary = "The engine's processes survived SIGKILL: they could not be stopped, and the replica is not restarted."
+	}
+	c := d.svcCause(orDefault(code, reason), summary)
+	c.Evidence = append(c.Evidence, tailLines(tail)...)
+	c.NextSteps = []string{d.logsCmd(), d.describeService()}
+	return c
+}
+
+// probeFailed: the engine started but then failed its liveness or readiness probe.
+func (d *diag) probeFailed(reason string, tail []string) *Cause {
+	c := d.svcCause(reason, fmt.Sprintf("The engine started but then failed its %s probe.", strings.ToLower(strings.TrimSuffix(reason, "Failed"))))
+	c.Evidence = append(c.Evidence, tailLines(tail)...)
+	c.NextSteps = []string{d.logsCmd(), "check GPU health (nvidia-smi) and whether the engine hangs under load"}
+	return c
+}
+
 func (d *diag) svcCause(code, summary string) *Cause {
 	c := &Cause{Code: code, Step: StepReady, Summary: summary}
 	c.Evidence = append(c.Evidence, d.serviceStatusLine())
@@ -20,7 +134,7 @@ func (d *diag) svcCause(code, summary string) *Cause {
 	return c
 }
 
-func (d *diag) runtimeRejected(reason string) *Cause {
+func (d *diag) runtimeRejected(reason string, _ []string) *Cause {
 	f := d.f
 	c := &Cause{Code: reason, Step: StepRuntime}
 	model := orDefault(f.Model, d.r.Model)

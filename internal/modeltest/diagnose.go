@@ -136,9 +136,9 @@ func (d *diag) classify() *Cause {
 func (d *diag) model() (c *Cause, generic bool) {
 	f := d.f
 	reason := f.ModelReason
-	code, known := modelCodes[reason]
-	if known && (f.ModelPhase == v1.ModelFailed || reason == v1.ReasonSecretNotFound || reason == v1.ReasonSecretKeyMissing) {
-		return d.modelCause(code, reason, f.ModelMessage, ""), false
+	row, _, known := modelRowOf(reason, f.ModelMessage)
+	if known && (row.when == whenAlways || row.when == whenFailed && f.ModelPhase == v1.ModelFailed) {
+		return d.modelCause(reason, f.ModelMessage, ""), false
 	}
 	moving := f.BytesDone > 0 && f.NoProgressFor < stallAfter &&
 		(f.ModelPhase == v1.ModelDownloading || f.ModelPhase == v1.ModelVerifying)
@@ -148,14 +148,10 @@ func (d *diag) model() (c *Cause, generic bool) {
 		return d.downloadTimeout(last), false
 	}
 	if last != nil {
-		code := modelCodes[last.Reason]
-		return d.modelCause(code, last.Reason, strings.TrimPrefix(last.Message, v1.ModelFailed+": "), "the agent retries, but it failed this way: "), false
+		return d.modelCause(last.Reason, strings.TrimPrefix(last.Message, v1.ModelFailed+": "), "the agent retries, but it failed this way: "), false
 	}
-	switch reason {
-	case v1.ReasonAwaitingAgent:
-		return d.noAgent(), false
-	case v1.ReasonQueued:
-		return d.queued(), false
+	if known && row.when == whenWaiting {
+		return d.modelCause(reason, f.ModelMessage, ""), false
 	}
 	if f.ModelPhase == v1.ModelDownloading || f.ModelPhase == v1.ModelVerifying || reason == v1.ReasonResolving ||
 		strings.HasPrefix(d.stepSummary(StepDownload), v1.ReasonDownloadStalled) {
@@ -167,7 +163,8 @@ func (d *diag) model() (c *Cause, generic bool) {
 	return d.unknown("the model is not Ready and its status names no reason"), true
 }
 
-// lastFailureEvent is the newest Warning event of the model with a known failure reason.
+// lastFailureEvent is the newest Warning event of the model with a known failure reason
+// (not a waiting one).
 func lastFailureEvent(evs []v1.Event) *v1.Event {
 	var best *v1.Event
 	for i := range evs {
@@ -175,7 +172,7 @@ func lastFailureEvent(evs []v1.Event) *v1.Event {
 		if e.Type != v1.EventWarning {
 			continue
 		}
-		if _, ok := modelCodes[e.Reason]; !ok {
+		if row, ok := modelCauses[e.Reason]; !ok || row.when == whenWaiting {
 			continue
 		}
 		if best == nil || !eventTime(e).Before(eventTime(best)) {
@@ -198,54 +195,8 @@ func (d *diag) service() *Cause {
 			return d.outOfMemory(oom, tail)
 		}
 	}
-	switch reason {
-	case v1.ReasonModelNotFound:
-		c := d.svcCause(v1.ReasonModelNotFound, fmt.Sprintf("The service names model %s, which does not exist.", d.r.Model))
-		c.NextSteps = []string{"citadel get models; apply the model, or fix spec.model.name of the service"}
-		return c
-	case v1.ReasonModelNotReady:
-		c := d.svcCause(v1.ReasonModelNotReady, "The service waits for its model, which is not Ready.")
-		c.NextSteps = []string{d.describeModel()}
-		return c
-	case v1.ReasonModelUnreadable:
-		c := d.svcCause(v1.ReasonModelUnreadable, "The controller cannot read the model's files to size it for placement.")
-		c.NextSteps = []string{"check config.json and the weights in the model's directory (see the message); re-download: delete and re-apply the model"}
-		return c
-	case v1.ReasonNoSupportingRuntime, v1.ReasonRuntimeIncompatible, v1.ReasonRuntimeNotFound, v1.ReasonRuntimeDisabled, v1.ReasonRuntimeSelectionFailed:
-		return d.runtimeRejected(reason)
-	case v1.ReasonEngineUnknown, v1.ReasonRuntimeHasNoEngine:
-		c := d.svcCause(reason, fmt.Sprintf("Runtime %s does not say which engine to run.", orDefault(f.Runtime, "?")))
-		c.NextSteps = []string{fmt.Sprintf("fix the runtime's engineConfig.runner (vllm serve, python3 -m sglang.launch_server, llama-server or ollama serve): %s", d.describeRuntime())}
-		return c
-	case v1.ReasonUnschedulable:
-		return d.unschedulable()
-	case v1.ReasonEngineNotFound:
-		c := d.svcCause(v1.ReasonEngineNotFound, fmt.Sprintf("The engine runtime %s starts is not installed on the server's host.", orDefault(f.Runtime, "?")))
-		c.NextSteps = []string{
-			"install the engine named in the message on the server's host (e.g. pip install vllm), in the environment `citadel serve` runs in",
-			fmt.Sprintf("or point the runtime's command at it: %s", d.describeRuntime()),
-			"or, without a GPU, test with simulated engines: citadel serve --simulate-engines --gpus PROFILES",
-		}
-		return c
-	case v1.ReasonEngineLaunchFailed, v1.ReasonStartFailed, v1.ReasonPortInUse, v1.ReasonKillFailed:
-		c := d.svcCause(orDefault(map[string]string{v1.ReasonStartFailed: v1.ReasonEngineLaunchFailed, v1.ReasonKillFailed: CodeEngineKillFailed}[reason], reason),
-			"The engine could not be started.")
-		c.Evidence = append(c.Evidence, tailLines(tail)...)
-		c.NextSteps = []string{d.logsCmd(), d.describeService()}
-		return c
-	case v1.ReasonExited:
-		return d.engineCrashed(tail)
-	case v1.ReasonStartupTimeout:
-		return d.startupTimeout(tail)
-	case v1.ReasonLivenessFailed, v1.ReasonReadinessFailed:
-		c := d.svcCause(reason, fmt.Sprintf("The engine started but then failed its %s probe.", strings.ToLower(strings.TrimSuffix(reason, "Failed"))))
-		c.Evidence = append(c.Evidence, tailLines(tail)...)
-		c.NextSteps = []string{d.logsCmd(), "check GPU health (nvidia-smi) and whether the engine hangs under load"}
-		return c
-	case v1.ReasonAwaitingController:
-		if d.failedAt(StepReady) {
-			c := d.svcCause(CodeNoServingController, "No serving controller runs on the server, so no engine is ever started.")
-			c.NextSteps = []string{"start the server with engines: citadel serve --engines=true (the default)"}
+	if row, ok := serviceCauses[reason]; ok {
+		if c := row(d, reason, tail); c != nil {
 			return c
 		}
 	}

@@ -2,12 +2,16 @@ package modeltest
 
 import (
 	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -437,6 +441,32 @@ func dgCases() []dgCase {
 			wantEvidence: []string{"systemic check hub: FAILED", "i/o timeout", "stuck mimo-vl-7b-rl: Downloading (Resolving)"},
 			wantSummary:  []string{"hub is unreachable"}})
 	}
+
+	// ---- the test's own steps ----
+	{
+		r := dgReport(StepApply, `BaseModel "mimo-vl-7b-rl" is invalid: spec.storage.storageUri: Required value`, dgFacts("", "", ""))
+		dgStep(r, StepApply).Evidence = []string{"spec.storage.storageUri: Required value"}
+		add(dgCase{name: "apply refused", report: r, wantCode: "ApplyFailed",
+			wantEvidence: []string{"storageUri: Required value"},
+			wantNext:     []string{"--dry-run"}})
+	}
+	{
+		r := dgReport(StepApply, "dial tcp 127.0.0.1:8081: connect: connection refused", dgFacts("", "", ""))
+		r.Result = ResultError
+		dgStep(r, StepApply).Evidence = []string{"GET http://127.0.0.1:8081/api/v1/version: connection refused"}
+		add(dgCase{name: "could not run", report: r, wantCode: "TestCouldNotRun",
+			wantEvidence: []string{"connection refused"},
+			wantNext:     []string{"citadel version"}})
+	}
+	{
+		f := dgService(v1.ServiceReady, "EngineReady", "1 of 1 replicas ready at 127.0.0.1:41234")
+		r := dgReport(StepCleanup, "deleting inferenceservice default/test-mimo-vl-7b-rl: context deadline exceeded", f)
+		dgStep(r, StepCleanup).Status, dgStep(r, StepCleanup).Summary = Failed, "deleting inferenceservice default/test-mimo-vl-7b-rl: context deadline exceeded"
+		dgStep(r, StepCleanup).Evidence = []string{"context deadline exceeded"}
+		add(dgCase{name: "cleanup failed", report: r, wantCode: "CleanupFailed",
+			wantEvidence: []string{"context deadline exceeded"},
+			wantNext:     []string{"citadel delete isvc test-mimo-vl-7b-rl -n default"}})
+	}
 	return cs
 }
 
@@ -490,18 +520,107 @@ func containsLine(lines []string, sub string) bool {
 	return false
 }
 
-// Every code of the brief is covered by a case.
+// diagnosedKinds are the kinds whose status a report's facts carry.
+var diagnosedKinds = map[string]bool{v1.KindBaseModel: true, v1.KindClusterBaseModel: true, v1.KindInferenceService: true}
+
+// catalogueCase is a report whose model (or service) stopped at reason, as its writer would
+// leave it, with a message that names the reason and nothing more: what the diagnosis says
+// comes from the catalogue, not from the words of a message.
+func catalogueCase(ri v1.ReasonInfo, kind string) *Report {
+	msg := ri.Name + ": the message of " + ri.Writers[0]
+	if kind != v1.KindInferenceService {
+		return dgReport(StepDownload, msg, dgFacts(v1.ModelFailed, ri.Name, msg))
+	}
+	return dgReport(StepReady, msg, dgService(v1.ServiceFailed, ri.Name, msg))
+}
+
+// Every reason of api/v1 that says a model or a service is failed or stuck has a diagnosis:
+// a row of the cause catalogue (modelCauses, serviceCauses) and, from a report stopped at
+// it, a cause of its own (not Unknown, not the test's own timeout) with a summary,
+// evidence and next steps. A new reason in api/v1 fails here until its row is written.
+func TestEveryReasonHasADiagnosis(t *testing.T) {
+	n := 0
+	for _, ri := range v1.Reasons() {
+		if !ri.Problem || ri.Event {
+			continue
+		}
+		for _, kind := range ri.Kinds {
+			if !diagnosedKinds[kind] {
+				continue
+			}
+			isvc := kind == v1.KindInferenceService
+			if isvc && ri.Name == v1.ReasonModelDisabled {
+				// the classifier's own: read before any step, for the model and the service alike
+			} else if _, ok := serviceCauses[ri.Name]; isvc && !ok {
+				t.Errorf("%s (written by %s on %s): no row in serviceCauses", ri.Name, strings.Join(ri.Writers, ", "), kind)
+				continue
+			} else if _, ok := modelCauses[ri.Name]; !isvc && !ok && ri.Name != v1.ReasonModelDisabled {
+				t.Errorf("%s (written by %s on %s): no row in modelCauses", ri.Name, strings.Join(ri.Writers, ", "), kind)
+				continue
+			}
+			n++
+			c := Diagnose(catalogueCase(ri, kind))
+			switch {
+			case c == nil:
+				t.Errorf("%s on %s: no cause", ri.Name, kind)
+			case c.Code == CodeUnknown || c.Code == CodeReadinessTimeout:
+				t.Errorf("%s on %s: the generic cause %s: %s", ri.Name, kind, c.Code, c.Summary)
+			case c.Summary == "" || len(c.Evidence) == 0 || len(c.NextSteps) == 0:
+				t.Errorf("%s on %s: cause %s lacks a summary, evidence or next steps: %+v", ri.Name, kind, c.Code, c)
+			}
+			if isvc {
+				break // one kind of model is enough
+			}
+		}
+	}
+	if n < 40 {
+		t.Errorf("only %d reasons walked: is the catalogue empty?", n)
+	}
+}
+
+// Every cause code Diagnose gives is reached by a case: a hand-written one (with the real
+// message formats of its writer), or the catalogue's. The codes are the Code constants of
+// diagnose.go and the codes of the catalogue's rows.
 func TestDiagnoseCoversEveryCode(t *testing.T) {
 	got := map[string]bool{}
 	for _, tc := range dgCases() {
 		got[tc.wantCode] = true
 	}
-	for _, code := range []string{"SecretNotFound", "SecretKeyMissing", "Unauthorized", "GatedRepo", "RepoNotFound", "RevisionNotFound",
-		"DownloadStalled", "InsufficientStorage", "ChecksumMismatch", "HubUnreachable", "RateLimited", "InvalidModelFiles", "DownloadTimeout",
-		"RuntimeIncompatible", "NoSupportingRuntime", "Unschedulable", "EngineNotFound", "EngineCrashed", "OutOfMemoryAtLoad",
-		"ReadinessTimeout", "StartupTimeout", "EngineFailedInference", "GatewayRouteMissing", "GatewayFailed", "ModelDisabled", "Unknown"} {
-		if !got[code] {
-			t.Errorf("no case for %s", code)
+	for _, ri := range v1.Reasons() {
+		for _, kind := range ri.Kinds {
+			if diagnosedKinds[kind] {
+				if c := Diagnose(catalogueCase(ri, kind)); c != nil {
+					got[c.Code] = true
+				}
+			}
+		}
+	}
+	codes := map[string]bool{} // the service's rows name their codes in code: the catalogue's cases reach them
+	for reason, row := range modelCauses {
+		codes[orDefault(row.code, reason)] = true
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), "diagnose.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if vs, ok := n.(*ast.ValueSpec); ok {
+			for i, id := range vs.Names {
+				if strings.HasPrefix(id.Name, "Code") && i < len(vs.Values) {
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok {
+						v, _ := strconv.Unquote(lit.Value)
+						codes[v] = true
+					}
+				}
+			}
+		}
+		return true
+	})
+	delete(codes, CodeSystemic) // a prefix: TestDiagnoseSystemic* cover Systemic + each check's code
+	for code := range codes {
+		// AgentStalled is only ever a systemic check's code: TestDiagnoseSystemicRules.
+		if !got[code] && !got[CodeSystemic+code] && code != CodeAgentStalled {
+			t.Errorf("no case gives %s", code)
 		}
 	}
 }

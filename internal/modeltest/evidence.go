@@ -24,14 +24,16 @@ var (
 	// pull's checksum message: "FILE was downloaded twice and both times …".
 	checksumFileRe = regexp.MustCompile(`(?:^|: )(\S+) was downloaded twice`)
 	// the agent's progress message: "3/4 files, 9.80 GB of 16.61 GB at 5.2 MB/s".
-	rateRe     = regexp.MustCompile(`at ([0-9.]+) (GB|MB|kB|B)/s`)
-	status5xx  = regexp.MustCompile(`: (5\d\d|408) [A-Z]`)
-	secretRe   = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
-	noKeyRe    = regexp.MustCompile(`has no key "([^"]+)"`)
-	acceptRe   = regexp.MustCompile(`accept the conditions at (\S+?)(?:[,;]|\s|$)`)
-	exitRe     = regexp.MustCompile(`exit status (\d+)`)
-	signalRe   = regexp.MustCompile(`signal: ([a-z ]+)`)
-	needFreeRe = regexp.MustCompile(`need ([0-9.]+ [kMG]?B), ([0-9.]+ [kMG]?B) free on (\S+?):`)
+	rateRe    = regexp.MustCompile(`at ([0-9.]+) (GB|MB|kB|B)/s`)
+	status5xx = regexp.MustCompile(`: (5\d\d|408) [A-Z]`)
+	secretRe  = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
+	noKeyRe   = regexp.MustCompile(`has no key "([^"]+)"`)
+	// the agent's missing-key message names the keys the secret has: "(it has: a, b)".
+	secretKeysRe = regexp.MustCompile(`\(it has: ([^)]*)\)`)
+	acceptRe     = regexp.MustCompile(`accept the conditions at (\S+?)(?:[,;]|\s|$)`)
+	exitRe       = regexp.MustCompile(`exit status (\d+)`)
+	signalRe     = regexp.MustCompile(`signal: ([a-z ]+)`)
+	needFreeRe   = regexp.MustCompile(`need ([0-9.]+ [kMG]?B), ([0-9.]+ [kMG]?B) free on (\S+?):`)
 )
 
 func eventTime(e *v1.Event) time.Time {
@@ -313,6 +315,14 @@ func (d *diag) modelObject() string {
 		return "basemodel/" + orDefault(d.f.Model, d.r.Model) + " -n " + orDefault(d.r.Namespace, v1.DefaultNamespace)
 	}
 	return "model/" + orDefault(d.f.Model, d.r.Model)
+}
+
+// retryCmd asks the model agent to try the model's download again now.
+func (d *diag) retryCmd() string {
+	if d.f.ModelKind == v1.KindBaseModel {
+		return fmt.Sprintf("citadel retry basemodel %s -n %s", orDefault(d.f.Model, d.r.Model), orDefault(d.r.Namespace, v1.DefaultNamespace))
+	}
+	return "citadel retry model " + orDefault(d.f.Model, d.r.Model)
 }
 
 func (d *diag) describeModel() string {
