@@ -139,13 +139,14 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.Gateway != nil {
 		gopts := *opts.Gateway
-		gopts.Store, gopts.Addr = st, gln.Addr().String()
+		gopts.Addr = gln.Addr().String()
 		if gopts.Now == nil {
 			gopts.Now = opts.Now
 		}
 		if gopts.Logger == nil {
 			gopts.Logger = log.With("component", "gateway")
 		}
+		gopts.Source = gateway.StoreSource{Store: st, Log: gopts.Logger}
 		gw = gateway.New(gopts)
 		gsrv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return gctx }}

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/resource"
-	"citadel.dev/citadel/internal/store"
 	"citadel.dev/citadel/internal/taskclass"
 )
 
@@ -26,9 +24,10 @@ const DefaultAddr = "127.0.0.1:8080"
 
 // Options configure a gateway.
 type Options struct {
-	// Store supplies Routes, InferenceServices (their ready endpoints) and APIKeys; nil for a
-	// gateway with only Routes.
-	Store *store.Store
+	// Source supplies Routes, InferenceServices (their ready endpoints) and APIKeys, and takes
+	// the status of every Route it supplies (StoreSource for citadel serve's store); nil for a
+	// gateway with only fixed Routes.
+	Source Source
 	// Routes are fixed routes (url targets) for a gateway without a store (citadel gateway -f).
 	Routes []*v1.Route
 	// Keys are fixed API keys for a gateway without a store; with a store they come from it.
@@ -57,7 +56,7 @@ type Options struct {
 	// scrapes; defaults 2 s and 200 ms.
 	HealthInterval, ScrapeInterval time.Duration
 	// Addr is the address the gateway serves on, named in the status it writes on the
-	// store's Routes; "" leaves it out.
+	// Source's Routes; "" leaves it out.
 	Addr string
 	// Now is the clock of status condition times; default time.Now.
 	Now func() time.Time
@@ -130,68 +129,40 @@ func New(opts Options) *Server {
 // Table is the current routing table.
 func (s *Server) Table() *Table { return s.table.Load() }
 
-// Run keeps the table and keys current from the store and runs the health checker and the
+// Run keeps the table and keys current from the Source and runs the health checker and the
 // scraper, until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	replicas := func() []*Replica { return s.table.Load().Replicas() }
 	go s.health.Run(ctx, replicas)
 	go s.scraper.Run(ctx, replicas)
-	if s.opts.Store == nil {
+	if s.opts.Source == nil {
 		<-ctx.Done()
 		return nil
 	}
-	return s.opts.Store.Reconcile(ctx, store.ReconcileOptions{Name: "gateway", Logger: s.log, Debounce: 20 * time.Millisecond,
-		Filter: func(ev store.WatchEvent) bool {
-			switch ev.Object.Kind {
-			case v1.KindRoute, v1.KindInferenceService, v1.KindAPIKey:
-				return true
-			}
-			return false
-		}}, s.rebuild)
+	return s.opts.Source.Run(ctx, s.rebuild)
 }
 
-// rebuild reads routes, services and keys, swaps in a new table, and writes the status of
-// every stored Route that changed: the gateway serving a route is the one to say how.
+// rebuild reads routes, services and keys, swaps in a new table, and sets the status of every
+// Route the Source supplied: the gateway serving a route is the one to say how.
 func (s *Server) rebuild(ctx context.Context) error {
-	in := BuildInput{Routes: slices.Clone(s.opts.Routes), Previous: s.table.Load()}
-	keys := slices.Clone(s.opts.Keys)
-	type storedRoute struct {
-		so store.Object
-		r  *v1.Route
+	snap, err := s.opts.Source.Snapshot(ctx)
+	if err != nil {
+		return err
 	}
-	var routes []storedRoute
+	in := BuildInput{Routes: append(slices.Clone(s.opts.Routes), snap.Routes...), Services: snap.Services, Previous: s.table.Load()}
 	services := map[string]*v1.InferenceService{}
-	for _, kind := range []string{v1.KindRoute, v1.KindInferenceService, v1.KindAPIKey} {
-		objs, _, err := s.opts.Store.List(ctx, kind, store.ListOptions{})
-		if err != nil {
-			return err
-		}
-		for _, so := range objs {
-			o, err := resource.FromStore(so)
-			if err != nil {
-				continue
-			}
-			switch o := o.(type) {
-			case *v1.Route:
-				in.Routes = append(in.Routes, o)
-				routes = append(routes, storedRoute{so, o})
-			case *v1.InferenceService:
-				in.Services = append(in.Services, o)
-				services[cmp.Or(o.Namespace, v1.DefaultNamespace)+"/"+o.Name] = o
-			case *v1.APIKey:
-				keys = append(keys, o)
-			}
-		}
+	for _, o := range snap.Services {
+		services[cmp.Or(o.Namespace, v1.DefaultNamespace)+"/"+o.Name] = o
 	}
 	t, errs := Build(in)
 	for _, err := range errs {
 		s.log.Warn("gateway route", "err", err)
 	}
 	s.table.Store(t)
-	s.keys.Update(keys)
+	s.keys.Update(append(slices.Clone(s.opts.Keys), snap.Keys...))
 	now := s.opts.Now()
-	for _, sr := range routes {
-		if err := s.writeRouteStatus(ctx, sr.so, RouteStatus(sr.r, t, services, errs, s.opts.Addr, now)); err != nil {
+	for _, r := range snap.Routes {
+		if err := s.opts.Source.SetRouteStatus(ctx, r, RouteStatus(r, t, services, errs, s.opts.Addr, now)); err != nil {
 			return err
 		}
 	}

@@ -2,15 +2,12 @@ package gateway
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
-	"citadel.dev/citadel/internal/objstatus"
-	"citadel.dev/citadel/internal/store"
 )
 
 // Route phases and reasons the gateway writes: it is the one component that knows whether a
@@ -158,12 +155,4 @@ func RouteStatus(r *v1.Route, t *Table, services map[string]*v1.InferenceService
 	v1.SetCondition(&st.Conditions, v1.Condition{Type: condReady, Status: readyOK, Reason: reason, Message: msg.String(), ObservedGeneration: r.Generation}, now)
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = phase, reason, msg.String(), r.Generation
 	return st
-}
-
-// writeRouteStatus stores st on the route so read at resourceVersion rv when it differs from
-// the stored one, and records an event when the phase or reason moved (objstatus). A
-// conflict or a deleted route is left to the next rebuild, which the watch brings.
-func (s *Server) writeRouteStatus(ctx context.Context, so store.Object, st v1.Status) error {
-	_, err := objstatus.Writer{Store: s.opts.Store, Log: s.log}.Write(ctx, objstatus.Update{Object: so, Status: st})
-	return err
 }
