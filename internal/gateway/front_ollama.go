@@ -1,5 +1,9 @@
 package gateway
 
+// The Ollama front: the HTTP of /api/chat, /api/generate, /api/embed, /api/tags, /api/ps and
+// /api/show. The protocol itself — parsing, translation to and from OpenAI, the listing
+// bodies — is internal/ollamaapi's; this file routes, forwards and writes.
+
 import (
 	"encoding/json"
 	"io"
@@ -7,7 +11,96 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"citadel.dev/citadel/internal/ollamaapi"
+	"citadel.dev/citadel/internal/taskclass"
 )
+
+// Names kept for the rest of the package (proxy.go's fail, explain.go, gateway.go's mux);
+// new code may use ollamaapi's directly.
+
+// OllamaError is an error in Ollama's shape: ollamaapi.Error.
+type OllamaError = ollamaapi.Error
+
+// OllamaChat is the /api/chat request kind (ollamaapi.Chat).
+const OllamaChat = ollamaapi.Chat
+
+// OllamaVersion is the /api/version body (ollamaapi.Version).
+func OllamaVersion(v string) []byte { return ollamaapi.Version(v) }
+
+// OllamaRequest is a parsed Ollama request with what routing reads from it (Info).
+type OllamaRequest struct{ *ollamaapi.Request }
+
+// ParseOllama parses the body of an /api/<kind> request (ollamaapi.Parse); errors are
+// *OllamaError.
+func ParseOllama(kind string, body []byte) (*OllamaRequest, error) {
+	o, err := ollamaapi.Parse(kind, body)
+	if err != nil {
+		return nil, err
+	}
+	return &OllamaRequest{o}, nil
+}
+
+// ollamaTextSample bounds RequestInfo.Text: the first and the last this many bytes.
+const ollamaTextSample = 16 << 10
+
+// Info is what routing needs: the model as named, the images, the prompt's text (the first and
+// last 16 KiB), a token estimate (1 per 4 bytes, 1024 per image: ollamaapi's PromptTokens),
+// what the task classifier reads, and the prefix hash.
+func (o *OllamaRequest) Info() RequestInfo {
+	ri := RequestInfo{Model: o.Model, Embedding: o.Kind == ollamaapi.Embed, PromptTokens: o.PromptTokens()}
+	var text strings.Builder
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		text.WriteString(s)
+		text.WriteByte('\n')
+	}
+	switch o.Kind {
+	case ollamaapi.Chat:
+		msgs := o.Messages()
+		turns := make([]taskclass.Turn, len(msgs))
+		for i, m := range msgs {
+			add(m.Content)
+			ri.Images += len(m.Images)
+			turns[i] = taskclass.Turn{Role: m.Role, Text: m.Content, Images: len(m.Images), Calls: len(m.ToolCalls) > 0}
+			for _, tc := range m.ToolCalls {
+				turns[i].Text += "\n" + tc.Function.Name + " " + string(tc.Function.Arguments[:min(len(tc.Function.Arguments), 256)])
+			}
+		}
+		ri.Class = taskclass.FromTurns(turns)
+	case ollamaapi.Generate:
+		add(o.System())
+		add(o.Prompt())
+		add(o.Suffix())
+		ri.Images = len(o.Images())
+		ri.Class = taskclass.Input{Ask: o.Prompt(), System: o.System()}
+	case ollamaapi.Embed:
+		for _, s := range o.Input() {
+			add(s)
+		}
+	}
+	ri.Text = ollamaSample(text.String())
+	ri.PrefixHash = prefixHash(ri.Text) // as the OpenAI front hashes
+	return ri
+}
+
+// ollamaSample bounds s to its first and last ollamaTextSample bytes, cut on rune boundaries.
+func ollamaSample(s string) string {
+	if len(s) <= 2*ollamaTextSample {
+		return s
+	}
+	head, tail := ollamaTextSample, len(s)-ollamaTextSample
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + "\n" + s[tail:]
+}
 
 // ollama handles an Ollama front endpoint: to an Ollama backend the request passes through
 // (model renamed); to an OpenAI-compatible backend it is translated, and so is the answer,
@@ -32,16 +125,16 @@ func (s *Server) ollama(kind string) http.HandlerFunc {
 			return
 		}
 		c.info = o.Info()
-		if b, ok := o.LocalResponse(OllamaName(StripLatest(c.info.Model))); ok {
+		if b, ok := o.LocalResponse(ollamaapi.Name(ollamaapi.StripLatest(c.info.Model))); ok {
 			// Ollama's load/unload requests (no messages, no prompt): nothing to forward.
-			if _, err := s.table.Load().Resolve(RequestInfo{Model: StripLatest(c.info.Model)}); err == nil {
+			if _, err := s.table.Load().Resolve(RequestInfo{Model: ollamaapi.StripLatest(c.info.Model)}); err == nil {
 				c.status = http.StatusOK
 				w.Header().Set("Content-Type", "application/json; charset=utf-8")
 				_, _ = w.Write(b)
 				return
 			}
 		}
-		c.info.Model = StripLatest(c.info.Model)
+		c.info.Model = ollamaapi.StripLatest(c.info.Model)
 		c.info.TaskHeader = r.Header.Get("X-Citadel-Task")
 		if err := s.admit(r, c); err != nil {
 			s.fail(w, c, err)
@@ -92,7 +185,7 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 		writeOllamaError(w, resp.StatusCode, msg)
 		return nil
 	}
-	public := OllamaName(c.dec.Public)
+	public := ollamaapi.Name(c.dec.Public)
 	if !o.Stream {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 		if err != nil {
@@ -100,7 +193,7 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 		}
 		c.ttft = time.Since(c.start)
 		c.tokensIn, c.tokensOut = usageOf(b)
-		out, err := OpenAIToOllama(o, public, b, time.Since(c.start))
+		out, err := ollamaapi.FromOpenAI(o.Request, public, b, time.Since(c.start))
 		if err != nil {
 			s.log.Warn("gateway: an upstream answer could not be translated", "request_id", c.id, "replica", c.replica.ID, "err", err)
 			writeOllamaError(w, http.StatusBadGateway, "the upstream engine's answer could not be translated to Ollama's shape; the gateway's log has the details under request id "+c.id)
@@ -118,7 +211,7 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 	cw := &countingWriter{w: w, c: c}
 	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
 	defer body.Stop()
-	err := StreamOpenAIToOllama(o, public, body, cw, func() { _ = rc.Flush() }, c.start)
+	err := ollamaapi.StreamFromOpenAI(o.Request, public, body, cw, func() { _ = rc.Flush() }, c.start)
 	if err != nil {
 		c.err = err.Error()
 	}
@@ -148,11 +241,11 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 }
 
 // ollamaModels lists the public models key may use (all for a nil key) as Ollama names them.
-func (s *Server) ollamaModels(key *Key) []OllamaModelInfo {
-	var out []OllamaModelInfo
+func (s *Server) ollamaModels(key *Key) []ollamaapi.ModelInfo {
+	var out []ollamaapi.ModelInfo
 	for _, m := range s.table.Load().Models() {
 		if key.Allowed(m.ID) {
-			out = append(out, OllamaModelInfo{Name: m.ID})
+			out = append(out, ollamaapi.ModelInfo{Name: m.ID})
 		}
 	}
 	return out
@@ -164,7 +257,7 @@ func (s *Server) ollamaTags(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(OllamaTags(s.ollamaModels(key)))
+	_, _ = w.Write(ollamaapi.Tags(s.ollamaModels(key)))
 }
 
 // ollamaPs is Ollama's list of running models: the public models that have a replica in
@@ -174,14 +267,14 @@ func (s *Server) ollamaPs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var running []OllamaModelInfo
+	var running []ollamaapi.ModelInfo
 	for _, m := range s.ollamaModels(key) {
 		if _, err := s.table.Load().Resolve(RequestInfo{Model: m.Name}); err == nil {
 			running = append(running, m)
 		}
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(OllamaPs(running))
+	_, _ = w.Write(ollamaapi.Ps(running))
 }
 
 func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +291,7 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 		Model string `json:"model"`
 		Name  string `json:"name"`
 	}
-	if err := ollamaDecode(body, &req); err != nil {
+	if err := ollamaapi.Decode(body, &req); err != nil {
 		s.fail(w, &call{front: "ollama"}, err)
 		return
 	}
@@ -211,9 +304,9 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, m := range s.ollamaModels(key) {
-		if m.Name == StripLatest(name) {
+		if m.Name == ollamaapi.StripLatest(name) {
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			_, _ = w.Write(OllamaShow(m))
+			_, _ = w.Write(ollamaapi.Show(m))
 			return
 		}
 	}
