@@ -100,6 +100,10 @@ type Adapter struct {
 	// (llama.cpp -np, OLLAMA_NUM_PARALLEL), rather than in continuous batches over one
 	// KV cache (vLLM --max-num-seqs, SGLang --max-running-requests).
 	Slots bool
+	// ContextTotal: the engine's context flag sets the tokens of all its slots together
+	// (llama.cpp -c is the context per request × -np), so a context length is written
+	// multiplied by the slots.
+	ContextTotal bool
 	// DefaultContext is the context length the engine runs with when nothing sets it;
 	// 0: the model's own maximum.
 	DefaultContext int

@@ -41,7 +41,7 @@ var _ = register(&Adapter{
 	// (llamacpp:kv_cache_usage_ratio was removed), so KVUsage is empty.
 	Metrics: LoadMetrics{Running: "llamacpp:requests_processing", Waiting: "llamacpp:requests_deferred"},
 
-	Slots: true,
+	Slots: true, ContextTotal: true,
 	settingFlags: map[string]string{
 		"-c": "ctx-size", "--ctx-size": "ctx-size", "-np": "concurrency", "--parallel": "concurrency",
 		"-ngl": "gpu-layers", "--gpu-layers": "gpu-layers", "--n-gpu-layers": "gpu-layers",
