@@ -33,7 +33,7 @@ func TestThroughSimulatedVLLM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sim.NewVLLM(sim.Config{Plan: p, ServedModelNames: []string{"mimo"}, EmbeddingDim: 8})
+	s, err := sim.NewOpenAI(sim.Config{Plan: p, ServedModelNames: []string{"mimo"}, EmbeddingDim: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
