@@ -11,10 +11,14 @@ import (
 	"citadel.dev/citadel/internal/store"
 )
 
-// statusReconciler keeps every object's status saying why it waits. It owns
-// one goroutine: a watch on the store marks the world dirty, and a resync
-// (debounced) recomputes every status and writes the ones that changed,
-// recording an event whenever an object's phase or reason changes.
+// statusReconciler writes the statuses no owner writes. Each kind's status has one writer:
+// models the model agent, InferenceServices the serving controller, Routes the gateway. While
+// one of them does not run in this server (--agent=false, --engines=false, --gateway-addr
+// off), the reconciler writes that kind's status instead, saying what is accepted, what it
+// waits for, and that no owner runs. Runtimes have no other writer: their status (Available,
+// or Disabled) follows from the spec. It owns one goroutine: a watch on the store marks the
+// world dirty, and a resync (debounced) recomputes those statuses and writes the ones that
+// changed (objstatus: an event whenever the phase or reason moved).
 type statusReconciler struct {
 	st       *store.Store
 	w        objstatus.Writer

@@ -82,8 +82,8 @@ func TestRouteStatusWriter(t *testing.T) {
 			}
 			if !withGateway {
 				wants = map[string]want{
-					"ext":    {"Pending", ReasonNoGateway, NoGatewayMessage + "; the route has only url targets"},
-					"broken": {"Pending", ReasonServiceNotFound, NoGatewayMessage + "; services not found: default/nope"},
+					"ext":    {"Pending", v1.ReasonNoGateway, NoGatewayMessage + "; the route has only url targets"},
+					"broken": {"Pending", v1.ReasonServiceNotFound, NoGatewayMessage + "; services not found: default/nope"},
 				}
 			}
 			rvs := map[string]string{}

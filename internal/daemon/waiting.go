@@ -21,40 +21,10 @@ func (w *world) get(kind, ns, name string) v1.Object {
 	return w.objects[v1.Key{Kind: kind, Namespace: ns, Name: name}]
 }
 
-// Reasons used while nothing downstream of the store runs.
-const (
-	ReasonAwaitingAgent      = "AwaitingAgent"
-	ReasonModelDisabled      = "ModelDisabled"
-	ReasonSecretNotFound     = "SecretNotFound"
-	ReasonSecretKeyMissing   = "SecretKeyMissing"
-	ReasonSecretFound        = "SecretFound"
-	ReasonNoCredentials      = "NoCredentialsNeeded"
-	ReasonModelNotFound      = "ModelNotFound"
-	ReasonModelNotReady      = "ModelNotReady"
-	ReasonRuntimeNotFound    = "RuntimeNotFound"
-	ReasonRuntimeDisabled    = "RuntimeDisabled"
-	ReasonAwaitingController = "AwaitingController"
-	ReasonServiceNotFound    = "ServiceNotFound"
-	ReasonNoReadyTargets     = "NoReadyTargets"
-	ReasonAccepted           = "Accepted"
-	ReasonNoGateway          = "NoGateway"
-)
-
 // NoGatewayMessage begins the status of every Route while no gateway runs.
 const NoGatewayMessage = "no gateway runs in this server (--gateway-addr off): the route is stored, not served"
 
-// Condition types.
-const (
-	CondAccepted         = "Accepted"
-	CondCredentialsReady = "CredentialsReady"
-	CondDownloaded       = "Downloaded"
-	CondModelReady       = "ModelReady"
-	CondRuntimeResolved  = "RuntimeResolved"
-	CondTargetsReady     = "TargetsReady"
-	CondReady            = "Ready"
-)
-
-// modelStatus computes the status of a model that no agent has picked up:
+// modelStatus computes the status of a model while no model agent runs (--agent=false):
 // Pending, with the reason it waits and what the user can do. It keeps
 // progress fields an agent may have written.
 func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelSpec, cur v1.ModelStatus, now time.Time) v1.ModelStatus {
@@ -70,7 +40,7 @@ func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelS
 	if spec.Storage != nil && spec.Storage.StorageURI != nil {
 		uri = *spec.Storage.StorageURI
 	}
-	set(CondAccepted, v1.ConditionTrue, ReasonAccepted, "spec is valid")
+	set(v1.CondAccepted, v1.ConditionTrue, v1.ReasonAccepted, "spec is valid")
 
 	var extra []string
 	if spec.Storage != nil && spec.Storage.StorageKey != nil && *spec.Storage.StorageKey != "" {
@@ -82,7 +52,7 @@ func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelS
 		switch sec, _ := w.get(v1.KindSecret, ns, name).(*v1.Secret); {
 		case sec == nil:
 			msg := fmt.Sprintf("secret %s/%s (named by spec.storage.key) does not exist; the download cannot start without it: citadel secret create %s -n %s --from-literal %s=hf_...", ns, name, name, ns, key)
-			set(CondCredentialsReady, v1.ConditionFalse, ReasonSecretNotFound, msg)
+			set(v1.CondCredentialsReady, v1.ConditionFalse, v1.ReasonSecretNotFound, msg)
 			extra = append(extra, fmt.Sprintf("secret %s/%s not found", ns, name))
 		case sec.Data[key] == "":
 			keys := make([]string, 0, len(sec.Data))
@@ -91,25 +61,25 @@ func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelS
 			}
 			sort.Strings(keys)
 			msg := fmt.Sprintf("secret %s/%s has no key %q (it has: %s); set spec.storage.parameters.secretKey or add the key", ns, name, key, strings.Join(keys, ", "))
-			set(CondCredentialsReady, v1.ConditionFalse, ReasonSecretKeyMissing, msg)
+			set(v1.CondCredentialsReady, v1.ConditionFalse, v1.ReasonSecretKeyMissing, msg)
 			extra = append(extra, fmt.Sprintf("secret %s/%s has no key %q", ns, name, key))
 		default:
-			set(CondCredentialsReady, v1.ConditionTrue, ReasonSecretFound, fmt.Sprintf("token from secret %s/%s key %q", ns, name, key))
+			set(v1.CondCredentialsReady, v1.ConditionTrue, v1.ReasonSecretFound, fmt.Sprintf("token from secret %s/%s key %q", ns, name, key))
 		}
 	} else {
-		set(CondCredentialsReady, v1.ConditionTrue, ReasonNoCredentials, "no storage.key: the download is anonymous")
+		set(v1.CondCredentialsReady, v1.ConditionTrue, v1.ReasonNoCredentialsNeeded, "no storage.key: the download is anonymous")
 	}
 
-	reason := ReasonAwaitingAgent
-	msg := fmt.Sprintf("waiting for a model agent to download %s: this server runs none yet (model download is not part of this build), so the model stays Pending", uri)
+	reason := v1.ReasonAwaitingAgent
+	msg := fmt.Sprintf("waiting for a model agent to download %s: this server runs none (citadel serve --agent=false), so the model stays Pending", uri)
 	if spec.Disabled != nil && *spec.Disabled {
-		reason, msg = ReasonModelDisabled, "spec.disabled is true: the model is not downloaded or served; set it to false to enable it"
+		reason, msg = v1.ReasonModelDisabled, "spec.disabled is true: the model is not downloaded or served; set it to false to enable it"
 	}
 	if len(extra) > 0 {
 		msg += "; also: " + strings.Join(extra, "; ")
 	}
-	set(CondDownloaded, v1.ConditionFalse, reason, msg)
-	set(CondReady, v1.ConditionFalse, reason, "not downloaded yet (see condition Downloaded)")
+	set(v1.CondDownloaded, v1.ConditionFalse, reason, msg)
+	set(v1.CondReady, v1.ConditionFalse, reason, "not downloaded yet (see condition Downloaded)")
 	st.Phase, st.Reason, st.Message = v1.ModelPending, reason, msg
 	st.ObservedGeneration = gen
 	st.State = "In_Transit" // OME's name for "not Ready, not Failed"
@@ -146,8 +116,8 @@ func serviceStatus(w *world, s *v1.InferenceService, now time.Time) v1.Inference
 	switch {
 	case key == "":
 		m := fmt.Sprintf("model %q not found: no BaseModel %s/%s and no ClusterBaseModel %s; apply it", modelName, s.Namespace, modelName, modelName)
-		set(CondModelReady, v1.ConditionFalse, ReasonModelNotFound, m)
-		block(ReasonModelNotFound, m)
+		set(v1.CondModelReady, v1.ConditionFalse, v1.ReasonModelNotFound, m)
+		block(v1.ReasonModelNotFound, m)
 	case phase != v1.ModelReady:
 		if phase == "" {
 			phase = "not yet reconciled"
@@ -157,10 +127,10 @@ func serviceStatus(w *world, s *v1.InferenceService, now time.Time) v1.Inference
 			m += ": " + why
 		}
 		m += "); see citadel describe model " + modelName
-		set(CondModelReady, v1.ConditionFalse, ReasonModelNotReady, m)
-		block(ReasonModelNotReady, m)
+		set(v1.CondModelReady, v1.ConditionFalse, v1.ReasonModelNotReady, m)
+		block(v1.ReasonModelNotReady, m)
 	default:
-		set(CondModelReady, v1.ConditionTrue, "ModelReady", key+" is Ready")
+		set(v1.CondModelReady, v1.ConditionTrue, v1.ReasonModelReady, key+" is Ready")
 	}
 	if r := s.Spec.Runtime; r != nil && r.Name != "" {
 		var disabled *bool
@@ -173,21 +143,21 @@ func serviceStatus(w *world, s *v1.InferenceService, now time.Time) v1.Inference
 		switch {
 		case rkey == "":
 			m := fmt.Sprintf("runtime %q not found: no ServingRuntime %s/%s and no ClusterServingRuntime %s", r.Name, s.Namespace, r.Name, r.Name)
-			set(CondRuntimeResolved, v1.ConditionFalse, ReasonRuntimeNotFound, m)
-			block(ReasonRuntimeNotFound, m)
+			set(v1.CondRuntimeResolved, v1.ConditionFalse, v1.ReasonRuntimeNotFound, m)
+			block(v1.ReasonRuntimeNotFound, m)
 		case disabled != nil && *disabled:
 			m := rkey + " is disabled (spec.disabled: true)"
-			set(CondRuntimeResolved, v1.ConditionFalse, ReasonRuntimeDisabled, m)
-			block(ReasonRuntimeDisabled, m)
+			set(v1.CondRuntimeResolved, v1.ConditionFalse, v1.ReasonRuntimeDisabled, m)
+			block(v1.ReasonRuntimeDisabled, m)
 		default:
-			set(CondRuntimeResolved, v1.ConditionTrue, "RuntimeFound", rkey+" (named in spec.runtime)")
+			set(v1.CondRuntimeResolved, v1.ConditionTrue, v1.ReasonRuntimeFound, rkey+" (named in spec.runtime)")
 			st.Runtime = r.Name
 		}
 	} else {
-		set(CondRuntimeResolved, v1.ConditionUnknown, ReasonAwaitingController, "no runtime named: one is selected automatically once a serving controller runs")
+		set(v1.CondRuntimeResolved, v1.ConditionUnknown, v1.ReasonAwaitingController, "no runtime named: one is selected automatically once a serving controller runs")
 	}
-	block(ReasonAwaitingController, "model and runtime are in place, but this server runs no serving controller yet (engines are not part of this build)")
-	set(CondReady, v1.ConditionFalse, reason, msg)
+	block(v1.ReasonAwaitingController, "model and runtime are in place, but this server runs no serving controller (citadel serve --engines=false), so no engine starts")
+	set(v1.CondReady, v1.ConditionFalse, reason, msg)
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = v1.ServicePending, reason, msg, gen
 	return st
 }
@@ -212,25 +182,25 @@ func routeStatus(w *world, r *v1.Route, now time.Time) v1.Status {
 			notReady = append(notReady, fmt.Sprintf("%s/%s (%s)", ref.Namespace, ref.Name, p))
 		}
 	}
-	reason, msg := ReasonNoReadyTargets, ""
+	reason, msg := v1.ReasonNoReadyTargets, ""
 	switch {
 	case len(missing) > 0:
-		reason = ReasonServiceNotFound
+		reason = v1.ReasonServiceNotFound
 		msg = "services not found: " + strings.Join(missing, ", ")
 	case total == 0:
-		reason, msg = ReasonNoGateway, "the route has only url targets"
+		reason, msg = v1.ReasonNoGateway, "the route has only url targets"
 	case len(notReady) > 0:
 		msg = fmt.Sprintf("%d of %d service targets not ready: %s", len(notReady), total, strings.Join(notReady, ", "))
 	default:
-		reason, msg = ReasonNoGateway, fmt.Sprintf("all %d service targets are ready", total)
+		reason, msg = v1.ReasonNoGateway, fmt.Sprintf("all %d service targets are ready", total)
 	}
 	targets := v1.ConditionFalse
-	if reason == ReasonNoGateway {
+	if reason == v1.ReasonNoGateway {
 		targets = v1.ConditionTrue
 	}
-	v1.SetCondition(&st.Conditions, v1.Condition{Type: CondTargetsReady, Status: targets, Reason: reason, Message: msg, ObservedGeneration: r.Generation}, now)
+	v1.SetCondition(&st.Conditions, v1.Condition{Type: v1.CondTargetsReady, Status: targets, Reason: reason, Message: msg, ObservedGeneration: r.Generation}, now)
 	msg = NoGatewayMessage + "; " + msg
-	v1.SetCondition(&st.Conditions, v1.Condition{Type: CondReady, Status: v1.ConditionFalse, Reason: ReasonNoGateway, Message: msg, ObservedGeneration: r.Generation}, now)
+	v1.SetCondition(&st.Conditions, v1.Condition{Type: v1.CondReady, Status: v1.ConditionFalse, Reason: v1.ReasonNoGateway, Message: msg, ObservedGeneration: r.Generation}, now)
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = "Pending", reason, msg, r.Generation
 	return st
 }
@@ -239,7 +209,7 @@ func routeStatus(w *world, r *v1.Route, now time.Time) v1.Status {
 // take part in selection.
 func runtimeStatus(spec *v1.ServingRuntimeSpec, gen int64) v1.Status {
 	if spec.Disabled != nil && *spec.Disabled {
-		return v1.Status{Phase: "Disabled", Reason: ReasonRuntimeDisabled, Message: "spec.disabled is true: the runtime is never selected", ObservedGeneration: gen}
+		return v1.Status{Phase: "Disabled", Reason: v1.ReasonRuntimeDisabled, Message: "spec.disabled is true: the runtime is never selected", ObservedGeneration: gen}
 	}
 	return v1.Status{Phase: "Available", ObservedGeneration: gen}
 }

@@ -48,11 +48,11 @@ func TestModelStatus(t *testing.T) {
 		wantCreds  string // reason of CredentialsReady
 		wantInMsg  string
 	}{
-		{"no key: anonymous", model("m", ""), newWorld(), ReasonAwaitingAgent, ReasonNoCredentials, "hf://XiaomiMiMo/MiMo-VL-7B-RL"},
-		{"missing secret", model("m", "hf-token"), newWorld(), ReasonAwaitingAgent, ReasonSecretNotFound, "secret ome/hf-token not found"},
-		{"secret in the wrong namespace", model("m", "hf-token"), newWorld(secret("default", "hf-token", map[string]string{"token": "x"})), ReasonAwaitingAgent, ReasonSecretNotFound, "secret ome/hf-token not found"},
-		{"secret without the key", model("m", "hf-token"), newWorld(secret("ome", "hf-token", map[string]string{"hf": "x"})), ReasonAwaitingAgent, ReasonSecretKeyMissing, `has no key "token"`},
-		{"secret found", model("m", "hf-token"), newWorld(secret("ome", "hf-token", map[string]string{"token": "x"})), ReasonAwaitingAgent, ReasonSecretFound, "no agent"},
+		{"no key: anonymous", model("m", ""), newWorld(), v1.ReasonAwaitingAgent, v1.ReasonNoCredentialsNeeded, "hf://XiaomiMiMo/MiMo-VL-7B-RL"},
+		{"missing secret", model("m", "hf-token"), newWorld(), v1.ReasonAwaitingAgent, v1.ReasonSecretNotFound, "secret ome/hf-token not found"},
+		{"secret in the wrong namespace", model("m", "hf-token"), newWorld(secret("default", "hf-token", map[string]string{"token": "x"})), v1.ReasonAwaitingAgent, v1.ReasonSecretNotFound, "secret ome/hf-token not found"},
+		{"secret without the key", model("m", "hf-token"), newWorld(secret("ome", "hf-token", map[string]string{"hf": "x"})), v1.ReasonAwaitingAgent, v1.ReasonSecretKeyMissing, `has no key "token"`},
+		{"secret found", model("m", "hf-token"), newWorld(secret("ome", "hf-token", map[string]string{"token": "x"})), v1.ReasonAwaitingAgent, v1.ReasonSecretFound, "this server runs none (citadel serve --agent=false)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,10 +60,10 @@ func TestModelStatus(t *testing.T) {
 			if st.Phase != v1.ModelPending || st.Reason != tt.wantReason || st.ObservedGeneration != 3 {
 				t.Errorf("phase/reason/observedGeneration = %s/%s/%d", st.Phase, st.Reason, st.ObservedGeneration)
 			}
-			if c := v1.FindCondition(st.Conditions, CondCredentialsReady); c == nil || c.Reason != tt.wantCreds {
+			if c := v1.FindCondition(st.Conditions, v1.CondCredentialsReady); c == nil || c.Reason != tt.wantCreds {
 				t.Errorf("CredentialsReady = %+v, want reason %s", c, tt.wantCreds)
 			}
-			if !strings.Contains(st.Message, strings.TrimPrefix(tt.wantInMsg, "no agent")) {
+			if !strings.Contains(st.Message, tt.wantInMsg) {
 				t.Errorf("message %q lacks %q", st.Message, tt.wantInMsg)
 			}
 			for _, c := range st.Conditions {
@@ -108,7 +108,7 @@ func TestServiceStatus(t *testing.T) {
 		return s
 	}
 	pending := model("mimo", "")
-	pending.Status = v1.ModelStatus{Status: v1.Status{Phase: v1.ModelPending, Reason: ReasonAwaitingAgent}}
+	pending.Status = v1.ModelStatus{Status: v1.Status{Phase: v1.ModelPending, Reason: v1.ReasonAwaitingAgent}}
 	ready := model("mimo", "")
 	ready.Status.Phase = v1.ModelReady
 	rt := &v1.ClusterServingRuntime{ObjectMeta: v1.ObjectMeta{Name: "srt"}}
@@ -120,12 +120,12 @@ func TestServiceStatus(t *testing.T) {
 		wantReason string
 		wantInMsg  string
 	}{
-		{"model missing", isvc("ns", "mimo", "srt"), newWorld(rt), ReasonModelNotFound, `model "mimo" not found`},
-		{"model pending", isvc("ns", "mimo", "srt"), newWorld(pending, rt), ReasonModelNotReady, "it is Pending: AwaitingAgent"},
-		{"runtime missing", isvc("ns", "mimo", "srt"), newWorld(ready), ReasonRuntimeNotFound, `runtime "srt" not found`},
-		{"runtime disabled", isvc("ns", "mimo", "srt"), newWorld(ready, disabledRT), ReasonRuntimeDisabled, "disabled"},
-		{"all there", isvc("ns", "mimo", "srt"), newWorld(ready, rt), ReasonAwaitingController, "no serving controller"},
-		{"namespaced model wins", isvc("ns", "mimo", ""), newWorld(pending, &v1.BaseModel{ObjectMeta: v1.ObjectMeta{Name: "mimo", Namespace: "ns"}, Status: v1.ModelStatus{Status: v1.Status{Phase: v1.ModelFailed, Reason: "X"}}}), ReasonModelNotReady, `BaseModel "ns/mimo"`},
+		{"model missing", isvc("ns", "mimo", "srt"), newWorld(rt), v1.ReasonModelNotFound, `model "mimo" not found`},
+		{"model pending", isvc("ns", "mimo", "srt"), newWorld(pending, rt), v1.ReasonModelNotReady, "it is Pending: AwaitingAgent"},
+		{"runtime missing", isvc("ns", "mimo", "srt"), newWorld(ready), v1.ReasonRuntimeNotFound, `runtime "srt" not found`},
+		{"runtime disabled", isvc("ns", "mimo", "srt"), newWorld(ready, disabledRT), v1.ReasonRuntimeDisabled, "disabled"},
+		{"all there", isvc("ns", "mimo", "srt"), newWorld(ready, rt), v1.ReasonAwaitingController, "runs no serving controller (citadel serve --engines=false)"},
+		{"namespaced model wins", isvc("ns", "mimo", ""), newWorld(pending, &v1.BaseModel{ObjectMeta: v1.ObjectMeta{Name: "mimo", Namespace: "ns"}, Status: v1.ModelStatus{Status: v1.Status{Phase: v1.ModelFailed, Reason: "X"}}}), v1.ReasonModelNotReady, `BaseModel "ns/mimo"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,12 +143,12 @@ func TestRouteStatus(t *testing.T) {
 	}}}
 	svc := &v1.InferenceService{ObjectMeta: v1.ObjectMeta{Name: "svc", Namespace: "default"}, Status: v1.InferenceServiceStatus{Status: v1.Status{Phase: v1.ServicePending}}}
 	st := routeStatus(newWorld(svc), r, time.Now())
-	if st.Reason != ReasonServiceNotFound || !strings.Contains(st.Message, "other/fb") {
+	if st.Reason != v1.ReasonServiceNotFound || !strings.Contains(st.Message, "other/fb") {
 		t.Errorf("missing fallback: %+v", st)
 	}
 	fb := &v1.InferenceService{ObjectMeta: v1.ObjectMeta{Name: "fb", Namespace: "other"}}
 	st = routeStatus(newWorld(svc, fb), r, time.Now())
-	if st.Reason != ReasonNoReadyTargets || !strings.Contains(st.Message, "2 of 2 service targets not ready: default/svc (Pending)") {
+	if st.Reason != v1.ReasonNoReadyTargets || !strings.Contains(st.Message, "2 of 2 service targets not ready: default/svc (Pending)") {
 		t.Errorf("not ready: %+v", st)
 	}
 }
