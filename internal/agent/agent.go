@@ -64,10 +64,6 @@ type Options struct {
 // metadata: the model's generation does not change.
 const RetryAnnotation = "citadel.dev/retry"
 
-// ReasonModelFilesMissing is the reason of a model whose files disappeared
-// or were truncated after it was Ready.
-const ReasonModelFilesMissing = "ModelFilesMissing"
-
 // Agent reconciles models.
 type Agent struct {
 	opts Options
@@ -324,7 +320,7 @@ func (a *Agent) token(ctx context.Context, k v1.Key, s *spec) (token, secretRV s
 	name, key := *st.StorageKey, st.SecretKey()
 	so, err := a.st.Get(ctx, v1.KindSecret, ns, name)
 	if err != nil {
-		return "", "", &pull.Error{Reason: pull.ReasonSecretNotFound, Message: fmt.Sprintf(
+		return "", "", &pull.Error{Reason: v1.ReasonSecretNotFound, Message: fmt.Sprintf(
 			"spec.storage.key names secret %s/%s, which does not exist; nothing is downloaded anonymously in its place: citadel secret create %s -n %s --from-env %s=HF_TOKEN", ns, name, name, ns, key)}
 	}
 	o, err := resource.FromStore(so)
@@ -333,7 +329,7 @@ func (a *Agent) token(ctx context.Context, k v1.Key, s *spec) (token, secretRV s
 	}
 	v, ok := o.(*v1.Secret).Value(key)
 	if !ok || v == "" {
-		return "", "", &pull.Error{Reason: pull.ReasonSecretNotFound, Message: fmt.Sprintf(
+		return "", "", &pull.Error{Reason: v1.ReasonSecretNotFound, Message: fmt.Sprintf(
 			"secret %s/%s has no key %q: add it, or set spec.storage.parameters.secretKey to the key that holds the token", ns, name, key)}
 	}
 	return v, fmt.Sprint(so.ResourceVersion), nil
@@ -372,7 +368,7 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 		if m.cancel != nil {
 			m.cancel()
 		}
-		a.write(ctx, k, s, v1.ModelPending, "ModelDisabled", "spec.disabled is true: the model is not downloaded; set it to false to enable it", nil)
+		a.write(ctx, k, s, v1.ModelPending, v1.ReasonModelDisabled, "spec.disabled is true: the model is not downloaded; set it to false to enable it", nil)
 		return
 	}
 	token, secretRV, perr := a.token(ctx, k, s)
@@ -397,9 +393,9 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 		// Asked to try again (citadel retry, or an unchanged re-apply):
 		// from the start, backoff reset, files checked.
 		m.attempt, m.failedFP, m.nextTry, m.checked = 0, "", time.Time{}, false
-		a.event(ctx, k, s, v1.EventNormal, "RetryRequested", fmt.Sprintf("%s=%s: was %s", RetryAnnotation, ann, phaseReason(s.status)))
+		a.event(ctx, k, s, v1.EventNormal, v1.ReasonRetryRequested, fmt.Sprintf("%s=%s: was %s", RetryAnnotation, ann, phaseReason(s.status)))
 	}
-	if m.missing == "" && s.status.Reason == ReasonModelFilesMissing && s.status.Phase != v1.ModelReady {
+	if m.missing == "" && s.status.Reason == v1.ReasonModelFilesMissing && s.status.Phase != v1.ModelReady {
 		m.missing = "files of the model were missing" // carried over a restart of the agent
 	}
 	switch {
@@ -414,7 +410,7 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 				m.missing = bad
 				if a.running >= a.opts.MaxConcurrent {
 					// Not Ready any more, even while waiting for a slot.
-					a.write(ctx, k, s, v1.ModelPending, ReasonModelFilesMissing, bad+": waiting for a download slot to fetch it again", nil)
+					a.write(ctx, k, s, v1.ModelPending, v1.ReasonModelFilesMissing, bad+": waiting for a download slot to fetch it again", nil)
 					return
 				}
 				a.start(ctx, wg, k, s, m, fp, token)
@@ -431,9 +427,9 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 		return // wait for the retry time, or for a change that could fix it
 	}
 	if a.running >= a.opts.MaxConcurrent {
-		reason, msg := "Queued", fmt.Sprintf("waiting for a download slot: %d models are downloading (at most %d at once)", a.running, a.opts.MaxConcurrent)
+		reason, msg := v1.ReasonQueued, fmt.Sprintf("waiting for a download slot: %d models are downloading (at most %d at once)", a.running, a.opts.MaxConcurrent)
 		if m.missing != "" {
-			reason, msg = ReasonModelFilesMissing, m.missing+": "+msg
+			reason, msg = v1.ReasonModelFilesMissing, m.missing+": "+msg
 		}
 		a.write(ctx, k, s, v1.ModelPending, reason, msg, nil)
 		return
@@ -461,9 +457,9 @@ func (a *Agent) start(ctx context.Context, wg *sync.WaitGroup, k v1.Key, s *spec
 		path = *s.spec.Storage.Path
 	}
 	if m.missing != "" {
-		a.write(ctx, k, s, v1.ModelDownloading, ReasonModelFilesMissing, fmt.Sprintf("%s: fetching it again from %s", m.missing, uri), nil)
+		a.write(ctx, k, s, v1.ModelDownloading, v1.ReasonModelFilesMissing, fmt.Sprintf("%s: fetching it again from %s", m.missing, uri), nil)
 	} else {
-		a.write(ctx, k, s, v1.ModelDownloading, "Resolving", fmt.Sprintf("resolving %s", uri), nil)
+		a.write(ctx, k, s, v1.ModelDownloading, v1.ReasonResolving, fmt.Sprintf("resolving %s", uri), nil)
 	}
 	req := pull.Request{URI: uri, Token: token, Path: path}
 	wg.Go(func() {
@@ -515,7 +511,7 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 		m.failedFP, m.failedGen, m.retryable = r.fp, s.meta.Generation, pe.Retryable
 		reason, msg := pe.Reason, pe.Error()
 		if m.missing != "" {
-			reason, msg = ReasonModelFilesMissing, fmt.Sprintf("%s, and fetching it again failed: %s", m.missing, msg)
+			reason, msg = v1.ReasonModelFilesMissing, fmt.Sprintf("%s, and fetching it again failed: %s", m.missing, msg)
 		}
 		retry := retryCommand(r.key)
 		if pe.Retryable {
@@ -551,15 +547,15 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 
 // progress writes download progress into the status.
 func (a *Agent) progress(ctx context.Context, k v1.Key, s *spec, pr pull.Progress) {
-	phase, reason := v1.ModelDownloading, "Downloading"
+	phase, reason := v1.ModelDownloading, v1.ReasonDownloading
 	msg := fmt.Sprintf("%d/%d files, %s of %s", pr.FilesDone, pr.FilesTotal, gb(pr.BytesDone), gb(pr.BytesTotal))
 	switch pr.Phase {
 	case pull.PhaseResolving:
-		reason, msg = "Resolving", "resolving the revision and listing files"
+		reason, msg = v1.ReasonResolving, "resolving the revision and listing files"
 	case pull.PhasePlacing, pull.PhaseVerifying:
-		phase, reason, msg = v1.ModelVerifying, "Verifying", "all bytes received; verifying checksums and placing files"
+		phase, reason, msg = v1.ModelVerifying, v1.ReasonVerifying, "all bytes received; verifying checksums and placing files"
 	case pull.PhaseDone:
-		phase, reason, msg = v1.ModelVerifying, "Placing", "verified; placing files"
+		phase, reason, msg = v1.ModelVerifying, v1.ReasonPlacing, "verified; placing files"
 	}
 	if pr.BytesPerSecond > 0 {
 		msg += fmt.Sprintf(" at %s/s", gb(pr.BytesPerSecond))
@@ -603,27 +599,27 @@ func (a *Agent) write(ctx context.Context, k v1.Key, s *spec, phase, reason, msg
 	cond := func(typ string, status v1.ConditionStatus, r, m string) {
 		v1.SetCondition(&st.Conditions, v1.Condition{Type: typ, Status: status, Reason: r, Message: m, ObservedGeneration: s.meta.Generation}, now)
 	}
-	cond("Accepted", v1.ConditionTrue, "Accepted", "spec is valid")
+	cond(v1.CondAccepted, v1.ConditionTrue, v1.ReasonAccepted, "spec is valid")
 	switch {
-	case reason == pull.ReasonSecretNotFound:
-		cond("CredentialsReady", v1.ConditionFalse, reason, msg)
+	case reason == v1.ReasonSecretNotFound:
+		cond(v1.CondCredentialsReady, v1.ConditionFalse, reason, msg)
 	case s.spec.Storage != nil && s.spec.Storage.StorageKey != nil && *s.spec.Storage.StorageKey != "":
-		cond("CredentialsReady", v1.ConditionTrue, "SecretFound", "token from secret "+*s.spec.Storage.StorageKey)
+		cond(v1.CondCredentialsReady, v1.ConditionTrue, v1.ReasonSecretFound, "token from secret "+*s.spec.Storage.StorageKey)
 	default:
-		cond("CredentialsReady", v1.ConditionTrue, "NoCredentialsNeeded", "no storage.key: the download is anonymous")
+		cond(v1.CondCredentialsReady, v1.ConditionTrue, v1.ReasonNoCredentialsNeeded, "no storage.key: the download is anonymous")
 	}
 	switch phase {
 	case v1.ModelReady:
-		cond("Downloaded", v1.ConditionTrue, "Downloaded", msg)
-		cond("Ready", v1.ConditionTrue, "Ready", msg)
+		cond(v1.CondDownloaded, v1.ConditionTrue, v1.ReasonDownloaded, msg)
+		cond(v1.CondReady, v1.ConditionTrue, v1.ReasonReady, msg)
 	default:
-		cond("Downloaded", v1.ConditionFalse, reason, msg)
-		cond("Ready", v1.ConditionFalse, reason, msg)
+		cond(v1.CondDownloaded, v1.ConditionFalse, reason, msg)
+		cond(v1.CondReady, v1.ConditionFalse, reason, msg)
 	}
 	if pr != nil && pr.Warning != "" {
-		cond("Throughput", v1.ConditionFalse, "SlowDownload", pr.Warning)
-	} else if c := v1.FindCondition(st.Conditions, "Throughput"); c != nil && pr != nil {
-		cond("Throughput", v1.ConditionTrue, "Normal", "throughput is above the minimum")
+		cond(v1.CondThroughput, v1.ConditionFalse, v1.ReasonSlowDownload, pr.Warning)
+	} else if c := v1.FindCondition(st.Conditions, v1.CondThroughput); c != nil && pr != nil {
+		cond(v1.CondThroughput, v1.ConditionTrue, v1.ReasonNormal, "throughput is above the minimum")
 	}
 	node := v1.NodeModelStatus{Node: a.opts.Node, Phase: phase, Reason: reason, Message: msg, BytesDone: st.BytesDone, BytesTotal: st.BytesTotal, BytesPerSecond: st.BytesPerSecond, LastProgressTime: st.LastProgressTime}
 	if phase == v1.ModelReady {

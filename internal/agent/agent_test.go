@@ -217,7 +217,7 @@ func TestStalledMirrorFails(t *testing.T) {
 			t.Errorf("message %q lacks %q", m.Status.Message, s)
 		}
 	}
-	if c := v1.FindCondition(m.Status.Conditions, "Ready"); c == nil || c.Reason != pull.ReasonDownloadStalled {
+	if c := v1.FindCondition(m.Status.Conditions, v1.CondReady); c == nil || c.Reason != pull.ReasonDownloadStalled {
 		t.Errorf("Ready condition: %+v", c)
 	}
 }
@@ -281,7 +281,7 @@ func TestTruncatedFileIsFoundOnRestart(t *testing.T) {
 	evs, _ := e.st.Events(t.Context(), store.EventFilter{Name: "mimo-vl-7b-rl"})
 	found := false
 	for _, ev := range evs {
-		if ev.Reason == ReasonModelFilesMissing && strings.Contains(ev.Message, "truncated") && strings.Contains(ev.Message, "model.safetensors") {
+		if ev.Reason == v1.ReasonModelFilesMissing && strings.Contains(ev.Message, "truncated") && strings.Contains(ev.Message, "model.safetensors") {
 			found = true
 		}
 	}

@@ -266,7 +266,7 @@ func TestMissingFilesAreFetchedAgain(t *testing.T) {
 				} else {
 					e.agent.Recheck(v1.KindClusterBaseModel, "ignored", "m")
 				}
-				if ev := e.waitEvent(t, "m", ReasonModelFilesMissing, file, "is missing", "fetching it again from "+c.uri); ev.Type != v1.EventWarning {
+				if ev := e.waitEvent(t, "m", v1.ReasonModelFilesMissing, file, "is missing", "fetching it again from "+c.uri); ev.Type != v1.EventWarning {
 					t.Errorf("the ModelFilesMissing event is %s, want Warning", ev.Type)
 				}
 				m = e.waitPhase(t, "m", 20*time.Second, v1.ModelReady)
@@ -300,7 +300,7 @@ func TestMissingFilesWithTheSourceDownFailThenRetry(t *testing.T) {
 			t.Errorf("message lacks %q: %s", want, m.Status.Message)
 		}
 	}
-	if m.Status.Reason != ReasonModelFilesMissing || len(m.Status.Nodes) != 1 || m.Status.Nodes[0].Path != "" {
+	if m.Status.Reason != v1.ReasonModelFilesMissing || len(m.Status.Nodes) != 1 || m.Status.Nodes[0].Path != "" {
 		t.Errorf("Failed status: reason %s, nodes %+v", m.Status.Reason, m.Status.Nodes)
 	}
 	// The mirror is back; the retry annotation (what citadel retry bumps)

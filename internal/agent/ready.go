@@ -33,12 +33,12 @@ func (a *Agent) ready(ctx context.Context, k v1.Key, s *spec, res *pull.Result) 
 	}
 	if res.PathNote != "" {
 		msg += "; " + res.PathNote
-		a.event(ctx, k, s, v1.EventNormal, "StoragePathNotUsed", res.PathNote)
+		a.event(ctx, k, s, v1.EventNormal, v1.ReasonStoragePathNotUsed, res.PathNote)
 	}
 	var info *modelinfo.Info
 	if i, err := pull.CheckFiles(res); err != nil {
 		var pe *pull.Error
-		if errors.As(err, &pe) && pe.Reason == pull.ReasonInvalidModelFiles {
+		if errors.As(err, &pe) && pe.Reason == v1.ReasonInvalidModelFiles {
 			// The bytes are what the hub published, but no engine can load
 			// them: the model is not Ready.
 			a.write(ctx, k, s, v1.ModelFailed, pe.Reason, pe.Message, nil)
@@ -65,7 +65,7 @@ func (a *Agent) ready(ctx context.Context, k v1.Key, s *spec, res *pull.Result) 
 		st.Revision = res.Commit
 	}
 	*s.status = st
-	a.write(ctx, k, s, v1.ModelReady, "Ready", msg, nil)
+	a.write(ctx, k, s, v1.ModelReady, v1.ReasonReady, msg, nil)
 	return true
 }
 
@@ -115,7 +115,7 @@ func (a *Agent) fillSpec(ctx context.Context, k v1.Key, info modelinfo.Info) {
 		a.log.Info("filling model metadata skipped", "model", k.Name, "err", err)
 		return
 	}
-	a.event(ctx, k, s, v1.EventNormal, "MetadataFilled", "filled from the model's files: "+strings.Join(filled, ", "))
+	a.event(ctx, k, s, v1.EventNormal, v1.ReasonMetadataFilled, "filled from the model's files: "+strings.Join(filled, ", "))
 }
 
 // Fill sets the empty spec fields from info and returns their names.
