@@ -334,12 +334,7 @@ func (d *diag) downloadTimeout(last *v1.Event) *Cause {
 	if s := d.step(StepDownload); s != nil {
 		elapsed = s.Duration
 	}
-	rate := parseRate(f.ModelMessage)
-	if s := d.step(StepDownload); rate == 0 && s != nil {
-		for i := len(s.Evidence) - 1; i >= 0 && rate == 0; i-- {
-			rate = parseRate(s.Evidence[i])
-		}
-	}
+	rate := float64(f.BytesPerSecond)
 	how := "reported by the agent"
 	if rate == 0 && elapsed > 0 {
 		rate = float64(f.BytesDone) / elapsed.Seconds()
@@ -375,23 +370,6 @@ func suggestTimeout(elapsed time.Duration, eta string) string {
 		return "1h"
 	}
 	return ((elapsed + e) * 3 / 2).Round(time.Minute).String()
-}
-
-func parseRate(s string) float64 {
-	m := rateRe.FindStringSubmatch(s)
-	if m == nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	switch m[2] {
-	case "GB":
-		v *= 1e9
-	case "MB":
-		v *= 1e6
-	case "kB":
-		v *= 1e3
-	}
-	return v
 }
 
 func (d *diag) noAgent() *Cause {

@@ -231,6 +231,7 @@ func dgCases() []dgCase {
 	{
 		f := dgFacts(v1.ModelDownloading, "Downloading", "3/4 files, 9.80 GB of 16.61 GB at 5.2 MB/s")
 		f.BytesDone, f.BytesTotal, f.NoProgressFor, f.DownloadTimedOut = 9800000000, 16610000000, 2*time.Second, true
+		f.BytesPerSecond = 5200000 // the status's rate, which the message renders
 		r := dgReport(StepDownload, "not Ready after 30m0s (phase Downloading, 9.8 GB of 16.6 GB)", f)
 		dgStep(r, StepDownload).Duration = 30 * time.Minute
 		add(dgCase{name: "download timeout", report: r, wantCode: "DownloadTimeout",

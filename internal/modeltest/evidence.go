@@ -23,11 +23,9 @@ var (
 	reasonFileRe = regexp.MustCompile(`^(?:Failed: )?[A-Za-z]+: ([^\s:]+\.[A-Za-z0-9]+): `)
 	// pull's checksum message: "FILE was downloaded twice and both times …".
 	checksumFileRe = regexp.MustCompile(`(?:^|: )(\S+) was downloaded twice`)
-	// the agent's progress message: "3/4 files, 9.80 GB of 16.61 GB at 5.2 MB/s".
-	rateRe    = regexp.MustCompile(`at ([0-9.]+) (GB|MB|kB|B)/s`)
-	status5xx = regexp.MustCompile(`: (5\d\d|408) [A-Z]`)
-	secretRe  = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
-	noKeyRe   = regexp.MustCompile(`has no key "([^"]+)"`)
+	status5xx      = regexp.MustCompile(`: (5\d\d|408) [A-Z]`)
+	secretRe       = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
+	noKeyRe        = regexp.MustCompile(`has no key "([^"]+)"`)
 	// the agent's missing-key message names the keys the secret has: "(it has: a, b)".
 	secretKeysRe = regexp.MustCompile(`\(it has: ([^)]*)\)`)
 	acceptRe     = regexp.MustCompile(`accept the conditions at (\S+?)(?:[,;]|\s|$)`)

@@ -168,6 +168,7 @@ type factsJSON struct {
 	ModelMessage     string                `json:"modelMessage,omitempty"`
 	BytesDone        int64                 `json:"bytesDone,omitempty"`
 	BytesTotal       int64                 `json:"bytesTotal,omitempty"`
+	BytesPerSecond   int64                 `json:"bytesPerSecond,omitempty"`
 	LastProgress     time.Time             `json:"lastProgress,omitzero"`
 	NoProgressFor    jsonSeconds           `json:"noProgressFor,omitempty"`
 	ModelEvents      []v1.Event            `json:"modelEvents,omitempty"`
@@ -193,7 +194,7 @@ func (f Facts) MarshalJSON() ([]byte, error) {
 	return jsonMarshal(factsJSON{
 		Model: f.Model, ModelKind: f.ModelKind,
 		ModelPhase: f.ModelPhase, ModelReason: f.ModelReason, ModelMessage: f.ModelMessage,
-		BytesDone: f.BytesDone, BytesTotal: f.BytesTotal, LastProgress: f.LastProgress,
+		BytesDone: f.BytesDone, BytesTotal: f.BytesTotal, BytesPerSecond: f.BytesPerSecond, LastProgress: f.LastProgress,
 		NoProgressFor: jsonSeconds(f.NoProgressFor), ModelEvents: f.ModelEvents, ModelSpec: f.ModelSpec,
 		HubEndpoint: f.HubEndpoint, Gateway: f.Gateway,
 		Service: f.Service, ServicePhase: f.ServicePhase, ServiceReason: f.ServiceReason, ServiceMessage: f.ServiceMessage,
@@ -212,7 +213,7 @@ func (f *Facts) UnmarshalJSON(b []byte) error {
 	*f = Facts{
 		Model: j.Model, ModelKind: j.ModelKind,
 		ModelPhase: j.ModelPhase, ModelReason: j.ModelReason, ModelMessage: j.ModelMessage,
-		BytesDone: j.BytesDone, BytesTotal: j.BytesTotal, LastProgress: j.LastProgress,
+		BytesDone: j.BytesDone, BytesTotal: j.BytesTotal, BytesPerSecond: j.BytesPerSecond, LastProgress: j.LastProgress,
 		NoProgressFor: time.Duration(j.NoProgressFor), ModelEvents: j.ModelEvents, ModelSpec: j.ModelSpec,
 		HubEndpoint: j.HubEndpoint, Gateway: j.Gateway,
 		Service: j.Service, ServicePhase: j.ServicePhase, ServiceReason: j.ServiceReason, ServiceMessage: j.ServiceMessage,

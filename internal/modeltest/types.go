@@ -70,15 +70,17 @@ type Facts struct {
 	Model     string `json:"model"` // the model's name
 	ModelKind string `json:"modelKind"`
 	// The model's last status and the download's progress.
-	ModelPhase    string            `json:"modelPhase,omitempty"`
-	ModelReason   string            `json:"modelReason,omitempty"`
-	ModelMessage  string            `json:"modelMessage,omitempty"`
-	BytesDone     int64             `json:"bytesDone,omitempty"`
-	BytesTotal    int64             `json:"bytesTotal,omitempty"`
-	LastProgress  time.Time         `json:"lastProgress,omitzero"`
-	NoProgressFor time.Duration     `json:"noProgressFor,omitempty"`
-	ModelEvents   []v1.Event        `json:"modelEvents,omitempty"`
-	ModelSpec     *v1.BaseModelSpec `json:"-"`
+	ModelPhase   string `json:"modelPhase,omitempty"`
+	ModelReason  string `json:"modelReason,omitempty"`
+	ModelMessage string `json:"modelMessage,omitempty"`
+	BytesDone    int64  `json:"bytesDone,omitempty"`
+	BytesTotal   int64  `json:"bytesTotal,omitempty"`
+	// BytesPerSecond is the download's rate as the agent last reported it (its status).
+	BytesPerSecond int64             `json:"bytesPerSecond,omitempty"`
+	LastProgress   time.Time         `json:"lastProgress,omitzero"`
+	NoProgressFor  time.Duration     `json:"noProgressFor,omitempty"`
+	ModelEvents    []v1.Event        `json:"modelEvents,omitempty"`
+	ModelSpec      *v1.BaseModelSpec `json:"-"`
 	// HubEndpoint is the hub the run was configured with (HF_ENDPOINT: a mirror, or
 	// https://huggingface.co); next steps name it unless the agent's message names another.
 	HubEndpoint string `json:"hubEndpoint,omitempty"`
