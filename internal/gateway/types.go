@@ -2,10 +2,15 @@
 // in front of every engine, routing by public model name and by task, balancing across
 // replicas on engine load, failing over, enforcing keys and limits, and exporting metrics.
 //
-// Pieces (one file each): types.go (shared types), route.go (the routing table and the task
-// classifier), balance.go (replica selection, health, passive ejection), scrape.go (engine
-// load metrics), proxy.go (forwarding with retries and failover, streaming), openai.go and
-// ollama.go (the fronts), keys.go (API keys and limits), metrics.go (Prometheus).
+// Pieces (one file each): types.go (shared types), gateway.go (the server, its mux and
+// options), source.go (where routes, services and keys come from: the store or another
+// Source), route.go (the routing table), classify.go (a virtual name's task: header, image,
+// rules, the built-in classifier of internal/taskclass), explain.go (a decision spelled
+// out), balance.go (replica selection, passive ejection), health.go (active probes),
+// scrape.go (engine load metrics), proxy.go (the OpenAI front; forwarding with retries and
+// failover, streaming), upstream.go (the plain-HTTP/1.1 engine client), front_ollama.go (the
+// Ollama front; the protocol itself is internal/ollamaapi), keys.go (API keys and limits),
+// status.go (Route status), metrics.go (Prometheus).
 package gateway
 
 import (
