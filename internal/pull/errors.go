@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 
@@ -48,12 +50,18 @@ const (
 
 // Error is a failed pull: a reason code, the file it concerns (if any), a
 // message that says what to do, and whether trying again may help.
+//
+// Endpoint and HTTPStatus are facts the message also states, for readers that must not
+// parse it (a status that carries them, `citadel test`'s diagnosis): the hub or registry
+// that answered (scheme://host) and the HTTP status it answered with, when known.
 type Error struct {
-	Reason    string
-	File      string
-	Message   string
-	Retryable bool
-	Err       error
+	Reason     string
+	File       string
+	Message    string
+	Retryable  bool
+	Endpoint   string
+	HTTPStatus int
+	Err        error
 }
 
 func (e *Error) Error() string {
@@ -103,15 +111,15 @@ func classify(err error, file string) *Error {
 	case errors.As(err, &pe):
 		return pe
 	case errors.As(err, &repoNF):
-		return mk(ReasonRepoNotFound, err.Error(), false)
+		return at(mk(ReasonRepoNotFound, err.Error(), false), repoNF.Endpoint, 0)
 	case errors.As(err, &gated):
-		return mk(ReasonGatedRepo, err.Error(), false)
+		return at(mk(ReasonGatedRepo, err.Error(), false), gated.Endpoint, 0)
 	case errors.As(err, &revNF):
-		return mk(ReasonRevisionNotFound, err.Error(), false)
+		return at(mk(ReasonRevisionNotFound, err.Error(), false), revNF.Endpoint, 0)
 	case errors.As(err, &entryNF):
-		return mk(ReasonEntryNotFound, err.Error(), false)
+		return at(mk(ReasonEntryNotFound, err.Error(), false), entryNF.Endpoint, 0)
 	case errors.As(err, &unauth):
-		return mk(ReasonUnauthorized, err.Error(), false)
+		return at(mk(ReasonUnauthorized, err.Error(), false), unauth.Endpoint, 0)
 	case errors.As(err, &hostile):
 		return mk(ReasonHostileFileName, err.Error()+": refused, nothing outside the model directory is ever written", false)
 	case errors.As(err, &regNF):
@@ -123,7 +131,7 @@ func classify(err error, file string) *Error {
 	case errors.As(err, &rangeIg), errors.As(err, &regRIg):
 		return mk(ReasonUpstreamError, err.Error()+": the server ignores Range requests, so downloads cannot be split or resumed; use a server or mirror that supports them", false)
 	case errors.As(err, &rate):
-		return mk(ReasonRateLimited, err.Error(), true)
+		return at(mk(ReasonRateLimited, err.Error(), true), rate.URL, http.StatusTooManyRequests)
 	case errors.Is(err, syscall.ENOSPC):
 		return mk(ReasonInsufficientStorage, "the disk filled up while downloading: "+err.Error()+"; free space or point storage at a larger disk", true)
 	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
@@ -136,12 +144,12 @@ func classify(err error, file string) *Error {
 		return mk(ReasonConnectionFailed, err.Error()+": nothing listens there; check HF_ENDPOINT / the registry address and that the hub or mirror is up", true)
 	case errors.As(err, &httpErr):
 		if httpErr.Status >= 500 || httpErr.Status == 408 {
-			return mk(ReasonUpstreamError, err.Error(), true)
+			return at(mk(ReasonUpstreamError, err.Error(), true), httpErr.URL, httpErr.Status)
 		}
 		if httpErr.Status == 401 || httpErr.Status == 403 {
-			return mk(ReasonUnauthorized, err.Error(), false)
+			return at(mk(ReasonUnauthorized, err.Error(), false), httpErr.URL, httpErr.Status)
 		}
-		return mk(ReasonUpstreamError, err.Error(), false)
+		return at(mk(ReasonUpstreamError, err.Error(), false), httpErr.URL, httpErr.Status)
 	case errors.Is(err, context.Canceled):
 		return mk(ReasonCancelled, "the pull was cancelled", false)
 	}
@@ -149,4 +157,14 @@ func classify(err error, file string) *Error {
 		return mk(ReasonConnectionFailed, err.Error(), true)
 	}
 	return mk(ReasonInternal, err.Error(), false)
+}
+
+// at records on e the endpoint (scheme://host of addr, a URL or an endpoint) and the HTTP
+// status that answered; status 0 is unknown.
+func at(e *Error, addr string, status int) *Error {
+	if u, err := url.Parse(addr); err == nil && u.Scheme != "" && u.Host != "" {
+		e.Endpoint = u.Scheme + "://" + u.Host
+	}
+	e.HTTPStatus = status
+	return e
 }

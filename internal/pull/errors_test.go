@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/hub"
 	"citadel.dev/citadel/internal/netclass"
 )
 
@@ -129,4 +130,25 @@ func pullReason(name string) bool {
 		}
 	}
 	return false
+}
+
+// TestErrorFacts: an Error carries the endpoint and HTTP status its message states.
+func TestErrorFacts(t *testing.T) {
+	for _, tc := range []struct {
+		err      error
+		endpoint string
+		status   int
+		reason   string
+	}{
+		{&hub.HTTPError{Method: "GET", Status: 503, URL: "https://mirror.example:8443/api/models/org/m?x=1"}, "https://mirror.example:8443", 503, ReasonUpstreamError},
+		{&hub.HTTPError{Method: "GET", Status: 403, URL: "https://huggingface.co/api/models/org/m"}, "https://huggingface.co", 403, ReasonUnauthorized},
+		{&hub.RateLimitedError{URL: "https://huggingface.co/org/m/resolve/main/a"}, "https://huggingface.co", 429, ReasonRateLimited},
+		{&hub.RepoNotFoundError{Repo: "org/m", Endpoint: "https://huggingface.co"}, "https://huggingface.co", 0, ReasonRepoNotFound},
+		{errors.New("something else"), "", 0, ReasonInternal},
+	} {
+		e := AsError(tc.err)
+		if e.Reason != tc.reason || e.Endpoint != tc.endpoint || e.HTTPStatus != tc.status {
+			t.Errorf("%v: reason %s endpoint %q status %d, want %s %q %d", tc.err, e.Reason, e.Endpoint, e.HTTPStatus, tc.reason, tc.endpoint, tc.status)
+		}
+	}
 }
