@@ -75,9 +75,9 @@ func TestRouteStatusWriter(t *testing.T) {
 			}
 			type want struct{ phase, reason, message string }
 			wants := map[string]want{
-				"ext": {gateway.RoutePhaseReady, gateway.ReasonServing,
+				"ext": {gateway.RoutePhaseReady, v1.ReasonServing,
 					"serves chat on http://" + gwAddr + "; 1 of 1 targets have ready replicas"},
-				"broken": {gateway.RoutePhaseDegraded, gateway.ReasonServiceNotFound,
+				"broken": {gateway.RoutePhaseDegraded, v1.ReasonServiceNotFound,
 					"serves coder on http://" + gwAddr + "; 0 of 1 targets have ready replicas (none ready: default/nope); problems: models[0].targets[0].service: InferenceService default/nope does not exist; the target has no replicas until it does"},
 			}
 			if !withGateway {

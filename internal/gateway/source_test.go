@@ -97,7 +97,7 @@ func TestGatewayFromAnotherSource(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	st := waitStatus(gateway.RoutePhaseReady, gateway.ReasonServing)
+	st := waitStatus(gateway.RoutePhaseReady, v1.ReasonServing)
 	if want := "serves chat on http://gw.test:80; 1 of 1 targets have ready replicas"; st.Message != want {
 		t.Errorf("message %q, want %q", st.Message, want)
 	}
@@ -110,7 +110,7 @@ func TestGatewayFromAnotherSource(t *testing.T) {
 
 	// The service goes away in the source: the route says so.
 	src.set(func(s *gateway.Snapshot) { s.Services = nil })
-	st = waitStatus(gateway.RoutePhaseDegraded, gateway.ReasonServiceNotFound)
+	st = waitStatus(gateway.RoutePhaseDegraded, v1.ReasonServiceNotFound)
 	if !strings.Contains(st.Message, "0 of 1 targets have ready replicas") {
 		t.Errorf("message %q", st.Message)
 	}

@@ -10,19 +10,12 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 )
 
-// Route phases and reasons the gateway writes: it is the one component that knows whether a
-// route is served, and by what.
+// Route phases the gateway writes: it is the one component that knows whether a route is
+// served, and by what. Its reasons are api/v1's (ReasonServing, ReasonServiceNotFound,
+// ReasonRouteProblems, ReasonNoReadyTargets).
 const (
 	RoutePhaseReady    = "Ready"
 	RoutePhaseDegraded = "Degraded"
-
-	ReasonServing         = "Serving"
-	ReasonServiceNotFound = "ServiceNotFound"
-	ReasonRouteProblems   = "RouteProblems"
-	ReasonNoReadyTargets  = "NoReadyTargets"
-
-	condTargetsReady = "TargetsReady"
-	condReady        = "Ready"
 )
 
 // RouteStatus is the status of route r as served from t, the table built from it: which
@@ -129,14 +122,14 @@ func RouteStatus(r *v1.Route, t *Table, services map[string]*v1.InferenceService
 		fmt.Fprintf(&msg, "; problems: %s", strings.Join(problems, "; "))
 	}
 
-	phase, reason := RoutePhaseReady, ReasonServing
+	phase, reason := RoutePhaseReady, v1.ReasonServing
 	switch {
 	case len(missing) > 0:
-		phase, reason = RoutePhaseDegraded, ReasonServiceNotFound
+		phase, reason = RoutePhaseDegraded, v1.ReasonServiceNotFound
 	case len(problems) > 0 || len(names) == 0:
-		phase, reason = RoutePhaseDegraded, ReasonRouteProblems
+		phase, reason = RoutePhaseDegraded, v1.ReasonRouteProblems
 	case len(waiting) > 0:
-		phase, reason = RoutePhaseDegraded, ReasonNoReadyTargets
+		phase, reason = RoutePhaseDegraded, v1.ReasonNoReadyTargets
 	}
 	targetsOK := v1.ConditionTrue
 	if len(waiting) > 0 || len(missing) > 0 {
@@ -151,8 +144,8 @@ func RouteStatus(r *v1.Route, t *Table, services map[string]*v1.InferenceService
 		tmsg += "; services not found: " + strings.Join(missing, ", ")
 	}
 	st.Conditions = slices.Clone(st.Conditions)
-	v1.SetCondition(&st.Conditions, v1.Condition{Type: condTargetsReady, Status: targetsOK, Reason: reason, Message: tmsg, ObservedGeneration: r.Generation}, now)
-	v1.SetCondition(&st.Conditions, v1.Condition{Type: condReady, Status: readyOK, Reason: reason, Message: msg.String(), ObservedGeneration: r.Generation}, now)
+	v1.SetCondition(&st.Conditions, v1.Condition{Type: v1.CondTargetsReady, Status: targetsOK, Reason: reason, Message: tmsg, ObservedGeneration: r.Generation}, now)
+	v1.SetCondition(&st.Conditions, v1.Condition{Type: v1.CondReady, Status: readyOK, Reason: reason, Message: msg.String(), ObservedGeneration: r.Generation}, now)
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = phase, reason, msg.String(), r.Generation
 	return st
 }

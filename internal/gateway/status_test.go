@@ -32,7 +32,7 @@ func TestRouteStatus(t *testing.T) {
 			route: rtRoute("default", "r", v1.RouteModel{Name: "chat", Aliases: []string{"c"}, Targets: rtTo("vl")},
 				v1.RouteModel{Name: "ext", Targets: []v1.RouteTarget{{URL: "http://10.0.0.9:8000/v1"}}}),
 			services:  []*v1.InferenceService{vllm},
-			wantPhase: RoutePhaseReady, wantReason: ReasonServing,
+			wantPhase: RoutePhaseReady, wantReason: v1.ReasonServing,
 			wantMessage: "serves c (alias of chat), chat, ext on http://127.0.0.1:8080; 2 of 2 targets have ready replicas",
 		},
 		{
@@ -42,14 +42,14 @@ func TestRouteStatus(t *testing.T) {
 				{Task: v1.TaskCode, Targets: rtTo("ol", "idle")},
 			}}),
 			services:  []*v1.InferenceService{vllm, ollama, idle},
-			wantPhase: RoutePhaseDegraded, wantReason: ReasonNoReadyTargets,
+			wantPhase: RoutePhaseDegraded, wantReason: v1.ReasonNoReadyTargets,
 			wantMessage: "serves auto on http://127.0.0.1:8080; 1 of 3 targets have ready replicas (none ready: default/ol (Starting), default/idle (Unschedulable))",
 		},
 		{
 			name:      "missing service",
 			route:     rtRoute("default", "r", v1.RouteModel{Name: "chat", Targets: rtTo("vl", "nope")}),
 			services:  []*v1.InferenceService{vllm},
-			wantPhase: RoutePhaseDegraded, wantReason: ReasonServiceNotFound,
+			wantPhase: RoutePhaseDegraded, wantReason: v1.ReasonServiceNotFound,
 			wantMessage: "serves chat on http://127.0.0.1:8080; 1 of 2 targets have ready replicas (none ready: default/nope); " +
 				"problems: models[0].targets[1].service: InferenceService default/nope does not exist; the target has no replicas until it does",
 		},
@@ -57,7 +57,7 @@ func TestRouteStatus(t *testing.T) {
 			name:      "name taken by another route",
 			route:     rtRoute("default", "r", v1.RouteModel{Name: "shared", Targets: rtTo("vl")}),
 			services:  []*v1.InferenceService{vllm},
-			wantPhase: RoutePhaseDegraded, wantReason: ReasonRouteProblems,
+			wantPhase: RoutePhaseDegraded, wantReason: v1.ReasonRouteProblems,
 			wantMessage: "serves no name on http://127.0.0.1:8080; 1 of 1 targets have ready replicas; " +
 				`problems: name "shared" is already used by route default/a-first; ignored here`,
 		},

@@ -13,22 +13,13 @@ import (
 	"citadel.dev/citadel/internal/supervisor"
 )
 
-// Condition types of an InferenceService.
-const (
-	CondModelReady      = "ModelReady"
-	CondRuntimeSelected = "RuntimeSelected"
-	CondScheduled       = "Scheduled"
-	CondEngineReady     = "EngineReady"
-	CondReady           = "Ready"
-)
-
 // conditions derives the service's conditions from its phase and reason: each gate the
 // service has passed is True, the one it is stuck at is False with the reason, and the
 // ones after it are Unknown.
 func conditions(st *v1.InferenceServiceStatus, gen int64, now time.Time) {
 	stage := map[string]int{ // how far the service got
-		"ModelNotFound": 0, "ModelNotReady": 0, "ModelDisabled": 0, "ModelUnreadable": 0,
-		"Unschedulable": 2,
+		v1.ReasonModelNotFound: 0, v1.ReasonModelNotReady: 0, v1.ReasonModelDisabled: 0, v1.ReasonModelUnreadable: 0,
+		v1.ReasonUnschedulable: 2,
 	}
 	at, ok := stage[st.Reason]
 	switch {
@@ -43,10 +34,10 @@ func conditions(st *v1.InferenceServiceStatus, gen int64, now time.Time) {
 		at = 3 // starting or degraded: the engines are the gate
 	}
 	gates := []struct{ typ, okReason, okMsg string }{
-		{CondModelReady, "ModelReady", "the model is Ready on this host"},
-		{CondRuntimeSelected, "RuntimeSelected", "runtime " + st.Runtime},
-		{CondScheduled, "Scheduled", strings.Join(st.Placement, "; ")},
-		{CondEngineReady, "EngineReady", st.Message},
+		{v1.CondModelReady, v1.ReasonModelReady, "the model is Ready on this host"},
+		{v1.CondRuntimeSelected, v1.ReasonRuntimeSelected, "runtime " + st.Runtime},
+		{v1.CondScheduled, v1.ReasonScheduled, strings.Join(st.Placement, "; ")},
+		{v1.CondEngineReady, v1.ReasonEngineReady, st.Message},
 	}
 	for i, g := range gates {
 		c := v1.Condition{Type: g.typ, ObservedGeneration: gen}
@@ -56,11 +47,11 @@ func conditions(st *v1.InferenceServiceStatus, gen int64, now time.Time) {
 		case i == at:
 			c.Status, c.Reason, c.Message = v1.ConditionFalse, st.Reason, st.Message
 		default:
-			c.Status, c.Reason, c.Message = v1.ConditionUnknown, "Waiting", "waits for "+gates[at].typ
+			c.Status, c.Reason, c.Message = v1.ConditionUnknown, v1.ReasonWaiting, "waits for "+gates[at].typ
 		}
 		v1.SetCondition(&st.Conditions, c, now)
 	}
-	ready := v1.Condition{Type: CondReady, Status: v1.ConditionFalse, Reason: st.Reason, Message: st.Message, ObservedGeneration: gen}
+	ready := v1.Condition{Type: v1.CondReady, Status: v1.ConditionFalse, Reason: st.Reason, Message: st.Message, ObservedGeneration: gen}
 	if st.Phase == v1.ServiceReady {
 		ready.Status = v1.ConditionTrue
 	}
@@ -123,13 +114,13 @@ func (c *Controller) replicaEvents(ctx context.Context, so store.Object) {
 		if ch.ps.Message != "" {
 			msg += ": " + ch.ps.Message
 		}
-		c.record(ctx, so, typ, "Engine"+reason, msg)
+		c.record(ctx, so, typ, v1.EngineEventPrefix+reason, msg)
 	}
 }
 
 func (c *Controller) record(ctx context.Context, so store.Object, typ, reason, msg string) {
 	if reason == "" {
-		reason = "Changed"
+		reason = v1.ReasonChanged
 	}
 	if err := c.opts.Store.RecordEvent(ctx, store.Event{Kind: so.Kind, Namespace: so.Namespace, Name: so.Name, UID: so.UID,
 		Type: typ, Reason: reason, Message: msg}); err != nil {
