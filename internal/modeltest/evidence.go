@@ -14,24 +14,41 @@ import (
 	"citadel.dev/citadel/internal/modelinfo"
 )
 
+// Facts other packages state only in a sentence, read back with regular expressions. Each
+// goes once the status carries the fact (the field named after "→"; the writer in
+// parentheses), as the download's rate did (Facts.BytesPerSecond, from the status).
 var (
 	// pull's stall message: "no bytes of FILE for 1m0s (received N of M bytes)".
+	// → the model's last failure: file, idle, bytes received, file size (pull, agent).
 	stallRe = regexp.MustCompile(`no bytes of (\S+) for ([0-9][0-9hmsµn.]*) \(received (\d+) of (\d+) bytes\)`)
 	// pull's stall message for a file whose requests keep going silent between a few bytes.
+	// → as stallRe.
 	silentRe = regexp.MustCompile(`(\S+) keeps going silent: .*?\(received (\d+) of (\d+) bytes`)
 	// pull.Error.Error(): "DownloadStalled: FILE: message" when the message does not name the file.
+	// → the last failure's file: pull.Error.File (agent).
 	reasonFileRe = regexp.MustCompile(`^(?:Failed: )?[A-Za-z]+: ([^\s:]+\.[A-Za-z0-9]+): `)
-	// pull's checksum message: "FILE was downloaded twice and both times …".
+	// pull's checksum message: "FILE was downloaded twice and both times …". → pull.Error.File (agent).
 	checksumFileRe = regexp.MustCompile(`(?:^|: )(\S+) was downloaded twice`)
-	status5xx      = regexp.MustCompile(`: (5\d\d|408) [A-Z]`)
-	secretRe       = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
-	noKeyRe        = regexp.MustCompile(`has no key "([^"]+)"`)
+	// hub.HTTPError's status in the message: ": 503 Service Unavailable".
+	// → the last failure's HTTP status: pull.Error.HTTPStatus (agent).
+	status5xx = regexp.MustCompile(`: (5\d\d|408) [A-Z]`)
+	// the agent's secret messages: "secret NS/NAME …". → the secret's namespace and name (agent).
+	secretRe = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
+	// the agent's missing-key message: `has no key "KEY"`, worded as SecretNotFound.
+	// → reason SecretKeyMissing and the key (agent).
+	noKeyRe = regexp.MustCompile(`has no key "([^"]+)"`)
 	// the agent's missing-key message names the keys the secret has: "(it has: a, b)".
+	// → the secret's keys (agent).
 	secretKeysRe = regexp.MustCompile(`\(it has: ([^)]*)\)`)
-	acceptRe     = regexp.MustCompile(`accept the conditions at (\S+?)(?:[,;]|\s|$)`)
-	exitRe       = regexp.MustCompile(`exit status (\d+)`)
-	signalRe     = regexp.MustCompile(`signal: ([a-z ]+)`)
-	needFreeRe   = regexp.MustCompile(`need ([0-9.]+ [kMG]?B), ([0-9.]+ [kMG]?B) free on (\S+?):`)
+	// the hub's gated message: "accept the conditions at URL". → the page to accept (hub, pull, agent).
+	acceptRe = regexp.MustCompile(`accept the conditions at (\S+?)(?:[,;]|\s|$)`)
+	// the process's end as os.ProcessState words it in an endpoint's lastExit, the service's
+	// message and events. → the endpoint's exit code and signal (supervisor, serving).
+	exitRe   = regexp.MustCompile(`exit status (\d+)`)
+	signalRe = regexp.MustCompile(`signal: ([a-z ]+)`)
+	// pull's space check: "need 16.6 GB, 2.1 GB free on DIR:". → bytes needed, free and the
+	// directory (pull, agent).
+	needFreeRe = regexp.MustCompile(`need ([0-9.]+ [kMG]?B), ([0-9.]+ [kMG]?B) free on (\S+?):`)
 )
 
 func eventTime(e *v1.Event) time.Time {
