@@ -14,7 +14,7 @@ import (
 	"citadel.dev/citadel/internal/perfmodel"
 )
 
-// llama.cpp's server (tools/server): it binds its port at once and answers 503 "Loading model"
+// llama.cpp's server (tools/server in https://github.com/ggml-org/llama.cpp): it binds its port at once and answers 503 "Loading model"
 // until the weights are in memory; it serves one model whatever a request's "model" says; it
 // runs -np fixed slots, each with ctx-size/np tokens of context.
 

@@ -97,7 +97,8 @@ type OllamaModel struct {
 	LoadTime          time.Duration
 }
 
-// Ollama is a simulated Ollama server.
+// Ollama is a simulated Ollama server (ollama serve; the paths in this file's comments, such
+// as server/routes.go, are in https://github.com/ollama/ollama).
 //
 // Model residency (keep_alive) is a small state machine per model, guarded by mu: a request
 // acquires its model (loading it — after evicting idle models when memory is short — or waiting

@@ -21,8 +21,8 @@ var (
 	sglangE2EBuckets  = []float64{0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 600, 1200, 1800, 2400}
 )
 
-// sglangDialect is SGLang's OpenAI-compatible server (python -m sglang.launch_server;
-// python/sglang/srt/entrypoints/openai): any model name accepted and echoed, flat errors, the
+// sglangDialect is SGLang's OpenAI-compatible server (python -m sglang.launch_server; the
+// paths in this file are in https://github.com/sgl-project/sglang, python/sglang/srt/): any model name accepted and echoed, flat errors, the
 // API key on every path but /health* and /metrics, its own response and stream shapes (see
 // sglangChunk), and its native endpoints (/generate, /health_generate, /get_model_info, …).
 var sglangDialect = &dialect{

@@ -179,6 +179,35 @@ func TestSGLangStreamShape(t *testing.T) {
 	if diff := cmp.Diff([]string{"completion_tokens", "prompt_tokens", "reasoning_tokens", "total_tokens"}, keys(u)); diff != "" {
 		t.Errorf("completion usage keys (-want +got):\n%s", diff)
 	}
+
+	// A tool call streams as SGLang's ToolCall: id and name first, then arguments alone, and
+	// finish_reason tool_calls apart.
+	status, _, body = request(t, "POST", url+"/v1/chat/completions", `{"messages":[{"role":"user","content":"weather?"}],"stream":true,`+
+		`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}`,
+		"Content-Type", "application/json")
+	if status != 200 {
+		t.Fatalf("tools: status %d: %s", status, body)
+	}
+	evs = events(t, []byte(body))
+	var args string
+	for i, ev := range evs[1 : len(evs)-2] {
+		d := decodeJSON[map[string]any](t, []byte(ev))["choices"].([]any)[0].(map[string]any)["delta"].(map[string]any)
+		tc := d["tool_calls"].([]any)[0].(map[string]any)
+		if diff := cmp.Diff([]string{"function", "id", "index", "type"}, keys(tc)); diff != "" {
+			t.Fatalf("tool call keys (-want +got):\n%s", diff)
+		}
+		f := tc["function"].(map[string]any)
+		if named := f["name"] == "get_weather" && tc["id"] != nil; named != (i == 0) {
+			t.Errorf("tool call chunk %d %s: want the id and name on the first only", i, ev)
+		}
+		args += f["arguments"].(string)
+	}
+	if !json.Valid([]byte(args)) {
+		t.Errorf("streamed arguments %q are not JSON", args)
+	}
+	if ch := decodeJSON[map[string]any](t, []byte(evs[len(evs)-2]))["choices"].([]any)[0].(map[string]any); ch["finish_reason"] != "tool_calls" {
+		t.Errorf("last chunk %s, want finish_reason tool_calls", evs[len(evs)-2])
+	}
 }
 
 // TestSGLangStreamGolden pins SGLang's chat stream byte for byte.

@@ -14,9 +14,10 @@ import (
 // DefaultVLLMVersion is the release the personality imitates unless Config.VLLMVersion says.
 const DefaultVLLMVersion = "0.11.0"
 
-// vllmDialect is vLLM's OpenAI-compatible server (vllm serve; vllm/entrypoints/openai): the
-// API key on /v1 paths only, errors nested or flat by release, the served names only, and
-// /health, /ping, /version and /metrics beside the OpenAI routes.
+// vllmDialect is vLLM's OpenAI-compatible server (vllm serve; vllm/entrypoints/openai in
+// https://github.com/vllm-project/vllm, as are the vllm/ paths in other comments): the API
+// key on /v1 paths only, errors nested or flat by release, the served names only, and /health,
+// /ping, /version and /metrics beside the OpenAI routes.
 var vllmDialect = &dialect{
 	name:         EngineVLLM,
 	launch:       Launch{Port: 8000, APIKeyEnv: "VLLM_API_KEY"},
@@ -61,7 +62,7 @@ var errorTypes = map[int]string{
 }
 
 // vllmErrorBody is vLLM's error object: nested under "error" from 0.10.1, flat with
-// "object":"error" before (vLLM PR #22099).
+// "object":"error" before (https://github.com/vllm-project/vllm/pull/22099).
 func (s *OpenAI) vllmErrorBody(e *apiError) any {
 	if s.version.less(version{0, 10, 1}) {
 		return flatErrorOf(e)
