@@ -75,7 +75,7 @@ type RouteTarget struct {
 	Model string `json:"model,omitempty"`
 	// API is the upstream protocol of a url target: openai (default) or ollama.
 	API string `json:"api,omitempty"`
-	// Engine names a url target's engine (vllm, sglang, llamacpp, ollama): the gateway then
+	// Engine names a url target's engine (one of EngineNames but sim): the gateway then
 	// probes its health path and balances on its load metrics, as for a service.
 	Engine string `json:"engine,omitempty"`
 	// Weight is the share of traffic; default 1. Weight 0 takes no new traffic.
@@ -305,7 +305,7 @@ func validateTargets(field string, ts []RouteTarget) FieldErrors {
 			}
 		}
 		oneOf(&errs, p+".api", t.API, "openai", "ollama")
-		oneOf(&errs, p+".engine", t.Engine, "vllm", "sglang", "llamacpp", "ollama")
+		oneOf(&errs, p+".engine", t.Engine, slices.DeleteFunc(slices.Clone(EngineNames), func(n string) bool { return n == "sim" })...)
 		if t.Engine != "" && t.Service != "" {
 			errs.Add(p+".engine", "is for url targets", "remove it: a service's engine is known")
 		}

@@ -406,8 +406,8 @@ func (b *tableBuilder) target(rc routeCtx, where string, rt v1.RouteTarget) *Tar
 			return nil
 		}
 		eng := strings.ToLower(rt.Engine)
-		if eng != "" && !slices.Contains([]string{"vllm", "sglang", "llamacpp", "ollama"}, eng) {
-			b.errf("%s: %s.engine: %q is not vllm, sglang, llamacpp or ollama; the engine is taken as unknown", rc.owner, where, rt.Engine)
+		if _, known := engines.Lookup(eng); eng != "" && !known {
+			b.errf("%s: %s.engine: %q is not one of %s; the engine is taken as unknown", rc.owner, where, rt.Engine, strings.Join(engines.Engines, ", "))
 			eng = ""
 		}
 		if eng == APIOllama && api == "" {
