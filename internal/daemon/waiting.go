@@ -154,7 +154,7 @@ func serviceStatus(w *world, s *v1.InferenceService, now time.Time) v1.Inference
 			st.Runtime = r.Name
 		}
 	} else {
-		set(v1.CondRuntimeResolved, v1.ConditionUnknown, v1.ReasonAwaitingController, "no runtime named: one is selected automatically once a serving controller runs")
+		set(v1.CondRuntimeResolved, v1.ConditionUnknown, v1.ReasonAwaitingController, "no runtime named, and this server runs no serving controller (citadel serve --engines=false) to select one")
 	}
 	block(v1.ReasonAwaitingController, "model and runtime are in place, but this server runs no serving controller (citadel serve --engines=false), so no engine starts")
 	set(v1.CondReady, v1.ConditionFalse, reason, msg)
