@@ -87,7 +87,7 @@ func TestAccuracyAgainstFixedLatency(t *testing.T) {
 
 // TestSweepVLLMvsOllama: a concurrency sweep of the same model on sim-vLLM and sim-Ollama:
 // vLLM's output throughput rises with concurrency, Ollama's (one slot) stays flat — the shape of
-// the published comparisons (benchmarks.md §4).
+// the published comparisons (docs/design/perfmodel-calibration.md, "Reference figures").
 func TestSweepVLLMvsOllama(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two sweeps")

@@ -16,9 +16,10 @@ import (
 )
 
 // BenchmarkGenerator measures the load generator itself — can it drive a fast server without
-// becoming the bottleneck (benchmarks.md §2.4: guidellm measured 6 % less than vllm bench
-// serve at 1,000 requests)? Everything runs in one process on loopback: sim-vLLM (Qwen2.5-7B,
-// H100) at time scale 0, Run at rate inf with --max-concurrency 64, and the client.
+// becoming the bottleneck (guidellm measured 6 % less than vllm bench serve at 1,000 requests,
+// https://github.com/vllm-project/guidellm/issues/470)? Everything runs in one process on
+// loopback: sim-vLLM (Qwen2.5-7B, H100) at time scale 0, Run at rate inf with
+// --max-concurrency 64, and the client.
 //
 //   - requests: chat, max_tokens 1 (one token chunk, the usage chunk, [DONE]): requests/s.
 //   - embeddings: /v1/embeddings, non-streaming: requests/s.

@@ -95,14 +95,14 @@ func (in *chunkInfo) parse(b []byte) error {
 				in.err = "error"
 			}
 		case "object":
-			v, _, ok := s.str()
+			v, esc, ok := s.str()
 			if !ok {
 				if !s.skip() {
 					return errSyntax
 				}
 				continue
 			}
-			flatErr = string(v) == "error"
+			flatErr = string(v) == "error" || esc && string(appendUnescaped(nil, v, esc)) == "error"
 		case "message":
 			v, esc, ok := s.str()
 			if !ok {
@@ -190,8 +190,9 @@ func (in *chunkInfo) appendText(b []byte) []byte { return appendUnescaped(b, in.
 
 // parseTrailingUsage reads the "usage" object of a large response whose last top-level key it
 // is (OpenAI's embeddings: {"id",…,"data":[…vectors…],"usage":{…}}), without scanning the
-// vectors. A key cannot hide inside a string (its quotes would be escaped), and the object
-// must close the response, so a nested "usage" is not taken. It reports false when the shape
+// vectors. A key cannot hide inside a string (its quotes would be escaped; a match whose
+// opening quote is escaped is the end of a key such as "x\"usage" and is refused), and the
+// object must close the response, so a nested "usage" is not taken. It reports false when the shape
 // is not that one; then the whole response is parsed.
 func (in *chunkInfo) parseTrailingUsage(b []byte) bool {
 	const key = `"usage"`
@@ -201,6 +202,9 @@ func (in *chunkInfo) parseTrailingUsage(b []byte) bool {
 	i := bytes.LastIndex(b, []byte(key))
 	if i < 0 || !bytes.Contains(b[:i], []byte(`"data"`)) || bytes.Contains(b[:min(i, 256)], []byte(`"error"`)) {
 		return false
+	}
+	if escapedAt(b, i) {
+		return false // the end of a key such as "x\"usage"
 	}
 	// Re-use parse on a synthetic object: {"usage":…} followed by the response's closing brace.
 	s := scanner{b: b, i: i + len(key)}
@@ -226,6 +230,16 @@ func (in *chunkInfo) parseTrailingUsage(b []byte) bool {
 	}
 	*in = u
 	return true
+}
+
+// escapedAt reports whether the quote at b[i] is escaped: preceded by an odd number of
+// backslashes.
+func escapedAt(b []byte, i int) bool {
+	n := 0
+	for i-n-1 >= 0 && b[i-n-1] == '\\' {
+		n++
+	}
+	return n%2 == 1
 }
 
 // ollamaLine is what one line of Ollama's NDJSON stream holds for the benchmark.
@@ -378,15 +392,19 @@ func (s *scanner) more(end byte) bool {
 }
 
 // key returns the next key of the current object and consumes its colon, or consumes the
-// closing brace and returns false.
+// closing brace and returns false. A key with escapes (which no server writes) is returned
+// unescaped, in a new slice.
 func (s *scanner) key() ([]byte, bool) {
 	if s.bad || !s.more('}') {
 		return nil, false
 	}
-	k, _, ok := s.str()
+	k, esc, ok := s.str()
 	if !ok {
 		s.bad = true
 		return nil, false
+	}
+	if esc {
+		k = appendUnescaped(nil, k, true)
 	}
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != ':' {

@@ -374,7 +374,10 @@ func charts(series []Series, prefix string) []ChartFile {
 	return files
 }
 
-// rptCrosswalk is the naming cross-walk between tools (reference §3.3).
+// rptCrosswalk is the naming cross-walk between tools, from their metric definitions
+// (https://github.com/vllm-project/guidellm/blob/main/docs/guides/metrics.md,
+// https://github.com/ai-dynamo/aiperf/blob/main/docs/metrics-reference.md, ray-project/llmperf's
+// token_benchmark_ray.py).
 const rptCrosswalk = `| quantity | vLLM bench (this report) | GuideLLM | AIPerf / genai-perf | llmperf |
 |---|---|---|---|---|
 | (E2EL − TTFT) / (output tokens − 1), per request | TPOT | ITL | ITL | — |
