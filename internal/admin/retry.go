@@ -15,7 +15,7 @@ import (
 )
 
 // retryHandler answers POST /api/v1/{plural}/{name}/retry?namespace=NS with
-// an ApplyResult whose action says what happened (docs/design/0003-retry.md).
+// an ApplyResult whose action says what happened (docs/design/0005-retry.md).
 func (s *Server) retryHandler(w http.ResponseWriter, r *http.Request) {
 	info, ns, ok := target(w, r)
 	if !ok {
