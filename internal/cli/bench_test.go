@@ -22,7 +22,7 @@ func TestBenchRunAndCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sim.NewVLLM(sim.Config{Plan: p, ServedModelNames: []string{"qwen"}, TimeScale: 0})
+	s, err := sim.NewOpenAI(sim.Config{Plan: p, ServedModelNames: []string{"qwen"}, TimeScale: 0})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -305,7 +305,7 @@ func TestTruncatedBody(t *testing.T) {
 // the route header names the target that answered.
 func TestURLTargetsBalancedByLoad(t *testing.T) {
 	simAt := func(slowdown float64) *engine {
-		s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
+		s, err := sim.NewOpenAI(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 			ServedModelNames: []string{"qwen"}, TimeScale: 1, Slowdown: slowdown, FixedTTFT: 20 * time.Millisecond, FixedITL: 5 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

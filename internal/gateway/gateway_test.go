@@ -39,7 +39,7 @@ func simVLLM(t testing.TB, faults sim.Faults, names ...string) *engine {
 
 func simModel(t testing.TB, model string, faults sim.Faults, names ...string) *engine {
 	t.Helper()
-	s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", model, perfmodel.Options{MaxModelLen: 4096}),
+	s, err := sim.NewOpenAI(sim.Config{Plan: plan(t, "h100-sxm", model, perfmodel.Options{MaxModelLen: 4096}),
 		ServedModelNames: names, TimeScale: 0, Faults: faults})
 	if err != nil {
 		t.Fatal(err)
