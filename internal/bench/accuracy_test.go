@@ -32,7 +32,7 @@ func TestAccuracyAgainstFixedLatency(t *testing.T) {
 		model     string
 	}{
 		{"vllm", "openai-chat", func(t *testing.T) string {
-			s, err := sim.NewVLLM(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}), ServedModelNames: []string{"qwen"},
+			s, err := sim.NewOpenAI(sim.Config{Plan: plan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}), ServedModelNames: []string{"qwen"},
 				TimeScale: 1, FixedTTFT: ttft, FixedITL: itl})
 			if err != nil {
 				t.Fatal(err)
@@ -93,7 +93,7 @@ func TestSweepVLLMvsOllama(t *testing.T) {
 		t.Skip("runs two sweeps")
 	}
 	const scale = 0.1
-	v, err := sim.NewVLLM(sim.Config{Plan: plan(t, "rtx-4090", "llama-3.1-8b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM}),
+	v, err := sim.NewOpenAI(sim.Config{Plan: plan(t, "rtx-4090", "llama-3.1-8b", perfmodel.Options{MaxModelLen: 4096, Quant: perfmodel.QuantQ4KM}),
 		ServedModelNames: []string{"llama"}, TimeScale: scale, NoPrefixCache: true})
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func clServe(t testing.TB, s simtest.Server) string {
 // clSimVLLM is a simulated vLLM (Qwen2.5-7B on an H100) at time scale 0 serving "qwen".
 func clSimVLLM(t testing.TB, faults sim.Faults) string {
 	t.Helper()
-	s, err := sim.NewVLLM(sim.Config{Plan: clPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
+	s, err := sim.NewOpenAI(sim.Config{Plan: clPlan(t, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 		ServedModelNames: []string{"qwen"}, TimeScale: 0, Faults: faults, NoPrefixCache: true})
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ import (
 //
 // Run with: go test -run '^$' -bench BenchmarkGenerator -benchtime 1x ./internal/bench/
 func BenchmarkGenerator(b *testing.B) {
-	s, err := sim.NewVLLM(sim.Config{Plan: clPlan(b, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
+	s, err := sim.NewOpenAI(sim.Config{Plan: clPlan(b, "h100-sxm", "qwen2.5-7b", perfmodel.Options{MaxModelLen: 4096}),
 		ServedModelNames: []string{"qwen"}, TimeScale: 0, NoPrefixCache: true})
 	if err != nil {
 		b.Fatal(err)

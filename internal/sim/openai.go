@@ -78,13 +78,6 @@ type OpenAI struct {
 	prefix  *prefixCache // nil: no prefix caching
 }
 
-// VLLM is the OpenAI type's former name, kept until the tests outside this package that
-// still say it are renamed (it is not marked Deprecated so that staticcheck passes meanwhile);
-// new code says OpenAI.
-type VLLM = OpenAI
-
-// NewVLLM is NewOpenAI's former name, kept as VLLM is; new code says NewOpenAI.
-func NewVLLM(cfg Config) (*OpenAI, error) { return NewOpenAI(cfg) }
 
 // NewOpenAI builds the server; call Run (or Serve) to start its engine.
 func NewOpenAI(cfg Config) (*OpenAI, error) {
