@@ -78,7 +78,6 @@ type OpenAI struct {
 	prefix  *prefixCache // nil: no prefix caching
 }
 
-
 // NewOpenAI builds the server; call Run (or Serve) to start its engine.
 func NewOpenAI(cfg Config) (*OpenAI, error) {
 	if cfg.Engine == "" {
