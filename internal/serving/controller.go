@@ -255,7 +255,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		}
 		statuses[in.key] = st
 		placedNow[in.key] = placed{ifp: in.ifp, replicas: d.Replicas}
-		if in.engine == engine.Ollama {
+		if in.adapter != nil && in.adapter.Shared {
 			g := groups[in.runtime.Name]
 			if g == nil {
 				g = &sharedGroup{key: "shared/ollama/" + in.runtime.Name, first: in}
@@ -319,7 +319,7 @@ func (c *Controller) collect(w *world) ([]*intent, []placement.Request, map[stri
 		if errors.As(err, &b) {
 			st.Phase, st.Reason, st.Message = b.phase, b.reason, b.msg
 			statuses[in.key] = st
-			if b.reason == "ModelFilesMissing" {
+			if b.reason == v1.ReasonModelFilesMissing {
 				c.recheck(in.modelKey)
 			}
 			continue
@@ -644,7 +644,7 @@ func (c *Controller) withInstances(key string, st v1.InferenceServiceStatus) v1.
 	}
 	switch {
 	case ready == len(views):
-		st.Phase, st.Reason = v1.ServiceReady, "EngineReady"
+		st.Phase, st.Reason = v1.ServiceReady, v1.ReasonEngineReady
 		st.Message = fmt.Sprintf("%d of %d replicas ready at %s%s", ready, len(views), st.Endpoints[0].Address, via)
 		st.URL = "http://" + st.Endpoints[0].Address
 	case ready > 0 || (worst != nil && worst.Restarts > 0):

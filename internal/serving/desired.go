@@ -195,7 +195,7 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 		return in, &blocked{v1.ServicePending, "ModelNotReady", mkey + " is Ready but its status records no path on this host yet; the model agent writes it (status.nodes[].path)"}
 	}
 	if _, err := os.Stat(in.modelPath); err != nil {
-		return in, &blocked{v1.ServicePending, "ModelFilesMissing", fmt.Sprintf(
+		return in, &blocked{v1.ServicePending, v1.ReasonModelFilesMissing, fmt.Sprintf(
 			"%s is Ready but its files are gone from %s (%v); the model agent has been asked to check and download them again: see citadel describe model %s", mkey, in.modelPath, errors.Unwrap(err), in.modelName)}
 	}
 	in.model, in.vision, err = profile(in.modelName, in.modelPath, spec)

@@ -36,6 +36,7 @@ func (c *Controller) fixes(in *intent, rf *placement.Refusal) []string {
 // fixYAML is the YAML edit for one change, or "" when the change is not a setting (another
 // quantised variant of the model, dropping a pin).
 func fixYAML(in *intent, ch placement.Change) string {
+	a, _ := engine.Lookup(in.engine) // nil for an engine no adapter knows: written as flags
 	ns, name := in.svc.Namespace, in.svc.Name
 	if ch.Replicas > 0 {
 		return isvcYAML(ns, name, fmt.Sprintf("  engine:\n    minReplicas: %d", ch.Replicas))
@@ -48,9 +49,9 @@ func fixYAML(in *intent, ch placement.Change) string {
 		set = append(set, [2]string{"max-model-len", strconv.Itoa(ch.MaxModelLen)})
 	}
 	if ch.Concurrency > 0 {
-		name := "concurrency"
-		if in.engine == engine.VLLM || in.engine == engine.SGLang {
-			name = "max-num-seqs"
+		name := "max-num-seqs" // continuous batching: vLLM --max-num-seqs, SGLang --max-running-requests
+		if a == nil || a.Slots {
+			name = "concurrency"
 		}
 		set = append(set, [2]string{name, strconv.Itoa(ch.Concurrency)})
 	}
@@ -63,11 +64,11 @@ func fixYAML(in *intent, ch placement.Change) string {
 	if len(set) == 0 {
 		return ""
 	}
-	if in.engine == engine.Ollama {
-		// The shared server's environment comes from its runtime.
+	if a != nil && a.EnvConfig != "" {
+		// An engine configured by its environment (the shared ollama serve): the runtime's env.
 		var env []string
 		for _, kv := range set {
-			if k, isEnv := engine.FlagFor(engine.Ollama, kv[0]); isEnv && k != "" {
+			if k, isEnv := engine.FlagFor(in.engine, kv[0]); isEnv && k != "" {
 				env = append(env, fmt.Sprintf("          - {name: %s, value: %q}", k, kv[1]))
 			}
 		}
@@ -94,7 +95,7 @@ func fixYAML(in *intent, ch placement.Change) string {
 			continue
 		}
 		v := kv[1]
-		if in.engine == engine.LlamaCPP && kv[0] == "max-model-len" { // -c is split over the slots
+		if a != nil && a.ContextTotal && kv[0] == "max-model-len" { // -c is split over the slots
 			n, _ := strconv.Atoi(v)
 			v = strconv.Itoa(n * max(in.settings.Concurrency, 1))
 		}
