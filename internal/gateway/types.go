@@ -4,7 +4,7 @@
 //
 // Pieces (one file each): types.go (shared types), gateway.go (the server, its mux and
 // options), source.go (where routes, services and keys come from: the store or another
-// Source), route.go (the routing table), classify.go (a virtual name's task: header, image,
+// Source), route.go (the routing table and Resolve), build.go (building it), classify.go (a virtual name's task: header, image,
 // rules, the built-in classifier of internal/taskclass), explain.go (a decision spelled
 // out), balance.go (replica selection, passive ejection), health.go (active probes),
 // scrape.go (engine load metrics), proxy.go (the OpenAI front; forwarding with retries and
