@@ -4,13 +4,14 @@
 //
 // Pieces (one file each): types.go (shared types), gateway.go (the server, its mux and
 // options), source.go (where routes, services and keys come from: the store or another
-// Source), route.go (the routing table and Resolve), build.go (building it), classify.go (a virtual name's task: header, image,
-// rules, the built-in classifier of internal/taskclass), explain.go (a decision spelled
-// out), balance.go (replica selection, passive ejection), health.go (active probes),
-// scrape.go (engine load metrics), proxy.go (the OpenAI front; forwarding with retries and
-// failover, streaming), upstream.go (the plain-HTTP/1.1 engine client), front_ollama.go (the
-// Ollama front; the protocol itself is internal/ollamaapi), keys.go (API keys and limits),
-// status.go (Route status), metrics.go (Prometheus).
+// Source), route.go (the routing table and Resolve), build.go (building the table),
+// classify.go (a virtual name's task: header, image, rules, the built-in classifier of
+// internal/taskclass), explain.go (a decision spelled out), balance.go (replica selection,
+// passive ejection), health.go (active probes), scrape.go (engine load metrics), proxy.go
+// (the OpenAI front; forwarding with retries and failover, streaming), upstream.go (the
+// plain-HTTP/1.1 engine client), front_ollama.go (the Ollama front; the protocol itself is
+// internal/ollamaapi), keys.go (API keys and limits), status.go (Route status), metrics.go
+// (Prometheus).
 package gateway
 
 import (
