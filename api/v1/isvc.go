@@ -103,12 +103,20 @@ type Endpoint struct {
 	// Served are the model names the engine answers to.
 	Served []string `json:"served,omitempty"`
 	// Metrics is the Prometheus path and the series that give its load.
-	Metrics        string `json:"metrics,omitempty"`
-	RunningMetric  string `json:"runningMetric,omitempty"`
-	WaitingMetric  string `json:"waitingMetric,omitempty"`
-	KVUsageMetric  string `json:"kvUsageMetric,omitempty"`
+	Metrics       string `json:"metrics,omitempty"`
+	RunningMetric string `json:"runningMetric,omitempty"`
+	WaitingMetric string `json:"waitingMetric,omitempty"`
+	KVUsageMetric string `json:"kvUsageMetric,omitempty"`
+	// LastExit is how the engine's last process ended, in Go's words ("exit status 1",
+	// "signal: killed"); LastExitReason is the supervisor's reason for it.
 	LastExit       string `json:"lastExit,omitempty"`
 	LastExitReason string `json:"lastExitReason,omitempty"`
+	// ExitCode is the last process's exit status (128+signal when a signal ended it).
+	// Default is none: no process has ended, or it could not be waited for.
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	// Signal names the signal that ended the last process ("killed", "segmentation
+	// fault"). Default is "": it exited by itself, or none has ended.
+	Signal string `json:"signal,omitempty"`
 	// Shared names the multi-model engine this service's model runs in (one ollama serve
 	// for every Ollama model on the host), e.g. "ollama (runtime ollama)"; empty for an
 	// engine of its own.

@@ -119,6 +119,63 @@ type ModelStatus struct {
 	Lifecycle   string   `json:"lifecycle,omitempty"`
 	NodesReady  []string `json:"nodesReady,omitempty"`
 	NodesFailed []string `json:"nodesFailed,omitempty"`
+	// LastFailure is the facts behind the message of a failed download, for readers that
+	// must not parse the message (citadel test, citadel describe). Default is none: set
+	// while the model is Failed (or retrying after a failure), cleared on success.
+	LastFailure *DownloadFailure `json:"lastFailure,omitempty"`
+}
+
+// DownloadFailure is what the model agent knew when a download (or the lookup of its
+// secret) failed: facts the status message also states in words. Each field is set only
+// when known; a reader that finds one empty may still find it in the message.
+type DownloadFailure struct {
+	// Reason is the failure's reason code, as in the status's reason (a v1.Reason*
+	// constant); the status's reason may be another (ModelFilesMissing) around it.
+	Reason string `json:"reason"`
+	// File is the repository path of the file that failed. Default is "" (the failure
+	// concerns no one file).
+	File string `json:"file,omitempty"`
+	// Endpoint is the scheme://host of the hub, mirror or registry that answered. Default
+	// is "" (not known, or no server answered).
+	Endpoint string `json:"endpoint,omitempty"`
+	// HTTPStatus is the HTTP status the endpoint answered with. Default is 0 (no answer,
+	// or not an HTTP failure).
+	HTTPStatus int32 `json:"httpStatus,omitempty"`
+	// FileBytesReceived and FileBytesTotal are the bytes of File on disk and its size
+	// when it failed (a stall, a truncated body). Default is 0 (not known).
+	FileBytesReceived int64 `json:"fileBytesReceived,omitempty"`
+	FileBytesTotal    int64 `json:"fileBytesTotal,omitempty"`
+	// IdleSeconds is how long File had received no byte when it was failed for it.
+	// Default is 0 (not a stall).
+	IdleSeconds int64 `json:"idleSeconds,omitempty"`
+	// Attempt counts the automatic attempts that failed in a row, this one included.
+	// Default is 0 (not retried automatically).
+	Attempt int32 `json:"attempt,omitempty"`
+	// AcceptURL is the page whose conditions the token's account must accept (a gated
+	// repository). Default is "".
+	AcceptURL string `json:"acceptUrl,omitempty"`
+	// Secret is the secret the token was to come from, when it is missing or lacks the
+	// key. Default is none.
+	Secret *FailureSecret `json:"secret,omitempty"`
+	// BytesNeeded and BytesFree are the room the download needed and what was free in
+	// Directory, when there was not enough. Default is 0 (not a space failure).
+	BytesNeeded int64 `json:"bytesNeeded,omitempty"`
+	BytesFree   int64 `json:"bytesFree,omitempty"`
+	// Directory is the directory the space check or the write concerned. Default is "".
+	Directory string `json:"directory,omitempty"`
+}
+
+// FailureSecret is the secret named by spec.storage.key, as the agent looked it up.
+type FailureSecret struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Key is the key the token was read from (spec.storage.parameters.secretKey, "token"
+	// by default).
+	Key string `json:"key"`
+	// Found says the secret exists; Keys are the keys it has then (their values are
+	// never copied). Default is false: the secret does not exist.
+	Found bool     `json:"found,omitempty"`
+	Keys  []string `json:"keys,omitempty"`
 }
 
 // NodeModelStatus is one node's copy of a model.
@@ -140,6 +197,8 @@ type NodeModelStatus struct {
 	BytesTotal       int64  `json:"bytesTotal,omitempty"`
 	BytesPerSecond   int64  `json:"bytesPerSecond,omitempty"`
 	LastProgressTime *Time  `json:"lastProgressTime,omitempty"`
+	// LastFailure is this node's ModelStatus.LastFailure. Default is none.
+	LastFailure *DownloadFailure `json:"lastFailure,omitempty"`
 }
 
 // Model capabilities Citadel knows: the values of OME's Go constants, plus
