@@ -573,7 +573,7 @@ func (e *engine) retry(ctx context.Context, job *fileJob, try func() (complete b
 				truncAt, truncSame = tr.at, 1
 			}
 			if truncSame >= truncatedRepeats {
-				return &Error{Reason: ReasonTruncatedBody, File: job.name, Retryable: true, Err: err,
+				return &Error{Reason: ReasonTruncatedBody, File: job.name, Retryable: true, Err: err, FileBytesReceived: tr.at, FileBytesTotal: job.size,
 					Message: fmt.Sprintf("the body of %s closed at byte %d of %d, attempt %d (at the same byte %d times in a row): the source sends less than it announces, so retrying now will not help; the file is cut short by the hub, the mirror or a proxy in between: report it to its operator or use another endpoint", job.name, tr.at, job.size, attempt, truncSame)}
 			}
 		} else {
@@ -648,7 +648,7 @@ func (e *engine) stalled(job *fileJob, last *Error, idle, silent time.Duration) 
 	} else {
 		msg += "; the source stopped sending: check the network path to the hub or mirror, or raise --stall-timeout for a slow link"
 	}
-	return &Error{Reason: reason, File: job.name, Message: msg, Retryable: true, Err: last}
+	return (&Error{Reason: reason, File: job.name, Message: msg, Retryable: true, Err: last, FileBytesReceived: job.done.Load(), FileBytesTotal: job.size, Idle: idle}).answeredAs(last)
 }
 
 // errStall marks a request abandoned for silence.

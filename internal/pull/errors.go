@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/hub"
@@ -51,9 +52,16 @@ const (
 // Error is a failed pull: a reason code, the file it concerns (if any), a
 // message that says what to do, and whether trying again may help.
 //
-// Endpoint and HTTPStatus are facts the message also states, for readers that must not
-// parse it (a status that carries them, `citadel test`'s diagnosis): the hub or registry
-// that answered (scheme://host) and the HTTP status it answered with, when known.
+// The other fields are facts the message also states, for readers that must not parse it
+// (the model agent copies them into v1.ModelStatus.LastFailure, which `citadel test` and
+// `citadel describe` read); each is zero when not known:
+//   - Endpoint and HTTPStatus: the hub or registry that answered (scheme://host) and the
+//     HTTP status it answered with;
+//   - FileBytesReceived, FileBytesTotal and Idle: File's bytes on disk, its size, and how
+//     long no byte of it had come, when it stalled or was cut short;
+//   - AcceptURL: the page of a gated repository whose conditions must be accepted;
+//   - BytesNeeded, BytesFree and Directory: the room a download needed and what was free
+//     in the directory, when there was not enough.
 type Error struct {
 	Reason     string
 	File       string
@@ -62,6 +70,12 @@ type Error struct {
 	Endpoint   string
 	HTTPStatus int
 	Err        error
+
+	FileBytesReceived, FileBytesTotal int64
+	Idle                              time.Duration
+	AcceptURL                         string
+	BytesNeeded, BytesFree            int64
+	Directory                         string
 }
 
 func (e *Error) Error() string {
@@ -72,6 +86,15 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// answeredAs copies the endpoint and HTTP status of last (the error that made e, if any)
+// that e does not know itself.
+func (e *Error) answeredAs(last *Error) *Error {
+	if last != nil && e.Endpoint == "" && e.HTTPStatus == 0 {
+		e.Endpoint, e.HTTPStatus = last.Endpoint, last.HTTPStatus
+	}
+	return e
+}
 
 // AsError returns err's *Error, classifying other errors.
 func AsError(err error) *Error {
@@ -113,7 +136,9 @@ func classify(err error, file string) *Error {
 	case errors.As(err, &repoNF):
 		return at(mk(ReasonRepoNotFound, err.Error(), false), repoNF.Endpoint, 0)
 	case errors.As(err, &gated):
-		return at(mk(ReasonGatedRepo, err.Error(), false), gated.Endpoint, 0)
+		e := at(mk(ReasonGatedRepo, err.Error(), false), gated.Endpoint, 0)
+		e.AcceptURL = strings.TrimRight(gated.Endpoint, "/") + "/" + gated.Repo
+		return e
 	case errors.As(err, &revNF):
 		return at(mk(ReasonRevisionNotFound, err.Error(), false), revNF.Endpoint, 0)
 	case errors.As(err, &entryNF):
