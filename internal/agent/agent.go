@@ -23,8 +23,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -307,32 +309,46 @@ func (a *Agent) load(ctx context.Context, k v1.Key) (*spec, error) {
 }
 
 // token resolves the model's secret. A named secret that is missing, or
-// lacks its key, is an error: never a silent anonymous download.
-func (a *Agent) token(ctx context.Context, k v1.Key, s *spec) (token, secretRV string, perr *pull.Error) {
+// lacks its key, is an error: never a silent anonymous download; fail is then the facts of
+// the lookup (the secret's namespace, name, key and the keys it has).
+func (a *Agent) token(ctx context.Context, k v1.Key, s *spec) (token, secretRV string, perr *pull.Error, fail *v1.DownloadFailure) {
 	st := s.spec.Storage
 	if st == nil || st.StorageKey == nil || *st.StorageKey == "" {
-		return "", "", nil
+		return "", "", nil, nil
 	}
 	ns := k.Namespace
 	if k.Kind == v1.KindClusterBaseModel {
 		ns = v1.ClusterSecretNamespace
 	}
 	name, key := *st.StorageKey, st.SecretKey()
+	sec := &v1.FailureSecret{Namespace: ns, Name: name, Key: key}
 	so, err := a.st.Get(ctx, v1.KindSecret, ns, name)
 	if err != nil {
 		return "", "", &pull.Error{Reason: v1.ReasonSecretNotFound, Message: fmt.Sprintf(
-			"spec.storage.key names secret %s/%s, which does not exist; nothing is downloaded anonymously in its place: citadel secret create %s -n %s --from-env %s=HF_TOKEN", ns, name, name, ns, key)}
+			"spec.storage.key names secret %s/%s, which does not exist; nothing is downloaded anonymously in its place: citadel secret create %s -n %s --from-env %s=HF_TOKEN", ns, name, name, ns, key)}, &v1.DownloadFailure{Reason: v1.ReasonSecretNotFound, Secret: sec}
 	}
 	o, err := resource.FromStore(so)
 	if err != nil {
-		return "", "", &pull.Error{Reason: pull.ReasonInternal, Message: err.Error()}
+		pe := &pull.Error{Reason: pull.ReasonInternal, Message: err.Error()}
+		return "", "", pe, failureOf(pe)
 	}
-	v, ok := o.(*v1.Secret).Value(key)
+	secret := o.(*v1.Secret)
+	v, ok := secret.Value(key)
 	if !ok || v == "" {
+		sec.Found, sec.Keys = true, slices.Sorted(maps.Keys(secret.Data))
 		return "", "", &pull.Error{Reason: v1.ReasonSecretNotFound, Message: fmt.Sprintf(
-			"secret %s/%s has no key %q: add it, or set spec.storage.parameters.secretKey to the key that holds the token", ns, name, key)}
+			"secret %s/%s has no key %q: add it, or set spec.storage.parameters.secretKey to the key that holds the token", ns, name, key)}, &v1.DownloadFailure{Reason: v1.ReasonSecretNotFound, Secret: sec}
 	}
-	return v, fmt.Sprint(so.ResourceVersion), nil
+	return v, fmt.Sprint(so.ResourceVersion), nil, nil
+}
+
+// failureOf is the facts of a failed pull, as its error carries them.
+func failureOf(pe *pull.Error) *v1.DownloadFailure {
+	return &v1.DownloadFailure{
+		Reason: pe.Reason, File: pe.File, Endpoint: pe.Endpoint, HTTPStatus: int32(pe.HTTPStatus),
+		FileBytesReceived: pe.FileBytesReceived, FileBytesTotal: pe.FileBytesTotal, IdleSeconds: int64(pe.Idle.Round(time.Second) / time.Second),
+		AcceptURL: pe.AcceptURL, BytesNeeded: pe.BytesNeeded, BytesFree: pe.BytesFree, Directory: pe.Directory,
+	}
 }
 
 // fingerprint identifies what a pull depends on; a change starts a new pull.
@@ -371,12 +387,12 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 		a.write(ctx, k, s, v1.ModelPending, v1.ReasonModelDisabled, "spec.disabled is true: the model is not downloaded; set it to false to enable it", nil)
 		return
 	}
-	token, secretRV, perr := a.token(ctx, k, s)
+	token, secretRV, perr, fail := a.token(ctx, k, s)
 	if perr != nil {
 		if m.cancel != nil {
 			m.cancel()
 		}
-		a.write(ctx, k, s, v1.ModelFailed, perr.Reason, perr.Message, nil)
+		a.fail(ctx, k, s, perr.Reason, perr.Message, fail)
 		return
 	}
 	fp := fingerprint(s.spec, secretRV)
@@ -508,6 +524,7 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 			return // shutting down: the next start resumes
 		}
 		pe := pull.AsError(r.err)
+		fail := failureOf(pe)
 		m.failedFP, m.failedGen, m.retryable = r.fp, s.meta.Generation, pe.Retryable
 		reason, msg := pe.Reason, pe.Error()
 		if m.missing != "" {
@@ -516,6 +533,7 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 		retry := retryCommand(r.key)
 		if pe.Retryable {
 			m.attempt++
+			fail.Attempt = int32(m.attempt)
 			delay := min(a.opts.RetryBase<<min(m.attempt-1, 10), a.opts.RetryMax)
 			why := ""
 			if ra, ok := pull.RetryAfter(r.err); ok {
@@ -532,7 +550,7 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 			}
 			msg += ")"
 		}
-		a.write(ctx, r.key, s, v1.ModelFailed, reason, msg, nil)
+		a.fail(ctx, r.key, s, reason, msg, fail)
 		return
 	}
 	m.attempt, m.failedFP, m.checked, m.missing = 0, "", true, ""
@@ -579,11 +597,22 @@ func gb(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// write sets phase, reason and message (and progress) on the status.
+// fail sets phase Failed, reason and message on the status, with the facts behind them.
+func (a *Agent) fail(ctx context.Context, k v1.Key, s *spec, reason, msg string, facts *v1.DownloadFailure) {
+	a.writeStatus(ctx, k, s, v1.ModelFailed, reason, msg, nil, facts)
+}
+
+// write sets phase, reason and message (and progress) on the status; a failure's facts are
+// cleared (fail sets them).
 func (a *Agent) write(ctx context.Context, k v1.Key, s *spec, phase, reason, msg string, pr *pull.Progress) {
+	a.writeStatus(ctx, k, s, phase, reason, msg, pr, nil)
+}
+
+func (a *Agent) writeStatus(ctx context.Context, k v1.Key, s *spec, phase, reason, msg string, pr *pull.Progress, facts *v1.DownloadFailure) {
 	now := a.opts.Now()
 	st := *s.status
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = phase, reason, msg, s.meta.Generation
+	st.LastFailure = facts
 	if pr != nil {
 		st.BytesDone, st.BytesTotal, st.BytesPerSecond = pr.BytesDone, pr.BytesTotal, pr.BytesPerSecond
 		st.FilesDone, st.FilesTotal = int32(pr.FilesDone), int32(pr.FilesTotal)
@@ -621,7 +650,7 @@ func (a *Agent) write(ctx context.Context, k v1.Key, s *spec, phase, reason, msg
 	} else if c := v1.FindCondition(st.Conditions, v1.CondThroughput); c != nil && pr != nil {
 		cond(v1.CondThroughput, v1.ConditionTrue, v1.ReasonNormal, "throughput is above the minimum")
 	}
-	node := v1.NodeModelStatus{Node: a.opts.Node, Phase: phase, Reason: reason, Message: msg, BytesDone: st.BytesDone, BytesTotal: st.BytesTotal, BytesPerSecond: st.BytesPerSecond, LastProgressTime: st.LastProgressTime}
+	node := v1.NodeModelStatus{Node: a.opts.Node, Phase: phase, Reason: reason, Message: msg, BytesDone: st.BytesDone, BytesTotal: st.BytesTotal, BytesPerSecond: st.BytesPerSecond, LastProgressTime: st.LastProgressTime, LastFailure: facts}
 	if phase == v1.ModelReady {
 		// Only a Ready copy says where it is: files being fetched or
 		// found missing are nothing an engine should be pointed at.

@@ -220,6 +220,14 @@ func TestStalledMirrorFails(t *testing.T) {
 	if c := v1.FindCondition(m.Status.Conditions, v1.CondReady); c == nil || c.Reason != pull.ReasonDownloadStalled {
 		t.Errorf("Ready condition: %+v", c)
 	}
+	// The facts behind the message, for readers that must not parse it.
+	f := m.Status.LastFailure
+	if f == nil || f.Reason != pull.ReasonDownloadStalled || f.File != "model.safetensors" || f.FileBytesTotal == 0 || f.FileBytesReceived > f.FileBytesTotal || f.Attempt != 1 {
+		t.Errorf("lastFailure %+v, want DownloadStalled of model.safetensors with its bytes, attempt 1", f)
+	}
+	if len(m.Status.Nodes) != 1 || m.Status.Nodes[0].LastFailure == nil {
+		t.Errorf("the node's status lacks the failure: %+v", m.Status.Nodes)
+	}
 }
 
 func TestMissingSecretIsNeverAnonymous(t *testing.T) {
@@ -229,12 +237,17 @@ func TestMissingSecretIsNeverAnonymous(t *testing.T) {
 	if m.Status.Reason != pull.ReasonSecretNotFound || !strings.Contains(m.Status.Message, "citadel secret create hf-token -n ome") {
 		t.Fatalf("%s %s: %s", m.Status.Phase, m.Status.Reason, m.Status.Message)
 	}
+	if f := m.Status.LastFailure; f == nil || f.Secret == nil || f.Secret.Namespace != "ome" || f.Secret.Name != "hf-token" || f.Secret.Key != "token" || f.Secret.Found {
+		t.Errorf("lastFailure %+v, want the secret ome/hf-token, key token, not found", f)
+	}
 	if n := e.mirror.Requests(); len(n.Paths) != 0 {
 		t.Fatalf("the agent contacted the hub without the named secret: %v", n.Paths)
 	}
 	// Creating the secret lets it proceed.
 	e.apply(t, secret)
-	e.waitPhase(t, "mimo-vl-7b-rl", 20*time.Second, v1.ModelReady)
+	if m := e.waitPhase(t, "mimo-vl-7b-rl", 20*time.Second, v1.ModelReady); m.Status.LastFailure != nil {
+		t.Errorf("a Ready model keeps its last failure: %+v", m.Status.LastFailure)
+	}
 }
 
 func TestHostileSafetensorsHeaderIsNotReady(t *testing.T) {

@@ -41,7 +41,7 @@ func (a *Agent) ready(ctx context.Context, k v1.Key, s *spec, res *pull.Result) 
 		if errors.As(err, &pe) && pe.Reason == v1.ReasonInvalidModelFiles {
 			// The bytes are what the hub published, but no engine can load
 			// them: the model is not Ready.
-			a.write(ctx, k, s, v1.ModelFailed, pe.Reason, pe.Message, nil)
+			a.fail(ctx, k, s, pe.Reason, pe.Message, failureOf(pe))
 			return false
 		}
 		msg += "; metadata not read: " + err.Error()

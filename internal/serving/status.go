@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -66,6 +67,7 @@ func (c *Controller) writeStatus(ctx context.Context, so store.Object, st v1.Inf
 	st.Conditions = old.Conditions
 	st.ObservedGeneration = so.Generation
 	conditions(&st, so.Generation, time.Now())
+	c.endpointExits(&st)
 	c.replicaEvents(ctx, so)
 	res, err := objstatus.Writer{Store: c.opts.Store, Log: c.log}.Write(ctx, objstatus.Update{Object: so, Status: st})
 	switch {
@@ -76,6 +78,37 @@ func (c *Controller) writeStatus(ctx context.Context, so store.Object, st v1.Inf
 		return nil
 	}
 	return err
+}
+
+// endpointExits puts on each endpoint how its engine's last process ended, as facts (exit
+// code, signal) beside the words of lastExit, when the engine's state still tells of the same
+// end (lastExit is then the same).
+func (c *Controller) endpointExits(st *v1.InferenceServiceStatus) {
+	if len(st.Endpoints) == 0 {
+		return
+	}
+	c.mu.Lock()
+	states := map[string]supervisor.State{}
+	for _, inst := range c.instances {
+		states[net.JoinHostPort(c.opts.Host, fmt.Sprint(inst.launch.Port))] = inst.proc.State()
+	}
+	c.mu.Unlock()
+	for i := range st.Endpoints {
+		ep := &st.Endpoints[i]
+		if ps, ok := states[ep.Address]; ok && ps.LastExit == ep.LastExit {
+			ep.ExitCode, ep.Signal = exitFacts(ps)
+		}
+	}
+}
+
+// exitFacts is how the engine's last process ended: its exit code (none when no process
+// ended, or it could not be waited for) and the signal that ended it.
+func exitFacts(ps supervisor.State) (*int32, string) {
+	if ps.LastExit == "" || ps.LastExitCode < 0 {
+		return nil, ps.LastSignal
+	}
+	code := int32(ps.LastExitCode)
+	return &code, ps.LastSignal
 }
 
 // replicaEvents records an event for each replica of so whose engine changed phase.

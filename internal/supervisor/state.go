@@ -59,9 +59,12 @@ type State struct {
 	Restarts int
 	// LastExitCode and LastExit describe how the last process ended: its exit
 	// status, or 128+signal when a signal ended it (as shells and Kubernetes
-	// report it), and Go's wording: "exit status 1", "signal: killed".
+	// report it), and Go's wording: "exit status 1", "signal: killed";
+	// LastExitCode is -1 when the process could not be waited for. LastSignal
+	// names the signal that ended it ("killed"), "" when it exited by itself.
 	LastExitCode int
 	LastExit     string
+	LastSignal   string
 	// LogTail is the last lines (up to 20) the last process wrote before it
 	// ended.
 	LogTail []string
@@ -76,7 +79,7 @@ func (s State) clone() State {
 
 func (s State) equal(t State) bool {
 	return s.Phase == t.Phase && s.Reason == t.Reason && s.Message == t.Message && s.PID == t.PID &&
-		s.Restarts == t.Restarts && s.LastExitCode == t.LastExitCode && s.LastExit == t.LastExit &&
+		s.Restarts == t.Restarts && s.LastExitCode == t.LastExitCode && s.LastExit == t.LastExit && s.LastSignal == t.LastSignal &&
 		slices.Equal(s.LogTail, t.LogTail) && s.Since.Equal(t.Since)
 }
 

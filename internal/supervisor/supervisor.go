@@ -217,8 +217,9 @@ func (in *Instance) closeFile() {
 
 // exitStatus is how a process ended.
 type exitStatus struct {
-	code int    // exit status, or 128+signal
-	text string // "exit status 1", "signal: killed"
+	code   int    // exit status, or 128+signal
+	text   string // "exit status 1", "signal: killed"
+	signal string // the signal that ended it ("killed"); "" if it exited
 }
 
 func exitStatusOf(ps *os.ProcessState, err error) exitStatus {
@@ -226,7 +227,7 @@ func exitStatusOf(ps *os.ProcessState, err error) exitStatus {
 		return exitStatus{code: -1, text: err.Error()}
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exitStatus{code: 128 + int(ws.Signal()), text: ps.String()}
+		return exitStatus{code: 128 + int(ws.Signal()), text: ps.String(), signal: ws.Signal().String()}
 	}
 	return exitStatus{code: ps.ExitCode(), text: ps.String()}
 }
@@ -601,7 +602,7 @@ func (r *runner) escalate() (finished bool) {
 		s.Phase, s.Reason, s.Message = Failed, ReasonKillFailed, err.Error()
 		s.PID = 0
 		if a.exit != nil {
-			s.LastExitCode, s.LastExit = a.exit.code, a.exit.text
+			s.LastExitCode, s.LastExit, s.LastSignal = a.exit.code, a.exit.text, a.exit.signal
 		}
 		s.LogTail = r.in.out.since(a.firstSeq, tailLines)
 	})
@@ -630,7 +631,7 @@ func (r *runner) finish(a *attempt) (finished bool) {
 		r.in.setState(func(s *State) {
 			s.Phase, s.Reason = Stopped, r.stopReason
 			s.Message = fmt.Sprintf("%s: process %d ended (%s) and its process group is gone", r.stopMessage, a.pid, st.text)
-			s.PID, s.LastExitCode, s.LastExit, s.LogTail = 0, st.code, st.text, tail
+			s.PID, s.LastExitCode, s.LastExit, s.LastSignal, s.LogTail = 0, st.code, st.text, st.signal, tail
 		})
 		return true
 	}
@@ -669,7 +670,7 @@ func (r *runner) failed(a *attempt, reason, detail string, st *exitStatus, tail 
 	r.in.setState(func(s *State) {
 		s.Phase, s.Reason, s.Message, s.PID = phase, reason, msg, 0
 		if st != nil {
-			s.LastExitCode, s.LastExit, s.LogTail = st.code, st.text, tail
+			s.LastExitCode, s.LastExit, s.LastSignal, s.LogTail = st.code, st.text, st.signal, tail
 		}
 	})
 	r.backoff = time.NewTimer(delay)

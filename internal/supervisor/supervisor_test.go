@@ -105,7 +105,7 @@ func TestCrashLoopBackOff(t *testing.T) {
 		}
 	}
 	got := failures[2]
-	if got.LastExitCode != 3 || got.LastExit != "exit status 3" {
+	if got.LastExitCode != 3 || got.LastExit != "exit status 3" || got.LastSignal != "" {
 		t.Errorf("last exit = %d %q, want 3 %q", got.LastExitCode, got.LastExit, "exit status 3")
 	}
 	if diff := cmp.Diff([]string{"starting engine", "fatal: config.json missing"}, got.LogTail); diff != "" {
@@ -133,8 +133,8 @@ func TestStartupTimeout(t *testing.T) {
 	}
 
 	s := waitState(t, in, "a restart after the startup timeout", func(s State) bool { return s.Reason == ReasonStartupTimeout && s.PID == 0 })
-	if s.Phase != Restarting || s.LastExit != "signal: terminated" || s.LastExitCode != 128+15 {
-		t.Errorf("state = %s, last exit %d %q; want Restarting after SIGTERM", s.Phase, s.LastExitCode, s.LastExit)
+	if s.Phase != Restarting || s.LastExit != "signal: terminated" || s.LastExitCode != 128+15 || s.LastSignal != "terminated" {
+		t.Errorf("state = %s, last exit %d %q signal %q; want Restarting after SIGTERM", s.Phase, s.LastExitCode, s.LastExit, s.LastSignal)
 	}
 	for _, w := range []string{"did not pass its startup probe", "failed 3 times in a row", "connection refused", "restarting in 1h0m0s", "loading weights 2/2"} {
 		if !strings.Contains(s.Message, w) {
