@@ -119,9 +119,10 @@ type ModelStatus struct {
 	Lifecycle   string   `json:"lifecycle,omitempty"`
 	NodesReady  []string `json:"nodesReady,omitempty"`
 	NodesFailed []string `json:"nodesFailed,omitempty"`
-	// LastFailure is the facts behind the message of a failed download, for readers that
-	// must not parse the message (citadel test, citadel describe). Default is none: set
-	// while the model is Failed (or retrying after a failure), cleared on success.
+	// LastFailure is the facts behind the message of the last failed download, for readers
+	// that must not parse the message (citadel test, citadel describe). Default is none: set
+	// when a download fails, kept while the agent retries (the phase moves on, the failure
+	// is still the last), cleared when the model is Ready or its spec changes.
 	LastFailure *DownloadFailure `json:"lastFailure,omitempty"`
 }
 

@@ -602,8 +602,9 @@ func (a *Agent) fail(ctx context.Context, k v1.Key, s *spec, reason, msg string,
 	a.writeStatus(ctx, k, s, v1.ModelFailed, reason, msg, nil, facts)
 }
 
-// write sets phase, reason and message (and progress) on the status; a failure's facts are
-// cleared (fail sets them).
+// write sets phase, reason and message (and progress) on the status. The last failure's
+// facts stay while the agent retries (the phase moves on, the failure is still the last):
+// they go when the model is Ready or its spec changes.
 func (a *Agent) write(ctx context.Context, k v1.Key, s *spec, phase, reason, msg string, pr *pull.Progress) {
 	a.writeStatus(ctx, k, s, phase, reason, msg, pr, nil)
 }
@@ -611,8 +612,13 @@ func (a *Agent) write(ctx context.Context, k v1.Key, s *spec, phase, reason, msg
 func (a *Agent) writeStatus(ctx context.Context, k v1.Key, s *spec, phase, reason, msg string, pr *pull.Progress, facts *v1.DownloadFailure) {
 	now := a.opts.Now()
 	st := *s.status
+	switch {
+	case facts != nil:
+		st.LastFailure = facts
+	case phase == v1.ModelReady || st.ObservedGeneration != s.meta.Generation:
+		st.LastFailure = nil
+	}
 	st.Phase, st.Reason, st.Message, st.ObservedGeneration = phase, reason, msg, s.meta.Generation
-	st.LastFailure = facts
 	if pr != nil {
 		st.BytesDone, st.BytesTotal, st.BytesPerSecond = pr.BytesDone, pr.BytesTotal, pr.BytesPerSecond
 		st.FilesDone, st.FilesTotal = int32(pr.FilesDone), int32(pr.FilesTotal)
@@ -650,7 +656,7 @@ func (a *Agent) writeStatus(ctx context.Context, k v1.Key, s *spec, phase, reaso
 	} else if c := v1.FindCondition(st.Conditions, v1.CondThroughput); c != nil && pr != nil {
 		cond(v1.CondThroughput, v1.ConditionTrue, v1.ReasonNormal, "throughput is above the minimum")
 	}
-	node := v1.NodeModelStatus{Node: a.opts.Node, Phase: phase, Reason: reason, Message: msg, BytesDone: st.BytesDone, BytesTotal: st.BytesTotal, BytesPerSecond: st.BytesPerSecond, LastProgressTime: st.LastProgressTime, LastFailure: facts}
+	node := v1.NodeModelStatus{Node: a.opts.Node, Phase: phase, Reason: reason, Message: msg, BytesDone: st.BytesDone, BytesTotal: st.BytesTotal, BytesPerSecond: st.BytesPerSecond, LastProgressTime: st.LastProgressTime, LastFailure: st.LastFailure}
 	if phase == v1.ModelReady {
 		// Only a Ready copy says where it is: files being fetched or
 		// found missing are nothing an engine should be pointed at.
