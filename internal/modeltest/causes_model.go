@@ -5,7 +5,6 @@ package modeltest
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -57,7 +56,9 @@ var modelCauses = map[string]modelRow{
 	}},
 	v1.ReasonSecretKeyMissing: {when: whenAlways, explain: func(d *diag, x *modelCtx, c *Cause) {
 		has := ""
-		if m := secretKeysRe.FindStringSubmatch(x.msg); m != nil {
+		if lf := d.f.ModelFailure; lf != nil && lf.Secret != nil && lf.Secret.Found {
+			has = " (it has: " + strings.Join(lf.Secret.Keys, ", ") + ")"
+		} else if m := secretKeysRe.FindStringSubmatch(x.msg); m != nil {
 			has = " (it has: " + m[1] + ")"
 		}
 		c.Summary = fmt.Sprintf("The secret %s/%s exists but has no key %q%s, so model %s has no token.", x.ns, x.name, x.key, has, x.model)
@@ -77,8 +78,8 @@ var modelCauses = map[string]modelRow{
 	}},
 	v1.ReasonGatedRepo: {explain: func(d *diag, x *modelCtx, c *Cause) {
 		page := d.hubEndpoint() + "/" + x.repo
-		if m := acceptRe.FindStringSubmatch(x.msg); m != nil {
-			page = m[1]
+		if lf := d.failure(v1.ReasonGatedRepo); lf != nil && lf.AcceptURL != "" {
+			page = lf.AcceptURL
 		}
 		c.Summary = fmt.Sprintf("Repository %s is gated: the token's account has not accepted its license.", orDefault(x.repo, x.uri))
 		c.NextSteps = []string{
@@ -124,7 +125,7 @@ var modelCauses = map[string]modelRow{
 		c.NextSteps = []string{"check the network path (proxy, load balancer idle timeouts) to the hub", x.describe}
 	}},
 	v1.ReasonTruncatedBody: {explain: func(d *diag, x *modelCtx, c *Cause) {
-		file := fileOf(x.msg)
+		file := d.fileOf(x.reason)
 		c.Summary = fmt.Sprintf("%s keeps ending at the same byte, short of its length: the hub, a mirror or a proxy in between cuts it there, so retrying does not help.", orDefault(file, "A file"))
 		c.NextSteps = []string{
 			"if a mirror or proxy sits between (HF_ENDPOINT, HTTPS_PROXY), try without it: it may truncate large files",
@@ -133,7 +134,7 @@ var modelCauses = map[string]modelRow{
 		}
 	}},
 	v1.ReasonChecksumMismatch: {explain: func(d *diag, x *modelCtx, c *Cause) {
-		file := fileOf(x.msg)
+		file := d.fileOf(x.reason)
 		c.Summary = fmt.Sprintf("%s was downloaded twice and both times its content did not match the hub's hash: the source serves corrupt data.", orDefault(file, "A file"))
 		c.NextSteps = []string{
 			"if a mirror or proxy sits between (HF_ENDPOINT, HTTPS_PROXY), try without it: it may rewrite or truncate files",
@@ -143,7 +144,11 @@ var modelCauses = map[string]modelRow{
 	}},
 	v1.ReasonInsufficientStorage: {explain: func(d *diag, x *modelCtx, c *Cause) {
 		c.Summary = "The disk does not have room for the model."
-		if m := needFreeRe.FindStringSubmatch(x.msg); m != nil {
+		if lf := d.failure(x.reason); lf != nil && lf.BytesNeeded > 0 {
+			need, free := modelinfo.FormatBytes(lf.BytesNeeded), modelinfo.FormatBytes(lf.BytesFree)
+			c.Summary = fmt.Sprintf("The model needs %s but only %s is free on %s.", need, free, lf.Directory)
+			c.Evidence = append(c.Evidence, fmt.Sprintf("need %s, free %s on %s", need, free, lf.Directory))
+		} else if m := needFreeRe.FindStringSubmatch(x.msg); m != nil {
 			c.Summary = fmt.Sprintf("The model needs %s but only %s is free on %s.", m[1], m[2], m[3])
 			c.Evidence = append(c.Evidence, fmt.Sprintf("need %s, free %s on %s", m[1], m[2], m[3]))
 		}
@@ -196,13 +201,18 @@ var modelCauses = map[string]modelRow{
 	v1.ReasonQueued:        {code: CodeDownloadQueued, when: whenWaiting, cause: func(d *diag, _ *modelCtx) *Cause { return d.queued() }},
 }
 
-// modelRowOf is the row that explains reason with msg: the agent words a missing key as
-// SecretNotFound, and a hub that answers 5xx or 408 is unreachable rather than odd.
-func modelRowOf(reason, msg string) (modelRow, string, bool) {
+// modelRowOf is the row that explains reason with msg and the facts of its failure (lf, nil
+// if none): the agent words a missing key as SecretNotFound (its secret was found, without
+// the key), and a hub that answers 5xx or 408 is unreachable rather than odd.
+func modelRowOf(reason, msg string, lf *v1.DownloadFailure) (modelRow, string, bool) {
+	if lf != nil && lf.Reason != reason {
+		lf = nil
+	}
 	switch {
-	case reason == v1.ReasonSecretNotFound && noKeyRe.MatchString(msg):
+	case reason == v1.ReasonSecretNotFound && lf != nil && lf.Secret != nil && lf.Secret.Found,
+		reason == v1.ReasonSecretNotFound && lf == nil && noKeyRe.MatchString(msg):
 		reason = v1.ReasonSecretKeyMissing
-	case reason == v1.ReasonUpstreamError && status5xx.MatchString(msg):
+	case reason == v1.ReasonUpstreamError && lf != nil && (lf.HTTPStatus >= 500 || lf.HTTPStatus == 408):
 		reason = v1.ReasonConnectionFailed
 	}
 	row, ok := modelCauses[reason]
@@ -213,7 +223,7 @@ func modelRowOf(reason, msg string) (modelRow, string, bool) {
 // introduces the reason and message as a line of evidence (they come from an event).
 func (d *diag) modelCause(reason, msg, prefix string) *Cause {
 	f := d.f
-	row, code, _ := modelRowOf(reason, msg)
+	row, code, _ := modelRowOf(reason, msg, f.ModelFailure)
 	uri, repo := d.storageURI()
 	x := &modelCtx{reason: reason, msg: msg, model: orDefault(f.Model, d.r.Model), uri: uri, repo: repo, describe: d.describeModel()}
 	x.ns, x.name, x.key = d.secretRef(msg)
@@ -253,31 +263,11 @@ func (d *diag) unusableFiles(x *modelCtx, c *Cause) {
 // downloadStalled: no bytes moved. msg is the agent's stall message, if any.
 func (d *diag) downloadStalled(msg string) *Cause {
 	f := d.f
-	file, idle, got, total := "", "", int64(-1), int64(-1)
-	srcs := []string{msg, f.ModelMessage}
-	for _, e := range f.ModelEvents {
-		srcs = append(srcs, e.Message)
-	}
-	for _, s := range srcs {
-		if m := stallRe.FindStringSubmatch(s); m != nil {
-			file, idle = m[1], m[2]
-			got, _ = strconv.ParseInt(m[3], 10, 64)
-			total, _ = strconv.ParseInt(m[4], 10, 64)
-			break
-		}
-		if m := silentRe.FindStringSubmatch(s); m != nil {
-			file = m[1]
-			got, _ = strconv.ParseInt(m[2], 10, 64)
-			total, _ = strconv.ParseInt(m[3], 10, 64)
-			break
-		}
-	}
-	if file == "" {
-		for _, s := range srcs {
-			if fl := fileOf(s); fl != "" {
-				file = fl
-				break
-			}
+	file, idle, got, total := "", time.Duration(0), int64(-1), int64(-1)
+	if lf := d.failure(v1.ReasonDownloadStalled); lf != nil {
+		file, idle = lf.File, time.Duration(lf.IdleSeconds)*time.Second
+		if lf.FileBytesTotal > 0 {
+			got, total = lf.FileBytesReceived, lf.FileBytesTotal
 		}
 	}
 	what := "bytes received"
@@ -285,12 +275,7 @@ func (d *diag) downloadStalled(msg string) *Cause {
 		got, total = f.BytesDone, f.BytesTotal
 		what = "bytes received of the model"
 	}
-	secs := f.NoProgressFor
-	if idle != "" {
-		if dur, err := time.ParseDuration(idle); err == nil {
-			secs = max(dur, secs)
-		}
-	}
+	secs := max(idle, f.NoProgressFor)
 	fileWord := file
 	if fileWord == "" {
 		fileWord = "the model's files"

@@ -136,7 +136,7 @@ func (d *diag) classify() *Cause {
 func (d *diag) model() (c *Cause, generic bool) {
 	f := d.f
 	reason := f.ModelReason
-	row, _, known := modelRowOf(reason, f.ModelMessage)
+	row, _, known := modelRowOf(reason, f.ModelMessage, f.ModelFailure)
 	if known && (row.when == whenAlways || row.when == whenFailed && f.ModelPhase == v1.ModelFailed) {
 		return d.modelCause(reason, f.ModelMessage, ""), false
 	}

@@ -36,6 +36,8 @@ func dgSpec() *v1.BaseModelSpec {
 	}}
 }
 
+func dgInt32(n int32) *int32 { return &n }
+
 // dgFacts are the facts of a model whose download did not finish.
 func dgFacts(phase, reason, msg string) Facts {
 	return Facts{Model: "mimo-vl-7b-rl", ModelKind: v1.KindClusterBaseModel, ModelPhase: phase, ModelReason: reason,
@@ -125,10 +127,12 @@ func dgCases() []dgCase {
 	}
 	{
 		msg := `GatedRepo: repository "XiaomiMiMo/MiMo-VL-7B-RL" on https://huggingface.co is gated (server said "Access to model XiaomiMiMo/MiMo-VL-7B-RL is restricted. You must have access to it and be authenticated to access it."): accept the conditions at https://huggingface.co/XiaomiMiMo/MiMo-VL-7B-RL with the token's account (not retried automatically: fix the cause, then re-apply the model or update its secret)`
-		add(dgCase{name: "gated repo", report: dgReport(StepDownload, msg, dgFacts(v1.ModelFailed, "GatedRepo", msg)), wantCode: "GatedRepo",
+		f := dgFacts(v1.ModelFailed, "GatedRepo", msg)
+		f.ModelFailure = &v1.DownloadFailure{Reason: "GatedRepo", Endpoint: "https://hf-mirror.example", AcceptURL: "https://hf-mirror.example/XiaomiMiMo/MiMo-VL-7B-RL"}
+		add(dgCase{name: "gated repo", report: dgReport(StepDownload, msg, f), wantCode: "GatedRepo",
 			wantEvidence: []string{"is gated"},
 			wantSummary:  []string{"XiaomiMiMo/MiMo-VL-7B-RL", "license"},
-			wantNext:     []string{"open https://huggingface.co/XiaomiMiMo/MiMo-VL-7B-RL", "accept the license"}})
+			wantNext:     []string{"open https://hf-mirror.example/XiaomiMiMo/MiMo-VL-7B-RL", "accept the license"}})
 	}
 	{
 		msg := `RepoNotFound: repository "XiaomiMiMo/MiMo-VL-7B-RL" not found on https://huggingface.co (server said "Repository not found"): check the name, and that the token's account can read the repository (not retried automatically: fix the cause, then re-apply the model or update its secret)`
@@ -148,6 +152,7 @@ func dgCases() []dgCase {
 	{
 		msg := "DownloadStalled: no bytes of model-00003-of-00004.safetensors for 1m0s (received 1073741824 of 4976698672 bytes); the source stopped sending: check the network path to the hub or mirror, or raise --stall-timeout for a slow link (attempt 1; retrying in 10s; partial files are kept and resumed)"
 		f := dgFacts(v1.ModelFailed, "DownloadStalled", msg)
+		f.ModelFailure = &v1.DownloadFailure{Reason: "DownloadStalled", File: "model-00003-of-00004.safetensors", FileBytesReceived: 1073741824, FileBytesTotal: 4976698672, IdleSeconds: 60, Attempt: 1}
 		f.BytesDone, f.BytesTotal, f.NoProgressFor = 9234567890, 16612434432, 62*time.Second
 		f.ModelEvents = []v1.Event{
 			dgEvent(v1.EventNormal, "Resolving", "Downloading: resolving hf://XiaomiMiMo/MiMo-VL-7B-RL", 1, 0),
@@ -163,6 +168,7 @@ func dgCases() []dgCase {
 		// the configured mirror (the message names none).
 		msg := "DownloadStalled: model.safetensors keeps going silent: its requests were abandoned after 2s without a byte, 12s in all, and the few bytes between did not complete a range (received 28784 of 524400 bytes, the last 3s ago); the source stopped sending"
 		f := dgFacts(v1.ModelFailed, "DownloadStalled", msg)
+		f.ModelFailure = &v1.DownloadFailure{Reason: "DownloadStalled", File: "model.safetensors", FileBytesReceived: 28784, FileBytesTotal: 524400, IdleSeconds: 3}
 		f.HubEndpoint = "http://mirror.internal:8080"
 		add(dgCase{name: "download stalled (going silent)", report: dgReport(StepDownload, msg, f), wantCode: "DownloadStalled",
 			wantEvidence: []string{"file: model.safetensors; received 28784 of 524400 bytes"},
@@ -171,9 +177,11 @@ func dgCases() []dgCase {
 	}
 	{
 		// The agent failed the file, retried, and the status says Downloading again; the test's
-		// own stall check ended the wait. The event keeps the file.
+		// own stall check ended the wait. The status's last failure keeps the file (its event
+		// says it too).
 		stall := "DownloadStalled: no bytes of model-00001-of-00004.safetensors for 1m0s (received 0 of 4968243304 bytes); the source stopped sending: check the network path to the hub or mirror, or raise --stall-timeout for a slow link (attempt 2; retrying in 20s; partial files are kept and resumed)"
 		f := dgFacts(v1.ModelDownloading, "Downloading", "0/4 files, 0 B of 16.61 GB")
+		f.ModelFailure = &v1.DownloadFailure{Reason: "DownloadStalled", File: "model-00001-of-00004.safetensors", FileBytesTotal: 4968243304, IdleSeconds: 60, Attempt: 2}
 		f.BytesTotal, f.NoProgressFor = 16612434432, 60*time.Second
 		f.ModelEvents = []v1.Event{dgEvent(v1.EventWarning, "DownloadStalled", "Failed: "+stall, 2, 3*time.Minute)}
 		add(dgCase{name: "download stalled (event, retrying)", report: dgReport(StepDownload, "DownloadStalled: no bytes for 1m0s at 0 B of 16.6 GB", f), wantCode: "DownloadStalled",
@@ -198,7 +206,9 @@ func dgCases() []dgCase {
 	}
 	{
 		msg := "ChecksumMismatch: model-00002-of-00004.safetensors was downloaded twice and both times its content did not match the expected hash 5f1d4ab0e2c6 (modelstore: checksum mismatch: model-00002-of-00004.safetensors hashes to 9ac0, want 5f1d4ab0e2c6); the source serves corrupt data: report it to the repository owner or mirror operator (not retried automatically: fix the cause, then re-apply the model or update its secret)"
-		add(dgCase{name: "checksum mismatch", report: dgReport(StepDownload, msg, dgFacts(v1.ModelFailed, "ChecksumMismatch", msg)), wantCode: "ChecksumMismatch",
+		f := dgFacts(v1.ModelFailed, "ChecksumMismatch", msg)
+		f.ModelFailure = &v1.DownloadFailure{Reason: "ChecksumMismatch", File: "model-00002-of-00004.safetensors"}
+		add(dgCase{name: "checksum mismatch", report: dgReport(StepDownload, msg, f), wantCode: "ChecksumMismatch",
 			wantEvidence: []string{"did not match the expected hash"},
 			wantSummary:  []string{"model-00002-of-00004.safetensors"},
 			wantNext:     []string{"mirror"}})
@@ -211,7 +221,9 @@ func dgCases() []dgCase {
 	}
 	{
 		msg := "UpstreamError: GET https://huggingface.co/api/models/XiaomiMiMo/MiMo-VL-7B-RL/revision/main: 503 Service Unavailable: the server failed; try again later (attempt 1; retrying in 10s; partial files are kept and resumed)"
-		add(dgCase{name: "hub unreachable (503)", report: dgReport(StepDownload, msg, dgFacts(v1.ModelFailed, "UpstreamError", msg)), wantCode: "HubUnreachable",
+		f := dgFacts(v1.ModelFailed, "UpstreamError", msg)
+		f.ModelFailure = &v1.DownloadFailure{Reason: "UpstreamError", Endpoint: "https://huggingface.co", HTTPStatus: 503, Attempt: 1}
+		add(dgCase{name: "hub unreachable (503)", report: dgReport(StepDownload, msg, f), wantCode: "HubUnreachable",
 			wantEvidence: []string{"503 Service Unavailable"}})
 	}
 	{
@@ -317,7 +329,7 @@ func dgCases() []dgCase {
 		}
 		msg := "the engine exited (exit status 1) after 8.412s; back-off 40s before restarting, after 3 failures in a row without becoming ready; its last output:\n  " + strings.Join(tail, "\n  ")
 		f := dgService(v1.ServiceDegraded, "Exited", "0 of 1 replicas ready; replica not ready: "+msg)
-		f.Endpoints = []v1.Endpoint{{Replica: 0, Address: "127.0.0.1:41234", Engine: "vllm", Phase: "CrashLoopBackOff", Restarts: 3, LastExit: "exit status 1", LastExitReason: "Exited"}}
+		f.Endpoints = []v1.Endpoint{{Replica: 0, Address: "127.0.0.1:41234", Engine: "vllm", Phase: "CrashLoopBackOff", Restarts: 3, LastExit: "exit status 1", LastExitReason: "Exited", ExitCode: dgInt32(1)}}
 		f.LogTail = tail
 		f.ServiceEvents = []v1.Event{{Type: v1.EventWarning, Reason: "EngineExited", Message: "replica 0: CrashLoopBackOff: " + msg, Count: 3}}
 		add(dgCase{name: "engine crashed", report: dgReport(StepReady, "Exited: "+f.ServiceMessage, f), wantCode: "EngineCrashed",
@@ -330,7 +342,7 @@ func dgCases() []dgCase {
 		msg := "the engine exited (exit status 1) after 41.3s; restarting in 10s; its last output:\n  Loading safetensors checkpoint shards: 100% Completed | 4/4\n  torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.02 GiB. GPU 0 has a total capacity of 15.99 GiB of which 312.00 MiB is free."
 		f := dgService(v1.ServiceStarting, "Exited", msg)
 		f.Placement = []string{dgPlacementLine}
-		f.Endpoints = []v1.Endpoint{{Replica: 0, Address: "127.0.0.1:41234", Engine: "vllm", Phase: "Restarting", Restarts: 1, LastExit: "exit status 1", LastExitReason: "Exited"}}
+		f.Endpoints = []v1.Endpoint{{Replica: 0, Address: "127.0.0.1:41234", Engine: "vllm", Phase: "Restarting", Restarts: 1, LastExit: "exit status 1", LastExitReason: "Exited", ExitCode: dgInt32(1)}}
 		add(dgCase{name: "out of memory at load", report: dgReport(StepReady, "Exited: "+msg, f), wantCode: "OutOfMemoryAtLoad",
 			wantEvidence: []string{"out of memory: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.02 GiB", "placement: " + dgPlacementLine, "exit: exit code 1"},
 			wantSummary:  []string{"CUDA out of memory"},

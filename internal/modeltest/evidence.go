@@ -14,42 +14,29 @@ import (
 	"citadel.dev/citadel/internal/modelinfo"
 )
 
-// Facts other packages state only in a sentence, read back with regular expressions. Each
-// goes once the status carries the fact (the field named after "→"; the writer in
-// parentheses), as the download's rate did (Facts.BytesPerSecond, from the status).
+// The facts behind a message are read from the status (v1.ModelStatus.LastFailure, written
+// by the model agent from pull.Error; v1.Endpoint.ExitCode and Signal, written by serving
+// from the supervisor), never from the message. What is still read from a sentence:
 var (
-	// pull's stall message: "no bytes of FILE for 1m0s (received N of M bytes)".
-	// → the model's last failure: file, idle, bytes received, file size (pull, agent).
-	stallRe = regexp.MustCompile(`no bytes of (\S+) for ([0-9][0-9hmsµn.]*) \(received (\d+) of (\d+) bytes\)`)
-	// pull's stall message for a file whose requests keep going silent between a few bytes.
-	// → as stallRe.
-	silentRe = regexp.MustCompile(`(\S+) keeps going silent: .*?\(received (\d+) of (\d+) bytes`)
-	// pull.Error.Error(): "DownloadStalled: FILE: message" when the message does not name the file.
-	// → the last failure's file: pull.Error.File (agent).
-	reasonFileRe = regexp.MustCompile(`^(?:Failed: )?[A-Za-z]+: ([^\s:]+\.[A-Za-z0-9]+): `)
-	// pull's checksum message: "FILE was downloaded twice and both times …". → pull.Error.File (agent).
-	checksumFileRe = regexp.MustCompile(`(?:^|: )(\S+) was downloaded twice`)
-	// hub.HTTPError's status in the message: ": 503 Service Unavailable".
-	// → the last failure's HTTP status: pull.Error.HTTPStatus (agent).
-	status5xx = regexp.MustCompile(`: (5\d\d|408) [A-Z]`)
-	// the agent's secret messages: "secret NS/NAME …". → the secret's namespace and name (agent).
-	secretRe = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
-	// the agent's missing-key message: `has no key "KEY"`, worded as SecretNotFound.
-	// → reason SecretKeyMissing and the key (agent).
-	noKeyRe = regexp.MustCompile(`has no key "([^"]+)"`)
-	// the agent's missing-key message names the keys the secret has: "(it has: a, b)".
-	// → the secret's keys (agent).
+	// the daemon's secret messages when no agent runs (internal/daemon, a condition of a
+	// Pending model, with no lastFailure): "secret NS/NAME …", `has no key "KEY"` and
+	// "(it has: a, b)". → a lastFailure.Secret written by the daemon.
+	secretRe     = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
+	noKeyRe      = regexp.MustCompile(`has no key "([^"]+)"`)
 	secretKeysRe = regexp.MustCompile(`\(it has: ([^)]*)\)`)
-	// the hub's gated message: "accept the conditions at URL". → the page to accept (hub, pull, agent).
-	acceptRe = regexp.MustCompile(`accept the conditions at (\S+?)(?:[,;]|\s|$)`)
-	// the process's end as os.ProcessState words it in an endpoint's lastExit, the service's
-	// message and events. → the endpoint's exit code and signal (supervisor, serving).
-	exitRe   = regexp.MustCompile(`exit status (\d+)`)
-	signalRe = regexp.MustCompile(`signal: ([a-z ]+)`)
-	// pull's space check: "need 16.6 GB, 2.1 GB free on DIR:". → bytes needed, free and the
-	// directory (pull, agent).
+	// pull's space check: "need 16.6 GB, 2.1 GB free on DIR:". → lastFailure.BytesNeeded,
+	// BytesFree and Directory, once internal/pull/pull.go sets them on its pull.Error.
 	needFreeRe = regexp.MustCompile(`need ([0-9.]+ [kMG]?B), ([0-9.]+ [kMG]?B) free on (\S+?):`)
 )
+
+// failure is the facts of the model's last failure when it is the one that reason names;
+// nil when the status carries none (an agent-less server) or another failure's.
+func (d *diag) failure(reason string) *v1.DownloadFailure {
+	if lf := d.f.ModelFailure; lf != nil && lf.Reason == reason {
+		return lf
+	}
+	return nil
+}
 
 func eventTime(e *v1.Event) time.Time {
 	if e.LastTimestamp != nil {
@@ -175,22 +162,14 @@ func lastMeaningful(tail []string) string {
 	return ""
 }
 
-// exitText is how the engine ended: "exit code 1 (exit status 1)", "signal: killed", ….
+// exitText is how the engine ended, as its endpoints say: "exit code 1", "signal: killed".
 func (d *diag) exitText() string {
-	srcs := []string{}
 	for _, ep := range d.f.Endpoints {
-		srcs = append(srcs, ep.LastExit)
-	}
-	srcs = append(srcs, d.f.ServiceMessage)
-	for _, e := range d.f.ServiceEvents {
-		srcs = append(srcs, e.Message)
-	}
-	for _, s := range srcs {
-		if m := exitRe.FindStringSubmatch(s); m != nil {
-			return "exit code " + m[1]
-		}
-		if m := signalRe.FindStringSubmatch(s); m != nil {
-			return "signal: " + strings.TrimSpace(m[1])
+		switch {
+		case ep.Signal != "":
+			return "signal: " + ep.Signal
+		case ep.ExitCode != nil:
+			return fmt.Sprintf("exit code %d", *ep.ExitCode)
 		}
 	}
 	return "exit status unknown"
@@ -219,9 +198,13 @@ func (d *diag) storagePath() string {
 // defaultHub is the hub when nothing configures another.
 const defaultHub = "https://huggingface.co"
 
-// hubEndpoint is the hub the agent talked to, as its message names it; else the endpoint the
-// run was configured with (HF_ENDPOINT); else huggingface.co.
+// hubEndpoint is the hub the agent talked to: the last failure's endpoint, else the first
+// URL its message names; else the endpoint the run was configured with (HF_ENDPOINT); else
+// huggingface.co.
 func (d *diag) hubEndpoint() string {
+	if lf := d.f.ModelFailure; lf != nil && lf.Endpoint != "" {
+		return lf.Endpoint
+	}
 	if ep := endpointIn(d.f.ModelMessage); ep != "" {
 		return ep
 	}
@@ -302,8 +285,12 @@ func (d *diag) fileURL(file string) string {
 	return fmt.Sprintf("%s/%s/resolve/%s/%s", d.hubEndpoint(), repo, d.revision(), file)
 }
 
-// secretRef names the model's secret: from the message, else from the spec.
+// secretRef names the model's secret: as the agent looked it up (the last failure), else as
+// the daemon's message names it, else from the spec.
 func (d *diag) secretRef(msg string) (ns, name, key string) {
+	if lf := d.f.ModelFailure; lf != nil && lf.Secret != nil {
+		return lf.Secret.Namespace, lf.Secret.Name, lf.Secret.Key
+	}
 	f := d.f
 	ns = d.r.Namespace
 	if f.ModelKind == "" || f.ModelKind == v1.KindClusterBaseModel {
@@ -374,18 +361,10 @@ func (d *diag) servedName() string {
 	return orDefault(d.f.Model, d.r.Model)
 }
 
-func fileOf(msg string) string {
-	if m := stallRe.FindStringSubmatch(msg); m != nil {
-		return m[1]
-	}
-	if m := silentRe.FindStringSubmatch(msg); m != nil {
-		return m[1]
-	}
-	if m := reasonFileRe.FindStringSubmatch(msg); m != nil {
-		return m[1]
-	}
-	if m := checksumFileRe.FindStringSubmatch(msg); m != nil {
-		return m[1]
+// fileOf is the file the failure of reason concerns; "" if unknown.
+func (d *diag) fileOf(reason string) string {
+	if lf := d.failure(reason); lf != nil {
+		return lf.File
 	}
 	return ""
 }

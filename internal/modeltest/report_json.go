@@ -166,6 +166,7 @@ type factsJSON struct {
 	ModelPhase       string                `json:"modelPhase,omitempty"`
 	ModelReason      string                `json:"modelReason,omitempty"`
 	ModelMessage     string                `json:"modelMessage,omitempty"`
+	ModelFailure     *v1.DownloadFailure   `json:"modelFailure,omitempty"`
 	BytesDone        int64                 `json:"bytesDone,omitempty"`
 	BytesTotal       int64                 `json:"bytesTotal,omitempty"`
 	BytesPerSecond   int64                 `json:"bytesPerSecond,omitempty"`
@@ -193,7 +194,7 @@ type factsJSON struct {
 func (f Facts) MarshalJSON() ([]byte, error) {
 	return jsonMarshal(factsJSON{
 		Model: f.Model, ModelKind: f.ModelKind,
-		ModelPhase: f.ModelPhase, ModelReason: f.ModelReason, ModelMessage: f.ModelMessage,
+		ModelPhase: f.ModelPhase, ModelReason: f.ModelReason, ModelMessage: f.ModelMessage, ModelFailure: f.ModelFailure,
 		BytesDone: f.BytesDone, BytesTotal: f.BytesTotal, BytesPerSecond: f.BytesPerSecond, LastProgress: f.LastProgress,
 		NoProgressFor: jsonSeconds(f.NoProgressFor), ModelEvents: f.ModelEvents, ModelSpec: f.ModelSpec,
 		HubEndpoint: f.HubEndpoint, Gateway: f.Gateway,
@@ -212,7 +213,7 @@ func (f *Facts) UnmarshalJSON(b []byte) error {
 	}
 	*f = Facts{
 		Model: j.Model, ModelKind: j.ModelKind,
-		ModelPhase: j.ModelPhase, ModelReason: j.ModelReason, ModelMessage: j.ModelMessage,
+		ModelPhase: j.ModelPhase, ModelReason: j.ModelReason, ModelMessage: j.ModelMessage, ModelFailure: j.ModelFailure,
 		BytesDone: j.BytesDone, BytesTotal: j.BytesTotal, BytesPerSecond: j.BytesPerSecond, LastProgress: j.LastProgress,
 		NoProgressFor: time.Duration(j.NoProgressFor), ModelEvents: j.ModelEvents, ModelSpec: j.ModelSpec,
 		HubEndpoint: j.HubEndpoint, Gateway: j.Gateway,

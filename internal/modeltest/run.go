@@ -287,7 +287,7 @@ func (rn *run) download(ctx context.Context, s *Step) error {
 		}
 		rn.spec = spec
 		f.ModelSpec = spec // the diagnosis names the repository from it, Ready or not
-		f.ModelPhase, f.ModelReason, f.ModelMessage = st.Phase, st.Reason, st.Message
+		f.ModelPhase, f.ModelReason, f.ModelMessage, f.ModelFailure = st.Phase, st.Reason, st.Message, st.LastFailure
 		f.BytesDone, f.BytesTotal, f.BytesPerSecond = st.BytesDone, st.BytesTotal, st.BytesPerSecond
 		if st.LastProgressTime != nil {
 			f.LastProgress = st.LastProgressTime.Time

@@ -73,8 +73,11 @@ type Facts struct {
 	ModelPhase   string `json:"modelPhase,omitempty"`
 	ModelReason  string `json:"modelReason,omitempty"`
 	ModelMessage string `json:"modelMessage,omitempty"`
-	BytesDone    int64  `json:"bytesDone,omitempty"`
-	BytesTotal   int64  `json:"bytesTotal,omitempty"`
+	// ModelFailure is the facts of the model's last failed download (its status's
+	// lastFailure): the diagnosis reads them, not the message.
+	ModelFailure *v1.DownloadFailure `json:"modelFailure,omitempty"`
+	BytesDone    int64               `json:"bytesDone,omitempty"`
+	BytesTotal   int64               `json:"bytesTotal,omitempty"`
 	// BytesPerSecond is the download's rate as the agent last reported it (its status).
 	BytesPerSecond int64             `json:"bytesPerSecond,omitempty"`
 	LastProgress   time.Time         `json:"lastProgress,omitzero"`
