@@ -94,6 +94,7 @@ func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now ti
 		LastProgressTime                      *v1.Time
 		Runtime, URL                          string
 		Nodes                                 []v1.NodeModelStatus
+		LastFailure                           *v1.DownloadFailure
 		Runtimes                              []v1.RuntimeCandidate
 		Placement                             []string
 		Endpoints                             []v1.Endpoint
@@ -106,6 +107,12 @@ func describe(w io.Writer, info v1.KindInfo, o v1.Object, evs []v1.Event, now ti
 	}
 	if st.Message != "" {
 		kv("  Message", st.Message)
+	}
+	if lf := st.LastFailure; lf != nil { // the facts behind the message
+		kv("  Last Failure", lf.Reason)
+		for _, r := range failureRows(lf) {
+			kv("    "+r[0], r[1])
+		}
 	}
 	if info.Kind == v1.KindClusterBaseModel || info.Kind == v1.KindBaseModel {
 		kv("  Progress", progressLine(st.BytesDone, st.BytesTotal, st.BytesPerSecond, st.FilesDone, st.FilesTotal))
@@ -197,16 +204,67 @@ func describeService(w io.Writer, runtimes []v1.RuntimeCandidate, placement []st
 	}
 	fmt.Fprintln(w, "Engines:")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "  REPLICA\tENGINE\tADDRESS\tGPUS\tPID\tPHASE\tRESTARTS\tSERVED AS")
+	fmt.Fprintln(tw, "  REPLICA\tENGINE\tADDRESS\tGPUS\tPID\tPHASE\tRESTARTS\tLAST EXIT\tSERVED AS")
 	for _, ep := range eps {
 		engine := ep.Engine
 		if ep.Shared != "" {
 			engine = "shared " + ep.Shared
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", ep.Replica, engine, ep.Address, dash(strings.Trim(fmt.Sprint(ep.GPUs), "[]")),
-			ep.PID, dash(ep.Phase), ep.Restarts, dash(strings.Join(ep.Served, ", ")))
+		exit := "-"
+		switch {
+		case ep.Signal != "":
+			exit = "signal " + ep.Signal
+		case ep.ExitCode != nil:
+			exit = fmt.Sprintf("code %d", *ep.ExitCode)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", ep.Replica, engine, ep.Address, dash(strings.Trim(fmt.Sprint(ep.GPUs), "[]")),
+			ep.PID, dash(ep.Phase), ep.Restarts, exit, dash(strings.Join(ep.Served, ", ")))
 	}
 	return tw.Flush()
+}
+
+// failureRows are the facts of a model's last failure that are known, as rows under its
+// message.
+func failureRows(lf *v1.DownloadFailure) [][2]string {
+	var rows [][2]string
+	add := func(k, v string) { rows = append(rows, [2]string{k, v}) }
+	if lf.File != "" {
+		add("File", lf.File)
+	}
+	if lf.FileBytesTotal > 0 {
+		add("Received", fmt.Sprintf("%d of %d bytes (%s of %s)", lf.FileBytesReceived, lf.FileBytesTotal,
+			modelinfo.FormatBytes(lf.FileBytesReceived), modelinfo.FormatBytes(lf.FileBytesTotal)))
+	}
+	if lf.IdleSeconds > 0 {
+		add("Idle", humanAge(time.Duration(lf.IdleSeconds)*time.Second))
+	}
+	if lf.Endpoint != "" {
+		add("Endpoint", lf.Endpoint)
+	}
+	if lf.HTTPStatus != 0 {
+		add("HTTP Status", fmt.Sprint(lf.HTTPStatus))
+	}
+	if lf.AcceptURL != "" {
+		add("Accept At", lf.AcceptURL)
+	}
+	if sec := lf.Secret; sec != nil {
+		v := fmt.Sprintf("%s/%s, key %q: ", sec.Namespace, sec.Name, sec.Key)
+		if sec.Found {
+			v += "no such key (it has: " + dash(strings.Join(sec.Keys, ", ")) + ")"
+		} else {
+			v += "no such secret"
+		}
+		add("Secret", v)
+	}
+	if lf.BytesNeeded > 0 {
+		add("Space", fmt.Sprintf("need %s, %s free on %s", modelinfo.FormatBytes(lf.BytesNeeded), modelinfo.FormatBytes(lf.BytesFree), dash(lf.Directory)))
+	} else if lf.Directory != "" {
+		add("Directory", lf.Directory)
+	}
+	if lf.Attempt > 0 {
+		add("Attempt", fmt.Sprint(lf.Attempt))
+	}
+	return rows
 }
 
 func progressLine(done, total, rate int64, filesDone, filesTotal int32) string {

@@ -39,3 +39,50 @@ func TestDescribeServiceSections(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeModelFailureFacts: describe model prints the facts of the last failure as a
+// small table under the message, and describe isvc an engine's last exit.
+func TestDescribeModelFailureFacts(t *testing.T) {
+	m := &v1.ClusterBaseModel{TypeMeta: v1.TypeMeta{APIVersion: v1.OMEGroupVersion, Kind: v1.KindClusterBaseModel},
+		ObjectMeta: v1.ObjectMeta{Name: "mimo-vl-7b-rl"}}
+	m.Status.Phase, m.Status.Reason = v1.ModelFailed, v1.ReasonDownloadStalled
+	m.Status.Message = "DownloadStalled: no bytes of model-00003-of-00004.safetensors for 1m0s (received 1073741824 of 4976698672 bytes)"
+	m.Status.LastFailure = &v1.DownloadFailure{Reason: v1.ReasonDownloadStalled, File: "model-00003-of-00004.safetensors",
+		FileBytesReceived: 1073741824, FileBytesTotal: 4976698672, IdleSeconds: 60, Endpoint: "https://huggingface.co", Attempt: 2,
+		Secret: &v1.FailureSecret{Namespace: "ome", Name: "hf-token", Key: "token", Found: true, Keys: []string{"hf", "other"}}}
+	info, err := v1.LookupKind("model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := describe(&b, info, m, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"Last Failure:", "DownloadStalled\n",
+		"    File:", "model-00003-of-00004.safetensors\n",
+		"    Received:", "1073741824 of 4976698672 bytes (1.1 GB of 5.0 GB)\n",
+		"    Idle:", "60s\n",
+		"    Endpoint:", "https://huggingface.co\n",
+		"    Secret:", `ome/hf-token, key "token": no such key (it has: hf, other)` + "\n",
+		"    Attempt:", "2\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Index(out, "Message:") > strings.Index(out, "Last Failure:") {
+		t.Errorf("the facts are not under the message:\n%s", out)
+	}
+
+	code := int32(137)
+	var e bytes.Buffer
+	if err := describeService(&e, nil, nil, []v1.Endpoint{{Replica: 0, Engine: "vllm", Address: "127.0.0.1:41000", Phase: "Restarting",
+		LastExit: "signal: killed", ExitCode: &code, Signal: "killed"}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.String(), "LAST EXIT") || !strings.Contains(e.String(), "signal killed") {
+		t.Errorf("engines lack the last exit:\n%s", e.String())
+	}
+}
