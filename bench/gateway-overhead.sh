@@ -4,6 +4,9 @@
 #
 #   bash bench/gateway-overhead.sh [N=20000] [RATES=250,500,1000,1500,2000,3000,4000,6000]
 #
+# RATES "" skips the sweep. The machine's load average is printed before and after: on a
+# small shared machine the figures are worth as much as the load was low.
+#
 # Starts, on loopback: a `citadel sim` vLLM engine at time scale 0 (it answers at once), a
 # Debian nginx with proxy_pass to it over keepalive connections (its own config in a temp
 # dir), and `citadel gateway` routing model qwen to it. bench/gwoverhead then sends the same
@@ -14,7 +17,7 @@
 # 1.5x nginx's. Needs root or an installed nginx.
 set -euo pipefail
 N=${1:-20000}
-RATES=${2:-250,500,1000,1500,2000,3000,4000,6000}
+RATES=${2-250,500,1000,1500,2000,3000,4000,6000}
 DUR=${DUR:-3s}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ ! -x "$NGINX" ]; then
@@ -89,9 +92,9 @@ GW_PID=$!
 PIDS+=($GW_PID)
 wait_up "http://127.0.0.1:$GPORT/healthz"
 
-echo "citadel $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'), $("$NGINX" -v 2>&1), $(nproc) CPUs, $(go version | cut -d' ' -f3)"
+echo "citadel $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'), $("$NGINX" -v 2>&1), $(nproc) CPUs, $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$ROOT/gwoverhead" -n "$N" -rates "$RATES" -dur "$DUR" \
 	-path "direct=http://127.0.0.1:$SPORT/v1/chat/completions" \
 	-path "nginx=http://127.0.0.1:$NPORT/v1/chat/completions" \
 	-path "gateway=http://127.0.0.1:$GPORT/v1/chat/completions"
-echo "gateway RSS after the run: $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$GW_PID/status)"
+echo "gateway RSS after the run: $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$GW_PID/status); load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -3,13 +3,14 @@
 # nginx, in the same run. A benchmark run by hand, not in CI.
 #
 #   bash bench/pull-vs-curl.sh [SIZE_MIB=1024] [ROUNDS=3]
+#   BASE=/path/to/another/citadel bash bench/pull-vs-curl.sh …   # and that build, in the same rounds
 #
 # Builds citadel and writes a repository with one SIZE_MIB safetensors file
 # of random bytes (nothing compresses). `citadel mirror serve` answers the
 # Hub API on loopback and redirects LFS downloads (--redirect-host) to
 # Debian's nginx, which serves the repository's files with sendfile: the
 # bytes of both tools come from nginx. Then, after one untimed warm-up pair,
-# ROUNDS pairs alternate:
+# ROUNDS rounds, each starting one later in the list (pull, curl, pull, …):
 #   curl - GET of the resolve URL, following the redirect to nginx, into a
 #          file; no verification;
 #   pull - `citadel pull` of the repository into a fresh HF cache: ranged
@@ -108,18 +109,34 @@ run() { # name, command...
 }
 curl_one() { curl -fsSL -o "$ROOT/out/$FILE" "$URL"; }
 pull_one() { "$ROOT/citadel" pull hf://bench/model --include "$FILE" --data-dir "$ROOT/out" ${PULL_ARGS:-}; }
-export -f curl_one pull_one; export ROOT FILE URL
+base_one() { "$ROOT/base" pull hf://bench/model --include "$FILE" --data-dir "$ROOT/out" ${PULL_ARGS:-}; }
+export -f curl_one pull_one base_one; export ROOT FILE URL
+NAMES="pull curl"
+if [ -n "${BASE:-}" ]; then # another build of citadel, in the same rounds
+	cp "$BASE" "$ROOT/base"
+	NAMES="pull base curl"
+fi
 
-echo "one file of $total bytes from nginx on 127.0.0.1:$NPORT (API: citadel mirror on $MPORT); $(nproc) cores"
+echo "one file of $total bytes from nginx on 127.0.0.1:$NPORT (API: citadel mirror on $MPORT); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run warm-curl bash -c curl_one >/dev/null
 run warm-pull bash -c pull_one >/dev/null
-rm -f "$ROOT/curl.all" "$ROOT/pull.all"
-for _ in $(seq 1 "$ROUNDS"); do
-	run pull bash -c pull_one
-	run curl bash -c curl_one
+[ -n "${BASE:-}" ] && run warm-base bash -c base_one >/dev/null
+rm -f "$ROOT"/*.all
+for r in $(seq 1 "$ROUNDS"); do
+	# Each round starts one later in the list: what runs right after what (a file just
+	# synced and deleted) weighs on the next writer, so every tool takes every place.
+	set -- $NAMES
+	k=$(( (r - 1) % $# ))
+	for name in "${@:k+1}" "${@:1:k}"; do
+		run "$name" bash -c "${name}_one"
+	done
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 cw=$(cut -d' ' -f1 "$ROOT/curl.all" | median); cc=$(cut -d' ' -f2 "$ROOT/curl.all" | median)
 pw=$(cut -d' ' -f1 "$ROOT/pull.all" | median); pc=$(cut -d' ' -f2 "$ROOT/pull.all" | median)
-echo "median of $ROUNDS: curl $cw s wall, $cc s cpu; pull $pw s wall, $pc s cpu"
+echo "median of $ROUNDS: curl $cw s wall, $cc s cpu; pull $pw s wall, $pc s cpu; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "throughput pull/curl: $(echo "scale=2; $cw / $pw" | bc)x (goal >= 1.0)   cpu pull/curl: $(echo "scale=2; $pc / $cc" | bc)x (goal <= 1.5)"
+if [ -n "${BASE:-}" ]; then
+	bw=$(cut -d' ' -f1 "$ROOT/base.all" | median); bc_=$(cut -d' ' -f2 "$ROOT/base.all" | median)
+	echo "base (\$BASE): $bw s wall, $bc_ s cpu: throughput base/curl $(echo "scale=2; $cw / $bw" | bc)x, cpu base/curl $(echo "scale=2; $bc_ / $cc" | bc)x"
+fi
