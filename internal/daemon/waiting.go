@@ -43,6 +43,7 @@ func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelS
 	set(v1.CondAccepted, v1.ConditionTrue, v1.ReasonAccepted, "spec is valid")
 
 	var extra []string
+	st.LastFailure = nil // the daemon's facts: the secret's, below
 	if spec.Storage != nil && spec.Storage.StorageKey != nil && *spec.Storage.StorageKey != "" {
 		ns := meta.Namespace
 		if kind == v1.KindClusterBaseModel {
@@ -54,6 +55,7 @@ func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelS
 			msg := fmt.Sprintf("secret %s/%s (named by spec.storage.key) does not exist; the download cannot start without it: citadel secret create %s -n %s --from-literal %s=hf_...", ns, name, name, ns, key)
 			set(v1.CondCredentialsReady, v1.ConditionFalse, v1.ReasonSecretNotFound, msg)
 			extra = append(extra, fmt.Sprintf("secret %s/%s not found", ns, name))
+			st.LastFailure = &v1.DownloadFailure{Reason: v1.ReasonSecretNotFound, Secret: &v1.FailureSecret{Namespace: ns, Name: name, Key: key}}
 		case sec.Data[key] == "":
 			keys := make([]string, 0, len(sec.Data))
 			for k := range sec.Data {
@@ -63,6 +65,7 @@ func modelStatus(w *world, kind string, meta *v1.ObjectMeta, spec *v1.BaseModelS
 			msg := fmt.Sprintf("secret %s/%s has no key %q (it has: %s); set spec.storage.parameters.secretKey or add the key", ns, name, key, strings.Join(keys, ", "))
 			set(v1.CondCredentialsReady, v1.ConditionFalse, v1.ReasonSecretKeyMissing, msg)
 			extra = append(extra, fmt.Sprintf("secret %s/%s has no key %q", ns, name, key))
+			st.LastFailure = &v1.DownloadFailure{Reason: v1.ReasonSecretKeyMissing, Secret: &v1.FailureSecret{Namespace: ns, Name: name, Key: key, Found: true, Keys: keys}}
 		default:
 			set(v1.CondCredentialsReady, v1.ConditionTrue, v1.ReasonSecretFound, fmt.Sprintf("token from secret %s/%s key %q", ns, name, key))
 		}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,20 @@ func TestModelStatus(t *testing.T) {
 			}
 			if !strings.Contains(st.Message, tt.wantInMsg) {
 				t.Errorf("message %q lacks %q", st.Message, tt.wantInMsg)
+			}
+			// the secret's facts, for readers that must not parse the message
+			lf := st.LastFailure
+			switch tt.wantCreds {
+			case v1.ReasonSecretNotFound, v1.ReasonSecretKeyMissing:
+				found := tt.wantCreds == v1.ReasonSecretKeyMissing
+				if lf == nil || lf.Reason != tt.wantCreds || lf.Secret == nil || lf.Secret.Namespace != "ome" || lf.Secret.Name != "hf-token" ||
+					lf.Secret.Key != "token" || lf.Secret.Found != found || found && !slices.Equal(lf.Secret.Keys, []string{"hf"}) {
+					t.Errorf("lastFailure = %+v", lf)
+				}
+			default:
+				if lf != nil {
+					t.Errorf("lastFailure = %+v, want none", lf)
+				}
 			}
 			for _, c := range st.Conditions {
 				if c.Status != v1.ConditionTrue && (c.Reason == "" || c.Message == "") {

@@ -58,8 +58,6 @@ var modelCauses = map[string]modelRow{
 		has := ""
 		if lf := d.f.ModelFailure; lf != nil && lf.Secret != nil && lf.Secret.Found {
 			has = " (it has: " + strings.Join(lf.Secret.Keys, ", ") + ")"
-		} else if m := secretKeysRe.FindStringSubmatch(x.msg); m != nil {
-			has = " (it has: " + m[1] + ")"
 		}
 		c.Summary = fmt.Sprintf("The secret %s/%s exists but has no key %q%s, so model %s has no token.", x.ns, x.name, x.key, has, x.model)
 		c.NextSteps = []string{
@@ -148,9 +146,6 @@ var modelCauses = map[string]modelRow{
 			need, free := modelinfo.FormatBytes(lf.BytesNeeded), modelinfo.FormatBytes(lf.BytesFree)
 			c.Summary = fmt.Sprintf("The model needs %s but only %s is free on %s.", need, free, lf.Directory)
 			c.Evidence = append(c.Evidence, fmt.Sprintf("need %s, free %s on %s", need, free, lf.Directory))
-		} else if m := needFreeRe.FindStringSubmatch(x.msg); m != nil {
-			c.Summary = fmt.Sprintf("The model needs %s but only %s is free on %s.", m[1], m[2], m[3])
-			c.Evidence = append(c.Evidence, fmt.Sprintf("need %s, free %s on %s", m[1], m[2], m[3]))
 		}
 		c.NextSteps = []string{
 			"df -h " + orDefault(d.storagePath(), "$CITADEL_DATA_DIR"),
@@ -209,8 +204,7 @@ func modelRowOf(reason, msg string, lf *v1.DownloadFailure) (modelRow, string, b
 		lf = nil
 	}
 	switch {
-	case reason == v1.ReasonSecretNotFound && lf != nil && lf.Secret != nil && lf.Secret.Found,
-		reason == v1.ReasonSecretNotFound && lf == nil && noKeyRe.MatchString(msg):
+	case reason == v1.ReasonSecretNotFound && lf != nil && lf.Secret != nil && lf.Secret.Found:
 		reason = v1.ReasonSecretKeyMissing
 	case reason == v1.ReasonUpstreamError && lf != nil && (lf.HTTPStatus >= 500 || lf.HTTPStatus == 408):
 		reason = v1.ReasonConnectionFailed

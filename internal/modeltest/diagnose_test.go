@@ -114,6 +114,7 @@ func dgCases() []dgCase {
 	{
 		msg := `secret ome/hf-token has no key "token": add it, or set spec.storage.parameters.secretKey to the key that holds the token`
 		f := dgFacts(v1.ModelFailed, "SecretNotFound", msg) // the agent words a missing key so
+		f.ModelFailure = &v1.DownloadFailure{Reason: "SecretNotFound", Secret: &v1.FailureSecret{Namespace: "ome", Name: "hf-token", Key: "token", Found: true, Keys: []string{"hf"}}}
 		add(dgCase{name: "secret key missing", report: dgReport(StepDownload, "SecretNotFound: "+msg, f), wantCode: "SecretKeyMissing",
 			wantEvidence: []string{`has no key "token"`},
 			wantSummary:  []string{`no key "token"`},
@@ -199,7 +200,9 @@ func dgCases() []dgCase {
 	}
 	{
 		msg := "InsufficientStorage: need 16.6 GB, 2.1 GB free on /var/lib/citadel/hf/hub: free space, or move the cache (--data-dir / HF_HUB_CACHE) to a larger disk (not retried automatically: fix the cause, then re-apply the model or update its secret)"
-		add(dgCase{name: "insufficient storage", report: dgReport(StepDownload, msg, dgFacts(v1.ModelFailed, "InsufficientStorage", msg)), wantCode: "InsufficientStorage",
+		f := dgFacts(v1.ModelFailed, "InsufficientStorage", msg)
+		f.ModelFailure = &v1.DownloadFailure{Reason: "InsufficientStorage", BytesNeeded: 16_600_000_000, BytesFree: 2_100_000_000, Directory: "/var/lib/citadel/hf/hub"}
+		add(dgCase{name: "insufficient storage", report: dgReport(StepDownload, msg, f), wantCode: "InsufficientStorage",
 			wantEvidence: []string{"need 16.6 GB, free 2.1 GB on /var/lib/citadel/hf/hub"},
 			wantSummary:  []string{"16.6 GB", "2.1 GB", "/var/lib/citadel/hf/hub"},
 			wantNext:     []string{"df -h /raid/models/XiaomiMiMo/MiMo-VL-7B-RL", "--data-dir"}})

@@ -6,7 +6,6 @@ package modeltest
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,19 +14,9 @@ import (
 )
 
 // The facts behind a message are read from the status (v1.ModelStatus.LastFailure, written
-// by the model agent from pull.Error; v1.Endpoint.ExitCode and Signal, written by serving
-// from the supervisor), never from the message. What is still read from a sentence:
-var (
-	// the daemon's secret messages when no agent runs (internal/daemon, a condition of a
-	// Pending model, with no lastFailure): "secret NS/NAME …", `has no key "KEY"` and
-	// "(it has: a, b)". → a lastFailure.Secret written by the daemon.
-	secretRe     = regexp.MustCompile(`secret ([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)`)
-	noKeyRe      = regexp.MustCompile(`has no key "([^"]+)"`)
-	secretKeysRe = regexp.MustCompile(`\(it has: ([^)]*)\)`)
-	// pull's space check: "need 16.6 GB, 2.1 GB free on DIR:". → lastFailure.BytesNeeded,
-	// BytesFree and Directory, once internal/pull/pull.go sets them on its pull.Error.
-	needFreeRe = regexp.MustCompile(`need ([0-9.]+ [kMG]?B), ([0-9.]+ [kMG]?B) free on (\S+?):`)
-)
+// by the model agent from pull.Error and by the daemon from its secret lookup;
+// v1.Endpoint.ExitCode and Signal, written by serving from the supervisor), never from
+// another package's message. The one text still read is the engine's own log (oomRe).
 
 // failure is the facts of the model's last failure when it is the one that reason names;
 // nil when the status carries none (an agent-less server) or another failure's.
@@ -285,8 +274,8 @@ func (d *diag) fileURL(file string) string {
 	return fmt.Sprintf("%s/%s/resolve/%s/%s", d.hubEndpoint(), repo, d.revision(), file)
 }
 
-// secretRef names the model's secret: as the agent looked it up (the last failure), else as
-// the daemon's message names it, else from the spec.
+// secretRef names the model's secret: as the agent or the daemon looked it up (the last
+// failure), else from the spec.
 func (d *diag) secretRef(msg string) (ns, name, key string) {
 	if lf := d.f.ModelFailure; lf != nil && lf.Secret != nil {
 		return lf.Secret.Namespace, lf.Secret.Name, lf.Secret.Key
@@ -302,12 +291,6 @@ func (d *diag) secretRef(msg string) (ns, name, key string) {
 			name = *s.Storage.StorageKey
 		}
 		key = s.Storage.SecretKey()
-	}
-	if m := secretRe.FindStringSubmatch(msg); m != nil {
-		ns, name = m[1], m[2]
-	}
-	if m := noKeyRe.FindStringSubmatch(msg); m != nil {
-		key = m[1]
 	}
 	return orDefault(ns, v1.DefaultNamespace), name, key
 }

@@ -411,7 +411,7 @@ func (p *Puller) preflight(cacheDir, path string, jobs []*fileJob, reverify bool
 		return nil // unknown: let the download find out
 	}
 	if need > free {
-		return &Error{Reason: ReasonInsufficientStorage, Message: fmt.Sprintf("need %s, %s free on %s: free space, or move the cache (--data-dir / HF_HUB_CACHE) to a larger disk", modelinfo.FormatBytes(need), modelinfo.FormatBytes(free), cacheDir)}
+		return &Error{Reason: ReasonInsufficientStorage, BytesNeeded: need, BytesFree: free, Directory: cacheDir, Message: fmt.Sprintf("need %s, %s free on %s: free space, or move the cache (--data-dir / HF_HUB_CACHE) to a larger disk", modelinfo.FormatBytes(need), modelinfo.FormatBytes(free), cacheDir)}
 	}
 	return nil
 }
