@@ -107,16 +107,9 @@ func ollamaSample(s string) string {
 // NDJSON line by line when streaming.
 func (s *Server) ollama(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{start: time.Now(), id: requestID(r), front: "ollama", kind: kind}
-		w.Header().Set("X-Request-Id", c.id)
+		c, body, ok := s.begin(w, r, "ollama", kind)
 		defer s.finish(c)
-		if err := s.authenticateCall(r, c); err != nil {
-			s.fail(w, c, err)
-			return
-		}
-		body, err := s.readBody(w, r)
-		if err != nil {
-			s.fail(w, c, err)
+		if !ok {
 			return
 		}
 		o, err := ParseOllama(kind, body)

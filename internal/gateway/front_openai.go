@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"time"
 
 	"citadel.dev/citadel/internal/taskclass"
 )
@@ -272,19 +271,13 @@ func prefixHash(text string) uint64 {
 func (s *Server) openAI(kind string) http.HandlerFunc {
 	path := map[string]string{"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}[kind]
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{start: time.Now(), id: requestID(r), front: "openai", kind: kind}
-		w.Header().Set("X-Request-Id", c.id)
+		c, body, ok := s.begin(w, r, "openai", kind)
 		defer s.finish(c)
-		if err := s.authenticateCall(r, c); err != nil {
-			s.fail(w, c, err)
-			return
-		}
-		body, err := s.readBody(w, r)
-		if err != nil {
-			s.fail(w, c, err)
+		if !ok {
 			return
 		}
 		var req openAIBody
+		var err error
 		req, c.info, err = parseOpenAI(kind, body)
 		if err != nil {
 			s.fail(w, c, err)

@@ -50,6 +50,23 @@ func requestID(r *http.Request) string {
 	return hex.EncodeToString(b[:])
 }
 
+// begin starts a call on a front: its request id, the key before the body is read, then the
+// body. When ok is false the answer is written already; finish the call either way.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, front, kind string) (c *call, body []byte, ok bool) {
+	c = &call{start: time.Now(), id: requestID(r), front: front, kind: kind}
+	w.Header().Set("X-Request-Id", c.id)
+	if err := s.authenticateCall(r, c); err != nil {
+		s.fail(w, c, err)
+		return c, nil, false
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, c, err)
+		return c, nil, false
+	}
+	return c, body, true
+}
+
 // readBody reads a JSON request body within the size limit. The body is JSON whatever the
 // Content-Type says, as Ollama reads it: `curl -d '{…}'` sends
 // application/x-www-form-urlencoded, and Ollama's own examples are written that way.
