@@ -8,10 +8,10 @@
 // classify.go (a virtual name's task: header, image, rules, the built-in classifier of
 // internal/taskclass), explain.go (a decision spelled out), balance.go (replica selection,
 // passive ejection), health.go (active probes), scrape.go (engine load metrics),
-// front_openai.go (the OpenAI front: parsing, the model's rename), proxy.go (forwarding with
-// retries and failover, streaming, errors), upstream.go (the
-// plain-HTTP/1.1 engine client), front_ollama.go (the Ollama front; the protocol itself is
-// internal/ollamaapi), keys.go (API keys and limits), status.go (Route status), metrics.go
+// front_openai.go (the OpenAI front: parsing, the model's rename), front_ollama.go (the
+// Ollama front; the protocol itself is internal/ollamaapi), proxy.go (a call's start,
+// forwarding with retries and failover, streaming, errors), upstream.go (the plain-HTTP/1.1
+// engine client), keys.go (API keys and limits), status.go (Route status), metrics.go
 // (Prometheus).
 package gateway
 
