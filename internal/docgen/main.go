@@ -1,0 +1,54 @@
+// Command docgen writes the documentation pages generated from the code: docs/reasons.md,
+// the reasons and condition types of api/v1 (their doc comments and catalogue) with what
+// `citadel test` says to do about each (internal/modeltest).
+//
+// Run it from anywhere in the module:
+//
+//	go generate ./internal/docgen
+//
+// TestReasonsPageIsCurrent fails while docs/reasons.md differs from what it writes.
+package main
+
+//go:generate go run .
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// reasonsPage is the page docgen writes, relative to the module root.
+const reasonsPage = "docs/reasons.md"
+
+func main() {
+	root, err := moduleRoot()
+	if err == nil {
+		var page []byte
+		if page, err = reasonsMarkdown(root); err == nil {
+			err = os.WriteFile(filepath.Join(root, reasonsPage), page, 0o644)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docgen:", err)
+		os.Exit(1)
+	}
+}
+
+// moduleRoot is the nearest directory at or above the working directory with a go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}
