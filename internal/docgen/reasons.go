@@ -39,16 +39,18 @@ type section struct {
 	phases []string
 	// engine: the section lists the engine phases (internal/supervisor) too.
 	engine bool
+	// describe shows an object of the kind, for a problem internal/modeltest has no row for.
+	describe string
 }
 
 var sections = []section{
 	{"Models", []string{v1.KindBaseModel, v1.KindClusterBaseModel}, v1.KindClusterBaseModel,
-		[]string{v1.ModelPending, v1.ModelDownloading, v1.ModelVerifying, v1.ModelReady, v1.ModelFailed}, false},
+		[]string{v1.ModelPending, v1.ModelDownloading, v1.ModelVerifying, v1.ModelReady, v1.ModelFailed}, false, "citadel describe model NAME"},
 	{"InferenceServices", []string{v1.KindInferenceService}, v1.KindInferenceService,
-		[]string{v1.ServicePending, v1.ServiceScheduling, v1.ServiceStarting, v1.ServiceReady, v1.ServiceDegraded, v1.ServiceFailed}, true},
+		[]string{v1.ServicePending, v1.ServiceScheduling, v1.ServiceStarting, v1.ServiceReady, v1.ServiceDegraded, v1.ServiceFailed}, true, "citadel describe isvc NAME -n NAMESPACE"},
 	// A Route's phases and a runtime's have no constants: the gateway and the daemon write them.
-	{"Routes", []string{v1.KindRoute}, "", []string{"Ready", "Degraded"}, false},
-	{"Runtimes", []string{v1.KindServingRuntime, v1.KindClusterServingRuntime}, "", []string{"Disabled"}, false},
+	{"Routes", []string{v1.KindRoute}, "", []string{"Ready", "Degraded"}, false, "citadel describe route NAME -n NAMESPACE"},
+	{"Runtimes", []string{v1.KindServingRuntime, v1.KindClusterServingRuntime}, "", []string{"Disabled"}, false, "citadel describe runtime NAME"},
 }
 
 // vocab is what the doc comments of api/v1 say.
@@ -300,10 +302,10 @@ its message; ` + "`citadel test`" + ` turns it into one root cause and the comma
 every reason Citadel writes, by kind, with who writes it, the phases it comes with, what it means and what to do.
 
 **Terminal** means the writer will not move on by itself: it takes a change to the spec, to another object (a
-secret, a runtime, the model) or to the server's configuration; ` + "`citadel retry`" + ` or re-applying the object
-tries again once it is fixed. **Retried** means it clears on its own (a retry, a restart, progress) once the cause
-goes away. Each problem's "What to do" is what ` + "`citadel test`" + ` prints for it, with ` + "`MODEL`" + `,
-` + "`ORG/REPO`" + `, ` + "`FILE`" + `, ` + "`NAME`" + ` (the service) and ` + "`RUNTIME`" + ` in place of your objects' names.
+secret, a runtime, the model) or to the server's configuration. **Retried** means it clears on its own (a retry,
+a restart, progress) once the cause goes away. Each problem's "What to do" is what ` + "`citadel test`" + ` prints
+for it, with ` + "`MODEL`" + `, ` + "`ORG/REPO`" + `, ` + "`FILE`" + `, ` + "`NAME`" + ` and ` + "`NAMESPACE`" + ` (the service) and ` + "`RUNTIME`" + ` in place of your
+objects' names.
 
 The admin API's error reasons (NotFound, Conflict, Invalid, …) answer API calls and are not listed here. How the
 vocabulary is owned and how to add a reason: [design/0003](design/0003-vocabulary-and-owners.md#reasons-and-condition-types).
@@ -401,7 +403,7 @@ func (p *page) writeSection(v *vocab, s section, reasons []v1.ReasonInfo) {
 			continue
 		}
 		if e.cause == nil {
-			p.WriteString("What to do: `citadel describe` the object; its message and events name the cause.\n\n")
+			fmt.Fprintf(p, "What to do: read its message and events (`%s`); fix what they name.\n\n", s.describe)
 			continue
 		}
 		code := ""

@@ -12,17 +12,19 @@ import (
 
 // Placeholders a ReasonCause uses where a run names its own objects.
 const (
-	PlaceholderModel   = "MODEL"
-	PlaceholderRepo    = "ORG/REPO"
-	PlaceholderFile    = "FILE"
-	PlaceholderService = "NAME"
-	PlaceholderRuntime = "RUNTIME"
+	PlaceholderModel     = "MODEL"
+	PlaceholderRepo      = "ORG/REPO"
+	PlaceholderFile      = "FILE"
+	PlaceholderService   = "NAME"
+	PlaceholderNamespace = "NAMESPACE"
+	PlaceholderRuntime   = "RUNTIME"
 )
 
 // ReasonCause is what `citadel test` reports when a reason is the root cause of a failed
 // run: its cause code (the reason's own name, or a code of its own such as HubUnreachable),
 // the step it shows at, its summary and next steps. The names of the model, service and
-// runtime are the placeholders above; the model is a ClusterBaseModel.
+// runtime are the placeholders above; the model is a ClusterBaseModel, and the engine wrote
+// something.
 type ReasonCause struct {
 	Code      string
 	Step      string
@@ -40,7 +42,7 @@ func CauseOfReason(kind, reason string) (ReasonCause, bool) {
 		ModelKind:  v1.KindClusterBaseModel,
 		ModelPhase: v1.ModelFailed,
 		ModelSpec:  &v1.BaseModelSpec{Storage: &v1.StorageSpec{StorageURI: &uri}},
-		Service:    v1.DefaultNamespace + "/" + PlaceholderService,
+		Service:    PlaceholderNamespace + "/" + PlaceholderService,
 		Runtime:    PlaceholderRuntime,
 	}}
 	var c *Cause
@@ -61,7 +63,8 @@ func CauseOfReason(kind, reason string) (ReasonCause, bool) {
 		if reason == v1.ReasonModelDisabled {
 			c = d.modelDisabled()
 		} else if row, ok := serviceCauses[reason]; ok {
-			c = row(d, reason, nil)
+			// A tail, so no row takes the engine for silent.
+			c = row(d, reason, []string{"(the engine's last lines)"})
 		}
 	}
 	if c == nil {
