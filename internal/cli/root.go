@@ -123,6 +123,7 @@ OME-format YAML and apply them:
 		newMirror(e),
 		newSim(e), newLogs(e), newGateway(e), newTest(e), newBench(e),
 		newRetry(e), newRoute(e),
+		newDoctor(e),
 	)
 	return root
 }
