@@ -466,7 +466,33 @@ func (p *page) writeConditions(v *vocab) {
 	p.WriteString("A condition is `{type, status, reason, message}` in `status.conditions`; its reason is one of the reasons above.\n\n")
 	p.WriteString("| Type | Kinds | Written by | Meaning |\n|---|---|---|---|\n")
 	for _, c := range v1.ConditionTypes() {
-		fmt.Fprintf(p, "| %s | %s | %s | %s |\n", c.Name, strings.Join(c.Kinds, ", "), strings.Join(c.Writers, ", "), cell(v.cond[c.Name]))
+		fmt.Fprintf(p, "| %s | %s | %s | %s |\n", c.Name, strings.Join(c.Kinds, ", "), strings.Join(c.Writers, ", "), cell(condMeaning(v.cond[c.Name])))
 	}
 	p.WriteString("\n")
+}
+
+// condMeaning rewords a condition type's doc for the table, whose columns name its kinds:
+// "… BaseModel, ClusterBaseModel (the model agent; the daemon while no agent runs), set only
+// once a download was slow." → "… Written by the model agent; the daemon while no agent runs.
+// Set only once a download was slow."
+func condMeaning(doc string) string {
+	var out []string
+	for i, sentence := range strings.SplitAfter(doc, ". ") {
+		sentence = strings.TrimSpace(sentence)
+		first, _, _ := strings.Cut(sentence, " ")
+		first = strings.TrimRight(first, ",.")
+		if i > 0 && (slices.ContainsFunc(v1.Kinds, func(k v1.KindInfo) bool { return k.Kind == first }) || first == "Every") {
+			_, after, _ := strings.Cut(sentence, "(")
+			who, rest, _ := strings.Cut(after, ")")
+			if who != "" && who != "its writer" {
+				out = append(out, "Written by "+who+".")
+			}
+			if rest = strings.TrimLeft(rest, ", "); rest != "" && rest != "." {
+				out = append(out, upperFirst(rest))
+			}
+			continue
+		}
+		out = append(out, sentence)
+	}
+	return strings.Join(out, " ")
 }

@@ -116,3 +116,15 @@ func TestPhasesOf(t *testing.T) {
 		}
 	}
 }
+
+func TestCondMeaning(t *testing.T) {
+	for _, c := range []struct{ doc, want string }{
+		{"The download moves. BaseModel, ClusterBaseModel (the model agent), set only once slow.", "The download moves. Written by the model agent. Set only once slow."},
+		{"Every replica is ready. InferenceService (the serving controller).", "Every replica is ready. Written by the serving controller."},
+		{"The object does what it is for. Every kind with conditions (its writer).", "The object does what it is for."},
+	} {
+		if got := condMeaning(c.doc); got != c.want {
+			t.Errorf("condMeaning(%q) = %q, want %q", c.doc, got, c.want)
+		}
+	}
+}
