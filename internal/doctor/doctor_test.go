@@ -75,7 +75,7 @@ func TestGPU(t *testing.T) {
 
 	two := "0, GPU-a, NVIDIA GeForce RTX 4070 Ti SUPER, 16376, 300, [N/A]\n1, GPU-b, NVIDIA GeForce RTX 4070 Ti SUPER, 16376, 0, [N/A]\n"
 	c = GPU(ctx, lookIn("nvidia-smi"), runFrom(map[string]reply{
-		"/bin/nvidia-smi --query-gpu=index": {out: two},
+		"/bin/nvidia-smi --query-gpu=index":          {out: two},
 		"/bin/nvidia-smi --query-gpu=driver_version": {out: "550.54.14\n550.54.14\n"},
 	}), time.Second)
 	want(t, c, OK, "2 GPU(s)", "0: NVIDIA GeForce RTX 4070 Ti SUPER, 16.0 GiB", "driver 550.54.14")
@@ -148,9 +148,11 @@ type fi struct {
 	dir  bool
 }
 
-func (f fi) Name() string       { return f.name }
-func (f fi) Size() int64        { return 0 }
-func (f fi) Mode() fs.FileMode  { return map[bool]fs.FileMode{true: fs.ModeDir | 0o755, false: 0o644}[f.dir] }
+func (f fi) Name() string { return f.name }
+func (f fi) Size() int64  { return 0 }
+func (f fi) Mode() fs.FileMode {
+	return map[bool]fs.FileMode{true: fs.ModeDir | 0o755, false: 0o644}[f.dir]
+}
 func (f fi) ModTime() time.Time { return time.Time{} }
 func (f fi) IsDir() bool        { return f.dir }
 func (f fi) Sys() any           { return nil }
