@@ -276,6 +276,9 @@ func TestHub(t *testing.T) {
 	cs = HubChecks(ctx, slow.Client(), Hub{Endpoint: slow.URL}, 50*time.Millisecond)
 	want(t, cs[0], Warn, "no answer within 50ms")
 
+	cs = HubChecks(ctx, hc, Hub{Endpoint: "huggingface.co"}, time.Second)
+	want(t, cs[0], Fail, "not a URL", "https://huggingface.co")
+
 	cs = HubChecks(ctx, hc, Hub{Endpoint: hub.URL, Offline: true}, time.Second)
 	want(t, cs[0], Warn, "HF_HUB_OFFLINE")
 }

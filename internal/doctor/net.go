@@ -74,6 +74,9 @@ func HubChecks(ctx context.Context, hc *http.Client, h Hub, timeout time.Duratio
 	defer cancel()
 	start := time.Now()
 	req, err := http.NewRequestWithContext(rctx, http.MethodHead, h.Endpoint+"/", nil)
+	if err == nil && (req.URL.Scheme != "http" && req.URL.Scheme != "https" || req.URL.Host == "") {
+		err = errors.New("not an http(s) URL with a host")
+	}
 	if err != nil {
 		reach.Status, reach.Finding, reach.Fix = Fail, "HF_ENDPOINT is not a URL: "+err.Error(), "set HF_ENDPOINT to a URL such as https://huggingface.co"
 		tok.Status, tok.Finding = Warn, "not checked: the hub is not reachable"
