@@ -42,9 +42,10 @@ type dashboard struct {
 	Panels        []panel `json:"panels"`
 	Templating    struct {
 		List []struct {
-			Name  string `json:"name"`
-			Type  string `json:"type"`
-			Query any    `json:"query"`
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Query      any    `json:"query"`
+			Definition string `json:"definition"`
 		} `json:"list"`
 	} `json:"templating"`
 }
@@ -136,6 +137,17 @@ func loadDashboard(t *testing.T) (dashboard, exprs) {
 		}
 	}
 	walk(d.Panels)
+	for _, v := range d.Templating.List {
+		if v.Type == "query" {
+			// label_values(METRIC, LABEL): only the metric is a name to check
+			m := labelValues.FindStringSubmatch(v.Definition)
+			if m == nil {
+				t.Errorf("variable %s: definition %q is not label_values(metric, label)", v.Name, v.Definition)
+				continue
+			}
+			out["dashboard variable "+v.Name] = m[1]
+		}
+	}
 	return d, out
 }
 
@@ -226,9 +238,10 @@ func TestSystemdUnit(t *testing.T) {
 			set = append(set, l)
 		}
 	}
-	for _, bad := range []string{"PrivateDevices=yes", "PrivateDevices=true", "DevicePolicy=strict", "DevicePolicy=closed", "MemoryDenyWriteExecute=yes", "MemoryDenyWriteExecute=true"} {
+	for _, bad := range []string{"PrivateDevices=yes", "PrivateDevices=true", "DevicePolicy=strict", "DevicePolicy=closed", "MemoryDenyWriteExecute=yes", "MemoryDenyWriteExecute=true",
+		"ProtectClock=yes", "ProtectClock=true"} {
 		if slices.Contains(set, bad) {
-			t.Errorf("citadel.service sets %q, which keeps engines from the GPUs or breaks CUDA's JIT", bad)
+			t.Errorf("citadel.service sets %q, which keeps engines from the GPUs (a device allow-list) or breaks CUDA's JIT", bad)
 		}
 	}
 	env := string(read(t, "systemd/citadel.env"))
@@ -397,12 +410,13 @@ spec:
 }
 
 var (
-	stringLit = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
-	variable  = regexp.MustCompile(`\$\{[^}]*\}|\$[A-Za-z_]\w*`)
-	brackets  = regexp.MustCompile(`\[[^\]]*\]|\{[^}]*\}`)
-	grouping  = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	token     = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?[a-z]*|[A-Za-z_:][A-Za-z0-9_:]*`)
-	keywords  = map[string]bool{"and": true, "or": true, "unless": true, "by": true, "without": true, "on": true, "ignoring": true,
+	labelValues = regexp.MustCompile(`^label_values\(\s*([^,{)\s]+)`)
+	stringLit   = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
+	variable    = regexp.MustCompile(`\$\{[^}]*\}|\$[A-Za-z_]\w*`)
+	brackets    = regexp.MustCompile(`\[[^\]]*\]|\{[^}]*\}`)
+	grouping    = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	token       = regexp.MustCompile(`[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?[a-z]*|[A-Za-z_:][A-Za-z0-9_:]*`)
+	keywords    = map[string]bool{"and": true, "or": true, "unless": true, "by": true, "without": true, "on": true, "ignoring": true,
 		"group_left": true, "group_right": true, "offset": true, "bool": true, "inf": true, "nan": true, "Inf": true, "NaN": true}
 )
 
