@@ -386,6 +386,9 @@ spec:
 		}
 		sort.Strings(keys)
 		for _, where := range keys {
+			if err := balanced(all[where]); err != nil {
+				t.Errorf("%s: %v in %q", where, err, all[where])
+			}
 			names := metricNames(all[where])
 			if len(names) == 0 && !strings.HasPrefix(all[where], "vector(") { // an objective is a constant
 				t.Errorf("%s: no metric name in %q", where, all[where])
@@ -444,6 +447,9 @@ func metricNames(expr string) []string {
 }
 
 func TestMetricNames(t *testing.T) {
+	if balanced(`sum(rate(x[5m])`) == nil || balanced(`a{b="("}`) != nil {
+		t.Error("balanced: wrong verdict")
+	}
 	for expr, want := range map[string][]string{
 		`histogram_quantile(0.99, sum by (le, model) (rate(citadel_gateway_time_to_first_token_seconds_bucket{model=~"$model"}[$__rate_interval])))`: {"citadel_gateway_time_to_first_token_seconds_bucket"},
 		`sum without (code) (rate(vllm:prompt_tokens_total[5m] offset 1h)) / on(model) group_left() up`:                                              {"vllm:prompt_tokens_total", "up"},
@@ -454,4 +460,26 @@ func TestMetricNames(t *testing.T) {
 			t.Errorf("metricNames(%q) = %q, want %q", expr, got, want)
 		}
 	}
+}
+
+// balanced reports brackets that do not pair up outside string literals: the syntax slip a
+// name check cannot see.
+func balanced(expr string) error {
+	var stack []rune
+	pair := map[rune]rune{')': '(', ']': '[', '}': '{'}
+	for i, r := range stringLit.ReplaceAllString(expr, `""`) {
+		switch r {
+		case '(', '[', '{':
+			stack = append(stack, r)
+		case ')', ']', '}':
+			if len(stack) == 0 || stack[len(stack)-1] != pair[r] {
+				return fmt.Errorf("unmatched %q at %d", r, i)
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if len(stack) > 0 {
+		return fmt.Errorf("%d brackets left open", len(stack))
+	}
+	return nil
 }
