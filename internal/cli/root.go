@@ -122,7 +122,7 @@ OME-format YAML and apply them:
 		newEvents(e), newSecret(e), newKey(e), newVersion(e), newPull(e),
 		newMirror(e),
 		newSim(e), newLogs(e), newGateway(e), newTest(e), newBench(e),
-		newRetry(e), newRoute(e),
+		newRetry(e), newRoute(e), newUp(e),
 		newDoctor(e),
 	)
 	return root
