@@ -39,8 +39,12 @@ optionally APIKey objects (citadel key create prints one's hash):
   spec:
     models:
     - name: qwen
-      targets: [{url: "http://10.0.0.5:8000", model: Qwen/Qwen2.5-7B-Instruct}]
+      targets: [{url: "http://10.0.0.5:8000", model: Qwen/Qwen2.5-7B-Instruct, engine: vllm}]
       fallback: [{url: "http://10.0.0.6:11434", api: ollama, model: "qwen2.5:7b"}]
+
+A target's engine (vllm, sglang, llamacpp, ollama) makes the gateway probe that
+engine's health path and balance on its load metrics; without it, on the
+requests it has in flight there.
 
 Within citadel serve the gateway runs already (--gateway-addr), with routes and
 services from the store.`,
