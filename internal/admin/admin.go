@@ -83,6 +83,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/gpus", s.gpus)
 	mux.HandleFunc("POST /api/v1/fit", s.fit)
 	mux.HandleFunc("POST /api/v1/explain", s.explain)
+	mux.HandleFunc("GET /{$}", s.dashboard)
+	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, v1.ReasonNotFound, fmt.Sprintf("no admin API route %s %s", r.Method, r.URL.Path), nil)
 	})
@@ -96,6 +98,13 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			// The dashboard (GET / and its static files) also takes its cookie, or ?token= once.
+			if handled, ok := s.dashboardAuth(w, r); handled || ok {
+				if !handled {
+					next.ServeHTTP(w, r)
+				}
+				return
+			}
 			writeError(w, http.StatusUnauthorized, v1.ReasonUnauthorized, "missing or wrong admin token: pass --token or set CITADEL_TOKEN to the token citadel serve was started with", nil)
 			return
 		}
