@@ -133,7 +133,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 					for _, l := range gpuLines {
 						fmt.Fprintf(e.stderr, "citadel: %s\n", l)
 					}
-					fmt.Fprintf(e.stderr, "citadel: admin API on http://%s, data in %s\n", addr, dataDir)
+					fmt.Fprintf(e.stderr, "citadel: admin API and dashboard on http://%s, data in %s\n", addr, dataDir)
 					if gw != nil {
 						fmt.Fprintf(e.stderr, "citadel: gateway on http://%s (OpenAI /v1, Ollama /api)\n", gatewayAddr)
 					} else {

@@ -327,6 +327,7 @@ func upCurl(gatewayAddr, task, text string) string {
 func printTry(w io.Writer, gatewayAddr, adminAddr string) {
 	fmt.Fprintf(w, `
 Gateway (OpenAI /v1 and Ollama /api): http://%[1]s   model "auto" routes by task; the x-citadel-route header says where and why.
+Dashboard: http://%[2]s/   (models, services, GPUs, routes, events; refreshes itself)
 Admin API: http://%[2]s   (citadel get isvc --server %[2]s, citadel get gpus, citadel describe isvc mimo-vl-7b-rl)
 
 Try:

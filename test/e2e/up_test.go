@@ -19,7 +19,12 @@ func TestUp(t *testing.T) {
 	h := newHost(t)
 	admin, gw := freeAddr(t), freeAddr(t)
 	out, stop := upUntilReady(t, h, admin, gw)
-	for _, want := range []string{"4 model stand-ins", "simulated GPUs 2xrtx-4070-ti-super", "applied examples/seed-001",
+	if resp, err := http.Get("http://" + admin + "/"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("the dashboard up prints: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	for _, want := range []string{"Dashboard: http://" + admin + "/", "4 model stand-ins", "simulated GPUs 2xrtx-4070-ti-super", "applied examples/seed-001",
 		"service mimo-vl-7b-rl            Ready vllm on GPUs [0 1]", "The engines are simulated", "examples/gpu-host/README.md"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("citadel up's output lacks %q", want)
