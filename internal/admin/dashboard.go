@@ -97,7 +97,11 @@ type dashService struct {
 	Ref, Phase, Class, Reason, Message, Runtime string
 	Replicas, ReadyReplicas                     int32
 	Endpoints                                   []v1.Endpoint
+	Log                                         []string // the first replica's last engine lines
 }
+
+// dashboardLogLines is how many of an engine's last log lines the page shows per service.
+const dashboardLogLines = 6
 
 type dashGPU struct {
 	Index                      int
@@ -168,7 +172,8 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 		st := isvc.Status
 		p.Services = append(p.Services, dashService{Ref: ref(o), Phase: st.Phase, Class: phaseClass(st.Phase), Reason: st.Reason,
-			Message: st.Message, Runtime: st.Runtime, Replicas: st.Replicas, ReadyReplicas: st.ReadyReplicas, Endpoints: st.Endpoints})
+			Message: st.Message, Runtime: st.Runtime, Replicas: st.Replicas, ReadyReplicas: st.ReadyReplicas, Endpoints: st.Endpoints,
+			Log: s.dashboardLog(ctx, isvc.Namespace, isvc.Name)})
 	}
 	for _, o := range objects(v1.KindRoute) {
 		rt, ok := o.(*v1.Route)
@@ -209,6 +214,21 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; style-src-attr 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// dashboardLog is the last lines of a service's first engine replica, as citadel logs shows
+// them; none when no engine runs it (or the server runs no serving controller).
+func (s *Server) dashboardLog(ctx context.Context, namespace, name string) []string {
+	if s.opts.Logs == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var b bytes.Buffer
+	if err := s.opts.Logs(ctx, namespace, name, 0, dashboardLogLines, false, &b); err != nil {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 }
 
 // dashboardList reads every object of a kind as the list handler does: from the store,

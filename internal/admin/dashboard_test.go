@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -71,7 +72,14 @@ func TestDashboardShowsState(t *testing.T) {
 		return v1.GPUList{Source: "test", Items: []v1.GPU{{Index: 0, Name: "RTX <b>4070</b>", MemoryTotal: 16 << 30, MemoryUsed: 2 << 30, Planned: 12 << 30,
 			Holders: []v1.GPUHolder{{Service: "default/svc", Replica: 0, Engine: "vllm", PID: 4242, Bytes: 12 << 30}}}}}, nil
 	}
-	st, srv := dashboardServer(t, Options{Version: v1.VersionInfo{Version: "test"}, GPUs: gpus})
+	logs := func(_ context.Context, ns, name string, replica, tail int, _ bool, w io.Writer) error {
+		if ns != "default" || name != "svc" || replica != 0 || tail != dashboardLogLines {
+			return fmt.Errorf("logs of %s/%s #%d tail %d", ns, name, replica, tail)
+		}
+		_, err := io.WriteString(w, "INFO: Uvicorn running on http://127.0.0.1:4321\nWARNING <b>kv cache</b> 91% full\n")
+		return err
+	}
+	st, srv := dashboardServer(t, Options{Version: v1.VersionInfo{Version: "test"}, GPUs: gpus, Logs: logs})
 	c, err := client.New(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +123,8 @@ func TestDashboardShowsState(t *testing.T) {
 		// The service and its endpoint.
 		`<code>default/svc</code>`, `Serving`, `1/1`, `vllm`, `<code>127.0.0.1:4321</code>`, `GPUs 0,1`, `PID 4242`, `3 restarts`,
 		`last exit: exit status 1 (EngineExited)`,
+		// The engine's last log lines, escaped.
+		`<pre class="log">INFO: Uvicorn running on http://127.0.0.1:4321`, `WARNING &lt;b&gt;kv cache&lt;/b&gt; 91% full`,
 		// The GPU and who holds it.
 		`RTX &lt;b&gt;4070&lt;/b&gt;`, `16.0 GiB`, `12.0 GiB`, `4.0 GiB`, `<code>default/svc</code> #0 vllm PID 4242`,
 		// The route.
