@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -181,7 +182,7 @@ func printExplanation(w io.Writer, x v1.RouteExplanation, offline bool) {
 	}
 	if len(x.Nearest) > 0 {
 		var parts []string
-		for _, task := range slices.Sorted(mapKeys(x.Nearest)) {
+		for _, task := range slices.Sorted(maps.Keys(x.Nearest)) {
 			parts = append(parts, fmt.Sprintf("%s %.2f", task, x.Nearest[task]))
 		}
 		fmt.Fprintf(tw, "examples\t%s (similarity of the nearest)\n", strings.Join(parts, "  "))
@@ -194,7 +195,7 @@ func printExplanation(w io.Writer, x v1.RouteExplanation, offline bool) {
 		fmt.Fprintf(tw, "features\t%s\n", strings.Join(parts, ", "))
 	}
 	if x.Ask != "" {
-		fmt.Fprintf(tw, "read\t%q\n", cutText(x.Ask, 100))
+		fmt.Fprintf(tw, "read\t%q\n", taskclass.Excerpt(x.Ask, 100))
 	}
 	where := "the server's gateway"
 	if offline {
@@ -202,24 +203,6 @@ func printExplanation(w io.Writer, x v1.RouteExplanation, offline bool) {
 	}
 	fmt.Fprintf(tw, "took\t%.0f µs, %s\n", x.Micros, where)
 	tw.Flush()
-}
-
-func mapKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func cutText(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n]) + "…"
-	}
-	return s
 }
 
 // chatBody is an OpenAI chat request of one user turn.

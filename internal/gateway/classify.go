@@ -205,12 +205,16 @@ func classifyRules(ri RequestInfo, e *Entry, rules []TaskEntry) Verdict {
 }
 
 // features are the request's classifier features, computed once per request.
-func features(ri RequestInfo) taskclass.Features {
+func features(ri RequestInfo) taskclass.Features { return taskclass.Featurize(ri.classInput()) }
+
+// classInput is what the classifier reads: the request's turns, or with none known, the whole
+// prompt text as the ask.
+func (ri *RequestInfo) classInput() taskclass.Input {
 	in := ri.Class
 	if in.Ask == "" && in.Tool == "" {
 		in.Ask = ri.Text
 	}
-	return taskclass.Featurize(in)
+	return in
 }
 
 // quoteCut quotes s in ASCII, cut to n runes.

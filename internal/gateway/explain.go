@@ -36,39 +36,26 @@ func (s *Server) Explain(body []byte, api string) (v1.RouteExplanation, error) {
 // Explain is Resolve with the reasons spelled out.
 func (t *Table) Explain(ri RequestInfo) (v1.RouteExplanation, error) {
 	start := time.Now()
-	d, err := t.Resolve(ri)
+	d, e, v, err := t.resolve(ri)
 	took := time.Since(start)
 	if err != nil {
 		return v1.RouteExplanation{}, err
 	}
 	x := v1.RouteExplanation{Model: ri.Model, Public: d.Public, Task: d.Task, Reason: d.Reason, Micros: float64(took.Nanoseconds()) / 1e3}
-	if d.Dest != nil {
-		switch {
-		case len(d.Dest.Targets) > 0:
-			x.Target = d.Dest.Targets[0].Name
-		case len(d.Dest.Fallback) > 0:
-			x.Target = d.Dest.Fallback[0].Name
-		}
+	if tg := d.Dest.first(); tg != nil {
+		x.Target = tg.Name
 	}
-	e := t.entry(ri.Model)
-	if e == nil || e.Dest != nil {
+	if e == nil {
 		return x, nil
 	}
-	v := Classify(ri, e)
-	if v.Entry != nil {
-		for i := range e.Tasks {
-			if &e.Tasks[i] == v.Entry {
-				x.Rule = fmt.Sprintf("%s: tasks[%d] (%s)", e.Public, i, v.Entry.Task)
-			}
+	for i := range e.Tasks {
+		if &e.Tasks[i] == v.Entry {
+			x.Rule = fmt.Sprintf("%s: tasks[%d] (%s)", e.Public, i, v.Entry.Task)
 		}
 	}
-	x.Ask = cutRunes(ri.ask(), 200)
+	x.Ask = taskclass.Excerpt(ri.ask(), 200)
 	if v.Scores != nil {
-		in := ri.Class
-		if in.Ask == "" && in.Tool == "" {
-			in.Ask = ri.Text
-		}
-		scores, feats := taskclass.Builtin().Explain(in, 12)
+		scores, feats := taskclass.Builtin().Explain(ri.classInput(), 12)
 		x.Scores = map[string]float64{}
 		for i, task := range taskclass.Tasks {
 			x.Scores[task] = round2(scores[i])
@@ -86,28 +73,7 @@ func (t *Table) Explain(ri RequestInfo) (v1.RouteExplanation, error) {
 	return x, nil
 }
 
-// entry is the table's entry for a model name as Resolve finds it.
-func (t *Table) entry(name string) *Entry {
-	if t == nil {
-		return nil
-	}
-	if e := t.names[name]; e != nil {
-		return e
-	}
-	if trimmed, ok := strings.CutSuffix(name, ":latest"); ok {
-		return t.names[trimmed]
-	}
-	return t.names[name+":latest"]
-}
-
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
-
-func cutRunes(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n]) + "…"
-	}
-	return s
-}
 
 // explainError is a request Explain cannot route, with the HTTP status the admin API answers.
 type explainError struct {

@@ -86,31 +86,32 @@ type BuildInput struct {
 // Ollama client, "name:latest" and "name" are the same), then, for a virtual name, the task
 // rule Classify picks. An unknown model is a *NotFoundError listing the available names.
 func (t *Table) Resolve(ri RequestInfo) (Decision, error) {
+	d, _, _, err := t.resolve(ri)
+	return d, err
+}
+
+// resolve is Resolve, also returning, for a virtual name, its entry and how the request was
+// first classified (nil and the zero Verdict otherwise).
+func (t *Table) resolve(ri RequestInfo) (Decision, *Entry, Verdict, error) {
 	if t == nil {
-		return Decision{}, &NotFoundError{Model: ri.Model}
+		return Decision{}, nil, Verdict{}, &NotFoundError{Model: ri.Model}
 	}
-	name := ri.Model
-	e := t.names[name]
+	name, e := t.lookup(ri.Model)
 	if e == nil {
-		if trimmed, ok := strings.CutSuffix(name, ":latest"); ok && t.names[trimmed] != nil {
-			name = trimmed
-		} else if !strings.Contains(name, ":") && t.names[name+":latest"] != nil {
-			name += ":latest"
-		}
-		e = t.names[name]
-	}
-	if e == nil {
-		return Decision{}, &NotFoundError{Model: ri.Model, Available: slices.Clone(t.avail)}
+		return Decision{}, nil, Verdict{}, &NotFoundError{Model: ri.Model, Available: slices.Clone(t.avail)}
 	}
 	d := Decision{Public: e.Public, Reason: t.how[name], Dest: e.Dest}
+	var first *Entry
+	var firstV Verdict
 	for depth := 0; e.Dest == nil; depth++ {
 		cv := Classify(ri, e)
 		task, reason, te := cv.Task, cv.Reason, cv.Entry
 		if te == nil || depth > 8 {
-			return Decision{}, fmt.Errorf("model %q: no task rule applies", ri.Model)
+			return Decision{}, nil, Verdict{}, fmt.Errorf("model %q: no task rule applies", ri.Model)
 		}
 		if depth == 0 {
 			d.Reason, d.How = reason, cv.How
+			first, firstV = e, cv
 		} else {
 			d.Reason += ", then " + e.Public + ": " + reason
 		}
@@ -120,10 +121,25 @@ func (t *Table) Resolve(ri RequestInfo) (Decision, error) {
 			break
 		}
 		if e = t.local[e.Route+"\x00"+te.Public]; e == nil {
-			return Decision{}, fmt.Errorf("model %q: task %s leads to %q, which is not served", ri.Model, task, te.Public)
+			return Decision{}, nil, Verdict{}, fmt.Errorf("model %q: task %s leads to %q, which is not served", ri.Model, task, te.Public)
 		}
 	}
-	return d, nil
+	return d, first, firstV, nil
+}
+
+// lookup finds a model's entry by name or alias; for an Ollama client, "name:latest" and
+// "name" are the same. It returns the name as the table knows it.
+func (t *Table) lookup(model string) (string, *Entry) {
+	if e := t.names[model]; e != nil {
+		return model, e
+	}
+	if trimmed, ok := strings.CutSuffix(model, ":latest"); ok && t.names[trimmed] != nil {
+		return trimmed, t.names[trimmed]
+	}
+	if !strings.Contains(model, ":") && t.names[model+":latest"] != nil {
+		return model + ":latest", t.names[model+":latest"]
+	}
+	return model, nil
 }
 
 // Models lists every public name (aliases included; a service's "namespace/name" only when
@@ -186,13 +202,8 @@ func (d Decision) headerVia(t *Target) string {
 		sb.WriteString("task=" + d.Task + " ")
 	}
 	sb.WriteString("model=" + d.Public)
-	if t == nil && d.Dest != nil {
-		switch {
-		case len(d.Dest.Targets) > 0:
-			t = d.Dest.Targets[0]
-		case len(d.Dest.Fallback) > 0:
-			t = d.Dest.Fallback[0]
-		}
+	if t == nil {
+		t = d.Dest.first()
 	}
 	if t != nil {
 		sb.WriteString(" service=" + t.Name)
@@ -206,4 +217,18 @@ func (d Decision) headerVia(t *Target) string {
 		}
 		return r
 	}, sb.String())
+}
+
+// first is the target a destination tries first: its first target, else its first fallback
+// (nil for a nil destination or one with neither).
+func (d *Destination) first() *Target {
+	switch {
+	case d == nil:
+		return nil
+	case len(d.Targets) > 0:
+		return d.Targets[0]
+	case len(d.Fallback) > 0:
+		return d.Fallback[0]
+	}
+	return nil
 }

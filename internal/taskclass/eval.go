@@ -49,7 +49,7 @@ func Evaluate(examples []Example, decide func(*Example) (Decision, error)) (*Rep
 			r.Correct++
 			continue
 		}
-		r.Misses = append(r.Misses, Miss{Where: e.Where, Want: e.Task, Got: d.Task, Reason: d.Reason, Confidence: d.Confidence, Ask: cut(e.Input().Ask, 90)})
+		r.Misses = append(r.Misses, Miss{Where: e.Where, Want: e.Task, Got: d.Task, Reason: d.Reason, Confidence: d.Confidence, Ask: Excerpt(e.Input().Ask, 90)})
 	}
 	order := []string{"code", "reasoning", "general", "vision", "embedding"}
 	seen := map[string]bool{}
@@ -127,7 +127,9 @@ func (r *Report) Write(w io.Writer, worst int) {
 	}
 }
 
-func cut(s string, n int) string {
+// Excerpt is the start of s for a line of output: its whitespace folded to single spaces,
+// cut to n runes (with "…" when cut).
+func Excerpt(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > n {
 		return string(r[:n]) + "…"

@@ -1,6 +1,7 @@
 package taskclass
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"unicode"
@@ -107,7 +108,7 @@ func (f *featurizer) features(in Input) Features {
 		norm += float64(v) * float64(v)
 	}
 	if norm > 0 {
-		inv := float32(1 / sqrt(norm))
+		inv := float32(1 / math.Sqrt(norm))
 		for k := range out.Value {
 			out.Value[k] *= inv
 		}

@@ -164,8 +164,6 @@ func softmax(l [NumTasks]float64) Scores {
 	return s
 }
 
-func sqrt(x float64) float64 { return math.Sqrt(x) }
-
 // Similarity is the cosine similarity of two feature sets (both are normalised, indexes sorted).
 func Similarity(a, b Features) float64 {
 	dot := 0.0
