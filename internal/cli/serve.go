@@ -30,7 +30,7 @@ func newServe(e *env) *cobra.Command {
 	var dataDir, adminAddr, adminToken, logLevel, logFormat, ollamaRegistry string
 	var agentOn, enginesOn, simulate bool
 	var gpus, gatewayAddr, accessLog string
-	var metricsKey bool
+	var metricsKey, nextStepLine bool
 	var simScale float64
 	var stall time.Duration
 	var maxDownloads int
@@ -139,8 +139,10 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 					} else {
 						fmt.Fprintf(e.stderr, "citadel: no gateway (--gateway-addr off): routes are stored, not served\n")
 					}
-					_, statErr := os.Stat(filepath.Join("examples", "seed-001"))
-					fmt.Fprintf(e.stderr, "citadel: next: %s\n", nextStep(enginesOn, simulate, haveGPUs, e.getenv("HF_ENDPOINT") != "" && ollamaRegistry != "", statErr == nil))
+					if nextStepLine {
+						_, statErr := os.Stat(filepath.Join("examples", "seed-001"))
+						fmt.Fprintf(e.stderr, "citadel: next: %s\n", nextStep(enginesOn, simulate, haveGPUs, e.getenv("HF_ENDPOINT") != "" && ollamaRegistry != "", statErr == nil))
+					}
 				},
 			})
 		},
@@ -163,6 +165,8 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&gatewayAddr, "gateway-addr", gateway.DefaultAddr, "inference gateway listen address (OpenAI /v1 and Ollama /api); off to disable. Keys are optional: with no APIKey objects the gateway is open, so keep it on loopback or create keys (citadel key create)")
 	f.StringVar(&accessLog, "access-log", "", "write one JSON line per gateway request to this file (- for stderr)")
 	f.BoolVar(&metricsKey, "metrics-require-key", false, "with API keys defined, the gateway's /metrics needs one too (by default it stays open for Prometheus)")
+	f.BoolVar(&nextStepLine, "next-step", true, "print the next thing to do once the server is up")
+	_ = f.MarkHidden("next-step") // for citadel up, which does it
 	return cmd
 }
 

@@ -113,12 +113,11 @@ examples/seed-001 (examples/gpu-host/README.md).`,
 				return e.getenv(k)
 			}
 			se.stdout = io.Discard
-			se.stderr = &dropLines{w: e.stderr, prefix: "citadel: next:"} // up does the next step itself
 			serve := newServe(&se)
 			serve.SilenceUsage, serve.SilenceErrors = true, true
 			serve.SetArgs([]string{"--data-dir", filepath.Join(dataDir, "state"), "--admin-addr", adminAddr, "--gateway-addr", gatewayAddr,
 				"--gpus", upGPUs, "--simulate-engines", "--sim-time-scale", fmt.Sprint(scale), "--ollama-registry", mirrorURL,
-				"--log-level", logLevel})
+				"--log-level", logLevel, "--next-step=false"}) // up takes the next step itself
 			serveErr := make(chan error, 1)
 			go func() { serveErr <- serve.ExecuteContext(ctx) }()
 
@@ -263,7 +262,7 @@ func watchUp(ctx context.Context, c *client.Client, w io.Writer, serveErr <-chan
 				continue
 			}
 			st := s.Status
-			line := fmt.Sprintf("service %-24s %s", s.Name, orDash(st.Phase))
+			line := fmt.Sprintf("service %-24s %s", s.Name, dash(st.Phase))
 			switch st.Phase {
 			case v1.ServiceReady:
 				ready++
@@ -294,13 +293,6 @@ func watchUp(ctx context.Context, c *client.Client, w io.Writer, serveErr <-chan
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // upImage is a 1×1 PNG, small enough to print.
@@ -345,18 +337,4 @@ these GPUs); the answers are generated text. On a GPU host the same files run re
 citadel serve, then citadel apply -f examples/seed-001 (see examples/gpu-host/README.md).
 Ctrl-C stops everything; citadel up again reuses what was downloaded.
 `, gatewayAddr, adminAddr)
-}
-
-// dropLines writes what it is given but the lines that start with prefix (whole lines: the
-// server writes a line per call).
-type dropLines struct {
-	w      io.Writer
-	prefix string
-}
-
-func (d *dropLines) Write(p []byte) (int, error) {
-	if strings.HasPrefix(string(p), d.prefix) {
-		return len(p), nil
-	}
-	return d.w.Write(p)
 }
