@@ -267,7 +267,7 @@ func (s *Server) dashboardGPUs(ctx context.Context, p *dashPage) {
 		d := dashGPU{Index: g.Index, Name: g.Name, Note: g.Note, Total: humanBytes(g.MemoryTotal), Used: humanBytes(g.MemoryUsed),
 			Planned: humanBytes(g.Planned), Free: "–"}
 		if g.MemoryTotal > 0 {
-			d.Free = humanBytes(max(g.MemoryTotal-g.Planned, 0))
+			d.Free = humanBytes(max(g.MemoryTotal-g.MemoryUsed-g.Planned, 0)) // as citadel get gpus: less other processes and the plan
 		}
 		for _, h := range g.Holders {
 			d.Holders = append(d.Holders, dashHolder{Service: h.Service, Engine: h.Engine, Bytes: humanBytes(h.Bytes), Replica: h.Replica, PID: h.PID, Shared: h.Shared})

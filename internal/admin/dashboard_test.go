@@ -126,7 +126,9 @@ func TestDashboardShowsState(t *testing.T) {
 		// The engine's last log lines, escaped.
 		`<pre class="log">INFO: Uvicorn running on http://127.0.0.1:4321`, `WARNING &lt;b&gt;kv cache&lt;/b&gt; 91% full`,
 		// The GPU and who holds it.
-		`RTX &lt;b&gt;4070&lt;/b&gt;`, `16.0 GiB`, `12.0 GiB`, `4.0 GiB`, `<code>default/svc</code> #0 vllm PID 4242`,
+		`RTX &lt;b&gt;4070&lt;/b&gt;`,
+		// total, other processes, planned, free (total less both, as citadel get gpus says)
+		`<td class="num">16.0 GiB</td><td class="num">2.0 GiB</td><td class="num">12.0 GiB</td><td class="num">2.0 GiB</td>`, `<code>default/svc</code> #0 vllm PID 4242`,
 		// The route.
 		`<code>default/web</code>`, `<code>chat-public</code>`, `every target is ready`,
 		// Events: the apply's and the recorded one.
