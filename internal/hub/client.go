@@ -259,7 +259,7 @@ func port(u *url.URL) string {
 // host; a request left unanswered for the header timeout is a [*NoAnswerError].
 func (c *Client) transportError(method string, u *url.URL, err error) error {
 	onEndpoint := c.base != nil && strings.EqualFold(u.Hostname(), c.base.Hostname())
-	if awaitingHeaders(err) {
+	if netclass.AwaitingHeaders(err) {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			ue.URL = netclass.RedactURL(ue.URL)

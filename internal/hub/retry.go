@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"citadel.dev/citadel/internal/netclass"
@@ -65,17 +64,3 @@ func (e *UnresolvedHostError) Error() string {
 }
 
 func (e *UnresolvedHostError) Unwrap() error { return e.Err }
-
-// awaitingHeaders reports whether err is the transport's response-header timeout: a timeout that is not
-// the dial's or the TLS handshake's.
-func awaitingHeaders(err error) bool {
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() || netclass.ChainHas(err, context.DeadlineExceeded) {
-		return false
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "dial" {
-		return false
-	}
-	return true
-}

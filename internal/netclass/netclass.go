@@ -65,6 +65,18 @@ func Transient(err error) (retry, ok bool) {
 	return false, false
 }
 
+// AwaitingHeaders reports whether err is a transport's response-header timeout: the server
+// accepted the request and did not answer in time (a timeout that is neither the dial's nor
+// the caller's context deadline).
+func AwaitingHeaders(err error) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || ChainHas(err, context.DeadlineExceeded) {
+		return false
+	}
+	var oe *net.OpError
+	return !errors.As(err, &oe) || oe.Op != "dial"
+}
+
 // ChainHas reports whether target itself (not something that merely claims to be it via an Is method, as
 // net's timeout errors claim to be context.DeadlineExceeded) is in err's chain.
 func ChainHas(err, target error) bool {

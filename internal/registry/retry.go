@@ -80,9 +80,7 @@ func (e *UnresolvedHostError) Unwrap() error { return e.Err }
 
 // transportError explains a transport error of a request to u in a chain that started on origin.
 func (c *Client) transportError(method string, u *url.URL, origin string, err error) error {
-	var ne net.Error
-	var oe *net.OpError
-	if errors.As(err, &ne) && ne.Timeout() && !netclass.ChainHas(err, context.DeadlineExceeded) && !(errors.As(err, &oe) && oe.Op == "dial") {
+	if netclass.AwaitingHeaders(err) {
 		redact(err)
 		return &NoAnswerError{Method: method, URL: u.String(), After: c.headerTO, Err: err}
 	}
