@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -40,6 +41,9 @@ type RouteSpec struct {
 	Balancing *Balancing   `json:"balancing,omitempty"`
 	Limits    *Limits      `json:"limits,omitempty"`
 	Retry     *Retry       `json:"retry,omitempty"`
+	// Objectives are the service-level objectives of all the route's traffic, which the
+	// dashboard measures and marks met or missed.
+	Objectives *Objectives `json:"objectives,omitempty"`
 }
 
 // RouteModel is one public model name.
@@ -63,6 +67,9 @@ type RouteModel struct {
 	MinConfidence *float64   `json:"minConfidence,omitempty"`
 	Balancing     *Balancing `json:"balancing,omitempty"`
 	Limits        *Limits    `json:"limits,omitempty"`
+	// Objectives are the service-level objectives of this public name's traffic alone (a
+	// virtual name's request whose task rule names another model counts for that model).
+	Objectives *Objectives `json:"objectives,omitempty"`
 }
 
 // RouteTarget is a destination: an InferenceService ("name" or
@@ -148,6 +155,64 @@ type Limits struct {
 type Retry struct {
 	Attempts      *int32    `json:"attempts,omitempty"`
 	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
+}
+
+// Objectives are service-level objectives: what share of requests must succeed and how soon
+// the first token must come. The dashboard measures them over the gateway's traffic of the
+// last 15 minutes (since the gateway started, when that is sooner) and marks each met,
+// missed, or no data when no request came.
+//
+//	objectives: {availability: "99.9%", ttftP99: 2s}
+type Objectives struct {
+	// Availability is the percentage of requests that must not fail: "99.9%". A request
+	// fails when the gateway answers 5xx or no answer at all; 4xx (a wrong key, an unknown
+	// model, a rate limit) are the client's and do not count.
+	Availability string `json:"availability,omitempty"`
+	// TTFTP50 bounds the median time to first token (arrival at the gateway to the first byte
+	// of the engine's answer): "500ms".
+	TTFTP50 *Duration `json:"ttftP50,omitempty"`
+	// TTFTP99 bounds the 99th percentile of the time to first token: "2s".
+	TTFTP99 *Duration `json:"ttftP99,omitempty"`
+}
+
+// AvailabilityRatio parses Availability ("99.9%") as a ratio (0.999); 0 when it is unset.
+func (o *Objectives) AvailabilityRatio() (float64, error) {
+	if o == nil || o.Availability == "" {
+		return 0, nil
+	}
+	num, ok := strings.CutSuffix(strings.TrimSpace(o.Availability), "%")
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if !ok || err != nil {
+		return 0, fmt.Errorf("%q is not a percentage", o.Availability)
+	}
+	if !(v > 0 && v <= 100) {
+		return 0, fmt.Errorf("%q is not above 0%% and at most 100%%", o.Availability)
+	}
+	return v / 100, nil
+}
+
+func (o *Objectives) validate() FieldErrors {
+	var errs FieldErrors
+	if _, err := o.AvailabilityRatio(); err != nil {
+		errs.Add("availability", err.Error(), `write the share of requests that must succeed as a percentage, e.g. "99.9%"`)
+	}
+	for _, d := range []struct {
+		name string
+		v    *Duration
+	}{{"ttftP50", o.TTFTP50}, {"ttftP99", o.TTFTP99}} {
+		if d.v == nil {
+			continue
+		}
+		if v, err := d.v.Std(); err != nil {
+			errs.Add(d.name, err.Error(), "")
+		} else if v == 0 {
+			errs.Add(d.name, "must be above zero", "write the time to first token to stay under, e.g. 2s")
+		}
+	}
+	if o.Availability == "" && o.TTFTP50 == nil && o.TTFTP99 == nil {
+		errs.Add("", "sets no objective", "set availability, ttftP50 or ttftP99, or remove objectives")
+	}
+	return errs
 }
 
 // Default fills the route's defaults.
@@ -264,12 +329,18 @@ func (r *Route) Validate() FieldErrors {
 		if m.Limits != nil {
 			spec.Prefixed(p+".limits", m.Limits.validate())
 		}
+		if m.Objectives != nil {
+			spec.Prefixed(p+".objectives", m.Objectives.validate())
+		}
 	}
 	if r.Spec.Balancing != nil {
 		spec.Prefixed("balancing", r.Spec.Balancing.validate())
 	}
 	if r.Spec.Limits != nil {
 		spec.Prefixed("limits", r.Spec.Limits.validate())
+	}
+	if r.Spec.Objectives != nil {
+		spec.Prefixed("objectives", r.Spec.Objectives.validate())
 	}
 	if rt := r.Spec.Retry; rt != nil {
 		if rt.Attempts != nil && (*rt.Attempts < 1 || *rt.Attempts > 10) {
