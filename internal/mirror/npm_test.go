@@ -17,7 +17,7 @@ import (
 )
 
 // TestHuggingFaceJSClient downloads repos from the mirror with the official
-// @huggingface/hub client (test/npm/hub-download.mjs).
+// @huggingface/hub client (test/interop/hub-download.mjs).
 func TestHuggingFaceJSClient(t *testing.T) {
 	dir := npmtest.Dir(t, "@huggingface/hub")
 	files := map[string][]byte{

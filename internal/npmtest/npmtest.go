@@ -1,5 +1,5 @@
-// Package npmtest runs the official JavaScript clients in test/npm (npm ci --prefix test/npm)
-// from Go tests.
+// Package npmtest runs the official JavaScript clients in test/interop (npm ci --prefix
+// test/interop) from Go tests.
 package npmtest
 
 import (
@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Dir is this module's test/npm with the packages (paths below node_modules, e.g. "openai",
+// Dir is this module's test/interop with the packages (paths below node_modules, e.g. "openai",
 // "@huggingface/hub") installed and node on PATH. Otherwise the test is skipped, or fails
 // when CITADEL_REQUIRE_NPM=1 (CI), with the command that installs them.
 func Dir(t testing.TB, packages ...string) string {
@@ -33,16 +33,16 @@ func Dir(t testing.TB, packages ...string) string {
 		}
 		root = parent
 	}
-	dir := filepath.Join(root, "test", "npm")
+	dir := filepath.Join(root, "test", "interop")
 	missing := func(why string) {
 		if os.Getenv("CITADEL_REQUIRE_NPM") == "1" {
-			t.Fatalf("%s (CITADEL_REQUIRE_NPM=1); run: npm ci --prefix test/npm", why)
+			t.Fatalf("%s (CITADEL_REQUIRE_NPM=1); run: npm ci --prefix test/interop", why)
 		}
-		t.Skipf("%s; run npm ci --prefix test/npm to enable this test", why)
+		t.Skipf("%s; run npm ci --prefix test/interop to enable this test", why)
 	}
 	for _, pkg := range packages {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json")); err != nil {
-			missing("test/npm/node_modules/" + pkg + " is not installed")
+			missing("test/interop/node_modules/" + pkg + " is not installed")
 		}
 	}
 	if _, err := exec.LookPath("node"); err != nil {
