@@ -138,3 +138,6 @@ func (m *metrics) handler(s *Server) http.Handler {
 	})
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
+
+// Gatherer is the gateway's Prometheus registry, as /metrics serves it, for in-process readers.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.met.reg }
