@@ -85,7 +85,9 @@ type Field struct {
 	// oneOf checks of a Validate method; empty when any value of its type goes.
 	Enum []string
 
-	named string // the named type of the package the field holds, through * and []
+	// Named is the named type of the package the field holds, through pointers and lists
+	// ("Quantity", "StorageSpec"); "" for a predeclared or another package's type.
+	Named string
 }
 
 // Summary is the first sentence of the field's doc comment.
@@ -174,7 +176,7 @@ func Load(dir string) (*Package, error) {
 	}
 	for _, t := range l.pkg.Types {
 		for _, f := range t.Fields {
-			if nt := l.pkg.Types[f.named]; nt != nil && len(f.Enum) == 0 {
+			if nt := l.pkg.Types[f.Named]; nt != nil && len(f.Enum) == 0 {
 				f.Enum = nt.Enum
 			}
 		}
@@ -293,7 +295,7 @@ func (l *loader) typeOf(t *doc.Type) (*Type, error) {
 		}
 		yaml, ref := l.yamlType(af.Type)
 		f := &Field{Name: name, Inline: inline, GoType: exprString(af.Type), YAML: yaml, Ref: ref, Doc: strings.TrimSpace(docText)}
-		f.named = strings.TrimLeft(f.GoType, "*[]")
+		f.Named = strings.TrimLeft(f.GoType, "*[]")
 		if len(af.Names) > 0 {
 			f.GoName = af.Names[0].Name
 		} else {
