@@ -99,6 +99,7 @@ examples/seed-001 (examples/gpu-host/README.md).`,
 			}
 			mirrorURL := "http://" + mln.Addr().String()
 			go func() { _ = msrv.Serve(ctx, mln) }()
+			say("mirror of the stand-ins on %s: a Hugging Face Hub (HF_ENDPOINT=%[1]s) and an Ollama registry", mirrorURL)
 
 			// citadel serve, in this process, downloading from the mirror into --data-dir only:
 			// the user's own HF cache and Ollama store are not touched by stand-ins.
