@@ -46,6 +46,10 @@ type Options struct {
 	// Explain, when set, routes a chat request body without sending it (POST
 	// /api/v1/explain): the gateway's decision and its reasons. api is openai or ollama.
 	Explain func(body []byte, api string) (v1.RouteExplanation, error)
+	// Metrics, when set, serves GET /metrics (Prometheus). It needs the token like every
+	// other call unless MetricsOpen is set.
+	Metrics     http.Handler
+	MetricsOpen bool
 }
 
 // Server is the admin API.
@@ -83,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/gpus", s.gpus)
 	mux.HandleFunc("POST /api/v1/fit", s.fit)
 	mux.HandleFunc("POST /api/v1/explain", s.explain)
+	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /{$}", s.dashboard)
 	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +102,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	}
 	want := []byte("Bearer " + s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if r.URL.Path != "/healthz" && !(r.URL.Path == "/metrics" && s.opts.MetricsOpen) && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			// The dashboard (GET / and its static files) also takes its cookie, or ?token= once.
 			if handled, ok := s.dashboardAuth(w, r); handled || ok {
 				if !handled {
@@ -118,6 +123,15 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// metrics is GET /metrics: the server's state for Prometheus.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Metrics == nil {
+		writeError(w, http.StatusNotFound, v1.ReasonNotFound, "this server exports no metrics on its admin port", nil)
+		return
+	}
+	s.opts.Metrics.ServeHTTP(w, r)
 }
 
 func (s *Server) version(w http.ResponseWriter, _ *http.Request) {

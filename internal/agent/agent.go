@@ -58,6 +58,19 @@ type Options struct {
 	StatusEvery time.Duration
 	// StallTimeout is reported in messages; the puller enforces it.
 	StallTimeout time.Duration
+	// Metrics, when set, counts downloads (citadel serve's /metrics).
+	Metrics Metrics
+}
+
+// Metrics counts the agent's downloads. Its methods are called from the agent's loop.
+type Metrics interface {
+	// Started is called when a download starts; retry says it is an automatic attempt
+	// after a failed one.
+	Started(retry bool)
+	// Finished is called when a download ends: err is nil when it succeeded, retryable says
+	// the agent will try again by itself, fetched is the bytes it received (known only when
+	// it succeeded).
+	Finished(err error, retryable bool, fetched int64)
 }
 
 // RetryAnnotation on a model asks the agent to try it again: any change of
@@ -478,6 +491,9 @@ func (a *Agent) start(ctx context.Context, wg *sync.WaitGroup, k v1.Key, s *spec
 		a.write(ctx, k, s, v1.ModelDownloading, v1.ReasonResolving, fmt.Sprintf("resolving %s", uri), nil)
 	}
 	req := pull.Request{URI: uri, Token: token, Path: path}
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Started(m.attempt > 0)
+	}
 	wg.Go(func() {
 		defer cancel()
 		var last time.Time
@@ -524,6 +540,9 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 			return // shutting down: the next start resumes
 		}
 		pe := pull.AsError(r.err)
+		if a.opts.Metrics != nil {
+			a.opts.Metrics.Finished(r.err, pe.Retryable, 0)
+		}
 		fail := failureOf(pe)
 		m.failedFP, m.failedGen, m.retryable = r.fp, s.meta.Generation, pe.Retryable
 		reason, msg := pe.Reason, pe.Error()
@@ -552,6 +571,9 @@ func (a *Agent) handle(ctx context.Context, wg *sync.WaitGroup, r result) {
 		}
 		a.fail(ctx, r.key, s, reason, msg, fail)
 		return
+	}
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Finished(nil, false, r.res.Fetched)
 	}
 	m.attempt, m.failedFP, m.checked, m.missing = 0, "", true, ""
 	a.writeRecord(r.key, record{FP: r.fp, Result: *r.res})

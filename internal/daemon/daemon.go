@@ -23,6 +23,7 @@ import (
 	"citadel.dev/citadel/internal/pull"
 	"citadel.dev/citadel/internal/serving"
 	"citadel.dev/citadel/internal/store"
+	"citadel.dev/citadel/internal/telemetry"
 )
 
 // Options configure the daemon.
@@ -53,6 +54,10 @@ type Options struct {
 	Gateway         *gateway.Options
 	GatewayListener net.Listener
 	GatewayAddr     string
+
+	// MetricsOpen lets /metrics on the admin port answer without AdminToken (for a
+	// Prometheus that sends none).
+	MetricsOpen bool
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -110,6 +115,15 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Gateway != nil {
 		aopts.Explain = func(body []byte, api string) (v1.RouteExplanation, error) { return gw.ExplainForAdmin(body, api) }
 	}
+	topts := telemetry.Options{Store: st, GPUs: aopts.GPUs, Version: opts.Version, Logger: log.With("component", "metrics")}
+	if opts.Serving != nil && opts.Serving.Discover != nil {
+		topts.Utilization = telemetry.NvidiaSMIUtilization // the inventory is nvidia-smi's
+	}
+	agentMetrics := &telemetry.AgentRecorder{}
+	if opts.Puller != nil {
+		topts.Agent = agentMetrics.Counters
+	}
+	aopts.Metrics, aopts.MetricsOpen = telemetry.Handler(telemetry.New(topts)), opts.MetricsOpen
 	api := admin.New(st, aopts)
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -128,6 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Puller != nil {
 		ao := opts.Agent
 		ao.Store, ao.Puller, ao.Logger, ao.Now = st, opts.Puller, log.With("component", "agent"), opts.Now
+		ao.Metrics = agentMetrics
 		if ao.RecordsDir == "" {
 			ao.RecordsDir = filepath.Join(opts.DataDir, "agent", "models")
 		}
