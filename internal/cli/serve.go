@@ -30,11 +30,13 @@ func newServe(e *env) *cobra.Command {
 	var dataDir, adminAddr, adminToken, logLevel, logFormat, ollamaRegistry string
 	var agentOn, enginesOn, simulate bool
 	var gpus, gatewayAddr, accessLog string
-	var metricsKey, metricsOpen, nextStepLine bool
+	var metricsKey, nextStepLine bool
 	var simScale float64
 	var stall time.Duration
 	var maxDownloads int
 	var minMBps float64
+	var configFile string
+	var printConfig bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Citadel server: store, admin API and controllers",
@@ -42,12 +44,30 @@ func newServe(e *env) *cobra.Command {
 
 The admin API (apply, get, describe, delete, events, watch) listens on
 --admin-addr. State lives in an embedded SQLite database under --data-dir
-and survives restarts. Stop with Ctrl-C or SIGTERM.`,
+and survives restarts. Stop with Ctrl-C or SIGTERM.
+
+Every flag can instead be set in a YAML file given with --config, under its name in
+lowerCamelCase (--gateway-addr is gatewayAddr). Flags on the command line win over the
+file, and the file over the defaults. --print-config writes the settings in effect as
+such a file, to start one from.`,
+		Example: `  citadel serve
+  citadel serve --print-config > /etc/citadel/serve.yaml
+  citadel serve --config /etc/citadel/serve.yaml --log-level debug`,
 		Args: argsBetween(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			src := settingSources{}
+			if configFile != "" {
+				var err error
+				if src, err = applyConfigFile(cmd.LocalNonPersistentFlags(), configFile); err != nil {
+					return usageError{err}
+				}
+			}
+			if printConfig {
+				return writeConfig(e.stdout, cmd.LocalNonPersistentFlags())
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return usagef("--log-level %q: use debug, info, warn or error", logLevel)
+				return usagef("%s %q: use debug, info, warn or error", src.name("log-level"), logLevel)
 			}
 			hopts := &slog.HandlerOptions{Level: level}
 			var h slog.Handler
@@ -57,7 +77,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 			case "json":
 				h = slog.NewJSONHandler(e.stderr, hopts)
 			default:
-				return usagef("--log-format %q: use text or json", logFormat)
+				return usagef("%s %q: use text or json", src.name("log-format"), logFormat)
 			}
 			if dataDir == "" {
 				d, err := defaultDataDir(e.getenv)
@@ -83,7 +103,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 			haveGPUs := false
 			gpuLines := []string{"serving controller off (--engines=false): no engines start and no GPU is used"}
 			if enginesOn {
-				inv, discover, err := inventory(cmd.Context(), gpus, simulate)
+				inv, discover, err := inventory(cmd.Context(), gpus, src.name("gpus"), simulate)
 				if err != nil {
 					return err
 				}
@@ -113,7 +133,7 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 			var gln net.Listener
 			if gw != nil {
 				if gln, err = net.Listen("tcp", gatewayAddr); err != nil {
-					return fmt.Errorf("gateway cannot listen on %s: %w (is another citadel serve running? pick another with --gateway-addr, or --gateway-addr off)", gatewayAddr, err)
+					return fmt.Errorf("gateway cannot listen on %s: %w (is another citadel serve running? pick another with %s, or off)", gatewayAddr, err, src.name("gateway-addr"))
 				}
 				gatewayAddr = gln.Addr().String()
 			}
@@ -125,7 +145,6 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 				DataDir:         dataDir,
 				AdminAddr:       adminAddr,
 				AdminToken:      adminToken,
-				MetricsOpen:     metricsOpen,
 				Version:         version.Info(),
 				Logger:          slog.New(h),
 				Puller:          puller,
@@ -152,7 +171,6 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&dataDir, "data-dir", e.getenv("CITADEL_DATA_DIR"), "state directory (env CITADEL_DATA_DIR; default $XDG_STATE_HOME/citadel or ~/.local/state/citadel)")
 	f.StringVar(&adminAddr, "admin-addr", client.DefaultAddress, "admin API listen address")
 	f.StringVar(&adminToken, "admin-token", e.getenv("CITADEL_ADMIN_TOKEN"), "require this bearer token on admin calls (env CITADEL_ADMIN_TOKEN)")
-	f.BoolVar(&metricsOpen, "admin-metrics-open", false, "/metrics on the admin port (models, services, GPUs) answers without --admin-token, for a Prometheus that sends none")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	f.BoolVar(&agentOn, "agent", true, "run the model agent (downloads models; HF_ENDPOINT, HF_HOME, OLLAMA_MODELS apply)")
@@ -167,6 +185,8 @@ and survives restarts. Stop with Ctrl-C or SIGTERM.`,
 	f.StringVar(&gatewayAddr, "gateway-addr", gateway.DefaultAddr, "inference gateway listen address (OpenAI /v1 and Ollama /api); off to disable. Keys are optional: with no APIKey objects the gateway is open, so keep it on loopback or create keys (citadel key create)")
 	f.StringVar(&accessLog, "access-log", "", "write one JSON line per gateway request to this file (- for stderr)")
 	f.BoolVar(&metricsKey, "metrics-require-key", false, "with API keys defined, the gateway's /metrics needs one too (by default it stays open for Prometheus)")
+	f.StringVar(&configFile, "config", "", "read settings from this YAML file, one key per flag in lowerCamelCase (gatewayAddr: …); flags on the command line win")
+	f.BoolVar(&printConfig, "print-config", false, "print the settings in effect (defaults, --config file, flags) as a --config file and exit")
 	f.BoolVar(&nextStepLine, "next-step", true, "print the next thing to do once the server is up")
 	_ = f.MarkHidden("next-step") // for citadel up, which does it
 	return cmd
@@ -188,8 +208,8 @@ func openAccessLog(e *env, path string) (io.Writer, func(), error) {
 }
 
 // inventory finds the GPUs engines may use: a fixed list, or (auto) nvidia-smi, read again on
-// every pass of the serving controller.
-func inventory(ctx context.Context, spec string, simulate bool) ([]placement.GPU, func(context.Context) ([]placement.GPU, error), error) {
+// every pass of the serving controller. name is how errors name the setting (--gpus).
+func inventory(ctx context.Context, spec, name string, simulate bool) ([]placement.GPU, func(context.Context) ([]placement.GPU, error), error) {
 	switch spec {
 	case "none", "":
 		return nil, nil, nil
@@ -208,7 +228,7 @@ func inventory(ctx context.Context, spec string, simulate bool) ([]placement.GPU
 	}
 	inv, err := placement.FakeInventory(spec)
 	if err != nil {
-		return nil, nil, usagef("--gpus %q: %v", spec, err)
+		return nil, nil, usagef("%s %q: %v", name, spec, err)
 	}
 	return inv, nil, nil
 }
