@@ -30,7 +30,7 @@ func newServe(e *env) *cobra.Command {
 	var dataDir, adminAddr, adminToken, logLevel, logFormat, ollamaRegistry string
 	var agentOn, enginesOn, simulate bool
 	var gpus, gatewayAddr, accessLog string
-	var metricsKey, nextStepLine bool
+	var metricsKey, metricsOpen, nextStepLine bool
 	var simScale float64
 	var stall time.Duration
 	var maxDownloads int
@@ -145,6 +145,7 @@ such a file, to start one from.`,
 				DataDir:         dataDir,
 				AdminAddr:       adminAddr,
 				AdminToken:      adminToken,
+				MetricsOpen:     metricsOpen,
 				Version:         version.Info(),
 				Logger:          slog.New(h),
 				Puller:          puller,
@@ -171,6 +172,7 @@ such a file, to start one from.`,
 	f.StringVar(&dataDir, "data-dir", e.getenv("CITADEL_DATA_DIR"), "state directory (env CITADEL_DATA_DIR; default $XDG_STATE_HOME/citadel or ~/.local/state/citadel)")
 	f.StringVar(&adminAddr, "admin-addr", client.DefaultAddress, "admin API listen address")
 	f.StringVar(&adminToken, "admin-token", e.getenv("CITADEL_ADMIN_TOKEN"), "require this bearer token on admin calls (env CITADEL_ADMIN_TOKEN)")
+	f.BoolVar(&metricsOpen, "admin-metrics-open", false, "/metrics on the admin port (models, services, GPUs) answers without --admin-token, for a Prometheus that sends none")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	f.BoolVar(&agentOn, "agent", true, "run the model agent (downloads models; HF_ENDPOINT, HF_HOME, OLLAMA_MODELS apply)")
