@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
 	v1 "citadel.dev/citadel/api/v1"
@@ -23,6 +27,7 @@ import (
 	"citadel.dev/citadel/internal/perfmodel"
 	"citadel.dev/citadel/internal/sim"
 	"citadel.dev/citadel/internal/sim/simtest"
+	"citadel.dev/citadel/internal/telemetry"
 )
 
 func read(t *testing.T, path string) []byte {
@@ -217,9 +222,81 @@ func TestPrometheusConfig(t *testing.T) {
 			t.Errorf("job %s has no targets", sc.JobName)
 		}
 	}
-	for _, j := range []string{"citadel-gateway", "citadel-engines"} {
+	for _, j := range []string{"citadel-server", "citadel-gateway", "citadel-engines"} {
 		if !jobs[j] {
 			t.Errorf("no scrape job %s", j)
+		}
+	}
+	// The admin job's commented authorization, uncommented, sends the admin token.
+	var auth struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			Authorization struct {
+				Type            string `yaml:"type"`
+				CredentialsFile string `yaml:"credentials_file"`
+			} `yaml:"authorization"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal([]byte(withAdminToken(t, "/etc/prometheus/citadel-admin.token")), &auth); err != nil {
+		t.Fatalf("prometheus.yml with the admin job's authorization uncommented: %v", err)
+	}
+	for _, sc := range auth.ScrapeConfigs {
+		if sc.JobName == "citadel-server" && (sc.Authorization.Type != "Bearer" || sc.Authorization.CredentialsFile == "") {
+			t.Errorf("citadel-server's authorization, uncommented: %+v, want a Bearer credentials_file", sc.Authorization)
+		}
+	}
+}
+
+// withAdminToken is prometheus.yml with the citadel-server job's authorization uncommented and
+// its credentials file at path.
+func withAdminToken(t *testing.T, path string) string {
+	t.Helper()
+	const commented = "    # authorization:\n    #   type: Bearer\n    #   credentials_file: /etc/prometheus/citadel-admin.token\n"
+	cfg := string(read(t, "prometheus/prometheus.yml"))
+	if !strings.Contains(cfg, commented) {
+		t.Fatalf("prometheus.yml lacks the citadel-server job's commented authorization:\n%s", commented)
+	}
+	return strings.Replace(cfg, commented, "    authorization:\n      type: Bearer\n      credentials_file: "+path+"\n", 1)
+}
+
+// TestPromtool checks the kit with Prometheus's own promtool: the configuration (as shipped and
+// with the admin token), the rules, and the rules' unit tests (prometheus/rules_test.yml).
+// Without promtool on PATH it is skipped, unless CITADEL_REQUIRE_PROMTOOL=1. Debian's
+// prometheus package has it.
+func TestPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CITADEL_REQUIRE_PROMTOOL") == "1" {
+			t.Fatal("CITADEL_REQUIRE_PROMTOOL=1 but promtool is not on PATH (apt-get install prometheus)")
+		}
+		t.Skip("promtool not on PATH; set CITADEL_REQUIRE_PROMTOOL=1 to make this a failure")
+	}
+	dir := t.TempDir()
+	token := filepath.Join(dir, "citadel-admin.token")
+	for name, b := range map[string][]byte{
+		"prometheus.yml":      read(t, "prometheus/prometheus.yml"),
+		"with-token.yml":      []byte(withAdminToken(t, token)),
+		"rules.yml":           read(t, "prometheus/rules.yml"),
+		"rules_test.yml":      read(t, "prometheus/rules_test.yml"),
+		"citadel-admin.token": []byte("s3cret\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"check", "config", "prometheus.yml"},
+		{"check", "config", "with-token.yml"},
+		{"check", "rules", "rules.yml"},
+		{"test", "rules", "rules_test.yml"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		cmd := exec.CommandContext(ctx, promtool, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }
@@ -254,9 +331,10 @@ func TestSystemdUnit(t *testing.T) {
 
 // TestMetricNamesAreExposed runs a gateway in front of simulated vLLM (two metric
 // generations), SGLang and llama.cpp engines, sends it traffic that makes every gateway series
-// appear (streams, a failing target with a fallback, a virtual model), scrapes every /metrics
-// and checks that each metric name in the dashboard and the rules is one of them, or a series
-// a recording rule makes, or Prometheus's own up.
+// appear (streams, a failing target with a fallback, a virtual model), runs citadel serve with
+// a model downloaded from a mirror and a Ready service on a simulated GPU, scrapes every
+// /metrics and checks that each metric name in the dashboard and the rules is one of them, or
+// a series a recording rule makes, or Prometheus's own up.
 func TestMetricNamesAreExposed(t *testing.T) {
 	_, dash := loadDashboard(t)
 	rules, recorded := loadRules(t)
@@ -368,11 +446,26 @@ spec:
 	for name, url := range engines {
 		add(name, url)
 	}
+	serve := serveMetrics(t)
+	checkServeValues(t, serve)
+	for _, s := range serve {
+		if _, ok := exposed[s.name]; !ok {
+			exposed[s.name] = "citadel serve"
+		}
+	}
+	// Series a simulated GPU cannot show: accepted when citadel serve describes them.
+	described := describedNames()
+	for _, name := range []string{"citadel_gpu_utilization_ratio"} {
+		if _, ok := exposed[name]; !ok && described[name] {
+			exposed[name] = "citadel serve with nvidia-smi"
+		}
+	}
 
 	// the series a test of this kind must see, so that the traffic above stays sufficient
 	for _, want := range []string{"citadel_gateway_requests_total", "citadel_gateway_retries_total", "citadel_gateway_failovers_total",
 		"citadel_gateway_task_decisions_total", "citadel_gateway_time_to_first_token_seconds_bucket", "citadel_gateway_tokens_total",
-		"citadel_gateway_replica_kv_cache_usage", "vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc", "sglang:num_running_reqs", "llamacpp:requests_processing"} {
+		"citadel_gateway_replica_kv_cache_usage", "vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc", "sglang:num_running_reqs", "llamacpp:requests_processing",
+		"citadel_model_phase", "citadel_model_download_bytes", "citadel_service_phase", "citadel_gpu_memory_bytes", "citadel_agent_downloads_total"} {
 		if _, ok := exposed[want]; !ok {
 			t.Errorf("no source exposes %s", want)
 		}
@@ -396,7 +489,7 @@ spec:
 			for _, n := range names {
 				used[n] = true
 				if _, ok := exposed[n]; !ok && !recorded[n] {
-					t.Errorf("%s: %s is neither exposed by the gateway or a simulated engine nor recorded by rules.yml", where, n)
+					t.Errorf("%s: %s is exposed by neither the gateway, a simulated engine nor citadel serve, nor recorded by rules.yml", where, n)
 				}
 			}
 		}
@@ -404,7 +497,9 @@ spec:
 	check(dash)
 	check(rules)
 	for _, want := range []string{"citadel_gateway_task_decisions_total", "citadel_gateway_overhead_seconds_bucket", "vllm:num_requests_running",
-		"sglang:num_running_reqs", "llamacpp:requests_processing", "vllm:time_to_first_token_seconds_bucket"} {
+		"sglang:num_running_reqs", "llamacpp:requests_processing", "vllm:time_to_first_token_seconds_bucket",
+		"citadel_model_phase", "citadel_model_download_bytes", "citadel_model_size_bytes", "citadel_service_phase", "citadel_service_replicas_ready",
+		"citadel_gpu_memory_bytes", "citadel_gpu_utilization_ratio"} {
 		if !used[want] {
 			t.Errorf("the dashboard does not show %s", want)
 		}
@@ -412,7 +507,21 @@ spec:
 	t.Logf("%d expressions use %d metric names; %d names exposed", len(dash)+len(rules), len(used), len(exposed))
 }
 
+// describedNames are the metric names citadel serve's collector describes.
+func describedNames() map[string]bool {
+	ch := make(chan *prometheus.Desc, 100)
+	go func() { telemetry.New(telemetry.Options{}).Describe(ch); close(ch) }()
+	out := map[string]bool{}
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			out[m[1]] = true
+		}
+	}
+	return out
+}
+
 var (
+	fqName      = regexp.MustCompile(`fqName: "([^"]+)"`)
 	labelValues = regexp.MustCompile(`^label_values\(\s*([^,{)\s]+)`)
 	stringLit   = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
 	variable    = regexp.MustCompile(`\$\{[^}]*\}|\$[A-Za-z_]\w*`)
