@@ -62,9 +62,6 @@ such a file, to start one from.`,
 					return usageError{err}
 				}
 			}
-			if printConfig {
-				return writeConfig(e.stdout, cmd.LocalNonPersistentFlags())
-			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usagef("%s %q: use debug, info, warn or error", src.name("log-level"), logLevel)
@@ -78,6 +75,9 @@ such a file, to start one from.`,
 				h = slog.NewJSONHandler(e.stderr, hopts)
 			default:
 				return usagef("%s %q: use text or json", src.name("log-format"), logFormat)
+			}
+			if printConfig {
+				return writeConfig(e.stdout, cmd.LocalNonPersistentFlags())
 			}
 			if dataDir == "" {
 				d, err := defaultDataDir(e.getenv)

@@ -109,6 +109,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"no value", "gpus:\n", []string{"serve.yaml:1:", "gpus needs a single value"}},
 		{"twice", "gpus: none\ngpus: auto\n", []string{"serve.yaml:2:", "gpus is set twice (first on line 1)"}},
 		{"not a mapping", "- gpus: none\n", []string{"serve.yaml:1:", "must be a mapping"}},
+		{"a value serve checks itself", "gpus: none\nlogLevel: verbose\n", []string{`serve.yaml:2: logLevel "verbose": use debug, info, warn or error`}},
 		{"not YAML", "gpus: [none\n", []string{"serve.yaml: not valid YAML"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
