@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,18 +55,39 @@ func Dir(t testing.TB, packages ...string) string {
 // Run runs node with args in dir (a minute at most) and decodes the JSON it prints.
 func Run[T any](t testing.TB, dir string, args ...string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return RunWith[T](t, dir, Options{}, args...)
+}
+
+// Options are RunWith's: the environment and the time limit of one node process.
+type Options struct {
+	// Env is node's whole environment. Default is nil: this process's environment.
+	Env []string
+	// Timeout ends node when it runs longer. Default is 0: a minute.
+	Timeout time.Duration
+}
+
+// RunWith runs node with args in dir, as opts say, and decodes the JSON it prints.
+func RunWith[T any](t testing.TB, dir string, opts Options, args ...string) T {
+	t.Helper()
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = dir
+	cmd.Env = opts.Env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: still running after %s", err, opts.Timeout)
+		}
 		t.Fatalf("node %v: %v\n%s", args, err, stderr.String())
 	}
 	var v T
 	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
-		t.Fatalf("decoding %s: %v", stdout.Bytes(), err)
+		t.Fatalf("node %v printed no JSON: %v\nstdout:\n%s\nstderr:\n%s", args, err, stdout.Bytes(), stderr.String())
 	}
 	return v
 }
