@@ -98,6 +98,12 @@ type engine struct {
 	backoff      func(attempt int) time.Duration
 	now          func() time.Time
 	bufs         sync.Pool // *[]byte of 1 MiB
+	// cores and cpuUsed let the ramp tell streams held back by this
+	// host's CPUs from streams held back by the source: cpuUsed is the CPU
+	// time the process has used (nil or not ok: unknown, and the ramp
+	// judges by throughput alone).
+	cores   int
+	cpuUsed func() (time.Duration, bool)
 	// lock serialises work on one destination within this process.
 	lock func(ctx context.Context, path string) (unlock func(), err error)
 }
@@ -330,7 +336,11 @@ const rampEvery = 250 * time.Millisecond
 // one that matters on a fast link, and a single window of rampEvery is
 // noisy there (a new stream's first window also carries what its socket
 // buffered while it settled): one stream and two are each measured over
-// rampWindows windows.
+// rampWindows windows. Before it adds a stream, the ramp asks whether the
+// CPUs can carry one: when the process already uses more CPU than the
+// cores would have for one stream more (the streams' reads and writes and
+// the hashing), the streams run at this host's speed, not the source's,
+// and another would take its time from them.
 func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers int, done <-chan struct{}) {
 	if workers <= 1 {
 		return
@@ -346,6 +356,7 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 	last, lastAt := job.received.Load(), e.now()
 	windows := 0 // measured since the stream settled
 	from, fromAt := last, lastAt
+	cpuFrom, cpuOK := e.cpu()
 	for {
 		select {
 		case <-t.C:
@@ -359,6 +370,7 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 			settling = settling && d == last // nothing moved yet: keep waiting
 			last, lastAt = d, now
 			from, fromAt, windows = d, now, 0
+			cpuFrom, cpuOK = e.cpu()
 			continue
 		}
 		last, lastAt = d, now
@@ -376,6 +388,12 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 		if n == workers {
 			return
 		}
+		if cpu, ok := e.cpu(); ok && cpuOK {
+			busy := float64(cpu-cpuFrom) / float64(now.Sub(fromAt)) // CPUs the process kept busy
+			if busy*float64(n+1)/float64(n) > float64(e.cores) {
+				return // no core is free for another stream
+			}
+		}
 		select { // one more stream
 		case <-active:
 		case <-done:
@@ -387,6 +405,14 @@ func (e *engine) ramp(job *fileJob, opened *gate, active chan struct{}, workers 
 
 // rampWindows is how many windows of rampEvery measure one stream and two.
 const rampWindows = 2
+
+// cpu is the CPU time the process has used, when known.
+func (e *engine) cpu() (time.Duration, bool) {
+	if e.cpuUsed == nil || e.cores <= 0 {
+		return 0, false
+	}
+	return e.cpuUsed()
+}
 
 // hashInOrder hashes the file chunk by chunk in file order, as chunks
 // arrive on completed (in any order), until n chunks are hashed.
@@ -724,7 +750,7 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 	for off <= to {
 		// Fill the buffer before writing: one write per megabyte instead
 		// of one per network read, unless the link is slow.
-		n, rerr := readSome(r, (*buf)[:min(int64(len(*buf)), to-off+1)], 64<<10, e.now)
+		n, rerr := readSome(r, (*buf)[:min(int64(len(*buf)), to-off+1)], e.now)
 		if n > 0 {
 			if _, werr := f.WriteAt((*buf)[:n], off); werr != nil {
 				return classify(werr, job.name)
@@ -786,11 +812,12 @@ func defaultBackoff(attempt int) time.Duration {
 // handing them on.
 const flushAfter = 250 * time.Millisecond
 
-// readSome reads into p until it is full, the reader fails, or a read
-// returns less than small bytes while at least small are buffered or the
-// buffer has been filling for flushAfter (so a slow stream still reports
-// progress promptly).
-func readSome(r io.Reader, p []byte, small int, now func() time.Time) (int, error) {
+// readSome reads into p until it is full, the reader fails, or the buffer
+// has been filling for flushAfter (so a slow stream still reports progress
+// promptly). A short read does not end it: a TLS connection returns one
+// record (16 KiB) per read however much is waiting, and one write of a
+// megabyte costs the kernel less than sixty-four of 16 KiB.
+func readSome(r io.Reader, p []byte, now func() time.Time) (int, error) {
 	n := 0
 	began := now()
 	for n < len(p) {
@@ -799,10 +826,7 @@ func readSome(r io.Reader, p []byte, small int, now func() time.Time) (int, erro
 		if err != nil {
 			return n, err
 		}
-		if m == 0 {
-			return n, nil
-		}
-		if m < small && (n >= small || now().Sub(began) >= flushAfter) {
+		if m == 0 || now().Sub(began) >= flushAfter {
 			return n, nil
 		}
 	}

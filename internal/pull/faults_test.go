@@ -268,18 +268,22 @@ func (p *paced) Read(b []byte) (int, error) {
 }
 func (p *paced) Close() error { return nil }
 
-// Streams per file: one while one already runs at the source's speed,
-// more while more add throughput.
+// Streams per file: one while one already runs at the source's speed or
+// keeps the host's CPUs busy, more while more add throughput.
 func TestStreamsFollowThroughput(t *testing.T) {
 	data := bytes.Repeat([]byte("citadel!"), 4<<20) // 32 MiB
 	etag := sha256hex(data)
 	for _, tc := range []struct {
 		name     string
 		shared   bool
+		busy     float64 // CPUs the process keeps busy (0: unknown)
 		min, max int
 	}{
-		{"link at capacity with one stream", true, 1, 2},
-		{"capped per connection", false, 6, 8},
+		{"link at capacity with one stream", true, 0, 1, 2},
+		{"capped per connection", false, 0, 6, 8},
+		{"capped per connection, CPUs mostly idle", false, 0.2, 6, 8},
+		// Another stream would add throughput, but no core is free for it.
+		{"capped per connection, CPUs busy with one stream", false, 1.6, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -298,6 +302,13 @@ func TestStreamsFollowThroughput(t *testing.T) {
 				}
 				e := prodEngine()
 				e.chunkSize, e.chunkWorkers, e.conns = 1<<20, 8, make(chan struct{}, 16)
+				if tc.busy > 0 {
+					start := time.Now()
+					e.cores = 2
+					e.cpuUsed = func() (time.Duration, bool) {
+						return time.Duration(tc.busy * float64(time.Since(start))), true
+					}
+				}
 				j := job(t.TempDir(), src, etag)
 				if err := e.download(t.Context(), j); err != nil {
 					t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -251,6 +252,8 @@ func (p *Puller) engine() *engine {
 		backoff:      defaultBackoff,
 		now:          p.opts.Now,
 		bufs:         sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
+		cores:        runtime.GOMAXPROCS(0),
+		cpuUsed:      cpuUsed,
 		lock:         p.lockPath,
 	}
 }
