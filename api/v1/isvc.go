@@ -15,38 +15,63 @@ type InferenceService struct {
 
 // InferenceServiceSpec is OME's spec, field for field.
 type InferenceServiceSpec struct {
-	Predictor           json.RawMessage      `json:"predictor,omitempty"`
-	Engine              *EngineSpec          `json:"engine,omitempty"`
-	Decoder             *EngineSpec          `json:"decoder,omitempty"`
-	Router              *RouterSpec          `json:"router,omitempty"`
-	Model               *ModelRef            `json:"model,omitempty"`
-	Runtime             *ServingRuntimeRef   `json:"runtime,omitempty"`
-	KedaConfig          json.RawMessage      `json:"kedaConfig,omitempty"`
+	// Predictor is OME's legacy form, kept as written: a service needs Model.
+	Predictor json.RawMessage `json:"predictor,omitempty"`
+	// Engine overrides the runtime's engine for this service: minReplicas (the number of
+	// engine instances; default the runtime's, else 1) and runner fields (args, env,
+	// resources), merged over the runtime's runner as OME merges them.
+	Engine *EngineSpec `json:"engine,omitempty"`
+	// Decoder is OME's disaggregated decode component; kept as written, never run on one
+	// host.
+	Decoder *EngineSpec `json:"decoder,omitempty"`
+	// Router is OME's router component; kept as written: Citadel's gateway routes.
+	Router *RouterSpec `json:"router,omitempty"`
+	// Model names the model to serve.
+	Model *ModelRef `json:"model,omitempty"`
+	// Runtime names the runtime; without it one is selected automatically among those
+	// that can serve the model (docs/resources.md, "Automatic selection").
+	Runtime *ServingRuntimeRef `json:"runtime,omitempty"`
+	// KedaConfig is OME's autoscaling configuration; kept as written.
+	KedaConfig json.RawMessage `json:"kedaConfig,omitempty"`
+	// AcceleratorSelector is OME's GPU class selection; checked and kept as written.
 	AcceleratorSelector *AcceleratorSelector `json:"acceleratorSelector,omitempty"`
 }
 
 // ModelRef names the model to serve. As in OME, a BaseModel in the
 // service's namespace is preferred over a ClusterBaseModel of the same name.
 type ModelRef struct {
-	Name             string   `json:"name"`
-	Kind             *string  `json:"kind,omitempty"`
-	APIGroup         *string  `json:"apiGroup,omitempty"`
+	// Name is the model's metadata.name.
+	Name string `json:"name"`
+	// Kind is ClusterBaseModel (default) or BaseModel; either way a BaseModel of the
+	// name in the service's namespace is found first.
+	Kind *string `json:"kind,omitempty"`
+	// APIGroup is ome.io, the default.
+	APIGroup *string `json:"apiGroup,omitempty"`
+	// FineTunedWeights are OME's fine-tuned weight names; kept as written.
 	FineTunedWeights []string `json:"fineTunedWeights,omitempty"`
 }
 
 // ServingRuntimeRef names the runtime explicitly; without it the runtime is
 // selected automatically among those with autoSelect.
 type ServingRuntimeRef struct {
-	Name     string  `json:"name"`
-	Kind     *string `json:"kind,omitempty"`
+	// Name is the runtime's metadata.name (the built-ins: vllm, sglang, llamacpp,
+	// ollama).
+	Name string `json:"name"`
+	// Kind is ClusterServingRuntime (default) or ServingRuntime; either way a
+	// ServingRuntime of the name in the service's namespace is found first.
+	Kind *string `json:"kind,omitempty"`
+	// APIGroup is ome.io, the default.
 	APIGroup *string `json:"apiGroup,omitempty"`
 }
 
 // AcceleratorSelector constrains the GPUs a service may use.
 type AcceleratorSelector struct {
-	AcceleratorClass *string         `json:"acceleratorClass,omitempty"`
-	Constraints      json.RawMessage `json:"constraints,omitempty"`
-	Policy           *string         `json:"policy,omitempty"`
+	// AcceleratorClass names an OME AcceleratorClass; kept as written.
+	AcceleratorClass *string `json:"acceleratorClass,omitempty"`
+	// Constraints are OME's accelerator constraints; kept as written.
+	Constraints json.RawMessage `json:"constraints,omitempty"`
+	// Policy is how OME picks among matching accelerators.
+	Policy *string `json:"policy,omitempty"`
 }
 
 // InferenceService phases: Pending (waiting for its model or a runtime) →
@@ -82,24 +107,36 @@ type InferenceServiceStatus struct {
 
 // RuntimeCandidate is one runtime's verdict in selection.
 type RuntimeCandidate struct {
+	// Name is the runtime's name; Namespaced says it is a ServingRuntime.
 	Name       string `json:"name"`
 	Namespaced bool   `json:"namespaced,omitempty"`
-	Score      int64  `json:"score,omitempty"`
-	Selected   bool   `json:"selected,omitempty"`
+	// Score is its selection score (format and framework weights × priority).
+	Score int64 `json:"score,omitempty"`
+	// Selected marks the runtime in use.
+	Selected bool `json:"selected,omitempty"`
 	// Reason is why the runtime was rejected; empty when it is compatible.
 	Reason string `json:"reason,omitempty"`
 }
 
 // Endpoint is one engine instance of a service.
 type Endpoint struct {
-	Replica  int    `json:"replica"`
-	Address  string `json:"address"` // host:port
-	Engine   string `json:"engine"`  // vllm, sglang, llamacpp, ollama
-	GPUs     []int  `json:"gpus,omitempty"`
-	Ready    bool   `json:"ready"`
-	Phase    string `json:"phase"` // the supervisor's: Starting, Ready, Unready, Restarting, CrashLoopBackOff, …
-	Restarts int    `json:"restarts,omitempty"`
-	PID      int    `json:"pid,omitempty"`
+	// Replica is the instance's index, from 0.
+	Replica int `json:"replica"`
+	// Address is the engine's host:port (a free loopback port, new at each start).
+	Address string `json:"address"`
+	// Engine is vllm, sglang, llamacpp or ollama.
+	Engine string `json:"engine"`
+	// GPUs are the indexes of the GPUs it runs on (as nvidia-smi numbers them).
+	GPUs []int `json:"gpus,omitempty"`
+	// Ready says it answers its readiness probe.
+	Ready bool `json:"ready"`
+	// Phase is the supervisor's: Starting, Ready, Unready, Restarting, CrashLoopBackOff, …
+	// (docs/reasons.md, engine phases).
+	Phase string `json:"phase"`
+	// Restarts counts the engine's restarts.
+	Restarts int `json:"restarts,omitempty"`
+	// PID is the engine process's id.
+	PID int `json:"pid,omitempty"`
 	// Served are the model names the engine answers to.
 	Served []string `json:"served,omitempty"`
 	// Metrics is the Prometheus path and the series that give its load.

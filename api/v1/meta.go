@@ -20,8 +20,11 @@ const (
 
 // TypeMeta names an object's kind and API version.
 type TypeMeta struct {
+	// APIVersion is the kind's group and version: ome.io/v1beta1 (models, runtimes,
+	// InferenceServices), citadel.dev/v1alpha1 (Route, APIKey) or v1 (Secret).
 	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
+	// Kind is the object's kind, such as ClusterBaseModel or Route.
+	Kind string `json:"kind"`
 }
 
 // ObjectMeta is the metadata every object carries. Name, Namespace, Labels and
@@ -29,16 +32,29 @@ type TypeMeta struct {
 // apply, except ResourceVersion, which, when given, is a precondition: the
 // apply fails with a conflict if the stored object has moved on.
 type ObjectMeta struct {
-	Name              string            `json:"name"`
-	Namespace         string            `json:"namespace,omitempty"`
-	Labels            map[string]string `json:"labels,omitempty"`
-	Annotations       map[string]string `json:"annotations,omitempty"`
-	UID               string            `json:"uid,omitempty"`
-	Generation        int64             `json:"generation,omitempty"`
-	ResourceVersion   string            `json:"resourceVersion,omitempty"`
-	CreationTimestamp *Time             `json:"creationTimestamp,omitempty"`
-	DeletionTimestamp *Time             `json:"deletionTimestamp,omitempty"`
-	Finalizers        []string          `json:"finalizers,omitempty"`
+	// Name is unique among the objects of its kind (and namespace): lower-case letters,
+	// digits, '-' and '.', such as qwen2-5-7b.
+	Name string `json:"name"`
+	// Namespace of a namespaced kind; default "default". Cluster-scoped kinds have none.
+	Namespace string `json:"namespace,omitempty"`
+	// Labels select objects (citadel get -l key=value).
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are notes for people and tools; Citadel writes some of its own
+	// (citadel.dev/built-in, citadel.dev/filled-from-files).
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// UID is set by the server when the object is created.
+	UID string `json:"uid,omitempty"`
+	// Generation is set by the server and grows with each change to the spec.
+	Generation int64 `json:"generation,omitempty"`
+	// ResourceVersion is set by the server on every write; given on apply, it must match
+	// the stored one (an optimistic lock).
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+	// CreationTimestamp is set by the server.
+	CreationTimestamp *Time `json:"creationTimestamp,omitempty"`
+	// DeletionTimestamp is set by the server while a deletion waits on finalizers.
+	DeletionTimestamp *Time `json:"deletionTimestamp,omitempty"`
+	// Finalizers are kept as written, for Kubernetes tools; Citadel sets none.
+	Finalizers []string `json:"finalizers,omitempty"`
 }
 
 // Time is a timestamp that encodes as RFC 3339 in UTC, like Kubernetes' metav1.Time.
@@ -89,22 +105,34 @@ const (
 // Condition is one observation of an object's state, as in Kubernetes: a
 // machine-readable Reason (CamelCase) and a human Message that says what to do.
 type Condition struct {
-	Type               string          `json:"type"`
-	Status             ConditionStatus `json:"status"`
-	Reason             string          `json:"reason,omitempty"`
-	Message            string          `json:"message,omitempty"`
-	LastTransitionTime *Time           `json:"lastTransitionTime,omitempty"`
-	ObservedGeneration int64           `json:"observedGeneration,omitempty"`
+	// Type names what is observed, such as Ready or CredentialsReady (docs/reasons.md).
+	Type string `json:"type"`
+	// Status says whether it holds.
+	Status ConditionStatus `json:"status"`
+	// Reason is a CamelCase code (docs/reasons.md lists them).
+	Reason string `json:"reason,omitempty"`
+	// Message says it in words, with what to do.
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when Status last changed.
+	LastTransitionTime *Time `json:"lastTransitionTime,omitempty"`
+	// ObservedGeneration is the metadata.generation the condition was computed from.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
 // Status is the status shared by all kinds. A non-terminal Phase always comes
 // with a Reason and a Message saying what it is waiting for.
 type Status struct {
-	Phase              string      `json:"phase,omitempty"`
-	Reason             string      `json:"reason,omitempty"`
-	Message            string      `json:"message,omitempty"`
-	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
-	Conditions         []Condition `json:"conditions,omitempty"`
+	// Phase is where the object is in its life: each kind's phases are in docs/concepts.md.
+	Phase string `json:"phase,omitempty"`
+	// Reason is a CamelCase code saying why it is in Phase (docs/reasons.md).
+	Reason string `json:"reason,omitempty"`
+	// Message says why in words, and what it waits for or what to do.
+	Message string `json:"message,omitempty"`
+	// ObservedGeneration is the metadata.generation the status was computed from: older
+	// than the object's generation while a change is being acted on.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions are the object's observations, one per type.
+	Conditions []Condition `json:"conditions,omitempty"`
 }
 
 // SetCondition adds or replaces the condition of c.Type. LastTransitionTime

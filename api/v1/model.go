@@ -28,41 +28,77 @@ type BaseModel struct {
 // empty: the model agent fills the empty ones from the downloaded files and
 // never overwrites what the user wrote.
 type BaseModelSpec struct {
-	ModelFormat        ModelFormat         `json:"modelFormat,omitzero"`
-	ModelType          *string             `json:"modelType,omitempty"`
-	ModelFramework     *ModelFrameworkSpec `json:"modelFramework,omitempty"`
-	ModelArchitecture  *string             `json:"modelArchitecture,omitempty"`
-	Quantization       *string             `json:"quantization,omitempty"`
-	ModelParameterSize *ParameterSize      `json:"modelParameterSize,omitempty"`
-	ModelCapabilities  []string            `json:"modelCapabilities,omitempty"`
-	APICapabilities    []string            `json:"apiCapabilities,omitempty"`
-	ModelConfiguration json.RawMessage     `json:"modelConfiguration,omitempty"`
-	Storage            *StorageSpec        `json:"storage,omitempty"`
-	DisplayName        string              `json:"displayName,omitempty"`
-	Version            string              `json:"version,omitempty"`
-	Disabled           *bool               `json:"disabled,omitempty"`
-	Vendor             *string             `json:"vendor,omitempty"`
-	CompartmentID      *string             `json:"compartmentID,omitempty"`
-	ServingMode        []string            `json:"servingMode,omitempty"`
-	MaxTokens          *int32              `json:"maxTokens,omitempty"`
-	DiffusionPipeline  json.RawMessage     `json:"diffusionPipeline,omitempty"`
-	AdditionalMetadata map[string]string   `json:"additionalMetadata,omitempty"`
+	// ModelFormat is the weights format (safetensors, gguf); filled from the files when
+	// empty. Runtimes are selected by it.
+	ModelFormat ModelFormat `json:"modelFormat,omitzero"`
+	// ModelType is the architecture family, config.json's model_type (llama, qwen2);
+	// filled from the files when empty.
+	ModelType *string `json:"modelType,omitempty"`
+	// ModelFramework is the framework the checkpoint was written for (transformers);
+	// filled from the files when empty.
+	ModelFramework *ModelFrameworkSpec `json:"modelFramework,omitempty"`
+	// ModelArchitecture is config.json's architecture (Qwen2ForCausalLM), which runtimes'
+	// supportedModelFormats match; filled from the files when empty.
+	ModelArchitecture *string `json:"modelArchitecture,omitempty"`
+	// Quantization is the weights' quantization (fp8, awq, q4_k_m); filled from the files
+	// when empty. A value Citadel does not know is a warning, not an error.
+	Quantization *string `json:"quantization,omitempty"`
+	// ModelParameterSize is the parameter count, which runtimes' modelSizeRange bounds
+	// and the planner sizes memory by; filled from the files when empty.
+	ModelParameterSize *ParameterSize `json:"modelParameterSize,omitempty"`
+	// ModelCapabilities are what the model does, in OME's words (TEXT_GENERATION,
+	// IMAGE_TEXT_TO_TEXT, EMBEDDING); filled from the files when empty.
+	ModelCapabilities []string `json:"modelCapabilities,omitempty"`
+	// APICapabilities are the OpenAI endpoints it serves (OPENAI_V1_CHAT_COMPLETIONS, …).
+	APICapabilities []string `json:"apiCapabilities,omitempty"`
+	// ModelConfiguration is OME's copy of config.json; kept as written.
+	ModelConfiguration json.RawMessage `json:"modelConfiguration,omitempty"`
+	// Storage says where the model comes from and where it is kept.
+	Storage *StorageSpec `json:"storage,omitempty"`
+	// DisplayName is a name for people; Citadel names the model by metadata.name.
+	DisplayName string `json:"displayName,omitempty"`
+	// Version is the model's own version, for people.
+	Version string `json:"version,omitempty"`
+	// Disabled models are not downloaded and not served; services that use one wait
+	// (reason ModelDisabled).
+	Disabled *bool `json:"disabled,omitempty"`
+	// Vendor is who made the model, for people.
+	Vendor *string `json:"vendor,omitempty"`
+	// CompartmentID is OME's (Oracle Cloud) compartment; kept as written.
+	CompartmentID *string `json:"compartmentID,omitempty"`
+	// ServingMode is OME's list of serving modes (on-demand, dedicated); kept as written.
+	ServingMode []string `json:"servingMode,omitempty"`
+	// MaxTokens is the model's context length in tokens; filled from the files when
+	// empty.
+	MaxTokens *int32 `json:"maxTokens,omitempty"`
+	// DiffusionPipeline is OME's description of a diffusion model; kept as written.
+	DiffusionPipeline json.RawMessage `json:"diffusionPipeline,omitempty"`
+	// AdditionalMetadata is free-form string metadata, kept as written.
+	AdditionalMetadata map[string]string `json:"additionalMetadata,omitempty"`
 }
 
 // ModelFormat is a weights format with an optional version and comparison.
 type ModelFormat struct {
-	Name     string  `json:"name"`
-	Version  *string `json:"version,omitempty"`
+	// Name is the format: safetensors, gguf, pytorch, onnx, …
+	Name string `json:"name"`
+	// Version is the format's version, compared by Operator when a runtime asks for one.
+	Version *string `json:"version,omitempty"`
+	// Operator compares Version in a runtime's supportedModelFormats; default Equal.
 	Operator *string `json:"operator,omitempty"`
-	Weight   int64   `json:"weight,omitempty"`
+	// Weight adds to a runtime's score in automatic selection.
+	Weight int64 `json:"weight,omitempty"`
 }
 
 // ModelFrameworkSpec is the framework a model was written for (transformers).
 type ModelFrameworkSpec struct {
-	Name     string  `json:"name"`
-	Version  *string `json:"version,omitempty"`
+	// Name is the framework: transformers, …
+	Name string `json:"name"`
+	// Version is the framework's version ("4.41.2"), compared by Operator.
+	Version *string `json:"version,omitempty"`
+	// Operator compares Version in a runtime's supportedModelFormats; default Equal.
 	Operator *string `json:"operator,omitempty"`
-	Weight   int64   `json:"weight,omitempty"`
+	// Weight adds to a runtime's score in automatic selection.
+	Weight int64 `json:"weight,omitempty"`
 }
 
 // StorageSpec says where a model comes from and where it lives.
@@ -71,16 +107,24 @@ type StorageSpec struct {
 	// file:///abs/dir or local:///abs/dir.
 	StorageURI *string `json:"storageUri,omitempty"`
 	// Path is the absolute directory the model is placed in.
-	Path       *string            `json:"path,omitempty"`
-	SchemaPath *string            `json:"schemaPath,omitempty"`
+	Path *string `json:"path,omitempty"`
+	// SchemaPath is OME's path of a model schema inside the storage; kept as written.
+	SchemaPath *string `json:"schemaPath,omitempty"`
+	// Parameters are the source's options: secretKey (the key of the token in the
+	// secret StorageKey names; default "token"). A token written here works but is
+	// warned about: use a secret.
 	Parameters *map[string]string `json:"parameters,omitempty"`
 	// StorageKey names the Secret holding the access token (as in OME, the
 	// secret's name, not a key in it). The key inside the secret is
 	// "token" unless parameters.secretKey says otherwise.
-	StorageKey     *string           `json:"key,omitempty"`
-	NodeSelector   map[string]string `json:"nodeSelector,omitempty"`
-	NodeAffinity   json.RawMessage   `json:"nodeAffinity,omitempty"`
-	DownloadPolicy *string           `json:"downloadPolicy,omitempty"`
+	StorageKey *string `json:"key,omitempty"`
+	// NodeSelector picks the nodes that keep a copy (OME); on one host, kept as written.
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// NodeAffinity is OME's node affinity; on one host, kept as written.
+	NodeAffinity json.RawMessage `json:"nodeAffinity,omitempty"`
+	// DownloadPolicy is OME's download policy, checked and kept as written; Citadel does
+	// not act on it.
+	DownloadPolicy *string `json:"downloadPolicy,omitempty"`
 }
 
 // AnnotationFilledFromFiles lists the spec fields the model agent filled
@@ -103,14 +147,20 @@ const (
 // read them.
 type ModelStatus struct {
 	Status `json:",inline"`
-	// Progress over all nodes (one node on a single host).
-	BytesDone        int64  `json:"bytesDone,omitempty"`
-	BytesTotal       int64  `json:"bytesTotal,omitempty"`
-	BytesPerSecond   int64  `json:"bytesPerSecond,omitempty"`
-	FilesDone        int32  `json:"filesDone,omitempty"`
-	FilesTotal       int32  `json:"filesTotal,omitempty"`
-	LastProgressTime *Time  `json:"lastProgressTime,omitempty"`
-	Revision         string `json:"revision,omitempty"`
+	// BytesDone and BytesTotal are the download's progress over all nodes (one node on a
+	// single host).
+	BytesDone  int64 `json:"bytesDone,omitempty"`
+	BytesTotal int64 `json:"bytesTotal,omitempty"`
+	// BytesPerSecond is the current download speed.
+	BytesPerSecond int64 `json:"bytesPerSecond,omitempty"`
+	// FilesDone and FilesTotal count the model's files.
+	FilesDone  int32 `json:"filesDone,omitempty"`
+	FilesTotal int32 `json:"filesTotal,omitempty"`
+	// LastProgressTime is when the last byte arrived: a stalled download is failed
+	// after serve's --stall-timeout.
+	LastProgressTime *Time `json:"lastProgressTime,omitempty"`
+	// Revision is the commit the files come from (a Hugging Face repository's sha).
+	Revision string `json:"revision,omitempty"`
 	// Nodes is the per-node state.
 	Nodes []NodeModelStatus `json:"nodes,omitempty"`
 	// OME-compatible fields: state (Creating, Importing, In_Transit,

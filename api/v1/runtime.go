@@ -26,13 +26,24 @@ type ServingRuntime struct {
 // models it supports and the engine's runner. OME's fields, plus Citadel's
 // optional Engine shortcut.
 type ServingRuntimeSpec struct {
+	// SupportedModelFormats are the models the runtime can serve: a model must match one
+	// entry to be served by it.
 	SupportedModelFormats []SupportedModelFormat `json:"supportedModelFormats,omitempty"`
-	ModelSizeRange        *ModelSizeRange        `json:"modelSizeRange,omitempty"`
-	Disabled              *bool                  `json:"disabled,omitempty"`
-	RouterConfig          *RouterSpec            `json:"routerConfig,omitempty"`
-	EngineConfig          *EngineSpec            `json:"engineConfig,omitempty"`
-	DecoderConfig         *EngineSpec            `json:"decoderConfig,omitempty"`
-	ProtocolVersions      []string               `json:"protocolVersions,omitempty"`
+	// ModelSizeRange bounds the parameter count of the models it serves.
+	ModelSizeRange *ModelSizeRange `json:"modelSizeRange,omitempty"`
+	// Disabled runtimes are never selected; a service naming one reports
+	// RuntimeDisabled. Apply a built-in with disabled: true to switch it off.
+	Disabled *bool `json:"disabled,omitempty"`
+	// RouterConfig is OME's router component; kept as written: Citadel's gateway routes.
+	RouterConfig *RouterSpec `json:"routerConfig,omitempty"`
+	// EngineConfig is the engine: its runner (the command line, env, probes, resources)
+	// and minReplicas.
+	EngineConfig *EngineSpec `json:"engineConfig,omitempty"`
+	// DecoderConfig is OME's disaggregated decode component: a runtime with one is
+	// stored with a warning and never selected on one host.
+	DecoderConfig *EngineSpec `json:"decoderConfig,omitempty"`
+	// ProtocolVersions are the APIs the engine speaks (openAI, …).
+	ProtocolVersions []string `json:"protocolVersions,omitempty"`
 	// The legacy pod-level fields (OME's inline ServingRuntimePodSpec).
 	Containers       []Container       `json:"containers,omitempty"`
 	Volumes          []Volume          `json:"volumes,omitempty"`
@@ -91,10 +102,15 @@ func IsBuiltIn(m *ObjectMeta) bool { return m.Annotations[AnnotationBuiltIn] == 
 
 // EngineRef names a known engine and its options.
 type EngineRef struct {
-	Name    string   `json:"name"`
-	Version string   `json:"version,omitempty"`
-	Args    []string `json:"args,omitempty"`
-	Env     []EnvVar `json:"env,omitempty"`
+	// Name is the engine: vllm, sglang, llamacpp, ollama or sim.
+	Name string `json:"name"`
+	// Version is the engine version the runtime was written for; recorded, not checked.
+	Version string `json:"version,omitempty"`
+	// Args are added to the command line the engine adapter builds (--max-model-len
+	// 8192, --gpu-memory-utilization 0.9).
+	Args []string `json:"args,omitempty"`
+	// Env is set in the engine's environment.
+	Env []EnvVar `json:"env,omitempty"`
 }
 
 // EngineNames are the engines a runtime's engine.name may name, in the order messages list
@@ -104,21 +120,35 @@ var EngineNames = []string{"vllm", "sglang", "llamacpp", "ollama", "sim"}
 
 // SupportedModelFormat is one kind of model the runtime can serve.
 type SupportedModelFormat struct {
-	Name              string              `json:"name,omitempty"`
-	ModelFormat       *ModelFormat        `json:"modelFormat,omitempty"`
-	ModelType         *string             `json:"modelType,omitempty"`
-	Version           *string             `json:"version,omitempty"`
-	ModelFramework    *ModelFrameworkSpec `json:"modelFramework,omitempty"`
-	ModelArchitecture *string             `json:"modelArchitecture,omitempty"`
-	Quantization      *string             `json:"quantization,omitempty"`
-	DiffusionPipeline json.RawMessage     `json:"diffusionPipeline,omitempty"`
-	AutoSelect        *bool               `json:"autoSelect,omitempty"`
-	Priority          *int32              `json:"priority,omitempty"`
-	AcceleratorConfig json.RawMessage     `json:"acceleratorConfig,omitempty"`
+	// Name labels the entry.
+	Name string `json:"name,omitempty"`
+	// ModelFormat is the weights format the model must have (its version compared by
+	// the entry's operator).
+	ModelFormat *ModelFormat `json:"modelFormat,omitempty"`
+	// ModelType is the model_type the model must have, when set.
+	ModelType *string `json:"modelType,omitempty"`
+	// Version is OME's legacy format version.
+	Version *string `json:"version,omitempty"`
+	// ModelFramework is the framework (and version) the model must have, when set.
+	ModelFramework *ModelFrameworkSpec `json:"modelFramework,omitempty"`
+	// ModelArchitecture is the architecture the model must have (Qwen2ForCausalLM), when
+	// set.
+	ModelArchitecture *string `json:"modelArchitecture,omitempty"`
+	// Quantization is the quantization the model must have, when set.
+	Quantization *string `json:"quantization,omitempty"`
+	// DiffusionPipeline is OME's; kept as written.
+	DiffusionPipeline json.RawMessage `json:"diffusionPipeline,omitempty"`
+	// AutoSelect lets the entry be chosen for a service that names no runtime.
+	AutoSelect *bool `json:"autoSelect,omitempty"`
+	// Priority multiplies the entry's score in automatic selection.
+	Priority *int32 `json:"priority,omitempty"`
+	// AcceleratorConfig is OME's; kept as written.
+	AcceleratorConfig json.RawMessage `json:"acceleratorConfig,omitempty"`
 }
 
 // ModelSizeRange bounds the parameter count of models the runtime serves.
 type ModelSizeRange struct {
+	// Min and Max are parameter counts ("1B", "32.8B"), not bytes.
 	Min *ParameterSize `json:"min,omitempty"`
 	Max *ParameterSize `json:"max,omitempty"`
 }
@@ -129,10 +159,15 @@ type ModelSizeRange struct {
 type EngineSpec struct {
 	PodSpec                `json:",inline"`
 	ComponentExtensionSpec `json:",inline"`
-	Runner                 *Container      `json:"runner,omitempty"`
-	Leader                 *LeaderSpec     `json:"leader,omitempty"`
-	Worker                 *WorkerSpec     `json:"worker,omitempty"`
-	AcceleratorOverride    json.RawMessage `json:"acceleratorOverride,omitempty"`
+	// Runner is the engine's container: Citadel runs its command and args (vllm serve
+	// …, llama-server …) as a process, with its env, probes and resources.
+	Runner *Container `json:"runner,omitempty"`
+	// Leader and Worker are OME's multi-node engine: a runtime with them is stored with
+	// a warning and never selected on one host.
+	Leader *LeaderSpec `json:"leader,omitempty"`
+	Worker *WorkerSpec `json:"worker,omitempty"`
+	// AcceleratorOverride is OME's; kept as written.
+	AcceleratorOverride json.RawMessage `json:"acceleratorOverride,omitempty"`
 }
 
 // RouterSpec is OME's router component.
@@ -158,6 +193,8 @@ type WorkerSpec struct {
 
 // ComponentExtensionSpec holds the scaling and rollout settings of a component.
 type ComponentExtensionSpec struct {
+	// MinReplicas is the number of engine instances Citadel runs (default 1; 0 stops
+	// the service's engines). The other scaling fields are OME's, kept as written.
 	MinReplicas          *int              `json:"minReplicas,omitempty"`
 	MaxReplicas          int               `json:"maxReplicas,omitempty"`
 	ScaleTarget          *int              `json:"scaleTarget,omitempty"`

@@ -13,10 +13,14 @@ import (
 type Secret struct {
 	TypeMeta   `json:",inline"`
 	ObjectMeta `json:"metadata"`
-	Type       string            `json:"type,omitempty"`
-	Data       map[string]string `json:"data,omitempty"`
+	// Type is Kubernetes' secret type; default Opaque.
+	Type string `json:"type,omitempty"`
+	// Data maps keys (such as token) to base64-encoded values.
+	Data map[string]string `json:"data,omitempty"`
+	// StringData maps keys to plain values, folded into Data on apply.
 	StringData map[string]string `json:"stringData,omitempty"`
-	Immutable  *bool             `json:"immutable,omitempty"`
+	// Immutable is Kubernetes'; kept as written.
+	Immutable *bool `json:"immutable,omitempty"`
 }
 
 // Redacted replaces every secret value on output.
