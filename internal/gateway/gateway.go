@@ -60,6 +60,9 @@ type Options struct {
 	Addr string
 	// Now is the clock of status condition times; default time.Now.
 	Now func() time.Time
+	// StdlibHTTP makes Serve use net/http's server instead of the gateway's own HTTP/1.1
+	// path (both hand h2c connections to net/http); for comparisons.
+	StdlibHTTP bool
 }
 
 // Server is the gateway.

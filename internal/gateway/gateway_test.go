@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -84,9 +85,14 @@ func startGateway(t testing.TB, routesYAML string, opts gateway.Options) (*gatew
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = gw.Run(ctx) }()
-	ts := httptest.NewServer(gw.Handler())
-	t.Cleanup(func() { ts.Close(); cancel(); <-done })
-	return gw, ts.URL
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = gw.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done; <-served })
+	return gw, "http://" + ln.Addr().String()
 }
 
 func post(t testing.TB, url, body string, header ...string) (*http.Response, string) {
