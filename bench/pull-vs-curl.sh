@@ -4,6 +4,7 @@
 #
 #   bash bench/pull-vs-curl.sh [SIZE_MIB=1024] [ROUNDS=3]
 #   BASE=/path/to/another/citadel bash bench/pull-vs-curl.sh …   # and that build, in the same rounds
+#   CITADEL=/path/to/citadel bash bench/pull-vs-curl.sh …       # that build instead of this tree's
 #
 # Builds citadel and writes a repository with one SIZE_MIB safetensors file
 # of random bytes (nothing compresses). `citadel mirror serve` answers the
@@ -15,13 +16,25 @@
 #          file; no verification;
 #   pull - `citadel pull` of the repository into a fresh HF cache: ranged
 #          requests, sha256 verified, placed in the cache layout.
-# Wall time and CPU seconds (user+sys) of the client come from GNU time; the
-# figures are medians of the rounds and their ratios (goal: throughput
-# >= 1.0x curl, CPU <= 1.5x curl). Needs root or an installed nginx
-# (apt-get install nginx-light).
+# Wall time and CPU seconds (user+sys) of the client come from GNU time; each
+# round prints its own ratios (the two tools ran a few seconds apart, under
+# the same load), and the end the medians of the rounds and how many rounds
+# met each goal (throughput >= 1.0x curl, CPU <= 1.5x curl).
+#
+# Before each run the previous file is synced and deleted, then the run waits
+# SETTLE seconds (default 3). A VM whose balloon reports free memory to its
+# host (virtio-balloon free page reporting: about 2 s after memory is freed)
+# writes the page cache of a fresh file into memory the host must fault in
+# again, a second or more of system CPU per GiB; a run that starts within 2 s
+# of the deletion writes into the deleted file's pages instead, at a fraction
+# of that. Without the wait, which a run gets depends on how long the runs
+# before it took; with it, every run starts from the same state (SETTLE=0
+# for the old behaviour). Needs root or an installed nginx (apt-get install
+# nginx-light).
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 ROUNDS=${2:-3}
+SETTLE=${SETTLE:-3}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ ! -x "$NGINX" ]; then
 	apt-get install -y nginx-light >/dev/null || { apt-get update >/dev/null && apt-get install -y nginx-light >/dev/null; }
@@ -35,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$(dirname "$0")/.."
-go build -o "$ROOT/citadel" ./cmd/citadel
+if [ -n "${CITADEL:-}" ]; then cp "$CITADEL" "$ROOT/citadel"; else go build -o "$ROOT/citadel" ./cmd/citadel; fi
 REPO="$ROOT/mirror/hf/bench/model"
 mkdir -p "$REPO"
 echo '{"architectures":["LlamaForCausalLM"],"model_type":"llama"}' > "$REPO/config.json"
@@ -101,6 +114,7 @@ run() { # name, command...
 	sync # writeback of the previous run must not slow this one
 	rm -rf "$ROOT/out"
 	mkdir -p "$ROOT/out"
+	sleep "$SETTLE" # see the header
 	/usr/bin/time -f "%e %U %S %M" -o "$ROOT/$name.time" "$@" >/dev/null 2>"$ROOT/$name.err" || { cat "$ROOT/$name.err" >&2; exit 1; }
 	read -r wall user sys rss < "$ROOT/$name.time"
 	cpu=$(echo "$user + $sys" | bc)
@@ -130,12 +144,18 @@ for r in $(seq 1 "$ROUNDS"); do
 	for name in "${@:k+1}" "${@:1:k}"; do
 		run "$name" bash -c "${name}_one"
 	done
+	read -r pw pc < <(tail -n1 "$ROOT/pull.all")
+	read -r cw cc < <(tail -n1 "$ROOT/curl.all")
+	tr=$(echo "scale=2; $cw / $pw" | bc); cr=$(echo "scale=2; $pc / $cc" | bc)
+	echo "round $r: throughput pull/curl ${tr}x, cpu pull/curl ${cr}x; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "$tr $cr" >> "$ROOT/rounds"
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 cw=$(cut -d' ' -f1 "$ROOT/curl.all" | median); cc=$(cut -d' ' -f2 "$ROOT/curl.all" | median)
 pw=$(cut -d' ' -f1 "$ROOT/pull.all" | median); pc=$(cut -d' ' -f2 "$ROOT/pull.all" | median)
 echo "median of $ROUNDS: curl $cw s wall, $cc s cpu; pull $pw s wall, $pc s cpu; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "throughput pull/curl: $(echo "scale=2; $cw / $pw" | bc)x (goal >= 1.0)   cpu pull/curl: $(echo "scale=2; $pc / $cc" | bc)x (goal <= 1.5)"
+echo "rounds meeting the goal: throughput $(awk '$1 >= 1.0' "$ROOT/rounds" | wc -l)/$ROUNDS, cpu $(awk '$2 <= 1.5' "$ROOT/rounds" | wc -l)/$ROUNDS, both $(awk '$1 >= 1.0 && $2 <= 1.5' "$ROOT/rounds" | wc -l)/$ROUNDS"
 if [ -n "${BASE:-}" ]; then
 	bw=$(cut -d' ' -f1 "$ROOT/base.all" | median); bc_=$(cut -d' ' -f2 "$ROOT/base.all" | median)
 	echo "base (\$BASE): $bw s wall, $bc_ s cpu: throughput base/curl $(echo "scale=2; $cw / $bw" | bc)x, cpu base/curl $(echo "scale=2; $bc_ / $cc" | bc)x"
