@@ -163,21 +163,10 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		gopts.Source = gateway.StoreSource{Store: st, Log: gopts.Logger}
 		gw = gateway.New(gopts)
-		gsrv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return gctx }}
 		g.Go(func() error { return gw.Run(gctx) })
 		g.Go(func() error {
-			if err := gsrv.Serve(gln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := gw.Serve(gctx, gln); err != nil {
 				return fmt.Errorf("gateway: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
-			defer cancel()
-			if err := gsrv.Shutdown(sctx); err != nil {
-				_ = gsrv.Close()
 			}
 			return nil
 		})
