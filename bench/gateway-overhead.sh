@@ -9,10 +9,11 @@
 #
 # Starts, on loopback: a `citadel sim` vLLM engine at time scale 0 (it answers at once), a
 # Debian nginx with proxy_pass to it over keepalive connections (its own config in a temp
-# dir), and `citadel gateway` routing model qwen to it. bench/gwoverhead then sends the same
-# one-token chat request direct, through nginx and through the gateway, interleaved request
+# dir), and `citadel gateway` routing model qwen to it twice: on its own HTTP/1.1 server
+# (gateway) and on net/http's (gw-stdlib, --stdlib-http). bench/gwoverhead then sends the same
+# one-token chat request direct, through nginx and through each gateway, interleaved request
 # by request (N each, after an untimed warm-up), and prints p50/p90/p99 and what each proxy
-# adds over direct; then an open-loop sweep at each rate (the three paths in turn, DUR each)
+# adds over direct; then an open-loop sweep at each rate (the paths in turn, DUR each)
 # gives the highest rate each sustains at p99 <= 1 ms. Goal: the gateway's added p50 at most
 # 1.5x nginx's. Needs root or an installed nginx.
 set -euo pipefail
@@ -40,6 +41,7 @@ wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0;
 SPORT=$(free_port)
 NPORT=$(free_port)
 GPORT=$(free_port)
+G2PORT=$(free_port)
 
 "$ROOT/citadel" sim --engine vllm --gpu h100-sxm --model qwen2.5-7b --served-model-name qwen \
 	--host 127.0.0.1 --port "$SPORT" --time-scale 0 --max-model-len 8192 >"$ROOT/sim.log" 2>&1 &
@@ -90,11 +92,16 @@ EOF
 "$ROOT/citadel" gateway -f "$ROOT/routes.yaml" --addr "127.0.0.1:$GPORT" >"$ROOT/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=($GW_PID)
+"$ROOT/citadel" gateway -f "$ROOT/routes.yaml" --addr "127.0.0.1:$G2PORT" --stdlib-http >"$ROOT/gateway-std.log" 2>&1 &
+GWS_PID=$!
+PIDS+=($GWS_PID)
 wait_up "http://127.0.0.1:$GPORT/healthz"
+wait_up "http://127.0.0.1:$G2PORT/healthz"
 
 echo "citadel $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'), $("$NGINX" -v 2>&1), $(nproc) CPUs, $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$ROOT/gwoverhead" -n "$N" -rates "$RATES" -dur "$DUR" \
 	-path "direct=http://127.0.0.1:$SPORT/v1/chat/completions" \
 	-path "nginx=http://127.0.0.1:$NPORT/v1/chat/completions" \
-	-path "gateway=http://127.0.0.1:$GPORT/v1/chat/completions"
-echo "gateway RSS after the run: $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$GW_PID/status); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	-path "gateway=http://127.0.0.1:$GPORT/v1/chat/completions" \
+	-path "gw-stdlib=http://127.0.0.1:$G2PORT/v1/chat/completions"
+echo "gateway RSS after the run: $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$GW_PID/status) (gw-stdlib $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$GWS_PID/status)); load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,7 +5,8 @@
 //
 //	gwoverhead -path direct=URL -path nginx=URL -path gateway=URL [-n 20000] [-rates 500,1000,…]
 //
-// The first -path is the baseline that the others' added latency is measured against.
+// The first -path is the baseline that the others' added latency is measured against; the
+// added p50 of each path after the second is also given as a multiple of the second's.
 package main
 
 import (
@@ -88,8 +89,10 @@ func main() {
 		added[p.name] = p50 - base50
 		fmt.Printf("%-10s %9.3f %9.3f %9.3f %12.3f %12.3f\n", p.name, ms(p50), ms(q(lat[k], 0.9)), ms(p99), ms(p50-base50), ms(p99-base99))
 	}
-	if len(paths) >= 3 && added[paths[1].name] > 0 {
-		fmt.Printf("added p50 %s / %s: %.2f×\n", paths[2].name, paths[1].name, float64(added[paths[2].name])/float64(added[paths[1].name]))
+	for _, p := range paths[min(2, len(paths)):] {
+		if added[paths[1].name] > 0 {
+			fmt.Printf("added p50 %s / %s: %.2f×\n", p.name, paths[1].name, float64(added[p.name])/float64(added[paths[1].name]))
+		}
 	}
 
 	if *ratesFlag == "" {

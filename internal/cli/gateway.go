@@ -2,12 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,8 +19,7 @@ import (
 func newGateway(e *env) *cobra.Command {
 	var files []string
 	var addr, accessLog string
-	var metricsKey bool
-	var recursive bool
+	var metricsKey, recursive, stdlibHTTP bool
 	cmd := &cobra.Command{
 		Use:   "gateway -f ROUTES.yaml [--addr 127.0.0.1:8080]",
 		Short: "Run the inference gateway alone, in front of engines given as Route url targets",
@@ -75,7 +71,8 @@ services from the store.`,
 			}
 			defer closeLog()
 			log := slog.New(slog.NewTextHandler(e.stderr, nil))
-			gw := gateway.New(gateway.Options{Routes: routes, Keys: keys, Logger: log, AccessLog: al, Version: version.Info().Version, MetricsRequireKey: metricsKey})
+			gw := gateway.New(gateway.Options{Routes: routes, Keys: keys, Logger: log, AccessLog: al, Version: version.Info().Version, MetricsRequireKey: metricsKey,
+				StdlibHTTP: stdlibHTTP})
 			for _, m := range gw.Table().Models() {
 				fmt.Fprintf(e.stderr, "citadel gateway: model %s\n", m.ID)
 			}
@@ -91,31 +88,19 @@ services from the store.`,
 	cmd.Flags().StringVar(&addr, "addr", gateway.DefaultAddr, "listen address")
 	cmd.Flags().StringVar(&accessLog, "access-log", "", "write one JSON line per request to this file (- for stderr)")
 	cmd.Flags().BoolVar(&metricsKey, "metrics-require-key", false, "with API keys defined, /metrics needs one too (by default it stays open for Prometheus)")
+	cmd.Flags().BoolVar(&stdlibHTTP, "stdlib-http", false, "serve with Go's net/http server instead of the gateway's own HTTP/1.1 path (for comparisons)")
+	_ = cmd.Flags().MarkHidden("stdlib-http")
 	return cmd
 }
 
 func serveGateway(ctx context.Context, gw *gateway.Server, ln net.Listener, e *env) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = gw.Run(ctx) }()
 	fmt.Fprintf(e.stderr, "citadel gateway: listening on http://%s\n", ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	sctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	_ = srv.Shutdown(sctx)
+	err := gw.Serve(ctx, ln)
 	cancel()
 	<-done
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
 	return err
 }
