@@ -375,3 +375,52 @@ func TestParseUtilization(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScrape measures a scrape of a store with 300 models and 100 services (the
+// collector reads them all), beside BenchmarkList, the store read alone.
+func BenchmarkScrape(b *testing.B) {
+	st := benchStore(b)
+	c := telemetry.New(telemetry.Options{Store: st})
+	h := telemetry.Handler(c)
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}
+
+func BenchmarkList(b *testing.B) {
+	st := benchStore(b)
+	for b.Loop() {
+		if _, _, err := st.List(b.Context(), "", store.ListOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchStore(b *testing.B) *store.Store {
+	st, err := store.Open(b.Context(), b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	var objs []store.Object
+	for i := range 300 {
+		objs = append(objs, store.Object{Kind: v1.KindClusterBaseModel, Name: fmt.Sprintf("m%d", i), Spec: json.RawMessage(`{}`)})
+	}
+	for i := range 100 {
+		objs = append(objs, store.Object{Kind: v1.KindInferenceService, Namespace: "default", Name: fmt.Sprintf("s%d", i), Spec: json.RawMessage(`{}`)})
+	}
+	if _, err := st.Apply(b.Context(), objs, store.ApplyOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	status, _ := json.Marshal(modelStatus(v1.ModelDownloading, 1<<30, 8<<30, 50<<20))
+	for i := range 300 {
+		if _, err := st.UpdateStatus(b.Context(), v1.KindClusterBaseModel, "", fmt.Sprintf("m%d", i), 0, status); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return st
+}
