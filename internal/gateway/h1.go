@@ -140,14 +140,15 @@ func (s *h1Server) wait() { s.wg.Wait() }
 
 // h1Conn is one client connection.
 type h1Conn struct {
-	srv    *h1Server
-	nc     net.Conn
-	remote string
-	cr     connReader
-	br     *bufio.Reader
-	idle   atomic.Bool
-	werr   error // the first write error; the connection closes after the request
-	wbuf   []byte
+	srv     *h1Server
+	nc      net.Conn
+	remote  string
+	cr      connReader
+	br      *bufio.Reader
+	idle    atomic.Bool
+	werr    error // the first write error; the connection closes after the request
+	wbuf    []byte
+	wbufBox *[]byte
 
 	// The watch for the client going away (see h1Server.watchAfter).
 	timer   *time.Timer
@@ -319,8 +320,8 @@ func (c *h1Conn) serveRequest() bool {
 	req.RemoteAddr = c.remote
 
 	w := &h1Response{c: c, req: req, header: make(http.Header), cl: -1}
-	body := &h1Body{rc: req.Body, w: w, remain: req.ContentLength}
-	w.body = body
+	w.body = h1Body{rc: req.Body, w: w, remain: req.ContentLength}
+	body := &w.body
 	if e := req.Header["Expect"]; len(e) > 0 {
 		if len(e) != 1 || !strings.EqualFold(e[0], "100-continue") {
 			c.fail(http.StatusExpectationFailed, "")
@@ -598,7 +599,7 @@ func (b *h1Body) settle(afterHandler bool) (keep bool) {
 type h1Response struct {
 	c      *h1Conn
 	req    *http.Request
-	body   *h1Body
+	body   h1Body
 	header http.Header
 
 	status      int
@@ -610,20 +611,33 @@ type h1Response struct {
 	written     int64  // body bytes the handler wrote
 	head        []byte // status line and the handler's header fields, as WriteHeader found them
 	held        []byte // body not yet written
+	headBox     *[]byte
+	heldBox     *[]byte
 	hasType     bool
 	hasDate     bool
 	hasConn     bool
 }
 
+// h1Bufs holds the buffers of answers being written: one per request in flight, none per
+// idle connection. A buffer is taken with its box (the pointer the pool holds), so that
+// giving it back allocates nothing.
 var h1Bufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-func getBuf() []byte { return (*h1Bufs.Get().(*[]byte))[:0] }
+func getBuf(box **[]byte) []byte {
+	*box = h1Bufs.Get().(*[]byte)
+	return (**box)[:0]
+}
 
-func putBuf(b []byte) {
-	if b != nil && cap(b) <= maxHeld+8<<10 {
-		b = b[:0]
-		h1Bufs.Put(&b)
+// putBuf gives back the buffer taken into box, b being what it became (grown, maybe).
+func putBuf(box **[]byte, b []byte) {
+	if *box == nil {
+		return
 	}
+	if cap(b) <= maxHeld+8<<10 {
+		**box = b[:0]
+	}
+	h1Bufs.Put(*box)
+	*box = nil
 }
 
 func (w *h1Response) Header() http.Header { return w.header }
@@ -637,7 +651,7 @@ func (w *h1Response) WriteHeader(code int) {
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		if w.c.werr == nil { // an informational answer goes now; the final one is still to come
-			w.c.wbuf = appendStatusLine(getBufIfNil(w.c.wbuf), w.req, code)
+			w.c.wbuf = appendStatusLine(w.c.buf(), w.req, code)
 			w.c.wbuf = appendHeader(w.c.wbuf, w.header)
 			w.c.wbuf = append(w.c.wbuf, "\r\n"...)
 			w.c.flush()
@@ -657,15 +671,16 @@ func (w *h1Response) WriteHeader(code int) {
 	if w.hasConn && headerHasToken(w.header["Connection"], "close") {
 		w.closeAfter = true
 	}
-	w.head = appendStatusLine(getBuf(), w.req, code)
+	w.head = appendStatusLine(getBuf(&w.headBox), w.req, code)
 	w.head = appendHeader(w.head, w.header)
 }
 
-func getBufIfNil(b []byte) []byte {
-	if b == nil {
-		return getBuf()
+// buf is wbuf, taken from the pool if need be.
+func (c *h1Conn) buf() []byte {
+	if c.wbufBox == nil {
+		c.wbuf = getBuf(&c.wbufBox)
 	}
-	return b
+	return c.wbuf
 }
 
 func headerHasToken(vv []string, token string) bool {
@@ -751,8 +766,8 @@ func (w *h1Response) Write(p []byte) (int, error) {
 	}
 	if !w.committed {
 		if len(w.held)+len(p) <= maxHeld {
-			if w.held == nil {
-				w.held = getBuf()
+			if w.heldBox == nil {
+				w.held = getBuf(&w.heldBox)
 			}
 			w.held = append(w.held, p...)
 			return len(p), nil
@@ -798,8 +813,8 @@ func (w *h1Response) commit(final bool) {
 	if !w.body.settle(final) {
 		w.closeAfter = true
 	}
-	c.wbuf = append(getBufIfNil(c.wbuf), w.head...)
-	putBuf(w.head)
+	c.wbuf = append(c.buf(), w.head...)
+	putBuf(&w.headBox, w.head)
 	w.head = nil
 	if w.bodyAllowed() {
 		switch {
@@ -841,10 +856,9 @@ func (w *h1Response) commit(final bool) {
 		}
 	}
 	c.wbuf = append(c.wbuf, "\r\n"...)
-	held := w.held
+	w.writeBody(w.held)
+	putBuf(&w.heldBox, w.held)
 	w.held = nil
-	w.writeBody(held)
-	putBuf(held)
 }
 
 // finish completes the answer once the handler has returned, and writes it.
@@ -865,10 +879,10 @@ func (w *h1Response) finish() {
 
 // release returns the response's buffers (also after a panic).
 func (w *h1Response) release() {
-	putBuf(w.head)
-	putBuf(w.held)
+	putBuf(&w.headBox, w.head)
+	putBuf(&w.heldBox, w.held)
 	w.head, w.held = nil, nil
-	putBuf(w.c.wbuf)
+	putBuf(&w.c.wbufBox, w.c.wbuf)
 	w.c.wbuf = nil
 }
 
