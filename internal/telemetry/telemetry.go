@@ -1,6 +1,7 @@
 // Package telemetry exports the state of citadel serve as Prometheus metrics: models (phase,
 // download progress), InferenceServices (phase, replicas), GPUs (memory by holder, utilisation
-// when nvidia-smi reports it), the store and the build. The admin API serves them on /metrics.
+// when nvidia-smi reports it), the model agent's downloads, the store and the build. The admin
+// API serves them on /metrics.
 //
 // Every value is read when Prometheus scrapes, from the store and from the functions the
 // daemon passes (the serving controller's GPU inventory, the model agent's counters), so a
