@@ -21,6 +21,7 @@ import (
 	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Server.
@@ -50,13 +51,20 @@ type Options struct {
 	// other call unless MetricsOpen is set.
 	Metrics     http.Handler
 	MetricsOpen bool
+	// GatewayMetrics, when set, returns the gateway's Prometheus registry (nil until the
+	// gateway runs), which Run samples for the dashboard's charts, traffic and objectives.
+	GatewayMetrics func() prometheus.Gatherer
+	// GatewayAddr, when set, is the gateway's listen address, which the dashboard's
+	// playground sends its requests to (over loopback when it listens on every address).
+	GatewayAddr string
 }
 
 // Server is the admin API.
 type Server struct {
-	st   *store.Store
-	opts Options
-	log  *slog.Logger
+	st      *store.Store
+	opts    Options
+	log     *slog.Logger
+	sampler *sampler // nil without GatewayMetrics
 }
 
 // New returns a Server over st.
@@ -67,7 +75,20 @@ func New(st *store.Store, opts Options) *Server {
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = 32 << 20
 	}
-	return &Server{st: st, opts: opts, log: opts.Logger}
+	s := &Server{st: st, opts: opts, log: opts.Logger}
+	if opts.GatewayMetrics != nil {
+		s.sampler = newSampler(opts.GatewayMetrics)
+	}
+	return s
+}
+
+// Run samples the gateway's metrics for the dashboard (with GatewayMetrics set) until ctx
+// ends.
+func (s *Server) Run(ctx context.Context) error {
+	if s.sampler != nil {
+		s.sampler.run(ctx)
+	}
+	return nil
 }
 
 // Handler returns the API's routes.
@@ -89,6 +110,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/explain", s.explain)
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /{$}", s.dashboard)
+	mux.HandleFunc("GET /api/v1/dashboard", s.dashboardJSON)
+	mux.HandleFunc("POST /api/v1/playground", s.playground)
 	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, v1.ReasonNotFound, fmt.Sprintf("no admin API route %s %s", r.Method, r.URL.Path), nil)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -21,9 +22,11 @@ import (
 )
 
 // The dashboard is a server-rendered page on the admin port at /: models with their
-// download progress, InferenceServices with their endpoints, the GPU inventory, Routes and
-// the latest events. It reloads itself every 3 s; it needs no JavaScript and nothing from
-// outside the binary.
+// download progress, InferenceServices with their endpoints and engine logs, a GPU memory
+// map, Routes with each target's traffic, request rate, TTFT and error charts, the routes'
+// objectives, the latest events and a playground that sends a request through the gateway.
+// Its small script replaces the sections in place every 2 s from GET /api/v1/dashboard
+// (without JavaScript the page reloads itself); nothing comes from outside the binary.
 
 //go:embed dashboard/index.html dashboard/static
 var dashboardFS embed.FS
@@ -34,10 +37,10 @@ var dashboardTmpl = template.Must(template.ParseFS(dashboardFS, "dashboard/index
 const dashboardEvents = 30
 
 // dashboardCookie holds, for a browser that passed /?token=T once, a value derived from the
-// admin token. It opens the dashboard page and its static files only, not the API.
+// admin token. It opens the dashboard (dashboardPath) only, not the rest of the API.
 const dashboardCookie = "citadel_dashboard"
 
-// staticHandler serves the dashboard's embedded CSS under /static/.
+// staticHandler serves the dashboard's embedded CSS and script under /static/.
 func staticHandler() http.Handler {
 	sub, err := fs.Sub(dashboardFS, "dashboard")
 	if err != nil {
@@ -46,13 +49,17 @@ func staticHandler() http.Handler {
 	return http.FileServerFS(sub)
 }
 
-// dashboardPath reports whether a request is for the dashboard page or its static files,
-// the only paths the dashboard cookie opens.
+// dashboardPath reports whether a request is one the dashboard cookie opens: the page, its
+// static files, its data (GET /api/v1/dashboard) and the playground (POST
+// /api/v1/playground, which also asks for the header playgroundHeader).
 func dashboardPath(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return r.URL.Path == "/" || r.URL.Path == "/api/v1/dashboard" || strings.HasPrefix(r.URL.Path, "/static/")
+	case http.MethodPost:
+		return r.URL.Path == "/api/v1/playground"
 	}
-	return r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/static/")
+	return false
 }
 
 func cookieValue(token string) string {
@@ -85,67 +92,161 @@ func (s *Server) dashboardAuth(w http.ResponseWriter, r *http.Request) (handled,
 }
 
 type dashModel struct {
-	Ref, Phase, Class, Reason, Message string
-	HasProgress                        bool
-	Percent                            int
-	Done, Total, Rate                  string
-	FilesDone, FilesTotal              int32
-	Failure                            *v1.DownloadFailure
+	Ref         string              `json:"ref"`
+	Name        string              `json:"name"`
+	Phase       string              `json:"phase"`
+	Class       string              `json:"-"`
+	Reason      string              `json:"reason,omitempty"`
+	Message     string              `json:"message,omitempty"`
+	HasProgress bool                `json:"-"`
+	Percent     int                 `json:"percent"` // of the bytes, 0 until the size is known
+	Done        string              `json:"done,omitempty"`
+	Total       string              `json:"total,omitempty"`
+	Rate        string              `json:"rate,omitempty"`
+	FilesDone   int32               `json:"filesDone,omitempty"`
+	FilesTotal  int32               `json:"filesTotal,omitempty"`
+	Failure     *v1.DownloadFailure `json:"lastFailure,omitempty"`
 }
 
 type dashService struct {
-	Ref, Phase, Class, Reason, Message, Runtime string
-	Replicas, ReadyReplicas                     int32
-	Endpoints                                   []v1.Endpoint
-	Log                                         []string // the first replica's last engine lines
+	Ref           string        `json:"ref"`
+	Name          string        `json:"name"`
+	Phase         string        `json:"phase"`
+	Class         string        `json:"-"`
+	Reason        string        `json:"reason,omitempty"`
+	Message       string        `json:"message,omitempty"`
+	Runtime       string        `json:"runtime,omitempty"`
+	Replicas      int32         `json:"replicas"`
+	ReadyReplicas int32         `json:"readyReplicas"`
+	Endpoints     []v1.Endpoint `json:"endpoints,omitempty"`
+	Log           []string      `json:"log,omitempty"` // the first replica's last engine lines
 }
 
 // dashboardLogLines is how many of an engine's last log lines the page shows per service.
 const dashboardLogLines = 6
 
 type dashGPU struct {
-	Index                      int
-	Name, Note                 string
-	Total, Used, Planned, Free string
-	Holders                    []dashHolder
+	Index   int          `json:"index"`
+	Name    string       `json:"name,omitempty"`
+	Note    string       `json:"note,omitempty"`
+	Total   string       `json:"total"`
+	Used    string       `json:"otherProcesses"`
+	Planned string       `json:"planned"`
+	Free    string       `json:"free"`
+	Holders []dashHolder `json:"holders,omitempty"`
+	// Bar is the memory map: other processes, each holder, free, in percent of the total.
+	Bar []barPart `json:"-"`
+}
+
+type barPart struct {
+	Class, Title string
+	Percent      float64
 }
 
 type dashHolder struct {
-	Service, Engine, Bytes string
-	Replica, PID           int
-	Shared                 bool
+	Service string `json:"service"`
+	Name    string `json:"-"` // the service's name without its namespace
+	Engine  string `json:"engine,omitempty"`
+	Bytes   string `json:"bytes"`
+	Replica int    `json:"replica"`
+	PID     int    `json:"pid,omitempty"`
+	Shared  bool   `json:"shared,omitempty"`
 }
 
 type dashRoute struct {
-	Ref, Phase, Class, Reason, Message string
-	Models                             []string
+	Ref     string       `json:"ref"`
+	Name    string       `json:"name"`
+	Phase   string       `json:"phase"`
+	Class   string       `json:"-"`
+	Reason  string       `json:"reason,omitempty"`
+	Message string       `json:"message,omitempty"`
+	Models  []string     `json:"models"`
+	Targets []dashTarget `json:"targets"`
+	// Requests is what the gateway counted for the route's public names since it started.
+	Requests int64 `json:"requests"`
+}
+
+// dashTarget is one destination of a route and the traffic it took.
+type dashTarget struct {
+	Target   string   `json:"target"`  // as the route names it: a service or a URL
+	Service  string   `json:"service"` // as the gateway counts it: namespace/name, or the URL
+	Models   []string `json:"models"`  // the route's names that lead to it
+	Requests int64    `json:"requests"`
+	Share    float64  `json:"share"` // percent of the route's requests
 }
 
 type dashEvent struct {
-	When, Type, Object, Reason, Message string
-	Count                               int32
+	When    string `json:"when"`
+	Type    string `json:"type"`
+	Object  string `json:"object"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Count   int32  `json:"count"`
 }
 
 type dashPage struct {
-	Version, Now string
-	Errors       []string
-	Models       []dashModel
-	Services     []dashService
-	HasGPUs      bool
-	NoGPUs       string
-	GPUError     string
-	GPUSource    string
-	GPUs         []dashGPU
-	Routes       []dashRoute
-	Events       []dashEvent
-	EventLimit   int
+	Version    string        `json:"version"`
+	Now        string        `json:"now"`
+	Errors     []string      `json:"errors,omitempty"`
+	Models     []dashModel   `json:"models"`
+	Services   []dashService `json:"services"`
+	HasGPUs    bool          `json:"-"`
+	NoGPUs     string        `json:"noGPUs,omitempty"`
+	GPUError   string        `json:"gpuError,omitempty"`
+	GPUSource  string        `json:"gpuSource,omitempty"`
+	GPUs       []dashGPU     `json:"gpus"`
+	Routes     []dashRoute   `json:"routes"`
+	Traffic    dashTraffic   `json:"traffic"`
+	Charts     []dashChart   `json:"-"`
+	SLOs       []dashSLO     `json:"slos"`
+	Events     []dashEvent   `json:"events"`
+	EventLimit int           `json:"-"`
+	// HTML is each live section's inner HTML, as the page renders it, for the page's script.
+	HTML map[string]template.HTML `json:"html,omitempty"`
 }
 
-// dashboard is GET /: the page, rendered from the store as the list and events handlers
-// read it (resource.FromStore, redacted; ToAPIEvent).
+// liveSections are the page's sections the script replaces in place, by id.
+var liveSections = []string{"problems", "models", "services", "gpus", "routes", "charts", "slos", "events"}
+
+// dashboard is GET /: the page.
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	p := dashPage{Version: s.opts.Version.Version, Now: time.Now().UTC().Format("2006-01-02 15:04:05 UTC"), EventLimit: dashboardEvents}
+	p := s.dashboardPage(r.Context())
+	var buf bytes.Buffer
+	if err := dashboardTmpl.Execute(&buf, p); err != nil {
+		s.log.Error("rendering the dashboard", "err", err)
+		http.Error(w, "rendering the dashboard: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; style-src-attr 'unsafe-inline'; script-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// dashboardJSON is GET /api/v1/dashboard: the page's data, and each live section's HTML.
+func (s *Server) dashboardJSON(w http.ResponseWriter, r *http.Request) {
+	p := s.dashboardPage(r.Context())
+	p.HTML = map[string]template.HTML{}
+	for _, id := range liveSections {
+		var buf bytes.Buffer
+		if err := dashboardTmpl.ExecuteTemplate(&buf, id, p); err != nil {
+			s.log.Error("rendering the dashboard", "section", id, "err", err)
+			writeError(w, http.StatusInternalServerError, v1.ReasonInternal, "rendering the dashboard's "+id+": "+err.Error(), nil)
+			return
+		}
+		p.HTML[id] = template.HTML(buf.String()) // rendered (and escaped) by html/template
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, p)
+}
+
+// dashboardPage reads everything the page shows: the store as the list and events handlers
+// read it (resource.FromStore, redacted; ToAPIEvent), the GPU inventory, engine logs and
+// the gateway's traffic.
+func (s *Server) dashboardPage(ctx context.Context) dashPage {
+	p := dashPage{Version: s.opts.Version.Version, Now: time.Now().UTC().Format("2006-01-02 15:04:05 UTC"), EventLimit: dashboardEvents,
+		Models: []dashModel{}, Services: []dashService{}, GPUs: []dashGPU{}, Routes: []dashRoute{}, SLOs: []dashSLO{}, Events: []dashEvent{}}
 	objects := func(kind string) []v1.Object {
 		objs, err := s.dashboardList(ctx, kind)
 		if err != nil {
@@ -162,7 +263,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 			case *v1.BaseModel:
 				st = m.Status
 			}
-			p.Models = append(p.Models, dashboardModel(ref(o), st))
+			d := dashboardModel(ref(o), st)
+			d.Name = o.GetObjectMeta().Name
+			p.Models = append(p.Models, d)
 		}
 	}
 	for _, o := range objects(v1.KindInferenceService) {
@@ -171,22 +274,18 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		st := isvc.Status
-		p.Services = append(p.Services, dashService{Ref: ref(o), Phase: st.Phase, Class: phaseClass(st.Phase), Reason: st.Reason,
+		p.Services = append(p.Services, dashService{Ref: ref(o), Name: isvc.Name, Phase: st.Phase, Class: phaseClass(st.Phase), Reason: st.Reason,
 			Message: st.Message, Runtime: st.Runtime, Replicas: st.Replicas, ReadyReplicas: st.ReadyReplicas, Endpoints: st.Endpoints,
 			Log: s.dashboardLog(ctx, isvc.Namespace, isvc.Name)})
 	}
+	var routes []*v1.Route
 	for _, o := range objects(v1.KindRoute) {
-		rt, ok := o.(*v1.Route)
-		if !ok {
-			continue
+		if rt, ok := o.(*v1.Route); ok {
+			routes = append(routes, rt)
 		}
-		d := dashRoute{Ref: ref(o), Phase: rt.Status.Phase, Class: phaseClass(rt.Status.Phase), Reason: rt.Status.Reason, Message: rt.Status.Message}
-		for _, m := range rt.Spec.Models {
-			d.Models = append(d.Models, m.Name)
-		}
-		p.Routes = append(p.Routes, d)
 	}
 	s.dashboardGPUs(ctx, &p)
+	s.dashboardTraffic(&p, routes)
 	if evs, err := s.st.Events(ctx, store.EventFilter{Limit: dashboardEvents}); err != nil {
 		p.Errors = append(p.Errors, "reading events: "+err.Error())
 	} else {
@@ -203,17 +302,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 			p.Events = append(p.Events, dashEvent{When: when, Type: e.Type, Object: obj, Reason: e.Reason, Message: e.Message, Count: e.Count})
 		}
 	}
-	var buf bytes.Buffer
-	if err := dashboardTmpl.Execute(&buf, p); err != nil {
-		s.log.Error("rendering the dashboard", "err", err)
-		http.Error(w, "rendering the dashboard: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; style-src-attr 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(buf.Bytes())
+	return p
 }
 
 // dashboardLog is the last lines of a service's first engine replica, as citadel logs shows
@@ -269,9 +358,31 @@ func (s *Server) dashboardGPUs(ctx context.Context, p *dashPage) {
 		if g.MemoryTotal > 0 {
 			d.Free = humanBytes(max(g.MemoryTotal-g.MemoryUsed-g.Planned, 0)) // as citadel get gpus: less other processes and the plan
 		}
-		for _, h := range g.Holders {
-			d.Holders = append(d.Holders, dashHolder{Service: h.Service, Engine: h.Engine, Bytes: humanBytes(h.Bytes), Replica: h.Replica, PID: h.PID, Shared: h.Shared})
+		part := func(class, title string, n int64) {
+			if g.MemoryTotal > 0 && n > 0 {
+				d.Bar = append(d.Bar, barPart{Class: class, Title: title, Percent: math.Round(float64(n)*1000/float64(g.MemoryTotal)) / 10})
+			}
 		}
+		part("other", "other processes: "+humanBytes(g.MemoryUsed), g.MemoryUsed)
+		held, sharedPeak, color := int64(0), int64(0), 0
+		var shared []string
+		for _, h := range g.Holders {
+			_, name, _ := strings.Cut(h.Service, "/")
+			if name == "" {
+				name = h.Service
+			}
+			d.Holders = append(d.Holders, dashHolder{Service: h.Service, Name: name, Engine: h.Engine, Bytes: humanBytes(h.Bytes), Replica: h.Replica, PID: h.PID, Shared: h.Shared})
+			if h.Shared { // a shared server holds one of its models at a time: its largest counts
+				sharedPeak = max(sharedPeak, h.Bytes)
+				shared = append(shared, name)
+				continue
+			}
+			part(fmt.Sprintf("held c%d", color%4), fmt.Sprintf("%s #%d: %s", h.Service, h.Replica, humanBytes(h.Bytes)), h.Bytes)
+			color++
+			held += h.Bytes
+		}
+		part(fmt.Sprintf("held c%d", color%4), "shared server, one model at a time ("+strings.Join(shared, ", ")+"): up to "+humanBytes(sharedPeak), sharedPeak)
+		part("planned", "planned, not held yet: "+humanBytes(g.Planned-held-sharedPeak), g.Planned-held-sharedPeak)
 		p.GPUs = append(p.GPUs, d)
 	}
 }

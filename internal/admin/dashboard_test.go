@@ -140,7 +140,11 @@ func TestDashboardShowsState(t *testing.T) {
 			t.Errorf("the page lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"<script", "<img", "<b>"} {
+	// The only script is the dashboard's own.
+	if n := strings.Count(body, "<script"); n != 1 || !strings.Contains(body, `<script src="/static/dashboard.js" defer></script>`) {
+		t.Errorf("the page has %d script elements; want only the dashboard's own", n)
+	}
+	for _, bad := range []string{"<img", "<b>"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("the page has unescaped %q", bad)
 		}

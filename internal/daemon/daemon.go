@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	v1 "citadel.dev/citadel/api/v1"
@@ -114,6 +115,9 @@ func Run(ctx context.Context, opts Options) error {
 	var gw *gateway.Server // set below, before the admin API serves
 	if opts.Gateway != nil {
 		aopts.Explain = func(body []byte, api string) (v1.RouteExplanation, error) { return gw.ExplainForAdmin(body, api) }
+		// The dashboard samples the gateway's metrics and its playground calls the gateway.
+		aopts.GatewayMetrics = func() prometheus.Gatherer { return gw.Gatherer() }
+		aopts.GatewayAddr = gln.Addr().String()
 	}
 	topts := telemetry.Options{Store: st, GPUs: aopts.GPUs, Version: opts.Version, Logger: log.With("component", "metrics")}
 	if opts.Serving != nil && opts.Serving.Discover != nil {
@@ -164,6 +168,7 @@ func Run(ctx context.Context, opts Options) error {
 		gopts.Source = gateway.StoreSource{Store: st, Log: gopts.Logger}
 		gw = gateway.New(gopts)
 		g.Go(func() error { return gw.Run(gctx) })
+		g.Go(func() error { return api.Run(gctx) })
 		g.Go(func() error {
 			if err := gw.Serve(gctx, gln); err != nil {
 				return fmt.Errorf("gateway: %w", err)
