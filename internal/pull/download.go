@@ -750,7 +750,7 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 	for off <= to {
 		// Fill the buffer before writing: one write per megabyte instead
 		// of one per network read, unless the link is slow.
-		n, rerr := readSome(r, (*buf)[:min(int64(len(*buf)), to-off+1)], e.now)
+		n, rerr := readSome(r, (*buf)[:min(int64(len(*buf)), to-off+1)], 64<<10, e.now)
 		if n > 0 {
 			if _, werr := f.WriteAt((*buf)[:n], off); werr != nil {
 				return classify(werr, job.name)
@@ -812,12 +812,11 @@ func defaultBackoff(attempt int) time.Duration {
 // handing them on.
 const flushAfter = 250 * time.Millisecond
 
-// readSome reads into p until it is full, the reader fails, or the buffer
-// has been filling for flushAfter (so a slow stream still reports progress
-// promptly). A short read does not end it: a TLS connection returns one
-// record (16 KiB) per read however much is waiting, and one write of a
-// megabyte costs the kernel less than sixty-four of 16 KiB.
-func readSome(r io.Reader, p []byte, now func() time.Time) (int, error) {
+// readSome reads into p until it is full, the reader fails, or a read
+// returns less than small bytes while at least small are buffered or the
+// buffer has been filling for flushAfter (so a slow stream still reports
+// progress promptly).
+func readSome(r io.Reader, p []byte, small int, now func() time.Time) (int, error) {
 	n := 0
 	began := now()
 	for n < len(p) {
@@ -826,7 +825,10 @@ func readSome(r io.Reader, p []byte, now func() time.Time) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if m == 0 || now().Sub(began) >= flushAfter {
+		if m == 0 {
+			return n, nil
+		}
+		if m < small && (n >= small || now().Sub(began) >= flushAfter) {
 			return n, nil
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -252,34 +251,4 @@ func TestDownloadPermanentErrorFailsAtOnce(t *testing.T) {
 	if time.Since(began) > 200*time.Millisecond {
 		t.Error("a permanent error was retried")
 	}
-}
-
-// pieces hands over at most n bytes per read, as a TLS connection returns
-// one record per read, and waits between reads when every is set.
-type pieces struct {
-	r     io.Reader
-	n     int
-	every time.Duration
-}
-
-func (p pieces) Read(b []byte) (int, error) {
-	time.Sleep(p.every)
-	return p.r.Read(b[:min(len(b), p.n)])
-}
-
-// A fast source read 16 KiB at a time is written a megabyte at a time; a
-// slow one still every flushAfter.
-func TestReadSomeFillsTheBuffer(t *testing.T) {
-	buf := make([]byte, 1<<20)
-	n, err := readSome(pieces{r: bytes.NewReader(make([]byte, 3<<20)), n: 16 << 10}, buf, time.Now)
-	if err != nil || n != len(buf) {
-		t.Errorf("fast source: read %d bytes (%v), want the whole buffer of %d", n, err, len(buf))
-	}
-	synctest.Test(t, func(t *testing.T) {
-		start := time.Now()
-		n, err := readSome(pieces{r: bytes.NewReader(make([]byte, 3<<20)), n: 16 << 10, every: 100 * time.Millisecond}, buf, time.Now)
-		if took := time.Since(start); err != nil || took > flushAfter+100*time.Millisecond || n != 3*16<<10 {
-			t.Errorf("slow source: read %d bytes in %s (%v), want %d in %s", n, took, err, 3*16<<10, flushAfter+100*time.Millisecond)
-		}
-	})
 }
