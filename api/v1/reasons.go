@@ -313,8 +313,9 @@ const (
 	// ReasonRouteProblems: the route's spec has problems the gateway reported when it built
 	// its table (phase Degraded). Terminal.
 	ReasonRouteProblems = "RouteProblems"
-	// ReasonNoReadyTargets: no target has a ready replica (phase Degraded). Not terminal.
-	// Also the daemon's.
+	// ReasonNoReadyTargets: a target has no ready replica (phase Degraded): the others
+	// serve, and a name whose targets are all down sends requests to its fallback. Not
+	// terminal. Also the daemon's.
 	ReasonNoReadyTargets = "NoReadyTargets"
 )
 

@@ -78,3 +78,31 @@ func TestReferenceContent(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryProblemHasAFix: on docs/reasons.md, every problem reason says what to do, in
+// steps; none is left at "read the message".
+func TestEveryProblemHasAFix(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := reasonsMarkdown(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := 0
+	for _, sec := range strings.Split(string(b), "\n### ")[1:] {
+		name, _, _ := strings.Cut(sec, "\n")
+		if !strings.Contains(sec, "\nProblem, ") {
+			continue
+		}
+		problems++
+		_, steps, ok := strings.Cut(sec, "What to do")
+		if !ok || !strings.Contains(steps, "\n- ") {
+			t.Errorf("reason %s: no steps under What to do", name)
+		}
+	}
+	if problems < 50 {
+		t.Errorf("found %d problem reasons on the page; the page's form changed?", problems)
+	}
+}
