@@ -28,6 +28,12 @@ import (
 	"citadel.dev/citadel/internal/sim/simtest"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	simtest.RemoveBuilt() // the citadel binary serveMetrics built for the simulated engines
+	os.Exit(code)
+}
+
 // A small Qwen2 model: its config and one tensor.
 const textConfig = `{"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","torch_dtype":"bfloat16","transformers_version":"4.43.1",
 "hidden_size":1024,"intermediate_size":2816,"num_hidden_layers":8,"num_attention_heads":16,"num_key_value_heads":4,
