@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -245,7 +246,10 @@ func (c *h1Conn) serve() {
 		if !s.setIdle(c, false) {
 			return
 		}
-		_ = c.nc.SetReadDeadline(time.Now().Add(s.readHeader))
+		// The header is to arrive within readHeader of its first byte, unless it is in already.
+		if b, _ := c.br.Peek(c.br.Buffered()); !first && !bytes.Contains(b, crlf2) {
+			_ = c.nc.SetReadDeadline(time.Now().Add(s.readHeader))
+		}
 		if first && s.h2 != nil && isH2Preface(c.br) {
 			_ = c.nc.SetReadDeadline(time.Time{})
 			c.cr.remain = math.MaxInt64
@@ -258,6 +262,8 @@ func (c *h1Conn) serve() {
 		}
 	}
 }
+
+var crlf2 = []byte("\r\n\r\n")
 
 // h2Preface is how an HTTP/2 connection with prior knowledge opens.
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -576,3 +576,45 @@ func FuzzH1Conn(f *testing.F) {
 		}
 	})
 }
+
+// TestH1WatchKeepsLiveClients: handlers that wait past watchAfter, on many keep-alive
+// connections at once, never see their context end while their clients wait.
+func TestH1WatchKeepsLiveClients(t *testing.T) {
+	var cancelled atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		case <-time.After(5 * time.Millisecond):
+		}
+		_, _ = w.Write(b)
+	})
+	addr := startH1(t, h, func(s *h1Server) { s.watchAfter = time.Millisecond })
+	tr := &http.Transport{MaxIdleConnsPerHost: 32}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 32 {
+		wg.Go(func() {
+			for j := range 20 {
+				want := fmt.Sprintf("%d-%d", i, j)
+				resp, err := c.Post("http://"+addr+"/", "text/plain", strings.NewReader(want))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != want {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, f := cancelled.Load(), failed.Load(); n > 0 || f > 0 {
+		t.Fatalf("%d contexts ended while their clients waited; %d requests failed", n, f)
+	}
+}
