@@ -210,7 +210,7 @@ var liveSections = []string{"problems", "models", "services", "gpus", "routes", 
 
 // dashboard is GET /: the page.
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
-	p := s.dashboardPage(r.Context())
+	p := s.dashboardPage(r.Context(), false)
 	var buf bytes.Buffer
 	if err := dashboardTmpl.Execute(&buf, p); err != nil {
 		s.log.Error("rendering the dashboard", "err", err)
@@ -225,8 +225,10 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 }
 
 // dashboardJSON is GET /api/v1/dashboard: the page's data, and each live section's HTML.
+// Each public model and service's points come with ?seriesPoints=true (they are many: the
+// page draws the totals).
 func (s *Server) dashboardJSON(w http.ResponseWriter, r *http.Request) {
-	p := s.dashboardPage(r.Context())
+	p := s.dashboardPage(r.Context(), r.URL.Query().Get("seriesPoints") == "true")
 	p.HTML = map[string]template.HTML{}
 	for _, id := range liveSections {
 		var buf bytes.Buffer
@@ -244,7 +246,7 @@ func (s *Server) dashboardJSON(w http.ResponseWriter, r *http.Request) {
 // dashboardPage reads everything the page shows: the store as the list and events handlers
 // read it (resource.FromStore, redacted; ToAPIEvent), the GPU inventory, engine logs and
 // the gateway's traffic.
-func (s *Server) dashboardPage(ctx context.Context) dashPage {
+func (s *Server) dashboardPage(ctx context.Context, seriesPoints bool) dashPage {
 	p := dashPage{Version: s.opts.Version.Version, Now: time.Now().UTC().Format("2006-01-02 15:04:05 UTC"), EventLimit: dashboardEvents,
 		Models: []dashModel{}, Services: []dashService{}, GPUs: []dashGPU{}, Routes: []dashRoute{}, SLOs: []dashSLO{}, Events: []dashEvent{}}
 	objects := func(kind string) []v1.Object {
@@ -285,7 +287,7 @@ func (s *Server) dashboardPage(ctx context.Context) dashPage {
 		}
 	}
 	s.dashboardGPUs(ctx, &p)
-	s.dashboardTraffic(&p, routes)
+	s.dashboardTraffic(&p, routes, seriesPoints)
 	if evs, err := s.st.Events(ctx, store.EventFilter{Limit: dashboardEvents}); err != nil {
 		p.Errors = append(p.Errors, "reading events: "+err.Error())
 	} else {

@@ -115,6 +115,14 @@ func TestDashboardTrafficAndObjectives(t *testing.T) {
 		t.Errorf("points %+v: want 2, the first at 500 req/s and 0.5 err/s", d.Traffic.Points)
 	}
 
+	if len(d.Traffic.Series) != 3 || d.Traffic.Series[0].Model != "vl" || d.Traffic.Series[0].Requests != 1000 || d.Traffic.Series[0].Points != nil {
+		t.Errorf("series %+v: want vl first with 1000 requests, then coder and the unresolved 404, no points without ?seriesPoints", d.Traffic.Series)
+	}
+	pts := getDashboard(t, http.DefaultClient, newGet(t, srv.URL+"/api/v1/dashboard?seriesPoints=true")).Traffic.Series[1]
+	if pts.Model != "auto" || len(pts.Points) != 2 || pts.Points[0].RequestsPerSecond != 0 || pts.Points[1].RequestsPerSecond != 15 || *pts.Points[1].TTFTP50Ms < 2500 {
+		t.Errorf("auto → coder with ?seriesPoints=true: %+v; want 0 then 15 req/s at over 2.5 s", pts)
+	}
+
 	verdicts := map[string]string{}
 	for _, o := range d.SLOs {
 		verdicts[o.Name+" "+o.Objective] = o.Verdict + " " + o.Actual

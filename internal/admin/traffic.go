@@ -40,7 +40,7 @@ type dashSeries struct {
 	Rate      string      `json:"-"`
 	TTFTP50Ms *float64    `json:"ttftP50Ms"`
 	TTFTP99Ms *float64    `json:"ttftP99Ms"`
-	Points    []dashPoint `json:"points"`
+	Points    []dashPoint `json:"points,omitempty"` // with ?seriesPoints=true
 }
 
 // dashSLO is one objective of a route or of one of its public names, measured over the
@@ -72,8 +72,8 @@ func ms(seconds float64) *float64 {
 }
 
 // dashboardTraffic fills the routes' targets and traffic, the charts, the per-series table
-// and the objectives from the sampler.
-func (s *Server) dashboardTraffic(p *dashPage, routes []*v1.Route) {
+// (with each series' points when seriesPoints) and the objectives from the sampler.
+func (s *Server) dashboardTraffic(p *dashPage, routes []*v1.Route, seriesPoints bool) {
 	now := time.Now()
 	p.Traffic = dashTraffic{IntervalSeconds: sampleEvery.Seconds(), Points: []dashPoint{}, Series: []dashSeries{}}
 	var ss []sample
@@ -119,8 +119,10 @@ func (s *Server) dashboardTraffic(p *dashPage, routes []*v1.Route) {
 	})
 	for _, k := range keys {
 		c := windows[k]
-		d := dashSeries{Model: k.Model, Service: k.Service, Requests: int64(c.Requests), Errors: int64(c.Errors),
-			Rate: "–", Points: pointsOf(ss, bounds, func(o seriesKey) bool { return o == k })}
+		d := dashSeries{Model: k.Model, Service: k.Service, Requests: int64(c.Requests), Errors: int64(c.Errors), Rate: "–"}
+		if seriesPoints {
+			d.Points = pointsOf(ss, bounds, func(o seriesKey) bool { return o == k })
+		}
 		if p.Traffic.WindowSeconds > 0 {
 			d.Rate = formatValue(c.Requests/p.Traffic.WindowSeconds) + "/s"
 		}
