@@ -76,15 +76,15 @@ such a file, to start one from.`,
 			default:
 				return usagef("%s %q: use text or json", src.name("log-format"), logFormat)
 			}
-			if printConfig {
-				return writeConfig(e.stdout, cmd.LocalNonPersistentFlags())
-			}
 			if dataDir == "" {
 				d, err := defaultDataDir(e.getenv)
 				if err != nil {
 					return err
 				}
 				dataDir = d
+			}
+			if printConfig { // the data dir as serve would use it
+				return writeConfig(e.stdout, cmd.LocalNonPersistentFlags())
 			}
 			var puller *pull.Puller
 			st, err := resolveStorage(e, dataDir)

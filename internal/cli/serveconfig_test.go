@@ -68,6 +68,13 @@ agent: false
 	if got["dataDir"] != "/from/env" || got["gatewayAddr"] != "127.0.0.1:8080" {
 		t.Errorf("no file: dataDir %q, gatewayAddr %q; want /from/env, 127.0.0.1:8080", got["dataDir"], got["gatewayAddr"])
 	}
+	// with neither, the data dir serve would use, not ""
+	for xdg, want := range map[string]string{"": "/home/ada/.local/state/citadel", "/xdg": "/xdg/citadel"} {
+		got, _ = effective(t, map[string]string{"HOME": "/home/ada", "XDG_STATE_HOME": xdg})
+		if got["dataDir"] != want {
+			t.Errorf("HOME=/home/ada XDG_STATE_HOME=%q: dataDir %q, want %q", xdg, got["dataDir"], want)
+		}
+	}
 }
 
 // TestServeConfigKeysAreTheFlags: every flag of serve a user sees has a key, and only they.
