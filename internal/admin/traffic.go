@@ -102,13 +102,14 @@ func (s *Server) dashboardTraffic(p *dashPage, routes []*v1.Route, seriesPoints 
 
 	// Per model and service: those with traffic in the window, busiest first.
 	var keys []seriesKey
-	windows := map[seriesKey]counts{}
+	windows := map[seriesKey]*counts{}
 	for _, smp := range ss {
-		for k := range smp.Delta {
-			if _, ok := windows[k]; !ok {
+		for k, d := range smp.Delta {
+			if windows[k] == nil {
 				keys = append(keys, k)
-				windows[k] = windowOf(ss, func(o seriesKey) bool { return o == k })
+				windows[k] = &counts{}
 			}
+			windows[k].add(d)
 		}
 	}
 	slices.SortFunc(keys, func(a, b seriesKey) int {
