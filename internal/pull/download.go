@@ -187,9 +187,10 @@ func (e *engine) download(ctx context.Context, job *fileJob) error {
 
 // downloadPartial fills job.partial, resuming from its sidecar state, and
 // returns the hash of its content (hex, in the etag's algorithm). Hashing
-// runs alongside the download: whenever the completed prefix of the file
-// grows, the new bytes are hashed from the page cache, so verification
-// costs no extra pass at the end.
+// runs alongside the download: bytes that continue the hashed prefix are
+// hashed from the buffer they arrived in, and the rest from the page cache
+// as soon as the prefix reaches them, so verification costs no extra pass
+// at the end.
 func (e *engine) downloadPartial(ctx context.Context, job *fileJob) (string, error) {
 	h, ok := modelstore.Hasher(job.etag, job.size)
 	if !ok {
@@ -225,14 +226,21 @@ func (e *engine) downloadPartial(ctx context.Context, job *fileJob) (string, err
 			completed <- i
 		}
 	}
+	var mu sync.Mutex // guards st and its saving
+	written := func(i int) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return st.Progress[i]
+	}
 	hashDone := make(chan error, 1)
 	hctx, hcancel := context.WithCancel(ctx)
 	defer hcancel()
 	front := newHashFront(h, &e.bufs)
 	defer front.close()
-	go func() { hashDone <- e.hashInOrder(hctx, f, front, job.size, len(st.Progress), completed) }()
+	go func() {
+		hashDone <- e.hashInOrder(hctx, f, front, job.size, len(st.Progress), completed, written)
+	}()
 
-	var mu sync.Mutex // guards st and its saving
 	lastSave := time.Time{}
 	save := func(force bool) {
 		mu.Lock()
@@ -414,9 +422,12 @@ func (e *engine) cpu() (time.Duration, bool) {
 	return e.cpuUsed()
 }
 
-// hashInOrder hashes the file chunk by chunk in file order, as chunks
-// arrive on completed (in any order), until n chunks are hashed.
-func (e *engine) hashInOrder(ctx context.Context, f *os.File, hf *hashFront, size int64, n int, completed <-chan int) error {
+// hashInOrder hashes the file in order until its n chunks are hashed: a
+// chunk once it arrives on completed (chunks complete in any order), and,
+// when a stream wrote past the hashed prefix (hf.behind), what is written
+// in order beyond it (written(i) is how many bytes of chunk i, from its
+// start, are on disk; nil: only completed chunks are hashed).
+func (e *engine) hashInOrder(ctx context.Context, f *os.File, hf *hashFront, size int64, n int, completed <-chan int, written func(i int) int64) error {
 	ready := make([]bool, n)
 	var buf []byte
 	next := 0
@@ -424,13 +435,24 @@ func (e *engine) hashInOrder(ctx context.Context, f *os.File, hf *hashFront, siz
 		select {
 		case i := <-completed:
 			ready[i] = true
+		case <-hf.behind:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		for next < n && ready[next] {
-			end := int64(next)*e.chunkSize + e.chunkLen(size, next)
-			if err := hf.readBack(f, end, &buf); err != nil {
+		for next < n {
+			length := e.chunkLen(size, next)
+			w := length
+			if !ready[next] {
+				if written == nil {
+					break
+				}
+				w = written(next)
+			}
+			if err := hf.readBack(f, int64(next)*e.chunkSize+w, &buf); err != nil {
 				return err
+			}
+			if w < length {
+				break
 			}
 			next++
 		}

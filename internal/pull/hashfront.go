@@ -15,8 +15,12 @@ const frontQueue = 4
 // buffer and all, to the front's own goroutine, so the stream goes on
 // reading while it is hashed (one stream in order hashes everything so, on
 // the other core, with no second read and no copy); the rest is read back
-// from the page cache by hashInOrder when its chunk completes. Whatever
-// took a byte to the hash, it was at off: the hash is the file's prefix.
+// from the page cache by hashInOrder. A buffer written past the end of the
+// prefix wakes hashInOrder (behind), which reads back what is written in
+// order beyond the prefix: a stream that got ahead of the prefix (another
+// stream held the chunk before its own) is caught up with, and its next
+// buffers are handed over again. Whatever took a byte to the hash, it was at
+// off: the hash is the file's prefix.
 type hashFront struct {
 	mu  sync.Mutex // held while hashing
 	h   hash.Hash
@@ -25,7 +29,8 @@ type hashFront struct {
 	qmu     sync.Mutex   // keeps the queue in the order of the claims
 	claimed atomic.Int64 // end of the hashed prefix and the buffers queued after it
 	queue   chan frontPiece
-	pool    *sync.Pool // where hashed buffers go back
+	pool    *sync.Pool    // where hashed buffers go back
+	behind  chan struct{} // a buffer was written past the prefix
 	done    chan struct{}
 	once    sync.Once
 }
@@ -38,7 +43,7 @@ type frontPiece struct {
 
 // newHashFront starts the hashing goroutine; close stops it.
 func newHashFront(h hash.Hash, pool *sync.Pool) *hashFront {
-	hf := &hashFront{h: h, pool: pool, queue: make(chan frontPiece, frontQueue), done: make(chan struct{})}
+	hf := &hashFront{h: h, pool: pool, queue: make(chan frontPiece, frontQueue), behind: make(chan struct{}, 1), done: make(chan struct{})}
 	go hf.run()
 	return hf
 }
@@ -60,16 +65,22 @@ func (hf *hashFront) run() {
 // they continue the prefix. It reports whether it took buf: the caller
 // then takes another buffer, as buf goes back to the pool once hashed.
 func (hf *hashFront) offer(buf *[]byte, n int, off int64) bool {
-	if hf == nil || hf.claimed.Load() != off {
+	if hf == nil {
 		return false
 	}
-	hf.qmu.Lock()
-	defer hf.qmu.Unlock()
-	if !hf.claimed.CompareAndSwap(off, off+int64(n)) {
-		return false
+	if hf.claimed.Load() == off {
+		hf.qmu.Lock()
+		defer hf.qmu.Unlock()
+		if hf.claimed.CompareAndSwap(off, off+int64(n)) {
+			hf.queue <- frontPiece{buf: buf, n: n, off: off}
+			return true
+		}
 	}
-	hf.queue <- frontPiece{buf: buf, n: n, off: off}
-	return true
+	select {
+	case hf.behind <- struct{}{}:
+	default:
+	}
+	return false
 }
 
 // close waits until every buffer handed over is hashed (or passed over)
