@@ -88,11 +88,10 @@ func applyConfigFile(fs *pflag.FlagSet, path string) (settingSources, error) {
 		where := fmt.Sprintf("%s:%d", path, k.Line)
 		f := byKey[key]
 		if f == nil {
-			msg := fmt.Sprintf("%s: unknown key %q", where, key)
 			if s := closest(key, keys); s != "" {
-				msg += fmt.Sprintf("; did you mean %s?", s)
+				return nil, fmt.Errorf("%s: unknown key %q; did you mean %s?", where, key, s)
 			}
-			return nil, fmt.Errorf("%s (keys are citadel serve's flags in lowerCamelCase: %s)", msg, strings.Join(keys, ", "))
+			return nil, fmt.Errorf("%s: unknown key %q (keys are citadel serve's flags in lowerCamelCase: %s)", where, key, strings.Join(keys, ", "))
 		}
 		if prev, dup := seen[key]; dup {
 			return nil, fmt.Errorf("%s: %s is set twice (first on line %d): keep one", where, key, prev)
