@@ -132,9 +132,9 @@ func formatValue(v float64) string {
 	case math.Abs(v) >= 100:
 		return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
 	case math.Abs(v) >= 10:
-		return strconv.FormatFloat(v, 'f', 1, 64)
+		return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64)
 	case math.Abs(v) >= 1:
-		return strconv.FormatFloat(v, 'f', 2, 64)
+		return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 	}
 	return strconv.FormatFloat(v, 'g', 3, 64)
 }
