@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -353,3 +354,37 @@ func TestDashboardCookieOpensDataAndPlayground(t *testing.T) {
 }
 
 func fmtSscanf(xy string, x, y *float64) (int, error) { return fmt.Sscanf(xy, "%f,%f", x, y) }
+
+// The page carries the elements the dashboard's DOM contract names (the browser test reads
+// them): one row per model, service, route target and objective, a GPU with its holder, the
+// three charts, the events and the playground's form and result fields.
+func TestDashboardContractElements(t *testing.T) {
+	gpus := func(context.Context) (v1.GPUList, error) {
+		return v1.GPUList{Items: []v1.GPU{{Index: 0, MemoryTotal: 16 << 30, Planned: 8 << 30,
+			Holders: []v1.GPUHolder{{Service: "default/vl", Engine: "vllm", Bytes: 8 << 30}}}}}, nil
+	}
+	_, srv := liveServer(t, Options{GPUs: gpus, GatewayMetrics: newFakeGateway(t).gatherer}, objectivesRoute)
+	_, page := getPage(t, http.DefaultClient, newGet(t, srv.URL+"/"))
+	for _, want := range []string{
+		`<body data-refreshes="0">`,
+		`<section id="models">`, `<tr class="model" data-model="m">`, `<td class="phase">`, `<td class="num progress">`,
+		`<section id="services">`, `<tr class="service" data-service="vl">`, `<tr class="service" data-service="coder">`,
+		`<section id="gpus">`, `<tr class="gpu" data-gpu="0">`, `<div class="holder" data-holder="vl">`, `<div class="memmap"`,
+		`<section id="routes">`, `<tr class="target" data-route="lab" data-target="vl">`, `<tr class="target" data-route="lab" data-target="coder">`,
+		`<td class="num requests">0</td>`, `<td class="num share">`,
+		`<section id="charts">`, `<svg data-chart="rate" data-points="0"`, `<svg data-chart="ttft" data-points="0"`, `<svg data-chart="errors" data-points="0"`,
+		`<section id="slos">`, `<tr class="slo" data-slo="lab" data-objective="availability">`, `<tr class="slo" data-slo="lab" data-objective="ttftP99">`,
+		`<tr class="slo" data-slo="vl" data-objective="ttftP50">`, `<td class="num objective">`, `<td class="num actual">`, `<td class="verdict">`,
+		`<section id="events">`, `data-reason="Created"`,
+		`<section id="playground">`, `<form id="playground-form">`, `<textarea name="prompt"`, `<input name="model" value="auto"`,
+		`<input type="file" name="image"`, `<input name="key"`, `<button type="submit">`, `<div id="playground-result" hidden>`,
+		`data-field="status"`, `data-field="route"`, `data-field="task"`, `data-field="service"`, `data-field="ttft"`, `data-field="total"`, `data-field="answer"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(page)
+	}
+}
