@@ -774,7 +774,7 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 		// of one per network read, unless the link is slow.
 		n, rerr := readSome(r, (*buf)[:min(int64(len(*buf)), to-off+1)], 64<<10, e.now)
 		if n > 0 {
-			if _, werr := f.WriteAt((*buf)[:n], off); werr != nil {
+			if werr := writePieces(f, (*buf)[:n], off); werr != nil {
 				return classify(werr, job.name)
 			}
 			job.done.Add(int64(n))
@@ -801,6 +801,26 @@ func (e *engine) fetchRange(ctx context.Context, job *fileJob, f *os.File, from,
 			}
 			return rerr
 		}
+	}
+	return nil
+}
+
+// writePiece is the most writePieces hands the kernel at once. The page
+// cache takes a write's bytes in folios as large as the write: a 1 MiB
+// write, in 1 MiB folios, which on a VM whose balloon hands free memory
+// back to its host come from memory the host must fault in again. 1 GiB
+// written in 1 MiB writes cost 1.7-2.2 s of system CPU there, in 128 KiB
+// writes 0.2-0.25 s (and as little either way where memory is warm).
+const writePiece = 128 << 10
+
+// writePieces writes p at off in writes of at most writePiece bytes.
+func writePieces(f *os.File, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := f.WriteAt(p[:min(len(p), writePiece)], off)
+		if err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
 	}
 	return nil
 }
