@@ -23,8 +23,10 @@ import (
 // h1Server is the gateway's own HTTP/1.1 server: one goroutine per connection that reads a
 // request, runs the handler and writes the answer, with no other goroutine per request.
 // net/http's server starts a background read per request to notice a client that goes away;
-// here that watch starts only once a handler has run for watchAfter past its body (an LLM
-// request that waits on an engine), so a quick answer costs no goroutine, no extra wake-up
+// here that watch starts only for a handler still running, its body read, at two ticks of
+// one sweeper per server (every watchEvery, while requests are in flight): an LLM request
+// that waits on an engine is watched within 2×watchEvery, and a quick answer costs no
+// goroutine, no timer (a timer earlier than the others wakes a sleeping thread to say so)
 // and no deadline games. A small answer leaves in one write. A connection that opens with
 // the HTTP/2 preface (h2c with prior knowledge) is handed to a net/http server.
 type h1Server struct {
@@ -35,21 +37,23 @@ type h1Server struct {
 	// next request; maxHeader is the header size beyond which a request is answered 431.
 	readHeader, idle time.Duration
 	maxHeader        int
-	// watchAfter is how long a handler runs, its body read, before its connection is watched
-	// for the client going away (which cancels the request's context).
-	watchAfter time.Duration
+	// watchEvery is the sweeper's tick: a handler that has run, its body read, across two
+	// ticks has its connection watched for the client going away (which ends the request's
+	// context). Zero: no watch.
+	watchEvery time.Duration
 	h2         *h2Handoff // nil: a connection with the HTTP/2 preface is answered 400 like any
 
-	mu      sync.Mutex
-	conns   map[*h1Conn]struct{}
-	closing atomic.Bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*h1Conn]struct{}
+	closing  atomic.Bool
+	wg       sync.WaitGroup
+	sweeping atomic.Bool // the sweeper runs
 }
 
 const (
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultIdleTimeout       = 2 * time.Minute
-	defaultWatchAfter        = 2 * time.Millisecond
+	defaultWatchEvery        = 25 * time.Millisecond
 	// maxPostHandlerRead is how much of a body the handler left unread is read and dropped to
 	// keep the connection (net/http's figure); beyond it the connection is closed.
 	maxPostHandlerRead = 256 << 10
@@ -151,17 +155,19 @@ type h1Conn struct {
 	wbuf    []byte
 	wbufBox *[]byte
 
-	// The watch for the client going away (see h1Server.watchAfter).
-	timer   *time.Timer
-	wmu     sync.Mutex
-	armed   bool               // the timer may start a watch for the current request
-	timerOn bool               // the timer was set for the current request
-	reading bool               // a watch is in its Read
-	aborted bool               // the request ended: a watch's Read error says nothing
-	cancel  context.CancelFunc // the current request's context
-	watched chan struct{}      // a watch that read has finished
-	gone    atomic.Bool        // the watch saw the client close (or the connection fail)
-	bg      [1]byte
+	// The watch for the client going away (see h1Server.watchEvery).
+	seq      uint64        // the current request's number on the connection, from 1
+	armedSeq atomic.Uint64 // seq once the request's body is in; 0: nothing to watch
+	seen     uint64        // the armedSeq the sweeper saw at its last tick (under srv.mu)
+	wmu      sync.Mutex
+	armed    bool               // a watch may start for the current request
+	started  bool               // a watch was started for it
+	reading  bool               // a watch is in its Read
+	aborted  bool               // the request ended: a watch's Read error says nothing
+	cancel   context.CancelFunc // the current request's context
+	watched  chan struct{}      // a watch that read has finished
+	gone     atomic.Bool        // the watch saw the client close (or the connection fail)
+	bg       [1]byte
 }
 
 // connReader reads the connection with a byte budget (a request header's size limit) and
@@ -223,9 +229,6 @@ func (c *h1Conn) serve() {
 		}
 	}()
 	c.watched = make(chan struct{}, 1)
-	c.timer = time.AfterFunc(time.Hour, c.watch)
-	c.timer.Stop()
-	defer c.timer.Stop()
 
 	for first := true; ; first = false {
 		if !s.setIdle(c, true) {
@@ -342,6 +345,7 @@ func (c *h1Conn) serveRequest() bool {
 	req = req.WithContext(ctx)
 	req.Body = body
 
+	c.seq++
 	c.wmu.Lock()
 	c.cancel, c.aborted, c.armed = cancel, false, true
 	c.wmu.Unlock()
@@ -374,8 +378,8 @@ func (c *h1Conn) run(w *h1Response, req *http.Request) (ok bool) {
 	return true
 }
 
-// watch, run by the timer, reads the connection while the handler runs: the client has
-// sent its whole request, so a read that fails means it went away (or reset), and the
+// watch, started by the sweeper, reads the connection while the handler runs: the client
+// has sent its whole request, so a read that fails means it went away (or reset), and the
 // request's context is cancelled. A byte read is the next request's, kept for it.
 func (c *h1Conn) watch() {
 	c.wmu.Lock()
@@ -400,25 +404,29 @@ func (c *h1Conn) watch() {
 	c.watched <- struct{}{}
 }
 
-// arm sets the timer that starts the watch (once the request's body is in).
+// arm offers the current request to the sweeper (once its body is in), and starts the
+// sweeper if it does not run.
 func (c *h1Conn) arm() {
-	c.timerOn = true
-	c.timer.Reset(c.srv.watchAfter)
+	if c.srv.watchEvery <= 0 {
+		return // no watch (tests)
+	}
+	c.armedSeq.Store(c.seq)
+	if s := c.srv; !s.sweeping.Load() && s.sweeping.CompareAndSwap(false, true) {
+		go s.sweep()
+	}
 }
 
-// unwatch ends the watch of the current request: if the timer fired, it waits for its
-// function to return, ending a Read it is in.
+// unwatch ends the watch of the current request: if one was started, it waits for it to
+// return, ending a Read it is in.
 func (c *h1Conn) unwatch() {
+	c.armedSeq.Store(0)
 	c.wmu.Lock()
 	c.armed = false
-	reading := c.reading
+	reading, started := c.reading, c.started
+	c.started = false
 	c.aborted = true
 	c.wmu.Unlock()
-	if !c.timerOn {
-		return
-	}
-	c.timerOn = false
-	if c.timer.Stop() {
+	if !started {
 		return
 	}
 	if reading {
@@ -428,6 +436,55 @@ func (c *h1Conn) unwatch() {
 	if reading {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
+}
+
+// sweep starts the watch of every request that was armed at its last tick already; it runs
+// while there are armed requests.
+func (s *h1Server) sweep() {
+	t := time.NewTicker(s.watchEvery)
+	defer t.Stop()
+	for idle := 0; ; {
+		<-t.C
+		if s.tick() {
+			idle = 0
+			continue
+		}
+		if idle++; idle < 2 {
+			continue
+		}
+		// arm stores armedSeq, then reads sweeping; here the reverse: one of the two sees
+		// the other's write, so no request is left without a sweeper.
+		s.sweeping.Store(false)
+		if !s.tick() || !s.sweeping.CompareAndSwap(false, true) {
+			return
+		}
+		idle = 0
+	}
+}
+
+// tick is one sweep; whether any request is armed.
+func (s *h1Server) tick() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	armed := false
+	for c := range s.conns {
+		seq := c.armedSeq.Load()
+		if seq == 0 {
+			continue
+		}
+		armed = true
+		if c.seen != seq {
+			c.seen = seq
+			continue
+		}
+		c.wmu.Lock()
+		if c.armed && !c.started && c.armedSeq.Load() == seq {
+			c.started = true
+			go c.watch()
+		}
+		c.wmu.Unlock()
+	}
+	return armed
 }
 
 func isTimeout(err error) bool {

@@ -29,7 +29,7 @@ func startH1(t *testing.T, h http.Handler, tune func(*h1Server)) string {
 		t.Fatal(err)
 	}
 	s := &h1Server{handler: h, log: slog.New(slog.DiscardHandler), base: context.Background(), readHeader: 5 * time.Second,
-		idle: 5 * time.Second, maxHeader: http.DefaultMaxHeaderBytes, watchAfter: defaultWatchAfter}
+		idle: 5 * time.Second, maxHeader: http.DefaultMaxHeaderBytes, watchEvery: defaultWatchEvery}
 	if tune != nil {
 		tune(s)
 	}
@@ -149,14 +149,16 @@ func TestH1HTTP10(t *testing.T) {
 func TestH1Pipelined(t *testing.T) {
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		time.Sleep(20 * time.Millisecond) // past watchAfter: the watch reads the next request's first byte
+		time.Sleep(30 * time.Millisecond) // past two ticks: the connection is watched
 		if r.Context().Err() != nil {
 			t.Errorf("%s: the context ended while the client waited", r.URL.Path)
 		}
 		fmt.Fprintf(w, "%s %s", r.URL.Path, b)
 	})
-	c := dial(t, startH1(t, slow, nil))
-	c.send("POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcPOST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\ndefGET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+	c := dial(t, startH1(t, slow, func(s *h1Server) { s.watchEvery = 2 * time.Millisecond }))
+	c.send("POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
+	time.Sleep(10 * time.Millisecond) // the watch reads, and gets the next request's first byte
+	c.send("POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\ndefGET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
 	for _, want := range []string{"/1 abc", "/2 def", "/3 "} {
 		if _, body := c.read("POST"); body != want {
 			t.Fatalf("pipelined answer %q, want %q", body, want)
@@ -283,7 +285,7 @@ func TestH1SmallAnswerIsOneWrite(t *testing.T) {
 	}
 	cl := &countListener{Listener: ln}
 	s := &h1Server{handler: echo, log: slog.New(slog.DiscardHandler), base: context.Background(), readHeader: time.Second,
-		idle: time.Second, maxHeader: 1 << 20, watchAfter: time.Second}
+		idle: time.Second, maxHeader: 1 << 20, watchEvery: time.Second}
 	go func() { _ = s.serve(cl) }()
 	defer func() { s.shutdown(); ln.Close(); s.closeAll(); s.wait() }()
 	c := dial(t, ln.Addr().String())
@@ -543,7 +545,7 @@ func FuzzH1Conn(f *testing.F) {
 	})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s := &h1Server{handler: h, log: slog.New(slog.DiscardHandler), base: context.Background(), readHeader: time.Second,
-			idle: time.Second, maxHeader: 512, watchAfter: time.Hour}
+			idle: time.Second, maxHeader: 512, watchEvery: 0}
 		mc := &memConn{in: bytes.NewReader(in)}
 		c := &h1Conn{srv: s, nc: mc}
 		if !s.track(c) {
@@ -577,7 +579,7 @@ func FuzzH1Conn(f *testing.F) {
 	})
 }
 
-// TestH1WatchKeepsLiveClients: handlers that wait past watchAfter, on many keep-alive
+// TestH1WatchKeepsLiveClients: handlers that wait past watchEvery, on many keep-alive
 // connections at once, never see their context end while their clients wait.
 func TestH1WatchKeepsLiveClients(t *testing.T) {
 	var cancelled atomic.Int64
@@ -590,7 +592,7 @@ func TestH1WatchKeepsLiveClients(t *testing.T) {
 		}
 		_, _ = w.Write(b)
 	})
-	addr := startH1(t, h, func(s *h1Server) { s.watchAfter = time.Millisecond })
+	addr := startH1(t, h, func(s *h1Server) { s.watchEvery = time.Millisecond })
 	tr := &http.Transport{MaxIdleConnsPerHost: 32}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}

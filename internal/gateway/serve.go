@@ -25,7 +25,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var lean *h1Server
 	if !s.opts.StdlibHTTP {
 		lean = &h1Server{handler: h, log: s.log, base: base, readHeader: defaultReadHeaderTimeout, idle: defaultIdleTimeout,
-			maxHeader: http.DefaultMaxHeaderBytes, watchAfter: defaultWatchAfter, h2: newH2Handoff(std, ln.Addr())}
+			maxHeader: http.DefaultMaxHeaderBytes, watchEvery: defaultWatchEvery, h2: newH2Handoff(std, ln.Addr())}
 	}
 	errc := make(chan error, 1)
 	go func() {
