@@ -49,13 +49,20 @@ func staticHandler() http.Handler {
 	return http.FileServerFS(sub)
 }
 
+// favicon answers GET /favicon.ico, which browsers ask for whatever the page says, with the
+// page's icon (an SVG).
+func favicon(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "max-age=86400")
+	http.ServeFileFS(w, r, dashboardFS, "dashboard/static/favicon.svg")
+}
+
 // dashboardPath reports whether a request is one the dashboard cookie opens: the page, its
-// static files, its data (GET /api/v1/dashboard) and the playground (POST
+// static files and icon, its data (GET /api/v1/dashboard) and the playground (POST
 // /api/v1/playground, which also asks for the header playgroundHeader).
 func dashboardPath(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		return r.URL.Path == "/" || r.URL.Path == "/api/v1/dashboard" || strings.HasPrefix(r.URL.Path, "/static/")
+		return r.URL.Path == "/" || r.URL.Path == "/api/v1/dashboard" || strings.HasPrefix(r.URL.Path, "/static/") || r.URL.Path == "/favicon.ico"
 	case http.MethodPost:
 		return r.URL.Path == "/api/v1/playground"
 	}

@@ -1,11 +1,9 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -183,131 +181,6 @@ func TestDashboardWithoutGateway(t *testing.T) {
 	}
 	if len(d.Routes) != 1 || d.Routes[0].Targets[0].Requests != 0 {
 		t.Errorf("routes %+v", d.Routes)
-	}
-}
-
-// fakeChat is a gateway that answers chat completions and records what it was sent.
-func fakeChat(t *testing.T, wantKey string) (*httptest.Server, *[]map[string]any) {
-	t.Helper()
-	var got []map[string]any
-	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/chat/completions" || r.Method != http.MethodPost {
-			http.Error(w, "wrong path "+r.URL.Path, http.StatusNotFound)
-			return
-		}
-		if wantKey != "" && r.Header.Get("Authorization") != "Bearer "+wantKey {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"error":{"message":"missing or unknown API key","type":"invalid_request_error","code":"invalid_api_key"}}`)
-			return
-		}
-		var body map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			t.Error(err)
-		}
-		got = append(got, body)
-		task, svc := "general", "default/qwen"
-		if strings.Contains(mustJSON(t, body), "image_url") {
-			task, svc = "vision", "default/mimo-vl-7b-rl"
-		}
-		w.Header().Set("X-Citadel-Route", "task="+task+" model=auto service="+svc+" reason=classifier general=0.9 replica=r0 attempts=1")
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"choices":[{"message":{"role":"assistant","content":"A <b>cat</b>."}}]}`)
-	}))
-	t.Cleanup(gw.Close)
-	return gw, &got
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func postPlayground(t *testing.T, url string, in playgroundRequest, header bool, cookie *http.Cookie) (int, playgroundResult, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/api/v1/playground", bytes.NewReader([]byte(mustJSON(t, in))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if header {
-		req.Header.Set(playgroundHeader, "1")
-	}
-	if cookie != nil {
-		req.AddCookie(cookie)
-	}
-	resp, body := getPage(t, http.DefaultClient, req)
-	var out playgroundResult
-	_ = json.Unmarshal([]byte(body), &out)
-	return resp.StatusCode, out, body
-}
-
-const pixel = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-
-func TestPlayground(t *testing.T) {
-	gw, sent := fakeChat(t, "")
-	_, srv := liveServer(t, Options{GatewayAddr: gw.Listener.Addr().String()})
-
-	code, out, body := postPlayground(t, srv.URL, playgroundRequest{Prompt: "name a cat"}, true, nil)
-	if code != http.StatusOK || out.Status != 200 || out.Task != "general" || out.Service != "default/qwen" || out.Answer != "A <b>cat</b>." ||
-		!strings.HasPrefix(out.Route, "task=general model=auto") || out.TotalMs <= 0 || out.TTFTMs <= 0 || out.TTFTMs > out.TotalMs || out.Error != "" {
-		t.Fatalf("text request: %d %s", code, body)
-	}
-	if got := mustJSON(t, (*sent)[0]); got != `{"messages":[{"content":"name a cat","role":"user"}],"model":"auto","stream":false}` {
-		t.Errorf("the gateway got %s", got)
-	}
-	// An image goes as an image_url part, so that auto routes it to the vision model.
-	_, out, body = postPlayground(t, srv.URL, playgroundRequest{Model: "auto", Prompt: "what is this?", ImageDataURL: pixel}, true, nil)
-	if out.Task != "vision" || out.Service != "default/mimo-vl-7b-rl" {
-		t.Errorf("image request: %s", body)
-	}
-	if got, want := mustJSON(t, (*sent)[1]["messages"]), `[{"content":[{"text":"what is this?","type":"text"},{"image_url":{"url":"`+pixel+`"},"type":"image_url"}],"role":"user"}]`; got != want {
-		t.Errorf("the gateway got %s\nwant %s", got, want)
-	}
-	// Mistakes are said plainly.
-	for _, tt := range []struct {
-		in   playgroundRequest
-		want string
-	}{
-		{playgroundRequest{}, "the prompt is empty"},
-		{playgroundRequest{Prompt: "x", ImageDataURL: "data:text/plain;base64,eA=="}, "not a data:image/"},
-	} {
-		if code, _, body := postPlayground(t, srv.URL, tt.in, true, nil); code != http.StatusBadRequest || !strings.Contains(body, tt.want) {
-			t.Errorf("%+v: %d %s, want 400 %q", tt.in, code, body, tt.want)
-		}
-	}
-}
-
-func TestPlaygroundGatewayErrors(t *testing.T) {
-	gw, _ := fakeChat(t, "sk-right")
-	_, srv := liveServer(t, Options{GatewayAddr: gw.Listener.Addr().String()})
-	_, out, body := postPlayground(t, srv.URL, playgroundRequest{Prompt: "hi"}, true, nil)
-	if out.Status != 401 || out.Error != "the gateway needs an API key: fill in Key" {
-		t.Errorf("no key: %s", body)
-	}
-	_, out, body = postPlayground(t, srv.URL, playgroundRequest{Prompt: "hi", Key: "sk-wrong"}, true, nil)
-	if out.Status != 401 || !strings.Contains(out.Error, "refused the key: missing or unknown API key") {
-		t.Errorf("wrong key: %s", body)
-	}
-	_, out, body = postPlayground(t, srv.URL, playgroundRequest{Prompt: "hi", Key: "sk-right"}, true, nil)
-	if out.Status != 200 || out.Answer == "" {
-		t.Errorf("right key: %s", body)
-	}
-	// A gateway that is down.
-	addr := gw.Listener.Addr().String()
-	gw.Close()
-	_, out, body = postPlayground(t, srv.URL, playgroundRequest{Prompt: "hi"}, true, nil)
-	if out.Status != 0 || !strings.Contains(out.Error, "sending the request to the gateway at http://"+addr) {
-		t.Errorf("gateway down: %s", body)
-	}
-	// No gateway at all.
-	_, srv = liveServer(t, Options{})
-	if code, _, body := postPlayground(t, srv.URL, playgroundRequest{Prompt: "hi"}, true, nil); code != http.StatusNotFound || !strings.Contains(body, "runs no gateway") {
-		t.Errorf("no gateway: %d %s", code, body)
 	}
 }
 

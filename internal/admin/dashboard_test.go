@@ -117,6 +117,7 @@ func TestDashboardShowsState(t *testing.T) {
 	for _, want := range []string{
 		`<meta http-equiv="refresh" content="3">`,
 		`<link rel="stylesheet" href="/static/dashboard.css">`,
+		`<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">`,
 		// The model, with a bar 25% wide, its rate and its last failure's facts.
 		`<code>m</code>`, `Downloading`, `style="width: 25%"`, `25.0 MiB / 100.0 MiB`, `3.0 MiB/s`,
 		`HubUnavailable`, `model-&lt;1&gt;.safetensors`, `HTTP status: 503`, `attempt 2`,
@@ -222,6 +223,13 @@ func TestDashboardToken(t *testing.T) {
 	}
 	if resp, _ := status(with("/static/dashboard.css", cookie)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /static/dashboard.css with the cookie: %s", resp.Status)
+	}
+	// The icon the page links to, and the one browsers ask for on their own, are the same
+	// embedded SVG.
+	for _, path := range []string{"/static/favicon.svg", "/favicon.ico"} {
+		if resp, body := status(with(path, cookie)); resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(body, "<svg ") {
+			t.Errorf("GET %s with the cookie: %s, %s: want the SVG icon", path, resp.Status, resp.Header.Get("Content-Type"))
+		}
 	}
 	// The cookie opens the dashboard only, not the API.
 	for _, path := range []string{"/api/v1/models", "/api/v1/events", "/version"} {

@@ -55,6 +55,9 @@
     });
     result.querySelector('[data-field="ttft"]').textContent = d.ttftMs == null ? '' : d.ttftMs.toFixed(1);
     result.querySelector('[data-field="total"]').textContent = d.totalMs == null ? '' : d.totalMs.toFixed(1);
+    // Without a usage chunk from the gateway there are no token counts to show.
+    result.querySelector('[data-field="tokens"]').textContent = d.outputTokens ? String(d.outputTokens) : '–';
+    result.querySelector('[data-field="rate"]').textContent = d.tokensPerSec ? d.tokensPerSec.toFixed(1) : '–';
     result.hidden = false;
   }
 
@@ -77,7 +80,7 @@
     var button = form.querySelector('button[type=submit]');
     var el = form.elements;
     button.disabled = true;
-    busy.textContent = 'waiting for the gateway…';
+    busy.textContent = 'waiting for the gateway’s stream to end…';
     image(el.image.files[0])
       .then(function (img) {
         return fetch('/api/v1/playground', {
