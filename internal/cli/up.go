@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ import (
 const upGPUs = "2xrtx-4070-ti-super"
 
 func newUp(e *env) *cobra.Command {
-	var dataDir, adminAddr, gatewayAddr, logLevel string
+	var dataDir, adminAddr, gatewayAddr, adminToken, logLevel string
 	var scale float64
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -50,7 +51,8 @@ The engines are simulated: answers are generated text, timed like the real engin
 GPUs. The same files run real engines on a GPU host: citadel serve, then citadel apply -f
 examples/seed-001 (examples/gpu-host/README.md).`,
 		Example: `  citadel up
-  citadel up --gateway-addr 127.0.0.1:9080 --admin-addr 127.0.0.1:9081`,
+  citadel up --gateway-addr 127.0.0.1:9080 --admin-addr 127.0.0.1:9081
+  citadel up --admin-addr 0.0.0.0:9081 --admin-token "$(openssl rand -hex 16)"`,
 		Args: argsBetween(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithCancel(cmd.Context())
@@ -118,11 +120,11 @@ examples/seed-001 (examples/gpu-host/README.md).`,
 			serve.SilenceUsage, serve.SilenceErrors = true, true
 			serve.SetArgs([]string{"--data-dir", filepath.Join(dataDir, "state"), "--admin-addr", adminAddr, "--gateway-addr", gatewayAddr,
 				"--gpus", upGPUs, "--simulate-engines", "--sim-time-scale", fmt.Sprint(scale), "--ollama-registry", mirrorURL,
-				"--log-level", logLevel, "--next-step=false"}) // up takes the next step itself
+				"--admin-token", adminToken, "--log-level", logLevel, "--next-step=false"}) // up takes the next step itself
 			serveErr := make(chan error, 1)
 			go func() { serveErr <- serve.ExecuteContext(ctx) }()
 
-			c, err := client.New(adminAddr)
+			c, err := client.New(adminAddr, client.WithToken(adminToken))
 			if err != nil {
 				return usageError{err}
 			}
@@ -146,7 +148,7 @@ examples/seed-001 (examples/gpu-host/README.md).`,
 				return err
 			}
 			say("ready in %s", time.Since(start).Round(100*time.Millisecond))
-			printTry(e.stdout, gatewayAddr, adminAddr)
+			printTry(e.stdout, gatewayAddr, adminAddr, adminToken)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -159,6 +161,7 @@ examples/seed-001 (examples/gpu-host/README.md).`,
 	f.StringVar(&dataDir, "data-dir", "", "where the stand-ins, the downloads and the state go (default: citadel serve's data dir + /up)")
 	f.StringVar(&adminAddr, "admin-addr", client.DefaultAddress, "admin API listen address")
 	f.StringVar(&gatewayAddr, "gateway-addr", gateway.DefaultAddr, "gateway listen address")
+	f.StringVar(&adminToken, "admin-token", "", "require this bearer token on admin calls and the dashboard (up prints the dashboard's link with it; CITADEL_ADMIN_TOKEN is not read)")
 	f.Float64Var(&scale, "sim-time-scale", 0.05, "wall seconds per simulated second of the engines (1: as slow as the real GPUs)")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "give up if not every service is Ready by then")
 	f.StringVar(&logLevel, "log-level", "warn", "the server's log level: debug, info, warn or error")
@@ -317,25 +320,44 @@ func upCurl(gatewayAddr, task, text string) string {
 	return fmt.Sprintf("curl -si http://%s/v1/chat/completions -H 'content-type: application/json' -d '%s'", gatewayAddr, strings.ReplaceAll(string(body), "'", `'\''`))
 }
 
-func printTry(w io.Writer, gatewayAddr, adminAddr string) {
+// printTry prints where everything is and what to try. With an admin token, the dashboard's
+// link carries it once (the dashboard then keeps a cookie and drops it from the address bar),
+// and the admin commands and curls carry it too.
+func printTry(w io.Writer, gatewayAddr, adminAddr, token string) {
+	dashboard, curlAuth, cliAuth := "http://"+adminAddr+"/", "", ""
+	if token != "" {
+		dashboard += "?token=" + url.QueryEscape(token)
+		curlAuth = " -H " + shellQuote("authorization: Bearer "+token)
+		cliAuth = " --token " + shellQuote(token)
+	}
 	fmt.Fprintf(w, `
 Gateway (OpenAI /v1 and Ollama /api): http://%[1]s   model "auto" routes by task; the x-citadel-route header says where and why.
-Dashboard: http://%[2]s/   (models, services, GPUs, routes, events; refreshes itself)
-Admin API: http://%[2]s   (citadel get isvc --server %[2]s, citadel get gpus, citadel describe isvc mimo-vl-7b-rl)
+Dashboard: %[3]s   (models, services, GPUs, routes, events; refreshes itself)
+Admin API: http://%[2]s   (citadel get isvc --server %[2]s%[4]s, citadel get gpus, citadel describe isvc mimo-vl-7b-rl)
 
 Try:
-`, gatewayAddr, adminAddr)
+`, gatewayAddr, adminAddr, dashboard, cliAuth)
 	for _, r := range upRequests {
 		fmt.Fprintf(w, "  # %s\n  %s\n", r.task, upCurl(gatewayAddr, r.task, r.text))
 	}
 	fmt.Fprintf(w, `  # the Ollama front
   curl -s http://%[1]s/api/chat -d '{"model":"auto","stream":false,"messages":[{"role":"user","content":"hello"}]}'
+  # the admin API: the GPUs and what holds them
+  curl -s%[3]s http://%[2]s/api/v1/gpus
   # how a request is routed, without sending it
-  citadel route explain --server %[2]s "how do I undo my last git commit?"
+  citadel route explain --server %[2]s%[4]s "how do I undo my last git commit?"
 
 The engines are simulated (citadel sim with each engine's own flags, timed like the real ones on
 these GPUs); the answers are generated text. On a GPU host the same files run real engines:
 citadel serve, then citadel apply -f examples/seed-001 (see examples/gpu-host/README.md).
 Ctrl-C stops everything; citadel up again reuses what was downloaded.
-`, gatewayAddr, adminAddr)
+`, gatewayAddr, adminAddr, curlAuth, cliAuth)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/=+@%,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -1,20 +1,21 @@
-// Opens the admin dashboard of a live `citadel up` in Debian's chromium (driven by playwright-core,
-// which downloads no browser of its own) and prints what a user sees there as JSON: every model's
-// and service's phase, the GPUs and their holders, the in-place refresh, the traffic charts and
-// per-target counts before and after requests sent through the gateway, and the playground's
-// answers to a code question and to an image. With a second server started with --admin-token,
-// it also reports the page without the token and through /?token=T.
+// Opens the admin dashboard of a live `citadel up --admin-token T` in Debian's chromium (driven by
+// playwright-core, which downloads no browser of its own) and prints what a user sees there as
+// JSON: the page without the token, then through /?token=T; every model's and service's phase,
+// the GPUs and their holders, the in-place refresh, the traffic charts and per-target counts
+// before and after requests sent through the gateway, and the playground's answers to a code
+// question and to an image; last, a model applied then (POST /api/v1/apply with the apply body
+// given), its row watched from Downloading to Ready.
 //
-// Usage: node dashboard.mjs <chromium> <out dir> <admin URL> <gateway URL> [<admin URL with a token> <token>]
+// Usage: node dashboard.mjs <chromium> <out dir> <admin URL> <gateway URL> <token> <model> <apply body>
 // The out dir receives the browser's profile (--user-data-dir) and dashboard.png.
 // Every wait is bounded: a condition that does not come true is reported, not thrown.
 // See test/interop TestUp.
 import { chromium } from "playwright-core";
 import { join } from "node:path";
 
-const [executablePath, outDir, admin, gateway, tokenAdmin, token] = process.argv.slice(2);
-if (!gateway) {
-  console.error("usage: node dashboard.mjs <chromium> <out dir> <admin URL> <gateway URL> [<admin URL with a token> <token>]");
+const [executablePath, outDir, admin, gateway, token, model, applyBody] = process.argv.slice(2);
+if (!applyBody) {
+  console.error("usage: node dashboard.mjs <chromium> <out dir> <admin URL> <gateway URL> <token> <model> <apply body>");
   process.exit(2);
 }
 // a 1×1 PNG
@@ -35,6 +36,14 @@ const context = await chromium.launchPersistentContext(join(outDir, "profile"), 
 context.setDefaultTimeout(15_000);
 const page = context.pages()[0] ?? (await context.newPage());
 try {
+  step("launched");
+  // Without the token: no dashboard (and no cookie yet in this fresh profile).
+  const p = await context.newPage();
+  const denied = await p.goto(admin + "/");
+  out.token = { withoutStatus: denied.status(), withoutHasModels: (await p.locator("section#models").count()) > 0 };
+  await p.close();
+  step("denied");
+
   page.on("pageerror", (e) => out.errors.push(`page error: ${e.message}`));
   page.on("console", (m) => {
     // Chromium asks every page for /favicon.ico; the dashboard has none to offer.
@@ -42,8 +51,8 @@ try {
   });
   page.on("response", (r) => { if (r.status() >= 400) out.failedResponses.push(`${r.status()} ${r.request().method()} ${r.url()}`); });
 
-  step("launched");
-  const first = await page.goto(admin + "/");
+  // The link citadel up prints: it sets the dashboard's cookie and redirects to /.
+  const first = await page.goto(admin + "/?token=" + encodeURIComponent(token));
   out.status = first.status();
   out.initial = await snapshot(page);
 
@@ -91,20 +100,9 @@ try {
   out.final = await snapshot(page);
   step("playground");
 
-  if (tokenAdmin) {
-    const p = await context.newPage();
-    p.on("pageerror", (e) => out.errors.push(`token page error: ${e.message}`));
-    const denied = await p.goto(tokenAdmin + "/");
-    out.token = { withoutStatus: denied.status(), withoutHasModels: (await p.locator("section#models").count()) > 0 };
-    const opened = await p.goto(tokenAdmin + "/?token=" + encodeURIComponent(token));
-    out.token.withStatus = opened.status();
-    out.token.hasModels = (await p.locator("section#models").count()) > 0;
-    const n = await refreshes(p);
-    out.token.refreshed = await waitUntil(p, (n) => Number(document.body.dataset.refreshes) > n, n, 15_000);
-    out.token.live = (await p.locator("#live").count()) > 0 ? (await p.textContent("#live")).trim() : "";
-    await p.close();
-    step("token");
-  }
+  // A model applied now, its download throttled by the mirror: its row shows the progress move.
+  out.download = await watchDownload(page);
+  step("download");
 } catch (e) {
   // reported, not thrown: the test says which step failed beside what was seen before it
   out.fatal = (e.stack ?? String(e)).split("\n").slice(0, 3).join(" ");
@@ -183,4 +181,46 @@ async function play(page, prompt, image) {
   const fields = await page.evaluate(() => Object.fromEntries(
     [...document.querySelectorAll("#playground-result [data-field]")].map((el) => [el.dataset.field, el.textContent.trim()])));
   return { httpStatus: response.status(), api, shown, fields };
+}
+
+// watchDownload applies the model and reads its row every 100 ms, keeping each change of phase
+// or progress, until it is Ready or Failed (at most 60 s).
+async function watchDownload(page) {
+  const d = { seen: [] };
+  const r = await fetch(admin + "/api/v1/apply", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer " + token },
+    body: applyBody,
+  });
+  d.applyStatus = r.status;
+  if (!r.ok) {
+    d.applyError = await r.text();
+    return d;
+  }
+  const start = Date.now();
+  let last = "";
+  while (Date.now() - start < 60_000) {
+    const row = await page.evaluate((name) => {
+      const tr = [...document.querySelectorAll("section#models tr[data-model]")].find((tr) => tr.dataset.model === name);
+      if (!tr) return null;
+      const bar = tr.querySelector("progress");
+      const text = tr.querySelector("td.progress")?.textContent.trim() ?? "";
+      const m = text.match(/(\d+(?:\.\d+)?)\s*%/);
+      const percent = bar && bar.max > 0 && bar.hasAttribute("value") ? (100 * bar.value) / bar.max : m ? Number(m[1]) : null;
+      return { phase: tr.querySelector("td.phase")?.textContent.trim() ?? "", percent, progress: text };
+    }, model);
+    if (row) {
+      const key = JSON.stringify(row);
+      if (key !== last) {
+        last = key;
+        d.seen.push({ ms: Date.now() - start, ...row });
+      }
+      if (row.phase === "Ready" || row.phase === "Failed") {
+        if (row.phase === "Ready") d.readyMs = Date.now() - start;
+        break;
+      }
+    }
+    await page.waitForTimeout(100);
+  }
+  return d;
 }

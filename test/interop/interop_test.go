@@ -40,14 +40,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// upToken is the admin token TestUp's citadel up runs with (--admin-token).
+const upToken = "interop-admin-token"
+
 // TestUp starts one `citadel up` and runs every client against it, as a user would after
 // reading its output.
 func TestUp(t *testing.T) {
 	dir := npmtest.Dir(t, "openai", "ollama", "@huggingface/hub")
 	sb := newSandbox(t)
-	up := startUp(t, sb)
+	up := startUp(t, sb, upToken)
 	node := npmtest.Options{Env: sb.env}
-	seed := readSeed(t, up.admin)
+	seed := readSeed(t, up.admin, up.token)
 
 	t.Run("openai", func(t *testing.T) {
 		got := npmtest.RunWith[struct {
@@ -191,6 +194,8 @@ func TestUp(t *testing.T) {
 		}
 	})
 
+	t.Run("admin-token", func(t *testing.T) { testAdminToken(t, sb, up) })
+
 	l := &live{dir: dir, sb: sb, up: up, seed: seed}
 	for _, u := range upTests {
 		t.Run(u.name, func(t *testing.T) { u.run(t, l) })
@@ -232,9 +237,9 @@ type seedState struct {
 	hfRepo, hfPath   string // the Hugging Face model: its repo, and where citadel placed it
 }
 
-func readSeed(t *testing.T, admin string) seedState {
+func readSeed(t *testing.T, admin, token string) seedState {
 	t.Helper()
-	c, err := client.New(admin)
+	c, err := client.New(admin, client.WithToken(token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,17 +300,19 @@ func newSandbox(t *testing.T) sandbox {
 // upServer is a running citadel up.
 type upServer struct {
 	admin, gateway string // host:port
+	token          string // --admin-token
+	dataDir        string // --data-dir
 	mirror         string // its Hugging Face Hub and Ollama registry, http://host:port
 	out            *syncBuffer
 }
 
-// startUp runs citadel up on free ports in the sandbox until it is ready, and stops it (Ctrl-C)
-// when the test ends. A failing test shows the end of its output.
-func startUp(t *testing.T, sb sandbox) *upServer {
+// startUp runs citadel up --admin-token token on free ports in the sandbox until it is ready,
+// and stops it (Ctrl-C) when the test ends. A failing test shows the end of its output.
+func startUp(t *testing.T, sb sandbox, token string) *upServer {
 	t.Helper()
 	bin := simtest.Citadel(t)
-	up := &upServer{admin: freeAddr(t), gateway: freeAddr(t), out: &syncBuffer{}}
-	cmd := exec.Command(bin, "up", "--data-dir", filepath.Join(sb.root, "up"), "--admin-addr", up.admin, "--gateway-addr", up.gateway, "--timeout", "2m")
+	up := &upServer{admin: freeAddr(t), gateway: freeAddr(t), token: token, dataDir: filepath.Join(sb.root, "up"), out: &syncBuffer{}}
+	cmd := exec.Command(bin, "up", "--data-dir", up.dataDir, "--admin-addr", up.admin, "--gateway-addr", up.gateway, "--timeout", "2m", "--admin-token", token)
 	cmd.Env = sb.env
 	cmd.Stdout, cmd.Stderr = up.out, up.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -402,4 +409,57 @@ func (s *syncBuffer) tail(n int) string {
 		lines = append([]string{fmt.Sprintf("[%d lines before]", len(lines)-n)}, lines[len(lines)-n:]...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// testAdminToken checks what citadel up --admin-token prints and that it is what the admin API
+// asks for: the dashboard's link with the token, printed once; the admin API refusing a call
+// without it; and the printed admin curl and citadel command working as printed.
+func testAdminToken(t *testing.T, sb sandbox, up *upServer) {
+	out := up.out.String()
+	link := "http://" + up.admin + "/?token=" + up.token
+	if n := strings.Count(out, link); n != 1 || !strings.Contains(out, "Dashboard: "+link+" ") {
+		t.Errorf("citadel up printed the dashboard's link %s %d times, want once after \"Dashboard: \":\n%s", link, n, out)
+	}
+	for _, c := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong-" + up.token, http.StatusUnauthorized}, {"Bearer " + up.token, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+up.admin+"/api/v1/gpus", nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET /api/v1/gpus with Authorization %q: %d, want %d", c.auth, resp.StatusCode, c.want)
+		}
+	}
+
+	// the admin curl and the citadel command, run as printed (citadel: the binary under test)
+	env := append(slices.Clone(sb.env), "PATH="+filepath.Dir(simtest.Citadel(t))+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, c := range []struct{ name, re, want string }{
+		{"admin curl", `(?m)^  (curl -s -H 'authorization: Bearer ` + regexp.QuoteMeta(up.token) + `' http://\S+/api/v1/gpus)$`, `"holders"`},
+		{"route explain", `(?m)^  (citadel route explain --server \S+ --token ` + regexp.QuoteMeta(up.token) + ` ".*")$`, "code"},
+	} {
+		m := regexp.MustCompile(c.re).FindStringSubmatch(out)
+		if m == nil {
+			t.Errorf("%s: no line matching %s in citadel up's output:\n%s", c.name, c.re, out)
+			continue
+		}
+		if c.name == "admin curl" {
+			if _, err := exec.LookPath("curl"); err != nil {
+				t.Logf("%s: no curl on PATH to run %s", c.name, m[1])
+				continue
+			}
+		}
+		cmd := exec.Command("sh", "-c", m[1])
+		cmd.Env = env
+		b, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(b), c.want) {
+			t.Errorf("%s: %s: %v, want output with %q:\n%s", c.name, m[1], err, c.want, b)
+		}
+	}
 }
