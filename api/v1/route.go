@@ -37,10 +37,14 @@ type Route struct {
 
 // RouteSpec lists the public models and the defaults for all of them.
 type RouteSpec struct {
-	Models    []RouteModel `json:"models"`
-	Balancing *Balancing   `json:"balancing,omitempty"`
-	Limits    *Limits      `json:"limits,omitempty"`
-	Retry     *Retry       `json:"retry,omitempty"`
+	// Models are the public names the route exposes; a name or alias may appear once.
+	Models []RouteModel `json:"models"`
+	// Balancing is the replica choice of every model that sets none of its own.
+	Balancing *Balancing `json:"balancing,omitempty"`
+	// Limits apply to every model; a model's own limits override them field by field.
+	Limits *Limits `json:"limits,omitempty"`
+	// Retry is how every model's requests are retried.
+	Retry *Retry `json:"retry,omitempty"`
 	// Objectives are the service-level objectives of all the route's traffic, which the
 	// dashboard measures and marks met or missed.
 	Objectives *Objectives `json:"objectives,omitempty"`
@@ -49,7 +53,9 @@ type RouteSpec struct {
 // RouteModel is one public model name.
 type RouteModel struct {
 	// Name is what clients send as "model".
-	Name    string   `json:"name"`
+	Name string `json:"name"`
+	// Aliases are other names clients may send for the same model: "vision" for mimo-vl.
+	// /v1/models lists them too.
 	Aliases []string `json:"aliases,omitempty"`
 	// Targets serve the name, weighted (canary: 90/10). Exclusive with Tasks.
 	Targets []RouteTarget `json:"targets,omitempty"`
@@ -64,9 +70,11 @@ type RouteModel struct {
 	DefaultTask string `json:"defaultTask,omitempty"`
 	// MinConfidence is the classifier score (0–1) a task needs to win over DefaultTask;
 	// default 0.5.
-	MinConfidence *float64   `json:"minConfidence,omitempty"`
-	Balancing     *Balancing `json:"balancing,omitempty"`
-	Limits        *Limits    `json:"limits,omitempty"`
+	MinConfidence *float64 `json:"minConfidence,omitempty"`
+	// Balancing replaces the route's balancing, as a whole, for this name.
+	Balancing *Balancing `json:"balancing,omitempty"`
+	// Limits override the route's limits for this name, field by field.
+	Limits *Limits `json:"limits,omitempty"`
 	// Objectives are the service-level objectives of this public name's traffic alone (a
 	// virtual name's request whose task rule names another model counts for that model).
 	Objectives *Objectives `json:"objectives,omitempty"`
@@ -75,8 +83,12 @@ type RouteModel struct {
 // RouteTarget is a destination: an InferenceService ("name" or
 // "namespace/name"), or, for engines Citadel does not run, a URL.
 type RouteTarget struct {
+	// Service is an InferenceService, "name" (in the route's namespace) or
+	// "namespace/name"; its ready replicas are the target's. Exclusive with URL.
 	Service string `json:"service,omitempty"`
-	URL     string `json:"url,omitempty"`
+	// URL is an engine's base URL, http(s)://host:port (a trailing /v1 is dropped), for an
+	// engine Citadel does not run. Exclusive with Service.
+	URL string `json:"url,omitempty"`
 	// Model is the name the upstream knows the model by (for url targets,
 	// or to override the service's served name).
 	Model string `json:"model,omitempty"`
@@ -107,19 +119,31 @@ var taskClasses = []string{TaskVision, TaskCode, TaskReasoning, TaskGeneral, Tas
 // classifier decides, leaning toward the rules' Examples. The header
 // x-citadel-task overrides.
 type TaskRule struct {
-	Task     string   `json:"task"`
+	// Task is the task class the rule serves.
+	Task string `json:"task"`
+	// Keywords match when one occurs in what the user asks as a whole word, in any case
+	// ("git" matches "use git." but not "digit"); the first rule, in order, that matches
+	// wins over the classifier.
 	Keywords []string `json:"keywords,omitempty"`
+	// Patterns are Go regular expressions (RE2) matched against what the user asks, as
+	// sent; like keywords, the first matching rule wins.
 	Patterns []string `json:"patterns,omitempty"`
 	// Examples are requests of this route's traffic that belong to the task: a request
 	// like one of them leans toward it, without retraining the classifier.
 	Examples []string `json:"examples,omitempty"`
-	// MinPromptTokens and MaxPromptTokens bound the estimated prompt length.
+	// MinPromptTokens is the fewest prompt tokens the rule admits, estimated (about 4
+	// bytes of text a token, 1,024 an image). A rule with bounds and no keywords or
+	// patterns matches on length alone.
 	MinPromptTokens *int32 `json:"minPromptTokens,omitempty"`
+	// MaxPromptTokens is the most prompt tokens the rule admits, estimated as for
+	// MinPromptTokens.
 	MaxPromptTokens *int32 `json:"maxPromptTokens,omitempty"`
-	// Model sends the task to another public model of this route...
+	// Model sends the task's requests to another public model of this route (its targets
+	// and fallback). Exclusive with Targets.
 	Model string `json:"model,omitempty"`
-	// ...or Targets and Fallback name destinations directly.
-	Targets  []RouteTarget `json:"targets,omitempty"`
+	// Targets serve the task's requests directly, weighted as a model's targets.
+	Targets []RouteTarget `json:"targets,omitempty"`
+	// Fallback is tried in order when no target of the rule can serve the request.
 	Fallback []RouteTarget `json:"fallback,omitempty"`
 }
 
@@ -134,26 +158,45 @@ const (
 
 // Balancing chooses among a target's replicas.
 type Balancing struct {
+	// Policy is how a replica is picked: round-robin; least-outstanding (the fewest
+	// requests in flight from the gateway; the default, except that an Ollama target with
+	// no policy keeps each model on one server); load-aware (the engines' scraped queue
+	// and KV-cache use); prefix-affinity or session-affinity (the same prompt prefix, or
+	// session header, to the same replica while it is not overloaded).
 	Policy string `json:"policy,omitempty"`
 	// SessionHeader is the header whose value pins a session to a replica
 	// (session-affinity); default x-session-id.
 	SessionHeader string `json:"sessionHeader,omitempty"`
 }
 
-// Limits bound what clients may ask for.
+// Limits bound what clients may ask for. The gateway enforces Timeout; the request,
+// token and concurrency limits it enforces are an APIKey's, per key.
 type Limits struct {
+	// RequestsPerMinute is accepted and checked but not enforced by the gateway yet: set
+	// requestsPerMinute on an APIKey.
 	RequestsPerMinute *int32 `json:"requestsPerMinute,omitempty"`
-	TokensPerMinute   *int64 `json:"tokensPerMinute,omitempty"`
-	MaxConcurrent     *int32 `json:"maxConcurrent,omitempty"`
-	MaxTokens         *int32 `json:"maxTokens,omitempty"`
-	// Timeout is the total deadline of one request, including retries.
+	// TokensPerMinute is accepted and checked but not enforced by the gateway yet: set
+	// tokensPerMinute on an APIKey.
+	TokensPerMinute *int64 `json:"tokensPerMinute,omitempty"`
+	// MaxConcurrent is accepted and checked but not enforced by the gateway yet: set
+	// maxConcurrent on an APIKey.
+	MaxConcurrent *int32 `json:"maxConcurrent,omitempty"`
+	// MaxTokens is accepted and checked but not enforced by the gateway yet: a request's
+	// max_tokens goes to the engine as sent.
+	MaxTokens *int32 `json:"maxTokens,omitempty"`
+	// Timeout is the total deadline of one request, including retries and the whole
+	// stream; default 10 minutes.
 	Timeout *Duration `json:"timeout,omitempty"`
 }
 
 // Retry says how failed attempts are retried before the first byte
 // reaches the client.
 type Retry struct {
-	Attempts      *int32    `json:"attempts,omitempty"`
+	// Attempts is how many upstream attempts one request may make (replicas, other
+	// weighted targets, then the fallback chain; each replica once), 1 to 10; default 3.
+	Attempts *int32 `json:"attempts,omitempty"`
+	// PerTryTimeout bounds one attempt: the whole answer when it is not streamed, the first
+	// byte when it is; default 120 s and 60 s, at most the total timeout.
 	PerTryTimeout *Duration `json:"perTryTimeout,omitempty"`
 }
 
