@@ -22,15 +22,15 @@
 # met each goal (throughput >= 1.0x curl, CPU <= 1.5x curl).
 #
 # Before each run the previous file is synced and deleted, then the run waits
-# SETTLE seconds (default 3). A VM whose balloon reports free memory to its
-# host (virtio-balloon free page reporting: about 2 s after memory is freed)
-# writes the page cache of a fresh file into memory the host must fault in
-# again, a second or more of system CPU per GiB; a run that starts within 2 s
-# of the deletion writes into the deleted file's pages instead, at a fraction
-# of that. Without the wait, which a run gets depends on how long the runs
-# before it took; with it, every run starts from the same state (SETTLE=0
-# for the old behaviour). Needs root or an installed nginx (apt-get install
-# nginx-light).
+# SETTLE seconds (default 3). On a VM whose balloon reports free memory to
+# its host (virtio-balloon free page reporting, about 2 s after the memory is
+# freed), the page cache of a fresh file can land in memory the host must
+# fault in again: writes of 256 KiB or more (which the page cache takes in
+# folios as large) cost 1-2 s of system CPU per GiB there, against 0.2 s
+# when the run starts right after the deletion. Without the wait, which a
+# run gets depends on how long the runs before it took; with it, every run
+# starts from the same state (SETTLE=0 for the old behaviour). Needs root or
+# an installed nginx (apt-get install nginx-light).
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 ROUNDS=${2:-3}
