@@ -4,12 +4,17 @@ package simtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"citadel.dev/citadel/internal/perfmodel"
@@ -62,9 +67,15 @@ var built struct {
 	err  error
 }
 
+// builtPrefix starts the name of the directory Citadel builds into, in os.TempDir(); the test
+// process's id follows, so that a later build can tell a directory left behind.
+const builtPrefix = "citadel-test-pid"
+
 // Citadel is the citadel binary, for tests that run `citadel sim` or `citadel serve` as
-// processes: CITADEL_TEST_BIN when set, else built once per test process with go build. The
-// test is skipped with -short, or when there is no go command to build with.
+// processes: CITADEL_TEST_BIN when set, else built once per test process with go build into a
+// directory of os.TempDir(). RemoveBuilt, from TestMain, deletes it; what a test process did
+// not delete (no TestMain, or killed) the next build deletes, once that process has exited.
+// The test is skipped with -short, or when there is no go command to build with.
 func Citadel(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
@@ -78,7 +89,8 @@ func Citadel(t testing.TB) string {
 		t.Skip("no go command on PATH to build citadel")
 	}
 	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "citadel-test-"); built.err != nil {
+		removeLeftBuilds()
+		if built.dir, built.err = os.MkdirTemp("", fmt.Sprintf("%s%d-", builtPrefix, os.Getpid())); built.err != nil {
 			return
 		}
 		built.path = filepath.Join(built.dir, "citadel")
@@ -97,4 +109,26 @@ func RemoveBuilt() {
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}
+}
+
+// removeLeftBuilds deletes the directories Citadel built into in test processes that have
+// exited without RemoveBuilt.
+func removeLeftBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), builtPrefix+"*-*"))
+	for _, dir := range dirs {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), builtPrefix), "-")
+		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && exited(n) {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
+// exited reports whether process pid is known to have exited; when unsure, it says no.
+func exited(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return runtime.GOOS == "windows" // FindProcess fails there for a process that is gone
+	}
+	err = p.Signal(syscall.Signal(0))
+	return errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH)
 }
