@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"net/http/cookiejar"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -14,7 +15,8 @@ import (
 
 // TestUp is the README's first command: citadel up, on a sandboxed home with default paths,
 // reaches ready, and every request it prints works as printed and reaches the task its
-// comment names. Ctrl-C stops it cleanly; a second run reuses what was downloaded.
+// comment names. Ctrl-C stops it cleanly; a second run, with --admin-token, reuses what was
+// downloaded and prints the dashboard's link with the token.
 func TestUp(t *testing.T) {
 	h := newHost(t)
 	admin, gw := freeAddr(t), freeAddr(t)
@@ -59,17 +61,47 @@ func TestUp(t *testing.T) {
 	stop()
 
 	// a second run on the same home downloads nothing again
-	out, _ = upUntilReady(t, h, freeAddr(t), freeAddr(t))
+	const token = "e2e-up-token"
+	admin = freeAddr(t)
+	out, _ = upUntilReady(t, h, admin, freeAddr(t), "--admin-token", token)
 	if strings.Contains(out, "Downloading") {
 		t.Errorf("the second citadel up downloaded again:\n%s", out)
+	}
+	link := "http://" + admin + "/?token=" + token
+	if n := strings.Count(out, link); n != 1 || !strings.Contains(out, "Dashboard: "+link+" ") {
+		t.Errorf("citadel up --admin-token printed the dashboard's link %s %d times, want once after \"Dashboard: \":\n%s", link, n, out)
+	}
+	if resp, err := http.Get("http://" + admin + "/"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the dashboard without the token: %v %v, want 401", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	if resp, err := browser.Get(link); err != nil || resp.StatusCode != 200 || resp.Request.URL.RawQuery != "" {
+		t.Errorf("the dashboard's link: %v %v, want the dashboard, at / without the token", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	// the printed admin curl carries the token
+	m := regexp.MustCompile(`(?m)^  curl -s -H 'authorization: (Bearer \S+)' (http://\S+/api/v1/\S+)$`).FindStringSubmatch(out)
+	if m == nil || m[1] != "Bearer "+token {
+		t.Fatalf("citadel up --admin-token printed no admin curl with the token:\n%s", out)
+	}
+	req, _ := http.NewRequest(http.MethodGet, m[2], nil)
+	req.Header.Set("Authorization", m[1])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("the admin curl %s: %v %v", m[0], err, resp)
+	} else {
+		resp.Body.Close()
 	}
 }
 
 // upUntilReady runs citadel up until it has printed its "Try:" block and returns the output
 // and a stop func (Ctrl-C; it must exit 0), also run when the test ends.
-func upUntilReady(t *testing.T, h *host, admin, gw string) (string, func()) {
+func upUntilReady(t *testing.T, h *host, admin, gw string, flags ...string) (string, func()) {
 	t.Helper()
-	cmd := exec.Command(h.bin, "up", "--admin-addr", admin, "--gateway-addr", gw, "--timeout", "3m")
+	cmd := exec.Command(h.bin, append([]string{"up", "--admin-addr", admin, "--gateway-addr", gw, "--timeout", "3m"}, flags...)...)
 	cmd.Env = slices.Clone(h.env)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
