@@ -46,8 +46,8 @@ type h1Server struct {
 	mu       sync.Mutex
 	conns    map[*h1Conn]struct{}
 	closing  atomic.Bool
-	wg       sync.WaitGroup
-	sweeping atomic.Bool // the sweeper runs
+	wg       sync.WaitGroup // connections and the sweeper
+	sweeping atomic.Bool    // the sweeper runs
 }
 
 const (
@@ -412,6 +412,7 @@ func (c *h1Conn) arm() {
 	}
 	c.armedSeq.Store(c.seq)
 	if s := c.srv; !s.sweeping.Load() && s.sweeping.CompareAndSwap(false, true) {
+		s.wg.Add(1) // c's own count is in: wait waits for the sweeper too
 		go s.sweep()
 	}
 }
@@ -441,6 +442,7 @@ func (c *h1Conn) unwatch() {
 // sweep starts the watch of every request that was armed at its last tick already; it runs
 // while there are armed requests.
 func (s *h1Server) sweep() {
+	defer s.wg.Done()
 	t := time.NewTicker(s.watchEvery)
 	defer t.Stop()
 	for idle := 0; ; {
