@@ -824,6 +824,12 @@ func (w *h1Response) Write(p []byte) (int, error) {
 		return 0, http.ErrContentLength
 	}
 	if w.req.Method == http.MethodHead {
+		if !w.committed && !w.hasType && len(w.held) < 512 { // to sniff its Content-Type
+			if w.heldBox == nil {
+				w.held = getBuf(&w.heldBox)
+			}
+			w.held = append(w.held, p[:min(len(p), 512-len(w.held))]...)
+		}
 		return len(p), nil
 	}
 	if w.c.werr != nil {
@@ -921,7 +927,9 @@ func (w *h1Response) commit(final bool) {
 		}
 	}
 	c.wbuf = append(c.wbuf, "\r\n"...)
-	w.writeBody(w.held)
+	if w.req.Method != http.MethodHead {
+		w.writeBody(w.held)
+	}
 	putBuf(&w.heldBox, w.held)
 	w.held = nil
 }

@@ -115,8 +115,9 @@ func TestH1KeepAliveBodiesHeadAndClose(t *testing.T) {
 		t.Fatalf("chunked body on the same connection: %d %q", resp.StatusCode, body)
 	}
 	c.send("HEAD /c HTTP/1.1\r\nHost: gw.test\r\n\r\n")
-	if resp, body = c.read("HEAD"); resp.StatusCode != 200 || body != "" || resp.ContentLength != int64(len("HEAD /c ")) {
-		t.Fatalf("HEAD: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+	if resp, body = c.read("HEAD"); resp.StatusCode != 200 || body != "" || resp.ContentLength != int64(len("HEAD /c ")) ||
+		resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("HEAD: %d %q length %d type %q", resp.StatusCode, body, resp.ContentLength, resp.Header.Get("Content-Type"))
 	}
 	c.send("GET /d HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n")
 	if resp, body = c.read("GET"); body != "GET /d " || !resp.Close {
