@@ -152,14 +152,19 @@ type dashboard struct {
 type download struct {
 	ApplyStatus int
 	ApplyError  string
-	Seen        []struct {
-		Ms       int // from the apply
-		Phase    string
-		Percent  *float64 // the progress element's or td.progress's percentage; nil without
-		Progress string   // td.progress as shown
-	}
-	ReadyMs int // from the apply to Ready; 0 when not seen
+	Seen        []row
+	ReadyMs     int // from the apply to Ready; 0 when not seen
 }
+
+// row is the model's row when it changed.
+type row struct {
+	Ms       int // from the apply
+	Phase    string
+	Percent  *float64 // the progress element's or td.progress's percentage; nil without
+	Progress string   // td.progress as shown
+}
+
+func (r row) String() string { return fmt.Sprintf("%d ms: %s %q", r.Ms, r.Phase, r.Progress) }
 
 // snapshot is the contract's elements at one moment.
 type snapshot struct {
