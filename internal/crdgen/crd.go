@@ -71,7 +71,6 @@ var kinds = map[string][]column{
 		{Name: "Message", Type: "string", Priority: 1, JSONPath: ".status.message"},
 	},
 	v1.KindRoute: {
-		{Name: "Models", Type: "string", Description: "the public model names", JSONPath: ".spec.models[*].name"},
 		{Name: "Phase", Type: "string", JSONPath: ".status.phase"},
 		{Name: "Reason", Type: "string", JSONPath: ".status.reason"},
 		age,
@@ -81,7 +80,7 @@ var kinds = map[string][]column{
 		{Name: "Prefix", Type: "string", Description: "the start of the key", JSONPath: ".spec.prefix"},
 		{Name: "Models", Type: "string", Description: "the models the key may use; none means all", JSONPath: ".spec.models"},
 		{Name: "Disabled", Type: "boolean", JSONPath: ".spec.disabled"},
-		{Name: "Expires", Type: "date", JSONPath: ".spec.expiresAt"},
+		{Name: "Expires", Type: "string", Description: "when the key stops being accepted", JSONPath: ".spec.expiresAt"},
 		age,
 	},
 }
