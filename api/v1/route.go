@@ -41,7 +41,8 @@ type RouteSpec struct {
 	Models []RouteModel `json:"models"`
 	// Balancing is the replica choice of every model that sets none of its own.
 	Balancing *Balancing `json:"balancing,omitempty"`
-	// Limits apply to every model; a model's own limits override them field by field.
+	// Limits apply to every model, each counted on its own; a model's own limits override
+	// them field by field.
 	Limits *Limits `json:"limits,omitempty"`
 	// Retry is how every model's requests are retried.
 	Retry *Retry `json:"retry,omitempty"`
@@ -169,20 +170,24 @@ type Balancing struct {
 	SessionHeader string `json:"sessionHeader,omitempty"`
 }
 
-// Limits bound what clients may ask for. The gateway enforces Timeout; the request,
-// token and concurrency limits it enforces are an APIKey's, per key.
+// Limits bound what clients may ask for, per public model: the route's limits, each
+// overridden by the model's own. The gateway keeps one count per public model (across
+// every client and key, kept across route updates that keep the name); a request must
+// pass both these and its APIKey's, and one refused by either is counted by neither.
 type Limits struct {
-	// RequestsPerMinute is accepted and checked but not enforced by the gateway yet: set
-	// requestsPerMinute on an APIKey.
+	// RequestsPerMinute bounds the requests admitted in any sliding minute; beyond it the
+	// gateway answers 429 with Retry-After before calling an engine.
 	RequestsPerMinute *int32 `json:"requestsPerMinute,omitempty"`
-	// TokensPerMinute is accepted and checked but not enforced by the gateway yet: set
-	// tokensPerMinute on an APIKey.
+	// TokensPerMinute bounds the tokens (prompt and completion, from the engines' usage,
+	// charged when an answer ends) in any sliding minute: a request is admitted while the
+	// model is under it, and is never cut; the next one is refused with 429.
 	TokensPerMinute *int64 `json:"tokensPerMinute,omitempty"`
-	// MaxConcurrent is accepted and checked but not enforced by the gateway yet: set
-	// maxConcurrent on an APIKey.
+	// MaxConcurrent bounds the requests in flight at once (a stream until it ends or its
+	// client goes away); beyond it, 429.
 	MaxConcurrent *int32 `json:"maxConcurrent,omitempty"`
-	// MaxTokens is accepted and checked but not enforced by the gateway yet: a request's
-	// max_tokens goes to the engine as sent.
+	// MaxTokens bounds the answer a request may ask for: max_tokens or
+	// max_completion_tokens (Ollama: options.num_predict) above it is refused with 400
+	// naming the field, not clamped. A request that sets none is passed as sent.
 	MaxTokens *int32 `json:"maxTokens,omitempty"`
 	// Timeout is the total deadline of one request, including retries and the whole
 	// stream; default 10 minutes.

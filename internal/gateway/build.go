@@ -51,6 +51,8 @@ type tableBuilder struct {
 	claims map[string]*nameClaim
 	local  map[string]*Entry
 	caps   map[*Entry]map[string]bool
+	// limiters by public model: those of the previous table, and those this one uses
+	prevLims, lims map[string]*limiter
 	// rule targets, whose capabilities are their rule's task
 	ruleTargets []ruleTargets
 }
@@ -75,8 +77,10 @@ func Build(in BuildInput) (*Table, []error) {
 		claims: map[string]*nameClaim{},
 		local:  map[string]*Entry{},
 		caps:   map[*Entry]map[string]bool{},
+		lims:   map[string]*limiter{},
 	}
 	if in.Previous != nil {
+		b.prevLims = in.Previous.lims
 		for _, r := range in.Previous.replicas {
 			b.prev[r.ID] = r
 		}
@@ -270,7 +274,19 @@ type routeCtx struct {
 }
 
 func (b *tableBuilder) dest(rc routeCtx, where string, targets, fallback []v1.RouteTarget) *Destination {
-	d := &Destination{Limits: rc.limits, Retry: rc.retry}
+	d := &Destination{Limits: rc.limits, Retry: rc.retry, Owner: rc.owner}
+	if l := rc.limits; l != nil && (l.RequestsPerMinute != nil || l.TokensPerMinute != nil || l.MaxConcurrent != nil) {
+		// One limiter per public model, kept from the previous table: a route update that
+		// keeps the name keeps what was counted and what is in flight.
+		d.lim = b.lims[rc.public]
+		if d.lim == nil {
+			d.lim = b.prevLims[rc.public]
+		}
+		if d.lim == nil {
+			d.lim = &limiter{}
+		}
+		b.lims[rc.public] = d.lim
+	}
 	for i, rt := range targets {
 		if t := b.target(rc, fmt.Sprintf("%s.targets[%d]", where, i), rt); t != nil {
 			d.Targets = append(d.Targets, t)
@@ -593,7 +609,7 @@ func (b *tableBuilder) serviceNames() {
 }
 
 func (b *tableBuilder) table() *Table {
-	t := &Table{names: map[string]*Entry{}, how: map[string]string{}, local: b.local}
+	t := &Table{names: map[string]*Entry{}, how: map[string]string{}, local: b.local, lims: b.lims}
 	// Capabilities: of the models task rules lead to, their aliases and their targets.
 	for _, rt := range b.ruleTargets {
 		c := taskCapabilities(map[string]bool{rt.task: true})

@@ -5,8 +5,10 @@ package gateway
 // bodies — is internal/ollamaapi's; this file routes, forwards and writes.
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -137,6 +139,13 @@ func (s *Server) ollama(kind string) http.HandlerFunc {
 			s.fail(w, c, err)
 			return
 		}
+		if d := c.dec.Dest; d != nil && d.Limits != nil && d.Limits.MaxTokens != nil {
+			c.maxTokens, c.maxTokensParam = numPredict(body), "options.num_predict"
+		}
+		if err := s.admitModel(c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
 		build := func(t *Target) (string, []byte, error) {
 			if t.API == APIOllama {
 				b, err := o.Passthrough(t.Model)
@@ -149,6 +158,21 @@ func (s *Server) ollama(kind string) http.HandlerFunc {
 		}
 		s.forward(w, r, c, build, o.Stream, out)
 	}
+}
+
+// numPredict is a request's options.num_predict, the answer's bound (0 for none: absent,
+// -1 unbounded and -2 fill the context, which the OpenAI translation sends as no bound too).
+// Read only for a model with limits.maxTokens; Parse has checked the body already.
+func numPredict(body []byte) int64 {
+	var req struct {
+		Options struct {
+			NumPredict *float64 `json:"num_predict"`
+		} `json:"options"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.Options.NumPredict == nil || *req.Options.NumPredict <= 0 {
+		return 0
+	}
+	return int64(min(math.Ceil(*req.Options.NumPredict), math.MaxInt32))
 }
 
 // ollamaOut writes an upstream's answer in Ollama's shape.
@@ -207,28 +231,60 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 	err := ollamaapi.StreamFromOpenAI(o.Request, public, body, cw, func() { _ = rc.Flush() }, c.start)
 	if err != nil {
 		c.err = err.Error()
+	} else {
+		c.tokensIn, c.tokensOut = ollamaUsage(cw.last)
 	}
 	return err
 }
 
 // passThroughNDJSON copies an Ollama upstream's answer, flushing after every chunk.
 func (s *Server) passThroughNDJSON(w http.ResponseWriter, resp *http.Response, c *call) error {
-	_, err := s.copyStream(w, resp, c, func(msg string) []byte {
+	tail, err := s.copyStream(w, resp, c, func(msg string) []byte {
 		b, _ := json.Marshal(map[string]string{"error": msg})
 		return append(b, '\n')
 	})
+	if err == nil && resp.StatusCode/100 == 2 {
+		c.tokensIn, c.tokensOut = ollamaUsage(tail)
+	}
 	return err
 }
 
-// countingWriter notes when the first byte reaches the client.
+// ollamaUsage reads the token counts (prompt_eval_count, eval_count) at the end of an
+// Ollama answer: a stream's "done" line, or the end of a whole answer, which tail may hold
+// only part of.
+func ollamaUsage(tail []byte) (int, int) {
+	count := func(field string) int {
+		i := bytes.LastIndex(tail, []byte(`"`+field+`":`))
+		if i < 0 {
+			return 0
+		}
+		rest := bytes.TrimLeft(tail[i+len(field)+3:], " ")
+		n := 0
+		for _, c := range rest {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	return count("prompt_eval_count"), count("eval_count")
+}
+
+// countingWriter notes when the first byte reaches the client, and keeps the last line
+// written (the translation writes one line a call) for its token counts.
 type countingWriter struct {
-	w io.Writer
-	c *call
+	w    io.Writer
+	c    *call
+	last []byte
 }
 
 func (cw *countingWriter) Write(p []byte) (int, error) {
 	if cw.c.ttft == 0 && len(p) > 0 {
 		cw.c.ttft = time.Since(cw.c.start)
+	}
+	if len(p) <= 4<<10 {
+		cw.last = append(cw.last[:0], p...)
 	}
 	return cw.w.Write(p)
 }

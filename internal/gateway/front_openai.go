@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -27,6 +28,25 @@ type openAIBody struct {
 	Messages rawView    `json:"messages"`
 	Prompt   rawView    `json:"prompt"`
 	Input    rawView    `json:"input"`
+	// The answer's bound, for the model's limits.maxTokens (numbers, as engines accept 16.0).
+	MaxTokens           *float64 `json:"max_tokens"`
+	MaxCompletionTokens *float64 `json:"max_completion_tokens"`
+}
+
+// maxTokens is the answer's bound the request asks for (0: none) and the field that says it;
+// of max_tokens and max_completion_tokens, the larger.
+func (b *openAIBody) maxTokens() (int64, string) {
+	var n int64
+	var param string
+	for _, f := range []struct {
+		v    *float64
+		name string
+	}{{b.MaxTokens, "max_tokens"}, {b.MaxCompletionTokens, "max_completion_tokens"}} {
+		if f.v != nil && *f.v > float64(n) {
+			n, param = int64(min(math.Ceil(*f.v), math.MaxInt32)), f.name
+		}
+	}
+	return n, param
 }
 
 type openAIMessage struct {
@@ -289,6 +309,11 @@ func (s *Server) openAI(kind string) http.HandlerFunc {
 			return
 		}
 		if c.dec, err = s.resolve(r, c); err != nil {
+			s.fail(w, c, err)
+			return
+		}
+		c.maxTokens, c.maxTokensParam = req.maxTokens()
+		if err := s.admitModel(c); err != nil {
 			s.fail(w, c, err)
 			return
 		}

@@ -15,7 +15,8 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 )
 
-// Keys is the gateway's set of API keys (v1.APIKey objects) with each key's limiter state.
+// Keys is the gateway's set of API keys (v1.APIKey objects) with each key's limiter state
+// (limits.go's limiter, the one that also serves the Routes' limits).
 //
 // Keys are optional. While no APIKey exists, Required is false and the gateway is open to
 // anyone who can reach it; that is why citadel serve binds the gateway to loopback
@@ -65,21 +66,6 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string { return e.Message }
-
-// LimitError is a request refused by a key's limits: 429 with Retry-After and the
-// x-ratelimit-* headers.
-type LimitError struct {
-	Status     int    // 429
-	Code       string // rate_limit_exceeded
-	Type       string // requests, tokens (the OpenAI error type)
-	Message    string
-	RetryAfter time.Duration // when a retry can be admitted; at most a minute
-	// Headers are x-ratelimit-{limit,remaining,reset}-{requests,tokens} for the limits the
-	// key sets, and retry-after (whole seconds, rounded up).
-	Headers map[string]string
-}
-
-func (e *LimitError) Error() string { return e.Message }
 
 // NewKeys returns an empty set: the gateway is open until Update brings a key.
 func NewKeys() *Keys {
@@ -222,183 +208,18 @@ func (key *Key) Allowed(model string) bool {
 	return ok
 }
 
-// window is the length of the sliding windows, in one-second buckets.
-const window = 60
-
-// limiter is one key's state: requests admitted and tokens charged per second over the last
-// minute (rings of one-second buckets: nothing is allocated per request), and the requests
-// in flight.
-type limiter struct {
-	mu         sync.Mutex
-	last       int64 // the Unix second the rings were advanced to
-	reqs, toks [window]int64
-	nreq, ntok int64 // sums over the rings
-	inflight   int64
-}
-
-// advance moves the window to second sec, emptying the buckets of the seconds that left it.
-// Time never goes back: an earlier sec (a clock step, a racing caller) counts as the latest.
-func (l *limiter) advance(sec int64) {
-	if sec <= l.last {
-		return
-	}
-	if sec-l.last >= window {
-		l.reqs, l.toks = [window]int64{}, [window]int64{}
-		l.nreq, l.ntok = 0, 0
-	} else {
-		for s := l.last + 1; s <= sec; s++ {
-			i := s % window
-			l.nreq -= l.reqs[i]
-			l.ntok -= l.toks[i]
-			l.reqs[i], l.toks[i] = 0, 0
-		}
-	}
-	l.last = sec
-}
-
-// freeAfter returns how long until at least need units of ring leave the window.
-func (l *limiter) freeAfter(ring *[window]int64, need int64, now time.Time) time.Duration {
-	var acc int64
-	for s := l.last - window + 1; s <= l.last; s++ {
-		acc += ring[((s%window)+window)%window]
-		if acc >= need {
-			return min(time.Unix(s+window, 0).Sub(now), window*time.Second) // now may lag l.last
-		}
-	}
-	return window * time.Second
-}
-
-// resetAfter returns how long until ring is empty (0 when it is).
-func (l *limiter) resetAfter(ring *[window]int64, now time.Time) time.Duration {
-	for s := l.last; s > l.last-window; s-- {
-		if ring[((s%window)+window)%window] != 0 {
-			return min(max(time.Unix(s+window, 0).Sub(now), 0), window*time.Second)
-		}
-	}
-	return 0
-}
-
-// Ticket is an admitted request. Done charges its tokens and frees its concurrency slot.
-type Ticket struct {
-	lim  *limiter
-	done atomic.Bool
-	// What the x-ratelimit-* headers say, as of admission.
-	rpm, tpm           int64
-	remReq, remTok     int64
-	resetReq, resetTok time.Duration
-}
-
-// openTicket is the ticket of a request without a key (an open gateway): it limits nothing.
-var openTicket = &Ticket{}
-
-// Admit applies key's limits at now: requests per minute and tokens per minute (both over a
-// sliding minute; tokens are those charged by Done so far, so a request is admitted while the
-// key is under its budget and is never cut, and the next one is refused), then concurrency.
-// A nil key (an open gateway) is always admitted. A refusal is a *LimitError.
+// Admit applies key's limits at now (see limiter.admit). A nil key (an open gateway) is
+// always admitted. A refusal is a *LimitError.
 func (k *Keys) Admit(key *Key, now time.Time) (*Ticket, error) {
 	if key == nil || key.lim == nil {
 		return openTicket, nil
 	}
-	l := key.lim
-	l.mu.Lock()
-	l.advance(now.Unix())
-	switch {
-	case key.RequestsPerMinute > 0 && l.nreq >= key.RequestsPerMinute:
-		retry := l.freeAfter(&l.reqs, l.nreq-key.RequestsPerMinute+1, now)
-		err := l.refuse(key, now, "requests", retry, fmt.Sprintf(
-			"Rate limit reached for API key %q on requests per min (RPM): Limit %d, Used %d, Requested 1. Please try again in %s.",
-			key.Name, key.RequestsPerMinute, l.nreq, roundUp(retry)))
-		l.mu.Unlock()
-		return nil, err
-	case key.TokensPerMinute > 0 && l.ntok >= key.TokensPerMinute:
-		retry := l.freeAfter(&l.toks, l.ntok-key.TokensPerMinute+1, now)
-		err := l.refuse(key, now, "tokens", retry, fmt.Sprintf(
-			"Rate limit reached for API key %q on tokens per min (TPM): Limit %d, Used %d. Please try again in %s.",
-			key.Name, key.TokensPerMinute, l.ntok, roundUp(retry)))
-		l.mu.Unlock()
-		return nil, err
-	case key.MaxConcurrent > 0 && l.inflight >= key.MaxConcurrent:
-		err := l.refuse(key, now, "requests", time.Second, fmt.Sprintf(
-			"Too many concurrent requests for API key %q: Limit %d, In flight %d. Please try again when one finishes.",
-			key.Name, key.MaxConcurrent, l.inflight))
-		l.mu.Unlock()
+	t, err := key.lim.admit(quota{
+		rpm: key.RequestsPerMinute, tpm: key.TokensPerMinute, conc: key.MaxConcurrent,
+		who: fmt.Sprintf("API key %q", key.Name),
+	}, now)
+	if err != nil {
 		return nil, err
 	}
-	l.reqs[l.last%window]++
-	l.nreq++
-	l.inflight++
-	t := &Ticket{lim: l, rpm: key.RequestsPerMinute, tpm: key.TokensPerMinute}
-	if t.rpm > 0 {
-		t.remReq = max(t.rpm-l.nreq, 0)
-		t.resetReq = l.resetAfter(&l.reqs, now)
-	}
-	if t.tpm > 0 {
-		t.remTok = max(t.tpm-l.ntok, 0)
-		t.resetTok = l.resetAfter(&l.toks, now)
-	}
-	l.mu.Unlock()
 	return t, nil
-}
-
-// refuse builds the 429 for key; l.mu is held.
-func (l *limiter) refuse(key *Key, now time.Time, typ string, retry time.Duration, msg string) *LimitError {
-	retry = max(retry, time.Millisecond)
-	h := make(map[string]string, 7)
-	if key.RequestsPerMinute > 0 {
-		setLimitHeaders(h, "requests", key.RequestsPerMinute, key.RequestsPerMinute-l.nreq, l.resetAfter(&l.reqs, now))
-	}
-	if key.TokensPerMinute > 0 {
-		setLimitHeaders(h, "tokens", key.TokensPerMinute, key.TokensPerMinute-l.ntok, l.resetAfter(&l.toks, now))
-	}
-	h["retry-after"] = strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)
-	return &LimitError{Status: 429, Code: "rate_limit_exceeded", Type: typ, Message: msg, RetryAfter: retry, Headers: h}
-}
-
-func setLimitHeaders(h map[string]string, what string, limit, remaining int64, reset time.Duration) {
-	h["x-ratelimit-limit-"+what] = strconv.FormatInt(limit, 10)
-	h["x-ratelimit-remaining-"+what] = strconv.FormatInt(max(remaining, 0), 10)
-	h["x-ratelimit-reset-"+what] = roundUp(reset)
-}
-
-// roundUp formats a duration as OpenAI's reset headers do ("1s", "6m0s", "250ms"), rounded up
-// to the millisecond.
-func roundUp(d time.Duration) string {
-	if d <= 0 {
-		return "0s"
-	}
-	return ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String()
-}
-
-// Headers returns the x-ratelimit-* headers of a successful response, for the limits the key
-// sets (nil for none).
-func (t *Ticket) Headers() map[string]string {
-	if t == nil || t.lim == nil || (t.rpm == 0 && t.tpm == 0) {
-		return nil
-	}
-	h := make(map[string]string, 6)
-	if t.rpm > 0 {
-		setLimitHeaders(h, "requests", t.rpm, t.remReq, t.resetReq)
-	}
-	if t.tpm > 0 {
-		setLimitHeaders(h, "tokens", t.tpm, t.remTok, t.resetTok)
-	}
-	return h
-}
-
-// Done ends the request at now: it charges tokens (prompt and completion) to the current
-// second of the key's window and frees the concurrency slot. Only the first call counts, so
-// a deferred Done after an explicit one is harmless.
-func (t *Ticket) Done(tokens int, now time.Time) {
-	if t == nil || t.lim == nil || !t.done.CompareAndSwap(false, true) {
-		return
-	}
-	l := t.lim
-	l.mu.Lock()
-	l.advance(now.Unix())
-	if tokens > 0 {
-		l.toks[l.last%window] += int64(tokens)
-		l.ntok += int64(tokens)
-	}
-	l.inflight--
-	l.mu.Unlock()
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	overhead  prometheus.Histogram
 	tasks     *prometheus.CounterVec
 	decide    prometheus.Histogram
+	refusals  *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640}
@@ -53,7 +54,9 @@ func newMetrics() *metrics {
 	m.decide = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "citadel_gateway_task_decision_seconds",
 		Help:    "Time to route a request to a virtual model: rules, the built-in classifier and the examples.",
 		Buckets: []float64{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005}})
-	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.tpot, m.tokens, m.retries, m.failovers, m.overhead, m.tasks, m.decide,
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "citadel_gateway_limit_refusals_total",
+		Help: "Requests refused by a limit: scope key (an APIKey, by name) or model (a route's public model), and the limit (requests_per_minute, tokens_per_minute, max_concurrent, max_tokens)."}, []string{"scope", "name", "limit"})
+	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.tpot, m.tokens, m.retries, m.failovers, m.overhead, m.tasks, m.decide, m.refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,6 +94,11 @@ func (m *metrics) observe(c *call, dur time.Duration) {
 	if c.tokensOut > 0 {
 		m.tokens.WithLabelValues(model, service, replica, key, "output").Add(float64(c.tokensOut))
 	}
+}
+
+// refused counts a request a limit refused.
+func (m *metrics) refused(scope, name, limit string) {
+	m.refusals.WithLabelValues(scope, name, limit).Inc()
 }
 
 // replicaCollector reports every replica's live state at scrape time.

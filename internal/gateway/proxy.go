@@ -28,7 +28,7 @@ type call struct {
 	kind      string // chat, completions, embeddings, generate, embed
 	info      RequestInfo
 	key       *Key
-	ticket    *Ticket
+	ticket    *Ticket // the key's limits
 	dec       Decision
 	attempts  int
 	replica   *Replica
@@ -39,6 +39,12 @@ type call struct {
 	tokensIn  int
 	tokensOut int
 	err       string
+
+	// The model's limits (limits.go): its ticket, and the answer's bound the request asks
+	// for (0: none) with the field that says it.
+	modelTicket    *Ticket
+	maxTokens      int64
+	maxTokensParam string
 }
 
 func requestID(r *http.Request) string {
@@ -143,6 +149,10 @@ func (s *Server) admit(_ *http.Request, c *call) error {
 	}
 	t, err := s.keys.Admit(key, time.Now())
 	if err != nil {
+		var le *LimitError
+		if errors.As(err, &le) {
+			s.met.refused("key", key.Name, le.Limit)
+		}
 		return err
 	}
 	c.ticket = t
@@ -273,10 +283,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 			}
 			w.Header().Set("X-Citadel-Route", c.dec.headerVia(t)+" replica="+rep.ID+" attempts="+strconv.Itoa(c.attempts))
 			w.Header().Set("X-Citadel-Overhead-Ms", strconv.FormatFloat(float64(c.overhead)/1e6, 'f', 3, 64))
-			if c.ticket != nil {
-				for k, v := range c.ticket.Headers() {
-					w.Header().Set(k, v)
-				}
+			for k, v := range limitHeaders(c) {
+				w.Header().Set(k, v)
 			}
 			var werr error
 			if out != nil {
@@ -757,9 +765,8 @@ func writeOllamaError(w http.ResponseWriter, status int, msg string) {
 // finish records metrics, charges tokens and writes the access log line.
 func (s *Server) finish(c *call) {
 	dur := time.Since(c.start)
-	if c.ticket != nil {
-		c.ticket.Done(c.tokensIn+c.tokensOut, time.Now())
-	}
+	c.ticket.Done(c.tokensIn+c.tokensOut, time.Now()) // nil-safe
+	c.modelTicket.Done(c.tokensIn+c.tokensOut, time.Now())
 	s.met.observe(c, dur)
 	if s.access == nil {
 		return

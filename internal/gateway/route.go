@@ -70,6 +70,9 @@ type Table struct {
 	models   []ModelInfo       // sorted by ID
 	replicas []*Replica        // distinct, sorted by ID
 	avail    []string          // the IDs of models
+
+	// lims are the limiters of the public models with limits; the next table keeps them by name.
+	lims map[string]*limiter
 }
 
 // BuildInput is everything the table is built from.

@@ -88,6 +88,8 @@ type Destination struct {
 	Fallback []*Target
 	Limits   *v1.Limits
 	Retry    *v1.Retry
+	Owner    string   // "route ns/name", for messages
+	lim      *limiter // the public model's limiter (limits.go); nil without rate limits
 }
 
 // TaskEntry is one task rule of a virtual name, compiled.
