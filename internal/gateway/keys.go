@@ -214,9 +214,9 @@ func (k *Keys) Admit(key *Key, now time.Time) (*Ticket, error) {
 	if key == nil || key.lim == nil {
 		return openTicket, nil
 	}
-	t, err := key.lim.admit(quota{
+	t, err := key.lim.admit(&quota{
 		rpm: key.RequestsPerMinute, tpm: key.TokensPerMinute, conc: key.MaxConcurrent,
-		who: fmt.Sprintf("API key %q", key.Name),
+		kind: "API key", name: key.Name,
 	}, now)
 	if err != nil {
 		return nil, err

@@ -32,8 +32,17 @@ func (e *LimitError) Error() string { return e.Message }
 // quota is what one limiter enforces; 0 means no limit.
 type quota struct {
 	rpm, tpm, conc int64
-	who            string // the holder in messages: `API key "lab"`, `model "chat" (route default/chat)`
-	field          string // where the limits are set, for messages ("limits"; "" for a key)
+	// The holder, for messages (built only for a refusal): kind "API key" or "model", its
+	// name, and for a model where its limits are set (owner "route ns/name", field "limits").
+	kind, name, owner, field string
+}
+
+// who names the holder: `API key "lab"`, `model "chat" (route default/chat)`.
+func (q *quota) who() string {
+	if q.owner == "" {
+		return q.kind + " " + strconv.Quote(q.name)
+	}
+	return q.kind + " " + strconv.Quote(q.name) + " (" + q.owner + ")"
 }
 
 func (q quota) none() bool { return q.rpm <= 0 && q.tpm <= 0 && q.conc <= 0 }
@@ -98,10 +107,33 @@ func (l *limiter) resetAfter(ring *[window]int64, now time.Time) time.Duration {
 // admit applies q at now: requests per minute and tokens per minute (both over a sliding
 // minute; tokens are those charged by Done so far, so a request is admitted while the holder
 // is under its budget and is never cut, and the next one is refused), then concurrency.
-func (l *limiter) admit(q quota, now time.Time) (*Ticket, *LimitError) {
+func (l *limiter) admit(q *quota, now time.Time) (*Ticket, *LimitError) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.advance(now.Unix())
+	if q.rpm > 0 && l.nreq >= q.rpm || q.tpm > 0 && l.ntok >= q.tpm || q.conc > 0 && l.inflight >= q.conc {
+		err := l.refusal(q, now)
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.reqs[l.last%window]++
+	l.nreq++
+	l.inflight++
+	t := &Ticket{lim: l, rpm: q.rpm, tpm: q.tpm}
+	t.sec.Store(l.last)
+	if t.rpm > 0 {
+		t.remReq = max(t.rpm-l.nreq, 0)
+		t.resetReq = l.resetAfter(&l.reqs, now)
+	}
+	if t.tpm > 0 {
+		t.remTok = max(t.tpm-l.ntok, 0)
+		t.resetTok = l.resetAfter(&l.toks, now)
+	}
+	l.mu.Unlock()
+	return t, nil
+}
+
+// refusal says which of q's limits refuses a request at now, and when to retry; l.mu is held.
+func (l *limiter) refusal(q *quota, now time.Time) *LimitError {
 	set := func(name string) string {
 		if q.field == "" {
 			return ""
@@ -111,36 +143,23 @@ func (l *limiter) admit(q quota, now time.Time) (*Ticket, *LimitError) {
 	switch {
 	case q.rpm > 0 && l.nreq >= q.rpm:
 		retry := l.freeAfter(&l.reqs, l.nreq-q.rpm+1, now)
-		return nil, l.refuse(q, now, "requests", "requests_per_minute", retry, fmt.Sprintf(
+		return l.refuse(q, now, "requests", "requests_per_minute", retry, fmt.Sprintf(
 			"Rate limit reached for %s on requests per min (RPM)%s: Limit %d, Used %d, Requested 1. Please try again in %s.",
-			q.who, set("requestsPerMinute"), q.rpm, l.nreq, roundUp(retry)))
+			q.who(), set("requestsPerMinute"), q.rpm, l.nreq, roundUp(retry)))
 	case q.tpm > 0 && l.ntok >= q.tpm:
 		retry := l.freeAfter(&l.toks, l.ntok-q.tpm+1, now)
-		return nil, l.refuse(q, now, "tokens", "tokens_per_minute", retry, fmt.Sprintf(
+		return l.refuse(q, now, "tokens", "tokens_per_minute", retry, fmt.Sprintf(
 			"Rate limit reached for %s on tokens per min (TPM)%s: Limit %d, Used %d. Please try again in %s.",
-			q.who, set("tokensPerMinute"), q.tpm, l.ntok, roundUp(retry)))
-	case q.conc > 0 && l.inflight >= q.conc:
-		return nil, l.refuse(q, now, "requests", "max_concurrent", time.Second, fmt.Sprintf(
+			q.who(), set("tokensPerMinute"), q.tpm, l.ntok, roundUp(retry)))
+	default:
+		return l.refuse(q, now, "requests", "max_concurrent", time.Second, fmt.Sprintf(
 			"Too many concurrent requests for %s%s: Limit %d, In flight %d. Please try again when one finishes.",
-			q.who, set("maxConcurrent"), q.conc, l.inflight))
+			q.who(), set("maxConcurrent"), q.conc, l.inflight))
 	}
-	l.reqs[l.last%window]++
-	l.nreq++
-	l.inflight++
-	t := &Ticket{lim: l, sec: l.last, rpm: q.rpm, tpm: q.tpm}
-	if t.rpm > 0 {
-		t.remReq = max(t.rpm-l.nreq, 0)
-		t.resetReq = l.resetAfter(&l.reqs, now)
-	}
-	if t.tpm > 0 {
-		t.remTok = max(t.tpm-l.ntok, 0)
-		t.resetTok = l.resetAfter(&l.toks, now)
-	}
-	return t, nil
 }
 
 // refuse builds the 429 of q; l.mu is held.
-func (l *limiter) refuse(q quota, now time.Time, typ, limit string, retry time.Duration, msg string) *LimitError {
+func (l *limiter) refuse(q *quota, now time.Time, typ, limit string, retry time.Duration, msg string) *LimitError {
 	retry = max(retry, time.Millisecond)
 	h := make(map[string]string, 7)
 	if q.rpm > 0 {
@@ -170,9 +189,10 @@ func roundUp(d time.Duration) string {
 
 // Ticket is an admitted request. Done charges its tokens and frees its concurrency slot.
 type Ticket struct {
-	lim  *limiter
-	done atomic.Bool
-	sec  int64 // the second its request was counted in
+	lim *limiter
+	// sec is the Unix second the request was counted in, -1 once Done or cancel has run
+	// (one word: a ticket is 64 bytes, one allocation class).
+	sec atomic.Int64
 	// What the x-ratelimit-* headers say, as of admission.
 	rpm, tpm           int64
 	remReq, remTok     int64
@@ -203,7 +223,7 @@ func (t *Ticket) Headers() map[string]string {
 // second of the holder's window and frees the concurrency slot. Only the first call (of Done
 // and cancel) counts, so a deferred Done after an explicit one is harmless.
 func (t *Ticket) Done(tokens int, now time.Time) {
-	if t == nil || t.lim == nil || !t.done.CompareAndSwap(false, true) {
+	if !t.end() {
 		return
 	}
 	l := t.lim
@@ -217,17 +237,30 @@ func (t *Ticket) Done(tokens int, now time.Time) {
 	l.mu.Unlock()
 }
 
+// end reports whether this call ends the ticket (the first of Done and cancel).
+func (t *Ticket) end() bool {
+	if t == nil || t.lim == nil {
+		return false
+	}
+	sec := t.sec.Load()
+	return sec >= 0 && t.sec.CompareAndSwap(sec, -1)
+}
+
 // cancel takes the request back, as if it had never been admitted: another limit refused
 // it. Its count leaves the window (if still in it) and its slot is freed.
 func (t *Ticket) cancel(now time.Time) {
-	if t == nil || t.lim == nil || !t.done.CompareAndSwap(false, true) {
+	if t == nil {
+		return
+	}
+	sec := t.sec.Load() // it changes only to -1, which end then refuses
+	if !t.end() {
 		return
 	}
 	l := t.lim
 	l.mu.Lock()
 	l.advance(now.Unix())
-	if t.sec > l.last-window && l.reqs[t.sec%window] > 0 {
-		l.reqs[t.sec%window]--
+	if sec > l.last-window && l.reqs[sec%window] > 0 {
+		l.reqs[sec%window]--
 		l.nreq--
 	}
 	l.inflight--
@@ -237,7 +270,7 @@ func (t *Ticket) cancel(now time.Time) {
 // modelQuota is what d's limits allow per minute and at once; Destination.Owner names the
 // route in messages.
 func modelQuota(public string, d *Destination) quota {
-	q := quota{who: fmt.Sprintf("model %q (%s)", public, d.Owner), field: "limits"}
+	q := quota{kind: "model", name: public, owner: d.Owner, field: "limits"}
 	if l := d.Limits; l != nil {
 		if l.RequestsPerMinute != nil {
 			q.rpm = max(int64(*l.RequestsPerMinute), 0)
@@ -280,7 +313,7 @@ func (s *Server) admitModel(c *call) error {
 	if q.none() || d.lim == nil {
 		return nil
 	}
-	t, le := d.lim.admit(q, now)
+	t, le := d.lim.admit(&q, now)
 	if le != nil {
 		c.ticket.cancel(now)
 		s.met.refused("model", c.dec.Public, le.Limit)
