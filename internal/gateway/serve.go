@@ -61,7 +61,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case <-sctx.Done():
 			cancelBase()
 			lean.closeAll()
-			<-idle
+			select {
+			case <-idle:
+			case <-time.After(time.Second): // a handler that ignores its context is left, as net/http's Close leaves it
+			}
 		}
 	}
 	<-done
