@@ -334,7 +334,7 @@ func TestRouteTokensPerMinute(t *testing.T) {
 func TestKeyAndRouteLimits(t *testing.T) {
 	var n atomic.Int64
 	u := okUpstream(t, &n)
-	const limited, open = "ck-limited-0123456789abcdef", "ck-open-0123456789abcdefgh"
+	const limited, open, single = "ck-limited-0123456789abcdef", "ck-open-0123456789abcdefgh", "ck-single-0123456789abcdef"
 	_, gw := startGateway(t, routeYAML(fmt.Sprintf(`  models:
   - {name: a, targets: [{url: %q}], limits: {requestsPerMinute: 1}}
   - {name: b, targets: [{url: %q}]}
@@ -349,7 +349,12 @@ apiVersion: citadel.dev/v1alpha1
 kind: APIKey
 metadata: {name: open}
 spec: {hash: %q}
-`, u, u, u, sha256hex(limited), sha256hex(open))), gateway.Options{})
+---
+apiVersion: citadel.dev/v1alpha1
+kind: APIKey
+metadata: {name: single}
+spec: {hash: %q, maxConcurrent: 1}
+`, u, u, u, sha256hex(limited), sha256hex(open), sha256hex(single))), gateway.Options{})
 	send := func(model, key string) (int, string) {
 		resp, body := post(t, gw+"/v1/chat/completions", chat(model, "hi"), "Authorization", "Bearer "+key)
 		return resp.StatusCode, body
@@ -361,6 +366,12 @@ spec: {hash: %q}
 	for range 3 {
 		if code, body := send("a", limited); code != 429 || !strings.Contains(body, `model \"a\"`) {
 			t.Fatalf("a over the model's limit: %d %s", code, body)
+		}
+	}
+	// Nor does a model's refusal keep the key's concurrency slot.
+	for i := range 2 {
+		if code, body := send("a", single); code != 429 || !strings.Contains(body, `model \"a\"`) {
+			t.Fatalf("a with a key of one slot, %d: %d %s", i+1, code, body)
 		}
 	}
 	for range 2 {
@@ -382,7 +393,7 @@ spec: {hash: %q}
 	}
 	_, m := get(t, gw+"/metrics")
 	for _, want := range []string{
-		`citadel_gateway_limit_refusals_total{limit="requests_per_minute",name="a",scope="model"} 3`,
+		`citadel_gateway_limit_refusals_total{limit="requests_per_minute",name="a",scope="model"} 5`,
 		`citadel_gateway_limit_refusals_total{limit="requests_per_minute",name="c",scope="model"} 1`,
 		`citadel_gateway_limit_refusals_total{limit="requests_per_minute",name="limited",scope="key"} 1`,
 	} {
