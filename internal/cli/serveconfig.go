@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"citadel.dev/citadel/internal/config"
 )
 
 // notConfigurable are serve's flags that are not keys of the file: the file itself and
@@ -152,7 +154,7 @@ func closest(s string, keys []string) string {
 	norm := func(k string) string { return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(k)) }
 	best, bestD := "", -1
 	for _, k := range keys {
-		if d := editDistance(norm(s), norm(k)); bestD < 0 || d < bestD {
+		if d := config.EditDistance(norm(s), norm(k)); bestD < 0 || d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -160,24 +162,4 @@ func closest(s string, keys []string) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -365,7 +365,7 @@ func suggest(name string, known []string) string {
 		if strings.EqualFold(k, name) {
 			return fmt.Sprintf("did you mean %q? (field names are case-sensitive)", k)
 		}
-		if d := editDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+		if d := EditDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -378,7 +378,9 @@ func suggest(name string, known []string) string {
 	return "remove it, or check the field's spelling and indentation"
 }
 
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b, in bytes: how far a misspelt
+// name is from a known one.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

@@ -334,7 +334,7 @@ func (d *decoder) failed(path string) bool {
 			if i := strings.IndexAny(rest, ".["); i >= 0 {
 				rest = rest[:i]
 			}
-			if editDistance(strings.ToLower(rest), strings.ToLower(leaf)) < 3 {
+			if EditDistance(strings.ToLower(rest), strings.ToLower(leaf)) < 3 {
 				return true
 			}
 		}
