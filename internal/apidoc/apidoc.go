@@ -93,19 +93,32 @@ type Field struct {
 // Summary is the first sentence of the field's doc comment.
 func (f *Field) Summary() string { return synopsis(f.Doc) }
 
-// SourceDir is the directory of api/v1's source, found from this file's own path in the
-// module (runtime.Caller), so that it works from any working directory of a test or a
-// go generate run in the module.
-func SourceDir() (string, error) {
+// ModuleRoot is the root of the module's checkout, found from this file's own path
+// (runtime.Caller), so that it works from any working directory of a test or a go generate
+// run in the module.
+func ModuleRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		return "", errors.New("apidoc: the source path of this package is unknown (built with -trimpath?)")
 	}
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "api", "v1")
+	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return "", fmt.Errorf("apidoc: no module at %s (%v): run from a checkout of the module", root, err)
+	}
+	return root, nil
+}
+
+// SourceDir is the directory of api/v1's source in the module's checkout (ModuleRoot).
+func SourceDir() (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, "api", "v1")
 	if _, err := os.Stat(filepath.Join(dir, "kinds.go")); err != nil {
 		return "", fmt.Errorf("apidoc: api/v1's source is not at %s (%v): run from a checkout of the module", dir, err)
 	}
-	return filepath.Clean(dir), nil
+	return dir, nil
 }
 
 // LoadAPI reads api/v1 from SourceDir.

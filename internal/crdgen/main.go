@@ -13,11 +13,12 @@ package main
 //go:generate go run .
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"citadel.dev/citadel/internal/apidoc"
 )
 
 // crdDir is where crdgen writes, relative to the module root.
@@ -31,7 +32,7 @@ func main() {
 }
 
 func run() error {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -67,22 +68,4 @@ func readHead(path string) string {
 		return ""
 	}
 	return string(b[:min(len(b), 200)])
-}
-
-// moduleRoot is the nearest directory at or above the working directory with a go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory")
-		}
-		dir = parent
-	}
 }

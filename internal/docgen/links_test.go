@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/apidoc"
 )
 
 // handPages are the hand-written pages whose links TestDocLinks checks, relative to the
@@ -40,7 +41,7 @@ func anchors(page string) map[string]bool {
 // TestDocLinks: every relative link of the README and the docs pages lands on a file of the
 // repository, and every #anchor on a heading of its page.
 func TestDocLinks(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestDocLinks(t *testing.T) {
 // TestConceptsNamePhases: docs/concepts.md names every phase of models and services, and
 // links the generated pages.
 func TestConceptsNamePhases(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,11 @@ package main
 //go:generate go run .
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"citadel.dev/citadel/internal/apidoc"
 )
 
 // reasonsPage is the page docgen writes, relative to the module root.
@@ -33,7 +34,7 @@ var pages = []struct {
 }
 
 func main() {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	for _, pg := range pages {
 		if err != nil {
 			break
@@ -46,23 +47,5 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "docgen:", err)
 		os.Exit(1)
-	}
-}
-
-// moduleRoot is the nearest directory at or above the working directory with a go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory")
-		}
-		dir = parent
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/apidoc"
 	"citadel.dev/citadel/internal/modeltest"
 )
 
@@ -17,7 +18,7 @@ const regenerate = "go generate ./internal/docgen"
 // reason (or a change to its doc comment, or to its cause in internal/modeltest) cannot land
 // without its page.
 func TestReasonsPageIsCurrent(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func firstDiff(a, b []byte) int {
 // TestEveryReasonIsOnThePage: each reason of the catalogue has an entry in each of its
 // kinds' sections, and each problem on a model or a service says what to do.
 func TestEveryReasonIsOnThePage(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/apidoc"
 )
 
 // TestReferenceIsCurrent fails while docs/reference.md is not what the generator writes: a
 // field of api/v1 (or a change to its doc comment, its tag or its validation) cannot land
 // without its reference.
 func TestReferenceIsCurrent(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ var (
 // fields that must be given and of fields with a fixed set of values, and in-page links
 // that land on a heading.
 func TestReferenceContent(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestReferenceContent(t *testing.T) {
 // TestEveryProblemHasAFix: on docs/reasons.md, every problem reason says what to do, in
 // steps; none is left at "read the message".
 func TestEveryProblemHasAFix(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := apidoc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
