@@ -31,6 +31,7 @@ type simFlags struct {
 	gpuMemUtil, timeScale                                                    float64
 	seed                                                                     int64
 	metrics, noSlots, noPrefixCache                                          bool
+	sleepMode, memorySaver                                                   bool // vllm --enable-sleep-mode, sglang --enable-memory-saver
 
 	// Faults and knobs for tests.
 	failRate, slowdown                  float64
@@ -219,6 +220,7 @@ as fast as possible (for gateway overhead benchmarks).`,
 		fl.IntVar(&f.maxBatched, "max-num-batched-tokens", 0, "vllm: token budget per iteration (default 8192)")
 		fl.Float64Var(&f.gpuMemUtil, "gpu-memory-utilization", perfmodel.DefaultGPUMemoryUtilization, "vllm: fraction of GPU memory the engine may use")
 		fl.IntVar(&f.tp, "tensor-parallel-size", 1, "vllm: number of GPUs to shard the model over (-tp)")
+		fl.BoolVar(&f.sleepMode, "enable-sleep-mode", false, "vllm: let /sleep release GPU memory (the endpoints need VLLM_SERVER_DEV_MODE=1)")
 	})
 	only([]string{engVLLM, engSGLang}, func() {
 		fl.StringSliceVar(&f.servedNames, "served-model-name", nil, "vllm, sglang: model names the API answers to (default the model)")
@@ -233,6 +235,7 @@ as fast as possible (for gateway overhead benchmarks).`,
 		fl.IntVar(&f.tp, "tp-size", 1, "sglang: tensor parallelism (--tp)")
 		fl.IntVar(&f.tp, "tp", 1, "sglang: alias of --tp-size")
 		fl.BoolVar(&f.metrics, "enable-metrics", false, "sglang: serve /metrics")
+		fl.BoolVar(&f.memorySaver, "enable-memory-saver", false, "sglang: let /release_memory_occupation free GPU memory")
 	})
 	only(llamacpp, func() {
 		fl.StringVar(&f.maxModelLen, "ctx-size", "", "llamacpp: total context, split over the slots (-c; default 4096)")
@@ -393,6 +396,7 @@ func runSim(cmd *cobra.Command, e *env, f simFlags) error {
 	cfg := sim.Config{Engine: f.engine, Plan: plan, ServedModelNames: names, ModelRoot: f.model, APIKey: f.apiKey,
 		VLLMVersion: f.vllmVersion, TimeScale: f.timeScale, Seed: f.seed, Slowdown: f.slowdown, EmbeddingDim: f.embeddingDim,
 		Faults: faults, OOMAtLoad: f.oomAtLoad, EnableMetrics: f.metrics, NoSlots: f.noSlots, NoPrefixCache: f.noPrefixCache,
+		EnableSleepMode: f.sleepMode, EnableMemorySaver: f.memorySaver, DevMode: e.getenv("VLLM_SERVER_DEV_MODE") == "1",
 		FixedTTFT: f.ttft, FixedITL: f.itl}
 	srv, err := sim.NewOpenAI(cfg)
 	if err != nil {

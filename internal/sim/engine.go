@@ -15,6 +15,9 @@ import (
 // ErrStopped is the error of a request the engine could not finish because it shut down.
 var ErrStopped = errors.New("engine stopped")
 
+// ErrAborted is the error of a request aborted when the engine was put to sleep.
+var ErrAborted = errors.New("request aborted: the engine was put to sleep")
+
 // Engine drives a perfmodel.Scheduler in wall-clock time. Run owns the scheduler; Submit and the
 // returned streams are safe for concurrent use.
 type Engine struct {
@@ -32,11 +35,15 @@ type Engine struct {
 	base    time.Time  // wall time of simulated time 0 (TimeScale > 0), re-anchored after idling
 	busy    bool       // a step is in flight: the scheduler's clock is already at its end
 	fixed   *fixedMode // fixed-latency mode (SetFixed); nil: the performance model
+
+	gateMu sync.Mutex
+	paused chan struct{} // closed by Resume; nil: requests go straight to the scheduler
 }
 
 type op struct {
-	add   *stream
-	abort *stream
+	add      *stream
+	abort    *stream
+	abortAll chan struct{} // abort every live request; closed when done
 }
 
 type choiceRef struct {
@@ -154,6 +161,9 @@ func (e *Engine) Submit(ctx context.Context, promptTokens, visionTokens int, max
 		produced: make([]int, len(maxTokens)), finished: make([]bool, len(maxTokens)),
 		ttft: make([]time.Duration, len(maxTokens)), e2e: make([]time.Duration, len(maxTokens)),
 	}
+	if err := e.waitAwake(ctx); err != nil {
+		return nil, err
+	}
 	for i, n := range maxTokens {
 		s.reqs = append(s.reqs, perfmodel.Request{ID: id + "/" + strconv.Itoa(i), PromptTokens: promptTokens, VisionTokens: visionTokens, MaxOutputTokens: n})
 	}
@@ -243,6 +253,23 @@ func (e *Engine) wall(d time.Duration) time.Duration {
 func (e *Engine) simTime(d time.Duration) time.Duration { return time.Duration(e.slow * float64(d)) }
 
 func (e *Engine) handle(o op) {
+	if o.abortAll != nil {
+		seen := map[*stream]bool{}
+		for id, ref := range e.choices {
+			e.sched.Abort(id)
+			delete(e.choices, id)
+			if !seen[ref.s] {
+				seen[ref.s] = true
+				e.metrics.finished("abort")
+			}
+			ref.s.mu.Lock()
+			ref.s.err = ErrAborted
+			ref.s.mu.Unlock()
+			ref.s.wake()
+		}
+		close(o.abortAll)
+		return
+	}
 	if s := o.add; s != nil {
 		e.metrics.received()
 		s.arrival = e.sched.Now()

@@ -42,6 +42,7 @@ func (h *histogram) observe(d time.Duration) {
 // metrics are the engine's Prometheus series. The driver writes them; /metrics reads them.
 type metrics struct {
 	render func(*metrics) string // the dialect's names (metricsDialect.write); default vLLM's
+	extra  func() string         // more series after the dialect's (sleep state, memory); nil: none
 	model  string
 	names  metricNames
 
@@ -224,7 +225,11 @@ func (p *promWriter) hist(name, help string, h *histogram) {
 func (m *metrics) write(w io.Writer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := io.WriteString(w, m.render(m))
+	out := m.render(m)
+	if m.extra != nil {
+		out += m.extra()
+	}
+	_, err := io.WriteString(w, out)
 	return err
 }
 

@@ -57,6 +57,15 @@ type Config struct {
 	// arrives, each later token FixedITL after the previous one, regardless of load. They are
 	// simulated time, scaled by TimeScale (and Slowdown) like step times.
 	FixedTTFT, FixedITL time.Duration
+	// DevMode (vLLM: VLLM_SERVER_DEV_MODE=1) serves vLLM's development endpoints: /sleep,
+	// /wake_up, /is_sleeping, /collective_rpc, /reset_prefix_cache.
+	DevMode bool
+	// EnableSleepMode (vLLM --enable-sleep-mode) lets /sleep release GPU memory; without it
+	// /sleep and /wake_up fail as vLLM's engine does.
+	EnableSleepMode bool
+	// EnableMemorySaver (SGLang --enable-memory-saver) lets /release_memory_occupation free
+	// GPU memory; without it the call succeeds and frees nothing.
+	EnableMemorySaver bool
 }
 
 // OpenAI is a simulated OpenAI-compatible engine server in one engine's dialect
@@ -76,6 +85,7 @@ type OpenAI struct {
 	vision  bool
 	nextID  atomic.Uint64
 	prefix  *prefixCache // nil: no prefix caching
+	sleep   *sleeper     // GPU memory release (sleep.go)
 }
 
 // NewOpenAI builds the server; call Run (or Serve) to start its engine.
@@ -137,7 +147,18 @@ func NewOpenAI(cfg Config) (*OpenAI, error) {
 	} else if d.prefixCache && !cfg.NoPrefixCache {
 		s.prefix = newPrefixCache(cfg.Plan.KVBlocks)
 	}
+	s.sleep = newSleeper(cfg.Plan, cfg.TimeScale, cfg.EnableSleepMode || cfg.EnableMemorySaver)
+	if cfg.EnableSleepMode || cfg.EnableMemorySaver {
+		m.extra = s.sleepMetrics
+	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sim/state", s.serveSimState)
+	switch {
+	case d == vllmDialect && cfg.DevMode:
+		s.vllmSleepRoutes(mux)
+	case d == sglangDialect:
+		s.sglangMemoryRoutes(mux)
+	}
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	mux.HandleFunc("POST /v1/completions", s.completions)
 	mux.HandleFunc("POST /v1/embeddings", s.embeddings)

@@ -61,3 +61,14 @@ func (c *prefixCache) hit(text string) int {
 	}
 	return cached
 }
+
+// reset forgets every cached block (vLLM's /reset_prefix_cache; a sleep discards the KV cache).
+func (c *prefixCache) reset() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Init()
+	clear(c.index)
+}
