@@ -37,11 +37,12 @@ from it with ollama. The layout is documented in docs/mirror.md:
 }
 
 func newMirrorServe(e *env) *cobra.Command {
-	var dir, addr, redirectHost, logLevel string
+	var dir, addr, redirectHost, logLevel, cacheDir, upstream, ollamaUpstream string
 	var tokens []string
 	var pageSize int
+	var apiTTL time.Duration
 	cmd := &cobra.Command{
-		Use:   "serve --dir DIR",
+		Use:   "serve --dir DIR | --cache DIR [--upstream URL] [--ollama-upstream URL]",
 		Short: "Serve DIR until Ctrl-C",
 		Long: `Serve DIR as a Hugging Face Hub (HF_ENDPOINT=http://ADDR) and as an Ollama
 registry until Ctrl-C or SIGTERM.
@@ -51,8 +52,16 @@ same listener (127.0.0.1 <-> localhost), as the real Hub redirects to its CDN;
 with another address give --redirect-host, a second name of this machine.
 File hashes are computed on first use and kept in DIR/.mirror-cache.json;
 run 'citadel mirror hash' first on a large mirror (serve also starts hashing
-in the background).`,
+in the background).
+
+With --cache instead of --dir it is a pull-through cache of a Hub (--upstream,
+default https://huggingface.co) and of an Ollama registry (--ollama-upstream,
+default https://registry.ollama.ai): API calls are forwarded with the client's
+token and kept for --api-ttl (answers about a commit for good); each file is
+fetched from upstream once, verified (sha256, git blob sha1), and served from
+the cache, also while the upstream is down.`,
 		Example: `  citadel mirror serve --dir /srv/models
+  citadel mirror serve --cache /var/cache/citadel-mirror --addr 0.0.0.0:8090 --redirect-host mirror-cdn.lan
   HF_ENDPOINT=http://127.0.0.1:8090 huggingface-cli download acme/tiny
   citadel mirror serve --dir /srv/models --addr 0.0.0.0:8090 --redirect-host mirror-cdn.lan --token alice=hf_abc`,
 		Args: argsBetween(0, 0, "no arguments"),
@@ -60,6 +69,20 @@ in the background).`,
 			log, err := mirrorLogger(e, logLevel)
 			if err != nil {
 				return err
+			}
+			if cacheDir != "" || cmd.Flags().Changed("upstream") || cmd.Flags().Changed("ollama-upstream") {
+				if dir != "" && cmd.Flags().Changed("dir") {
+					return usagef("give --dir (serve a directory) or --cache (a pull-through cache of --upstream), not both")
+				}
+				if cacheDir == "" {
+					return usagef("--upstream and --ollama-upstream need --cache DIR: where the files fetched from upstream are kept")
+				}
+				if len(tokens) > 0 {
+					return usagef("--token is for --dir; with --cache the upstream checks each client's own token")
+				}
+				return serveMirrorCache(cmd, e, log, mirror.CacheOptions{
+					Dir: cacheDir, Upstream: upstream, OllamaUpstream: ollamaUpstream, APITTL: apiTTL, RedirectHost: redirectHost, Logger: log,
+				}, addr)
 			}
 			opts, err := mirrorOptions(dir, tokens, e.getenv)
 			if err != nil {
@@ -104,7 +127,27 @@ in the background).`,
 	f.StringVar(&redirectHost, "redirect-host", "", "host name LFS and blob redirects point to (default: 127.0.0.1 <-> localhost)")
 	f.IntVar(&pageSize, "tree-page-size", 1000, "entries per page of the tree API")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cacheDir, "cache", "", "be a pull-through cache of --upstream and --ollama-upstream, keeping files in this directory (instead of --dir)")
+	f.StringVar(&upstream, "upstream", "https://huggingface.co", "with --cache: the Hub to fetch from")
+	f.StringVar(&ollamaUpstream, "ollama-upstream", "https://registry.ollama.ai", "with --cache: the Ollama registry to fetch from")
+	f.DurationVar(&apiTTL, "api-ttl", 30*time.Second, "with --cache: how long API answers about a branch or tag are reused (a commit's: for good)")
 	return cmd
+}
+
+// serveMirrorCache runs 'mirror serve --cache'.
+func serveMirrorCache(cmd *cobra.Command, e *env, log *slog.Logger, opts mirror.CacheOptions, addr string) error {
+	c, err := mirror.NewCache(opts)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w (pick another with --addr)", addr, err)
+	}
+	a := ln.Addr().String()
+	fmt.Fprintf(e.stderr, "citadel mirror: caching %s and %s in %s on http://%s (HF_ENDPOINT=http://%s; Ollama registry at %s)\n", opts.Upstream, opts.OllamaUpstream, c.Dir(), a, a, a)
+	return c.Serve(cmd.Context(), ln)
 }
 
 func newMirrorHash(e *env) *cobra.Command {
