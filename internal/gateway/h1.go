@@ -312,6 +312,8 @@ func (c *h1Conn) serveRequest() bool {
 			c.fail(http.StatusRequestHeaderFieldsTooLarge, "")
 		case errors.Is(err, io.EOF):
 		case isTimeout(err):
+		case strings.HasPrefix(err.Error(), "unsupported transfer encoding"), strings.HasPrefix(err.Error(), "too many transfer encodings"):
+			c.fail(http.StatusNotImplemented, err.Error()) // as net/http answers it
 		default:
 			c.fail(http.StatusBadRequest, badRequestReason(err))
 		}
@@ -374,6 +376,10 @@ func (c *h1Conn) run(w *h1Response, req *http.Request) (ok bool) {
 			ok = false
 		}
 	}()
+	if req.RequestURI == "*" && req.Method == http.MethodOptions {
+		w.Header().Set("Content-Length", "0") // net/http's answer to OPTIONS *: not a path to route
+		return true
+	}
 	c.srv.handler.ServeHTTP(w, req)
 	return true
 }
@@ -681,6 +687,10 @@ type h1Response struct {
 	hasType     bool
 	hasDate     bool
 	hasConn     bool
+	// trailers are the fields the handler declared in its Trailer header; hasTrailers: it
+	// declared some or set a field with http.TrailerPrefix, so the answer is chunked.
+	trailers    []string
+	hasTrailers bool
 }
 
 // h1Bufs holds the buffers of answers being written: one per request in flight, none per
@@ -715,6 +725,9 @@ func (w *h1Response) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		if code == http.StatusContinue {
+			w.body.expect = false // sent now: the body's first read does not send another
+		}
 		if w.c.werr == nil { // an informational answer goes now; the final one is still to come
 			w.c.wbuf = appendStatusLine(w.c.buf(), w.req, code)
 			w.c.wbuf = appendHeader(w.c.wbuf, w.header)
@@ -735,6 +748,19 @@ func (w *h1Response) WriteHeader(code int) {
 	_, w.hasConn = w.header["Connection"]
 	if w.hasConn && headerHasToken(w.header["Connection"], "close") {
 		w.closeAfter = true
+	}
+	for _, v := range w.header["Trailer"] {
+		for f := range strings.SplitSeq(v, ",") {
+			switch f = http.CanonicalHeaderKey(strings.TrimSpace(f)); f {
+			case "", "Content-Length", "Transfer-Encoding", "Trailer":
+			default:
+				w.trailers = append(w.trailers, f)
+			}
+		}
+	}
+	w.hasTrailers = len(w.trailers) > 0
+	for k := range w.header {
+		w.hasTrailers = w.hasTrailers || strings.HasPrefix(k, http.TrailerPrefix)
 	}
 	w.head = appendStatusLine(getBuf(&w.headBox), w.req, code)
 	w.head = appendHeader(w.head, w.header)
@@ -776,13 +802,14 @@ func appendStatusLine(dst []byte, req *http.Request, code int) []byte {
 	return append(dst, "\r\n"...)
 }
 
-// appendHeader appends h's fields but the framing ones (the server's), sorted, each value
+// appendHeader appends h's fields but the framing ones (the server's) and the trailers set
+// with http.TrailerPrefix, sorted, each value
 // trimmed and its line breaks made spaces, as http.Header.Write does.
 func appendHeader(dst []byte, h http.Header) []byte {
 	var arr [32]string
 	keys := arr[:0]
 	for k := range h {
-		if k != "Content-Length" && k != "Transfer-Encoding" {
+		if k != "Content-Length" && k != "Transfer-Encoding" && !strings.HasPrefix(k, http.TrailerPrefix) {
 			keys = append(keys, k)
 		}
 	}
@@ -893,6 +920,11 @@ func (w *h1Response) commit(final bool) {
 			c.wbuf = append(c.wbuf, "Content-Length: "...)
 			c.wbuf = strconv.AppendInt(c.wbuf, w.cl, 10)
 			c.wbuf = append(c.wbuf, "\r\n"...)
+		case w.req.Method == http.MethodHead && !final:
+			// No body follows, whatever its length: no framing, and the connection lives on.
+		case w.hasTrailers && w.req.ProtoAtLeast(1, 1) && w.req.Method != http.MethodHead:
+			w.chunked = true // trailers follow the last chunk
+			c.wbuf = append(c.wbuf, "Transfer-Encoding: chunked\r\n"...)
 		case final && (w.req.Method != http.MethodHead || w.written > 0):
 			c.wbuf = append(c.wbuf, "Content-Length: "...)
 			c.wbuf = strconv.AppendInt(c.wbuf, w.written, 10)
@@ -941,13 +973,43 @@ func (w *h1Response) finish() {
 	}
 	if !w.committed {
 		w.commit(true)
-	} else if w.chunked {
-		w.c.wbuf = append(w.c.wbuf, "0\r\n\r\n"...)
 	}
-	if w.cl >= 0 && w.written < w.cl && w.req.Method != http.MethodHead && w.bodyAllowed() {
-		w.closeAfter = true // the client waits for bytes that will not come
+	if w.chunked {
+		w.c.wbuf = append(w.c.wbuf, "0\r\n"...)
+		if t := w.finalTrailers(); t != nil {
+			w.c.wbuf = appendHeader(w.c.wbuf, t)
+		}
+		w.c.wbuf = append(w.c.wbuf, "\r\n"...)
+	}
+	if w.cl >= 0 && w.written != w.cl && w.req.Method != http.MethodHead && w.bodyAllowed() {
+		// Short: the client waits for bytes that will not come. Over: the write that went
+		// past cl failed, and the client may be owed bytes of it.
+		w.closeAfter = true
 	}
 	w.c.flush()
+}
+
+// finalTrailers are the trailers to send: the declared fields and those set with
+// http.TrailerPrefix, as the handler left them (net/http's rule); nil: none.
+func (w *h1Response) finalTrailers() http.Header {
+	var t http.Header
+	for k, vv := range w.header {
+		if kk, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			if t == nil {
+				t = make(http.Header)
+			}
+			t[kk] = vv
+		}
+	}
+	for _, k := range w.trailers {
+		for _, v := range w.header[k] {
+			if t == nil {
+				t = make(http.Header)
+			}
+			t.Add(k, v)
+		}
+	}
+	return t
 }
 
 // release returns the response's buffers (also after a panic).
