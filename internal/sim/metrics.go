@@ -48,6 +48,7 @@ type metrics struct {
 
 	mu                      sync.Mutex
 	running, waiting        int
+	held                    int // requests held while the engine sleeps, counted as waiting
 	kvUsage                 float64
 	promptTokens, genTokens uint64
 	success                 map[string]uint64
@@ -96,6 +97,13 @@ func escapeLabel(s string) string {
 func (m *metrics) setGauges(running, waiting int, kv float64) {
 	m.mu.Lock()
 	m.running, m.waiting, m.kvUsage = running, waiting, kv
+	m.mu.Unlock()
+}
+
+// hold counts a request held (d 1) or let through (d -1) while the engine sleeps.
+func (m *metrics) hold(d int) {
+	m.mu.Lock()
+	m.held += d
 	m.mu.Unlock()
 }
 
@@ -237,7 +245,7 @@ func (m *metrics) write(w io.Writer) error {
 func (m *metrics) vllm() string {
 	p := newPromWriter(label{"model_name", m.model}, label{"engine", "0"})
 	p.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", float64(m.running))
-	p.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", float64(m.waiting))
+	p.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", float64(m.waiting+m.held))
 	if m.names.gpuCache {
 		p.gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", m.kvUsage)
 	}

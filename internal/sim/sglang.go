@@ -315,7 +315,7 @@ func (o *sglangOut) fail(e *apiError) {
 func (m *metrics) sglang() string {
 	sched := newPromWriter(label{"model_name", m.model}, label{"engine_type", "unified"}, label{"tp_rank", "0"}, label{"pp_rank", "0"})
 	sched.gauge("sglang:num_running_reqs", "The number of running requests.", float64(m.running))
-	sched.gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", float64(m.waiting))
+	sched.gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", float64(m.waiting+m.held))
 	sched.gauge("sglang:token_usage", "The token usage.", m.kvUsage)
 	var tput float64
 	if m.itl.sum > 0 && m.running > 0 {

@@ -50,6 +50,8 @@ func (e *Engine) waitAwake(ctx context.Context) error {
 	if ch == nil {
 		return nil
 	}
+	e.metrics.hold(1)
+	defer e.metrics.hold(-1)
 	select {
 	case <-ch:
 		return nil
@@ -112,6 +114,7 @@ type sleeper struct {
 	weightsAsleep bool // weight memory released
 	kvAsleep      bool // KV cache memory released
 	stale         bool // level-2 weights reallocated but not reloaded (vLLM: reload_weights)
+	paused        bool // scheduling paused (vLLM /sleep, any level, until /wake_up)
 	transitions   int  // sleeps and wakes in progress
 }
 
@@ -139,11 +142,25 @@ func (z *sleeper) memoryLocked() (gpu, host int64) {
 	return per * int64(z.gpus), host
 }
 
-// sleeping reports what vLLM's is_sleeping does: true until every released tag is back.
+// sleeping reports what vLLM's is_sleeping does: true until every released tag is back, and
+// while scheduling is paused.
 func (z *sleeper) sleeping() bool {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	return z.weightsAsleep || z.kvAsleep || z.level > 0
+	return z.weightsAsleep || z.kvAsleep || z.paused
+}
+
+// awake reports whether every released tag is back.
+func (z *sleeper) awake() bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return !z.weightsAsleep && !z.kvAsleep
+}
+
+func (z *sleeper) setPaused(p bool) {
+	z.mu.Lock()
+	z.paused = p
+	z.mu.Unlock()
 }
 
 // wait sleeps d of simulated time in wall time, or until ctx ends.
@@ -323,8 +340,13 @@ func (s *OpenAI) vllmSleep(w http.ResponseWriter, r *http.Request) {
 	if mode == "" {
 		mode = "abort"
 	}
+	if mode != "abort" && mode != "wait" && mode != "keep" {
+		s.writeError(w, badRequest("mode %q: want abort, wait or keep", mode))
+		return
+	}
 	ctx := r.Context()
 	s.engine.Pause()
+	s.sleep.setPaused(true)
 	switch mode {
 	case "abort":
 		_ = s.engine.AbortAll(ctx)
@@ -332,10 +354,6 @@ func (s *OpenAI) vllmSleep(w http.ResponseWriter, r *http.Request) {
 		if err := s.engine.waitIdle(ctx); err != nil {
 			return
 		}
-	case "keep":
-	default:
-		s.writeError(w, badRequest("mode %q: want abort, wait or keep", mode))
-		return
 	}
 	if level > 0 {
 		if err := s.sleep.sleep(ctx, level); err != nil {
@@ -362,7 +380,8 @@ func (s *OpenAI) vllmWake(w http.ResponseWriter, r *http.Request) {
 	if err := s.sleep.wake(r.Context(), tags, false); err != nil {
 		return
 	}
-	if !s.sleep.sleeping() {
+	if s.sleep.awake() {
+		s.sleep.setPaused(false)
 		s.engine.Resume()
 	}
 	w.WriteHeader(http.StatusOK)
@@ -454,7 +473,7 @@ func (s *OpenAI) sglangResume(w http.ResponseWriter, r *http.Request) {
 	if err := s.sleep.wake(r.Context(), tags, true); err != nil {
 		return
 	}
-	if !s.sleep.sleeping() {
+	if s.sleep.awake() {
 		s.engine.Resume()
 	}
 	writeJSON(w, http.StatusOK, nil)

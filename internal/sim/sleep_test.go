@@ -123,6 +123,12 @@ func TestVLLMRequestWhileAsleep(t *testing.T) {
 		t.Fatalf("request answered %d while asleep", r.code)
 	case <-time.After(200 * time.Millisecond):
 	}
+	if got := scrape(t, ts.URL, `vllm:num_requests_waiting{engine="0",model_name="qwen2.5-7b"}`); got != "1.0" {
+		t.Errorf("vllm:num_requests_waiting while held: %s, want 1.0", got)
+	}
+	if code, _ := get(t, ts.URL+"/health"); code != 200 {
+		t.Errorf("/health while asleep: %d, want 200", code)
+	}
 	woke := time.Now()
 	post(t, ts.URL+"/wake_up", "")
 	select {
@@ -195,5 +201,90 @@ func TestSGLangMemoryRelease(t *testing.T) {
 	post(t, ts.URL+"/release_memory_occupation", `{}`)
 	if st := readSimState(t, ts.URL); st.GPUMemoryBytes != before.GPUMemoryBytes {
 		t.Errorf("without the memory saver %+v, before %+v", st, before)
+	}
+}
+
+// mode=abort ends a running request; mode=wait lets it finish first; a bad mode changes nothing.
+func TestVLLMSleepModes(t *testing.T) {
+	for _, mode := range []string{"abort", "wait"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := start(t, Config{DevMode: true, EnableSleepMode: true, TimeScale: 1})
+			done := make(chan int, 1)
+			go func() {
+				code, _ := post(t, ts.URL+"/v1/completions", `{"model":"qwen2.5-7b","prompt":"hello","max_tokens":40,"ignore_eos":true}`)
+				done <- code
+			}()
+			deadline := time.Now().Add(5 * time.Second)
+			for scrape(t, ts.URL, `vllm:num_requests_running{engine="0",model_name="qwen2.5-7b"}`) != "1.0" {
+				if time.Now().After(deadline) {
+					t.Fatal("the request never ran")
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			if code, _ := post(t, ts.URL+"/sleep?level=1&mode="+mode, ""); code != 200 {
+				t.Fatalf("/sleep mode=%s: %d", mode, code)
+			}
+			select {
+			case code := <-done:
+				if want := map[string]int{"abort": 503, "wait": 200}[mode]; code != want {
+					t.Errorf("running request under mode=%s: %d, want %d", mode, code, want)
+				}
+			default:
+				t.Errorf("mode=%s: /sleep answered before the running request ended", mode)
+				<-done
+			}
+		})
+	}
+
+	ts := start(t, Config{DevMode: true, EnableSleepMode: true, TimeScale: 0})
+	if code, _ := post(t, ts.URL+"/sleep?level=1&mode=bogus", ""); code != 400 {
+		t.Errorf("mode=bogus: %d, want 400", code)
+	}
+	if code, _ := post(t, ts.URL+"/v1/completions", `{"model":"qwen2.5-7b","prompt":"hi","max_tokens":2}`); code != 200 {
+		t.Errorf("completion after a refused /sleep: %d", code)
+	}
+	// Level 0 pauses scheduling only: is_sleeping is true, memory unchanged.
+	before := readSimState(t, ts.URL)
+	post(t, ts.URL+"/sleep?level=0", "")
+	if _, body := get(t, ts.URL+"/is_sleeping"); body != `{"is_sleeping":true}` {
+		t.Errorf("level 0: %s", body)
+	}
+	if st := readSimState(t, ts.URL); st.GPUMemoryBytes != before.GPUMemoryBytes {
+		t.Errorf("level 0 changed memory: %+v, before %+v", st, before)
+	}
+	post(t, ts.URL+"/wake_up", "")
+	if _, body := get(t, ts.URL+"/is_sleeping"); body != `{"is_sleeping":false}` {
+		t.Errorf("after waking from level 0: %s", body)
+	}
+}
+
+// Ollama's chat front loads with no messages and unloads with keep_alive 0, as /api/generate does;
+// a keep_alive duration sets /api/ps' expires_at.
+func TestOllamaChatLoadUnload(t *testing.T) {
+	ts := startOllama(t, OllamaConfig{})
+	chat := func(body string) ollamaFinal {
+		t.Helper()
+		code, b := post(t, ts.URL+"/api/chat", body)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", body, code, b)
+		}
+		return decodeJSON[ollamaFinal](t, b)
+	}
+	ps := func() []ollamaModel {
+		t.Helper()
+		_, b := get(t, ts.URL+"/api/ps")
+		return decodeJSON[struct{ Models []ollamaModel }](t, []byte(b)).Models
+	}
+	if f := chat(`{"model":"qwen2.5:7b","messages":[],"keep_alive":"90s","stream":false}`); f.DoneReason != "load" {
+		t.Errorf("chat with no messages: %+v, want done_reason load", f)
+	}
+	if m := ps(); len(m) != 1 || m[0].ExpiresAt == nil || !m[0].ExpiresAt.Equal(time.Unix(1700000000, 0).Add(90*time.Second)) || m[0].SizeVRAM == nil || *m[0].SizeVRAM == 0 {
+		t.Errorf("/api/ps after a 90s load: %+v", m)
+	}
+	if f := chat(`{"model":"qwen2.5:7b","messages":[],"keep_alive":0,"stream":false}`); f.DoneReason != "unload" {
+		t.Errorf("chat with no messages and keep_alive 0: %+v, want done_reason unload", f)
+	}
+	if m := ps(); len(m) != 0 {
+		t.Errorf("/api/ps after unload: %+v", m)
 	}
 }
