@@ -49,6 +49,14 @@
 // them, one per 28×28 patch of the image, read from a PNG, GIF or JPEG data URL's header
 // (1,024 when the size cannot be read, e.g. an https URL, which the simulator never fetches).
 //
+// # Sleep
+//
+// sleep.go is how engines give GPU memory back without exiting: vLLM's sleep mode (/sleep,
+// /wake_up, /is_sleeping, /collective_rpc reload_weights; with Config.DevMode and
+// Config.EnableSleepMode) and SGLang's /release_memory_occupation and /resume_memory_occupation.
+// While asleep the Engine is paused: Submit holds new requests until Resume. Transitions take
+// perfmodel.SleepTime and perfmodel.WakeTime × TimeScale; GET /sim/state reports the memory.
+//
 // # Metrics
 //
 // /metrics writes vLLM's Prometheus names by hand in the text exposition format. Latency
