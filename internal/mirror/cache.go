@@ -43,8 +43,11 @@ type CacheOptions struct {
 	HTTPClient *http.Client
 	// RedirectHost is as in [Options]: Ollama blob GETs are redirected to it (default 127.0.0.1 <-> localhost).
 	RedirectHost string
-	Logger       *slog.Logger
-	// Now is the clock of the API cache; default time.Now.
+	// StreamFrom is the size from which a file being fetched is sent to waiting clients as it arrives
+	// (its last byte only once verified); smaller files are sent once fetched and verified. Default 8 MiB.
+	StreamFrom int64
+	Logger     *slog.Logger
+	// Now is the clock of the API cache and of verification failures; default time.Now.
 	Now func() time.Time
 }
 
@@ -65,6 +68,7 @@ type Cache struct {
 	regURL   string
 	hc       *http.Client
 	ttl      time.Duration
+	stream   int64
 	log      *slog.Logger
 	now      func() time.Time
 	redirect *Server // only for otherHost
@@ -72,16 +76,45 @@ type Cache struct {
 	cancel   context.CancelFunc
 	handler  http.Handler
 
-	mu      sync.Mutex
-	fetches map[string]*fetch // cache file → the upstream fetch in flight
-	meta    map[string]stored
+	mu       sync.Mutex
+	fetches  map[string]*fetch    // cache file → the upstream fetch in flight
+	rejected map[string]rejection // cache file → its last verification failure
+	meta     map[string]stored
 }
 
 // fetch is one upstream fetch; done closes when err is set.
 type fetch struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	partial string
+
+	mu      sync.Mutex
+	written int64         // bytes in partial
+	wake    chan struct{} // closed (and replaced) when written grows
 }
+
+func (f *fetch) grew(n int64) {
+	f.mu.Lock()
+	f.written += n
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *fetch) state() (int64, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.written, f.wake
+}
+
+// rejection is a verification failure, answered again for a minute instead of fetching the same bad bytes.
+type rejection struct {
+	err error
+	at  time.Time
+}
+
+// rejectFor is how long a verification failure is answered without asking upstream again.
+const rejectFor = time.Minute
 
 // stored is a cached API answer or file metadata.
 type stored struct {
@@ -110,7 +143,10 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	c := &Cache{
 		dir: dir, upstream: strings.TrimRight(opts.Upstream, "/"), hc: opts.HTTPClient, ttl: opts.APITTL,
 		log: opts.Logger, now: opts.Now, redirect: &Server{redirect: opts.RedirectHost},
-		fetches: map[string]*fetch{}, meta: map[string]stored{},
+		fetches: map[string]*fetch{}, rejected: map[string]rejection{}, meta: map[string]stored{}, stream: opts.StreamFrom,
+	}
+	if c.stream <= 0 {
+		c.stream = 8 << 20
 	}
 	if c.upstream == "" {
 		c.upstream = hub.DefaultEndpoint
@@ -485,7 +521,7 @@ type verifyError struct {
 }
 
 func (e *verifyError) Error() string {
-	return "Mirror cache: the upstream file failed verification (" + e.what + "); nothing was cached, retry later or report it to the upstream: " + netclass.RedactURL(e.url)
+	return "Mirror cache: the upstream file failed verification (" + e.what + "); nothing was cached; the cache asks upstream again after a minute (report it to the upstream if it persists): " + netclass.RedactURL(e.url)
 }
 
 // fileMeta is FileMeta of the upstream, cached for the TTL (a commit: for good) and used stale when the
@@ -535,7 +571,7 @@ func (c *Cache) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hc := c.hubClient(r)
-	err = c.ensure(r.Context(), file, m.Size, hubHash(m), func(ctx context.Context) (string, func(int64) (io.ReadCloser, error), error) {
+	f, err := c.ensure(r.Context(), file, m.Size, hubHash(m), func(ctx context.Context) (string, func(int64) (io.ReadCloser, error), error) {
 		fresh, err := hc.FileMeta(ctx, repo, m.Commit, p) // a fresh (signed) download URL
 		if err != nil {
 			return m.Location, nil, err
@@ -552,7 +588,7 @@ func (c *Cache) resolve(w http.ResponseWriter, r *http.Request) {
 		c.hubFail(w, r, err)
 		return
 	}
-	c.serveCached(w, r, file, "application/octet-stream")
+	c.serveFetch(w, r, f, file, m.Size)
 }
 
 // hubHash is how a Hub file is verified: sha256 for LFS files, the git blob sha1 for others (the Hub's
@@ -583,41 +619,161 @@ func (c *Cache) serveCached(w http.ResponseWriter, r *http.Request, file, conten
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-// ensure makes file present and verified: it returns at once when it is, else it waits for the one upstream
-// fetch of it (starting it if none runs). The fetch runs on the Cache's context, not the request's, so a
-// client that gives up does not waste what has arrived. begin returns the upstream URL (for messages) and
-// an opener of the body from a byte offset.
-func (c *Cache) ensure(ctx context.Context, file string, size int64, newHash func() (hash.Hash, string), begin func(context.Context) (string, func(int64) (io.ReadCloser, error), error)) error {
+// ensure makes file present and verified, or, for a file of StreamFrom bytes or more, returns the fetch
+// in flight to stream from. A file already cached returns (nil, nil) at once; otherwise there is one
+// upstream fetch per file, started by the first request, which the others wait for or stream from. The
+// fetch runs on the Cache's context, not the request's, so a client that gives up does not waste what has
+// arrived. begin returns the upstream URL (for messages) and an opener of the body from a byte offset.
+func (c *Cache) ensure(ctx context.Context, file string, size int64, newHash func() (hash.Hash, string), begin func(context.Context) (string, func(int64) (io.ReadCloser, error), error)) (*fetch, error) {
 	if fi, err := os.Stat(file); err == nil && fi.Size() == size {
-		return nil
+		return nil, nil
 	}
 	c.mu.Lock()
+	if r, ok := c.rejected[file]; ok && c.now().Sub(r.at) < rejectFor {
+		c.mu.Unlock()
+		return nil, r.err
+	}
 	f := c.fetches[file]
 	if f == nil {
-		f = &fetch{done: make(chan struct{})}
+		f = &fetch{done: make(chan struct{}), partial: file + ".partial", wake: make(chan struct{})}
 		c.fetches[file] = f
 		go func() {
-			f.err = c.fetch(file, size, newHash, begin)
+			err := c.fetch(f, file, size, newHash, begin)
 			c.mu.Lock()
+			var ve *verifyError
+			if errors.As(err, &ve) {
+				c.rejected[file] = rejection{err, c.now()}
+			} else {
+				delete(c.rejected, file)
+			}
+			f.err = err
 			delete(c.fetches, file)
 			c.mu.Unlock()
 			close(f.done)
 		}()
 	}
 	c.mu.Unlock()
+	if size >= c.stream {
+		return f, nil
+	}
 	select {
 	case <-f.done:
-		return f.err
+		return nil, f.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+}
+
+// growing reads a file while its fetch writes it: a read past what has arrived waits for more, and the last
+// byte waits for verification. A failed fetch fails the read (the client sees a cut transfer and retries).
+type growing struct {
+	ctx       context.Context
+	f         *fetch
+	final     string
+	size, off int64
+	file      *os.File
+}
+
+func (g *growing) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+		g.off = off
+	case io.SeekCurrent:
+		g.off += off
+	case io.SeekEnd:
+		g.off = g.size + off
+	}
+	if g.off < 0 {
+		return 0, errors.New("seek before the start")
+	}
+	return g.off, nil
+}
+
+func (g *growing) Read(p []byte) (int, error) {
+	if g.off >= g.size {
+		return 0, io.EOF
+	}
+	for {
+		w, wake := g.f.state()
+		done := false
+		select {
+		case <-g.f.done:
+			if g.f.err != nil {
+				return 0, g.f.err
+			}
+			done = true
+		default:
+			w = min(w, g.size-1) // the last byte only once verified
+		}
+		if g.off < w {
+			if g.file == nil {
+				var err error
+				if g.file, err = os.Open(g.f.partial); err != nil {
+					// Renamed into place, or deleted after a failed verification: the fetch is ending.
+					select {
+					case <-g.f.done:
+					case <-g.ctx.Done():
+						return 0, g.ctx.Err()
+					}
+					if g.f.err != nil {
+						return 0, g.f.err
+					}
+					if g.file, err = os.Open(g.final); err != nil {
+						return 0, err
+					}
+				}
+			}
+			n, err := g.file.ReadAt(p[:min(int64(len(p)), w-g.off)], g.off)
+			g.off += int64(n)
+			if err == io.EOF && n > 0 {
+				err = nil
+			}
+			return n, err
+		}
+		if done {
+			return 0, io.ErrUnexpectedEOF
+		}
+		select {
+		case <-wake:
+		case <-g.f.done:
+		case <-g.ctx.Done():
+			return 0, g.ctx.Err()
+		}
+	}
+}
+
+func (g *growing) Close() {
+	if g.file != nil {
+		g.file.Close()
+	}
+}
+
+// serveFetch serves file: from the cache, or streamed from its fetch f.
+func (c *Cache) serveFetch(w http.ResponseWriter, r *http.Request, f *fetch, file string, size int64) {
+	if f == nil {
+		c.serveCached(w, r, file, "application/octet-stream")
+		return
+	}
+	g := &growing{ctx: r.Context(), f: f, final: file, size: size}
+	defer g.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(flusher{w}, r, "", time.Time{}, g)
+}
+
+// flusher sends each write at once, so a client sees a streamed file's bytes (and headers) as they arrive.
+type flusher struct{ http.ResponseWriter }
+
+func (f flusher) Write(p []byte) (int, error) {
+	n, err := f.ResponseWriter.Write(p)
+	_ = http.NewResponseController(f.ResponseWriter).Flush()
+	return n, err
 }
 
 // fetch downloads file from upstream into file.partial, resuming what a failed fetch left, verifies it and
 // renames it into place. A verification failure deletes the partial file.
-func (c *Cache) fetch(file string, size int64, newHash func() (hash.Hash, string), begin func(context.Context) (string, func(int64) (io.ReadCloser, error), error)) error {
+func (c *Cache) fetch(fe *fetch, file string, size int64, newHash func() (hash.Hash, string), begin func(context.Context) (string, func(int64) (io.ReadCloser, error), error)) error {
 	ctx := c.ctx
-	partial := file + ".partial"
+	partial := fe.partial
 	src, open, err := begin(ctx)
 	if err != nil {
 		var ve *verifyError
@@ -638,6 +794,7 @@ func (c *Cache) fetch(file string, size int64, newHash func() (hash.Hash, string
 	if err := f.Truncate(have); err != nil {
 		return fmt.Errorf("cannot write the cache: %w", err)
 	}
+	fe.grew(have)
 	var h hash.Hash
 	var want string
 	if newHash != nil {
@@ -652,6 +809,7 @@ func (c *Cache) fetch(file string, size int64, newHash func() (hash.Hash, string
 		var rri *registry.RangeIgnoredError
 		if have > 0 && (errors.As(err, &ri) || errors.As(err, &rri)) {
 			have = 0
+			fe.grew(-fe.written)
 			if newHash != nil {
 				h, _ = newHash()
 			}
@@ -670,6 +828,7 @@ func (c *Cache) fetch(file string, size int64, newHash func() (hash.Hash, string
 		if h != nil {
 			w = io.MultiWriter(f, h)
 		}
+		w = grower{w, fe}
 		n, err := io.Copy(w, io.LimitReader(body, size-have+1))
 		have += n
 		if have > size {
@@ -696,6 +855,18 @@ func (c *Cache) fetch(file string, size int64, newHash func() (hash.Hash, string
 	}
 	c.log.Info("mirror cache: fetched from upstream", "url", netclass.RedactURL(src), "bytes", size)
 	return nil
+}
+
+// grower reports each write to the fetch's readers.
+type grower struct {
+	w io.Writer
+	f *fetch
+}
+
+func (g grower) Write(p []byte) (int, error) {
+	n, err := g.w.Write(p)
+	g.f.grew(int64(n))
+	return n, err
 }
 
 func (c *Cache) reject(partial, src, what string) error {
@@ -821,7 +992,7 @@ func (c *Cache) blob(w http.ResponseWriter, r *http.Request) {
 	}
 	file := filepath.Join(c.dir, "ollama", "blobs", "sha256-"+hexDigest)
 	name := registry.Name{Host: registry.DefaultHost, Namespace: ns, Model: model, Tag: registry.DefaultTag}
-	err = c.ensure(r.Context(), file, size, func() (hash.Hash, string) { return sha256.New(), hexDigest }, func(ctx context.Context) (string, func(int64) (io.ReadCloser, error), error) {
+	f, err := c.ensure(r.Context(), file, size, func() (hash.Hash, string) { return sha256.New(), hexDigest }, func(ctx context.Context) (string, func(int64) (io.ReadCloser, error), error) {
 		u, _, err := c.reg.BlobURL(ctx, name, digest)
 		if err != nil {
 			return c.regURL, nil, err
@@ -833,5 +1004,5 @@ func (c *Cache) blob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Docker-Content-Digest", digest)
-	c.serveCached(w, r, file, "application/octet-stream")
+	c.serveFetch(w, r, f, file, size)
 }

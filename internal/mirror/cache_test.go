@@ -78,8 +78,13 @@ func (u *upstream) fetches() map[string]int64 {
 }
 
 func startCache(t *testing.T, up *upstream, ttl time.Duration) (*mirror.Cache, string) {
+	return startCacheWith(t, up, mirror.CacheOptions{APITTL: ttl})
+}
+
+func startCacheWith(t *testing.T, up *upstream, opts mirror.CacheOptions) (*mirror.Cache, string) {
 	t.Helper()
-	c, err := mirror.NewCache(mirror.CacheOptions{Dir: t.TempDir(), Upstream: up.url, OllamaUpstream: up.url, APITTL: ttl})
+	opts.Dir, opts.Upstream, opts.OllamaUpstream = t.TempDir(), up.url, up.url
+	c, err := mirror.NewCache(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,22 +160,83 @@ func sum(b []byte) string {
 }
 
 func TestCacheConcurrentPullsShareOneFetch(t *testing.T) {
+	for _, mode := range []struct {
+		name       string
+		streamFrom int64
+	}{{"wait", 0}, {"stream", 1}} {
+		t.Run(mode.name, func(t *testing.T) {
+			up := startUpstream(t)
+			// Slow the files so the second pull asks while the first fetch runs.
+			up.m.SetFaults(cacheHFRepo, mirror.Fault{Kind: mirror.FaultThrottle, Files: "*.safetensors", Rate: 300})
+			up.m.SetFaults("ollama:library/qwen2.5", mirror.Fault{Kind: mirror.FaultThrottle, Rate: 1000})
+			_, url := startCacheWith(t, up, mirror.CacheOptions{StreamFrom: mode.streamFrom})
+			var wg sync.WaitGroup
+			for range 2 {
+				for _, uri := range []string{"hf://" + cacheHFRepo, cacheOllama} {
+					wg.Go(func() { checkSameBytes(t, up, pullThrough(t, url, uri, "")) })
+				}
+			}
+			wg.Wait()
+			for f, n := range up.fetches() {
+				if n != 1 {
+					t.Errorf("upstream served %s %d times for two concurrent pulls, want 1", f, n)
+				}
+			}
+		})
+	}
+}
+
+func TestCacheStreamsWhileFetching(t *testing.T) {
 	up := startUpstream(t)
-	// Slow the weights so the second pull asks while the first fetch runs.
-	up.m.SetFaults(cacheHFRepo, mirror.Fault{Kind: mirror.FaultThrottle, Files: "*.safetensors", Rate: 300})
-	up.m.SetFaults("ollama:library/qwen2.5", mirror.Fault{Kind: mirror.FaultThrottle, Rate: 1000})
-	_, url := startCache(t, up, time.Minute)
-	var wg sync.WaitGroup
-	for range 2 {
-		for _, uri := range []string{"hf://" + cacheHFRepo, cacheOllama} {
-			wg.Go(func() { pullThrough(t, url, uri, "") })
+	up.m.SetFaults(cacheHFRepo, mirror.Fault{Kind: mirror.FaultThrottle, Files: "*.safetensors", Rate: 200}) // 224 bytes: > 1 s
+	_, url := startCacheWith(t, up, mirror.CacheOptions{StreamFrom: 1})
+	hc := hub.New(hub.Options{Endpoint: url, Retry: hub.Retry{Tries: 1}})
+	ctx := context.Background()
+	meta, err := hc.FileMeta(ctx, cacheHFRepo, "main", cacheWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	body, _, err := hc.Get(ctx, meta.Location, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := time.Since(start)
+	b, err := io.ReadAll(body)
+	body.Close()
+	all := time.Since(start)
+	if err != nil || sum(b) != meta.ETag {
+		t.Fatalf("streamed file: %d bytes, sha256 %s, %v; want %s", len(b), sum(b), err, meta.ETag)
+	}
+	if first > all/2 {
+		t.Errorf("headers after %v of a %v fetch: the cache waited for the whole file instead of streaming it", first, all)
+	}
+}
+
+func TestCacheStreamCutOnCorruptUpstream(t *testing.T) {
+	up := startUpstream(t)
+	up.m.SetFaults(cacheHFRepo, mirror.Fault{Kind: mirror.FaultCorrupt, Files: "*.safetensors", Offset: 10})
+	c, url := startCacheWith(t, up, mirror.CacheOptions{StreamFrom: 1})
+	hc := hub.New(hub.Options{Endpoint: url, Retry: hub.Retry{Tries: 1}})
+	ctx := context.Background()
+	meta, err := hc.FileMeta(ctx, cacheHFRepo, "main", cacheWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, _, err := hc.Get(ctx, meta.Location, 0, -1); err == nil {
+		b, err := io.ReadAll(body)
+		body.Close()
+		if err == nil {
+			t.Fatalf("a corrupt upstream file was streamed whole (%d bytes, sha256 %s)", len(b), sum(b))
 		}
 	}
-	wg.Wait()
-	for f, n := range up.fetches() {
-		if n != 1 {
-			t.Errorf("upstream served %s %d times for two concurrent pulls, want 1", f, n)
-		}
+	_, _, err = hc.Get(ctx, meta.Location, 0, -1)
+	var he *hub.HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusBadGateway || !strings.Contains(he.Message, "failed verification") {
+		t.Fatalf("after a streamed fetch failed verification: %v, want a 502 saying so", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir(), "hf", "blobs", meta.ETag)); err == nil {
+		t.Error("the corrupt file was kept in the cache")
 	}
 }
 
@@ -204,7 +270,10 @@ func TestCacheServesWhenUpstreamIsDown(t *testing.T) {
 func TestCacheRejectsCorruptUpstream(t *testing.T) {
 	up := startUpstream(t)
 	up.m.SetFaults(cacheHFRepo, mirror.Fault{Kind: mirror.FaultCorrupt, Files: "*.safetensors", Offset: 100})
-	c, url := startCache(t, up, time.Minute)
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c, url := startCacheWith(t, up, mirror.CacheOptions{APITTL: time.Hour, Now: clock})
 	hc := hub.New(hub.Options{Endpoint: url, Retry: hub.Retry{Tries: 1}})
 	ctx := context.Background()
 	meta, err := hc.FileMeta(ctx, cacheHFRepo, "main", cacheWeights)
@@ -222,8 +291,18 @@ func TestCacheRejectsCorruptUpstream(t *testing.T) {
 			t.Errorf("the corrupt file was kept in the cache: %s", b.Name())
 		}
 	}
-	// Once upstream serves good bytes again, the same request succeeds.
+	// The failure is answered again for a minute without asking upstream; then the good bytes are fetched.
 	up.m.SetFaults(cacheHFRepo)
+	up.m.ResetRequests()
+	if _, _, err = hc.Get(ctx, meta.Location, 0, -1); !errors.As(err, &he) || he.Status != http.StatusBadGateway {
+		t.Fatalf("within a minute of the failure: %v, want the 502 again", err)
+	}
+	if n := len(up.fetches()); n != 0 {
+		t.Errorf("within a minute of the failure the cache asked upstream for %d files, want none", n)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
 	body, _, err := hc.Get(ctx, meta.Location, 0, -1)
 	if err != nil {
 		t.Fatal(err)
