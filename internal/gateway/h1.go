@@ -686,7 +686,7 @@ type h1Response struct {
 	heldBox     *[]byte
 	hasType     bool
 	hasDate     bool
-	hasConn     bool
+	conn        []string // the handler's Connection field, sent unless the connection closes
 	// trailers are the fields the handler declared in its Trailer header; hasTrailers: it
 	// declared some or set a field with http.TrailerPrefix, so the answer is chunked.
 	trailers    []string
@@ -745,8 +745,8 @@ func (w *h1Response) WriteHeader(code int) {
 	}
 	_, w.hasType = w.header["Content-Type"]
 	_, w.hasDate = w.header["Date"]
-	_, w.hasConn = w.header["Connection"]
-	if w.hasConn && headerHasToken(w.header["Connection"], "close") {
+	w.conn = slices.Clone(w.header["Connection"])
+	if headerHasToken(w.conn, "close") {
 		w.closeAfter = true
 	}
 	for _, v := range w.header["Trailer"] {
@@ -802,34 +802,43 @@ func appendStatusLine(dst []byte, req *http.Request, code int) []byte {
 	return append(dst, "\r\n"...)
 }
 
-// appendHeader appends h's fields but the framing ones (the server's) and the trailers set
-// with http.TrailerPrefix, sorted, each value
-// trimmed and its line breaks made spaces, as http.Header.Write does.
+// appendHeader appends h's fields but the framing ones and Connection (the server's), the
+// trailers set with http.TrailerPrefix and those whose name is not a token (net/http drops
+// them too), sorted, each value trimmed and its line breaks made spaces, as http.Header.Write
+// does.
 func appendHeader(dst []byte, h http.Header) []byte {
 	var arr [32]string
 	keys := arr[:0]
 	for k := range h {
-		if k != "Content-Length" && k != "Transfer-Encoding" && !strings.HasPrefix(k, http.TrailerPrefix) {
+		switch {
+		case k == "Content-Length", k == "Transfer-Encoding", k == "Connection":
+		case strings.HasPrefix(k, http.TrailerPrefix), !validFieldName(k):
+		default:
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			dst = append(dst, k...)
-			dst = append(dst, ": "...)
-			v = strings.Trim(v, " \t")
-			for i := 0; i < len(v); i++ {
-				if b := v[i]; b == '\r' || b == '\n' {
-					dst = append(dst, ' ')
-				} else {
-					dst = append(dst, b)
-				}
-			}
-			dst = append(dst, "\r\n"...)
+			dst = appendField(dst, k, v)
 		}
 	}
 	return dst
+}
+
+// appendField appends the field k: v, v trimmed and its line breaks made spaces.
+func appendField(dst []byte, k, v string) []byte {
+	dst = append(dst, k...)
+	dst = append(dst, ": "...)
+	v = strings.Trim(v, " \t")
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b == '\r' || b == '\n' {
+			dst = append(dst, ' ')
+		} else {
+			dst = append(dst, b)
+		}
+	}
+	return append(dst, "\r\n"...)
 }
 
 func (w *h1Response) bodyAllowed() bool {
@@ -950,13 +959,15 @@ func (w *h1Response) commit(final bool) {
 	if w.req.Close || c.gone.Load() || c.srv.closing.Load() {
 		w.closeAfter = true
 	}
-	if !w.hasConn {
-		switch {
-		case w.closeAfter:
-			c.wbuf = append(c.wbuf, "Connection: close\r\n"...)
-		case !w.req.ProtoAtLeast(1, 1):
-			c.wbuf = append(c.wbuf, "Connection: keep-alive\r\n"...)
+	switch {
+	case w.closeAfter: // whatever the handler said: the client must not send another request
+		c.wbuf = append(c.wbuf, "Connection: close\r\n"...)
+	case len(w.conn) > 0:
+		for _, v := range w.conn {
+			c.wbuf = appendField(c.wbuf, "Connection", v)
 		}
+	case !w.req.ProtoAtLeast(1, 1):
+		c.wbuf = append(c.wbuf, "Connection: keep-alive\r\n"...)
 	}
 	c.wbuf = append(c.wbuf, "\r\n"...)
 	if w.req.Method != http.MethodHead {

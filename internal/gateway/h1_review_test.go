@@ -59,6 +59,13 @@ var answerProbe = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 		w.WriteHeader(http.StatusContinue)
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s", b)
+	case "/keep": // says keep-alive to a request that asked to close
+		w.Header().Set("Connection", "keep-alive")
+		_, _ = io.WriteString(w, "k")
+	case "/badname": // a field name that is not a token is dropped, not sent to split the header
+		w.Header()["X-Bad\r\nInjected"] = []string{"1"}
+		w.Header()["X-Bad: y"] = []string{"1"}
+		_, _ = io.WriteString(w, "b")
 	case "/gzip": // no sniffing of an encoded body
 		w.Header().Set("Content-Encoding", "gzip")
 		_, _ = io.WriteString(w, "<html>")
@@ -130,8 +137,8 @@ func exchange(t *testing.T, addr, raw string, methods []string) string {
 		}
 		i++
 		b, err := io.ReadAll(resp.Body)
-		fmt.Fprintf(&sb, "%d cl=%q te=%v close=%v late=%q body=%q trailer=%v err=%v\n", resp.StatusCode,
-			resp.Header.Get("Content-Length"), resp.TransferEncoding, resp.Close, resp.Header.Get("X-Late"), b, resp.Trailer, err)
+		fmt.Fprintf(&sb, "%d cl=%q te=%v close=%v late=%q injected=%q body=%q trailer=%v err=%v\n", resp.StatusCode,
+			resp.Header.Get("Content-Length"), resp.TransferEncoding, resp.Close, resp.Header.Get("X-Late"), resp.Header.Get("Injected"), b, resp.Trailer, err)
 	}
 	fmt.Fprintf(&sb, "server closed: %v", closed)
 	return sb.String()
@@ -181,6 +188,9 @@ func TestH1MatchesStdlib(t *testing.T) {
 		{"LF line ends", "GET /echo HTTP/1.1\nHost: a\n\n" + get, nil},
 		{"obs-fold", "GET /echo HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", nil},
 		{"space before colon", "GET /echo HTTP/1.1\r\nHost: a\r\nContent-Length : 3\r\n\r\n", nil},
+		{"handler says keep-alive to a close", "GET /keep HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" + get, nil},
+		{"handler says keep-alive", "GET /keep HTTP/1.1\r\nHost: a\r\n\r\n" + get, nil},
+		{"invalid field name", "GET /badname HTTP/1.1\r\nHost: a\r\n\r\n" + get, nil},
 		{"Content-Encoding", "GET /gzip HTTP/1.1\r\nHost: a\r\n\r\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
