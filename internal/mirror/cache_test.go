@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -93,7 +94,17 @@ func startCacheWith(t *testing.T, up *upstream, opts mirror.CacheOptions) (*mirr
 	return c, url
 }
 
-// pullThrough pulls uri through the cache into fresh directories, as a new node would.
+// mustPull pulls uri through the cache into fresh directories, as a new node would.
+func mustPull(t *testing.T, cacheURL, uri, token string) *pull.Result {
+	t.Helper()
+	res := pullThrough(t, cacheURL, uri, token)
+	if res == nil {
+		t.FailNow()
+	}
+	return res
+}
+
+// pullThrough is mustPull for other goroutines than the test's: it reports a failure and returns nil.
 func pullThrough(t *testing.T, cacheURL, uri, token string) *pull.Result {
 	t.Helper()
 	p := pull.New(pull.Options{
@@ -104,7 +115,7 @@ func pullThrough(t *testing.T, cacheURL, uri, token string) *pull.Result {
 	defer cancel()
 	res, err := p.Pull(ctx, pull.Request{URI: uri, Token: token}, func(pull.Progress) {})
 	if err != nil {
-		t.Fatalf("pull %s through the cache: %v", uri, err)
+		t.Errorf("pull %s through the cache: %v", uri, err)
 	}
 	return res
 }
@@ -114,7 +125,7 @@ func TestCachePullsEachFileOnce(t *testing.T) {
 	_, url := startCache(t, up, time.Minute)
 	for i := range 2 {
 		for _, uri := range []string{"hf://" + cacheHFRepo, cacheOllama} {
-			res := pullThrough(t, url, uri, "")
+			res := mustPull(t, url, uri, "")
 			if len(res.Files) == 0 || res.Bytes == 0 {
 				t.Fatalf("pull %d of %s: no files: %+v", i, uri, res)
 			}
@@ -143,10 +154,14 @@ func checkSameBytes(t *testing.T, up *upstream, res *pull.Result) {
 		}
 		return nil
 	})
+	if res == nil {
+		return
+	}
 	for _, f := range res.Files {
 		b, err := os.ReadFile(filepath.Join(res.Dir, f))
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			continue
 		}
 		if !want[sum(b)] {
 			t.Errorf("pulled %s differs from every upstream file", f)
@@ -244,13 +259,30 @@ func TestCacheServesWhenUpstreamIsDown(t *testing.T) {
 	up := startUpstream(t)
 	// A TTL of 1ns: every API answer is asked upstream again, so the second pull uses the stale ones.
 	_, url := startCache(t, up, time.Nanosecond)
-	pullThrough(t, url, "hf://"+cacheHFRepo, "")
-	first := pullThrough(t, url, cacheOllama, "")
+	hf := mustPull(t, url, "hf://"+cacheHFRepo, "")
+	first := mustPull(t, url, cacheOllama, "")
+	// An API answer about a commit is kept for good, even with this TTL.
+	hc := hub.New(hub.Options{Endpoint: url, Retry: hub.Retry{Tries: 1}})
+	if _, err := hc.ModelInfo(context.Background(), cacheHFRepo, hf.Commit); err != nil {
+		t.Fatal(err)
+	}
+	up.m.ResetRequests()
+	if _, err := hc.ModelInfo(context.Background(), cacheHFRepo, hf.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(up.m.Requests().Paths); n != 0 {
+		t.Errorf("model info at a commit asked upstream again: %v", up.m.Requests().Paths)
+	}
 	up.srv.Close()
-	res := pullThrough(t, url, "hf://"+cacheHFRepo, "")
+	res := mustPull(t, url, "hf://"+cacheHFRepo, "")
 	checkSameBytes(t, up, res)
-	if again := pullThrough(t, url, cacheOllama, ""); again.Commit != first.Commit {
+	if again := mustPull(t, url, cacheOllama, ""); again.Commit != first.Commit {
 		t.Errorf("manifest from the cache has digest %s, want %s", again.Commit, first.Commit)
+	}
+	// API calls about the pinned commit are answered from the cache.
+	info, err := hc.ModelInfo(context.Background(), cacheHFRepo, hf.Commit)
+	if err != nil || info.SHA != hf.Commit {
+		t.Errorf("model info at commit %s with upstream down: %+v, %v", hf.Commit, info, err)
 	}
 	// A file never fetched: a clear 502/504 naming the upstream.
 	resp, err := http.Get(url + "/" + cacheHFRepo + "/resolve/main/never-fetched.json")
@@ -273,7 +305,8 @@ func TestCacheRejectsCorruptUpstream(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	c, url := startCacheWith(t, up, mirror.CacheOptions{APITTL: time.Hour, Now: clock})
+	var logs lockedBuffer
+	c, url := startCacheWith(t, up, mirror.CacheOptions{APITTL: time.Hour, Now: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	hc := hub.New(hub.Options{Endpoint: url, Retry: hub.Retry{Tries: 1}})
 	ctx := context.Background()
 	meta, err := hc.FileMeta(ctx, cacheHFRepo, "main", cacheWeights)
@@ -284,6 +317,9 @@ func TestCacheRejectsCorruptUpstream(t *testing.T) {
 	var he *hub.HTTPError
 	if !errors.As(err, &he) || he.Status != http.StatusBadGateway || !strings.Contains(he.Message, "failed verification") {
 		t.Fatalf("corrupt upstream file: got %v, want a 502 saying it failed verification", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "failed verification") || !strings.Contains(l, "/__lfs/"+cacheHFRepo+"/") {
+		t.Errorf("no log line naming the upstream URL of the corrupt file:\n%s", l)
 	}
 	blobs, _ := os.ReadDir(filepath.Join(c.Dir(), "hf", "blobs"))
 	for _, b := range blobs {
@@ -381,4 +417,22 @@ func TestCachePassesTokenToGatedRepo(t *testing.T) {
 	if err != nil || info.Gated != "manual" {
 		t.Errorf("model info through the cache: %+v, %v", info, err)
 	}
+}
+
+// lockedBuffer collects log lines written from the cache's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

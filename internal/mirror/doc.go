@@ -74,4 +74,14 @@
 // count, deterministically. Faults come from .mirror.json and from
 // Server.SetFaults; Server.Requests reports requests and body bytes per path
 // and per served file.
+//
+// # Pull-through cache
+//
+// Cache (citadel mirror serve --cache) answers the same two protocols from
+// an upstream Hub and Ollama registry: API calls are forwarded with the
+// client's Authorization and kept for a TTL (for good when they name a
+// commit); files and blobs are fetched once through internal/hub and
+// internal/registry, verified (sha256, git blob sha1, size), resumed with
+// Range after a failure, and served from the cache directory, also while the
+// upstream is down.
 package mirror
