@@ -283,7 +283,24 @@ func watchUp(ctx context.Context, c *client.Client, w io.Writer, serveErr <-chan
 			}
 			show("s/"+s.Name, line)
 		}
-		if len(svcs) > 0 && ready == len(svcs) {
+		// The gateway marks a Route Ready once its own table routes to a ready replica of
+		// every target: before that, a request sent at once could find none.
+		routes, err := c.List(ctx, v1.KindRoute, client.ListOptions{})
+		if err != nil {
+			return err
+		}
+		serving := 0
+		for _, o := range routes {
+			r, ok := o.(*v1.Route)
+			if !ok {
+				continue
+			}
+			if r.Status.Phase == gateway.RoutePhaseReady {
+				serving++
+			}
+			show("r/"+r.Name, fmt.Sprintf("route   %-24s %s", r.Name, dash(r.Status.Phase)))
+		}
+		if len(svcs) > 0 && ready == len(svcs) && serving == len(routes) {
 			return nil
 		}
 		select {

@@ -234,6 +234,20 @@ func TestSeed001(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("clone to four Ready services: %s", time.Since(began).Round(time.Millisecond))
+	// The route is Ready once the gateway's own table reaches a ready replica of every target
+	// (a few tens of milliseconds after the services; citadel up waits for it too).
+	for {
+		o, err := c.Get(t.Context(), v1.KindRoute, "default", "seed-001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := o.(*v1.Route); r.Status.Phase == "Ready" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("route seed-001 is %s (%s: %s), not Ready", r.Status.Phase, r.Status.Reason, r.Status.Message)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	// Every model came through the download path, recorded where it lies.
 	for _, n := range []string{"mimo-vl-7b-rl", "deepseek-r1-32b", "deepcoder-14b", "qwen2-5-7b"} {
@@ -311,7 +325,8 @@ func TestSeed001(t *testing.T) {
 				if err != nil || code != http.StatusOK {
 					failures = append(failures, fmt.Sprintf("status %d err %v body %.200s", code, err, body))
 				}
-				routes[route[strings.Index(route, "replica="):]]++
+				_, replica, _ := strings.Cut(route, "replica=")
+				routes[replica]++
 				mu.Unlock()
 				if w == 0 && i == 5 {
 					_ = syscall.Kill(pids["mimo-vl-7b-rl"], syscall.SIGKILL)
