@@ -3,8 +3,6 @@ package gateway
 import (
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,37 +25,6 @@ type metrics struct {
 	tasks     *prometheus.CounterVec
 	decide    prometheus.Histogram
 	refusals  *prometheus.CounterVec
-
-	series  sync.Map // seriesKey → *callSeries: a request's series, looked up once
-	nseries atomic.Int64
-}
-
-// seriesKey is what a request's series are labelled by.
-type seriesKey struct {
-	front, model, service, replica, key string
-	code                                int
-	upstream                            bool // a replica answered: latency series too
-}
-
-// callSeries are the series a request with a given seriesKey counts in; those a request
-// may not count in are made on first use, so that a series appears once it has a value.
-type callSeries struct {
-	requests prometheus.Counter
-	duration prometheus.Observer
-	ttft     lazy[prometheus.Observer]
-	in, out  lazy[prometheus.Counter]
-}
-
-// lazy is a series made on first use.
-type lazy[T any] struct{ p atomic.Pointer[T] }
-
-func (l *lazy[T]) get(make func() T) T {
-	if v := l.p.Load(); v != nil {
-		return *v
-	}
-	v := make()
-	l.p.Store(&v)
-	return v
 }
 
 var latencyBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640}
@@ -95,59 +62,38 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) observe(c *call, dur time.Duration) {
-	k := seriesKey{front: c.front, model: c.dec.Public, code: c.status, upstream: c.replica != nil}
+	service, replica, key := "", "", ""
 	if c.target != nil {
-		k.service = c.target.Name
+		service = c.target.Name
 	}
 	if c.replica != nil {
-		k.replica = c.replica.ID
+		replica = c.replica.ID
 	}
 	if c.key != nil {
-		k.key = c.key.Name
+		key = c.key.Name
 	}
-	if k.model == "" {
-		k.model = "-" // unresolved: bounded, unlike the names clients send
+	model := c.dec.Public
+	if model == "" {
+		model = "-" // unresolved: bounded, unlike the names clients send
 	}
-	cs := m.seriesFor(k)
-	cs.requests.Inc()
-	if !k.upstream {
+	m.requests.WithLabelValues(c.front, model, service, replica, key, strconv.Itoa(c.status)).Inc()
+	if c.replica == nil {
 		return
 	}
-	cs.duration.Observe(dur.Seconds())
+	m.duration.WithLabelValues(model, service).Observe(dur.Seconds())
 	m.overhead.Observe(c.overhead.Seconds())
 	if c.ttft > 0 {
-		cs.ttft.get(func() prometheus.Observer { return m.ttft.WithLabelValues(k.model, k.service) }).Observe(c.ttft.Seconds())
+		m.ttft.WithLabelValues(model, service).Observe(c.ttft.Seconds())
 		if c.tokensOut > 1 && dur > c.ttft {
-			m.tpot.WithLabelValues(k.model, k.service).Observe((dur - c.ttft).Seconds() / float64(c.tokensOut-1))
+			m.tpot.WithLabelValues(model, service).Observe((dur - c.ttft).Seconds() / float64(c.tokensOut-1))
 		}
 	}
 	if c.tokensIn > 0 {
-		cs.in.get(func() prometheus.Counter {
-			return m.tokens.WithLabelValues(k.model, k.service, k.replica, k.key, "input")
-		}).Add(float64(c.tokensIn))
+		m.tokens.WithLabelValues(model, service, replica, key, "input").Add(float64(c.tokensIn))
 	}
 	if c.tokensOut > 0 {
-		cs.out.get(func() prometheus.Counter {
-			return m.tokens.WithLabelValues(k.model, k.service, k.replica, k.key, "output")
-		}).Add(float64(c.tokensOut))
+		m.tokens.WithLabelValues(model, service, replica, key, "output").Add(float64(c.tokensOut))
 	}
-}
-
-// seriesFor returns k's series, looking their labels up once rather than on every request.
-func (m *metrics) seriesFor(k seriesKey) *callSeries {
-	if cs, ok := m.series.Load(k); ok {
-		return cs.(*callSeries)
-	}
-	cs := &callSeries{requests: m.requests.WithLabelValues(k.front, k.model, k.service, k.replica, k.key, strconv.Itoa(k.code))}
-	if k.upstream {
-		cs.duration = m.duration.WithLabelValues(k.model, k.service)
-	}
-	if m.nseries.Add(1) > 4096 { // replicas and keys come and go: forget them all now and then
-		m.series.Clear()
-		m.nseries.Store(1)
-	}
-	v, _ := m.series.LoadOrStore(k, cs)
-	return v.(*callSeries)
 }
 
 // refused counts a request a limit refused.

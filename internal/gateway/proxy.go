@@ -78,7 +78,7 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, front, kind strin
 // application/x-www-form-urlencoded, and Ollama's own examples are written that way.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, err := mediaType(ct)
+		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && mt != "text/plain" && mt != "application/x-www-form-urlencoded") {
 			return nil, &clientError{status: http.StatusUnsupportedMediaType, typ: "invalid_request_error", code: "unsupported_media_type",
 				message: fmt.Sprintf("Content-Type %q is not supported: send application/json", ct)}
@@ -473,19 +473,8 @@ func cutAt(got int, length int64) string {
 // streamType reports whether an upstream answer of Content-Type ct is a stream: SSE, or
 // Ollama's NDJSON.
 func streamType(ct string) bool {
-	mt, _ := mediaType(ct)
+	mt, _, _ := mime.ParseMediaType(ct)
 	return mt == "text/event-stream" || mt == "application/x-ndjson"
-}
-
-// mediaType is mime.ParseMediaType's media type, without its parameters; the usual types,
-// written plainly, are taken as they stand (no parse, no map of parameters).
-func mediaType(ct string) (string, error) {
-	switch ct {
-	case "application/json", "text/event-stream", "application/x-ndjson":
-		return ct, nil
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	return mt, err
 }
 
 // incomplete checks a whole 2xx answer: JSON must be one complete value (a body closed
@@ -494,7 +483,7 @@ func incomplete(resp *http.Response, b []byte, replica string) error {
 	if resp.StatusCode/100 != 2 {
 		return nil
 	}
-	mt, _ := mediaType(resp.Header.Get("Content-Type"))
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/json" && !json.Valid(b) {
 		return &truncatedError{replica: replica, what: fmt.Sprintf("its JSON ends before it is complete (%d bytes)", len(b))}
 	}
@@ -505,7 +494,7 @@ func incomplete(resp *http.Response, b []byte, replica string) error {
 // OpenAI's SSE ends with data: [DONE], Ollama's NDJSON with a "done": true (or an error)
 // line. tail is the stream's last bytes.
 func unfinished(ct string, tail []byte) string {
-	mt, _ := mediaType(ct)
+	mt, _, _ := mime.ParseMediaType(ct)
 	switch mt {
 	case "text/event-stream":
 		if !bytes.HasSuffix(bytes.TrimSpace(tail), []byte("[DONE]")) {
@@ -645,55 +634,12 @@ type usageJSON struct {
 	} `json:"usage"`
 }
 
-// usageOf reads an answer's usage: the object after its last "usage" key, on its own (the
-// answer is not decoded whole), else the whole answer decoded.
 func usageOf(b []byte) (int, int) {
-	if i := bytes.LastIndex(b, []byte(`"usage"`)); i >= 0 {
-		rest := bytes.TrimLeft(b[i+len(`"usage"`):], " \t\r\n")
-		if len(rest) > 0 && rest[0] == ':' {
-			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-			if n := objectLen(rest); n > 0 {
-				var u struct {
-					PromptTokens     int `json:"prompt_tokens"`
-					CompletionTokens int `json:"completion_tokens"`
-				}
-				if json.Unmarshal(rest[:n], &u) == nil {
-					return u.PromptTokens, u.CompletionTokens
-				}
-			}
-		}
-	}
 	var u usageJSON
 	if json.Unmarshal(b, &u) != nil || u.Usage == nil {
 		return 0, 0
 	}
 	return u.Usage.PromptTokens, u.Usage.CompletionTokens
-}
-
-// objectLen is the length of the JSON object b starts with (0: b does not start with a
-// complete one), found by matching its braces outside strings.
-func objectLen(b []byte) int {
-	if len(b) == 0 || b[0] != '{' {
-		return 0
-	}
-	depth, inString := 0, false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case inString && c == '\\':
-			i++
-		case inString:
-			inString = c != '"'
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			if depth--; depth == 0 {
-				return i + 1
-			}
-		}
-	}
-	return 0
 }
 
 // usageOfStream finds the usage chunk (stream_options.include_usage) among the last events.
