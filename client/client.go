@@ -104,9 +104,15 @@ func reasonIs(err error, reason string) bool {
 type UnreachableError struct {
 	Address string
 	Err     error
+	// Hint, when set, replaces the advice to start citadel serve (a Kubernetes API server
+	// is reached another way).
+	Hint string
 }
 
 func (e *UnreachableError) Error() string {
+	if e.Hint != "" {
+		return fmt.Sprintf("cannot reach %s: %v: %s", e.Address, e.Err, e.Hint)
+	}
 	return fmt.Sprintf("no citadel server at %s: start it with `citadel serve` (or pass --server ADDRESS): %v", e.Address, e.Err)
 }
 

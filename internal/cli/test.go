@@ -15,6 +15,8 @@ import (
 	"citadel.dev/citadel/internal/config"
 	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/hub"
+	"citadel.dev/citadel/internal/kube"
+	"citadel.dev/citadel/internal/kube/kclient"
 	"citadel.dev/citadel/internal/modeltest"
 )
 
@@ -26,6 +28,7 @@ func (e testExit) Error() string { return fmt.Sprintf("test exit %d", e.code) }
 type testFlags struct {
 	files                            []string
 	out, gateway, runtime, namespace string
+	kubeconfig, kubeNamespace        string
 	keep                             bool
 	stall, downloadTimeout, ready    time.Duration
 	parallel                         int
@@ -42,12 +45,26 @@ func (f *testFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.stall, "stall", 60*time.Second, "fail the download after this long without progress")
 	fl.DurationVar(&f.downloadTimeout, "download-timeout", 30*time.Minute, "fail the download after this long")
 	fl.DurationVar(&f.ready, "ready-timeout", 0, "fail the start after this long (default: the runtime's startup-probe budget)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "test on the Kubernetes cluster of this kubeconfig (Citadel's controller and agents running there) instead of citadel serve")
+	fl.StringVar(&f.kubeNamespace, "citadel-namespace", "", "with --kubeconfig: the namespace Citadel's agents run in (default $POD_NAMESPACE or citadel)")
 }
 
 func (f *testFlags) options(e *env) (modeltest.Options, error) {
-	c, err := e.client()
-	if err != nil {
-		return modeltest.Options{}, usageError{err}
+	var c modeltest.Server
+	if f.kubeconfig != "" {
+		cfg, err := kube.Config(f.kubeconfig)
+		if err != nil {
+			return modeltest.Options{}, usageError{err}
+		}
+		if c, err = kclient.New(cfg, f.kubeNamespace); err != nil {
+			return modeltest.Options{}, usageError{err}
+		}
+	} else {
+		cl, err := e.client()
+		if err != nil {
+			return modeltest.Options{}, usageError{err}
+		}
+		c = cl
 	}
 	return modeltest.Options{Client: c, Gateway: f.gateway, HubEndpoint: hubEndpoint(e), Namespace: f.namespace, Runtime: f.runtime, Stall: f.stall,
 		DownloadTimeout: f.downloadTimeout, ReadyTimeout: f.ready, Keep: f.keep}, nil

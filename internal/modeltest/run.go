@@ -16,9 +16,33 @@ import (
 	"citadel.dev/citadel/internal/selection"
 )
 
+// Server is what a test drives: citadel serve's admin API (*client.Client), or a Kubernetes
+// cluster (internal/kube/kclient). Errors follow the client's: *client.APIError with the
+// HTTP code (404 when an object is not there), *client.UnreachableError when the server
+// cannot be reached.
+type Server interface {
+	Apply(ctx context.Context, req v1.ApplyRequest) (*v1.ApplyResponse, error)
+	Get(ctx context.Context, kind, namespace, name string) (v1.Object, error)
+	List(ctx context.Context, kind string, opts client.ListOptions) ([]v1.Object, error)
+	Delete(ctx context.Context, kind, namespace, name, resourceVersion string) (v1.Object, error)
+	Events(ctx context.Context, f client.EventFilter) ([]v1.Event, error)
+	Fit(ctx context.Context, s *v1.InferenceService) (v1.FitResult, error)
+	Logs(ctx context.Context, namespace, name string, replica, tail int, follow bool, w io.Writer) error
+}
+
+// ClusterEvidence is what a Server that is a cluster adds to a step's evidence: the agents
+// and their leases, the node labels, the engine pods' events and the Deployment's
+// conditions (internal/kube/kclient). The lines are quoted as they are.
+type ClusterEvidence interface {
+	ModelEvidence(ctx context.Context, model v1.Object) []string
+	ServiceEvidence(ctx context.Context, namespace, name string) []string
+}
+
+var _ Server = (*client.Client)(nil)
+
 // Options configure a run.
 type Options struct {
-	Client *client.Client
+	Client Server
 	// Gateway is the gateway's base URL (http://127.0.0.1:8080); "" tests the engine only.
 	Gateway string
 	// HubEndpoint is the Hugging Face endpoint the server downloads from (HF_ENDPOINT: a
@@ -351,6 +375,13 @@ func (rn *run) events(ctx context.Context, s *Step, model bool) {
 	} else {
 		f = client.EventFilter{Kind: v1.KindInferenceService, Namespace: rn.o.Namespace, Name: rn.svcName, Limit: 50}
 	}
+	if ce, ok := rn.o.Client.(ClusterEvidence); ok {
+		if model {
+			s.Evidence = append(s.Evidence, ce.ModelEvidence(ctx, rn.model)...)
+		} else {
+			s.Evidence = append(s.Evidence, ce.ServiceEvidence(ctx, rn.o.Namespace, rn.svcName)...)
+		}
+	}
 	evs, err := rn.o.Client.Events(ctx, f)
 	if err != nil {
 		return
@@ -585,7 +616,7 @@ func (rn *run) cleanup(s *Step) {
 
 // deleteAll deletes objs in reverse order (what was applied last goes first); an object
 // already gone counts as deleted.
-func deleteAll(ctx context.Context, c *client.Client, objs []v1.Object) (deleted, failed []string) {
+func deleteAll(ctx context.Context, c Server, objs []v1.Object) (deleted, failed []string) {
 	for i := len(objs) - 1; i >= 0; i-- {
 		o := objs[i]
 		m := o.GetObjectMeta()
