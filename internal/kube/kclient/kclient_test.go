@@ -143,7 +143,7 @@ func TestCluster(t *testing.T) {
 	// Events of the model, as kubectl describe shows them.
 	if _, err := cs.CoreV1().Events("default").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "mimo.1"},
 		InvolvedObject: corev1.ObjectReference{Kind: v1.KindClusterBaseModel, Name: "mimo-vl-7b-rl", APIVersion: v1.OMEGroupVersion},
-		Type: "Warning", Reason: v1.ReasonSecretNotFound, Message: "no secret", FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now()}, metav1.CreateOptions{}); err != nil {
+		Type:           "Warning", Reason: v1.ReasonSecretNotFound, Message: "no secret", FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now()}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	evs, err := c.Events(ctx, client.EventFilter{Kind: v1.KindClusterBaseModel, Name: "mimo-vl-7b-rl"})
