@@ -63,6 +63,11 @@ type Options struct {
 	// StdlibHTTP makes Serve use net/http's server instead of the gateway's own HTTP/1.1
 	// path (both hand h2c connections to net/http); for comparisons.
 	StdlibHTTP bool
+	// LimitShare is the number of gateway replicas that serve the same Routes and keys, each
+	// counting on its own (no shared store): each enforces 1/LimitShare of every rate and
+	// concurrency limit of keys and routes, rounded up, and says so in its 429s. 0 or 1: the
+	// whole limits.
+	LimitShare int
 }
 
 // Server is the gateway.
@@ -125,6 +130,7 @@ func New(opts Options) *Server {
 		s.log.Warn("gateway backends", "err", err)
 	}
 	s.table.Store(t)
+	s.keys.share = opts.LimitShare
 	s.keys.Update(opts.Keys)
 	return s
 }

@@ -30,6 +30,8 @@ type Keys struct {
 	mu   sync.Mutex // serialises Update
 	snap atomic.Pointer[keySnapshot]
 	now  func() time.Time // for expiry; tests replace it
+	// share is Options.LimitShare: each key's limits are enforced as 1/share of them.
+	share int
 }
 
 type keySnapshot struct {
@@ -214,10 +216,12 @@ func (k *Keys) Admit(key *Key, now time.Time) (*Ticket, error) {
 	if key == nil || key.lim == nil {
 		return openTicket, nil
 	}
-	t, err := key.lim.admit(&quota{
+	q := quota{
 		rpm: key.RequestsPerMinute, tpm: key.TokensPerMinute, conc: key.MaxConcurrent,
 		kind: "API key", name: key.Name,
-	}, now)
+	}
+	q.divide(k.share)
+	t, err := key.lim.admit(&q, now)
 	if err != nil {
 		return nil, err
 	}

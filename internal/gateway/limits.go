@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,25 @@ type quota struct {
 	// The holder, for messages (built only for a refusal): kind "API key" or "model", its
 	// name, and for a model where its limits are set (owner "route ns/name", field "limits").
 	kind, name, owner, field string
+	// share is n when the limits are this replica's 1/n of a budget (divide), for messages.
+	share int64
+}
+
+// divide makes q one replica's share of a budget that n gateway replicas enforce each on
+// their own, with no shared count (Options.LimitShare): every limit is divided by n and
+// rounded up, so no limit falls to 0 and the replicas together admit at most n-1 more than
+// the budget. n <= 1 leaves q whole.
+func (q *quota) divide(n int) {
+	if n <= 1 {
+		return
+	}
+	d := int64(n)
+	for _, v := range []*int64{&q.rpm, &q.tpm, &q.conc} {
+		if *v > 0 {
+			*v = (*v + d - 1) / d
+		}
+	}
+	q.share = d
 }
 
 // who names the holder: `API key "lab"`, `model "chat" (route default/chat)`.
@@ -135,10 +155,17 @@ func (l *limiter) admit(q *quota, now time.Time) (*Ticket, *LimitError) {
 // refusal says which of q's limits refuses a request at now, and when to retry; l.mu is held.
 func (l *limiter) refusal(q *quota, now time.Time) *LimitError {
 	set := func(name string) string {
-		if q.field == "" {
+		var where []string
+		if q.field != "" {
+			where = append(where, q.field+"."+name)
+		}
+		if q.share > 1 {
+			where = append(where, fmt.Sprintf("this gateway's 1/%d share", q.share))
+		}
+		if len(where) == 0 {
 			return ""
 		}
-		return " (" + q.field + "." + name + ")"
+		return " (" + strings.Join(where, ", ") + ")"
 	}
 	switch {
 	case q.rpm > 0 && l.nreq >= q.rpm:
@@ -310,6 +337,7 @@ func (s *Server) admitModel(c *call) error {
 				c.maxTokensParam, c.maxTokens, c.dec.Public, d.Owner, *l.MaxTokens, c.maxTokens, c.maxTokensParam)}
 	}
 	q := modelQuota(c.dec.Public, d)
+	q.divide(s.opts.LimitShare)
 	if q.none() || d.lim == nil {
 		return nil
 	}
