@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"citadel.dev/citadel/internal/ollamaapi"
+	"citadel.dev/citadel/internal/residency"
 	"citadel.dev/citadel/internal/taskclass"
 )
 
@@ -122,7 +123,15 @@ func (s *Server) ollama(kind string) http.HandlerFunc {
 		c.info = o.Info()
 		if b, ok := o.LocalResponse(ollamaapi.Name(ollamaapi.StripLatest(c.info.Model))); ok {
 			// Ollama's load/unload requests (no messages, no prompt): nothing to forward.
-			if _, err := s.table.Load().Resolve(RequestInfo{Model: ollamaapi.StripLatest(c.info.Model)}); err == nil {
+			if d, err := s.table.Load().Resolve(RequestInfo{Model: ollamaapi.StripLatest(c.info.Model)}); err == nil {
+				if s.opts.Residency != nil && o.Kind != ollamaapi.Embed {
+					// An on-demand model is loaded (or unloaded) before the answer, as Ollama does.
+					c.dec = d
+					if err := s.loadUnload(r.Context(), c, d, o.Unloads()); err != nil {
+						s.fail(w, c, err)
+						return
+					}
+				}
 				c.status = http.StatusOK
 				w.Header().Set("Content-Type", "application/json; charset=utf-8")
 				_, _ = w.Write(b)
@@ -157,6 +166,9 @@ func (s *Server) ollama(kind string) http.HandlerFunc {
 			return s.ollamaOut(w, resp, c, t, o)
 		}
 		s.forward(w, r, c, build, o.Stream, out)
+		if s.opts.Residency != nil && o.Unloads() {
+			s.unloadAfter(c.target)
+		}
 	}
 }
 
@@ -179,8 +191,14 @@ func numPredict(body []byte) int64 {
 func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, t *Target, o *OllamaRequest) error {
 	c.status = resp.StatusCode
 	if t.API == APIOllama {
-		// Ollama to Ollama: the bytes as they come.
+		// Ollama to Ollama: the bytes as they come (the final object's durations with the
+		// residency wait added).
 		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		if c.wait > 0 && resp.StatusCode/100 == 2 {
+			p := &waitPatcher{ResponseWriter: w, wait: c.wait}
+			defer p.finish()
+			return s.passThroughNDJSON(p, resp, c)
+		}
 		return s.passThroughNDJSON(w, resp, c)
 	}
 	if resp.StatusCode >= 400 {
@@ -210,12 +228,13 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 		}
 		c.ttft = time.Since(c.start)
 		c.tokensIn, c.tokensOut = usageOf(b)
-		out, err := ollamaapi.FromOpenAI(o.Request, public, b, time.Since(c.start))
+		out, err := ollamaapi.FromOpenAI(o.Request, public, b, time.Since(c.start)-c.wait)
 		if err != nil {
 			s.log.Warn("gateway: an upstream answer could not be translated", "request_id", c.id, "replica", c.replica.ID, "err", err)
 			writeOllamaError(w, http.StatusBadGateway, "the upstream engine's answer could not be translated to Ollama's shape; the gateway's log has the details under request id "+c.id)
 			return err
 		}
+		out = addWait(out, c.wait)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 		w.WriteHeader(http.StatusOK)
@@ -228,7 +247,7 @@ func (s *Server) ollamaOut(w http.ResponseWriter, resp *http.Response, c *call, 
 	cw := &countingWriter{w: w, c: c}
 	body := newIdleReader(resp.Body, s.opts.IdleTimeout)
 	defer body.Stop()
-	err := ollamaapi.StreamFromOpenAI(o.Request, public, body, cw, func() { _ = rc.Flush() }, c.start)
+	err := ollamaapi.StreamFromOpenAI(o.Request, public, body, cw, func() { _ = rc.Flush() }, c.start.Add(c.wait))
 	if err != nil {
 		c.err = err.Error()
 	} else {
@@ -283,10 +302,17 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 	if cw.c.ttft == 0 && len(p) > 0 {
 		cw.c.ttft = time.Since(cw.c.start)
 	}
+	n := len(p)
+	if cw.c.wait > 0 {
+		p = addWait(p, cw.c.wait) // the final object: the residency wait is its load
+	}
 	if len(p) <= 4<<10 {
 		cw.last = append(cw.last[:0], p...)
 	}
-	return cw.w.Write(p)
+	if _, err := cw.w.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // ollamaModels lists the public models key may use (all for a nil key) as Ollama names them.
@@ -317,10 +343,20 @@ func (s *Server) ollamaPs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var running []ollamaapi.ModelInfo
+	t, states := s.table.Load(), s.residencyStates()
 	for _, m := range s.ollamaModels(key) {
-		if _, err := s.table.Load().Resolve(RequestInfo{Model: m.Name}); err == nil {
-			running = append(running, m)
+		if _, err := t.Resolve(RequestInfo{Model: m.Name}); err != nil {
+			continue
 		}
+		if st, ok := s.modelState(t, states, m.Name); ok {
+			// An on-demand model runs while it is loaded or loading, as Ollama lists a model
+			// from the moment its runner starts.
+			if st.Value != residency.StateLoaded && st.Value != residency.StateLoading {
+				continue
+			}
+			m.Size, m.SizeVRAM, m.ExpiresAt = st.SizeVRAM, st.SizeVRAM, st.ExpiresAt
+		}
+		running = append(running, m)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(ollamaapi.Ps(running))

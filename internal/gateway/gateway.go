@@ -16,6 +16,7 @@ import (
 	"time"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/residency"
 	"citadel.dev/citadel/internal/taskclass"
 )
 
@@ -68,6 +69,10 @@ type Options struct {
 	// concurrency limit of keys and routes, rounded up, and says so in its 429s. 0 or 1: the
 	// whole limits.
 	LimitShare int
+	// Residency admits requests to on-demand services (docs/design/0006-residency.md): a
+	// request to a service it manages waits in Acquire until the service is resident. nil:
+	// every service is always resident, as before.
+	Residency residency.Admitter
 }
 
 // Server is the gateway.
@@ -261,23 +266,29 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request, ollama bool)
 // models is OpenAI's GET /v1/models: every public name, with max_model_len and capabilities.
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 	type card struct {
-		ID           string   `json:"id"`
-		Object       string   `json:"object"`
-		Created      int64    `json:"created"`
-		OwnedBy      string   `json:"owned_by"`
-		MaxModelLen  int      `json:"max_model_len,omitempty"`
-		Capabilities []string `json:"capabilities,omitempty"`
+		ID           string       `json:"id"`
+		Object       string       `json:"object"`
+		Created      int64        `json:"created"`
+		OwnedBy      string       `json:"owned_by"`
+		MaxModelLen  int          `json:"max_model_len,omitempty"`
+		Capabilities []string     `json:"capabilities,omitempty"`
+		Status       *modelStatus `json:"status,omitempty"` // on-demand models: residency.go
 	}
 	key, ok := s.authorized(w, r, false)
 	if !ok {
 		return
 	}
 	var data []card
-	for _, m := range s.table.Load().Models() {
+	t, states := s.table.Load(), s.residencyStates()
+	for _, m := range t.Models() {
 		if key != nil && !key.Allowed(m.ID) {
 			continue
 		}
-		data = append(data, card{ID: m.ID, Object: "model", Created: 0, OwnedBy: "citadel", MaxModelLen: m.MaxModelLen, Capabilities: m.Capabilities})
+		cd := card{ID: m.ID, Object: "model", Created: 0, OwnedBy: "citadel", MaxModelLen: m.MaxModelLen, Capabilities: m.Capabilities}
+		if st, ok := s.modelState(t, states, m.ID); ok {
+			cd.Status = statusOf(st)
+		}
+		data = append(data, cd)
 	}
 	if data == nil {
 		data = []card{}
@@ -294,9 +305,14 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("model")
-	for _, m := range s.table.Load().Models() {
+	t := s.table.Load()
+	for _, m := range t.Models() {
 		if m.ID == id && key.Allowed(m.ID) {
-			writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "object": "model", "created": 0, "owned_by": "citadel"})
+			cd := map[string]any{"id": m.ID, "object": "model", "created": 0, "owned_by": "citadel"}
+			if st, ok := s.modelState(t, s.residencyStates(), m.ID); ok {
+				cd["status"] = statusOf(st)
+			}
+			writeJSON(w, http.StatusOK, cd)
 			return
 		}
 	}

@@ -25,6 +25,9 @@ type metrics struct {
 	tasks     *prometheus.CounterVec
 	decide    prometheus.Histogram
 	refusals  *prometheus.CounterVec
+
+	residencyWait     *prometheus.HistogramVec
+	residencyRefusals *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640}
@@ -56,7 +59,11 @@ func newMetrics() *metrics {
 		Buckets: []float64{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005}})
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "citadel_gateway_limit_refusals_total",
 		Help: "Requests refused by a limit: scope key (an APIKey, by name) or model (a route's public model), and the limit (requests_per_minute, tokens_per_minute, max_concurrent, max_tokens)."}, []string{"scope", "name", "limit"})
-	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.tpot, m.tokens, m.retries, m.failovers, m.overhead, m.tasks, m.decide, m.refusals,
+	m.residencyWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "citadel_gateway_residency_wait_seconds",
+		Help: "Time a request to an on-demand service waited for it to be resident and to admit the request (0 when it was), by public model and service.", Buckets: latencyBuckets}, []string{"model", "service"})
+	m.residencyRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "citadel_gateway_residency_refusals_total",
+		Help: "Requests to an on-demand service that its residency manager refused (queue full: 429; wait exceeded: 503), by public model, service and the manager's reason."}, []string{"model", "service", "reason"})
+	m.reg.MustRegister(m.requests, m.residencyWait, m.residencyRefusals, m.duration, m.ttft, m.tpot, m.tokens, m.retries, m.failovers, m.overhead, m.tasks, m.decide, m.refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"citadel.dev/citadel/internal/residency"
 )
 
 // call is one client request on its way through the gateway.
@@ -45,6 +47,11 @@ type call struct {
 	modelTicket    *Ticket
 	maxTokens      int64
 	maxTokensParam string
+
+	// Residency (residency.go): the time the request waited for its service to load, and
+	// whether the progress comments committed the response as an SSE stream already.
+	wait time.Duration
+	sse  bool
 }
 
 func requestID(r *http.Request) string {
@@ -246,7 +253,31 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 	lastStatus, lastRetryAfter := 0, ""
 	truncated := false // the last attempt's answer was cut short
 	seed := uint64(c.start.UnixNano())
+	// An on-demand target is held (residency.go) before its replicas are tried, and released
+	// when its answer is written or the request moves on; a target that refuses is skipped
+	// for the next one, as a target without a usable replica is.
+	var refusal *refusalError
+	release := noRelease
+	defer func() { release() }()
 	for _, t := range candidates(d, seed, time.Now()) {
+		release()
+		release = noRelease
+		if c.attempts >= attempts || over() {
+			break
+		}
+		if s.onDemand(t) {
+			rel, cur, err := s.hold(ctx, w, c, t, stream)
+			if err != nil {
+				var rf *residency.Refusal
+				if errors.As(err, &rf) {
+					refusal = &refusalError{model: c.dec.Public, r: rf}
+					continue
+				}
+				lastErr = fmt.Errorf("waiting for %s to load: %w", t.Name, err)
+				break
+			}
+			release, t = rel, cur
+		}
 		for c.attempts < attempts && !over() {
 			rep := Pick(t, c.info, tried, time.Now())
 			if rep == nil {
@@ -296,6 +327,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call, build 
 			end(ctx, rep, werr, c.status)
 			return
 		}
+	}
+	if refusal != nil && c.attempts == 0 {
+		s.fail(w, c, refusal)
+		return
 	}
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no ready replica for model %q (every target and fallback is down, ejected or not ready)", c.dec.Public)
@@ -378,7 +413,7 @@ func (s *Server) try(ctx context.Context, r *http.Request, rep *Replica, path st
 		return nil, err
 	}
 	rep.Begin()
-	c.overhead = time.Since(c.start)
+	c.overhead = time.Since(c.start) - c.wait
 	resp, err := s.send(tctx, rep.BaseURL+path, rep.BaseURL, path, body, c.id, r.Header.Get("Accept"))
 	if err != nil {
 		return fail(err)
@@ -523,6 +558,17 @@ func (s *Server) passThrough(w http.ResponseWriter, resp *http.Response, c *call
 		}
 	}
 	c.status = resp.StatusCode
+	if c.sse && (resp.StatusCode/100 != 2 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")) {
+		// The progress comments committed a 200 stream: a whole answer (an engine's error)
+		// goes as one event.
+		b, err := readAnswer(resp.Body)
+		c.ttft = time.Since(c.start)
+		if resp.StatusCode/100 != 2 && !bytes.HasPrefix(bytes.TrimSpace(b), []byte(`{"error"`)) {
+			b, _ = json.Marshal(map[string]any{"error": map[string]any{"message": strings.TrimSpace(string(b)), "type": "server_error", "code": resp.StatusCode}})
+		}
+		_, _ = sseWriter{w}.Write(b)
+		return err
+	}
 	if !stream || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		b, err := readAnswer(resp.Body)
 		c.ttft = time.Since(c.start)
@@ -551,7 +597,9 @@ var streamBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &
 // ends without its terminal event (see unfinished); a client that goes away is not the
 // upstream's fault (nil).
 func (s *Server) copyStream(w http.ResponseWriter, resp *http.Response, c *call, failure func(msg string) []byte) ([]byte, error) {
-	w.WriteHeader(resp.StatusCode)
+	if !c.sse {
+		w.WriteHeader(resp.StatusCode)
+	}
 	rc := http.NewResponseController(w)
 	bp := streamBufs.Get().(*[]byte)
 	defer streamBufs.Put(bp)
@@ -662,6 +710,16 @@ func usageOfStream(tail []byte) (int, int) {
 // fail writes an error in the front's shape.
 func (s *Server) fail(w http.ResponseWriter, c *call, err error) {
 	ollama := c.front == "ollama"
+	if c.sse {
+		w = sseWriter{w} // the progress comments committed a 200 stream: the error is an event
+	}
+	var rf *refusalError
+	if errors.As(err, &rf) {
+		c.status = rf.status()
+		writeRefusal(w, ollama, rf)
+		c.err = rf.Error()
+		return
+	}
 	var nf *NotFoundError
 	var ce *clientError
 	var ae *AuthError

@@ -4,6 +4,7 @@ package ollamaapi
 // requests.
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -38,6 +39,10 @@ func (o *Request) LocalResponse(publicModel string) (body []byte, ok bool) {
 	return nil, false
 }
 
+// Unloads reports whether the request asks for keep_alive 0: its model is to be unloaded after
+// it (at once, for a load request with nothing to answer).
+func (o *Request) Unloads() bool { return keepAliveZero(o.KeepAlive) }
+
 func keepAliveZero(raw json.RawMessage) bool {
 	var v any
 	if isNull(raw) || json.Unmarshal(raw, &v) != nil {
@@ -67,6 +72,10 @@ type ModelInfo struct {
 	Capabilities          []string
 	Size                  int64
 	ModifiedAt            time.Time
+	// SizeVRAM and ExpiresAt are a running model's, for /api/ps: its GPU memory (default Size)
+	// and when it is unloaded if idle (default: far ahead, never).
+	SizeVRAM  int64
+	ExpiresAt time.Time
 }
 
 // Details are api.ModelDetails, the "details" of /api/tags, /api/ps and /api/show entries.
@@ -118,8 +127,8 @@ func Tags(models []ModelInfo) []byte {
 }
 
 // Ps is the /api/ps body: {"models": [{name, model, size, digest, details, expires_at,
-// size_vram, context_length}]}; the gateway does not unload models, so expires_at is far
-// ahead.
+// size_vram, context_length}]}: expires_at is the model's ExpiresAt (far ahead when unset),
+// with its zone, as Ollama writes local time; size_vram its SizeVRAM, else Size.
 func Ps(models []ModelInfo) []byte {
 	type entry struct {
 		Name          string    `json:"name"`
@@ -135,10 +144,18 @@ func Ps(models []ModelInfo) []byte {
 	for _, m := range models {
 		name := Name(m.Name)
 		list = append(list, entry{Name: name, Model: name, Size: m.Size, Digest: digest(name), Details: m.details(),
-			ExpiresAt: time.Date(2318, 1, 1, 0, 0, 0, 0, time.UTC), SizeVRAM: m.Size, ContextLength: m.ContextLength})
+			ExpiresAt: m.expires(), SizeVRAM: cmp.Or(m.SizeVRAM, m.Size), ContextLength: m.ContextLength})
 	}
 	b, _ := json.Marshal(map[string]any{"models": list})
 	return b
+}
+
+// expires is when m is unloaded: its ExpiresAt, or far ahead.
+func (m ModelInfo) expires() time.Time {
+	if m.ExpiresAt.IsZero() {
+		return time.Date(2318, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return m.ExpiresAt
 }
 
 // Show is the /api/show body for m: modelfile, template, details, model_info, capabilities
