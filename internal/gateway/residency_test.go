@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"citadel.dev/citadel/internal/gateway"
+	"citadel.dev/citadel/internal/npmtest"
 	"citadel.dev/citadel/internal/residency"
 	"citadel.dev/citadel/internal/sim"
 )
@@ -618,4 +619,66 @@ func TestResidencyOllamaLoadDuration(t *testing.T) {
 		}
 	}
 	f.balanced(t, 4)
+}
+
+// residencyNode streams a chat with the official openai SDK, twice: argv[3] is the model
+// that loads, argv[4] one whose wait is refused after its progress comments.
+const residencyNode = `
+import OpenAI from "openai";
+const [baseURL, model, refused] = process.argv.slice(1);
+const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0 });
+const messages = [{ role: "user", content: "hi" }];
+const out = {};
+let content = "", chunks = 0;
+for await (const chunk of await client.chat.completions.create({ model, messages, max_tokens: 4, stream: true })) {
+  chunks++;
+  for (const c of chunk.choices) content += c.delta?.content ?? "";
+}
+out.loaded = { content, chunks };
+try {
+  for await (const chunk of await client.chat.completions.create({ model: refused, messages, stream: true })) {}
+  out.refused = { error: "no error" };
+} catch (e) {
+  out.refused = { api_error: e instanceof OpenAI.APIError, code: e.code, message: e.message };
+}
+console.log(JSON.stringify(out));
+`
+
+// TestResidencyOpenAINodeClient: the official openai SDK reads a stream that started with
+// progress comments as any other, and a wait refused after them as an APIError with the
+// manager's reason.
+func TestResidencyOpenAINodeClient(t *testing.T) {
+	dir := npmtest.Dir(t, "openai")
+	a := simVLLM(t, sim.Faults{}, "qwen")
+	b := simVLLM(t, sim.Faults{}, "qwen")
+	f := newFake(t, a.URL, b.URL)
+	f.tick = 100 * time.Millisecond
+	f.refuse[b.URL] = &residency.Refusal{Status: 503, RetryAfter: time.Second, Reason: "WaitExceeded", Message: "the load did not end within 120s"}
+	f.refuseAfter = 300 * time.Millisecond
+	f.close()
+	_, gw := startGateway(t, odRoute(fmt.Sprintf("  - {name: m, targets: [{url: %q, model: qwen}]}\n  - {name: r, targets: [{url: %q, model: qwen}]}\n", a.URL, b.URL)),
+		gateway.Options{Residency: f})
+	go func() {
+		<-f.entered
+		time.Sleep(1200 * time.Millisecond)
+		f.open()
+	}()
+	got := npmtest.Run[struct {
+		Loaded struct {
+			Content string
+			Chunks  int
+		}
+		Refused struct {
+			APIError bool `json:"api_error"`
+			Code     string
+			Message  string
+		}
+	}](t, dir, "--input-type=module", "-e", residencyNode, gw+"/v1", "m", "r")
+	if got.Loaded.Content == "" || got.Loaded.Chunks < 2 {
+		t.Errorf("stream after progress comments: %+v", got.Loaded)
+	}
+	if !got.Refused.APIError || got.Refused.Code != "WaitExceeded" || !strings.Contains(got.Refused.Message, "120s") {
+		t.Errorf("refused after progress comments: %+v", got.Refused)
+	}
+	f.balanced(t, 1)
 }
