@@ -173,7 +173,8 @@ const (
 // (no model agent, serving controller or gateway runs).
 const (
 	// ReasonAwaitingAgent: a model waits for a model agent (citadel serve --agent=false).
-	// Terminal: it takes a server that runs one.
+	// Terminal: it takes a server that runs one. In Kubernetes, the controller's: live agents
+	// match the model but none has reported it yet (not terminal there).
 	ReasonAwaitingAgent = "AwaitingAgent"
 	// ReasonAwaitingController: a service's model and runtime are in place, but no serving
 	// controller runs. Terminal.
@@ -191,6 +192,22 @@ const (
 	// ReasonNoGateway: a route whose targets are ready, but no gateway serves it
 	// (--gateway-addr off). Terminal.
 	ReasonNoGateway = "NoGateway"
+)
+
+// Reasons the Kubernetes controller (internal/kube/controller) writes on a BaseModel or
+// ClusterBaseModel, whose status it aggregates from the per-node agents' entries. It also
+// writes AwaitingAgent (a live agent on a matching node has not reported the model yet)
+// and copies the nodes' pull and agent reasons above.
+const (
+	// ReasonNoAgentOnMatchingNodes: no node the model's storage.nodeSelector and required
+	// nodeAffinity match has a live Citadel agent (phase Pending), or no node matches at
+	// all. Terminal: it takes an agent on such a node (the chart's agent.nodeSelector and
+	// agent.affinity) or another node selection.
+	ReasonNoAgentOnMatchingNodes = "NoAgentOnMatchingNodes"
+	// ReasonAgentNotReporting: the agents of the model's nodes stopped renewing their
+	// Leases (phase Pending); their last entries are kept. Not terminal: it clears when an
+	// agent reports again. Also an event when a deleted model's copy is left on such a node.
+	ReasonAgentNotReporting = "AgentNotReporting"
 )
 
 // Reasons of runtime selection (internal/selection), written by the serving controller on
@@ -341,13 +358,14 @@ type ReasonInfo struct {
 
 // Package paths of the writers, as ReasonInfo names them.
 const (
-	WriterAgent      = "internal/agent"
-	WriterDaemon     = "internal/daemon"
-	WriterServing    = "internal/serving"
-	WriterGateway    = "internal/gateway"
-	WriterPull       = "internal/pull"
-	WriterSelection  = "internal/selection"
-	WriterSupervisor = "internal/supervisor"
+	WriterAgent          = "internal/agent"
+	WriterDaemon         = "internal/daemon"
+	WriterServing        = "internal/serving"
+	WriterGateway        = "internal/gateway"
+	WriterPull           = "internal/pull"
+	WriterSelection      = "internal/selection"
+	WriterSupervisor     = "internal/supervisor"
+	WriterKubeController = "internal/kube/controller"
 )
 
 // Reasons lists every status and event reason above (not the admin API's error reasons
@@ -428,13 +446,16 @@ func Reasons() []ReasonInfo {
 		event(agent(ReasonStoragePathNotUsed, false, false)),
 		event(agent(ReasonRetryRequested, false, false)),
 		// the daemon
-		{Name: ReasonAwaitingAgent, Kinds: models, Writers: []string{WriterDaemon}, Terminal: true, Problem: true},
+		{Name: ReasonAwaitingAgent, Kinds: models, Writers: []string{WriterDaemon, WriterKubeController}, Terminal: true, Problem: true},
 		{Name: ReasonAwaitingController, Kinds: svc, Writers: []string{WriterDaemon}, Terminal: true, Problem: true},
 		withWriters(serving(ReasonModelNotFound, true, true), WriterDaemon),
 		withWriters(serving(ReasonModelNotReady, true, false), WriterDaemon),
 		withWriters(serving(ReasonModelReady, false, false), WriterDaemon),
 		{Name: ReasonRuntimeFound, Kinds: svc, Writers: []string{WriterDaemon}},
 		{Name: ReasonNoGateway, Kinds: route, Writers: []string{WriterDaemon}, Terminal: true, Problem: true},
+		// the Kubernetes controller
+		{Name: ReasonNoAgentOnMatchingNodes, Kinds: models, Writers: []string{WriterKubeController}, Terminal: true, Problem: true},
+		{Name: ReasonAgentNotReporting, Kinds: models, Writers: []string{WriterKubeController}, Problem: true},
 		// runtime selection
 		sel(ReasonNoSupportingRuntime),
 		sel(ReasonRuntimeNotFound, WriterDaemon),

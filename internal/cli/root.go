@@ -124,6 +124,7 @@ OME-format YAML and apply them:
 		newSim(e), newLogs(e), newGateway(e), newTest(e), newBench(e),
 		newRetry(e), newRoute(e), newUp(e),
 		newDoctor(e),
+		newController(e),
 	)
 	return root
 }

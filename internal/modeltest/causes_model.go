@@ -194,6 +194,22 @@ var modelCauses = map[string]modelRow{
 	}},
 	v1.ReasonAwaitingAgent: {code: CodeNoModelAgent, when: whenWaiting, cause: func(d *diag, _ *modelCtx) *Cause { return d.noAgent() }},
 	v1.ReasonQueued:        {code: CodeDownloadQueued, when: whenWaiting, cause: func(d *diag, _ *modelCtx) *Cause { return d.queued() }},
+	// Kubernetes mode: the controller's, from the agents' Leases.
+	v1.ReasonNoAgentOnMatchingNodes: {when: whenWaiting, explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("No Citadel agent runs on a node that model %s is meant for, so no node downloads it.", x.model)
+		c.NextSteps = []string{
+			"see which nodes run agents: kubectl get leases -A | grep citadel-agent- (one Lease per node, renewed every 10 s)",
+			"make the chart's agent.nodeSelector and agent.affinity cover the model's nodes, or change the model's spec.storage.nodeSelector/nodeAffinity",
+			x.describe,
+		}
+	}},
+	v1.ReasonAgentNotReporting: {when: whenWaiting, explain: func(d *diag, x *modelCtx, c *Cause) {
+		c.Summary = fmt.Sprintf("The Citadel agents on the nodes of model %s stopped renewing their Leases, so nothing reports its download.", x.model)
+		c.NextSteps = []string{
+			"find the agent pod of each node the message names (kubectl get pods -A -o wide --field-selector spec.nodeName=NODE) and read its kubectl describe and kubectl logs",
+			x.describe,
+		}
+	}},
 }
 
 // modelRowOf is the row that explains reason with msg and the facts of its failure (lf, nil
