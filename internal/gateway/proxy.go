@@ -838,6 +838,9 @@ func (s *Server) finish(c *call) {
 		attrs = append(attrs, "service", c.target.Name, "replica", c.replica.ID, "ttft_ms", float64(c.ttft.Microseconds())/1000,
 			"overhead_ms", float64(c.overhead.Microseconds())/1000)
 	}
+	if c.wait > 0 {
+		attrs = append(attrs, "residency_wait_ms", float64(c.wait.Microseconds())/1000)
+	}
 	if c.tokensIn+c.tokensOut > 0 {
 		attrs = append(attrs, "tokens_in", c.tokensIn, "tokens_out", c.tokensOut)
 	}
