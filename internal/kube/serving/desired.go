@@ -327,6 +327,9 @@ func (r *reconciler) build(s *v1.InferenceService, spec *v1.BaseModelSpec, rt se
 		} else {
 			launch.Served = []string{s.Spec.Model.Name}
 		}
+		if c.Image == "" && rs.Engine != nil { // the service's command over a runtime that names an engine
+			c.Image = r.image(rs.Engine)
+		}
 		if c.Image == "" {
 			return &blocked{v1.ServiceFailed, v1.ReasonInvalidEngineArgs, fmt.Sprintf(
 				"runtime %s: engineConfig.runner has no image: set the engine's image in the runtime (engineConfig.runner.image) or the InferenceService (spec.engine.runner.image)", rt.Name)}

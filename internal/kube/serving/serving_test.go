@@ -41,7 +41,17 @@ func start(t *testing.T) *cluster {
 	env := k8s.Start(t)
 	root := k8s.RepoRoot(t)
 	env.MustKubectl(nil, "apply", "-f", filepath.Join(root, "charts/citadel/crds/"))
-	env.MustKubectl(nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=citadel")
+	// kubectl wait fails on a CRD whose status has no conditions yet: ask again.
+	for i := 0; ; i++ {
+		_, err := env.Kubectl(nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=citadel")
+		if err == nil {
+			break
+		}
+		if i == 20 {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -117,16 +127,25 @@ func (k *cluster) waitStatus(ns, name string, ok func(*v1.InferenceServiceStatus
 
 func (k *cluster) deployment(ns, isvc string) *appsv1.Deployment {
 	k.t.Helper()
+	return k.deploymentWhere(ns, isvc, func(*appsv1.Deployment) bool { return true })
+}
+
+// deploymentWhere waits for the service's Deployment to exist and satisfy ok.
+func (k *cluster) deploymentWhere(ns, isvc string, ok func(*appsv1.Deployment) bool) *appsv1.Deployment {
+	k.t.Helper()
 	var d appsv1.Deployment
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := k.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: kube.EngineName(isvc)}, &d)
-		if err == nil {
+		if err == nil && ok(&d) {
 			return &d
+		}
+		if err == nil {
+			err = fmt.Errorf("Deployment %s/%s is not as expected: %+v", ns, d.Name, d.Spec.Template.Spec)
 		}
 		if time.Now().After(deadline) {
 			st, _ := k.env.Kubectl(nil, "get", "isvc", "-n", ns, isvc, "-o", "jsonpath={.status}")
-			k.t.Fatalf("no Deployment %s/%s after 20s: %v; the service's status: %s", ns, kube.EngineName(isvc), err, st)
+			k.t.Fatalf("Deployment %s/%s after 20s: %v; the service's status: %s", ns, kube.EngineName(isvc), err, st)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -255,6 +274,7 @@ func TestInferenceServices(t *testing.T) {
 	})
 
 	const path = "/raid/models/XiaomiMiMo/MiMo-VL-7B-RL"
+	const snap = "/raid/models/hub/models--XiaomiMiMo--MiMo-VL-7B-RL/snapshots/0123abcd" // seed-001's copy of the model
 	const store = "/raid/models/.citadel/hf"
 	var dep *appsv1.Deployment
 	t.Run("deployment", func(t *testing.T) {
@@ -486,7 +506,6 @@ func TestInferenceServices(t *testing.T) {
 		}
 		k.apply("examples/seed-001/models.yaml", "")
 		k.apply("examples/seed-001/services.yaml", "default")
-		const snap = "/raid/models/hub/models--XiaomiMiMo--MiMo-VL-7B-RL/snapshots/0123abcd"
 		k.setModel(v1.KindClusterBaseModel, "", "mimo-vl-7b-rl", map[string]any{
 			"modelFormat": map[string]any{"name": "safetensors", "version": "1.0.0"}, "modelArchitecture": "Qwen2_5_VLForConditionalGeneration",
 		}, readyModel(v1.NodeModelStatus{Node: "gpu-a", Phase: v1.ModelReady, Path: snap, Store: "/raid/models/hub"}))
@@ -495,7 +514,8 @@ func TestInferenceServices(t *testing.T) {
 				readyModel(v1.NodeModelStatus{Node: "gpu-b", Phase: v1.ModelReady, Path: "/raid/models/ollama/blobs/sha256-" + m.name, Store: "/raid/models/ollama", OllamaName: m.tag}))
 		}
 
-		d := k.deployment("default", "mimo-vl-7b-rl")
+		// The seed's model replaced OME's of the same name: wait for its files.
+		d := k.deploymentWhere("default", "mimo-vl-7b-rl", func(d *appsv1.Deployment) bool { return env(container(d), "MODEL_PATH") == snap })
 		c := container(d)
 		argv := strings.Join(c.Command, " ")
 		for _, want := range []string{"vllm serve " + snap, "--served-model-name mimo-vl-7b-rl", "--port 8080", "--host 0.0.0.0", "--gpu-memory-utilization=0.61", "--max-model-len=8192", "--download-dir /raid/models/hub"} {
@@ -552,6 +572,22 @@ func TestInferenceServices(t *testing.T) {
 		}
 		if len(deps.Items) != 4 {
 			t.Errorf("%d Deployments in default, want 4", len(deps.Items))
+		}
+	})
+
+	t.Run("a BaseModel in the namespace comes first", func(t *testing.T) {
+		k.t = t
+		bm := fmt.Sprintf(`{"apiVersion":"ome.io/v1beta1","kind":"BaseModel","metadata":{"name":%q,"namespace":%q},
+			"spec":{"storage":{"storageUri":"hf://XiaomiMiMo/MiMo-VL-7B-RL"}}}`, name, ns)
+		// The seed's model of the same name, now Ready with other files, is what it serves.
+		before := k.deploymentWhere(ns, name, func(d *appsv1.Deployment) bool { return env(container(d), "MODEL_PATH") == snap })
+		k.env.MustKubectl([]byte(bm), "apply", "-f", "-")
+		s := k.waitStatus(ns, name, func(st *v1.InferenceServiceStatus) bool { return st.Reason == v1.ReasonModelNotReady })
+		if !strings.Contains(s.Status.Message, "BaseModel "+ns+"/"+name) {
+			t.Errorf("message: %s", s.Status.Message)
+		}
+		if d := k.deployment(ns, name); d.Generation != before.Generation {
+			t.Errorf("the Deployment changed (generation %d → %d) while the new model is not Ready: it should be kept", before.Generation, d.Generation)
 		}
 	})
 }
