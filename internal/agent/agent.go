@@ -60,6 +60,14 @@ type Options struct {
 	StallTimeout time.Duration
 	// Metrics, when set, counts downloads (citadel serve's /metrics).
 	Metrics Metrics
+	// ClusterSecretNamespace is where the token secrets of ClusterBaseModels
+	// are read; default v1.ClusterSecretNamespace (Kubernetes mode: the
+	// agent's namespace).
+	ClusterSecretNamespace string
+	// KeepLabel, when set, is a label that keeps a deleted model's files on
+	// disk (Kubernetes mode: OME's models.ome/reserve-model-artifact): its
+	// record stays, so the blob collector leaves them.
+	KeepLabel string
 }
 
 // Metrics counts the agent's downloads. Its methods are called from the agent's loop.
@@ -144,6 +152,9 @@ func New(opts Options) *Agent {
 	if opts.Node == "" {
 		opts.Node, _ = os.Hostname()
 	}
+	if opts.ClusterSecretNamespace == "" {
+		opts.ClusterSecretNamespace = v1.ClusterSecretNamespace
+	}
 	return &Agent{opts: opts, log: opts.Logger, st: opts.Store, sw: objstatus.Writer{Store: opts.Store, Log: opts.Logger}, models: map[v1.Key]*model{}, results: make(chan result, 64),
 		recheckQ: map[v1.Key]bool{}, recheckC: make(chan struct{}, 1)}
 }
@@ -221,7 +232,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			case v1.KindClusterBaseModel, v1.KindBaseModel:
 				dirty[v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name}] = true
 				if ev.Type == store.Deleted {
-					a.forget(v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name})
+					k := v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name}
+					_, keep := ev.Object.Labels[a.opts.KeepLabel]
+					a.forget(k, keep && a.opts.KeepLabel != "")
 				}
 			case v1.KindSecret:
 				all = true // a token appeared or changed: models waiting on it move
@@ -269,12 +282,17 @@ func (a *Agent) arm(t *time.Timer) {
 	t.Reset(next)
 }
 
-func (a *Agent) forget(k v1.Key) {
-	if m := a.models[k]; m != nil && m.cancel != nil {
+// forget drops a deleted model and collects its files, unless keep says to
+// leave them on disk.
+func (a *Agent) forget(k v1.Key, keep bool) {
+	m := a.models[k]
+	if m != nil && m.cancel != nil {
 		m.cancel()
 	}
 	delete(a.models, k)
-	os.Remove(a.recordPath(k))
+	if !keep {
+		os.Remove(a.recordPath(k))
+	}
 	a.gc()
 }
 
@@ -331,7 +349,7 @@ func (a *Agent) token(ctx context.Context, k v1.Key, s *spec) (token, secretRV s
 	}
 	ns := k.Namespace
 	if k.Kind == v1.KindClusterBaseModel {
-		ns = v1.ClusterSecretNamespace
+		ns = a.opts.ClusterSecretNamespace
 	}
 	name, key := *st.StorageKey, st.SecretKey()
 	sec := &v1.FailureSecret{Namespace: ns, Name: name, Key: key}
@@ -382,8 +400,8 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 	s, err := a.load(ctx, k)
 	if err != nil {
 		var nf *store.NotFoundError
-		if errors.As(err, &nf) {
-			a.forget(k)
+		if errors.As(err, &nf) && a.models[k] != nil {
+			a.forget(k, false)
 		}
 		return
 	}

@@ -125,6 +125,7 @@ OME-format YAML and apply them:
 		newRetry(e), newRoute(e), newUp(e),
 		newDoctor(e),
 		newController(e),
+		newAgent(e),
 	)
 	return root
 }

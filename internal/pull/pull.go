@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,13 @@ type Options struct {
 	OllamaRegistry string
 	OllamaInsecure bool // plain http to the registry (mirrors on loopback)
 	HTTPClient     *http.Client
+
+	// PathRoot, when set, is the only directory a storage.path view is
+	// written under (Kubernetes mode: the chart's models.root). A Request.Path
+	// outside it is not written: the files stay in the store and
+	// Result.PathNote says so, with PathAdvice.
+	PathRoot   string
+	PathAdvice string
 
 	FileConcurrency  int   // files at once; default 4
 	ChunkConcurrency int   // chunks of one file at once; default 8
@@ -230,15 +238,35 @@ func (p *Puller) Pull(ctx context.Context, req Request, progress func(Progress))
 		defer mu.Unlock()
 		report(pr)
 	}
+	note := ""
+	if req.Path != "" && p.opts.PathRoot != "" && !within(p.opts.PathRoot, req.Path) {
+		note = fmt.Sprintf("storage.path %s was not written (%s): it lies outside the models root %s, the only directory this agent writes; the files stay in the store", req.Path, v1.ReasonStoragePathNotUsed, p.opts.PathRoot)
+		if p.opts.PathAdvice != "" {
+			note += "; " + p.opts.PathAdvice
+		}
+		req.Path = ""
+	}
+	var res *Result
 	switch u.Scheme {
 	case "hf":
-		return p.pullHF(ctx, u, req, progress)
+		res, err = p.pullHF(ctx, u, req, progress)
 	case "ollama":
-		return p.pullOllama(ctx, u, req, progress)
+		res, err = p.pullOllama(ctx, u, req, progress)
 	case "file", "local":
-		return p.importDir(ctx, u, req, progress)
+		res, err = p.importDir(ctx, u, req, progress)
+	default:
+		return nil, &Error{Reason: ReasonUnsupportedStorageURI, Message: fmt.Sprintf("scheme %q cannot be pulled", u.Scheme)}
 	}
-	return nil, &Error{Reason: ReasonUnsupportedStorageURI, Message: fmt.Sprintf("scheme %q cannot be pulled", u.Scheme)}
+	if res != nil && note != "" {
+		res.PathNote = note
+	}
+	return res, err
+}
+
+// within reports whether path is root or lies under it.
+func within(root, path string) bool {
+	rel, err := filepath.Rel(filepath.Clean(root), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 func (p *Puller) engine() *engine {
