@@ -3,6 +3,7 @@ package v1
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // InferenceService binds a model to a runtime (OME ome.io/v1beta1).
@@ -35,6 +36,80 @@ type InferenceServiceSpec struct {
 	KedaConfig json.RawMessage `json:"kedaConfig,omitempty"`
 	// AcceleratorSelector is OME's GPU class selection; checked and kept as written.
 	AcceleratorSelector *AcceleratorSelector `json:"acceleratorSelector,omitempty"`
+	// Residency makes the service on-demand (Citadel's own field): its model is loaded when
+	// a request asks for it and evicted when idle or when another needs the memory. Without
+	// it a service is on-demand when its model's servingMode is On-demand; otherwise it is
+	// dedicated and always resident (docs/resources.md, "On-demand models").
+	Residency *ResidencySpec `json:"residency,omitempty"`
+}
+
+// ResidencySpec is how an on-demand service is loaded, held and evicted.
+type ResidencySpec struct {
+	// IdleTimeout evicts the model after this long without requests, e.g. 10m. Default
+	// none: it is evicted only when another model needs the memory.
+	IdleTimeout *Duration `json:"idleTimeout,omitempty"`
+	// Priority breaks ties between idle models when memory is needed: the lower is evicted
+	// first. Default 0.
+	Priority *int32 `json:"priority,omitempty"`
+	// SleepLevel is vLLM's sleep level: 1 keeps the weights in host memory (fast wake),
+	// 2 discards them (read again from disk), auto picks 1 when host memory holds them.
+	// Default auto.
+	SleepLevel *IntOrString `json:"sleepLevel,omitempty"`
+	// MaxQueue is how many requests may wait for the model to load; beyond it requests are
+	// refused with 429 and Retry-After. Default 64.
+	MaxQueue *int32 `json:"maxQueue,omitempty"`
+	// MaxWait is how long a request may wait for the model to load before it is refused
+	// with 503 and Retry-After. Default 120s.
+	MaxWait *Duration `json:"maxWait,omitempty"`
+}
+
+// ServingModeOnDemand is OME's servingMode value for a model that may be evicted.
+const ServingModeOnDemand = "On-demand"
+
+// OnDemand says whether the service is on-demand: it sets spec.residency, or its model's
+// servingMode lists On-demand and not Dedicated.
+func (s *InferenceService) OnDemand(model *BaseModelSpec) bool {
+	if s.Spec.Residency != nil {
+		return true
+	}
+	if model == nil {
+		return false
+	}
+	return slices.Contains(model.ServingMode, ServingModeOnDemand) && !slices.Contains(model.ServingMode, "Dedicated")
+}
+
+func (r *ResidencySpec) validate() FieldErrors {
+	var errs FieldErrors
+	for _, d := range []struct {
+		path string
+		v    *Duration
+	}{{"idleTimeout", r.IdleTimeout}, {"maxWait", r.MaxWait}} {
+		if d.v == nil {
+			continue
+		}
+		if v, err := d.v.Std(); err != nil {
+			errs.Add(d.path, err.Error(), "")
+		} else if d.path == "maxWait" && v == 0 {
+			errs.Add(d.path, "is 0: every request to a model that is not loaded would be refused", "give a wait such as 120s, or remove maxWait for the default")
+		}
+	}
+	if l := r.SleepLevel; l != nil {
+		if l.IsString && l.Str != "auto" || !l.IsString && l.Int != 1 && l.Int != 2 {
+			errs.Add("sleepLevel", fmt.Sprintf("%q is not a sleep level", l.String()), "want 1 (weights kept in host memory), 2 (weights discarded) or auto")
+		}
+	}
+	if r.MaxQueue != nil && *r.MaxQueue < 1 {
+		errs.Add("maxQueue", fmt.Sprintf("must be at least 1, got %d", *r.MaxQueue), "remove maxQueue for the default, 64")
+	}
+	return errs
+}
+
+// SleepLevelOf is the vLLM sleep level the service asks for: 1, 2, or 0 for auto.
+func (r *ResidencySpec) SleepLevelOf() int {
+	if r == nil || r.SleepLevel == nil || r.SleepLevel.IsString {
+		return 0
+	}
+	return int(r.SleepLevel.Int)
 }
 
 // ModelRef names the model to serve. As in OME, a BaseModel in the
@@ -103,6 +178,28 @@ type InferenceServiceStatus struct {
 	Placement []string `json:"placement,omitempty"`
 	// Endpoints are the engine instances, for the gateway.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Residency is where an on-demand service is: loaded, loading, sleeping, unloaded or
+	// failed, and why.
+	Residency *ResidencyStatus `json:"residency,omitempty"`
+}
+
+// ResidencyStatus is an on-demand service's state.
+type ResidencyStatus struct {
+	// State is loaded, loading, sleeping (the engine keeps its process, the weights left the
+	// GPU), unloaded or failed.
+	State string `json:"state"`
+	// Progress is 0–1 while loading.
+	Progress float64 `json:"progress,omitempty"`
+	// Reason says why it is in this state: a code and words ("Evicted: Pressure (…)").
+	Reason string `json:"reason,omitempty"`
+	// Since is when it entered the state; LastUsed when a request last ended.
+	Since    *Time `json:"since,omitempty"`
+	LastUsed *Time `json:"lastUsed,omitempty"`
+	// SizeVRAM is the GPU memory it holds while resident, in bytes.
+	SizeVRAM int64 `json:"sizeVRAM,omitempty"`
+	// InFlight and Queued are the requests running on it and waiting for it.
+	InFlight int32 `json:"inFlight,omitempty"`
+	Queued   int32 `json:"queued,omitempty"`
 }
 
 // RuntimeCandidate is one runtime's verdict in selection.
@@ -219,6 +316,13 @@ func (s *InferenceService) Validate() FieldErrors {
 	}
 	if s.Spec.Router != nil {
 		spec.Prefixed("router", s.Spec.Router.validate())
+	}
+	if r := s.Spec.Residency; r != nil {
+		spec.Prefixed("residency", r.validate())
+		if e := s.Spec.Engine; e != nil && e.MinReplicas != nil && *e.MinReplicas > 1 {
+			spec.Add("engine.minReplicas", fmt.Sprintf("%d with residency: an on-demand service runs one engine instance", *e.MinReplicas),
+				"set minReplicas 0 (loaded on the first request) or 1 (loaded at start while it fits), or remove residency for a dedicated service with replicas")
+		}
 	}
 	if a := s.Spec.AcceleratorSelector; a != nil && a.Policy != nil {
 		oneOf(&spec, "acceleratorSelector.policy", *a.Policy, "BestFit", "Cheapest", "MostCapable", "FirstAvailable")

@@ -66,7 +66,9 @@ type BaseModelSpec struct {
 	Vendor *string `json:"vendor,omitempty"`
 	// CompartmentID is OME's (Oracle Cloud) compartment; kept as written.
 	CompartmentID *string `json:"compartmentID,omitempty"`
-	// ServingMode is OME's list of serving modes (on-demand, dedicated); kept as written.
+	// ServingMode is OME's list of serving modes (On-demand, Dedicated). On-demand (without
+	// Dedicated) makes the services of the model on-demand: loaded when asked for, evicted
+	// when idle or when another model needs the memory (docs/resources.md, "On-demand models").
 	ServingMode []string `json:"servingMode,omitempty"`
 	// MaxTokens is the model's context length in tokens; filled from the files when
 	// empty.
