@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -42,12 +43,12 @@ func start(t *testing.T) *cluster {
 	root := k8s.RepoRoot(t)
 	env.MustKubectl(nil, "apply", "-f", filepath.Join(root, "charts/citadel/crds/"))
 	// kubectl wait fails on a CRD whose status has no conditions yet: ask again.
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		_, err := env.Kubectl(nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=citadel")
 		if err == nil {
 			break
 		}
-		if i == 20 {
+		if time.Now().After(deadline) {
 			t.Fatal(err)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -109,7 +110,7 @@ func (k *cluster) isvc(ns, name string) (*v1.InferenceService, error) {
 func (k *cluster) waitStatus(ns, name string, ok func(*v1.InferenceServiceStatus) bool) *v1.InferenceService {
 	k.t.Helper()
 	var last *v1.InferenceService
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		s, err := k.isvc(ns, name)
 		if err == nil {
@@ -121,7 +122,7 @@ func (k *cluster) waitStatus(ns, name string, ok func(*v1.InferenceServiceStatus
 		time.Sleep(50 * time.Millisecond)
 	}
 	b, _ := json.MarshalIndent(last, "", "  ")
-	k.t.Fatalf("InferenceService %s/%s: status not reached in 20s; last:\n%s", ns, name, b)
+	k.t.Fatalf("InferenceService %s/%s: status not reached in 30s; last:\n%s", ns, name, b)
 	return nil
 }
 
@@ -134,7 +135,7 @@ func (k *cluster) deployment(ns, isvc string) *appsv1.Deployment {
 func (k *cluster) deploymentWhere(ns, isvc string, ok func(*appsv1.Deployment) bool) *appsv1.Deployment {
 	k.t.Helper()
 	var d appsv1.Deployment
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := k.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: kube.EngineName(isvc)}, &d)
 		if err == nil && ok(&d) {
@@ -145,7 +146,7 @@ func (k *cluster) deploymentWhere(ns, isvc string, ok func(*appsv1.Deployment) b
 		}
 		if time.Now().After(deadline) {
 			st, _ := k.env.Kubectl(nil, "get", "isvc", "-n", ns, isvc, "-o", "jsonpath={.status}")
-			k.t.Fatalf("Deployment %s/%s after 20s: %v; the service's status: %s", ns, kube.EngineName(isvc), err, st)
+			k.t.Fatalf("Deployment %s/%s after 30s: %v; the service's status: %s", ns, kube.EngineName(isvc), err, st)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -213,6 +214,8 @@ func (k *cluster) setPodStatus(ns, name string, st corev1.PodStatus) {
 	}
 	k.t.Fatalf("pod %s: status update kept conflicting", name)
 }
+
+var unschedEvent = regexp.MustCompile(`Warning\s+Unschedulable`)
 
 func container(d *appsv1.Deployment) corev1.Container { return d.Spec.Template.Spec.Containers[0] }
 
@@ -379,15 +382,15 @@ func TestInferenceServices(t *testing.T) {
 			t.Errorf("status %s %s: %s", s.Status.Phase, s.Status.Reason, s.Status.Message)
 		}
 		var out string
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
 			out = k.env.MustKubectl(nil, "describe", "isvc", "-n", ns, name)
-			if strings.Contains(out, "Warning  Unschedulable") {
+			if unschedEvent.MatchString(out) {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if !strings.Contains(out, "Warning  Unschedulable") || !strings.Contains(out, "Insufficient nvidia.com/gpu") {
+		if !unschedEvent.MatchString(out) || !strings.Contains(out, "Insufficient nvidia.com/gpu") {
 			t.Errorf("kubectl describe isvc shows no Unschedulable event:\n%s", out)
 		}
 	})
@@ -538,7 +541,7 @@ func TestInferenceServices(t *testing.T) {
 		}
 		t.Logf("seed deployments checked: %v", time.Now().Format(time.StampMilli))
 		// No GPU limit in Citadel's runtimes: said in an event.
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		out := ""
 		for time.Now().Before(deadline) && !strings.Contains(out, ReasonNoGPULimit) {
 			out = k.env.MustKubectl(nil, "describe", "isvc", "-n", "default", "mimo-vl-7b-rl")

@@ -91,7 +91,11 @@ func (r *reconciler) observe(ctx context.Context, s *v1.InferenceService, d *des
 	if err := r.r.List(ctx, &pods, client.InNamespace(s.Namespace), client.MatchingLabels{kube.InferenceServiceLabel: s.Name, kube.ComponentLabel: kube.ComponentEngine}); err != nil {
 		return err
 	}
-	live := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
+	// Pods being deleted, and pods that ended (evicted, their node shut down), are not
+	// replicas any more: the ReplicaSet replaces them.
+	live := slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool {
+		return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+	})
 	slices.SortFunc(live, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	var sliceList discoveryv1.EndpointSliceList
 	if err := r.r.List(ctx, &sliceList, client.InNamespace(s.Namespace), client.MatchingLabels{kube.ServiceNameLabel: name}); err != nil {
@@ -388,7 +392,7 @@ func conditions(st *v1.InferenceServiceStatus, gen int64, now time.Time, d *desi
 	case st.Reason == v1.ReasonUnschedulable:
 		at = 2
 	}
-	modelMsg, scheduled := "", "the engine pods are scheduled"
+	modelMsg, scheduled := "the model is Ready", "the engine pods are scheduled"
 	if d != nil {
 		modelMsg = fmt.Sprintf("%s is Ready on %s", d.modelKey, orNone(d.nodes))
 	}
