@@ -8,6 +8,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -215,6 +216,45 @@ func (c *cluster) get(resource, ns, name string) (object, string) {
 	}
 	b, _ := json.MarshalIndent(o.Status, "", "  ")
 	return o, string(b)
+}
+
+// columns reads a kubectl get table into rows of named columns.
+func columns(table string) []map[string]string {
+	sc := bufio.NewScanner(strings.NewReader(table))
+	var head []string
+	var starts []int
+	var rows []map[string]string
+	for sc.Scan() {
+		line := sc.Text()
+		if head == nil {
+			for i := 0; i < len(line); {
+				for i < len(line) && line[i] == ' ' {
+					i++
+				}
+				j := i
+				for j < len(line) && !(line[j] == ' ' && (j+1 >= len(line) || line[j+1] == ' ')) {
+					j++
+				}
+				if i < len(line) {
+					head, starts = append(head, line[i:j]), append(starts, i)
+				}
+				i = j
+			}
+			continue
+		}
+		row := map[string]string{}
+		for k, h := range head {
+			end := len(line)
+			if k+1 < len(starts) && starts[k+1] < end {
+				end = starts[k+1]
+			}
+			if starts[k] < len(line) {
+				row[h] = strings.TrimSpace(line[starts[k]:end])
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // indent prefixes each line, for logs.

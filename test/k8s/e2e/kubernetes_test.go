@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,25 @@ import (
 	"citadel.dev/citadel/test/k8s"
 	"citadel.dev/citadel/test/k8s/kubelet"
 )
+
+// The OME fixtures (OME's own files, unchanged) and the seed-001 example.
+var (
+	omeModel   = "test/k8s/testdata/ome/models/XiaomiMiMo/MiMo-VL-7B-RL.yaml"
+	omeRuntime = "test/k8s/testdata/ome/runtimes/srt/XiaomiMiMo/mimo-vl-7b-rl-rt.yaml"
+	omeISVC    = "test/k8s/testdata/ome/samples/isvc/XiaomiMiMo/mimo-vl-7b-rl.yaml"
+	seedDir    = "examples/seed-001"
+)
+
+// missingSecret is a BaseModel whose token Secret does not exist.
+const missingSecret = `apiVersion: ome.io/v1beta1
+kind: BaseModel
+metadata: {name: gated, namespace: team}
+spec:
+  modelCapabilities: [TEXT_GENERATION]
+  storage:
+    storageUri: hf://XiaomiMiMo/MiMo-VL-7B-RL
+    key: team-hf-token
+`
 
 // nowhere is a model that no node with an agent may hold.
 const nowhere = `apiVersion: ome.io/v1beta1
@@ -24,7 +46,7 @@ spec:
 `
 
 // setup starts everything a cluster runs: the API server with the CRDs, the stand-in Hub,
-// two fake nodes with four GPUs each, the controller, an agent per node and the gateway.
+// two fake nodes with four GPUs each, the controller and an agent per node.
 func setup(t *testing.T) *cluster {
 	c := &cluster{t: t, root: k8s.RepoRoot(t), logDir: t.TempDir(), nodes: map[string]string{}, procs: map[string]*exec.Cmd{}}
 	t.Cleanup(func() {
@@ -36,7 +58,17 @@ func setup(t *testing.T) *cluster {
 	c.env = k8s.Start(t)
 	start := time.Now()
 	c.kubectl("", "apply", "-f", filepath.Join(c.root, "charts/citadel/crds/"))
-	c.kubectl("", "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=citadel")
+	// kubectl wait fails on a CRD whose status has no conditions yet: ask again.
+	for i := 0; ; i++ {
+		_, err := c.env.Kubectl(nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=citadel")
+		if err == nil {
+			break
+		}
+		if i == 20 {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	for _, ns := range []string{citadelNS, "mimo-vl-7b-rl", "team"} {
 		c.kubectl("", "create", "namespace", ns)
 	}
@@ -63,26 +95,81 @@ func setup(t *testing.T) *cluster {
 
 	kc := c.env.Kubeconfig
 	c.start("controller", nil, "controller", "--kubeconfig", kc, "--namespace", citadelNS, "--metrics-addr", "0", "--health-addr", "0")
+	for _, n := range []string{"gpu-a", "gpu-b"} {
+		c.start("agent-"+n, []string{"HF_ENDPOINT=" + c.mirror}, "agent", "--kubeconfig", kc, "--namespace", citadelNS, "--node", n,
+			"--host-prefix", c.nodes[n], "--ollama-registry", c.mirror)
+	}
 	return c
 }
 
-// TestKubernetesMode is issue 17's "done", as far as its pieces have landed: a cluster of
-// two fake GPU nodes with Citadel's controller; a model whose node selection matches no
-// node with an agent says so (NoAgentOnMatchingNodes) at once, and kubectl describe shows
-// the cause and the fix.
+// TestKubernetesMode is issue 17's "done", as far as its pieces have landed: OME's own
+// model, runtime and InferenceService files and the seed-001 example applied with kubectl
+// to a cluster of two fake GPU nodes; the models are pulled on both nodes by their agents
+// (kubectl get shows it); the reasons a user reads when something is wrong (no agent on
+// the nodes a model selects, a missing token Secret) come with their fix in kubectl
+// describe; and citadel serve, given the same files, says the same of the same models.
 func TestKubernetesMode(t *testing.T) {
 	began := time.Now()
 	c := setup(t)
 	t.Logf("cluster up in %v", time.Since(began).Round(time.Millisecond))
 
+	// OME's files, unchanged.
+	for _, f := range []string{omeModel, omeRuntime, omeISVC} {
+		c.kubectl("", "apply", "-f", filepath.Join(c.root, f))
+	}
+	took := eventually(t, "ClusterBaseModel mimo-vl-7b-rl Ready on gpu-a and gpu-b", 60*time.Second, func() (bool, string) {
+		o, st := c.get("clusterbasemodel", "", "mimo-vl-7b-rl")
+		ready := 0
+		for _, n := range o.Status.Nodes {
+			if n.Phase == "Ready" && n.Path == "/raid/models/XiaomiMiMo/MiMo-VL-7B-RL" {
+				ready++
+			}
+		}
+		return o.Status.Phase == "Ready" && ready == 2, st
+	})
+	t.Logf("model Ready on both nodes %v after apply", took.Round(time.Millisecond))
+	table := c.kubectl("", "get", "clusterbasemodels")
+	t.Logf("kubectl get clusterbasemodels:\n%s", indent(table))
+	for _, row := range columns(table) {
+		if row["NAME"] == "mimo-vl-7b-rl" && (row["PHASE"] != "Ready" || !strings.Contains(row["NODES READY"], "gpu-a") || !strings.Contains(row["NODES READY"], "gpu-b")) {
+			t.Errorf("kubectl get clusterbasemodels: mimo-vl-7b-rl row %v: want Ready with gpu-a and gpu-b in NODES READY", row)
+		}
+	}
+	for n, dir := range c.nodes { // the agents wrote under each node's own filesystem
+		if _, err := os.Stat(filepath.Join(dir, "raid/models/XiaomiMiMo/MiMo-VL-7B-RL/config.json")); err != nil {
+			t.Errorf("node %s: the model's files are not at its storage.path: %v", n, err)
+		}
+	}
+
+	// The seed-001 example, unchanged: its models (mimo-vl-7b-rl now from the Hub's cache
+	// layout instead of OME's storage.path), one InferenceService each, and the Route.
+	c.kubectl("", "apply", "-f", filepath.Join(c.root, seedDir))
+	names := []string{"mimo-vl-7b-rl", "deepseek-r1-32b", "deepcoder-14b", "qwen2-5-7b"}
+	took = eventually(t, "seed-001's models Ready on both nodes", 90*time.Second, func() (bool, string) {
+		var st []string
+		ok := true
+		for _, n := range names {
+			m, ms := c.get("clusterbasemodel", "", n)
+			ok = ok && m.Status.Phase == "Ready" && len(m.Status.NodesReady) == 2
+			st = append(st, "model "+n+": "+ms)
+		}
+		return ok, strings.Join(st, "\n")
+	})
+	t.Logf("seed-001's models Ready on both nodes %v after apply", took.Round(time.Millisecond))
+
 	// What a user reads when a model cannot be pulled.
 	c.kubectl(nowhere, "apply", "-f", "-")
-	took := eventually(t, "nowhere: NoAgentOnMatchingNodes", 30*time.Second, func() (bool, string) {
+	c.kubectl(missingSecret, "apply", "-f", "-")
+	took = eventually(t, "nowhere: NoAgentOnMatchingNodes", 30*time.Second, func() (bool, string) {
 		o, st := c.get("clusterbasemodel", "", "nowhere")
 		return o.Status.Reason == "NoAgentOnMatchingNodes", st
 	})
 	t.Logf("NoAgentOnMatchingNodes %v after apply", took.Round(time.Millisecond))
-	for _, d := range []struct{ resource, ns, name string }{{"clusterbasemodel", "", "nowhere"}} {
+	eventually(t, "team/gated: SecretNotFound naming team/team-hf-token", 30*time.Second, func() (bool, string) {
+		o, st := c.get("basemodel", "team", "gated")
+		return o.Status.Reason == "SecretNotFound" && strings.Contains(o.Status.Message, "team/team-hf-token"), st
+	})
+	for _, d := range []struct{ resource, ns, name string }{{"clusterbasemodel", "", "nowhere"}, {"basemodels", "team", "gated"}} {
 		args := []string{"describe", d.resource, d.name}
 		if d.ns != "" {
 			args = append(args, "-n", d.ns)
@@ -91,12 +178,80 @@ func TestKubernetesMode(t *testing.T) {
 		t.Logf("kubectl %s:\n%s", strings.Join(args, " "), indent(out))
 		for _, want := range map[string][]string{
 			"nowhere": {"NoAgentOnMatchingNodes", "pool", "agent.nodeSelector"},
-			"gated":   {"SecretNotFound", "team/team-hf-token", "secret create team-hf-token -n team"},
+			"gated":   {"SecretNotFound", "team/team-hf-token", "kubectl create secret generic team-hf-token -n team"},
 		}[d.name] {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl describe %s %s: no %q (the cause and the fix)", d.resource, d.name, want)
 			}
 		}
 	}
+	k8sPhases := phases(t, func(kind, ns, name string) object {
+		o, _ := c.get(kind, ns, name)
+		return o
+	})
+
+	// citadel serve, given the same files, says the same of the same models.
+	serve := c.serve(t)
+	if fmt.Sprint(serve) != fmt.Sprint(k8sPhases) {
+		t.Errorf("phases and reasons differ:\n  kubernetes:    %v\n  citadel serve: %v", k8sPhases, serve)
+	}
+	t.Logf("phases and reasons, the same on both: %v", k8sPhases)
 	t.Logf("whole test: %v", time.Since(began).Round(time.Millisecond))
+}
+
+// modelChecked are the models whose phase and reason are compared between the cluster and
+// citadel serve.
+var modelChecked = []struct{ kind, ns, name string }{
+	{"clusterbasemodels", "", "mimo-vl-7b-rl"},
+	{"clusterbasemodels", "", "qwen2-5-7b"},
+	{"basemodels", "team", "gated"},
+}
+
+func phases(t *testing.T, get func(kind, ns, name string) object) []string {
+	var out []string
+	for _, m := range modelChecked {
+		o := get(m.kind, m.ns, m.name)
+		out = append(out, fmt.Sprintf("%s=%s/%s", m.name, o.Status.Phase, o.Status.Reason))
+	}
+	return out
+}
+
+// serve runs citadel serve on the same stand-in Hub, applies the same files with citadel
+// apply, and returns the models' phases and reasons once they settle.
+func (c *cluster) serve(t *testing.T) []string {
+	admin, gw := freeAddr(t), freeAddr(t)
+	c.start("serve", []string{"HF_ENDPOINT=" + c.mirror}, "serve", "--data-dir", t.TempDir(), "--admin-addr", admin, "--gateway-addr", gw,
+		"--gpus", "4xh100-sxm", "--simulate-engines", "--sim-time-scale", "0", "--ollama-registry", c.mirror, "--next-step=false")
+	waitHTTP(t, "http://"+admin+"/healthz")
+	server := "http://" + admin
+	// A ClusterBaseModel's token Secret is in namespace ome on one host.
+	c.run("secret", "create", "hf-token", "-n", "ome", "--from-literal", "token=hf_stand_in", "--server", server)
+	for _, f := range []string{filepath.Join(c.root, omeModel), filepath.Join(c.root, seedDir, "models.yaml")} {
+		c.run("apply", "-f", f, "--server", server)
+	}
+	in := filepath.Join(t.TempDir(), "gated.yaml")
+	if err := os.WriteFile(in, []byte(missingSecret), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.run("apply", "-f", in, "--server", server)
+	var got []string
+	eventually(t, "citadel serve: the models settled", 60*time.Second, func() (bool, string) {
+		got = phases(t, func(kind, ns, name string) object {
+			args := []string{"get", kind, name, "-o", "json", "--server", server}
+			if ns != "" {
+				args = append(args, "-n", ns)
+			}
+			var o object
+			_ = json.Unmarshal([]byte(c.run(args...)), &o)
+			return o
+		})
+		settled := 0
+		for _, p := range got {
+			if strings.Contains(p, "=Ready/") || strings.Contains(p, "=Failed/") {
+				settled++
+			}
+		}
+		return settled == len(got), strings.Join(got, "\n")
+	})
+	return got
 }
