@@ -166,6 +166,9 @@ func Run(ctx context.Context, opts Options) error {
 			gopts.Logger = log.With("component", "gateway")
 		}
 		gopts.Source = gateway.StoreSource{Store: st, Log: gopts.Logger}
+		if ctrl != nil && gopts.Residency == nil {
+			gopts.Residency = ctrl.Residency() // on-demand services: docs/design/0006-residency.md
+		}
 		gw = gateway.New(gopts)
 		g.Go(func() error { return gw.Run(gctx) })
 		g.Go(func() error { return api.Run(gctx) })

@@ -23,9 +23,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/engine"
 	"citadel.dev/citadel/internal/placement"
+	"citadel.dev/citadel/internal/residency"
 	"citadel.dev/citadel/internal/resource"
 	"citadel.dev/citadel/internal/store"
 	"citadel.dev/citadel/internal/supervisor"
@@ -63,6 +66,8 @@ type Options struct {
 	Simulate *Simulation
 	// Debounce between a change and the reconcile pass; default 100 ms.
 	Debounce time.Duration
+	// Metrics, when set, registers the residency manager's series.
+	Metrics prometheus.Registerer
 }
 
 // Controller runs InferenceServices.
@@ -79,6 +84,9 @@ type Controller struct {
 	placed    map[string]placed // by service key: where the planner put it, kept while it is unchanged
 	rechecked map[[3]string]time.Time
 	stopping  sync.WaitGroup
+	life      context.Context // Run's: engines the residency manager starts live as long
+	res       *residency.Manager
+	od        map[string]*odEngine // on-demand services' engines, by service key
 }
 
 // placed is a service the planner placed: what it asked for and where it went.
@@ -113,8 +121,15 @@ func New(opts Options) *Controller {
 	if opts.Debounce == 0 {
 		opts.Debounce = 100 * time.Millisecond
 	}
-	return &Controller{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), instances: map[string]*instance{},
-		inventory: opts.Inventory, placed: map[string]placed{}, rechecked: map[[3]string]time.Time{}}
+	c := &Controller{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), instances: map[string]*instance{},
+		inventory: opts.Inventory, placed: map[string]placed{}, rechecked: map[[3]string]time.Time{}, od: map[string]*odEngine{},
+		life: context.Background()}
+	rc := residency.Config{Logger: opts.Logger.With("component", "residency"), Events: c.residencyEvent, OnChange: c.poke}
+	if opts.Metrics != nil {
+		rc.Metrics = residency.NewMetrics(opts.Metrics)
+	}
+	c.res = residency.New(rc)
+	return c
 }
 
 func (c *Controller) stateDir() string { return filepath.Join(c.opts.Dir, "state") }
@@ -135,6 +150,13 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.log.Info("stopped engines left by a previous run", "process_groups", killed)
 	}
 	defer c.stopAll()
+	c.mu.Lock()
+	c.life = ctx
+	c.mu.Unlock()
+	rctx, stopRes := context.WithCancel(ctx)
+	resDone := make(chan struct{})
+	go func() { defer close(resDone); c.res.Run(rctx) }()
+	defer func() { stopRes(); <-resDone }()
 	// Our own status writes come back as changes too; the next pass finds nothing to change.
 	// The resync catches what changes without store events: GPU inventory and engines.
 	return c.opts.Store.Reconcile(ctx, store.ReconcileOptions{Name: "serving controller", Logger: c.log,
@@ -228,7 +250,13 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.mu.Lock()
 	inv := slices.Clone(c.inventory)
 	c.mu.Unlock()
-	decisions, refusals := plan(reqs, inv)
+	decisions, refusals, budget := planAll(intents, reqs, inv)
+	c.res.SetBudget(budget)
+	total := map[int]int64{}
+	for _, g := range inv {
+		total[g.Index] = g.MemoryTotal
+	}
+	onDemand := map[string]bool{}
 	want := map[string]bool{} // instance keys that should run
 	groups := map[string]*sharedGroup{}
 	placedNow := map[string]placed{}
@@ -265,6 +293,19 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			p := placedNow[in.key]
 			p.shared, p.model = g.key, in.ollamaName
 			placedNow[in.key] = p
+			if in.onDemand && len(d.Replicas) > 0 {
+				onDemand[in.key] = true
+				c.registerOnDemand(in, d.Replicas[0], g.key, total)
+			}
+			continue
+		}
+		if in.onDemand {
+			// The residency manager starts, wakes, puts to sleep and stops its engine.
+			onDemand[in.key] = true
+			want[in.key+"/0"] = true
+			if len(d.Replicas) > 0 {
+				c.registerOnDemand(in, d.Replicas[0], "", total)
+			}
 			continue
 		}
 		for r, a := range d.Replicas {
@@ -290,13 +331,14 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.mu.Lock()
 	c.placed = placedNow
 	c.mu.Unlock()
+	c.forgetOnDemand(onDemand)
 	c.stopUnwanted(want)
 	for key, st := range statuses {
 		so, ok := stored[key]
 		if !ok {
 			continue
 		}
-		st = c.withInstances(key, st)
+		st = c.withResidency(key, c.withInstances(key, st))
 		if err := c.writeStatus(ctx, so, st); err != nil {
 			return err
 		}

@@ -56,6 +56,8 @@ type intent struct {
 	tpNote     string // a runtime's tensor-parallel size the planner may change
 	maxLen     int
 	replicas   int
+	onDemand   bool // the residency manager runs it (spec.residency, or servingMode On-demand)
+	preload    bool // on-demand, loaded at start while it fits (minReplicas not 0)
 	request    placement.Request
 	ifp        string // what the service asks for, without placement: a change re-places it
 }
@@ -215,6 +217,12 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 	if s.Spec.Engine != nil && s.Spec.Engine.MinReplicas != nil {
 		in.replicas = max(*s.Spec.Engine.MinReplicas, 0)
 	}
+	if s.OnDemand(spec) {
+		// One instance, loaded on the first request (minReplicas 0) or at start while it
+		// fits; the residency manager decides when it is resident.
+		in.onDemand, in.preload = true, in.replicas != 0
+		in.replicas = 1
+	}
 	quant := in.model.Quant
 	if q, err := perfmodel.ParseQuant(in.settings.Quantization); err == nil && in.settings.Quantization != "" {
 		quant = q
@@ -228,7 +236,8 @@ func (w *world) intentFor(s *v1.InferenceService) (*intent, error) {
 		RT       v1.ServingRuntimeSpec
 		Path     string
 		Settings engine.Settings
-	}{s.Generation, in.runtime.Name, in.runtime.Spec, in.modelPath, in.settings})
+		OnDemand bool
+	}{s.Generation, in.runtime.Name, in.runtime.Spec, in.modelPath, in.settings, in.onDemand})
 	in.ifp = string(b)
 	return in, nil
 }
