@@ -393,13 +393,14 @@ func (r *reconciler) build(s *v1.InferenceService, spec *v1.BaseModelSpec, rt se
 	}
 
 	// The model: MODEL_PATH first (the runner's own variables may refer to it), and its
-	// files mounted from the host at the same paths.
+	// files mounted from the host at the same paths, writable as on one host (engines may
+	// keep lock files in the cache they are given, as vLLM's --download-dir).
 	c.Env = append([]v1.EnvVar{{Name: "MODEL_PATH", Value: loc.path}}, slices.DeleteFunc(c.Env, func(e v1.EnvVar) bool { return e.Name == "MODEL_PATH" })...)
 	var modelVols []v1.Volume
 	addMount := func(name, p string) {
 		modelVols = append(modelVols, v1.Volume{Name: name, HostPath: &v1.HostPathVolume{Path: p}})
 		c.VolumeMounts = append(slices.DeleteFunc(c.VolumeMounts, func(m v1.VolumeMount) bool { return m.Name == name }),
-			v1.VolumeMount{Name: name, MountPath: p, ReadOnly: true})
+			v1.VolumeMount{Name: name, MountPath: p})
 	}
 	if loc.store != "" {
 		// The store, whole: a snapshot directory's files are links into its blobs.

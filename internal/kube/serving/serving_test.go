@@ -26,6 +26,7 @@ import (
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/kube"
+	"citadel.dev/citadel/internal/kube/controller"
 	"citadel.dev/citadel/test/k8s"
 )
 
@@ -77,6 +78,12 @@ func start(t *testing.T) *cluster {
 		t.Logf("manager stopped in %v", time.Since(stop))
 	})
 	t.Logf("CRDs installed, controller started: %v", time.Now().Format(time.StampMilli))
+	// The controller's manager (citadel controller) takes this reconciler too.
+	if _, err := controller.New(controller.Options{Config: env.Config, Setup: []func(ctrl.Manager) error{
+		func(m ctrl.Manager) error { return Setup(m, Options{}) },
+	}}); err != nil {
+		t.Fatalf("citadel controller's manager with the InferenceService controller: %v", err)
+	}
 	c, err := client.New(env.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
