@@ -162,7 +162,9 @@ func New(opts Options) *Agent {
 // Recheck asks the agent to check a model's files now (for the serving
 // controller, when an engine fails to read them): missing or truncated
 // files move a Ready model to Downloading (reason ModelFilesMissing) or,
-// if they cannot be fetched, to Failed. kind is ClusterBaseModel or
+// if they cannot be fetched, to Failed. A model no longer in the store
+// (deleted while the agent did not run) is forgotten: its files are
+// collected. kind is ClusterBaseModel or
 // BaseModel; namespace is ignored for a ClusterBaseModel. It never blocks
 // and is safe from any goroutine, also before Run.
 func (a *Agent) Recheck(kind, namespace, name string) {
@@ -230,11 +232,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			switch ev.Object.Kind {
 			case v1.KindClusterBaseModel, v1.KindBaseModel:
-				dirty[v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name}] = true
+				k := v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name}
 				if ev.Type == store.Deleted {
-					k := v1.Key{Kind: ev.Object.Kind, Namespace: ev.Object.Namespace, Name: ev.Object.Name}
 					_, keep := ev.Object.Labels[a.opts.KeepLabel]
 					a.forget(k, keep && a.opts.KeepLabel != "")
+					delete(dirty, k)
+				} else {
+					dirty[k] = true
 				}
 			case v1.KindSecret:
 				all = true // a token appeared or changed: models waiting on it move
@@ -400,7 +404,7 @@ func (a *Agent) reconcile(ctx context.Context, wg *sync.WaitGroup, k v1.Key) {
 	s, err := a.load(ctx, k)
 	if err != nil {
 		var nf *store.NotFoundError
-		if errors.As(err, &nf) && a.models[k] != nil {
+		if errors.As(err, &nf) {
 			a.forget(k, false)
 		}
 		return

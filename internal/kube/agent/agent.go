@@ -97,6 +97,7 @@ type Agent struct {
 	cs     kubernetes.Interface
 	dyn    dynamic.Interface
 	st     *store.Store
+	local  *agent.Agent
 	rec    record.EventRecorder
 	models map[v1.Key]cache.GenericLister // by kind: Key.Kind only
 
@@ -205,20 +206,27 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Stopping: everything started below ends with ctx, then the store closes.
+	var wg sync.WaitGroup
+	var stops []func()
+	defer func() {
+		cancel()
+		wg.Wait()
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
 
 	// 1. The Lease, before any model is read: the controller counts a node
 	// without one as having no agent.
 	if err := a.renewLease(ctx); err != nil {
 		return fmt.Errorf("writing the agent's Lease %s/%s: %w (the agent's service account needs create, get and update on leases in %s)", o.Namespace, kube.AgentLease(o.Node), err, o.Namespace)
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	wg.Go(func() { a.leaseLoop(ctx) })
 
 	// Events on the models, rate-limited by the recorder's spam filter.
 	bc := record.NewBroadcaster(record.WithContext(ctx))
-	defer bc.Shutdown()
+	stops = append(stops, bc.Shutdown)
 	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.cs.CoreV1().Events("")})
 	a.rec = bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "citadel-agent", Host: o.Node})
 
@@ -239,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	a.nodeLister = func() (*corev1.Node, error) { return ni.Lister().Get(o.Node) }
 	nf.Start(ctx.Done())
-	defer nf.Shutdown()
+	stops = append(stops, nf.Shutdown)
 	if !cache.WaitForCacheSync(ctx.Done(), ni.Informer().HasSynced) {
 		return ctx.Err()
 	}
@@ -266,7 +274,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening the agent's store under %s: %w", o.DataDir, err)
 	}
-	defer st.Close()
+	stops = append(stops, func() { st.Close() })
 	a.st = st
 	if evs, err := st.Events(ctx, store.EventFilter{Limit: 1}); err == nil && len(evs) > 0 {
 		a.firstEvent = evs[0].ID
@@ -289,33 +297,34 @@ func (a *Agent) Run(ctx context.Context) error {
 		synced = append(synced, inf.Informer().HasSynced)
 	}
 	df.Start(ctx.Done())
-	defer df.Shutdown()
+	stops = append(stops, df.Shutdown)
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}
+	// 4. The single-host agent over the local store (started once the store
+	// holds what is meant for this node).
+	po := o.Pull
+	po.HFCache = a.host(filepath.Join(o.ModelsRoot, "hub"))
+	po.OllamaDir = a.host(filepath.Join(o.ModelsRoot, "ollama"))
+	po.PathRoot = a.host(o.ModelsRoot)
+	po.PathAdvice = "to place models at storage.path, set the chart value models.root to a directory that holds it"
+	if po.Logger == nil {
+		po.Logger = a.log.With("component", "pull")
+	}
+	a.local = agent.New(agent.Options{
+		Store: st, Puller: pull.New(po), Logger: a.log.With("component", "local-agent"),
+		RecordsDir: a.host(filepath.Join(o.DataDir, "agent", "models")), Node: o.Node,
+		MaxConcurrent: o.MaxDownloads, RetryBase: o.RetryBase, StallTimeout: po.StallTimeout,
+		ClusterSecretNamespace: o.Namespace, KeepLabel: kube.ReserveArtifactLabel,
+	})
 	if err := a.readEntries(ctx); err != nil {
 		return err
 	}
 	a.syncAll(ctx, true)
 	a.cleanup(ctx)
 
-	// 4. The single-host agent over the local store.
-	po := o.Pull
-	po.HFCache = a.host(filepath.Join(o.ModelsRoot, "hub"))
-	po.OllamaDir = a.host(filepath.Join(o.ModelsRoot, "ollama"))
-	po.PathRoot = a.host(o.ModelsRoot)
-	po.PathAdvice = fmt.Sprintf("to place models at storage.path, set the chart value models.root to a directory that holds it (now %s)", o.ModelsRoot)
-	if po.Logger == nil {
-		po.Logger = a.log.With("component", "pull")
-	}
-	local := agent.New(agent.Options{
-		Store: st, Puller: pull.New(po), Logger: a.log.With("component", "local-agent"),
-		RecordsDir: a.host(filepath.Join(o.DataDir, "agent", "models")), Node: o.Node,
-		MaxConcurrent: o.MaxDownloads, RetryBase: o.RetryBase, StallTimeout: po.StallTimeout,
-		ClusterSecretNamespace: o.Namespace, KeepLabel: kube.ReserveArtifactLabel,
-	})
 	errc := make(chan error, 1)
-	wg.Go(func() { errc <- local.Run(ctx) })
+	wg.Go(func() { errc <- a.local.Run(ctx) })
 	return a.loop(ctx, errc)
 }
 
@@ -631,8 +640,13 @@ func (a *Agent) cleanup(ctx context.Context) {
 		}
 		for _, so := range objs {
 			k := v1.Key{Kind: kind, Namespace: so.Namespace, Name: so.Name}
-			if a.tracked[k] == nil {
-				a.remove(ctx, k, "deleted while the agent was away")
+			if a.tracked[k] != nil {
+				continue
+			}
+			a.remove(ctx, k, "deleted while the agent was away")
+			if _, keep := so.Labels[kube.ReserveArtifactLabel]; !keep {
+				// The local agent did not see it go: it collects its files once it runs.
+				a.local.Recheck(kind, so.Namespace, so.Name)
 			}
 		}
 	}

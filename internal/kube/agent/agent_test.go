@@ -12,15 +12,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/kube"
@@ -124,12 +127,65 @@ func startCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{ns, "team-a"} {
+	for _, n := range []string{ns, "team-a", "team-b"} {
 		if _, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &cluster{env: e, cs: cs, root: root}
+	c := &cluster{env: e, cs: cs, root: root}
+	c.agentRBAC(t)
+	return c
+}
+
+// agentSA is the agents' service account, which the test's agents
+// impersonate: they have the permissions the chart gives them, no more.
+const agentSA = "system:serviceaccount:" + ns + ":citadel-agent"
+
+// agentRBAC grants the agents' service account what the chart's
+// rbac-agent.yaml grants, with agent.secrets.clusterWide=false and
+// agent.secrets.namespaces [team-a]: Secrets in team-b are forbidden.
+func (c *cluster) agentRBAC(t *testing.T) {
+	t.Helper()
+	ctx, rbac := t.Context(), c.cs.RbacV1()
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "citadel-agent", Namespace: ns}}
+	for name, rules := range map[string][]rbacv1.PolicyRule{
+		"citadel-agent": {
+			{APIGroups: []string{"ome.io"}, Resources: []string{"clusterbasemodels", "basemodels"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}},
+			{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		},
+		"citadel-agent-secrets": {{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}},
+	} {
+		if _, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "citadel-agent"}, Subjects: subject,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "citadel-agent"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "citadel-agent"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "update", "patch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update", "patch"}},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "citadel-agent"}, Subjects: subject,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "citadel-agent"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{ns, "team-a"} {
+		c.grantSecrets(t, n)
+	}
+}
+
+func (c *cluster) grantSecrets(t *testing.T, namespace string) {
+	t.Helper()
+	if _, err := c.cs.RbacV1().RoleBindings(namespace).Create(t.Context(), &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "citadel-agent-secrets"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "citadel-agent", Namespace: ns}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "citadel-agent-secrets"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (c *cluster) addNode(t *testing.T, name string, labels map[string]string) {
@@ -139,11 +195,14 @@ func (c *cluster) addNode(t *testing.T, name string, labels map[string]string) {
 	}
 }
 
-// startAgent runs an agent in this process until the test ends.
-func (c *cluster) startAgent(t *testing.T, n node, hub string) {
+// startAgent runs an agent in this process until the test ends, or until
+// the function it returns is called.
+func (c *cluster) startAgent(t *testing.T, n node, hub string) (stop func()) {
 	t.Helper()
+	cfg := rest.CopyConfig(c.env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: agentSA, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}}
 	a := New(Options{
-		Config: c.env.Config, Node: n.name, Namespace: ns, ModelsRoot: n.modelsRoot, HostPrefix: n.hostPrefix, Holder: "agent-" + n.name,
+		Config: cfg, Node: n.name, Namespace: ns, ModelsRoot: n.modelsRoot, HostPrefix: n.hostPrefix, Holder: "agent-" + n.name,
 		Pull:   pull.Options{HFEndpoint: hub, OllamaRegistry: strings.TrimPrefix(hub, "http://"), OllamaInsecure: true, StallTimeout: 5 * time.Second},
 		Resync: time.Second, LeaseRenew: 500 * time.Millisecond, ProgressEvery: 200 * time.Millisecond, RetryBase: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t, n.name}, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -151,12 +210,17 @@ func (c *cluster) startAgent(t *testing.T, n node, hub string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent %s: %v", n.name, err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent %s: %v", n.name, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 type testWriter struct {
@@ -262,6 +326,9 @@ func TestAgents(t *testing.T) {
 	hfRepo(t, mdir, "org/tiny")
 	hfRepo(t, mdir, "org/other")
 	hfRepo(t, mdir, "org/gated")
+	hfRepo(t, mdir, "org/keep")
+	hfRepo(t, mdir, "org/slow")
+	write(t, filepath.Join(mdir, "hf", "org", "slow", ".mirror.json"), []byte(`{"faults": [{"kind": "throttle", "files": "model.safetensors", "rate": 150000}]}`))
 	hfRepo(t, mdir, "XiaomiMiMo/MiMo-VL-7B-RL")
 	ollamaRepo(t, mdir)
 	_, hub := mirrortest.Start(t, mirror.Options{Dir: mdir}, nil)
@@ -274,7 +341,7 @@ func TestAgents(t *testing.T) {
 	c.addNode(t, a.name, map[string]string{"gpu": "a100", "zone": "1"})
 	c.addNode(t, b.name, map[string]string{"gpu": "h100", "zone": "2"})
 	c.startAgent(t, a, hub)
-	c.startAgent(t, b, hub)
+	stopB := c.startAgent(t, b, hub)
 
 	t.Run("lease", func(t *testing.T) {
 		var first *metav1.MicroTime
@@ -369,8 +436,59 @@ func TestAgents(t *testing.T) {
 		if !strings.HasPrefix(eb.Citadel.Path, b.modelsRoot+"/") || !strings.Contains(eb.Citadel.Message, v1.ReasonStoragePathNotUsed) || !strings.Contains(eb.Citadel.Message, "models.root") {
 			t.Errorf("b: path %s, message %q: want the store under the models root and StoragePathNotUsed with models.root advice", eb.Citadel.Path, eb.Citadel.Message)
 		}
+		t.Logf("b's entry: %s: %s", eb.Citadel.Reason, eb.Citadel.Message)
 		if _, err := os.Stat("/raid/models/XiaomiMiMo"); err == nil && raidErr != nil {
 			t.Errorf("/raid/models/XiaomiMiMo was created outside the test's directories")
+		}
+	})
+
+	t.Run("progress while bytes move", func(t *testing.T) {
+		w, err := c.cs.CoreV1().ConfigMaps(ns).Watch(t.Context(), metav1.ListOptions{FieldSelector: "metadata.name=" + a.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		c.apply(t, cbm("slow", "hf://org/slow", "    nodeSelector: {gpu: a100}\n"))
+		key := kube.ModelEntryKey(v1.KindClusterBaseModel, "", "slow")
+		var moving []kube.NodeEntry
+		var last string
+		timeout := time.After(30 * time.Second)
+	watch:
+		for {
+			select {
+			case ev := <-w.ResultChan():
+				cm, ok := ev.Object.(*corev1.ConfigMap)
+				if !ok || cm.Data[key] == "" || cm.Data[key] == last {
+					continue
+				}
+				last = cm.Data[key]
+				e, err := kube.ParseEntry(a.name, key, last)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.Status == kube.EntryReady {
+					break watch
+				}
+				if p := e.Progress; p != nil && p.Phase == "Downloading" && p.CompletedBytes > 0 && p.CompletedBytes < p.TotalBytes {
+					moving = append(moving, e)
+				}
+			case <-timeout:
+				t.Fatalf("slow model not Ready within 30 s; last entry %s", last)
+			}
+		}
+		// 524 KB at 150 KB/s: 3.5 s of bytes moving, reported every second or so.
+		if len(moving) < 2 {
+			t.Fatalf("%d entries while bytes moved, want at least 2 (progress at least every 5 s)", len(moving))
+		}
+		for i := 1; i < len(moving); i++ {
+			if moving[i].Progress.CompletedBytes < moving[i-1].Progress.CompletedBytes {
+				t.Errorf("progress went back: %+v after %+v", *moving[i].Progress, *moving[i-1].Progress)
+			}
+		}
+		p := moving[len(moving)-1].Progress
+		t.Logf("%d progress entries while downloading; last %d of %d bytes, %d/%d files, %d B/s", len(moving), p.CompletedBytes, p.TotalBytes, p.CompletedFiles, p.TotalFiles, p.SpeedBytesPerSec)
+		if p.TotalFiles != 2 || p.TotalBytes < 500_000 {
+			t.Errorf("OME progress %+v: want 2 files, 524 KB", *p)
 		}
 	})
 
@@ -394,6 +512,7 @@ func TestAgents(t *testing.T) {
 		key := kube.ModelEntryKey(v1.KindBaseModel, "team-a", "gated")
 		for _, n := range []node{a, b} {
 			e := c.waitEntry(t, n.name, key, "Failed", func(e kube.NodeEntry, found bool) bool { return found && e.Status == kube.EntryFailed })
+			t.Logf("%s: %s: %s", n.name, e.Citadel.Reason, e.Citadel.Message)
 			if e.Citadel.Reason != v1.ReasonSecretNotFound || !strings.Contains(e.Citadel.Message, "team-a/hf-token") || !strings.Contains(e.Citadel.Message, "kubectl create secret") {
 				t.Errorf("%s: %s: %s", n.name, e.Citadel.Reason, e.Citadel.Message)
 			}
@@ -407,6 +526,22 @@ func TestAgents(t *testing.T) {
 		for _, n := range []node{a, b} {
 			c.waitReady(t, n.name, key)
 		}
+	})
+
+	t.Run("forbidden secret", func(t *testing.T) {
+		if _, err := c.cs.CoreV1().Secrets("team-b").Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hf-token"}, StringData: map[string]string{"token": "hf_test"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c.apply(t, "apiVersion: ome.io/v1beta1\nkind: BaseModel\nmetadata: {name: gated, namespace: team-b}\nspec:\n  storage:\n    storageUri: hf://org/gated\n    key: hf-token\n    nodeSelector: {gpu: a100}\n")
+		key := kube.ModelEntryKey(v1.KindBaseModel, "team-b", "gated")
+		e := c.waitEntry(t, a.name, key, "Failed", func(e kube.NodeEntry, found bool) bool { return found && e.Status == kube.EntryFailed })
+		if e.Citadel.Reason != v1.ReasonSecretNotFound || !strings.Contains(e.Citadel.Message, "team-b/hf-token") || !strings.Contains(e.Citadel.Message, "may not read") || !strings.Contains(e.Citadel.Message, agentSA) {
+			t.Errorf("%s: %s", e.Citadel.Reason, e.Citadel.Message)
+		}
+		t.Logf("entry: %s: %s", e.Citadel.Reason, e.Citadel.Message)
+		// Granted: read again on a resync, without re-applying the model.
+		c.grantSecrets(t, "team-b")
+		c.waitReady(t, a.name, key)
 	})
 
 	t.Run("ollama model", func(t *testing.T) {
@@ -459,5 +594,43 @@ func TestAgents(t *testing.T) {
 		if _, err := dyn.Resource(gvr).Patch(t.Context(), "tiny", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
+
+		// OME's reserve-model-artifact label keeps the files of a deleted model.
+		c.apply(t, strings.Replace(cbm("keep", "hf://org/keep", "    nodeSelector: {gpu: h100}\n"), "metadata: {name: keep}", "metadata: {name: keep, labels: {"+kube.ReserveArtifactLabel+": \"true\"}}", 1))
+		e := c.waitReady(t, b.name, kube.ModelEntryKey(v1.KindClusterBaseModel, "", "keep"))
+		c.env.MustKubectl(nil, "delete", "clusterbasemodel", "keep")
+		c.waitGone(t, b.name, v1.KindClusterBaseModel, "", "keep")
+		time.Sleep(500 * time.Millisecond) // the local agent has collected what it collects
+		if _, err := os.Stat(filepath.Join(e.Citadel.Path, "model.safetensors")); err != nil {
+			t.Errorf("files of a model labelled %s were removed: %v", kube.ReserveArtifactLabel, err)
+		}
+	})
+
+	t.Run("deleted while the agent was away", func(t *testing.T) {
+		// only-a is on b since its selection moved there.
+		key := kube.ModelEntryKey(v1.KindClusterBaseModel, "", "only-a")
+		e, ok := c.entry(t, b.name, key)
+		if !ok {
+			t.Fatal("no entry of only-a on b")
+		}
+		stopB()
+		c.env.MustKubectl(nil, "delete", "clusterbasemodel", "only-a")
+		if _, ok := c.entry(t, b.name, key); !ok {
+			t.Fatal("b's entry went while its agent was stopped")
+		}
+		c.startAgent(t, b, hub)
+		c.waitGone(t, b.name, v1.KindClusterBaseModel, "", "only-a")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(e.Citadel.Path); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still there after the restarted agent removed the model", e.Citadel.Path)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// What b still holds is kept and reported as it was.
+		c.waitReady(t, b.name, kube.ModelEntryKey(v1.KindBaseModel, "team-a", "gated"))
 	})
 }

@@ -111,8 +111,8 @@ func (a *Agent) secretMessage(n v1.NodeModelStatus) (string, bool) {
 	case !ok:
 		return "", false
 	case s.forbidden != "":
-		return fmt.Sprintf("spec.storage.key names secret %s, which the agent's service account may not read (%s); nothing is downloaded anonymously in its place: grant the agent's service account get on secret %s in namespace %s (a Role and RoleBinding); it is read again every %s",
-			ref, s.forbidden, f.Secret.Name, f.Secret.Namespace, a.opts.Resync), true
+		return fmt.Sprintf("spec.storage.key names secret %s, which the agent's service account may not read (%s); nothing is downloaded anonymously in its place: grant the agent's service account get on secrets in namespace %s (the chart: agent.secrets.clusterWide=true, or add %s to agent.secrets.namespaces); it is read again every %s",
+			ref, s.forbidden, f.Secret.Namespace, f.Secret.Namespace, a.opts.Resync), true
 	}
 	return fmt.Sprintf("spec.storage.key names secret %s, which does not exist; nothing is downloaded anonymously in its place: kubectl create secret generic %s -n %s --from-literal=%s=<token>; the agent reads it again every %s",
 		ref, f.Secret.Name, f.Secret.Namespace, f.Secret.Key, a.opts.Resync), true
