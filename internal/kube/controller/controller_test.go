@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/kube"
@@ -24,6 +27,14 @@ import (
 )
 
 const testNS = "citadel-system"
+
+// TestMain sets controller-runtime's logger once before the tests, which start
+// their API servers in parallel: k8s.Start sets it too, and the first setting
+// races with a concurrent one.
+func TestMain(m *testing.M) {
+	logf.SetLogger(logr.Discard())
+	os.Exit(m.Run())
+}
 
 // cluster is an API server with Citadel's CRDs, a client, and the controller.
 type cluster struct {
@@ -269,6 +280,7 @@ func contains(t *testing.T, what, s string, subs ...string) {
 // ConfigMaps and Leases written by hand, on Nodes that exist) and checks
 // what kubectl get and kubectl describe show.
 func TestModels(t *testing.T) {
+	t.Parallel()
 	k := startCluster(t)
 	_, stopMain := k.run(Options{})
 	live := func(node string) { k.lease(node, time.Now(), 60) }
@@ -276,7 +288,7 @@ func TestModels(t *testing.T) {
 
 	t.Run("two nodes, one Ready one Downloading", func(t *testing.T) {
 		k.t = t
-		for _, n := range []string{"two-a", "two-b"} {
+		for _, n := range []string{"two-a", "two-b", "two-c"} {
 			k.node(n, map[string]string{"case": "two"})
 			live(n)
 		}
@@ -284,16 +296,15 @@ func TestModels(t *testing.T) {
 		k.wait(v1.KindClusterBaseModel, "", "two", 10*time.Second, "AwaitingAgent", reason(v1.ReasonAwaitingAgent))
 		_, meta, _ := k.model(v1.KindClusterBaseModel, "", "two")
 		uid := string(meta.GetUID())
+		// An entry of an older model of the same name is not this one's (written
+		// first: the controller sees the ConfigMaps' changes in order).
+		k.entry("two-c", v1.KindClusterBaseModel, "", "two", &kube.NodeEntry{UID: "an-older-uid", Citadel: v1.NodeModelStatus{Phase: v1.ModelFailed, Reason: v1.ReasonRepoNotFound}})
 		k.entry("two-a", v1.KindClusterBaseModel, "", "two", &kube.NodeEntry{UID: uid, Citadel: v1.NodeModelStatus{
 			Phase: v1.ModelReady, Reason: v1.ReasonReady, Path: "/raid/models/org/two", BytesDone: 7 * gb, BytesTotal: 7 * gb}})
 		k.entry("two-b", v1.KindClusterBaseModel, "", "two", &kube.NodeEntry{UID: uid, Citadel: v1.NodeModelStatus{
 			Phase: v1.ModelDownloading, Reason: v1.ReasonDownloading, Message: "3/7 files, 1.20 GB of 7.00 GB at 50.0 MB/s",
 			BytesDone: 1_200_000_000, BytesTotal: 7 * gb, BytesPerSecond: 50_000_000},
 			Progress: &kube.EntryProgress{Phase: "Downloading", TotalFiles: 7, CompletedFiles: 3}})
-		// An entry of an older model of the same name is not this one's.
-		k.node("two-c", map[string]string{"case": "two"})
-		live("two-c")
-		k.entry("two-c", v1.KindClusterBaseModel, "", "two", &kube.NodeEntry{UID: "an-older-uid", Citadel: v1.NodeModelStatus{Phase: v1.ModelFailed, Reason: v1.ReasonRepoNotFound}})
 
 		st, _ := k.wait(v1.KindClusterBaseModel, "", "two", 10*time.Second, "Ready with two nodes", func(st v1.ModelStatus) bool {
 			return st.Phase == v1.ModelReady && len(st.Nodes) == 2
