@@ -652,9 +652,9 @@ func (m *Manager) plan(now time.Time, names []string) {
 		}
 		switch {
 		case s.unload:
-			m.startEvict(s, "Requested", fmt.Sprintf("unload asked for (keep_alive 0); frees %s", m.footprint(s)))
+			m.startEvict(s, "Requested", fmt.Sprintf("unload asked for (keep_alive 0); frees %s", m.footprint(s, false)))
 		case s.cfg.IdleTimeout > 0 && now.Sub(s.lastUsed) >= s.cfg.IdleTimeout:
-			m.startEvict(s, "IdleTimeout", fmt.Sprintf("idle for %s (idleTimeout %s); frees %s", roundD(now.Sub(s.lastUsed)), s.cfg.IdleTimeout, m.footprint(s)))
+			m.startEvict(s, "IdleTimeout", fmt.Sprintf("idle for %s (idleTimeout %s); frees %s", roundD(now.Sub(s.lastUsed)), s.cfg.IdleTimeout, m.footprint(s, false)))
 		}
 	}
 	for _, n := range names {
@@ -669,7 +669,7 @@ func (m *Manager) plan(now time.Time, names []string) {
 			if v == nil {
 				break
 			}
-			m.startEvict(v, "OverBudget", fmt.Sprintf("GPU %d holds %s, more than its budget %s; frees %s", gpu, gib(m.committed(gpu)), gib(b), m.footprint(v)))
+			m.startEvict(v, "OverBudget", fmt.Sprintf("GPU %d holds %s, more than its budget %s; frees %s", gpu, gib(m.committed(gpu)), gib(b), m.footprint(v, false)))
 		}
 	}
 	if blocked {
@@ -864,10 +864,16 @@ func (m *Manager) arithmetic(t, v *svc) string {
 		roundD(m.cfg.Now().Sub(v.lastUsed)), m.score(m.cfg.Now(), v), v.cfg.Priority, t.cfg.Model, len(t.queue), strings.Join(parts, "; "))
 }
 
-func (m *Manager) footprint(s *svc) string {
+// footprint is what the service frees when evicted (what stays is its floor), or with full
+// what it holds while resident.
+func (m *Manager) footprint(s *svc, full bool) string {
 	var parts []string
 	for _, gpu := range slices.Sorted(maps.Keys(s.cfg.GPUs)) {
-		parts = append(parts, fmt.Sprintf("%s on GPU %d", gib(s.cfg.GPUs[gpu]-min(s.cfg.Floor, s.cfg.GPUs[gpu])), gpu))
+		b := s.cfg.GPUs[gpu]
+		if !full {
+			b -= min(s.cfg.Floor, b)
+		}
+		parts = append(parts, fmt.Sprintf("%s on GPU %d", gib(b), gpu))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -904,7 +910,7 @@ func (m *Manager) startLoad(s *svc, why string) {
 			if s.lastUsed.Before(s.loadStart) {
 				s.lastUsed = m.cfg.Now()
 			}
-			m.emit(s, EventNormal, "Loaded", fmt.Sprintf("%s loaded (%s) in %s, holding %s; %d requests were held", s.cfg.Model, how, roundD(took), m.footprint(s), len(s.queue)))
+			m.emit(s, EventNormal, "Loaded", fmt.Sprintf("%s loaded (%s) in %s, holding %s; %d requests were held", s.cfg.Model, how, roundD(took), m.footprint(s, true), len(s.queue)))
 			if mt := m.cfg.Metrics; mt != nil {
 				mt.loads.WithLabelValues(s.cfg.Model, how).Inc()
 				mt.loadSeconds.Observe(took.Seconds())

@@ -88,8 +88,8 @@ func (c *Controller) ensureShared(ctx context.Context, g *sharedGroup, decisions
 // usable reports whether the planner may place on the GPU.
 func usable(g placement.GPU) bool { return g.Unusable == "" && g.MemoryTotal > 0 }
 
-// freeList is the memory each GPU has beside other processes and the exclusive engines of
-// this plan, as bytes separated by commas, in the order of gpus.
+// freeList is the memory each GPU has beside other processes and the dedicated exclusive
+// engines of this plan, as bytes separated by commas, in the order of gpus.
 func freeList(inv []placement.GPU, gpus []int, decisions []placement.Decision, intents []*intent) string {
 	free := map[int]int64{}
 	total := map[int]int64{}
@@ -98,8 +98,8 @@ func freeList(inv []placement.GPU, gpus []int, decisions []placement.Decision, i
 		total[g.Index] = g.MemoryTotal
 	}
 	for i, d := range decisions {
-		if i < len(intents) && intents[i].engine == engine.Ollama {
-			continue
+		if i < len(intents) && (intents[i].engine == engine.Ollama || intents[i].onDemand) {
+			continue // on-demand engines hold memory only while the residency manager lets them
 		}
 		for _, a := range d.Replicas {
 			for _, gpu := range a.GPUs {
