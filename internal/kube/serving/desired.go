@@ -491,6 +491,23 @@ func (d *desiredState) objects(s *v1.InferenceService, ps v1.PodSpec, rs *v1.Ser
 	return nil
 }
 
+// placement says where the engines go, for status.placement: the Kubernetes scheduler
+// places them, on the nodes where the model is Ready.
+func (d *desiredState) placement() []string {
+	gpus := fmt.Sprintf("%d %s", d.gpus, kube.GPUResource)
+	if d.gpus == 0 {
+		gpus = "no GPU"
+	}
+	eng := d.engine
+	if eng == "" {
+		eng = "an engine Citadel does not know"
+	}
+	return []string{
+		fmt.Sprintf("Deployment %s: %d replica(s) of %s (image %s), %s each", d.deploy.Name, d.replicas, eng, d.image, gpus),
+		fmt.Sprintf("scheduled by Kubernetes on nodes labelled %s=Ready (the model is Ready on %s)", d.label, orNone(d.nodes)),
+	}
+}
+
 // ownLabels are the labels of the Deployment, the Service and the pods.
 func ownLabels(isvc string) map[string]string {
 	return map[string]string{kube.InferenceServiceLabel: isvc, kube.ComponentLabel: kube.ComponentEngine, kube.ManagedByLabel: kube.ManagedBy}

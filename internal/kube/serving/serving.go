@@ -176,6 +176,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s := o.(*v1.InferenceService)
 	d, st := r.desired(ctx, s)
 	if d != nil {
+		st.Placement = d.placement()
 		if err := r.apply(ctx, u, s, d); err != nil {
 			if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
 				return reconcile.Result{}, err

@@ -274,6 +274,7 @@ func TestInferenceServices(t *testing.T) {
 		s := k.waitStatus(ns, name, func(st *v1.InferenceServiceStatus) bool {
 			return st.Reason == v1.ReasonModelNotReady && strings.Contains(st.Message, "1.20 GB of 7.40 GB")
 		})
+		t.Logf("%s %s: %s", s.Status.Phase, s.Status.Reason, s.Status.Message)
 		if s.Status.Phase != v1.ServicePending || !strings.Contains(s.Status.Message, "ClusterBaseModel "+name) {
 			t.Errorf("status: %s %s: %s", s.Status.Phase, s.Status.Reason, s.Status.Message)
 		}
@@ -362,6 +363,9 @@ func TestInferenceServices(t *testing.T) {
 		if s.Status.Runtime != "srt-mimo-vl-7b-rl" || s.Status.URL != "http://mimo-vl-7b-rl-engine.mimo-vl-7b-rl.svc.cluster.local:8080" {
 			t.Errorf("runtime %q url %q", s.Status.Runtime, s.Status.URL)
 		}
+		if p := strings.Join(s.Status.Placement, "\n"); !strings.Contains(p, "1 replica(s) of sglang") || !strings.Contains(p, "1 nvidia.com/gpu each") || !strings.Contains(p, label+"=Ready (the model is Ready on gpu-a)") {
+			t.Errorf("placement:\n%s", p)
+		}
 		// Reconciling again changes nothing: the apply is a no-op.
 		k.env.MustKubectl(nil, "annotate", "-n", ns, "isvc", name, "touched=1")
 		time.Sleep(500 * time.Millisecond)
@@ -385,6 +389,7 @@ func TestInferenceServices(t *testing.T) {
 		k.setPodStatus(ns, pod.Name, corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{
 			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: sched, LastTransitionTime: metav1.Now()}}})
 		s := k.waitStatus(ns, name, func(st *v1.InferenceServiceStatus) bool { return st.Reason == v1.ReasonUnschedulable })
+		t.Logf("%s %s: %s", s.Status.Phase, s.Status.Reason, s.Status.Message)
 		if s.Status.Phase != v1.ServicePending || !strings.Contains(s.Status.Message, "2 Insufficient nvidia.com/gpu") || !strings.Contains(s.Status.Message, "gpu-a") {
 			t.Errorf("status %s %s: %s", s.Status.Phase, s.Status.Reason, s.Status.Message)
 		}
@@ -411,7 +416,8 @@ func TestInferenceServices(t *testing.T) {
 				State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container"}},
 				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: tail}}}}})
 		s := k.waitStatus(ns, name, func(st *v1.InferenceServiceStatus) bool { return st.Reason == ReasonCrashLoopBackOff })
-		for _, want := range []string{"exited with code 1", "CUDA out of memory", "lower --gpu-memory-utilization", "kubectl logs " + pod.Name} {
+		t.Logf("%s %s: %s", s.Status.Phase, s.Status.Reason, s.Status.Message)
+		for _, want := range []string{"exited with code 1", "CUDA out of memory", "lower --mem-fraction-static, --context-length", "kubectl logs " + pod.Name} {
 			if !strings.Contains(s.Status.Message, want) {
 				t.Errorf("message lacks %q: %s", want, s.Status.Message)
 			}

@@ -308,10 +308,31 @@ func crashCause(p *corev1.Pod, cs *corev1.ContainerStatus, d *desiredState) *cau
 		msg += "; log tail: " + tail
 		low := strings.ToLower(t.Message)
 		if slices.ContainsFunc(engine.OutOfMemory(), func(f string) bool { return strings.Contains(low, f) }) {
-			msg += "; the GPU ran out of memory: lower --gpu-memory-utilization or --max-model-len, or give the engine more GPUs (nvidia.com/gpu limit and tensor parallelism)"
+			msg += "; the GPU ran out of memory: " + oomFix(d)
 		}
 	}
 	return &cause{rankCrash, v1.ServiceFailed, reason, msg + fmt.Sprintf("; kubectl logs %s -n %s --previous", p.Name, p.Namespace)}
+}
+
+// oomFix says what to lower when an engine runs out of GPU memory, in its own flags.
+func oomFix(d *desiredState) string {
+	var lower []string
+	for _, setting := range []string{"gpu-memory-utilization", "max-model-len", "max-num-seqs"} {
+		name := "--" + setting
+		if d != nil {
+			if d.engine != "" {
+				name, _ = engine.FlagFor(d.engine, setting)
+			}
+		}
+		if name != "" {
+			lower = append(lower, name)
+		}
+	}
+	fix := "give the engine more GPUs (the nvidia.com/gpu limit, with tensor parallelism)"
+	if len(lower) > 0 {
+		fix = "lower " + strings.Join(lower, ", ") + ", or " + fix
+	}
+	return fix
 }
 
 // logTail is the last lines of a termination message, at most 5 lines and 600 bytes.
