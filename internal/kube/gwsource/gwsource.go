@@ -73,6 +73,10 @@ type Source struct {
 
 	mu     sync.Mutex
 	warned map[string]bool // objects already reported unreadable, by kind/ns/name@rv
+	// settled is, per route "ns/name", the status (without transition times) that this
+	// replica last found stored or stored itself: while it computes the same, a different
+	// stored status is another replica's newer word, left as it is (SetRouteStatus).
+	settled map[string]string
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -138,7 +142,8 @@ func New(cfg *rest.Config, opts Options) (*Source, error) {
 	if opts.Instance == "" {
 		opts.Instance, _ = os.Hostname()
 	}
-	s := &Source{opts: opts, log: opts.Log, dyn: dyn, cs: cs, changed: make(chan struct{}, 1), warned: map[string]bool{}}
+	s := &Source{opts: opts, log: opts.Log, dyn: dyn, cs: cs, changed: make(chan struct{}, 1), warned: map[string]bool{},
+		settled: map[string]string{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -278,11 +283,20 @@ func (s *Source) Run(ctx context.Context, pass func(context.Context) error) erro
 // logged once.
 func (s *Source) Snapshot(ctx context.Context) (gateway.Snapshot, error) {
 	var snap gateway.Snapshot
+	routes := map[string]bool{}
 	for _, u := range sortedObjects(s.routes) {
 		if r, ok := s.decode(u).(*v1.Route); ok {
 			snap.Routes = append(snap.Routes, r)
+			routes[u.GetNamespace()+"/"+u.GetName()] = true
 		}
 	}
+	s.mu.Lock()
+	for k := range s.settled {
+		if !routes[k] {
+			delete(s.settled, k)
+		}
+	}
+	s.mu.Unlock()
 	for _, u := range sortedObjects(s.services) {
 		svc, ok := s.decode(u).(*v1.InferenceService)
 		if !ok {
@@ -341,6 +355,12 @@ func (s *Source) decode(u *unstructured.Unstructured) v1.Object {
 // several replicas may write the same status, and a write that lost a race (conflict) or a
 // Route gone since is no error: the change brings another pass. When the phase or reason
 // moves, it records an Event on the Route.
+//
+// Replicas see a change at slightly different times. A replica whose own view has not
+// changed since its last write (it computes the same status) leaves a different stored
+// status alone: another replica saw something newer and wrote it, and this replica writes
+// again when its view changes. So two replicas do not write a status back and forth, and
+// each change of phase is one event.
 func (s *Source) SetRouteStatus(ctx context.Context, r *v1.Route, st v1.Status) error {
 	old, err := json.Marshal(r.Status)
 	if err != nil {
@@ -350,7 +370,21 @@ func (s *Source) SetRouteStatus(ctx context.Context, r *v1.Route, st v1.Status) 
 	if err != nil {
 		return err
 	}
+	key := r.Namespace + "/" + r.Name
+	view := withoutTimes(st)
+	s.mu.Lock()
+	prev, seen := s.settled[key]
+	s.mu.Unlock()
+	settle := func() {
+		s.mu.Lock()
+		s.settled[key] = view
+		s.mu.Unlock()
+	}
 	if bytes.Equal(old, cur) {
+		settle()
+		return nil
+	}
+	if seen && prev == view {
 		return nil
 	}
 	obj, ok, err := s.routes.GetStore().GetByKey(r.Namespace + "/" + r.Name)
@@ -370,14 +404,27 @@ func (s *Source) SetRouteStatus(ctx context.Context, r *v1.Route, st v1.Status) 
 	written, err := s.dyn.Resource(routeGVR).Namespace(r.Namespace).UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: Component})
 	switch {
 	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		settle() // another replica wrote first; a spec change brings a new generation
 		return nil
 	case err != nil:
 		return fmt.Errorf("writing the status of route %s/%s: %w", r.Namespace, r.Name, err)
 	}
+	settle()
 	if r.Status.Phase != st.Phase || r.Status.Reason != st.Reason {
 		s.event(ctx, written, st)
 	}
 	return nil
+}
+
+// withoutTimes is st as JSON without its conditions' transition times, which a replica
+// computes from the stored status.
+func withoutTimes(st v1.Status) string {
+	st.Conditions = slices.Clone(st.Conditions)
+	for i := range st.Conditions {
+		st.Conditions[i].LastTransitionTime = nil
+	}
+	b, _ := json.Marshal(st)
+	return string(b)
 }
 
 // event records the status change of route u as a core Event, as kubectl describe shows

@@ -79,6 +79,18 @@ spec:
     - name: limited
       targets: [{service: qwen}]
       limits: {requestsPerMinute: 6}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: elsewhere}
+---
+apiVersion: citadel.dev/v1alpha1
+kind: Route
+metadata: {name: far, namespace: elsewhere}
+spec:
+  models:
+    - name: far
+      targets: [{service: serving/qwen}]
 `
 
 const secret = "ck-gwsrc-test-0123456789abcdefghijklmnop"
@@ -319,6 +331,26 @@ func TestGatewayInCluster(t *testing.T) {
 		if code != 200 || !strings.Contains(body, `"chat.completion"`) {
 			t.Errorf("with the key: %d %s", code, body)
 		}
+		// A key disabled in the API server is refused, and accepted again once enabled.
+		for _, disabled := range []bool{true, false} {
+			c.env.MustKubectl(nil, "patch", "apikey", "lab", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"disabled":%v}}`, disabled))
+			want := http.StatusOK
+			if disabled {
+				want = http.StatusUnauthorized
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				code, _, body := post(t, gw1, "chat", secret, false)
+				if code == want {
+					if disabled && !strings.Contains(body, "is disabled") {
+						t.Errorf("disabled key: %s", body)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("key disabled=%v in the API server: %d %s, want %d", disabled, code, body, want)
+				}
+			}
+		}
 	})
 
 	t.Run("stream", func(t *testing.T) {
@@ -507,6 +539,14 @@ func TestGatewayInCluster(t *testing.T) {
 		}
 		if code, _, body := post(t, "http://"+addr, "chat", secret, false); code != 200 {
 			t.Errorf("through citadel gateway --kubeconfig: %d %s", code, body)
+		}
+		// --namespace serving: the Route of namespace elsewhere is not this gateway's; the
+		// gateways watching every namespace serve it (its target is serving/qwen).
+		if code, _, body := post(t, "http://"+addr, "far", secret, false); code != http.StatusNotFound {
+			t.Errorf("model far of namespace elsewhere through the gateway of namespace %s: %d %s, want 404", ns, code, body)
+		}
+		if code, _, body := post(t, gw2, "far", secret, false); code != 200 {
+			t.Errorf("model far through a gateway of every namespace: %d %s", code, body)
 		}
 		if !strings.Contains(stderr.String(), "from the API server at https://127.0.0.1:") || !strings.Contains(stderr.String(), "namespace "+ns) {
 			t.Errorf("stderr does not say where the routes come from:\n%s", stderr.String())
