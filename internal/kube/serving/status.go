@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -484,5 +485,19 @@ func (r *reconciler) event(u *unstructured.Unstructured, typ, reason, msg string
 	if reason == "" {
 		reason = v1.ReasonChanged
 	}
-	r.events.Eventf(u, nil, typ, reason, "Reconcile", "%s", msg)
+	r.events.Eventf(u, nil, typ, reason, "Reconcile", "%s", note(msg))
+}
+
+// note cuts an event's note to the 1 kB the API server takes (events.k8s.io/v1 refuses a
+// longer one, and the event is lost); the status keeps the whole message.
+func note(s string) string {
+	const max = 1024
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
