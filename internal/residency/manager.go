@@ -50,6 +50,9 @@ type Config struct {
 	Tick time.Duration
 	// Progress is how often a held request hears of its load; default 1 s.
 	Progress time.Duration
+	// Observe is how often a mechanism that is an Observer is asked whether its engine
+	// holds the model; default 5 s.
+	Observe time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Events receives every load, eviction and refusal; OnChange is called (without
@@ -112,6 +115,8 @@ type svc struct {
 	failedAt  time.Time
 	waitNote  string // why a blocked load waits, for its event (logged once)
 	preloaded bool   // Preload was done (or not needed)
+	observing bool   // an Observer check runs
+	gen       int    // bumped by every state change, to discard stale observations
 }
 
 // Manager keeps on-demand services resident under per-GPU budgets. It implements Admitter.
@@ -152,6 +157,9 @@ func New(cfg Config) *Manager {
 	if cfg.Progress == 0 {
 		cfg.Progress = time.Second
 	}
+	if cfg.Observe == 0 {
+		cfg.Observe = 5 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -169,9 +177,13 @@ func (m *Manager) Run(ctx context.Context) {
 	m.mu.Unlock()
 	t := time.NewTicker(m.cfg.Tick)
 	defer t.Stop()
+	obs := time.NewTicker(m.cfg.Observe)
+	defer obs.Stop()
 	for {
 		m.step()
 		select {
+		case <-obs.C:
+			m.observe(ctx)
 		case <-ctx.Done():
 			m.mu.Lock()
 			for _, s := range m.svcs {
@@ -506,6 +518,7 @@ func (m *Manager) setState(s *svc, value, reason string) {
 		s.since = m.cfg.Now()
 	}
 	s.value, s.reason = value, reason
+	s.gen++
 	m.changed = true
 	m.setMetricState(s)
 }
@@ -556,6 +569,43 @@ func (m *Manager) step() {
 	m.mu.Unlock()
 	if changed && m.cfg.OnChange != nil {
 		m.cfg.OnChange()
+	}
+}
+
+// observe asks the engines that can tell whether they hold their model, and corrects the
+// state of those that changed behind the manager's back.
+func (m *Manager) observe(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.svcs {
+		o, ok := s.cfg.Mechanism.(Observer)
+		if !ok || s.observing || s.loading || s.evicting || s.value == StateFailed {
+			continue
+		}
+		s.observing = true
+		gen := s.gen
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			res, err := o.Resident(cctx)
+			m.mu.Lock()
+			s.observing = false
+			if err != nil || s.gen != gen || s.loading || s.evicting {
+				m.mu.Unlock()
+				return
+			}
+			switch {
+			case s.value == StateLoaded && !res && s.inflight == 0:
+				m.setState(s, StateUnloaded, "EvictedByEngine: the engine no longer holds the model")
+				m.emit(s, EventWarning, "EvictedByEngine", s.cfg.Model+" was loaded, but its engine no longer holds it (evicted by the engine itself, or restarted asleep); the next request loads it")
+			case s.value != StateLoaded && res:
+				was := s.value
+				m.setState(s, StateLoaded, "Resident: the engine holds the model (it restarted awake)")
+				m.emit(s, EventWarning, "ResidentByEngine", fmt.Sprintf("%s was %s, but its engine holds it: counted as loaded (%s)", s.cfg.Model, was, m.footprint(s, true)))
+			}
+			m.mu.Unlock()
+			m.poke()
+		}()
 	}
 }
 

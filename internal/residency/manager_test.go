@@ -384,3 +384,54 @@ func (h *harness) eventText(reason string) string {
 	}
 	return ""
 }
+
+// observed is a fake whose engine can say whether it holds the model.
+type observed struct {
+	*fake
+	resident atomic.Bool
+}
+
+func (o *observed) Resident(context.Context) (bool, error) { return o.resident.Load(), nil }
+
+func (o *observed) Load(ctx context.Context) (string, error) {
+	how, err := o.fake.Load(ctx)
+	if err == nil {
+		o.resident.Store(true)
+	}
+	return how, err
+}
+
+// TestObserve: an engine that dropped its model on its own is seen unloaded, and the next
+// request loads it again; one that comes back holding it is counted as loaded.
+func TestObserve(t *testing.T) {
+	a := svc7b("a")
+	o := &observed{fake: &fake{name: "a", log: &swapLog{}}}
+	a.Mechanism = o
+	h := newHarness(t, 16*gb, Config{Observe: 5 * time.Millisecond}, a)
+	h.fakes["a"] = o.fake
+	if err := h.request(context.Background(), "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	o.resident.Store(false) // Ollama's own scheduler unloaded it
+	eventually(t, "a seen unloaded", func() bool { return h.state("a").Value == StateUnloaded })
+	if !h.hasEvent("EvictedByEngine") {
+		t.Error("no EvictedByEngine event")
+	}
+	if err := h.request(context.Background(), "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := o.log.count("load"); n != 2 {
+		t.Errorf("%d loads, want 2 (the first request, and after the engine dropped it)", n)
+	}
+	time.Sleep(30 * time.Millisecond) // several observations
+	if st := h.state("a"); st.Value != StateLoaded {
+		t.Errorf("after the reload: %+v, want loaded", st)
+	}
+	o.resident.Store(false)
+	eventually(t, "a seen unloaded again", func() bool { return h.state("a").Value == StateUnloaded })
+	o.resident.Store(true) // a restarted engine came back holding it
+	eventually(t, "a seen loaded", func() bool { return h.state("a").Value == StateLoaded })
+	if !h.hasEvent("ResidentByEngine") {
+		t.Error("no ResidentByEngine event")
+	}
+}

@@ -25,6 +25,13 @@ type Mechanism interface {
 	Evict(ctx context.Context) (state string, err error)
 }
 
+// An Observer is a Mechanism that can tell whether the engine holds its model now: the
+// manager checks it from time to time, so that an engine that evicted the model on its own
+// (Ollama's scheduler) or came back awake (a restarted vLLM) is seen as it is.
+type Observer interface {
+	Resident(ctx context.Context) (bool, error)
+}
+
 // Mechanism names, as the metrics label them.
 const (
 	HowWake   = "vllm-wake"
@@ -89,6 +96,12 @@ func (v *VLLM) Evict(ctx context.Context) (string, error) {
 		return StateUnloaded, nil
 	}
 	return StateSleeping, nil
+}
+
+// Resident is the opposite of /is_sleeping.
+func (v *VLLM) Resident(ctx context.Context) (bool, error) {
+	asleep, err := v.Sleeping(ctx)
+	return !asleep, err
 }
 
 // Sleeping is GET /is_sleeping.
@@ -172,6 +185,9 @@ func (o *Ollama) Evict(ctx context.Context) (string, error) {
 	}
 	return StateUnloaded, err
 }
+
+// Resident is Loaded.
+func (o *Ollama) Resident(ctx context.Context) (bool, error) { return o.Loaded(ctx) }
 
 // Loaded says whether /api/ps lists the model.
 func (o *Ollama) Loaded(ctx context.Context) (bool, error) {

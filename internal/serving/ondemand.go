@@ -9,6 +9,7 @@ package serving
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -199,6 +200,31 @@ func (e *odEngine) Evict(ctx context.Context) (string, error) {
 	c.mu.Unlock()
 	c.log.Info("stopping on-demand engine", "instance", key)
 	return residency.StateUnloaded, inst.proc.Stop(ctx)
+}
+
+// Resident tells the manager whether the engine holds the model now: a vLLM engine that is
+// not asleep, a model /api/ps lists, another engine that runs. SGLang cannot tell.
+func (e *odEngine) Resident(ctx context.Context) (bool, error) {
+	in, _, key, _ := e.snapshot()
+	c := e.c
+	inst := c.instance(key)
+	if inst == nil {
+		return false, nil
+	}
+	if st := inst.proc.State(); st.Phase != supervisor.Ready {
+		return false, fmt.Errorf("engine %s is %s", key, st.Phase) // not known until it is ready
+	}
+	switch {
+	case in.adapter != nil && in.adapter.Shared:
+		o := residency.Ollama{BaseURL: c.baseURL(inst), Model: in.ollamaName}
+		return o.Loaded(ctx)
+	case in.engine == engine.VLLM:
+		v := residency.VLLM{BaseURL: c.baseURL(inst)}
+		return v.Resident(ctx)
+	case in.engine == engine.SGLang:
+		return false, errors.New("SGLang does not say whether its memory is released")
+	}
+	return true, nil
 }
 
 func (c *Controller) instance(key string) *instance {
