@@ -507,6 +507,25 @@ func TestAgents(t *testing.T) {
 		c.waitGone(t, a.name, v1.KindClusterBaseModel, "", "only-a")
 	})
 
+	t.Run("node labels change", func(t *testing.T) {
+		c.apply(t, cbm("gold", "hf://org/other", "    nodeSelector: {tier: gold}\n"))
+		key := kube.ModelEntryKey(v1.KindClusterBaseModel, "", "gold")
+		label := func(v any) {
+			t.Helper()
+			b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{"tier": v}}})
+			if _, err := c.cs.CoreV1().Nodes().Patch(t.Context(), a.name, types.MergePatchType, b, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		label("gold")
+		c.waitReady(t, a.name, key)
+		label(nil)
+		c.waitGone(t, a.name, v1.KindClusterBaseModel, "", "gold")
+		if _, ok := c.entry(t, b.name, key); ok {
+			t.Error("b is not gold but wrote an entry")
+		}
+	})
+
 	t.Run("missing secret, then created", func(t *testing.T) {
 		c.apply(t, "apiVersion: ome.io/v1beta1\nkind: BaseModel\nmetadata: {name: gated, namespace: team-a}\nspec:\n  storage:\n    storageUri: hf://org/gated\n    key: hf-token\n")
 		key := kube.ModelEntryKey(v1.KindBaseModel, "team-a", "gated")
