@@ -69,12 +69,26 @@ func setup(t *testing.T) *cluster {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, ns := range []string{citadelNS, "mimo-vl-7b-rl", "team"} {
-		c.kubectl("", "create", "namespace", ns)
-	}
-	// The OME model's token (spec.storage.key: hf-token): a ClusterBaseModel's Secret is in
+	// Citadel's namespace, the namespaces of OME's InferenceService and of a team, and the
+	// OME model's token (spec.storage.key: hf-token): a ClusterBaseModel's Secret is in
 	// Citadel's namespace. The stand-in Hub takes any token.
-	c.kubectl("", "-n", citadelNS, "create", "secret", "generic", "hf-token", "--from-literal=token=hf_stand_in")
+	c.kubectl(`apiVersion: v1
+kind: Namespace
+metadata: {name: `+citadelNS+`}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: mimo-vl-7b-rl}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: hf-token, namespace: `+citadelNS+`}
+stringData: {token: hf_stand_in}
+`, "apply", "-f", "-")
 	t.Logf("CRDs installed in %v", time.Since(start).Round(time.Millisecond))
 
 	mdir := t.TempDir()

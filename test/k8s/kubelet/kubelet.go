@@ -20,8 +20,11 @@
 // Simplifications: a changed pod template replaces every Pod at once (as the Recreate
 // strategy does); only nvidia.com/gpu is counted against a node's capacity (CPU and memory
 // requests always fit); taints, init containers, envFrom and exec probes are ignored; no
-// garbage collector runs, except that the Pods and ReplicaSets of a deleted Deployment and
-// the EndpointSlices of a deleted Service are deleted.
+// general garbage collector runs: the Pods and ReplicaSets of a deleted Deployment, the
+// EndpointSlices of a deleted Service, and the Deployments and Services Citadel's
+// controller made for an owner that is gone are deleted. The scheduler's and the kubelet's
+// events (Scheduled, FailedScheduling, Started, BackOff, Unhealthy, Killing) are recorded
+// on the Pods.
 package kubelet
 
 import (
@@ -40,10 +43,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 
 	"citadel.dev/citadel/internal/kube"
 )
@@ -110,8 +117,11 @@ type kubelet struct {
 	core  corev1client.CoreV1Interface
 	apps  appsv1client.AppsV1Interface
 	disc  discoveryv1client.DiscoveryV1Interface
-	logf  func(format string, args ...any)
-	ip    string // every Pod's address (Options.IP)
+	dyn   dynamic.Interface
+	// mapper finds the resource of an owner reference's kind, for the garbage collector.
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+	logf   func(format string, args ...any)
+	ip     string // every Pod's address (Options.IP)
 
 	poke chan struct{} // a process changed state: sync now
 	ctx  context.Context
@@ -225,6 +235,14 @@ func newKubelet(ctx context.Context, cfg *rest.Config, opts Options) (*kubelet, 
 	if k.disc, err = discoveryv1client.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
+	if k.dyn, err = dynamic.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	k.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	return k, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -367,6 +368,19 @@ func TestKubelet(t *testing.T) {
 			}
 			return false
 		})
+		eventually(t, "the scheduler's FailedScheduling event", 10*time.Second, func() (bool, string) {
+			l, err := c.core.Events("mimo").List(ctx, metav1.ListOptions{FieldSelector: "reason=FailedScheduling"})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, e := range l.Items {
+				if e.Type == corev1.EventTypeWarning && e.Message == want && strings.HasPrefix(e.InvolvedObject.Name, "big-engine-") {
+					return true, ""
+				}
+			}
+			b, _ := json.Marshal(l.Items)
+			return false, string(b)
+		})
 		eventually(t, "Deployment not available", 10*time.Second, func() (bool, string) {
 			d, _ := c.apps.Deployments("mimo").Get(ctx, "big-engine", metav1.GetOptions{})
 			b, _ := json.Marshal(d.Status)
@@ -439,6 +453,51 @@ spec:
 			t.Logf("%s: restarts %d, waiting %q; last exit %d %s: %q", p.Name, cs.RestartCount, cs.State.Waiting.Message,
 				cs.LastTerminationState.Terminated.ExitCode, cs.LastTerminationState.Terminated.Reason, cs.LastTerminationState.Terminated.Message)
 		}
+	})
+
+	t.Run("owner deleted", func(t *testing.T) {
+		// What Citadel's controller makes is owned by an InferenceService; here a ConfigMap
+		// stands for it. Deleting the owner deletes the Deployment and the Service, as the
+		// garbage collector does, and so their pods, processes and slices.
+		c.kubectl(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner, namespace: mimo}\n", "apply", "-f", "-")
+		cm, err := c.core.ConfigMaps("mimo").Get(ctx, "owner", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := fmt.Sprintf("ownerReferences: [{apiVersion: v1, kind: ConfigMap, name: owner, uid: %s, controller: true}]", cm.UID)
+		c.kubectl(t, `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: owned, namespace: mimo, labels: {app.kubernetes.io/managed-by: citadel}, `+owner+`}
+spec:
+  selector: {matchLabels: {app: owned}}
+  template:
+    metadata: {labels: {app: owned}}
+    spec:
+      containers:
+        - {name: main, image: busybox, command: [sh, -c, exec sleep 300], ports: [{name: http, containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: owned, namespace: mimo, labels: {app.kubernetes.io/managed-by: citadel}, `+owner+`}
+spec:
+  selector: {app: owned}
+  ports: [{name: http, port: 8080, targetPort: http}]
+`, "apply", "-f", "-")
+		p := c.pod("mimo", "app=owned", "Ready", ready)
+		pid, _ := strconv.Atoi(strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "process://"))
+		eventually(t, "the Service's slice", 10*time.Second, func() (bool, string) {
+			return len(c.slices("mimo", "owned")) == 1, ""
+		})
+		c.kubectl(t, "", "-n", "mimo", "delete", "configmap", "owner")
+		eventually(t, "Deployment, Service, pod, slice and process gone", 15*time.Second, func() (bool, string) {
+			_, derr := c.apps.Deployments("mimo").Get(ctx, "owned", metav1.GetOptions{})
+			_, serr := c.core.Services("mimo").Get(ctx, "owned", metav1.GetOptions{})
+			l, _ := c.core.Pods("mimo").List(ctx, metav1.ListOptions{LabelSelector: "app=owned"})
+			s := c.slices("mimo", "owned")
+			return apierrors.IsNotFound(derr) && apierrors.IsNotFound(serr) && len(l.Items) == 0 && len(s) == 0 && !alive(pid),
+				fmt.Sprintf("deployment %v, service %v, %d pods, %d slices, pid %d alive %v", derr, serr, len(l.Items), len(s), pid, alive(pid))
+		})
 	})
 
 	t.Run("stop kills every process", func(t *testing.T) {

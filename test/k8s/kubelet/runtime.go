@@ -126,6 +126,7 @@ func (k *kubelet) runContainer(ctx context.Context, pr *podRuntime, c *container
 				return
 			}
 			c.update(func(s *containerState) { s.waiting, s.waitingMsg = "CreateContainerConfigError", err.Error() })
+			k.event(k.ctx, p, corev1.EventTypeWarning, "Failed", "kubelet", "Error: "+err.Error())
 			k.wake()
 			if !sleep(ctx, backoff) {
 				return
@@ -148,6 +149,7 @@ func (k *kubelet) runContainer(ctx context.Context, pr *podRuntime, c *container
 			s.waiting, s.waitingMsg = "CrashLoopBackOff", msg
 		})
 		k.logf("test kubelet: pod %s/%s container %s exited %d (%s); %s", p.Namespace, p.Name, c.spec.Name, term.ExitCode, term.Reason, msg)
+		k.event(k.ctx, p, corev1.EventTypeWarning, "BackOff", "kubelet", fmt.Sprintf("Back-off restarting failed container %s in pod %s_%s(%s)", c.spec.Name, p.Name, p.Namespace, p.UID))
 		k.wake()
 		if !sleep(ctx, backoff) {
 			return
@@ -179,6 +181,7 @@ func (k *kubelet) runOnce(ctx context.Context, pr *podRuntime, c *container, l e
 		s.pid, s.running, s.startedAt = pid, true, start
 		s.waiting, s.waitingMsg = "", ""
 	})
+	k.event(k.ctx, pr.pod, corev1.EventTypeNormal, "Started", "kubelet", "Started container "+c.spec.Name)
 	k.wake()
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); f.Close(); close(exited) }()
@@ -194,6 +197,8 @@ func (k *kubelet) runOnce(ctx context.Context, pr *podRuntime, c *container, l e
 		k.kill(pid, exited, pr.pod)
 	case why = <-kill:
 		k.logf("test kubelet: pod %s/%s container %s: %s; killing it", pr.pod.Namespace, pr.pod.Name, c.spec.Name, why)
+		k.event(k.ctx, pr.pod, corev1.EventTypeWarning, "Unhealthy", "kubelet", why)
+		k.event(k.ctx, pr.pod, corev1.EventTypeNormal, "Killing", "kubelet", fmt.Sprintf("Container %s failed a probe, will be restarted", c.spec.Name))
 		k.kill(pid, exited, pr.pod)
 	}
 	stopProbes()

@@ -84,6 +84,7 @@ func (k *kubelet) schedule(ctx context.Context, st *state) {
 		}
 		used[best] += need
 		k.logf("test kubelet: pod %s/%s scheduled on %s", p.Namespace, p.Name, best)
+		k.event(ctx, p, corev1.EventTypeNormal, "Scheduled", "default-scheduler", fmt.Sprintf("Successfully assigned %s/%s to %s", p.Namespace, p.Name, best))
 	}
 }
 
@@ -119,6 +120,7 @@ func (k *kubelet) unschedulable(ctx context.Context, p *corev1.Pod, msg string) 
 		return
 	}
 	k.logf("test kubelet: pod %s/%s unschedulable: %s", p.Namespace, p.Name, msg)
+	k.event(ctx, p, corev1.EventTypeWarning, "FailedScheduling", "default-scheduler", msg)
 }
 
 // gpuRequest is the Pod's nvidia.com/gpu request: the sum over its containers of each one's

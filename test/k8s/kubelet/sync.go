@@ -36,6 +36,7 @@ func (k *kubelet) sync(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	k.collectGarbage(ctx)
 	st, deps, err := k.read(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
