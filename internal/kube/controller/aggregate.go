@@ -60,7 +60,7 @@ type scoped struct {
 // next Lease expiry, and every resync while the model is not Ready.
 func aggregate(m modelFacts, w world, resync time.Duration) (v1.ModelStatus, time.Duration) {
 	now := w.now
-	sel, selErr := nodeSelection(m.storage)
+	sel, selErr := kube.ModelNodeSelection(m.storage)
 	var scope []scoped
 	var agents []string // nodes with a live agent
 	var nextExpiry time.Time
@@ -70,7 +70,7 @@ func aggregate(m modelFacts, w world, resync time.Duration) (v1.ModelStatus, tim
 			agents = append(agents, n.name)
 		}
 		e, has := w.entries[n.name]
-		matched := selErr == nil && sel.matches(n.name, n.labels)
+		matched := selErr == nil && sel.Matches(n.name, n.labels)
 		if !matched && !has {
 			continue
 		}
@@ -188,6 +188,11 @@ func aggregate(m modelFacts, w world, resync time.Duration) (v1.ModelStatus, tim
 			st.Reason = v1.ModelFailed
 		}
 		st.Message = fmt.Sprintf("failed on %d of %d %s; %s", len(failed), len(scope), plural(len(scope), "node"), details(scope, now))
+		if lf := first.LastFailure; lf != nil && lf.Secret != nil {
+			if ref := lf.Secret.Namespace + "/" + lf.Secret.Name; !strings.Contains(st.Message, ref) {
+				st.Message += " (secret " + ref + ")"
+			}
+		}
 	}
 	if st.Phase != v1.ModelReady {
 		for _, s := range append(failed, working...) {
@@ -243,7 +248,7 @@ func rank(phase string) int {
 
 // noAgentMessage says which nodes the model is meant for, which run agents,
 // and what decides where agents run.
-func noAgentMessage(sel selection, w world, scope []scoped, agents []string) string {
+func noAgentMessage(sel kube.NodeSelection, w world, scope []scoped, agents []string) string {
 	var b strings.Builder
 	if len(scope) == 0 {
 		all := make([]string, len(w.nodes))
@@ -297,7 +302,8 @@ func detail(s scoped, now time.Time) string {
 	case stStale:
 		msg := "no agent runs there any more"
 		if s.n.lease {
-			msg = fmt.Sprintf("the agent stopped reporting: its Lease expired %s ago", now.Sub(s.n.expires).Round(time.Second))
+			// A time, not an age: the status stays the same until something changes.
+			msg = fmt.Sprintf("the agent stopped reporting: its Lease expired at %s", s.n.expires.UTC().Format(time.RFC3339))
 		}
 		if s.entry != nil {
 			msg += "; its last entry: " + entryText(s.entry.Citadel)

@@ -48,7 +48,15 @@ func TestAggregate(t *testing.T) {
 				"a": entry(v1.ModelFailed, v1.ReasonRepoNotFound, "no such repository"),
 				"b": entry(v1.ModelFailed, v1.ReasonGatedRepo, "gated"),
 			},
-			phase: v1.ModelFailed, reason: v1.ReasonRepoNotFound, msg: []string{"failed on 2 of 3 nodes; a: Failed (RepoNotFound): no such repository", "c: the agent stopped reporting: its Lease expired 30s ago"},
+			phase: v1.ModelFailed, reason: v1.ReasonRepoNotFound, msg: []string{"failed on 2 of 3 nodes; a: Failed (RepoNotFound): no such repository", "c: the agent stopped reporting: its Lease expired at 2026-05-01T11:59:30Z"},
+			requeue: 10 * time.Second,
+		},
+		{
+			name:  "a missing secret is named even when the node's message does not",
+			nodes: []nodeFacts{liveNode("a")},
+			entries: map[string]kube.NodeEntry{"a": {Citadel: v1.NodeModelStatus{Phase: v1.ModelFailed, Reason: v1.ReasonSecretNotFound, Message: "the agent's service account may not read it",
+				LastFailure: &v1.DownloadFailure{Reason: v1.ReasonSecretNotFound, Secret: &v1.FailureSecret{Namespace: "ome", Name: "hf-token"}}}}},
+			phase: v1.ModelFailed, reason: v1.ReasonSecretNotFound, msg: []string{"a: Failed (SecretNotFound): the agent's service account may not read it (secret ome/hf-token)"},
 			requeue: 10 * time.Second,
 		},
 		{
@@ -110,8 +118,9 @@ func TestAggregate(t *testing.T) {
 	}
 }
 
-// The node selection is read as the scheduler reads required node affinity.
-func TestNodeSelection(t *testing.T) {
+// The node selection (kube.ModelNodeSelection) is read as the scheduler reads
+// required node affinity.
+func TestModelNodeSelection(t *testing.T) {
 	aff := func(s string) *v1.StorageSpec { return &v1.StorageSpec{NodeAffinity: json.RawMessage(s)} }
 	gpu := map[string]string{"gpu": "h100", "mem": "80", "zone": "a"}
 	cases := []struct {
@@ -134,15 +143,15 @@ func TestNodeSelection(t *testing.T) {
 		{"preferred terms only", aff(`{"preferredDuringSchedulingIgnoredDuringExecution":[{"weight":1,"preference":{"matchExpressions":[{"key":"gpu","operator":"In","values":["a100"]}]}}]}`), "n", gpu, true},
 	}
 	for _, c := range cases {
-		sel, err := nodeSelection(c.storage)
+		sel, err := kube.ModelNodeSelection(c.storage)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if got := sel.matches(c.node, c.labels); got != c.want {
+		if got := sel.Matches(c.node, c.labels); got != c.want {
 			t.Errorf("%s: matches = %v, want %v (%s)", c.name, got, c.want, sel)
 		}
 	}
-	if _, err := nodeSelection(aff(`{"requiredDuringSchedulingIgnoredDuringExecution":"x"}`)); err == nil || !strings.Contains(err.Error(), "spec.storage.nodeAffinity") {
+	if _, err := kube.ModelNodeSelection(aff(`{"requiredDuringSchedulingIgnoredDuringExecution":"x"}`)); err == nil || !strings.Contains(err.Error(), "spec.storage.nodeAffinity") {
 		t.Errorf("a wrong nodeAffinity: error %v, want one naming spec.storage.nodeAffinity", err)
 	}
 }

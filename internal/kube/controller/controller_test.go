@@ -335,6 +335,12 @@ func TestModels(t *testing.T) {
 		}
 		out := k.e.MustKubectl(nil, "describe", "clusterbasemodel", "nolease")
 		contains(t, "kubectl describe", out, "NoAgentOnMatchingNodes", "Warning")
+		// Resyncs that find nothing new write nothing.
+		_, before, _ := k.model(v1.KindClusterBaseModel, "", "nolease")
+		time.Sleep(1500 * time.Millisecond) // three resyncs
+		if _, after, _ := k.model(v1.KindClusterBaseModel, "", "nolease"); after.GetResourceVersion() != before.GetResourceVersion() {
+			t.Errorf("the model was written while nothing changed: resourceVersion %s, then %s", before.GetResourceVersion(), after.GetResourceVersion())
+		}
 	})
 
 	t.Run("a node selector that matches no node with an agent", func(t *testing.T) {
