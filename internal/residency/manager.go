@@ -974,7 +974,7 @@ func (m *Manager) startLoad(s *svc, why string) {
 func (m *Manager) startEvict(s *svc, reason, why string) {
 	s.evicting = true
 	m.changed = true
-	m.emit(s, EventNormal, "Evicting", fmt.Sprintf("%s: %s", reason, why))
+	m.emit(s, EventNormal, "Evicting", fmt.Sprintf("%s: %s; %d requests in flight", reason, why, s.inflight))
 	mech, ctx, to := s.cfg.Mechanism, m.ctx, m.cfg.LoadTimeout
 	go func() {
 		ctx, cancel := context.WithTimeout(ctx, to)

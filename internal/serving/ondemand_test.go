@@ -3,10 +3,12 @@ package serving_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,17 +61,7 @@ func TestOnDemandVLLMOnOneGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := startWith(t, serving.Options{Inventory: inv, Simulate: &serving.Simulation{Citadel: simtest.Citadel(t), TimeScale: 0.2}})
-	cl.apply(t, onDemandModel(t, "qwen-a")+"---\n"+onDemandModel(t, "qwen-b")+`---
-apiVersion: ome.io/v1beta1
-kind: ClusterServingRuntime
-metadata: {name: od-vllm}
-spec:
-  supportedModelFormats:
-  - modelFormat: {name: safetensors, version: "1.0.0"}
-    modelFramework: {name: transformers, version: "4.41.2"}
-    modelArchitecture: Qwen2ForCausalLM
-  engine: {name: vllm}
-`)
+	cl.apply(t, onDemandModel(t, "qwen-a")+"---\n"+onDemandModel(t, "qwen-b")+"---\n"+odRuntime)
 	cl.markReady(t, "qwen-a")
 	cl.markReady(t, "qwen-b")
 	residencyOf := func(s *v1.InferenceService) string {
@@ -143,4 +135,148 @@ func simState(t *testing.T, addr string) engineState {
 		t.Fatalf("/sim/state: %d %s", code, body)
 	}
 	return s
+}
+
+// TestOnDemandMixedOnOneGPU: on one simulated 16 GiB GPU, two vLLM 7B models and two Ollama
+// models, all on-demand; bursts of interleaved requests (streamed and not) to all four
+// through the gateway: none fails, every stream ends, each burst costs at most one load per
+// model it touches, and no eviction happens with requests in flight (from the events).
+func TestOnDemandMixedOnOneGPU(t *testing.T) {
+	store, blobs := ollamaStore(t, "qwen2.5:7b", "deepcoder:14b")
+	inv, err := placement.FakeInventory("1xrtx-4070-ti-super")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := startWith(t, serving.Options{Inventory: inv, OllamaModels: store,
+		Simulate: &serving.Simulation{Citadel: simtest.Citadel(t), TimeScale: 0.05}})
+	ollama := func(name, uri string) string {
+		return strings.Replace(ollamaModelYAML(name, uri), "  model: {name: "+name+"}\n", "  model: {name: "+name+"}\n  residency: {}\n  engine: {minReplicas: 0}\n", 1)
+	}
+	cl.apply(t, onDemandModel(t, "qwen-a")+"---\n"+onDemandModel(t, "qwen-b")+"---\n"+odRuntime+"---\n"+
+		ollama("qwen2-5-7b", "ollama://qwen2.5:7b")+"---\n"+ollama("deepcoder-14b", "ollama://deepcoder:14b"))
+	cl.markReady(t, "qwen-a")
+	cl.markReady(t, "qwen-b")
+	cl.markPulled(t, "qwen2-5-7b", blobs["qwen2.5:7b"], store, "qwen2.5:7b")
+	cl.markPulled(t, "deepcoder-14b", blobs["deepcoder:14b"], store, "deepcoder:14b")
+	names := []string{"qwen-a", "qwen-b", "qwen2-5-7b", "deepcoder-14b"}
+	models := []string{"qwen-a", "qwen-b", "qwen2.5:7b", "deepcoder:14b"}
+	for _, n := range names {
+		cl.waitFor(t, "default", n, 60*time.Second, "Ready with a residency", func(s *v1.InferenceService) bool {
+			return s.Status.Phase == v1.ServiceReady && s.Status.Residency != nil
+		})
+	}
+	// The gateway knows every name once it has read the statuses.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body := httpGet(t, cl.gateway+"/v1/models")
+		known := 0
+		for _, m := range models {
+			if strings.Contains(body, `"id":"`+m+`"`) {
+				known++
+			}
+		}
+		if known == len(models) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway does not list all of %v after 30 s: %s", models, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	loads := func() int {
+		n := 0
+		for _, s := range names {
+			n += strings.Count(cl.events(t, "default", s), "\nLoaded: ")
+			if strings.HasPrefix(cl.events(t, "default", s), "Loaded: ") {
+				n++
+			}
+		}
+		return n
+	}
+	const rounds, perModel = 3, 3
+	before := loads()
+	for r := range rounds {
+		errs := make(chan error, 4*perModel)
+		var wg sync.WaitGroup
+		for i := range 4 * perModel {
+			model := models[(i+r)%4] // interleaved, a different order each round
+			stream := i%2 == 0
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- gatewayChat(cl.gateway, model, stream)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("round %d: %v", r, err)
+			}
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	got := loads() - before
+	if got > rounds*4 {
+		t.Errorf("%d loads for %d bursts over 4 models: want at most one per model per burst (%d)", got, rounds, rounds*4)
+	}
+	t.Logf("%d loads for %d bursts of %d interleaved requests over 4 models", got, rounds, 4*perModel)
+	evictions := 0
+	for _, n := range names {
+		evs := cl.events(t, "default", n)
+		for _, l := range strings.Split(evs, "\n") {
+			if !strings.HasPrefix(l, "Evicting: ") {
+				continue
+			}
+			evictions++
+			if !strings.HasSuffix(l, "; 0 requests in flight") {
+				t.Errorf("%s evicted with requests in flight: %s", n, l)
+			}
+		}
+	}
+	if evictions < got-1 {
+		t.Errorf("%d evictions for %d loads on a GPU that holds one model at a time", evictions, got)
+	}
+	// The client APIs show the states: one model resident, the others not.
+	code, body := httpGet(t, cl.gateway+"/v1/models")
+	if code != 200 || !strings.Contains(body, `"status":{"value":"loaded"`) || !strings.Contains(body, `"value":"sleeping"`) {
+		t.Errorf("/v1/models: %d %s", code, body)
+	}
+	if code, body := httpGet(t, cl.gateway+"/api/ps"); code != 200 || !strings.Contains(body, "size_vram") {
+		t.Errorf("/api/ps: %d %s", code, body)
+	}
+}
+
+const odRuntime = `apiVersion: ome.io/v1beta1
+kind: ClusterServingRuntime
+metadata: {name: od-vllm}
+spec:
+  supportedModelFormats:
+  - modelFormat: {name: safetensors, version: "1.0.0"}
+    modelFramework: {name: transformers, version: "4.41.2"}
+    modelArchitecture: Qwen2ForCausalLM
+  engine: {name: vllm}
+`
+
+// gatewayChat sends one chat request through the gateway; a stream must end with [DONE].
+func gatewayChat(gateway, model string, stream bool) error {
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":%v}`, model, stream)
+	resp, err := http.Post(gateway+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s (stream %v): reading: %w", model, stream, err)
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s (stream %v): %s %s", model, stream, resp.Status, b)
+	}
+	if stream && !strings.Contains(string(b), "data: [DONE]") {
+		return fmt.Errorf("%s: the stream did not end: %s", model, b)
+	}
+	return nil
 }
