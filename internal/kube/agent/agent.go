@@ -276,8 +276,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	stops = append(stops, func() { st.Close() })
 	a.st = st
-	if evs, err := st.Events(ctx, store.EventFilter{Limit: 1}); err == nil && len(evs) > 0 {
-		a.firstEvent = evs[0].ID
+	if evs, err := st.Events(ctx, store.EventFilter{}); err == nil { // the newest 500
+		for _, ev := range evs {
+			a.firstEvent = max(a.firstEvent, ev.ID)
+		}
 	}
 	df := dynamicinformer.NewDynamicSharedInformerFactory(a.dyn, 0)
 	a.models = map[v1.Key]cache.GenericLister{}
@@ -514,7 +516,25 @@ func (a *Agent) sync(ctx context.Context, k v1.Key, forceSecret bool) {
 		t = &tracked{uid: string(u.GetUID()), gens: map[int64]int64{}}
 		a.tracked[k] = t
 	}
-	t.ref = corev1.ObjectReference{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName(), UID: u.GetUID(), ResourceVersion: u.GetResourceVersion()}
+	t.ref = corev1.ObjectReference{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName(), UID: u.GetUID()}
+
+	// The spec as citadel serve would take it: defaulted, and refused when
+	// not valid (the API server's schema lets through what the single-host
+	// agent cannot pull, a model without storage.storageUri).
+	if d, ok := o.(interface{ Default() }); ok {
+		d.Default()
+	}
+	if v, ok := o.(interface{ Validate() v1.FieldErrors }); ok {
+		if errs := v.Validate().Errors(); len(errs) > 0 {
+			if _, err := a.st.Delete(ctx, k.Kind, k.Namespace, k.Name, 0); err == nil {
+				t.applied = ""
+			}
+			msg := fmt.Sprintf("the spec is not valid, so this node does not pull the model: %s; fix it and apply it again", strings.ReplaceAll(errs.Error(), "\n", "; "))
+			a.offer(ctx, k, t, kube.NodeEntry{Name: k.Name, Status: kube.EntryFailed, UID: t.uid, Generation: u.GetGeneration(),
+				Citadel: v1.NodeModelStatus{Node: a.opts.Node, Phase: v1.ModelFailed, Reason: v1.ReasonInvalid, Message: msg}})
+			return
+		}
+	}
 
 	// storage.path: under the models root it is made the model's view (on
 	// this agent's filesystem); outside it, the puller leaves it unwritten.

@@ -507,6 +507,22 @@ func TestAgents(t *testing.T) {
 		c.waitGone(t, a.name, v1.KindClusterBaseModel, "", "only-a")
 	})
 
+	t.Run("invalid spec", func(t *testing.T) {
+		// The CRD's schema takes a model without storageUri; the agents refuse it and go on.
+		c.apply(t, "apiVersion: ome.io/v1beta1\nkind: ClusterBaseModel\nmetadata: {name: nowhere}\nspec:\n  storage:\n    path: /raid/models/nowhere\n")
+		key := kube.ModelEntryKey(v1.KindClusterBaseModel, "", "nowhere")
+		for _, n := range []node{a, b} {
+			e := c.waitEntry(t, n.name, key, "Failed", func(e kube.NodeEntry, found bool) bool { return found && e.Status == kube.EntryFailed })
+			if e.Citadel.Reason != v1.ReasonInvalid || !strings.Contains(e.Citadel.Message, "storageUri") {
+				t.Errorf("%s: %s: %s", n.name, e.Citadel.Reason, e.Citadel.Message)
+			}
+		}
+		c.env.MustKubectl(nil, "delete", "clusterbasemodel", "nowhere")
+		for _, n := range []node{a, b} {
+			c.waitGone(t, n.name, v1.KindClusterBaseModel, "", "nowhere")
+		}
+	})
+
 	t.Run("node labels change", func(t *testing.T) {
 		c.apply(t, cbm("gold", "hf://org/other", "    nodeSelector: {tier: gold}\n"))
 		key := kube.ModelEntryKey(v1.KindClusterBaseModel, "", "gold")
