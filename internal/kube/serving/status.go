@@ -58,7 +58,7 @@ func (r *reconciler) apply(ctx context.Context, u *unstructured.Unstructured, s 
 	}
 	c := d.deploy.Spec.Template.Spec.Containers[0]
 	r.event(u, corev1.EventTypeNormal, ReasonEngineDeployed, fmt.Sprintf("Deployment %s %s: %d replica(s) of %s (runtime %s), %d %s each, on nodes with %s=Ready: %s",
-		d.deploy.Name, verb, d.replicas, c.Image, d.runtime, d.gpus, kube.GPUResource, d.label, strings.Join(append(slices.Clone(c.Command), c.Args...), " ")))
+		d.deploy.Name, verb, d.replicas, c.Image, d.runtime, d.gpus, kube.GPUResource, d.label, strings.Join(strings.Fields(strings.Join(append(slices.Clone(c.Command), c.Args...), " ")), " ")))
 	for _, n := range d.notes {
 		r.event(u, corev1.EventTypeWarning, ReasonNoGPULimit, n)
 	}
