@@ -425,8 +425,8 @@ func TestAgents(t *testing.T) {
 		key := kube.ModelEntryKey(v1.KindClusterBaseModel, "", "mimo-vl-7b-rl")
 		// a: storage.path lies under the models root: it is the model's view.
 		ea := c.waitReady(t, a.name, key)
-		if ea.Citadel.Path != "/raid/models/XiaomiMiMo/MiMo-VL-7B-RL" {
-			t.Errorf("a: path %s, want storage.path", ea.Citadel.Path)
+		if ea.Citadel.Path != "/raid/models/XiaomiMiMo/MiMo-VL-7B-RL" || ea.Citadel.Store != "/raid/models/hub" || strings.Contains(ea.Citadel.Message, a.hostPrefix) {
+			t.Errorf("a: path %s, store %s, message %q: want storage.path, the store under the root, no host prefix", ea.Citadel.Path, ea.Citadel.Store, ea.Citadel.Message)
 		}
 		if _, err := os.Stat(a.hostPath("/raid/models/XiaomiMiMo/MiMo-VL-7B-RL/config.json")); err != nil {
 			t.Errorf("a: storage.path not placed under the host prefix: %v", err)
