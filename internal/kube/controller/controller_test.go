@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -57,14 +58,37 @@ func startCluster(t *testing.T) *cluster {
 	for _, ns := range []string{testNS, "team"} {
 		k.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
+	// The chart's RBAC for the controller, which the managers run under.
+	b, err := os.ReadFile(filepath.Join(root, "charts/citadel/templates/rbac-controller.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rbac []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.ReplaceAll(l, "{{ .Release.Namespace }}", testNS)
+		if !strings.Contains(l, "{{") { // the labels' includes
+			rbac = append(rbac, l)
+		}
+	}
+	e.MustKubectl([]byte(strings.Join(rbac, "\n")), "apply", "-f", "-")
 	return k
 }
 
-// run starts a manager with test timings; it stops when stop is called or the test ends.
+// asController is the API server's config as the chart's citadel-controller
+// service account in testNS.
+func (k *cluster) asController() *rest.Config {
+	cfg := rest.CopyConfig(k.e.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + testNS + ":citadel-controller",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + testNS, "system:authenticated"}}
+	return cfg
+}
+
+// run starts a manager with test timings, as the chart's service account; it
+// stops when stop is called or the test ends.
 func (k *cluster) run(opts Options) (mgr ctrl.Manager, stop func()) {
 	t := k.t
 	t.Helper()
-	opts.Config, opts.Namespace = k.e.Config, testNS
+	opts.Config, opts.Namespace = k.asController(), testNS
 	if opts.Resync == 0 {
 		opts.Resync = 500 * time.Millisecond
 	}
