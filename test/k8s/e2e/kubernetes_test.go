@@ -45,6 +45,15 @@ spec:
     nodeSelector: {pool: cpu-only}
 `
 
+// late is a model applied once the agents have stopped.
+const late = `apiVersion: ome.io/v1beta1
+kind: ClusterBaseModel
+metadata: {name: late}
+spec:
+  modelCapabilities: [TEXT_GENERATION]
+  storage: {storageUri: "ollama://qwen2.5:7b"}
+`
+
 // setup starts everything a cluster runs: the API server with the CRDs, the stand-in Hub,
 // two fake nodes with four GPUs each, the controller and an agent per node.
 func setup(t *testing.T) *cluster {
@@ -121,7 +130,8 @@ stringData: {token: hf_stand_in}
 // to a cluster of two fake GPU nodes; the models are pulled on both nodes by their agents
 // (kubectl get shows it); the reasons a user reads when something is wrong (no agent on
 // the nodes a model selects, a missing token Secret) come with their fix in kubectl
-// describe; and citadel serve, given the same files, says the same of the same models.
+// describe; citadel serve, given the same files, says the same of the same models; and once
+// the agents stop, a new model says their nodes stopped reporting.
 func TestKubernetesMode(t *testing.T) {
 	began := time.Now()
 	c := setup(t)
@@ -210,6 +220,21 @@ func TestKubernetesMode(t *testing.T) {
 		t.Errorf("phases and reasons differ:\n  kubernetes:    %v\n  citadel serve: %v", k8sPhases, serve)
 	}
 	t.Logf("phases and reasons, the same on both: %v", k8sPhases)
+
+	// The agents stop: their Leases are no longer renewed and expire (within 30 s), after
+	// which a model applied now says that the agents of its nodes stopped reporting, and
+	// where to look.
+	stopped := time.Now()
+	for n := range c.nodes {
+		c.stop("agent-" + n)
+	}
+	c.kubectl(late, "apply", "-f", "-")
+	eventually(t, "late: AgentNotReporting once the agents' Leases expire", 40*time.Second, func() (bool, string) {
+		o, st := c.get("clusterbasemodel", "", "late")
+		return o.Status.Reason == "AgentNotReporting" && strings.Contains(o.Status.Message, "gpu-a: the agent stopped reporting") &&
+			strings.Contains(o.Status.Message, "gpu-b: the agent stopped reporting"), st
+	})
+	t.Logf("AgentNotReporting %v after the agents stopped", time.Since(stopped).Round(time.Millisecond))
 	t.Logf("whole test: %v", time.Since(began).Round(time.Millisecond))
 }
 
