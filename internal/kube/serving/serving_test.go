@@ -591,6 +591,21 @@ func TestInferenceServices(t *testing.T) {
 		}
 	})
 
+	t.Run("the missing runtime is applied", func(t *testing.T) {
+		k.t = t
+		rt := fmt.Sprintf(`{"apiVersion":"ome.io/v1beta1","kind":"ServingRuntime","metadata":{"name":"no-such-runtime","namespace":%q},
+			"spec":{"engine":{"name":"sglang"},"supportedModelFormats":[{"modelFormat":{"name":"safetensors"}}]}}`, ns)
+		k.env.MustKubectl([]byte(rt), "apply", "-f", "-")
+		d := k.deployment(ns, "mimo-c")
+		if argv := strings.Join(container(d).Command, " "); !strings.HasPrefix(argv, "python3 -m sglang.launch_server --model-path "+snap) {
+			t.Errorf("command %q", argv)
+		}
+		s := k.waitStatus(ns, "mimo-c", func(st *v1.InferenceServiceStatus) bool { return st.Runtime == "no-such-runtime" })
+		if len(s.Status.Runtimes) == 0 || !s.Status.Runtimes[0].Namespaced || !s.Status.Runtimes[0].Selected {
+			t.Errorf("candidates %+v: want the namespace's runtime, selected", s.Status.Runtimes)
+		}
+	})
+
 	t.Run("a BaseModel in the namespace comes first", func(t *testing.T) {
 		k.t = t
 		bm := fmt.Sprintf(`{"apiVersion":"ome.io/v1beta1","kind":"BaseModel","metadata":{"name":%q,"namespace":%q},

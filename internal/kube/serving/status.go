@@ -82,11 +82,20 @@ func (r *reconciler) observe(ctx context.Context, s *v1.InferenceService, d *des
 		return nil
 	}
 	st.Replicas, st.ReadyReplicas = dep.Status.Replicas, dep.Status.ReadyReplicas
-	var svc corev1.Service
-	if ok, err := r.get(ctx, s.Namespace, name, &svc); err != nil {
-		return err
-	} else if ok && len(svc.Spec.Ports) > 0 {
-		st.URL = fmt.Sprintf("http://%s.%s.svc.%s:%d", name, s.Namespace, r.opts.ClusterDomain, svc.Spec.Ports[0].Port)
+	// The Service's address: the one just applied, else the one that exists.
+	port := int32(0)
+	if d != nil {
+		port = d.port
+	} else {
+		var svc corev1.Service
+		if ok, err := r.get(ctx, s.Namespace, name, &svc); err != nil {
+			return err
+		} else if ok && len(svc.Spec.Ports) > 0 {
+			port = svc.Spec.Ports[0].Port
+		}
+	}
+	if port > 0 {
+		st.URL = fmt.Sprintf("http://%s.%s.svc.%s:%d", name, s.Namespace, r.opts.ClusterDomain, port)
 	}
 	var pods corev1.PodList
 	if err := r.r.List(ctx, &pods, client.InNamespace(s.Namespace), client.MatchingLabels{kube.InferenceServiceLabel: s.Name, kube.ComponentLabel: kube.ComponentEngine}); err != nil {
