@@ -83,6 +83,20 @@ func (c *cluster) start(name string, env []string, args ...string) {
 	c.t.Cleanup(func() { c.stop(name) })
 }
 
+// logFile is a file of the log directory, printed with the processes' output when the test
+// fails; it is closed when the test ends.
+func (c *cluster) logFile(name string) *os.File {
+	c.t.Helper()
+	out := filepath.Join(c.logDir, name+".log")
+	f, err := os.Create(out)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.outs = append(c.outs, out)
+	c.t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // stop ends a process: SIGTERM, then SIGKILL to its group after 10 s.
 func (c *cluster) stop(name string) {
 	cmd := c.procs[name]

@@ -114,7 +114,10 @@ stringData: {token: hf_stand_in}
 			"pool": "gpu", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "4", "nvidia.com/gpu.memory": "81559",
 		}})
 	}
-	kubelet.Start(t, c.env.Config, kubelet.Options{Nodes: nodes, Citadel: c.bin, Backoff: time.Second, Logf: func(string, ...any) {}})
+	klog := c.logFile("kubelet")
+	kubelet.Start(t, c.env.Config, kubelet.Options{Nodes: nodes, Citadel: c.bin, Backoff: time.Second, Logf: func(format string, args ...any) {
+		fmt.Fprintf(klog, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
+	}})
 
 	kc := c.env.Kubeconfig
 	c.start("controller", nil, "controller", "--kubeconfig", kc, "--namespace", citadelNS, "--metrics-addr", "0", "--health-addr", "0")
