@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/kube"
+	"citadel.dev/citadel/internal/kube/agent"
 	"citadel.dev/citadel/test/k8s"
 )
 
@@ -490,6 +492,52 @@ spec:
 		k.wait(v1.KindClusterBaseModel, "", "nomatch", 10*time.Second, "NoAgentOnMatchingNodes", reason(v1.ReasonNoAgentOnMatchingNodes))
 		k.e.MustKubectl(nil, "delete", "clusterbasemodel", "nomatch", "--wait=false")
 		k.waitGone(v1.KindClusterBaseModel, "", "nomatch", 10*time.Second)
+	})
+
+	t.Run("with the real agent", func(t *testing.T) {
+		k.t = t
+		k.node("real-a", map[string]string{"case": "real"})
+		src, root := t.TempDir(), t.TempDir()
+		hdr := []byte(`{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`)
+		st := append(binary.LittleEndian.AppendUint64(nil, uint64(len(hdr))), hdr...)
+		for name, b := range map[string][]byte{
+			"config.json":       []byte(`{"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","torch_dtype":"float32"}`),
+			"model.safetensors": append(st, make([]byte, 16)...),
+		} {
+			if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a := agent.New(agent.Options{Config: k.e.Config, Node: "real-a", Namespace: testNS, ModelsRoot: root, Holder: "agent-real-a",
+			Resync: time.Second, LeaseRenew: 500 * time.Millisecond, ProgressEvery: 200 * time.Millisecond, RetryBase: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		}()
+		k.apply(fmt.Sprintf(`apiVersion: ome.io/v1beta1
+kind: ClusterBaseModel
+metadata: {name: real}
+spec:
+  modelFormat: {name: safetensors}
+  storage:
+    storageUri: file://%s
+    nodeSelector: {case: real}
+`, src))
+		st2, took := k.wait(v1.KindClusterBaseModel, "", "real", 30*time.Second, "Ready", reason(v1.ReasonReady))
+		t.Logf("Ready %v after kubectl apply returned, from the agent's entry", took.Round(time.Millisecond))
+		if fmt.Sprint(st2.NodesReady) != "[real-a]" || len(st2.Nodes) != 1 || st2.Nodes[0].Path == "" {
+			t.Errorf("nodesReady %v, nodes %+v; want real-a with its path", st2.NodesReady, st2.Nodes)
+		}
+		k.wantRow("real", []string{"clusterbasemodels"}, map[string]string{"PHASE": "Ready", "NODES READY": `["real-a"]`})
+		start := time.Now()
+		k.e.MustKubectl(nil, "delete", "clusterbasemodel", "real", "--wait=false")
+		k.waitGone(v1.KindClusterBaseModel, "", "real", 30*time.Second)
+		t.Logf("deleted %v after kubectl delete: the agent removed its copy, then the controller the finalizer", time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("two managers, one leader", func(t *testing.T) {
