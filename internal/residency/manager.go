@@ -130,6 +130,7 @@ type Manager struct {
 	budget  map[int]int64
 	ctx     context.Context
 	changed bool
+	events  []Event // to hand to Config.Events
 }
 
 var _ Admitter = (*Manager)(nil)
@@ -181,6 +182,7 @@ func (m *Manager) Run(ctx context.Context) {
 	defer obs.Stop()
 	for {
 		m.step()
+		m.flush()
 		select {
 		case <-obs.C:
 			m.observe(ctx)
@@ -193,6 +195,7 @@ func (m *Manager) Run(ctx context.Context) {
 				s.queue = nil
 			}
 			m.mu.Unlock()
+			m.flush()
 			return
 		case <-m.kick:
 		case <-t.C:
@@ -290,11 +293,12 @@ func (m *Manager) Acquire(ctx context.Context, service string, progress func(Pro
 		return nil, &Refusal{Status: 503, Reason: "NotOnDemand", Message: service + " is not an on-demand service of this host"}
 	}
 	s.demand = append(s.demand, now)
+	model := s.cfg.Model
 	if s.value == StateLoaded && !s.evicting && !s.draining && len(s.queue) == 0 {
 		s.inflight++
 		s.lastUsed = now
 		m.mu.Unlock()
-		m.observeWait(s.cfg.Model, 0)
+		m.observeWait(model, 0)
 		return m.releaser(s), nil
 	}
 	if s.value == StateFailed && now.Sub(s.failedAt) < m.cfg.FailureBackoff {
@@ -330,7 +334,7 @@ func (m *Manager) Acquire(ctx context.Context, service string, progress func(Pro
 			if err != nil {
 				return nil, err
 			}
-			m.observeWait(s.cfg.Model, m.cfg.Now().Sub(w.at))
+			m.observeWait(model, m.cfg.Now().Sub(w.at))
 			return m.releaser(s), nil
 		case <-tick:
 			progress(m.progressOf(s, w))
@@ -523,10 +527,24 @@ func (m *Manager) setState(s *svc, value, reason string) {
 	m.setMetricState(s)
 }
 
+// emit queues an event; the loop hands it to Config.Events without the lock held. m.mu is
+// held.
 func (m *Manager) emit(s *svc, typ, reason, msg string) {
 	m.log.Info("residency", "service", s.cfg.Name, "reason", reason, "message", msg)
 	if m.cfg.Events != nil {
-		m.cfg.Events(Event{Service: s.cfg.Name, Type: typ, Reason: reason, Message: msg})
+		m.events = append(m.events, Event{Service: s.cfg.Name, Type: typ, Reason: reason, Message: msg})
+		m.poke()
+	}
+}
+
+// flush hands the queued events to Config.Events.
+func (m *Manager) flush() {
+	m.mu.Lock()
+	evs := m.events
+	m.events = nil
+	m.mu.Unlock()
+	for _, e := range evs {
+		m.cfg.Events(e)
 	}
 }
 

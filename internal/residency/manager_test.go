@@ -272,9 +272,7 @@ func TestQueueFull(t *testing.T) {
 	if !errors.As(err, &r) || r.Status != 429 || r.RetryAfter != 2*time.Second || r.Reason != "QueueFull" {
 		t.Fatalf("third request: %v (%+v), want a 429 QueueFull refusal with Retry-After 2s", err, r)
 	}
-	if !h.hasEvent("RefusedQueueFull") {
-		t.Error("no RefusedQueueFull event")
-	}
+	eventually(t, "a RefusedQueueFull event", func() bool { return h.hasEvent("RefusedQueueFull") })
 }
 
 // TestWaitExceeded: a request held past maxWait is refused with 503.
@@ -353,7 +351,8 @@ func TestVictimChoice(t *testing.T) {
 	if h.state("a").Value != StateSleeping || h.state("b").Value != StateLoaded {
 		t.Errorf("a %s, b %s: want a evicted and b kept; events %+v", h.state("a").Value, h.state("b").Value, h.evs)
 	}
-	if !h.hasEvent("Evicting") || !strings.Contains(h.eventText("Evicting"), "c needs 10.00 GiB") {
+	eventually(t, "an Evicting event", func() bool { return h.hasEvent("Evicting") })
+	if !strings.Contains(h.eventText("Evicting"), "c needs 10.00 GiB") {
 		t.Errorf("eviction event lacks its arithmetic: %q", h.eventText("Evicting"))
 	}
 }
@@ -414,9 +413,7 @@ func TestObserve(t *testing.T) {
 	}
 	o.resident.Store(false) // Ollama's own scheduler unloaded it
 	eventually(t, "a seen unloaded", func() bool { return h.state("a").Value == StateUnloaded })
-	if !h.hasEvent("EvictedByEngine") {
-		t.Error("no EvictedByEngine event")
-	}
+	eventually(t, "an EvictedByEngine event", func() bool { return h.hasEvent("EvictedByEngine") })
 	if err := h.request(context.Background(), "a", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +428,5 @@ func TestObserve(t *testing.T) {
 	eventually(t, "a seen unloaded again", func() bool { return h.state("a").Value == StateUnloaded })
 	o.resident.Store(true) // a restarted engine came back holding it
 	eventually(t, "a seen loaded", func() bool { return h.state("a").Value == StateLoaded })
-	if !h.hasEvent("ResidentByEngine") {
-		t.Error("no ResidentByEngine event")
-	}
+	eventually(t, "a ResidentByEngine event", func() bool { return h.hasEvent("ResidentByEngine") })
 }

@@ -408,7 +408,7 @@ func (c *Controller) Fit(ctx context.Context, s *v1.InferenceService) (v1.FitRes
 	w.services = slices.DeleteFunc(w.services, func(o *v1.InferenceService) bool {
 		return o.Namespace == s.Namespace && o.Name == s.Name
 	})
-	_, reqs, _ := c.collect(w)
+	intents, reqs, _ := c.collect(w)
 	in, err := w.intentFor(s)
 	var b *blocked
 	if errors.As(err, &b) {
@@ -422,7 +422,7 @@ func (c *Controller) Fit(ctx context.Context, s *v1.InferenceService) (v1.FitRes
 	c.mu.Lock()
 	inv := slices.Clone(c.inventory)
 	c.mu.Unlock()
-	ds, errs := plan(append(reqs, in.request), inv)
+	ds, errs, _ := planAll(append(intents, in), append(reqs, in.request), inv)
 	i := len(reqs)
 	if err := errs[i]; err != nil {
 		res.Fits, res.Reason, res.Message = false, "Unschedulable", err.Error()
@@ -434,6 +434,9 @@ func (c *Controller) Fit(ctx context.Context, s *v1.InferenceService) (v1.FitRes
 	}
 	res.Placement = append(res.Placement, ds[i].Lines...)
 	res.Message = fmt.Sprintf("%s fits beside the running services", in.key)
+	if in.onDemand {
+		res.Message = fmt.Sprintf("%s fits beside the dedicated services; on-demand, it takes turns with the other on-demand services", in.key)
+	}
 	return res, nil
 }
 

@@ -109,15 +109,30 @@ func TestOnDemandVLLMOnOneGPU(t *testing.T) {
 	if len(a.Status.Endpoints) != 1 || a.Status.Endpoints[0].Address != aAddr {
 		t.Errorf("qwen-a's engine did not stay up while asleep: %+v", a.Status.Endpoints)
 	}
+	// citadel get gpus counts the sleeping engine's context only.
+	gl, err := cl.c.GPUs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range gl.Items[0].Holders {
+		if h.Service == "default/qwen-a" && h.Bytes != 512<<20 {
+			t.Errorf("get gpus: sleeping qwen-a holds %d bytes, want its 512 MiB context", h.Bytes)
+		}
+	}
 	took = chat("qwen-a")
 	t.Logf("qwen-a: request answered after %s (qwen-b asleep, qwen-a woken)", took.Round(time.Millisecond))
 	if st := simState(t, aAddr); st.State != "awake" {
 		t.Errorf("qwen-a's engine after its request: %+v", st)
 	}
-	evs := cl.events(t, "default", "qwen-a")
+	// Events are recorded just after the state changes.
 	for _, want := range []string{"Evicting: Pressure", "qwen-b needs", "Loaded: qwen-a loaded (vllm-wake)"} {
-		if !strings.Contains(evs, want) {
-			t.Errorf("qwen-a's events lack %q:\n%s", want, evs)
+		deadline := time.Now().Add(5 * time.Second)
+		for evs := ""; !strings.Contains(evs, want); evs = cl.events(t, "default", "qwen-a") {
+			if time.Now().After(deadline) {
+				t.Errorf("qwen-a's events lack %q:\n%s", want, evs)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
@@ -192,6 +207,15 @@ func TestOnDemandMixedOnOneGPU(t *testing.T) {
 			}
 		}
 		return n
+	}
+	// qwen-a and qwen-b ask to be loaded at start (minReplicas 1): the first fits, the second
+	// waits for a request. Count from once that load is recorded.
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(cl.events(t, "default", "qwen-a"), "Loaded: qwen-a loaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("qwen-a was not loaded at start:\n%s", cl.events(t, "default", "qwen-a"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	const rounds, perModel = 3, 3
 	before := loads()

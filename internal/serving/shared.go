@@ -11,6 +11,7 @@ import (
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/engine"
 	"citadel.dev/citadel/internal/placement"
+	"citadel.dev/citadel/internal/residency"
 )
 
 // A shared server is one engine process that serves many models: Ollama, as it is really
@@ -117,6 +118,12 @@ func freeList(inv []placement.GPU, gpus []int, decisions []placement.Decision, i
 // GPUs is the host's GPUs as the controller sees them: memory, what other processes use, and
 // which engines hold each one by the planner's arithmetic.
 func (c *Controller) GPUs() v1.GPUList {
+	// On-demand services hold their memory only while resident (a sleeping engine keeps its
+	// context).
+	resident := map[string]bool{}
+	for _, st := range c.res.States() {
+		resident[st.Service] = st.Value == residency.StateLoaded || st.Value == residency.StateLoading
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := v1.GPUList{Source: c.opts.InventorySource, Items: []v1.GPU{}}
@@ -145,6 +152,13 @@ func (c *Controller) GPUs() v1.GPUList {
 				continue
 			}
 			b := int64(a.MemoryUtilization * float64(total(i)))
+			if r, ok := resident[inst.service]; ok && !r {
+				full := b
+				b = 0
+				if e := inst.launch.Engine; e == engine.VLLM || e == engine.SGLang {
+					b = min(contextBytes, full)
+				}
+			}
 			out.Items[i].Planned += b
 			out.Items[i].Holders = append(out.Items[i].Holders, v1.GPUHolder{Service: inst.service, Replica: inst.replica,
 				Engine: inst.launch.Engine, PID: inst.proc.State().PID, Bytes: b})
@@ -152,8 +166,8 @@ func (c *Controller) GPUs() v1.GPUList {
 	}
 	peak := map[int]int64{} // by item index: the largest shared model on the GPU
 	for svc, p := range c.placed {
-		if p.shared == "" {
-			continue
+		if r, ok := resident[svc]; p.shared == "" || ok && !r {
+			continue // not a model of the shared server, or an on-demand one not loaded in it
 		}
 		inst := c.instances[p.shared]
 		pid := 0
