@@ -164,6 +164,9 @@ func aggregate(m modelFacts, w world, resync time.Duration) (v1.ModelStatus, tim
 		}
 		st.Phase, st.Reason = best.entry.Citadel.Phase, best.entry.Citadel.Reason
 		st.Message = fmt.Sprintf("0 of %d %s ready; %s", len(scope), plural(len(scope), "node"), details(scope, now))
+		if len(scope) == 1 { // the model's phase and reason are the node's
+			st.Message = oneNode(best)
+		}
 	case len(failed)+len(awaiting) == 0 && len(stale) > 0:
 		st.Phase, st.Reason = v1.ModelPending, v1.ReasonAgentNotReporting
 		var parts []string
@@ -178,6 +181,9 @@ func aggregate(m modelFacts, w world, resync time.Duration) (v1.ModelStatus, tim
 	case len(awaiting) > 0:
 		st.Phase, st.Reason = v1.ModelPending, v1.ReasonAwaitingAgent
 		st.Message = fmt.Sprintf("the agents on %s run but have not reported the model yet; they pick it up on their next pass", list(names(awaiting)))
+		if len(awaiting) == 1 {
+			st.Message = fmt.Sprintf("the agent on %s runs but has not reported the model yet; it picks it up on its next pass", awaiting[0].n.name)
+		}
 		if len(failed)+len(stale) > 0 {
 			st.Message += "; " + details(append(failed, stale...), now)
 		}
@@ -188,6 +194,9 @@ func aggregate(m modelFacts, w world, resync time.Duration) (v1.ModelStatus, tim
 			st.Reason = v1.ModelFailed
 		}
 		st.Message = fmt.Sprintf("failed on %d of %d %s; %s", len(failed), len(scope), plural(len(scope), "node"), details(scope, now))
+		if len(scope) == 1 {
+			st.Message = oneNode(failed[0])
+		}
 		if lf := first.LastFailure; lf != nil && lf.Secret != nil {
 			if ref := lf.Secret.Namespace + "/" + lf.Secret.Name; !strings.Contains(st.Message, ref) {
 				st.Message += " (secret " + ref + ")"
@@ -311,6 +320,15 @@ func detail(s scoped, now time.Time) string {
 		return msg
 	}
 	return entryText(s.entry.Citadel)
+}
+
+// oneNode is the message of a model on one node: the node's, naming it.
+func oneNode(s scoped) string {
+	c := s.entry.Citadel
+	if c.Message == "" {
+		return "node " + s.n.name + ": " + c.Phase
+	}
+	return "node " + s.n.name + ": " + c.Message
 }
 
 func entryText(c v1.NodeModelStatus) string {

@@ -56,14 +56,14 @@ func TestAggregate(t *testing.T) {
 			nodes: []nodeFacts{liveNode("a")},
 			entries: map[string]kube.NodeEntry{"a": {Citadel: v1.NodeModelStatus{Phase: v1.ModelFailed, Reason: v1.ReasonSecretNotFound, Message: "the agent's service account may not read it",
 				LastFailure: &v1.DownloadFailure{Reason: v1.ReasonSecretNotFound, Secret: &v1.FailureSecret{Namespace: "ome", Name: "hf-token"}}}}},
-			phase: v1.ModelFailed, reason: v1.ReasonSecretNotFound, msg: []string{"a: Failed (SecretNotFound): the agent's service account may not read it (secret ome/hf-token)"},
+			phase: v1.ModelFailed, reason: v1.ReasonSecretNotFound, msg: []string{"node a: the agent's service account may not read it (secret ome/hf-token)"},
 			requeue: 10 * time.Second,
 		},
 		{
 			name:    "a failure while another agent has not reported",
 			nodes:   []nodeFacts{liveNode("a"), liveNode("b")},
 			entries: map[string]kube.NodeEntry{"a": entry(v1.ModelFailed, v1.ReasonRepoNotFound, "no such repository")},
-			phase:   v1.ModelPending, reason: v1.ReasonAwaitingAgent, msg: []string{"the agents on b run but have not reported", "a: Failed (RepoNotFound)"},
+			phase:   v1.ModelPending, reason: v1.ReasonAwaitingAgent, msg: []string{"the agent on b runs but has not reported", "a: Failed (RepoNotFound)"},
 			requeue: 10 * time.Second,
 		},
 		{

@@ -412,7 +412,7 @@ func TestModels(t *testing.T) {
 		if st.LastFailure == nil || st.LastFailure.Secret == nil || st.LastFailure.Secret.Name != "hf-token" {
 			t.Errorf("lastFailure = %+v, want the node's, naming secret ome/hf-token", st.LastFailure)
 		}
-		contains(t, "the message", st.Message, "secret-a: Failed (SecretNotFound): "+msg)
+		contains(t, "the message", st.Message, "node secret-a: "+msg)
 		var out string
 		for range 50 { // the event is recorded asynchronously
 			out = k.e.MustKubectl(nil, "describe", "clusterbasemodel", "secret")
