@@ -5,11 +5,11 @@
 #	PATH="$(hack/helm.sh):$PATH"
 #
 # test/k8s/chart renders charts/citadel with it (CITADEL_REQUIRE_HELM=1 makes
-# that test fail instead of skip without helm). A cold build takes about 4
-# minutes on 2 cores (most of it shared with hack/envtest.sh's Kubernetes
-# modules when those are in the build cache); later runs return at once. The
-# binary is built in a temporary directory beside the cache and renamed into
-# place, so an interrupted run leaves nothing half-built behind.
+# that test fail instead of skip without helm). With empty module and build
+# caches the build takes 6.3 minutes of CPU (3 to 4 minutes on an idle 2-core
+# machine), 413 MB of modules and 716 MB of build cache; later runs return at
+# once. The binary is built in a temporary directory beside the cache and
+# renamed into place, so an interrupted run leaves nothing half-built behind.
 #
 # Environment:
 #	CITADEL_HELM_CACHE    where binaries are cached ($HOME/.cache/citadel/helm)
@@ -27,7 +27,7 @@ fi
 
 log() { printf 'helm: %s\n' "$*" >&2; }
 
-mkdir -p "$dir"
+mkdir -p "$cache"
 work="$(mktemp -d "$cache/.build-helm-$version.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN="$work"
@@ -44,6 +44,7 @@ out="$(cd "$work" && go install -trimpath \
 	log "could not build helm v$version from the module proxy: set CITADEL_HELM_VERSION to a version it serves (go list -m -versions helm.sh/helm/v$major)"
 	exit 1
 }
+mkdir -p "$dir"
 mv -f "$work/helm" "$dir/helm"
 "$dir/helm" version --short >&2
 log "built in $((SECONDS - start))s: $dir"

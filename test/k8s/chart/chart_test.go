@@ -123,7 +123,8 @@ func TestDefaults(t *testing.T) {
 // take effect.
 func TestValues(t *testing.T) {
 	t.Run("mirror", func(t *testing.T) {
-		r := render(t, "mirror.enabled=true", "mirror.upstream=https://hub.example.com", "mirror.cache.storageClassName=fast")
+		r := render(t, "mirror.enabled=true", "mirror.upstream=https://hub.example.com", "mirror.cache.storageClassName=fast",
+			"mirror.extraEnv[0].name=HTTPS_PROXY", "mirror.extraEnv[0].value=http://proxy.lan:3128")
 		for _, o := range []string{"Deployment/citadel-mirror", "Service/citadel-mirror", "PersistentVolumeClaim/citadel-mirror-cache", "ServiceAccount/citadel-mirror"} {
 			if !slices.Contains(r.names(), o) {
 				t.Errorf("no %s in %v", o, r.names())
@@ -136,6 +137,14 @@ func TestValues(t *testing.T) {
 			"--upstream=https://hub.example.com", "--ollama-upstream=https://registry.ollama.ai", "--redirect-host=citadel-mirror.citadel:8090"}
 		if diff := cmp.Diff(want, c.Args); diff != "" {
 			t.Errorf("mirror args (-want +got):\n%s", diff)
+		}
+		if e := env(c); e["HTTPS_PROXY"] != "http://proxy.lan:3128" || e["POD_NAMESPACE"] == "" {
+			t.Errorf("mirror env %v: want POD_NAMESPACE and mirror.extraEnv's HTTPS_PROXY", e)
+		}
+		var pvc corev1.PersistentVolumeClaim
+		r.get(t, "PersistentVolumeClaim", "citadel-mirror-cache", &pvc)
+		if pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "fast" || pvc.Spec.Resources.Requests.Storage().String() != "500Gi" {
+			t.Errorf("cache claim %+v: want 500Gi of storage class fast", pvc.Spec)
 		}
 		if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 			t.Error("the mirror's pods get a service account token; the mirror does not use the API")

@@ -114,6 +114,7 @@ var refused = map[string][]perm{
 		verbs("create update delete", "configmaps", "", ns),
 		[]perm{{verb: "update", resource: "leases.coordination.k8s.io", ns: ns, name: "citadel-agent-gpu-a"}},
 		verbs("create update delete", "clusterbasemodels.ome.io", "", ""),
+		verbs("update", "clusterbasemodels.ome.io", "finalizers", ""),
 		verbs("update patch", "routes.citadel.dev", "", other),
 		verbs("get list", "apikeys.citadel.dev", "", ""),
 		verbs("create delete", "pods", "", other),
@@ -151,6 +152,7 @@ var refused = map[string][]perm{
 // service account's permissions by impersonation.
 func TestInstall(t *testing.T) {
 	helm(t)
+	t.Parallel() // beside TestStaticBinary: both mostly wait
 	e := k8s.Start(t)
 	kube := []string{"KUBECONFIG=" + e.Kubeconfig}
 	e.MustKubectl(nil, "create", "namespace", other)
