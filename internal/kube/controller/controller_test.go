@@ -460,9 +460,11 @@ spec:
 		k.wait(v1.KindClusterBaseModel, "", "del", 10*time.Second, "Ready", reason(v1.ReasonReady))
 		k.e.MustKubectl(nil, "delete", "clusterbasemodel", "del", "--wait=false")
 		time.Sleep(1500 * time.Millisecond) // three resyncs
-		if _, meta, ok := k.model(v1.KindClusterBaseModel, "", "del"); !ok || meta.GetDeletionTimestamp() == nil {
+		st, meta, ok := k.model(v1.KindClusterBaseModel, "", "del")
+		if !ok || meta.GetDeletionTimestamp() == nil {
 			t.Fatalf("the model went while the agent on del-a still had its entry")
 		}
+		contains(t, "the message while deleting", st.Message, "deleting: waiting for the agent on del-a to remove its copy")
 		start := time.Now()
 		k.entry("del-a", v1.KindClusterBaseModel, "", "del", nil) // the agent removed its copy
 		k.waitGone(v1.KindClusterBaseModel, "", "del", 10*time.Second)

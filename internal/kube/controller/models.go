@@ -181,7 +181,7 @@ func (r *modelReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		fin = kube.BaseModelFinalizer
 	}
 	if u.GetDeletionTimestamp() != nil {
-		return r.finalize(ctx, u, fin, w, all)
+		return r.finalize(ctx, u, fin, m.old, w, all)
 	}
 	if !controllerutil.ContainsFinalizer(u, fin) {
 		base := u.DeepCopy()
@@ -314,7 +314,7 @@ func (r *modelReconciler) writeStatus(ctx context.Context, u *unstructured.Unstr
 // agent holds an entry of it. The entries of nodes whose agent is gone (or
 // that are gone) hold nothing up: an event names each node and the path left
 // on its disk.
-func (r *modelReconciler) finalize(ctx context.Context, u *unstructured.Unstructured, fin string, w world, all map[string]kube.NodeEntry) (reconcile.Result, error) {
+func (r *modelReconciler) finalize(ctx context.Context, u *unstructured.Unstructured, fin string, old v1.ModelStatus, w world, all map[string]kube.NodeEntry) (reconcile.Result, error) {
 	if !controllerutil.ContainsFinalizer(u, fin) {
 		return reconcile.Result{}, nil
 	}
@@ -342,6 +342,15 @@ func (r *modelReconciler) finalize(ctx context.Context, u *unstructured.Unstruct
 	}
 	if len(holders) > 0 {
 		r.log.Info("deleting: waiting for agents", "namespace", u.GetNamespace(), "name", u.GetName(), "nodes", holders)
+		st := old
+		st.Message = fmt.Sprintf("deleting: waiting for the agents on %s to remove their copies", list(holders))
+		if len(holders) == 1 {
+			st.Message = fmt.Sprintf("deleting: waiting for the agent on %s to remove its copy", holders[0])
+		}
+		st.Message += " (the finalizer goes once no live agent has an entry of the model)"
+		if err := r.writeStatus(ctx, u, old, st); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
+		}
 		after := r.resync
 		if d := next.Sub(w.now) + 100*time.Millisecond; d < after {
 			after = d
