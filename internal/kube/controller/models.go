@@ -251,7 +251,7 @@ func (r *modelReconciler) world(ctx context.Context, u *unstructured.Unstructure
 		all[node] = e
 	}
 	for _, n := range w.nodes {
-		if e, ok := all[n.name]; ok {
+		if e, ok := all[n.name]; ok && e.Status != kube.EntryDeleted { // OME's agent marks a removed copy so
 			w.entries[n.name] = e
 		}
 	}
