@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"citadel.dev/citadel/test/k8s"
 )
 
@@ -130,4 +132,48 @@ func TestStaticBinary(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "citadel v0.0.0-chart-test") {
 		t.Errorf("citadel version --client: %q, %v; want the -X version", out, err)
 	}
+
+	t.Run("the chart's flags", func(t *testing.T) { checkFlags(t, bin) })
+}
+
+// checkFlags checks that every flag the chart passes to a citadel command is
+// one that command has, by its --help.
+func checkFlags(t *testing.T, bin string) {
+	helm(t)
+	help := map[string]string{}
+	reported := map[string]bool{}
+	checked := 0
+	for _, set := range [][]string{nil, {"mirror.enabled=true", "gateway.namespace=team-a"}, {"agent.ollamaRegistry=registry.lan:5000"}} {
+		r := render(t, set...)
+		for _, o := range r.objs {
+			if o.GetKind() != "Deployment" && o.GetKind() != "DaemonSet" {
+				continue
+			}
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range containers {
+				args, _, _ := unstructured.NestedStringSlice(c.(map[string]any), "args")
+				i := 0
+				for i < len(args) && !strings.HasPrefix(args[i], "-") {
+					i++
+				}
+				cmd := strings.Join(args[:i], " ")
+				if _, ok := help[cmd]; !ok {
+					out, err := exec.Command(bin, append(args[:i:i], "--help")...).CombinedOutput()
+					if err != nil {
+						t.Errorf("%s/%s runs citadel %s: citadel %s --help: %v\n%s", o.GetKind(), o.GetName(), cmd, cmd, err, out)
+					}
+					help[cmd] = string(out)
+				}
+				for _, a := range args[i:] {
+					name, _, _ := strings.Cut(a, "=")
+					if !regexp.MustCompile(`(?m)^\s+(-\w, )?`+regexp.QuoteMeta(name)+`\b`).MatchString(help[cmd]) && !reported[cmd+" "+name] {
+						reported[cmd+" "+name] = true
+						t.Errorf("%s/%s passes %s, which citadel %s does not have (see citadel %s --help)", o.GetKind(), o.GetName(), name, cmd, cmd)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	t.Logf("%d flags of %d commands checked", checked, len(help))
 }
