@@ -5,9 +5,11 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"citadel.dev/citadel/internal/kube"
 	"citadel.dev/citadel/internal/kube/controller"
+	"citadel.dev/citadel/internal/kube/serving"
 )
 
 // newController runs the Kubernetes controller: model status from the
@@ -17,13 +19,16 @@ func newController(e *env) *cobra.Command {
 	var leaderElect bool
 	cmd := &cobra.Command{
 		Use:   "controller [--kubeconfig FILE] [--namespace NS]",
-		Short: "Run the Kubernetes controller (leader-elected): model status from the node agents",
+		Short: "Run the Kubernetes controller (leader-elected): model status from the node agents, engines for InferenceServices",
 		Long: `Run Citadel's Kubernetes controller, as the chart's citadel-controller Deployment
 does. It aggregates each ClusterBaseModel's and BaseModel's status from the
 entries the per-node agents (citadel agent) write into the ConfigMaps of
 Citadel's namespace and from their Leases, says why a model waits
 (NoAgentOnMatchingNodes, AgentNotReporting, AwaitingAgent), and removes a
-deleted model's finalizer once no live agent holds a copy.
+deleted model's finalizer once no live agent holds a copy. For each
+InferenceService it selects the runtime as citadel serve does and runs the
+engine as a Deployment and Service (<name>-engine) on the nodes that hold
+the model, with its status and one cause when it is not Ready.
 
 Several replicas may run: only the holder of the Lease citadel-controller in
 the namespace acts (--leader-elect, the default).
@@ -47,6 +52,7 @@ the namespace acts (--leader-elect, the default).
 			err = controller.Run(cmd.Context(), controller.Options{
 				Config: cfg, Namespace: namespace, LeaderElect: leaderElect,
 				MetricsAddr: metricsAddr, HealthAddr: healthAddr, Logger: log,
+				Setup: []func(ctrl.Manager) error{func(m ctrl.Manager) error { return serving.Setup(m, serving.Options{}) }},
 			})
 			if err != nil {
 				return fmt.Errorf("citadel controller: %w", err)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"strings"
 
 	v1 "citadel.dev/citadel/api/v1"
 )
@@ -106,8 +107,17 @@ func ModelEntryKey(kind, namespace, name string) string {
 	return namespace + ".basemodel." + name
 }
 
-// EngineName is the name of an InferenceService's engine Deployment and Service.
-func EngineName(isvc string) string { return shorten(isvc, 63-len(EngineSuffix)) + EngineSuffix }
+// EngineName is the name of an InferenceService's engine Deployment and Service. A
+// Service name is a DNS label of at most 63 characters that starts with a letter, so a
+// long name keeps its head and ends with a hash of the whole.
+func EngineName(isvc string) string {
+	max := 63 - len(EngineSuffix)
+	if len(isvc) <= max {
+		return isvc + EngineSuffix
+	}
+	sum := sha256.Sum256([]byte(isvc))
+	return strings.TrimRight(isvc[:max-9], "-.") + "-" + hex.EncodeToString(sum[:])[:8] + EngineSuffix
+}
 
 // AgentLease is the name of node's agent Lease.
 func AgentLease(node string) string { return shorten(AgentLeasePrefix+node, 253) }

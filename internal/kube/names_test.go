@@ -47,3 +47,14 @@ func TestEncodeDecode(t *testing.T) {
 		t.Errorf("round trip: %+v", got)
 	}
 }
+
+func TestEngineName(t *testing.T) {
+	if got := EngineName("mimo-vl-7b-rl"); got != "mimo-vl-7b-rl-engine" {
+		t.Errorf("EngineName = %s", got)
+	}
+	long := strings.Repeat("qwen3-", 12) + "x"
+	n := EngineName(long)
+	if len(n) > 63 || !strings.HasPrefix(n, "qwen3-qwen3") || !strings.HasSuffix(n, "-engine") || n == EngineName(long+"y") {
+		t.Errorf("EngineName(%d chars) = %s (%d): want at most 63, the name's head, unique", len(long), n, len(n))
+	}
+}

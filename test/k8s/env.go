@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,11 +44,15 @@ type Env struct {
 	home    string
 }
 
+// setLogger silences controller-runtime's logger once: tests that start servers in
+// parallel would race on it.
+var setLogger sync.Once
+
 // Start starts etcd and kube-apiserver and stops them when the test ends.
 func Start(t testing.TB) *Env {
 	t.Helper()
 	assets := Assets(t)
-	logf.SetLogger(logr.Discard())
+	setLogger.Do(func() { logf.SetLogger(logr.Discard()) })
 	te := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
 	start := time.Now()
 	cfg, err := te.Start()
