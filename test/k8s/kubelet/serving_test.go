@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/gateway"
 	"citadel.dev/citadel/internal/kube"
+	"citadel.dev/citadel/internal/kube/gwsource"
 	"citadel.dev/citadel/internal/kube/serving"
 	"citadel.dev/citadel/test/k8s"
 )
@@ -30,7 +33,8 @@ import (
 // (internal/kube/serving, in this process) writes for OME's MiMo-VL runtime (a bash script
 // running SGLang) and for Citadel's vllm runtime (the engine adapter's command line), on
 // the test kubelet's nodes: both services become Ready with endpoints that answer a chat
-// request. The agents' and the model controller's part (the model Ready on both nodes, the
+// request, and through the gateway in the cluster (internal/kube/gwsource). The agents'
+// and the model controller's part (the model Ready on both nodes, the
 // node labels, the metadata the files give) is written by the test.
 func TestServingDeployments(t *testing.T) {
 	c := start(t)
@@ -145,4 +149,54 @@ spec: {model: {name: mimo-vl-7b-rl}, runtime: {name: vllm}}
 		t.Logf("%s/%s Ready at %s; a chat request answered", s.ns, s.name, addr)
 	}
 	t.Logf("kubectl get pods -A -o wide:\n%s", c.kubectl(t, "", "get", "pods", "-A", "-o", "wide"))
+
+	// The gateway in the cluster (internal/kube/gwsource) reaches the engine at the address
+	// and port of its EndpointSlice.
+	c.kubectl(t, `apiVersion: citadel.dev/v1alpha1
+kind: Route
+metadata: {name: lab, namespace: default}
+spec:
+  models: [{name: mimo, targets: [{service: mimo-vllm}]}]
+`, "apply", "-f", "-")
+	src, err := gwsource.New(c.env.Config, gwsource.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := gateway.New(gateway.Options{Source: src, HealthInterval: 100 * time.Millisecond})
+	ran := make(chan error, 1)
+	go func() { ran <- gw.Run(mctx) }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = gw.Serve(mctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+		<-served
+	})
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Post("http://"+ln.Addr().String()+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"mimo","messages":[{"role":"user","content":"hello"}],"max_tokens":8}`))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			route := resp.Header.Get("X-Citadel-Route")
+			if resp.StatusCode == http.StatusOK && strings.Contains(route, "mimo-vllm") {
+				t.Logf("through the gateway: 200 from %s", route)
+				break
+			}
+			last = fmt.Sprintf("%d %s %s", resp.StatusCode, route, b)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chat through the gateway: %s", last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
