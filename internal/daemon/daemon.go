@@ -94,6 +94,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	var ctrl *serving.Controller
+	var resMetrics *prometheus.Registry
 	var ag *agent.Agent // set below when the agent runs, before the controller starts
 	aopts := admin.Options{Token: opts.AdminToken, Version: opts.Version, Logger: log}
 	if opts.Serving != nil {
@@ -106,6 +107,10 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		if so.Dir == "" {
 			so.Dir = filepath.Join(opts.DataDir, "engines")
+		}
+		if so.Metrics == nil {
+			resMetrics = prometheus.NewRegistry() // citadel_residency_*, on /metrics below
+			so.Metrics = resMetrics
 		}
 		ctrl = serving.New(so)
 		aopts.Logs = ctrl.Logs
@@ -127,7 +132,11 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Puller != nil {
 		topts.Agent = agentMetrics.Counters
 	}
-	aopts.Metrics, aopts.MetricsOpen = telemetry.Handler(telemetry.New(topts)), opts.MetricsOpen
+	var more []prometheus.Gatherer
+	if resMetrics != nil {
+		more = append(more, resMetrics)
+	}
+	aopts.Metrics, aopts.MetricsOpen = telemetry.Handler(telemetry.New(topts), more...), opts.MetricsOpen
 	api := admin.New(st, aopts)
 	srv := &http.Server{
 		Handler:           api.Handler(),

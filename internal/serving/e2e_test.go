@@ -38,6 +38,7 @@ const mimoConfig = `{"architectures":["Qwen2_5_VLForConditionalGeneration"],"mod
 type cluster struct {
 	c       *client.Client
 	gateway string // the gateway's base URL
+	admin   string // the admin API's base URL
 	dataDir string
 	cancel  context.CancelFunc
 	done    chan error
@@ -65,7 +66,8 @@ func startWith(t *testing.T, so serving.Options) *cluster {
 	}
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	cl := &cluster{dataDir: dataDir, cancel: cancel, done: make(chan error, 1), gateway: "http://" + gln.Addr().String()}
+	cl := &cluster{dataDir: dataDir, cancel: cancel, done: make(chan error, 1), gateway: "http://" + gln.Addr().String(),
+		admin: "http://" + ln.Addr().String()}
 	go func() {
 		cl.done <- daemon.Run(ctx, daemon.Options{DataDir: dataDir, AdminListener: ln, Serving: &so,
 			Gateway: &gateway.Options{HealthInterval: 100 * time.Millisecond}, GatewayListener: gln})

@@ -124,6 +124,16 @@ func TestOnDemandVLLMOnOneGPU(t *testing.T) {
 	if st := simState(t, aAddr); st.State != "awake" {
 		t.Errorf("qwen-a's engine after its request: %+v", st)
 	}
+	// The manager's series are on citadel serve's /metrics.
+	_, metrics := httpGet(t, cl.admin+"/metrics")
+	for _, want := range []string{`citadel_residency_loads_total{mechanism="vllm-wake",model="qwen-a"} 1`,
+		`citadel_residency_loads_total{mechanism="process-start",model="qwen-b"} 1`,
+		`citadel_residency_evictions_total{model="qwen-a",reason="Pressure"} 1`,
+		`citadel_residency_state{model="qwen-b",state="sleeping"} 1`, "citadel_residency_queue_wait_seconds_count"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	// Events are recorded just after the state changes.
 	for _, want := range []string{"Evicting: Pressure", "qwen-b needs", "Loaded: qwen-a loaded (vllm-wake)"} {
 		deadline := time.Now().Add(5 * time.Second)
@@ -163,7 +173,7 @@ func TestOnDemandMixedOnOneGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := startWith(t, serving.Options{Inventory: inv, OllamaModels: store,
-		Simulate: &serving.Simulation{Citadel: simtest.Citadel(t), TimeScale: 0.05}})
+		Simulate: &serving.Simulation{Citadel: simtest.Citadel(t), TimeScale: 0.2}})
 	ollama := func(name, uri string) string {
 		return strings.Replace(ollamaModelYAML(name, uri), "  model: {name: "+name+"}\n", "  model: {name: "+name+"}\n  residency: {}\n  engine: {minReplicas: 0}\n", 1)
 	}

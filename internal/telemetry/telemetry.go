@@ -146,12 +146,13 @@ func New(opts Options) *Collector {
 	return &Collector{opts: opts}
 }
 
-// Handler serves the Collector's series, with the Go runtime's and the process's, in the
-// Prometheus text format (or OpenMetrics, as the scraper asks).
-func Handler(c *Collector) http.Handler {
+// Handler serves the Collector's series, with the Go runtime's, the process's and those of
+// more (the residency manager's), in the Prometheus text format (or OpenMetrics, as the
+// scraper asks).
+func Handler(c *Collector, more ...prometheus.Gatherer) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	return promhttp.HandlerFor(append(prometheus.Gatherers{reg}, more...), promhttp.HandlerOpts{
 		ErrorLog:          slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelWarn),
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
