@@ -293,12 +293,11 @@ func (m *Manager) Acquire(ctx context.Context, service string, progress func(Pro
 		return nil, &Refusal{Status: 503, Reason: "NotOnDemand", Message: service + " is not an on-demand service of this host"}
 	}
 	s.demand = append(s.demand, now)
-	model := s.cfg.Model
 	if s.value == StateLoaded && !s.evicting && !s.draining && len(s.queue) == 0 {
 		s.inflight++
 		s.lastUsed = now
 		m.mu.Unlock()
-		m.observeWait(model, 0)
+		m.observeWait(0)
 		return m.releaser(s), nil
 	}
 	if s.value == StateFailed && now.Sub(s.failedAt) < m.cfg.FailureBackoff {
@@ -334,7 +333,7 @@ func (m *Manager) Acquire(ctx context.Context, service string, progress func(Pro
 			if err != nil {
 				return nil, err
 			}
-			m.observeWait(model, m.cfg.Now().Sub(w.at))
+			m.observeWait(m.cfg.Now().Sub(w.at))
 			return m.releaser(s), nil
 		case <-tick:
 			progress(m.progressOf(s, w))
@@ -451,7 +450,7 @@ func (m *Manager) State(service string) (State, bool) {
 	return m.stateLocked(s), true
 }
 
-// Since and LastUsed are when a service entered its state and when it last served.
+// Times returns when a service entered its state and when a request to it last ended.
 func (m *Manager) Times(service string) (since, lastUsed time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -1018,7 +1017,7 @@ func (m *Manager) startEvict(s *svc, reason, why string) {
 	}()
 }
 
-func (m *Manager) observeWait(model string, d time.Duration) {
+func (m *Manager) observeWait(d time.Duration) {
 	if mt := m.cfg.Metrics; mt != nil {
 		mt.queueWait.Observe(d.Seconds())
 	}
