@@ -28,6 +28,14 @@ func TestMain(m *testing.M) {
 // its base URL once it answers.
 func simVLLM(t *testing.T, bin, name string) string {
 	t.Helper()
+	return simEngine(t, bin, name, "/health", "--engine", "vllm", "--gpu", "rtx-4070-ti-super", "--model", "qwen2.5-7b",
+		"--quantization", "fp8", "--max-model-len", "8192", "--served-model-name", name, "--enable-sleep-mode", "--time-scale", "1")
+}
+
+// simEngine starts `citadel sim` with args on a free loopback port and returns its base URL
+// once health answers 200.
+func simEngine(t *testing.T, bin, name, health string, args ...string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +43,7 @@ func simVLLM(t *testing.T, bin, name string) string {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "sim", "--engine", "vllm", "--gpu", "rtx-4070-ti-super", "--model", "qwen2.5-7b",
-		"--quantization", "fp8", "--max-model-len", "8192", "--served-model-name", name, "--enable-sleep-mode",
-		"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--time-scale", "1")
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"sim"}, args...), "--host", "127.0.0.1", "--port", fmt.Sprint(port))...)
 	cmd.Env = append(os.Environ(), "VLLM_SERVER_DEV_MODE=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -55,7 +61,7 @@ func simVLLM(t *testing.T, bin, name string) string {
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(url + "/health")
+		resp, err := http.Get(url + health)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -63,7 +69,7 @@ func simVLLM(t *testing.T, bin, name string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer /health in 30 s", name)
+			t.Fatalf("%s did not answer %s in 30 s", name, health)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -232,4 +238,52 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestSimSGLangAndOllama: SGLang's memory saver and Ollama's keep_alive, through the real
+// endpoints of the simulated engines.
+func TestSimSGLangAndOllama(t *testing.T) {
+	bin := simtest.Citadel(t)
+	ctx := context.Background()
+	t.Run("sglang", func(t *testing.T) {
+		url := simEngine(t, bin, "sglang", "/health", "--engine", "sglang", "--gpu", "rtx-4070-ti-super",
+			"--model-path", "Qwen/Qwen2.5-7B-Instruct", "--quantization", "fp8", "--enable-memory-saver", "--time-scale", "0.2")
+		g := &residency.SGLang{BaseURL: url}
+		awake := state(t, url).GPUMemoryBytes
+		if st, err := g.Evict(ctx); err != nil || st != residency.StateSleeping {
+			t.Fatalf("Evict: %s, %v", st, err)
+		}
+		if s := state(t, url); s.GPUMemoryBytes != 512<<20 {
+			t.Errorf("released: %+v, want 512 MiB left", s)
+		}
+		if _, err := g.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := state(t, url); s.GPUMemoryBytes != awake || s.State != "awake" {
+			t.Errorf("resumed: %+v, want awake with %d bytes", s, awake)
+		}
+		if err := chat(url, "qwen"); err != nil {
+			t.Errorf("request after resume: %v", err)
+		}
+	})
+	t.Run("ollama", func(t *testing.T) {
+		url := simEngine(t, bin, "ollama", "/", "--engine", "ollama", "--gpu", "rtx-4070-ti-super", "--model", "qwen2.5:7b",
+			"--quantization", "q4_k_m", "--time-scale", "0.2")
+		o := &residency.Ollama{BaseURL: url, Model: "qwen2.5:7b"}
+		if ok, err := o.Loaded(ctx); err != nil || ok {
+			t.Fatalf("before loading: loaded %v, %v", ok, err)
+		}
+		if _, err := o.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := o.Loaded(ctx); !ok {
+			t.Error("/api/ps does not list the model after Load")
+		}
+		if st, err := o.Evict(ctx); err != nil || st != residency.StateUnloaded {
+			t.Fatalf("Evict: %s, %v", st, err)
+		}
+		if ok, _ := o.Loaded(ctx); ok {
+			t.Error("/api/ps lists the model after Evict")
+		}
+	})
 }
