@@ -54,6 +54,11 @@ func Start(t testing.TB) *Env {
 	assets := Assets(t)
 	setLogger.Do(func() { logf.SetLogger(logr.Discard()) })
 	te := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
+	if os.Getenv(netnsEnv) == "1" {
+		// The test's network namespace has no default route, from which kube-apiserver
+		// would take the address it advertises.
+		te.ControlPlane.GetAPIServer().Configure().Set("advertise-address", "127.0.0.1")
+	}
 	start := time.Now()
 	cfg, err := te.Start()
 	if err != nil {

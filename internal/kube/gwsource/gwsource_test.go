@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -122,32 +123,13 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Logf("CRDs installed in %v", time.Since(start).Round(time.Millisecond))
-	c := &cluster{t: t, env: e, dyn: dynamic.NewForConfigOrDie(e.Config), cs: kubernetes.NewForConfigOrDie(e.Config), ip: hostIP(t)}
+	c := &cluster{t: t, env: e, dyn: dynamic.NewForConfigOrDie(e.Config), cs: kubernetes.NewForConfigOrDie(e.Config), ip: k8s.PodIP(t)}
 	return c
 }
 
-// hostIP is this machine's first non-loopback, non-link-local IPv4 address: the API server
-// refuses loopback addresses in EndpointSlices, so the engines listen on this one, as a
-// pod's engine listens on the pod's address.
-func hostIP(t *testing.T) string {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-				return n.IP.String()
-			}
-		}
-	}
-	t.Fatal("this machine has no non-loopback IPv4 address for the engines (EndpointSlices may not hold 127.0.0.1)")
-	return ""
-}
+// The engines listen on pod addresses in the test's own network namespace (k8s.PodIP), as
+// in a cluster: the API server refuses loopback addresses in EndpointSlices.
+func TestMain(m *testing.M) { os.Exit(k8s.MainInNetNS(m)) }
 
 // simEngine runs a simulated vLLM serving "qwen" on a free port of ip until the test ends;
 // it returns the port.
@@ -304,7 +286,7 @@ func TestGatewayInCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	isvc.Object["status"] = map[string]any{"phase": "Ready", "reason": "EngineReady", "runtime": "vllm", "endpoints": []any{
-		map[string]any{"replica": 0, "address": "10.244.0.7:8000", "engine": "vllm", "ready": true, "phase": "Ready", "served": []any{"qwen"},
+		map[string]any{"replica": 0, "address": "10.244.0.250:8000", "engine": "vllm", "ready": true, "phase": "Ready", "served": []any{"qwen"},
 			"metrics": "/metrics", "runningMetric": "vllm:num_requests_running", "waitingMetric": "vllm:num_requests_waiting"}}}
 	if _, err := c.dyn.Resource(isvcGVR).Namespace(ns).UpdateStatus(ctx, isvc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
