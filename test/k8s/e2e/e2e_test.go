@@ -10,8 +10,10 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -230,6 +232,33 @@ func (c *cluster) get(resource, ns, name string) (object, string) {
 	}
 	b, _ := json.MarshalIndent(o.Status, "", "  ")
 	return o, string(b)
+}
+
+// chat sends one request through the gateway and returns the status, the route header and
+// the body.
+func chat(ctx context.Context, url, body string) (int, string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Citadel-Route"), string(b), err
+}
+
+func openAI(model, text string, image bool) string {
+	content := any(text)
+	if image {
+		content = []any{map[string]any{"type": "text", "text": text},
+			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="}}}
+	}
+	b, _ := json.Marshal(map[string]any{"model": model, "max_tokens": 8, "messages": []any{map[string]any{"role": "user", "content": content}}})
+	return string(b)
 }
 
 // columns reads a kubectl get table into rows of named columns.
