@@ -30,7 +30,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := k8s.MainInNetNS(m) // the engines listen on pod addresses of their own
 	simtest.RemoveBuilt()
 	os.Exit(code)
 }

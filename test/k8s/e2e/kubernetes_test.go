@@ -64,6 +64,7 @@ func setup(t *testing.T) (*cluster, string) {
 			c.printLogs()
 		}
 	})
+	k8s.InNetNS(t)
 	c.bin = simtest.Citadel(t)
 	c.env = k8s.Start(t)
 	start := time.Now()

@@ -48,7 +48,7 @@ func (k *kubelet) syncEndpointSlices(ctx context.Context, st *state) {
 		sel := labels.SelectorFromSet(svc.Spec.Selector)
 		for p, pr := range running {
 			if p.Namespace == svc.Namespace && sel.Matches(labels.Set(p.Labels)) {
-				s := slice(svc, p, pr, k.ip)
+				s := slice(svc, p, pr)
 				want[s.Namespace+"/"+s.Name] = s
 			}
 		}
@@ -81,7 +81,7 @@ func (k *kubelet) syncEndpointSlices(ctx context.Context, st *state) {
 }
 
 // slice is the EndpointSlice of one Pod for one Service.
-func slice(svc *corev1.Service, p *corev1.Pod, pr *podRuntime, ip string) *discoveryv1.EndpointSlice {
+func slice(svc *corev1.Service, p *corev1.Pod, pr *podRuntime) *discoveryv1.EndpointSlice {
 	lbl := maps.Clone(svc.Labels)
 	if lbl == nil {
 		lbl = map[string]string{}
@@ -97,7 +97,7 @@ func slice(svc *corev1.Service, p *corev1.Pod, pr *podRuntime, ip string) *disco
 		},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{ip},
+			Addresses:  []string{pr.ip},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptrTo(ready), Serving: ptrTo(ready), Terminating: ptrTo(false)},
 			NodeName:   &node,
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: p.UID},

@@ -14,8 +14,9 @@
 // Pod status (Ready from the probes, restarts, the last termination with its log tail,
 // CrashLoopBackOff), ReplicaSet and Deployment status and the EndpointSlices of the
 // Services that select the Pods are written as the real components write them, with the
-// process's real port. Every Pod's address is this machine's (HostIP), which its processes
-// bind: the API server refuses 127.0.0.1 in an EndpointSlice.
+// process's real port. Each Pod has an address of its own (k8s.NewPodIP: 10.244.0.N on the
+// loopback device of the test's network namespace, k8s.MainInNetNS), which its processes
+// bind: the API server refuses loopback addresses in EndpointSlices.
 //
 // Simplifications: a changed pod template replaces every Pod at once (as the Recreate
 // strategy does); only nvidia.com/gpu is counted against a node's capacity (CPU and memory
@@ -31,7 +32,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -53,6 +53,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"citadel.dev/citadel/internal/kube"
+	"citadel.dev/citadel/test/k8s"
 )
 
 // Node is a fake node.
@@ -91,10 +92,11 @@ type Options struct {
 	Resync time.Duration
 	// Logf, if set, receives what the kubelet does (pods created, bound, started, killed).
 	Logf func(format string, args ...any)
-	// IP is every Pod's and Node's address, which the processes bind: default the first
-	// non-loopback IPv4 address of this machine's interfaces (HostIP). Not 127.0.0.1: the
-	// API server refuses a loopback address in an EndpointSlice.
-	IP string
+	// PodIP gives each new Pod (and Node) its address, which the Pod's processes bind;
+	// default k8s.NewPodIP, which works in the test's network namespace only (call
+	// k8s.MainInNetNS from TestMain). Not 127.0.0.1: the API server refuses loopback
+	// addresses in EndpointSlices.
+	PodIP func() (string, error)
 }
 
 // The labels, annotations and values the stand-ins write, as the real components do.
@@ -121,7 +123,7 @@ type kubelet struct {
 	// mapper finds the resource of an owner reference's kind, for the garbage collector.
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 	logf   func(format string, args ...any)
-	ip     string // every Pod's address (Options.IP)
+	nodeIP map[string]string // each fake node's address
 
 	poke chan struct{} // a process changed state: sync now
 	ctx  context.Context
@@ -190,15 +192,11 @@ func newKubelet(ctx context.Context, cfg *rest.Config, opts Options) (*kubelet, 
 	if opts.Resync <= 0 {
 		opts.Resync = 200 * time.Millisecond
 	}
-	if opts.IP == "" {
-		ip, err := HostIP()
-		if err != nil {
-			return nil, err
-		}
-		opts.IP = ip
+	if opts.PodIP == nil {
+		opts.PodIP = k8s.NewPodIP
 	}
 	k := &kubelet{opts: opts, nodes: map[string]*Node{}, poke: make(chan struct{}, 1), ctx: ctx,
-		pods: map[types.UID]*podRuntime{}, logf: opts.Logf, ip: opts.IP}
+		pods: map[types.UID]*podRuntime{}, logf: opts.Logf, nodeIP: map[string]string{}}
 	if k.logf == nil {
 		k.logf = func(string, ...any) {}
 	}
@@ -266,6 +264,13 @@ func (k *kubelet) ensureNodes(ctx context.Context) error {
 }
 
 func (k *kubelet) ensureNode(ctx context.Context, n *Node) error {
+	if k.nodeIP[n.Name] == "" {
+		ip, err := k.opts.PodIP()
+		if err != nil {
+			return err
+		}
+		k.nodeIP[n.Name] = ip
+	}
 	labels := map[string]string{
 		"kubernetes.io/hostname": n.Name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 		"beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
@@ -305,7 +310,7 @@ func (k *kubelet) ensureNode(ctx context.Context, n *Node) error {
 		Phase: corev1.NodeRunning,
 		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 			Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now}},
-		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.ip}, {Type: corev1.NodeHostName, Address: n.Name}},
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.nodeIP[n.Name]}, {Type: corev1.NodeHostName, Address: n.Name}},
 		NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "citadel-test-kubelet",
 			ContainerRuntimeVersion: "process://citadel-sim"},
 	}
@@ -321,27 +326,4 @@ func (k *kubelet) stopAll() {
 	}
 	k.mu.Unlock()
 	k.wg.Wait()
-}
-
-// HostIP is the first non-loopback, non-link-local IPv4 address of this machine's
-// interfaces that are up: the address the test kubelet gives Pods by default. The API
-// server refuses loopback and link-local addresses in EndpointSlices, so engines cannot
-// be reached at 127.0.0.1 through them.
-func HostIP() (string, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return "", fmt.Errorf("test kubelet: listing network interfaces: %w", err)
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-				return n.IP.String(), nil
-			}
-		}
-	}
-	return "", errors.New("test kubelet: this machine has no non-loopback IPv4 address for Pods (EndpointSlices may not hold 127.0.0.1); set Options.IP")
 }

@@ -29,7 +29,9 @@ import (
 // podRuntime is a Pod whose containers run here.
 type podRuntime struct {
 	pod        *corev1.Pod // as it was when its containers started
+	ip         string      // the Pod's address, which its processes bind
 	node       *Node
+	nodeIP     string
 	started    metav1.Time
 	cancel     context.CancelFunc
 	containers []*container
@@ -40,7 +42,8 @@ func (pr *podRuntime) stop() { pr.cancel() }
 // container is one of a Pod's containers: its process, restarted when it exits.
 type container struct {
 	spec corev1.Container
-	port int    // the loopback port its process listens on, the same across restarts
+	ip   string // the Pod's address
+	port int    // the port its process listens on, the same across restarts
 	logs string // the directory of its log files, one per start
 
 	mu sync.Mutex
@@ -75,9 +78,14 @@ func (c *container) state() containerState {
 func (k *kubelet) startPod(ctx context.Context, p *corev1.Pod) error {
 	node := k.nodes[p.Spec.NodeName]
 	pctx, cancel := context.WithCancel(k.ctx)
-	pr := &podRuntime{pod: p.DeepCopy(), node: node, started: metav1.Now(), cancel: cancel}
+	ip, err := k.opts.PodIP()
+	if err != nil {
+		cancel()
+		return err
+	}
+	pr := &podRuntime{pod: p.DeepCopy(), ip: ip, node: node, nodeIP: k.nodeIP[node.Name], started: metav1.Now(), cancel: cancel}
 	for _, cs := range p.Spec.Containers {
-		port, err := freePort()
+		port, err := freePort(ip)
 		if err != nil {
 			cancel()
 			return err
@@ -87,7 +95,7 @@ func (k *kubelet) startPod(ctx context.Context, p *corev1.Pod) error {
 			cancel()
 			return err
 		}
-		c := &container{spec: cs, port: port, logs: dir}
+		c := &container{spec: cs, ip: ip, port: port, logs: dir}
 		c.st.waiting = "ContainerCreating"
 		pr.containers = append(pr.containers, c)
 	}
@@ -98,13 +106,13 @@ func (k *kubelet) startPod(ctx context.Context, p *corev1.Pod) error {
 		go k.runContainer(pctx, pr, c)
 	}
 	k.mu.Unlock()
-	k.logf("test kubelet: pod %s/%s starting on %s", p.Namespace, p.Name, node.Name)
+	k.logf("test kubelet: pod %s/%s starting on %s at %s", p.Namespace, p.Name, node.Name, ip)
 	return nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// freePort returns a port of ip that was free a moment ago.
+func freePort(ip string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return 0, err
 	}
@@ -277,7 +285,7 @@ func outOfMemory(tail string) bool {
 // container is ready.
 func (k *kubelet) probe(ctx context.Context, c *container, l engine.Launch, kill chan<- string) {
 	if c.spec.StartupProbe != nil && l.Startup != nil {
-		if !k.probeUntil(ctx, c.port, l.Startup) {
+		if !k.probeUntil(ctx, c, l.Startup) {
 			if ctx.Err() == nil {
 				kill <- fmt.Sprintf("Startup probe failed: %s", l.Startup)
 			}
@@ -291,7 +299,7 @@ func (k *kubelet) probe(ctx context.Context, c *container, l engine.Launch, kill
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k.probeLoop(ctx, c.port, l.Readiness, func(ok bool) {
+			k.probeLoop(ctx, c, l.Readiness, func(ok bool) {
 				c.update(func(s *containerState) { s.ready = ok })
 				k.wake()
 			})
@@ -301,7 +309,7 @@ func (k *kubelet) probe(ctx context.Context, c *container, l engine.Launch, kill
 		k.wake()
 	}
 	if c.spec.LivenessProbe != nil && l.Liveness != nil {
-		k.probeLoop(ctx, c.port, l.Liveness, func(ok bool) {
+		k.probeLoop(ctx, c, l.Liveness, func(ok bool) {
 			if !ok {
 				select {
 				case kill <- fmt.Sprintf("Liveness probe failed: %s", l.Liveness):
@@ -314,13 +322,13 @@ func (k *kubelet) probe(ctx context.Context, c *container, l engine.Launch, kill
 }
 
 // probeUntil probes until success (true) or FailureThreshold failures in a row (false).
-func (k *kubelet) probeUntil(ctx context.Context, port int, p *engine.Probe) bool {
+func (k *kubelet) probeUntil(ctx context.Context, c *container, p *engine.Probe) bool {
 	if !sleep(ctx, p.InitialDelay) {
 		return false
 	}
 	fails := 0
 	for {
-		if check(ctx, k.ip, port, p) {
+		if check(ctx, c.ip, c.port, p) {
 			return true
 		}
 		if fails++; fails >= max(p.FailureThreshold, 1) {
@@ -335,14 +343,14 @@ func (k *kubelet) probeUntil(ctx context.Context, port int, p *engine.Probe) boo
 // probeLoop probes every Period until ctx ends and calls set(true) after SuccessThreshold
 // successes in a row, set(false) after FailureThreshold failures in a row (each time the
 // result changes).
-func (k *kubelet) probeLoop(ctx context.Context, port int, p *engine.Probe, set func(bool)) {
+func (k *kubelet) probeLoop(ctx context.Context, c *container, p *engine.Probe, set func(bool)) {
 	if !sleep(ctx, p.InitialDelay) {
 		return
 	}
 	ok, okN, failN := false, 0, 0
 	first := true
 	for ctx.Err() == nil {
-		if check(ctx, k.ip, port, p) {
+		if check(ctx, c.ip, c.port, p) {
 			okN, failN = okN+1, 0
 			if okN >= max(p.SuccessThreshold, 1) && (!ok || first) {
 				ok, first = true, false
@@ -422,7 +430,7 @@ func (k *kubelet) launch(ctx context.Context, pr *podRuntime, c *container) (eng
 	if err != nil {
 		return engine.Launch{}, nil, fmt.Errorf("container %s: %w", c.spec.Name, err)
 	}
-	l, err := engine.FromRunner(vc, engine.Spec{Port: c.port, Host: k.ip, ModelPath: modelPath, Env: given})
+	l, err := engine.FromRunner(vc, engine.Spec{Port: c.port, Host: pr.ip, ModelPath: modelPath, Env: given})
 	if err != nil {
 		return engine.Launch{}, nil, fmt.Errorf("container %s: %w", c.spec.Name, err)
 	}
@@ -498,8 +506,10 @@ func (k *kubelet) valueFrom(ctx context.Context, pr *podRuntime, c *corev1.Conta
 			return p.Spec.NodeName, nil
 		case "spec.serviceAccountName":
 			return p.Spec.ServiceAccountName, nil
-		case "status.podIP", "status.hostIP", "status.podIPs", "status.hostIPs":
-			return k.ip, nil
+		case "status.podIP", "status.podIPs":
+			return pr.ip, nil
+		case "status.hostIP", "status.hostIPs":
+			return pr.nodeIP, nil
 		}
 		if key, ok := strings.CutPrefix(path, "metadata.labels["); ok {
 			return p.Labels[strings.Trim(strings.TrimSuffix(key, "]"), `'"`)], nil
@@ -556,7 +566,7 @@ func notFound(err error, kind, name string) error {
 }
 
 // status is the Pod's status from its containers' states.
-func (pr *podRuntime) status(p *corev1.Pod, ip string) corev1.PodStatus {
+func (pr *podRuntime) status(p *corev1.Pod) corev1.PodStatus {
 	s := *p.Status.DeepCopy()
 	s.ContainerStatuses = nil
 	anyRan := false
@@ -583,10 +593,10 @@ func (pr *podRuntime) status(p *corev1.Pod, ip string) corev1.PodStatus {
 	}
 	s.Phase = corev1.PodPending
 	s.StartTime = &pr.started
-	s.HostIP, s.HostIPs = ip, []corev1.HostIP{{IP: ip}}
+	s.HostIP, s.HostIPs = pr.nodeIP, []corev1.HostIP{{IP: pr.nodeIP}}
 	if anyRan {
 		s.Phase = corev1.PodRunning
-		s.PodIP, s.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+		s.PodIP, s.PodIPs = pr.ip, []corev1.PodIP{{IP: pr.ip}}
 	}
 	setPodCondition(&s, corev1.PodReadyToStartContainers, corev1.ConditionTrue, "", "")
 	setPodCondition(&s, corev1.PodInitialized, corev1.ConditionTrue, "", "")

@@ -422,7 +422,7 @@ func (k *kubelet) syncRuntimes(ctx context.Context, st *state) {
 		if pr == nil {
 			continue
 		}
-		status := pr.status(p, k.ip)
+		status := pr.status(p)
 		if jsonEqual(p.Status, status) {
 			continue
 		}
