@@ -159,9 +159,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 }
 
 // Start runs Run for a test: the stand-ins stop, and their processes are killed, when the
-// test ends; an error of Run fails the test.
+// test ends; an error of Run fails the test. Without Options.PodIP the test must run in a
+// network namespace of its own (k8s.InNetNS skips or fails it otherwise).
 func Start(t testing.TB, cfg *rest.Config, opts Options) {
 	t.Helper()
+	if opts.PodIP == nil {
+		k8s.InNetNS(t)
+	}
 	if opts.Logf == nil {
 		opts.Logf = t.Logf
 	}
