@@ -163,10 +163,18 @@ func TestKubernetesMode(t *testing.T) {
 	t.Logf("model Ready on both nodes %v after apply", took.Round(time.Millisecond))
 	table := c.kubectl("", "get", "clusterbasemodels")
 	t.Logf("kubectl get clusterbasemodels:\n%s", indent(table))
+	found := false
 	for _, row := range columns(table) {
-		if row["NAME"] == "mimo-vl-7b-rl" && (row["PHASE"] != "Ready" || !strings.Contains(row["NODES READY"], "gpu-a") || !strings.Contains(row["NODES READY"], "gpu-b")) {
+		if row["NAME"] != "mimo-vl-7b-rl" {
+			continue
+		}
+		found = true
+		if row["PHASE"] != "Ready" || !strings.Contains(row["NODES READY"], "gpu-a") || !strings.Contains(row["NODES READY"], "gpu-b") {
 			t.Errorf("kubectl get clusterbasemodels: mimo-vl-7b-rl row %v: want Ready with gpu-a and gpu-b in NODES READY", row)
 		}
+	}
+	if !found {
+		t.Errorf("kubectl get clusterbasemodels has no row mimo-vl-7b-rl")
 	}
 	for n, dir := range c.nodes { // the agents wrote under each node's own filesystem
 		if _, err := os.Stat(filepath.Join(dir, "raid/models/XiaomiMiMo/MiMo-VL-7B-RL/config.json")); err != nil {
