@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -142,6 +143,15 @@ stringData: {token: hf_stand_in}
 // and once the agents stop, a new model says their nodes stopped reporting.
 func TestKubernetesMode(t *testing.T) {
 	began := time.Now()
+	// OME's files name storage.path /raid/models/...: every node's copy belongs in the node's
+	// directory, and nothing may be written at the real path.
+	if _, err := os.Stat("/raid/models/XiaomiMiMo"); err != nil {
+		t.Cleanup(func() {
+			if _, err := os.Stat("/raid/models/XiaomiMiMo"); err == nil {
+				t.Errorf("/raid/models/XiaomiMiMo was created outside the test's directories")
+			}
+		})
+	}
 	c, gw := setup(t)
 	t.Logf("cluster up in %v", time.Since(began).Round(time.Millisecond))
 	ctx := t.Context()
@@ -318,7 +328,18 @@ func (c *cluster) serve(t *testing.T) []string {
 	server := "http://" + admin
 	// A ClusterBaseModel's token Secret is in namespace ome on one host.
 	c.run("secret", "create", "hf-token", "-n", "ome", "--from-literal", "token=hf_stand_in", "--server", server)
-	for _, f := range []string{filepath.Join(c.root, omeModel), filepath.Join(c.root, seedDir, "models.yaml")} {
+	// On one host storage.path is written where it says: OME's /raid/models/... is moved
+	// into the test's directory (the only change to the file), so that nothing is written
+	// outside it.
+	ome, err := os.ReadFile(filepath.Join(c.root, omeModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	omeCopy := filepath.Join(t.TempDir(), filepath.Base(omeModel))
+	if err := os.WriteFile(omeCopy, bytes.ReplaceAll(ome, []byte("/raid/models/"), []byte(filepath.Join(t.TempDir(), "raid", "models")+"/")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{omeCopy, filepath.Join(c.root, seedDir, "models.yaml")} {
 		c.run("apply", "-f", f, "--server", server)
 	}
 	in := filepath.Join(t.TempDir(), "gated.yaml")
