@@ -27,6 +27,11 @@ type NodeEntry struct {
 	Status string `json:"status"`
 	// Progress is OME's DownloadProgress, while the model downloads.
 	Progress *EntryProgress `json:"progress,omitempty"`
+	// Config is what the node read from the model's files for the spec fields the model
+	// left empty (the single-host agent's filled fields: modelFormat, modelArchitecture,
+	// modelParameterSize, …), as a JSON object of spec fields. OME's entry has the same
+	// key; the controller fills the model's empty spec fields from a Ready node's.
+	Config json.RawMessage `json:"config,omitempty"`
 	// UID and Generation are those of the model the entry describes: an entry
 	// of an older object of the same name is not this object's.
 	UID        string `json:"uid,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -52,6 +53,7 @@ func (a *Agent) onLocal(ctx context.Context, ev store.WatchEvent) {
 	t.localUID = so.UID
 	t.eventsTill = time.Now().Add(5 * time.Second)
 	if e, ok := a.entry(k, t, st); ok {
+		e.Config = filledConfig(so)
 		a.offer(ctx, k, t, e)
 	}
 	a.forwardEvents(ctx, k, t)
@@ -333,4 +335,34 @@ func (a *Agent) leaseLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// filledConfig is the spec fields the local agent filled from the model's files (listed in
+// its annotation), as a JSON object for the entry's config; nil when it filled none.
+func filledConfig(so store.Object) json.RawMessage {
+	names := strings.Split(so.Annotations[v1.AnnotationFilledFromFiles], ",")
+	var spec map[string]json.RawMessage
+	if len(names) == 0 || names[0] == "" || json.Unmarshal(so.Spec, &spec) != nil {
+		return nil
+	}
+	if inner, ok := spec["spec"]; ok { // the store keeps everything but metadata and status
+		spec = nil
+		if json.Unmarshal(inner, &spec) != nil {
+			return nil
+		}
+	}
+	out := map[string]json.RawMessage{}
+	for _, n := range names {
+		if v, ok := spec[n]; ok {
+			out[n] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil
+	}
+	return b
 }

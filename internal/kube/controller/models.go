@@ -190,6 +190,9 @@ func (r *modelReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 			return reconcile.Result{}, client.IgnoreNotFound(err)
 		}
 	}
+	if done, err := r.fillSpec(ctx, u, w); done || err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err) // the patch brings the model back
+	}
 	st, after := aggregate(m, w, r.resync)
 	if err := r.writeStatus(ctx, u, m.old, st); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
@@ -423,4 +426,60 @@ func ptrVal[T any](p *T) T {
 		return z
 	}
 	return *p
+}
+
+// fillSpec fills the spec fields the model left empty from what a Ready node read from its
+// files (the entry's config), as the single-host agent fills them and as OME's controller
+// copies them from its agents' entries: user-set fields are never changed. It returns true
+// when it patched the model (the change brings it back).
+func (r *modelReconciler) fillSpec(ctx context.Context, u *unstructured.Unstructured, w world) (bool, error) {
+	var config json.RawMessage
+	for _, n := range w.nodes { // sorted: the same node's config every time
+		if e, ok := w.entries[n.name]; ok && e.Citadel.Phase == v1.ModelReady && len(e.Config) > 0 {
+			config = e.Config
+			break
+		}
+	}
+	if config == nil {
+		return false, nil
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(config, &fields); err != nil {
+		return false, nil
+	}
+	spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+	var filled []string
+	for name, v := range fields {
+		if _, set := spec[name]; set || v == nil {
+			continue
+		}
+		if spec == nil {
+			spec = map[string]any{}
+		}
+		spec[name] = v
+		filled = append(filled, name)
+	}
+	if len(filled) == 0 {
+		return false, nil
+	}
+	slices.Sort(filled)
+	base := u.DeepCopy()
+	if err := unstructured.SetNestedMap(u.Object, spec, "spec"); err != nil {
+		return false, err
+	}
+	ann := u.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	prev := strings.Split(ann[v1.AnnotationFilledFromFiles], ",")
+	ann[v1.AnnotationFilledFromFiles] = strings.Join(slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(append(prev, filled...), func(s string) bool { return s == "" })))), ",")
+	u.SetAnnotations(ann)
+	if err := r.c.Patch(ctx, u, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			return true, nil
+		}
+		return false, err
+	}
+	r.rec.Eventf(u, nil, corev1.EventTypeNormal, v1.ReasonMetadataFilled, "FillSpec", "filled from the model's files: %s", strings.Join(filled, ", "))
+	return true, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/sim/simtest"
 	"citadel.dev/citadel/test/k8s"
 	"citadel.dev/citadel/test/k8s/kubelet"
@@ -192,7 +193,23 @@ func TestKubernetesMode(t *testing.T) {
 		}
 	}
 
-	c.fillMetadata(t, "mimo-vl-7b-rl", "mimo-vl-7b-rl")
+	c.wantFilled(t, "mimo-vl-7b-rl", "modelFormat")
+	// The files say transformers 4.51.3 and OME's runtime 4.41.2, which OME compares for
+	// equality: the service says so and how to fix the runtime, as citadel serve does. The
+	// user applies the fix it gives, and the service goes on.
+	eventually(t, "InferenceService mimo-vl-7b-rl/mimo-vl-7b-rl RuntimeIncompatible with the fix", 60*time.Second, func() (bool, string) {
+		o, st := c.get("inferenceservice", "mimo-vl-7b-rl", "mimo-vl-7b-rl")
+		return o.Status.Reason == "RuntimeIncompatible" && strings.Contains(o.Status.Message, `version: "4.51.3"`), st
+	})
+	c.kubectl("", "patch", "clusterservingruntime", "srt-mimo-vl-7b-rl", "--type=json", "-p",
+		`[{"op":"add","path":"/spec/supportedModelFormats/-","value":{"modelFormat":{"name":"safetensors","version":"1.0.0"},`+
+			`"modelFramework":{"name":"transformers","version":"4.51.3"},"modelArchitecture":"Qwen2_5_VLForConditionalGeneration","autoSelect":true}}]`)
+	// Then the size: the runtime says 6B-8B, and the files count 8.29B parameters.
+	eventually(t, "InferenceService mimo-vl-7b-rl/mimo-vl-7b-rl: the size range and its fix", 60*time.Second, func() (bool, string) {
+		o, st := c.get("inferenceservice", "mimo-vl-7b-rl", "mimo-vl-7b-rl")
+		return o.Status.Reason == "RuntimeIncompatible" && strings.Contains(o.Status.Message, "modelSizeRange: {min: 6B, max: 8.29B}"), st
+	})
+	c.kubectl("", "patch", "clusterservingruntime", "srt-mimo-vl-7b-rl", "--type=merge", "-p", `{"spec":{"modelSizeRange":{"min":"6B","max":"8.29B"}}}`)
 	took = eventually(t, "InferenceService mimo-vl-7b-rl/mimo-vl-7b-rl Ready", 60*time.Second, func() (bool, string) {
 		o, st := c.get("inferenceservice", "mimo-vl-7b-rl", "mimo-vl-7b-rl")
 		return o.Status.Phase == "Ready" && len(o.Status.Endpoints) == 1 && o.Status.Endpoints[0].Ready, st
@@ -207,9 +224,6 @@ func TestKubernetesMode(t *testing.T) {
 	c.kubectl("", "apply", "-f", filepath.Join(c.root, seedDir))
 	seedApplied := time.Now()
 	names := []string{"mimo-vl-7b-rl", "deepseek-r1-32b", "deepcoder-14b", "qwen2-5-7b"}
-	for _, n := range names {
-		c.fillMetadata(t, "default", n)
-	}
 	eventually(t, "seed-001's models Ready on both nodes and its services Ready", 90*time.Second, func() (bool, string) {
 		var st []string
 		ok := true
@@ -369,30 +383,28 @@ func (c *cluster) serve(t *testing.T) []string {
 	return got
 }
 
-// metadata is what the model files say that runtime selection needs (the stand-ins' own
-// config.json and GGUF headers), by model.
-var metadata = map[string]string{
-	"mimo-vl-7b-rl":   `{"spec":{"modelFormat":{"name":"safetensors","version":"1.0.0"},"modelFramework":{"name":"transformers","version":"4.41.2"},"modelArchitecture":"Qwen2_5_VLForConditionalGeneration"}}`,
-	"deepseek-r1-32b": `{"spec":{"modelFormat":{"name":"gguf","version":"1.0.0"}}}`,
-	"deepcoder-14b":   `{"spec":{"modelFormat":{"name":"gguf","version":"1.0.0"}}}`,
-	"qwen2-5-7b":      `{"spec":{"modelFormat":{"name":"gguf","version":"1.0.0"}}}`,
-}
-
-// fillMetadata waits until the InferenceService (named after its model) is Ready or says
-// that its model's metadata is not known; then it does what the message says: it sets the
-// metadata in the model's spec. On one host the agent fills it from the model's files; in
-// Kubernetes mode nothing does yet (docs/design/0007-kubernetes.md, "Open"), so the user
-// reads the cause and the fix in the InferenceService's status and applies it.
-func (c *cluster) fillMetadata(t *testing.T, ns, name string) {
+// wantFilled waits until the controller has filled the model's empty spec field from what
+// the agents read in its files (the entry's config), as the single-host agent fills it:
+// the annotation lists it and a MetadataFilled event says so. OME's model file sets no
+// modelFormat, which runtime selection needs.
+func (c *cluster) wantFilled(t *testing.T, name, field string) {
 	t.Helper()
-	var told bool
-	eventually(t, "InferenceService "+ns+"/"+name+" Ready or asking for its model's metadata", 30*time.Second, func() (bool, string) {
-		o, st := c.get("inferenceservice", ns, name)
-		told = strings.Contains(o.Status.Message, "model metadata not yet known") && strings.Contains(o.Status.Message, "set them in the model's spec")
-		return o.Status.Phase == "Ready" || told, st
+	eventually(t, "ClusterBaseModel "+name+": spec."+field+" filled from the model's files", 30*time.Second, func() (bool, string) {
+		out, err := c.env.Kubectl(nil, "get", "clusterbasemodel", name, "-o", "json")
+		if err != nil {
+			return false, err.Error()
+		}
+		var m struct {
+			Metadata struct{ Annotations map[string]string }
+			Spec     map[string]json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			return false, err.Error()
+		}
+		_, ok := m.Spec[field]
+		return ok && strings.Contains(m.Metadata.Annotations[v1.AnnotationFilledFromFiles], field), out
 	})
-	if told {
-		c.kubectl("", "patch", "clusterbasemodel", name, "--type=merge", "-p", metadata[name])
-		t.Logf("InferenceService %s/%s: model metadata not known; set in ClusterBaseModel %s as its status says", ns, name, name)
+	if ev := c.kubectl("", "describe", "clusterbasemodel", name); !strings.Contains(ev, "MetadataFilled") {
+		t.Errorf("kubectl describe clusterbasemodel %s shows no MetadataFilled event:\n%s", name, ev)
 	}
 }
