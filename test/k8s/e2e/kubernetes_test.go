@@ -258,6 +258,22 @@ func TestKubernetesMode(t *testing.T) {
 		t.Logf("through the gateway, %s: 200 from %s", tc.name, route)
 	}
 
+	// citadel test model on the cluster: the same flow and report as on one host.
+	testDir := t.TempDir()
+	modelFile := filepath.Join(testDir, "model.yaml")
+	if err := os.WriteFile(modelFile, []byte(testedModel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	out, err := exec.Command(c.bin, "test", "model", "--kubeconfig", c.env.Kubeconfig, "--gateway", gw, "-f", modelFile,
+		"--out", filepath.Join(testDir, "report"), "--ready-timeout", "90s").CombinedOutput()
+	report, _ := os.ReadFile(filepath.Join(testDir, "report", "report.md"))
+	if err != nil {
+		t.Errorf("citadel test model --kubeconfig: %v\n%s\n%s", err, out, report)
+	} else {
+		t.Logf("citadel test model --kubeconfig passed in %v:\n%s", time.Since(began).Round(time.Millisecond), indent(string(out)))
+	}
+
 	// What a user reads when a model cannot be pulled.
 	c.kubectl(nowhere, "apply", "-f", "-")
 	c.kubectl(missingSecret, "apply", "-f", "-")
@@ -408,3 +424,14 @@ func (c *cluster) wantFilled(t *testing.T, name, field string) {
 		t.Errorf("kubectl describe clusterbasemodel %s shows no MetadataFilled event:\n%s", name, ev)
 	}
 }
+
+// testedModel is what `citadel test model -f` applies on the cluster: an Ollama model of the
+// stand-in registry under a name of its own.
+const testedModel = `apiVersion: ome.io/v1beta1
+kind: ClusterBaseModel
+metadata:
+  name: qwen-tested
+spec:
+  storage:
+    storageUri: ollama://qwen2.5:7b
+`
