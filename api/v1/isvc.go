@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // InferenceService binds a model to a runtime (OME ome.io/v1beta1).
@@ -359,4 +360,35 @@ func ServiceRef(ref, ns string) (namespace, name string, err error) {
 		return "", "", fmt.Errorf("empty service reference")
 	}
 	return ns, ref, nil
+}
+
+// SetServiceGates sets a service's gate conditions in the order a service passes them
+// (ModelReady, RuntimeSelected, Scheduled, EngineReady) and Ready: the gates before at are
+// True with the given messages (the model's, and where the engines run), the one at at is
+// False with the status's reason and message, and the ones after it are Unknown, waiting for
+// it. at is 4 for a Ready service. citadel serve and the Kubernetes controller share it.
+func SetServiceGates(st *InferenceServiceStatus, gen int64, now time.Time, at int, modelMsg, scheduledMsg string) {
+	gates := []struct{ typ, okReason, okMsg string }{
+		{CondModelReady, ReasonModelReady, modelMsg},
+		{CondRuntimeSelected, ReasonRuntimeSelected, "runtime " + st.Runtime},
+		{CondScheduled, ReasonScheduled, scheduledMsg},
+		{CondEngineReady, ReasonEngineReady, st.Message},
+	}
+	for i, g := range gates {
+		c := Condition{Type: g.typ, ObservedGeneration: gen}
+		switch {
+		case i < at:
+			c.Status, c.Reason, c.Message = ConditionTrue, g.okReason, g.okMsg
+		case i == at:
+			c.Status, c.Reason, c.Message = ConditionFalse, st.Reason, st.Message
+		default:
+			c.Status, c.Reason, c.Message = ConditionUnknown, ReasonWaiting, "waits for "+gates[at].typ
+		}
+		SetCondition(&st.Conditions, c, now)
+	}
+	ready := Condition{Type: CondReady, Status: ConditionFalse, Reason: st.Reason, Message: st.Message, ObservedGeneration: gen}
+	if st.Phase == ServiceReady {
+		ready.Status = ConditionTrue
+	}
+	SetCondition(&st.Conditions, ready, now)
 }

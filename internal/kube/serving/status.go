@@ -427,29 +427,7 @@ func conditions(st *v1.InferenceServiceStatus, gen int64, now time.Time, d *desi
 	if d != nil {
 		modelMsg = fmt.Sprintf("%s is Ready on %s", d.modelKey, orNone(d.nodes))
 	}
-	gates := []struct{ typ, okReason, okMsg string }{
-		{v1.CondModelReady, v1.ReasonModelReady, modelMsg},
-		{v1.CondRuntimeSelected, v1.ReasonRuntimeSelected, "runtime " + st.Runtime},
-		{v1.CondScheduled, v1.ReasonScheduled, scheduled},
-		{v1.CondEngineReady, v1.ReasonEngineReady, st.Message},
-	}
-	for i, g := range gates {
-		c := v1.Condition{Type: g.typ, ObservedGeneration: gen}
-		switch {
-		case i < at:
-			c.Status, c.Reason, c.Message = v1.ConditionTrue, g.okReason, g.okMsg
-		case i == at:
-			c.Status, c.Reason, c.Message = v1.ConditionFalse, st.Reason, st.Message
-		default:
-			c.Status, c.Reason, c.Message = v1.ConditionUnknown, v1.ReasonWaiting, "waits for "+gates[at].typ
-		}
-		v1.SetCondition(&st.Conditions, c, now)
-	}
-	ready := v1.Condition{Type: v1.CondReady, Status: v1.ConditionFalse, Reason: st.Reason, Message: st.Message, ObservedGeneration: gen}
-	if st.Phase == v1.ServiceReady {
-		ready.Status = v1.ConditionTrue
-	}
-	v1.SetCondition(&st.Conditions, ready, now)
+	v1.SetServiceGates(st, gen, now, at, modelMsg, scheduled)
 }
 
 // writeStatus writes the status when it differs from the stored one, with an event when
