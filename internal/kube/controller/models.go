@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -450,7 +451,7 @@ func (r *modelReconciler) fillSpec(ctx context.Context, u *unstructured.Unstruct
 	spec, _, _ := unstructured.NestedMap(u.Object, "spec")
 	var filled []string
 	for name, v := range fields {
-		if _, set := spec[name]; set || v == nil {
+		if _, set := spec[name]; set || v == nil || !validWith(u, name, v) {
 			continue
 		}
 		if spec == nil {
@@ -482,4 +483,26 @@ func (r *modelReconciler) fillSpec(ctx context.Context, u *unstructured.Unstruct
 	}
 	r.rec.Eventf(u, nil, corev1.EventTypeNormal, v1.ReasonMetadataFilled, "FillSpec", "filled from the model's files: %s", strings.Join(filled, ", "))
 	return true, nil
+}
+
+// validWith says whether the model stays valid with spec field name set to v: what the
+// files say is kept on the node that read it, but only what the schema accepts goes into
+// the object (a model of under a thousand parameters reads as a bare "4", which a
+// parameter size may not be), so that no agent refuses the spec it was given.
+func validWith(u *unstructured.Unstructured, name string, v any) bool {
+	c := u.DeepCopy()
+	if err := unstructured.SetNestedField(c.Object, runtime.DeepCopyJSONValue(v), "spec", name); err != nil {
+		return false
+	}
+	o, err := kube.Decode(c)
+	if err != nil {
+		return false
+	}
+	o.Default()
+	for _, e := range o.Validate() {
+		if !e.Warning && (e.Path == "spec."+name || strings.HasPrefix(e.Path, "spec."+name+".") || strings.HasPrefix(e.Path, "spec."+name+"[")) {
+			return false
+		}
+	}
+	return true
 }
