@@ -87,7 +87,11 @@ type Options struct {
 	ProgressEvery time.Duration
 	// RetryBase is the local agent's first retry delay (default 15 s).
 	RetryBase time.Duration
-	Logger    *slog.Logger
+	// ProbeEvery is the least time between two runs of the systemic probe, which runs
+	// when two or more models are stuck on the node (default 5 min); StuckFor is how long
+	// a download may make no progress before its model counts as stuck (default 2 min).
+	ProbeEvery, StuckFor time.Duration
+	Logger               *slog.Logger
 }
 
 // Agent is one node's model agent.
@@ -114,6 +118,9 @@ type Agent struct {
 	secretAt   map[string]time.Time   // "ns/name" → when it was last got
 	firstEvent int64                  // local events up to this ID were forwarded by an earlier run
 	entries    map[string]string      // the ConfigMap's data as last read or written
+	probing    bool                   // a systemic probe runs
+	probedAt   time.Time              // when the last one started
+	probed     chan struct{}          // a probe ended
 }
 
 // tracked is a model meant for this node.
@@ -165,7 +172,13 @@ func New(opts Options) *Agent {
 	if opts.ProgressEvery <= 0 {
 		opts.ProgressEvery = 2 * time.Second
 	}
-	return &Agent{opts: opts, log: opts.Logger, dirty: map[v1.Key]bool{}, kick: make(chan struct{}, 1),
+	if opts.ProbeEvery <= 0 {
+		opts.ProbeEvery = 5 * time.Minute
+	}
+	if opts.StuckFor <= 0 {
+		opts.StuckFor = 2 * time.Minute
+	}
+	return &Agent{opts: opts, log: opts.Logger, dirty: map[v1.Key]bool{}, kick: make(chan struct{}, 1), probed: make(chan struct{}),
 		tracked: map[v1.Key]*tracked{}, secrets: map[string]secretState{}, secretAt: map[string]time.Time{}, entries: map[string]string{}}
 }
 
@@ -372,6 +385,9 @@ func (a *Agent) loop(ctx context.Context, errc chan error) error {
 			}
 		case <-resync.C:
 			a.syncAll(ctx, true)
+			a.probeStuck(ctx)
+		case <-a.probed:
+			a.probing = false
 		case <-flush.C:
 			a.flush(ctx)
 		}
