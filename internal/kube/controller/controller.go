@@ -15,6 +15,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -85,8 +86,14 @@ func New(opts Options) (ctrl.Manager, error) {
 		return &d
 	}
 	skip := true // two managers in one process (tests) register controllers of the same names
+	// A scheme of the manager's own: reconcilers add their types to it (serving.Setup), and
+	// client-go's shared scheme must not be written while other managers read it.
+	sch := runtime.NewScheme()
+	if err := scheme.AddToScheme(sch); err != nil {
+		return nil, err
+	}
 	mo := ctrl.Options{
-		Scheme: scheme.Scheme,
+		Scheme: sch,
 		Logger: logr.FromSlogHandler(log.Handler()),
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}: {
