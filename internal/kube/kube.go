@@ -153,3 +153,26 @@ func objectName(ns, name string) string {
 	}
 	return ns + "/" + name
 }
+
+// SetStatus makes st the status of u when it differs from old (compared as JSON), for a
+// status write, and reports whether it changed anything: an unchanged status is not
+// written again.
+func SetStatus(u *unstructured.Unstructured, old, st any) (bool, error) {
+	ob, err := json.Marshal(old)
+	if err != nil {
+		return false, err
+	}
+	nb, err := json.Marshal(st)
+	if err != nil {
+		return false, err
+	}
+	if string(ob) == string(nb) {
+		return false, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(nb, &m); err != nil {
+		return false, err
+	}
+	u.Object["status"] = m
+	return true, nil
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	v1 "citadel.dev/citadel/api/v1"
 )
@@ -134,4 +135,19 @@ func shorten(s string, max int) string {
 		return h[:max]
 	}
 	return h + "-" + s[len(s)-(max-len(h)-1):]
+}
+
+// EventNote cuts an event's message to the 1 kB the API server takes (events.k8s.io/v1
+// refuses a longer note, and the event is lost), at a rune boundary, with an ellipsis; the
+// object's status keeps the whole message.
+func EventNote(s string) string {
+	const max = 1024
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -3,6 +3,7 @@ package kube
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	v1 "citadel.dev/citadel/api/v1"
 )
@@ -56,5 +57,17 @@ func TestEngineName(t *testing.T) {
 	n := EngineName(long)
 	if len(n) > 63 || !strings.HasPrefix(n, "qwen3-qwen3") || !strings.HasSuffix(n, "-engine") || n == EngineName(long+"y") {
 		t.Errorf("EngineName(%d chars) = %s (%d): want at most 63, the name's head, unique", len(long), n, len(n))
+	}
+}
+
+// An event's note fits the API server's 1 kB and stays valid UTF-8.
+func TestEventNote(t *testing.T) {
+	long := strings.Repeat("é", 600) // 1200 bytes
+	n := EventNote(long)
+	if len(n) > 1024 || !utf8.ValidString(n) || !strings.HasSuffix(n, "…") {
+		t.Errorf("note of %d bytes: %d bytes, valid %v", len(long), len(n), utf8.ValidString(n))
+	}
+	if EventNote("short") != "short" {
+		t.Error("a short note was changed")
 	}
 }

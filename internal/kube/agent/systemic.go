@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v1 "citadel.dev/citadel/api/v1"
+	"citadel.dev/citadel/internal/kube"
 	"citadel.dev/citadel/internal/modeltest"
 )
 
@@ -93,10 +94,10 @@ func (a *Agent) probeStuck(ctx context.Context) {
 		}
 		slices.Sort(models)
 		if len(failed) > 0 {
-			a.rec.Eventf(node, corev1.EventTypeWarning, ReasonSystemicProbeFailed, "%s", note(fmt.Sprintf(
+			a.rec.Eventf(node, corev1.EventTypeWarning, ReasonSystemicProbeFailed, "%s", kube.EventNote(fmt.Sprintf(
 				"%d models are stuck on this node (%s); what they share: %s", len(stuck), strings.Join(models, ", "), strings.Join(failed, "; "))))
 		} else {
-			a.rec.Eventf(node, corev1.EventTypeNormal, ReasonSystemicProbePassed, "%s", note(fmt.Sprintf(
+			a.rec.Eventf(node, corev1.EventTypeNormal, ReasonSystemicProbePassed, "%s", kube.EventNote(fmt.Sprintf(
 				"%d models are stuck on this node (%s), and what they share works: %s; each model's own status says why", len(stuck), strings.Join(models, ", "), strings.Join(passed, "; "))))
 		}
 		a.log.Info("systemic probe", "stuck", len(stuck), "failed", failed)
@@ -105,12 +106,4 @@ func (a *Agent) probeStuck(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
-}
-
-// note cuts an event message to the API server's 1 kB.
-func note(s string) string {
-	if len(s) <= 1024 {
-		return s
-	}
-	return s[:1021] + "..."
 }

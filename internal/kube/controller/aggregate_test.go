@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	v1 "citadel.dev/citadel/api/v1"
 	"citadel.dev/citadel/internal/kube"
@@ -153,17 +152,5 @@ func TestModelNodeSelection(t *testing.T) {
 	}
 	if _, err := kube.ModelNodeSelection(aff(`{"requiredDuringSchedulingIgnoredDuringExecution":"x"}`)); err == nil || !strings.Contains(err.Error(), "spec.storage.nodeAffinity") {
 		t.Errorf("a wrong nodeAffinity: error %v, want one naming spec.storage.nodeAffinity", err)
-	}
-}
-
-// An event's note fits the API server's 1 kB and stays valid UTF-8.
-func TestNote(t *testing.T) {
-	long := strings.Repeat("é", 600) // 1200 bytes
-	n := note(long)
-	if len(n) > 1024 || !utf8.ValidString(n) || !strings.HasSuffix(n, "…") {
-		t.Errorf("note of %d bytes: %d bytes, valid %v", len(long), len(n), utf8.ValidString(n))
-	}
-	if note("short") != "short" {
-		t.Errorf("a short note was changed")
 	}
 }

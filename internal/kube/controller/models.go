@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -282,19 +281,9 @@ func leaseTimes(l *coordinationv1.Lease) (renewed, expires time.Time, ok bool) {
 // writeStatus writes st when it differs from old, and records an event when
 // the phase moved, or the reason outside a download's progress.
 func (r *modelReconciler) writeStatus(ctx context.Context, u *unstructured.Unstructured, old, st v1.ModelStatus) error {
-	ob, _ := json.Marshal(old)
-	nb, err := json.Marshal(st)
-	if err != nil {
+	if changed, err := kube.SetStatus(u, old, st); err != nil || !changed {
 		return err
 	}
-	if string(ob) == string(nb) {
-		return nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(nb, &m); err != nil {
-		return err
-	}
-	u.Object["status"] = m
 	if err := r.c.Status().Update(ctx, u); err != nil {
 		return err
 	}
@@ -310,7 +299,7 @@ func (r *modelReconciler) writeStatus(ctx context.Context, u *unstructured.Unstr
 		reason = st.Phase
 	}
 	r.log.Info("status", "namespace", u.GetNamespace(), "name", u.GetName(), "phase", st.Phase, "reason", st.Reason)
-	r.rec.Eventf(u, nil, typ, reason, "Aggregate", "%s", note(st.Phase+": "+st.Message))
+	r.rec.Eventf(u, nil, typ, reason, "Aggregate", "%s", kube.EventNote(st.Phase+": "+st.Message))
 	return nil
 }
 
@@ -370,7 +359,7 @@ func (r *modelReconciler) finalize(ctx context.Context, u *unstructured.Unstruct
 		if !slices.ContainsFunc(w.nodes, func(n nodeFacts) bool { return n.name == node }) {
 			why = "the node no longer exists"
 		}
-		r.rec.Eventf(u, nil, corev1.EventTypeWarning, v1.ReasonAgentNotReporting, "Delete", "%s", note(fmt.Sprintf(
+		r.rec.Eventf(u, nil, corev1.EventTypeWarning, v1.ReasonAgentNotReporting, "Delete", "%s", kube.EventNote(fmt.Sprintf(
 			"deleted without node %s's agent (%s): its copy stays at %s on that node; remove it there by hand, or start the agent, which no longer finds the model", node, why, path)))
 	}
 	base := u.DeepCopy()
@@ -383,20 +372,6 @@ func (r *modelReconciler) finalize(ctx context.Context, u *unstructured.Unstruct
 	}
 	r.log.Info("deleted", "namespace", u.GetNamespace(), "name", u.GetName(), "left on", left)
 	return reconcile.Result{}, nil
-}
-
-// note cuts an event's note to the 1 kB the API server takes (events.k8s.io/v1
-// refuses a longer one, and the event is lost).
-func note(s string) string {
-	const max = 1024
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }
 
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {

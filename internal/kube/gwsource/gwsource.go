@@ -445,7 +445,7 @@ func (s *Source) event(ctx context.Context, u *unstructured.Unstructured, st v1.
 		ObjectMeta: metav1.ObjectMeta{GenerateName: u.GetName() + ".", Namespace: u.GetNamespace()},
 		InvolvedObject: corev1.ObjectReference{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(),
 			Name: u.GetName(), UID: u.GetUID(), ResourceVersion: u.GetResourceVersion()},
-		Reason: reason, Message: truncate(msg, 1024), Type: typ, Count: 1,
+		Reason: reason, Message: kube.EventNote(msg), Type: typ, Count: 1,
 		FirstTimestamp: now, LastTimestamp: now,
 		Source:              corev1.EventSource{Component: Component},
 		ReportingController: "citadel.dev/gateway", ReportingInstance: truncate(s.opts.Instance, 128),

@@ -3,7 +3,6 @@ package serving
 import (
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -69,17 +68,5 @@ func TestDiagnose(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestNote: an event's note fits the API server's 1 kB, cut on a character boundary.
-func TestNote(t *testing.T) {
-	long := strings.Repeat("é", 600) // 1200 bytes
-	n := note(long)
-	if len(n) > 1024 || !utf8.ValidString(n) || !strings.HasSuffix(n, "…") {
-		t.Errorf("note of %d bytes: %d bytes, valid %v", len(long), len(n), utf8.ValidString(n))
-	}
-	if note("short") != "short" {
-		t.Error("a short note was changed")
 	}
 }

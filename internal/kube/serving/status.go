@@ -2,14 +2,12 @@ package serving
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -437,20 +435,10 @@ func (r *reconciler) writeStatus(ctx context.Context, u *unstructured.Unstructur
 	st.Conditions = slices.Clone(old.Conditions)
 	st.ObservedGeneration = s.Generation
 	conditions(&st, s.Generation, time.Now(), d)
-	a, _ := json.Marshal(old)
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	if string(a) == string(b) {
-		return nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
 	w := u.DeepCopy()
-	w.Object["status"] = m
+	if changed, err := kube.SetStatus(w, old, st); err != nil || !changed {
+		return err
+	}
 	if err := r.c.Status().Update(ctx, w); err != nil {
 		return err // a conflict: the next pass reads the new version
 	}
@@ -472,19 +460,5 @@ func (r *reconciler) event(u *unstructured.Unstructured, typ, reason, msg string
 	if reason == "" {
 		reason = v1.ReasonChanged
 	}
-	r.events.Eventf(u, nil, typ, reason, "Reconcile", "%s", note(msg))
-}
-
-// note cuts an event's note to the 1 kB the API server takes (events.k8s.io/v1 refuses a
-// longer one, and the event is lost); the status keeps the whole message.
-func note(s string) string {
-	const max = 1024
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	r.events.Eventf(u, nil, typ, reason, "Reconcile", "%s", kube.EventNote(msg))
 }
