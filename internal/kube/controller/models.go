@@ -447,8 +447,14 @@ func (r *modelReconciler) fillSpec(ctx context.Context, u *unstructured.Unstruct
 	if ann == nil {
 		ann = map[string]string{}
 	}
-	prev := strings.Split(ann[v1.AnnotationFilledFromFiles], ",")
-	ann[v1.AnnotationFilledFromFiles] = strings.Join(slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(append(prev, filled...), func(s string) bool { return s == "" })))), ",")
+	// The annotation lists every field filled so far: the ones before and these.
+	all := filled
+	if prev := ann[v1.AnnotationFilledFromFiles]; prev != "" {
+		all = append(strings.Split(prev, ","), filled...)
+		slices.Sort(all)
+		all = slices.Compact(all)
+	}
+	ann[v1.AnnotationFilledFromFiles] = strings.Join(all, ",")
 	u.SetAnnotations(ann)
 	if err := r.c.Patch(ctx, u, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsConflict(err) {
